@@ -1,0 +1,36 @@
+# Build of the libtorch addon. Paths and flags come from scripts/find-libtorch.mjs, which honours
+# LIBTORCH (a libtorch folder or a pip torch package) and otherwise finds Debian's libtorch-dev.
+{
+  "targets": [
+    {
+      "target_name": "engram",
+      "sources": [
+        "src/addon.cpp",
+        "src/tensor_ops.cpp",
+        "src/nn_ops.cpp",
+        "src/autograd_ops.cpp",
+        "src/fused_ops.cpp",
+        "src/io_ops.cpp"
+      ],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "<!@(node ../scripts/find-libtorch.mjs --field include)"
+      ],
+      "defines": [
+        "NAPI_VERSION=8",
+        "NAPI_CPP_EXCEPTIONS",
+        "_GLIBCXX_USE_CXX11_ABI=<!(node ../scripts/find-libtorch.mjs --field cxx11Abi)"
+      ],
+      "cflags!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20"],
+      "cflags_cc": ["-std=c++17", "-O2", "-fexceptions", "-frtti", "-Wno-unused-parameter", "-Wno-deprecated-declarations"],
+      "libraries": [
+        "-L<!(node ../scripts/find-libtorch.mjs --field lib)",
+        "-Wl,-rpath,<!(node ../scripts/find-libtorch.mjs --field lib)",
+        "-Wl,--no-as-needed",
+        "<!@(node ../scripts/find-libtorch.mjs --field libraries)",
+        "-Wl,--as-needed"
+      ]
+    }
+  ]
+}

@@ -1,0 +1,257 @@
+// Handle table, argument helpers, the error path, module init, and process-wide settings.
+#include "engram.h"
+
+#include <torch/cuda.h>
+
+#include <cmath>
+#include <cstring>
+#include <mutex>
+#include <regex>
+#include <thread>
+
+namespace engram {
+
+// ---- handle table -----------------------------------------------------------------------------
+// Only the JS thread that loaded the addon touches the table (checked at init), so no locks.
+
+namespace {
+std::vector<at::Tensor> slots;
+std::vector<int64_t> slotBytes;  // bytes reported to V8 for each slot
+std::vector<int32_t> freeIds;
+size_t live = 0;
+// Bytes not yet reported to V8: AdjustExternalMemory is batched so that tiny ops stay cheap.
+int64_t pendingBytes = 0;
+constexpr int64_t kReportEvery = 1 << 20;
+Napi::FunctionReference errorClass;
+std::thread::id ownerThread;
+
+void report(Napi::Env env, int64_t delta) {
+  pendingBytes += delta;
+  if (pendingBytes >= kReportEvery || pendingBytes <= -kReportEvery) {
+    Napi::MemoryManagement::AdjustExternalMemory(env, pendingBytes);
+    pendingBytes = 0;
+  }
+}
+}  // namespace
+
+at::Tensor& tensorAt(int32_t id) {
+  if (id < 0 || static_cast<size_t>(id) >= slots.size() || !slots[id].defined()) {
+    fail("disposed", "tensor " + std::to_string(id) + " was disposed (use it before dispose(), or keep() it out of its scope)");
+  }
+  return slots[id];
+}
+
+int32_t store(Napi::Env env, at::Tensor t) {
+  if (!t.defined()) fail("torch", "op returned an undefined tensor");
+  int64_t bytes = static_cast<int64_t>(t.numel()) * static_cast<int64_t>(t.element_size());
+  int32_t id;
+  if (!freeIds.empty()) {
+    id = freeIds.back();
+    freeIds.pop_back();
+    slots[id] = std::move(t);
+    slotBytes[id] = bytes;
+  } else {
+    id = static_cast<int32_t>(slots.size());
+    slots.push_back(std::move(t));
+    slotBytes.push_back(bytes);
+  }
+  ++live;
+  report(env, bytes);
+  return id;
+}
+
+void release(Napi::Env env, int32_t id) {
+  if (id < 0 || static_cast<size_t>(id) >= slots.size() || !slots[id].defined()) return;
+  slots[id].reset();
+  report(env, -slotBytes[id]);
+  slotBytes[id] = 0;
+  freeIds.push_back(id);
+  --live;
+}
+
+size_t liveCount() { return live; }
+
+// ---- arguments and results ----------------------------------------------------------------------
+
+std::vector<int64_t> IL(const Napi::CallbackInfo& info, size_t i) {
+  if (info[i].IsNumber()) return {info[i].As<Napi::Number>().Int64Value()};
+  auto arr = info[i].As<Napi::Array>();
+  std::vector<int64_t> out(arr.Length());
+  for (uint32_t k = 0; k < arr.Length(); ++k) out[k] = arr.Get(k).As<Napi::Number>().Int64Value();
+  return out;
+}
+
+std::vector<at::Tensor> TL(const Napi::CallbackInfo& info, size_t i) {
+  auto arr = info[i].As<Napi::Array>();
+  std::vector<at::Tensor> out;
+  out.reserve(arr.Length());
+  for (uint32_t k = 0; k < arr.Length(); ++k) {
+    out.push_back(tensorAt(arr.Get(k).As<Napi::Number>().Int32Value()));
+  }
+  return out;
+}
+
+at::Scalar SC(const Napi::CallbackInfo& info, size_t i) {
+  if (info[i].IsBoolean()) return at::Scalar(info[i].As<Napi::Boolean>().Value());
+  double v = info[i].As<Napi::Number>().DoubleValue();
+  if (std::isfinite(v) && std::trunc(v) == v && std::fabs(v) < 9.007199254740992e15) {
+    return at::Scalar(static_cast<int64_t>(v));
+  }
+  return at::Scalar(v);
+}
+
+at::TensorOptions options(const Napi::CallbackInfo& info, size_t dtypeIndex, size_t deviceIndex) {
+  at::TensorOptions opts;
+  if (auto dt = ODT(info, dtypeIndex)) opts = opts.dtype(*dt);
+  if (deviceIndex < info.Length() && !isNone(info[deviceIndex])) {
+    opts = opts.device(c10::Device(S(info, deviceIndex)));
+  }
+  return opts;
+}
+
+Napi::Value RL(const Napi::CallbackInfo& info, const std::vector<at::Tensor>& ts) {
+  auto arr = Napi::Array::New(info.Env(), ts.size());
+  for (size_t k = 0; k < ts.size(); ++k) {
+    arr.Set(static_cast<uint32_t>(k), Napi::Number::New(info.Env(), store(info.Env(), ts[k])));
+  }
+  return arr;
+}
+
+// ---- errors -------------------------------------------------------------------------------------
+
+namespace {
+// Raised by fail(): carries a kind chosen by our own checks.
+struct KindedError : std::runtime_error {
+  std::string kind;
+  KindedError(std::string k, const std::string& m) : std::runtime_error(m), kind(std::move(k)) {}
+};
+
+// libtorch raises plain c10::Error for most problems; its messages are stable enough to sort
+// the common ones into kinds a caller can branch on.
+std::string classify(const std::string& msg) {
+  static const std::regex shape(
+      "size of tensor|shape|sizes|must match|dimension|mat1 and mat2|cannot be multiplied|"
+      "out of range|expanded size|invalid for input of size|number of dims|Index|index",
+      std::regex::icase);
+  static const std::regex dtype("scalar type|dtype|expected .* but found|not implemented for|Half|BFloat16",
+                                std::regex::icase);
+  static const std::regex device("device|CUDA|cuda", std::regex::icase);
+  if (std::regex_search(msg, dtype)) return "dtype";
+  if (std::regex_search(msg, device)) return "device";
+  if (std::regex_search(msg, shape)) return "shape";
+  return "torch";
+}
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+}  // namespace
+
+void fail(const std::string& kind, const std::string& message) { throw KindedError(kind, message); }
+
+void throwEngram(Napi::Env env, const char* op, const std::string& kind, const std::string& message) {
+  Napi::Object err;
+  if (!errorClass.IsEmpty()) {
+    err = errorClass.New({Napi::String::New(env, std::string(op) + ": " + message),
+                          Napi::String::New(env, kind), Napi::String::New(env, op),
+                          Napi::String::New(env, message)});
+  } else {
+    err = Napi::Error::New(env, std::string(op) + ": " + message).Value();
+  }
+  throw Napi::Error(env, err);
+}
+
+void rethrowAsEngram(const Napi::CallbackInfo& info) {
+  const char* op = static_cast<const char*>(info.Data());
+  Napi::Env env = info.Env();
+  try {
+    throw;
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const KindedError& e) {
+    throwEngram(env, op, e.kind, e.what());
+  } catch (const c10::OutOfMemoryError& e) {
+    throwEngram(env, op, "oom", trim(e.what_without_backtrace()));
+  } catch (const c10::Error& e) {
+    std::string msg = trim(e.what_without_backtrace());
+    throwEngram(env, op, classify(msg), msg);
+  } catch (const std::bad_alloc&) {
+    throwEngram(env, op, "oom", "out of memory (std::bad_alloc)");
+  } catch (const std::exception& e) {
+    throwEngram(env, op, "torch", e.what());
+  } catch (...) {
+    throwEngram(env, op, "torch", "unknown C++ exception");
+  }
+}
+
+std::vector<OpEntry>& registry() {
+  static std::vector<OpEntry> entries;
+  return entries;
+}
+
+// ---- handles and process-wide settings ------------------------------------------------------------
+
+OP(setErrorClass) {
+  errorClass = Napi::Persistent(info[0].As<Napi::Function>());
+  return info.Env().Undefined();
+}
+
+OP(free) {
+  release(info.Env(), idArg(info, 0));
+  return info.Env().Undefined();
+}
+
+// Frees many ids in one call (scope exit).
+OP(freeMany) {
+  auto arr = info[0].As<Napi::Array>();
+  for (uint32_t k = 0; k < arr.Length(); ++k) release(info.Env(), arr.Get(k).As<Napi::Number>().Int32Value());
+  return info.Env().Undefined();
+}
+
+OP(liveTensors) { return Napi::Number::New(info.Env(), static_cast<double>(liveCount())); }
+
+OP(setNumThreads) {
+  at::set_num_threads(static_cast<int>(I(info, 0)));
+  return info.Env().Undefined();
+}
+OP(getNumThreads) { return Napi::Number::New(info.Env(), at::get_num_threads()); }
+
+OP(manualSeed) {
+  at::manual_seed(static_cast<uint64_t>(I(info, 0)));
+  return info.Env().Undefined();
+}
+
+OP(cudaAvailable) { return Napi::Boolean::New(info.Env(), torch::cuda::is_available()); }
+OP(cudaDeviceCount) { return Napi::Number::New(info.Env(), static_cast<double>(torch::cuda::device_count())); }
+OP(cudaSynchronize) {
+  torch::cuda::synchronize();
+  return info.Env().Undefined();
+}
+
+OP(buildInfo) {
+  auto o = Napi::Object::New(info.Env());
+  o.Set("torchVersion", std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) +
+                            "." + std::to_string(TORCH_VERSION_PATCH));
+  o.Set("parallelInfo", at::get_parallel_info());
+  o.Set("cxx11Abi", Napi::Number::New(info.Env(), _GLIBCXX_USE_CXX11_ABI));
+  return o;
+}
+
+// ---- module init ----------------------------------------------------------------------------------
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  if (ownerThread != std::thread::id() && ownerThread != std::this_thread::get_id()) {
+    throw Napi::Error::New(env, "engram: the native addon can be used from one JS thread per process");
+  }
+  ownerThread = std::this_thread::get_id();
+  for (const auto& entry : registry()) {
+    exports.Set(entry.name, Napi::Function::New(env, entry.fn, entry.name, const_cast<char*>(entry.name)));
+  }
+  return exports;
+}
+
+}  // namespace engram
+
+static Napi::Object InitEngram(Napi::Env env, Napi::Object exports) { return engram::Init(env, exports); }
+NODE_API_MODULE(engram, InitEngram)

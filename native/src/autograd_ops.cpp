@@ -1,0 +1,134 @@
+// Autograd (libtorch's own engine) and the optimiser kernels. Optimiser state lives in JS as
+// ordinary tensors (so it saves and loads like any other state); the update itself is one native
+// call per step, not a dozen JS-dispatched ops per parameter.
+#include "engram.h"
+
+#include <cmath>
+
+namespace engram {
+
+OP(requiresGrad) { return Napi::Boolean::New(info.Env(), T(info, 0).requires_grad()); }
+OP(setRequiresGrad) {
+  T(info, 0).set_requires_grad(B(info, 1));
+  return info.Env().Undefined();
+}
+OP(isLeaf) { return Napi::Boolean::New(info.Env(), T(info, 0).is_leaf()); }
+OP(gradFn) {
+  auto fn = T(info, 0).grad_fn();
+  if (!fn) return info.Env().Null();
+  return Napi::String::New(info.Env(), fn->name());
+}
+OP(retainGrad) {
+  T(info, 0).retain_grad();
+  return info.Env().Undefined();
+}
+// backward(t, gradient|null, retainGraph, createGraph)
+OP(backward) {
+  auto grad = OT(info, 1);
+  T(info, 0).backward(grad ? *grad : at::Tensor(), B(info, 2), B(info, 3));
+  return info.Env().Undefined();
+}
+// grad(t) -> id | null; a new handle on the same gradient tensor.
+OP(grad) {
+  const auto& g = T(info, 0).grad();
+  if (!g.defined()) return info.Env().Null();
+  return R(info, g);
+}
+OP(setGrad) {
+  auto g = OT(info, 1);
+  T(info, 0).mutable_grad() = g ? *g : at::Tensor();
+  return info.Env().Undefined();
+}
+// zeroGrad(ids[]): drops the gradients (as PyTorch's zero_grad(set_to_none=True)).
+OP(zeroGrad) {
+  for (auto& t : TL(info, 0)) t.mutable_grad().reset();
+  return info.Env().Undefined();
+}
+OP(detach) { return R(info, T(info, 0).detach()); }
+OP(detach_) {
+  T(info, 0).detach_();
+  return info.Env().Undefined();
+}
+OP(setGradEnabled) {
+  bool previous = at::GradMode::is_enabled();
+  at::GradMode::set_enabled(B(info, 0));
+  return Napi::Boolean::New(info.Env(), previous);
+}
+OP(isGradEnabled) { return Napi::Boolean::New(info.Env(), at::GradMode::is_enabled()); }
+
+// autogradGrad(outputs[], inputs[], gradOutputs[]|null, retainGraph, createGraph, allowUnused)
+// -> (id|null)[]: gradients of outputs w.r.t. inputs without touching .grad (torch.autograd.grad).
+OP(autogradGrad) {
+  auto outputs = TL(info, 0);
+  auto inputs = TL(info, 1);
+  std::vector<at::Tensor> gradOutputs;
+  if (!isNone(info[2])) gradOutputs = TL(info, 2);
+  auto grads = torch::autograd::grad(outputs, inputs, gradOutputs, B(info, 3), B(info, 4), B(info, 5));
+  auto arr = Napi::Array::New(info.Env(), grads.size());
+  for (size_t k = 0; k < grads.size(); ++k) {
+    arr.Set(static_cast<uint32_t>(k), grads[k].defined() ? R(info, grads[k]) : info.Env().Null());
+  }
+  return arr;
+}
+
+// ---- optimisers ------------------------------------------------------------------------------------
+
+// adamStep(params[], expAvg[], expAvgSq[], step, lr, beta1, beta2, eps, weightDecay, decoupled)
+// Adam (decoupled = false: L2 added to the gradient) and AdamW (decoupled = true), as in PyTorch.
+OP(adamStep) {
+  auto params = TL(info, 0);
+  auto expAvg = TL(info, 1);
+  auto expAvgSq = TL(info, 2);
+  double step = D(info, 3), lr = D(info, 4), beta1 = D(info, 5), beta2 = D(info, 6), eps = D(info, 7);
+  double weightDecay = D(info, 8);
+  bool decoupled = B(info, 9);
+  if (expAvg.size() != params.size() || expAvgSq.size() != params.size()) fail("shape", "one state tensor per parameter expected");
+  at::NoGradGuard noGrad;
+  double bias1 = 1 - std::pow(beta1, step);
+  double bias2Sqrt = std::sqrt(1 - std::pow(beta2, step));
+  for (size_t k = 0; k < params.size(); ++k) {
+    auto& p = params[k];
+    at::Tensor g = p.grad();
+    if (!g.defined()) continue;
+    if (weightDecay != 0) {
+      if (decoupled) p.mul_(1 - lr * weightDecay);
+      else g = g.add(p, weightDecay);
+    }
+    expAvg[k].lerp_(g, 1 - beta1);
+    expAvgSq[k].mul_(beta2).addcmul_(g, g, 1 - beta2);
+    auto denom = (expAvgSq[k].sqrt() / bias2Sqrt).add_(eps);
+    p.addcdiv_(expAvg[k], denom, -lr / bias1);
+  }
+  return info.Env().Undefined();
+}
+
+// sgdStep(params[], momentumBuffers[] (empty when momentum = 0), lr, momentum, dampening, weightDecay, nesterov, firstStep)
+OP(sgdStep) {
+  auto params = TL(info, 0);
+  auto buffers = TL(info, 1);
+  double lr = D(info, 2), momentum = D(info, 3), dampening = D(info, 4), weightDecay = D(info, 5);
+  bool nesterov = B(info, 6), first = B(info, 7);
+  at::NoGradGuard noGrad;
+  for (size_t k = 0; k < params.size(); ++k) {
+    auto& p = params[k];
+    at::Tensor g = p.grad();
+    if (!g.defined()) continue;
+    if (weightDecay != 0) g = g.add(p, weightDecay);
+    if (momentum != 0) {
+      auto& buf = buffers.at(k);
+      if (first) buf.copy_(g);
+      else buf.mul_(momentum).add_(g, 1 - dampening);
+      g = nesterov ? g.add(buf, momentum) : buf;
+    }
+    p.add_(g, -lr);
+  }
+  return info.Env().Undefined();
+}
+
+// clipGradNorm(params[], maxNorm, normType) -> total norm before clipping
+OP(clipGradNorm) {
+  auto params = TL(info, 0);
+  return Napi::Number::New(info.Env(), torch::nn::utils::clip_grad_norm_(params, D(info, 1), D(info, 2)));
+}
+
+}  // namespace engram

@@ -1,0 +1,119 @@
+// The native side of Engram: a handle table of at::Tensor plus Node-API glue.
+//
+// JS holds tensors as small integer ids into one table (no per-tensor JS wrapper object on this
+// side, no finalizer per op: the prototype with one ObjectWrap per tensor paid ~2 µs per op for
+// them). JS frees ids explicitly (scopes, dispose) or from a FinalizationRegistry.
+//
+// Every exported function is registered with OP(name) and runs inside guarded<>, the one error
+// path: any C++ exception becomes a JS EngramError carrying the op name, a kind and libtorch's
+// message. Nothing thrown in C++ reaches Node as a crash.
+#pragma once
+
+#include <napi.h>
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <c10/util/Optional.h>
+#include <string>
+#include <vector>
+
+namespace engram {
+
+// ---- handle table -----------------------------------------------------------------------------
+
+at::Tensor& tensorAt(int32_t id);            // throws EngramError(kind "disposed") for a bad id
+int32_t store(Napi::Env env, at::Tensor t);  // new id for t
+void release(Napi::Env env, int32_t id);     // frees id (no-op for an already free id)
+size_t liveCount();
+
+// ---- arguments ----------------------------------------------------------------------------------
+// JS passes every argument explicitly (the TS layer fills defaults), so parsing is positional.
+
+inline int32_t idArg(const Napi::CallbackInfo& info, size_t i) {
+  return info[i].As<Napi::Number>().Int32Value();
+}
+inline at::Tensor& T(const Napi::CallbackInfo& info, size_t i) { return tensorAt(idArg(info, i)); }
+inline bool isNone(const Napi::Value& v) { return v.IsNull() || v.IsUndefined(); }
+inline c10::optional<at::Tensor> OT(const Napi::CallbackInfo& info, size_t i) {
+  if (i >= info.Length() || isNone(info[i])) return c10::nullopt;
+  return T(info, i);
+}
+inline int64_t I(const Napi::CallbackInfo& info, size_t i) {
+  return info[i].As<Napi::Number>().Int64Value();
+}
+inline c10::optional<int64_t> OI(const Napi::CallbackInfo& info, size_t i) {
+  if (i >= info.Length() || isNone(info[i])) return c10::nullopt;
+  return I(info, i);
+}
+inline double D(const Napi::CallbackInfo& info, size_t i) {
+  return info[i].As<Napi::Number>().DoubleValue();
+}
+inline c10::optional<double> OD(const Napi::CallbackInfo& info, size_t i) {
+  if (i >= info.Length() || isNone(info[i])) return c10::nullopt;
+  return D(info, i);
+}
+inline bool B(const Napi::CallbackInfo& info, size_t i) { return info[i].ToBoolean().Value(); }
+inline std::string S(const Napi::CallbackInfo& info, size_t i) {
+  return info[i].As<Napi::String>().Utf8Value();
+}
+std::vector<int64_t> IL(const Napi::CallbackInfo& info, size_t i);            // number[]
+std::vector<at::Tensor> TL(const Napi::CallbackInfo& info, size_t i);         // id[]
+// A JS number as a Scalar with Python's rule: integral values are integer scalars (so an int64
+// tensor plus 2 stays int64), others are doubles; booleans are bool scalars.
+at::Scalar SC(const Napi::CallbackInfo& info, size_t i);
+inline c10::optional<at::Scalar> OSC(const Napi::CallbackInfo& info, size_t i) {
+  if (i >= info.Length() || isNone(info[i])) return c10::nullopt;
+  return SC(info, i);
+}
+// dtype codes are at::ScalarType values; the TS layer owns the name <-> code table.
+inline at::ScalarType DT(const Napi::CallbackInfo& info, size_t i) {
+  return static_cast<at::ScalarType>(info[i].As<Napi::Number>().Int32Value());
+}
+inline c10::optional<at::ScalarType> ODT(const Napi::CallbackInfo& info, size_t i) {
+  if (i >= info.Length() || isNone(info[i])) return c10::nullopt;
+  return DT(info, i);
+}
+at::TensorOptions options(const Napi::CallbackInfo& info, size_t dtypeIndex, size_t deviceIndex);
+
+// ---- results ------------------------------------------------------------------------------------
+
+inline Napi::Value R(const Napi::CallbackInfo& info, at::Tensor t) {
+  return Napi::Number::New(info.Env(), store(info.Env(), std::move(t)));
+}
+Napi::Value RL(const Napi::CallbackInfo& info, const std::vector<at::Tensor>& ts);
+
+// ---- errors and registration --------------------------------------------------------------------
+
+[[noreturn]] void throwEngram(Napi::Env env, const char* op, const std::string& kind,
+                              const std::string& message);
+[[noreturn]] void fail(const std::string& kind, const std::string& message);  // from inside an op
+
+using OpFn = Napi::Value (*)(const Napi::CallbackInfo&);
+struct OpEntry {
+  const char* name;
+  Napi::Function::Callback fn;
+};
+std::vector<OpEntry>& registry();
+struct Registrar {
+  Registrar(const char* name, Napi::Function::Callback fn) { registry().push_back({name, fn}); }
+};
+
+// Converts every exception into an EngramError named after the op (info.Data() holds the name).
+void rethrowAsEngram(const Napi::CallbackInfo& info);
+template <OpFn F>
+Napi::Value guarded(const Napi::CallbackInfo& info) {
+  try {
+    return F(info);
+  } catch (...) {
+    rethrowAsEngram(info);
+  }
+  return info.Env().Undefined();
+}
+
+// Defines and registers one exported function: OP(add) { return R(info, T(info,0) + T(info,1)); }
+#define OP(name)                                                                  \
+  static Napi::Value op_##name(const Napi::CallbackInfo& info);                   \
+  static const ::engram::Registrar registrar_##name(#name, ::engram::guarded<op_##name>); \
+  static Napi::Value op_##name(const Napi::CallbackInfo& info)
+
+}  // namespace engram

@@ -1,0 +1,90 @@
+#!/usr/bin/env node
+// Locates a libtorch for the native addon and prints what the build needs, as JSON.
+//
+//   LIBTORCH=/path  a libtorch folder (include/, lib/) or a pip `torch` package folder (same layout);
+//   otherwise       Debian's libtorch-dev (headers in /usr/include/torch, libraries in the multiarch dir).
+//
+// Exit code 0 with the JSON on stdout when found; 1 with a reason on stderr when not.
+// Used by binding.gyp (`--field NAME` prints one field) and by scripts/setup.sh (`--check`).
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { arch } from 'node:os';
+
+function firstExisting(paths) {
+  return paths.find((p) => existsSync(p));
+}
+
+function fromFolder(root) {
+  const include = join(root, 'include');
+  const lib = join(root, 'lib');
+  if (!existsSync(join(include, 'torch', 'csrc', 'api', 'include', 'torch', 'torch.h'))) {
+    return { error: `LIBTORCH=${root} has no include/torch/csrc/api/include/torch/torch.h (is it a libtorch or pip torch folder?)` };
+  }
+  if (!existsSync(join(lib, 'libtorch.so')) && !existsSync(join(lib, 'libtorch_cpu.so'))) {
+    return { error: `LIBTORCH=${root} has no lib/libtorch.so` };
+  }
+  return { include: [include, join(include, 'torch', 'csrc', 'api', 'include')], lib, cmake: join(root, 'share', 'cmake', 'Torch', 'TorchConfig.cmake') };
+}
+
+function fromSystem() {
+  const multiarch = { x64: 'x86_64-linux-gnu', arm64: 'aarch64-linux-gnu' }[arch()] ?? '';
+  const lib = firstExisting([join('/usr/lib', multiarch), '/usr/lib', '/usr/local/lib'].filter((d) => existsSync(join(d, 'libtorch.so'))));
+  const include = firstExisting(['/usr/include', '/usr/local/include'].filter((d) => existsSync(join(d, 'torch', 'csrc', 'api', 'include', 'torch', 'torch.h'))));
+  if (!lib || !include) return { error: 'no system libtorch (Debian: apt-get install libtorch-dev)' };
+  return { include: [include, join(include, 'torch', 'csrc', 'api', 'include')], lib, cmake: join(lib, 'cmake', 'Torch', 'TorchConfig.cmake') };
+}
+
+// The C++11 ABI flag must match libtorch's, or the addon fails to link or load in odd ways.
+function cxx11Abi(found) {
+  if (existsSync(found.cmake)) {
+    const m = /_GLIBCXX_USE_CXX11_ABI=([01])/.exec(readFileSync(found.cmake, 'utf8'));
+    if (m) return Number(m[1]);
+  }
+  // No CMake config: old-ABI builds have no `__cxx11` symbols in libc10.
+  const c10 = join(found.lib, 'libc10.so');
+  return existsSync(c10) && readFileSync(c10).includes('__cxx11') ? 1 : 0;
+}
+
+function version(found) {
+  const header = join(found.include[1], 'torch', 'version.h');
+  if (!existsSync(header)) return 'unknown';
+  const text = readFileSync(header, 'utf8');
+  const part = (k) => (new RegExp(`#define TORCH_VERSION_${k} (\\d+)`).exec(text) ?? [])[1];
+  return [part('MAJOR'), part('MINOR'), part('PATCH')].join('.');
+}
+
+export function findLibtorch() {
+  const root = process.env.LIBTORCH;
+  const found = root ? fromFolder(resolve(root)) : fromSystem();
+  if (found.error) return found;
+  const libs = readdirSync(found.lib);
+  // libtorch_cuda registers the CUDA backend from static initialisers: it must be linked even
+  // though no symbol of it is referenced (hence --no-as-needed in binding.gyp).
+  const cuda = libs.includes('libtorch_cuda.so');
+  return {
+    source: root ? 'LIBTORCH' : 'system',
+    version: version(found),
+    // -I/usr/include would reorder the compiler's own system headers (breaks #include_next).
+    include: found.include.filter((d) => d !== '/usr/include'),
+    lib: found.lib,
+    cxx11Abi: cxx11Abi(found),
+    cuda,
+    libraries: ['-ltorch', '-ltorch_cpu', '-lc10', ...(cuda ? ['-ltorch_cuda', '-lc10_cuda'] : [])],
+  };
+}
+
+const isMain = import.meta.url === `file://${process.argv[1]}`;
+if (isMain) {
+  const found = findLibtorch();
+  if (found.error) {
+    process.stderr.write(`libtorch not found: ${found.error}\n`);
+    process.exit(1);
+  }
+  const field = process.argv.indexOf('--field');
+  if (field >= 0) {
+    const value = found[process.argv[field + 1]];
+    process.stdout.write(Array.isArray(value) ? value.join(' ') : String(value));
+  } else if (!process.argv.includes('--check')) {
+    process.stdout.write(JSON.stringify(found, null, 2) + '\n');
+  }
+}
