@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Makes this checkout ready to run: libtorch (+ OpenBLAS), npm packages, the native addon, the
+# TypeScript build. Idempotent: each step is skipped when already done, so both README commands
+# call it. Set LIBTORCH=/path to use a libtorch folder or a pip torch package instead of Debian's.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf 'engram setup: %s\n' "$*"; }
+need_root() {
+  say "$1"
+  say "run as root:  $2"
+  exit 1
+}
+
+apt_install() {  # apt_install PACKAGE... (as root, with apt-get), else explain what to run
+  local cmd="apt-get update && apt-get install -y --no-install-recommends $*"
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    need_root "missing system packages: $*" "$cmd"
+  fi
+  say "installing $* with apt-get"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# 1. Node >= 20 and its headers (the addon is built against them).
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' \
+  || { say "Node >= 20 is required (found $(node --version))"; exit 1; }
+
+# 2. libtorch. LIBTORCH wins; else Debian's libtorch-dev, installed when absent.
+if ! node scripts/find-libtorch.mjs --check 2>/dev/null; then
+  if [ -n "${LIBTORCH:-}" ]; then
+    node scripts/find-libtorch.mjs --check || true
+    say "LIBTORCH=$LIBTORCH is not a usable libtorch folder (needs include/torch and lib/libtorch.so)"
+    exit 1
+  fi
+  apt_install libtorch-dev libopenblas0-pthread
+fi
+# Debian's libtorch without OpenBLAS falls back to the reference BLAS: matmul 10-30x slower.
+if [ -z "${LIBTORCH:-}" ] && command -v dpkg-query >/dev/null \
+  && ! dpkg-query -W -f='${Status}' libopenblas0-pthread 2>/dev/null | grep -q "ok installed"; then
+  apt_install libopenblas0-pthread
+fi
+
+# 3. npm packages (skipped when node_modules matches the lockfile).
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing npm packages"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# 4. The native addon (skips itself when sources and libtorch are unchanged).
+node scripts/build-addon.mjs
+
+# 5. TypeScript.
+npx --no-install tsc -p .
+say "ready"

@@ -1,0 +1,2 @@
+// Engram's public entry point.
+export * from './tensor/index.js';

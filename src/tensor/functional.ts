@@ -1,0 +1,112 @@
+// Neural-network functions, as torch.nn.functional: import { F } from 'engram'.
+import { native } from './native.js';
+import { codeOf, type DType } from './dtype.js';
+import { EngramError } from './errors.js';
+import { fromId, type Tensor } from './tensor.js';
+
+type Reduction = 'mean' | 'sum' | 'none';
+const pair = (v: number | number[]): number[] => (typeof v === 'number' ? [v] : v);
+
+export const softmax = (x: Tensor, dim: number, dtype?: DType): Tensor => fromId(native.softmax(x.id, dim, codeOf(dtype)));
+export const logSoftmax = (x: Tensor, dim: number, dtype?: DType): Tensor => fromId(native.logSoftmax(x.id, dim, codeOf(dtype)));
+
+/**
+ * softmax(scale * x) along dim with positions where mask is true excluded (set to -inf first).
+ * Fused, with its own backward that keeps only the output alive; fully masked rows give zeros.
+ */
+export function maskedSoftmax(x: Tensor, mask: Tensor | null, { scale = 1, dim = -1 } = {}): Tensor {
+  return fromId(native.maskedSoftmax(x.id, mask?.id ?? null, scale, dim));
+}
+
+export const relu = (x: Tensor): Tensor => x.relu();
+export const gelu = (x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor => x.gelu(approximate);
+export const silu = (x: Tensor): Tensor => x.silu();
+export const sigmoid = (x: Tensor): Tensor => x.sigmoid();
+export const tanh = (x: Tensor): Tensor => x.tanh();
+
+export function layerNorm(x: Tensor, normalizedShape: number | number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
+  return fromId(native.layerNorm(x.id, pair(normalizedShape), weight?.id ?? null, bias?.id ?? null, eps));
+}
+/** Zeroes elements with probability p and scales the rest by 1/(1-p) when training. */
+export function dropout(x: Tensor, p = 0.5, training = true): Tensor {
+  if (p < 0 || p > 1) throw new EngramError(`dropout: p must be in [0, 1], got ${p}`, 'config', 'dropout');
+  return fromId(native.dropout(x.id, p, training));
+}
+/** Rows of weight [num, dim] at integer indices; paddingIdx rows get no gradient. */
+export function embedding(indices: Tensor, weight: Tensor, paddingIdx?: number): Tensor {
+  return fromId(native.embedding(weight.id, indices.id, paddingIdx ?? -1));
+}
+/** x @ weight^T + bias, weight [out, in]. */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+  return fromId(native.linear(x.id, weight.id, bias?.id ?? null));
+}
+
+export interface CrossEntropyOptions {
+  weight?: Tensor;
+  reduction?: Reduction;
+  /** Targets equal to this contribute no loss and no gradient (default -100, as PyTorch). */
+  ignoreIndex?: number;
+  labelSmoothing?: number;
+}
+/** Cross entropy of logits [N, C] (or [N, C, d...]) against class indices [N] (or [N, d...]). */
+export function crossEntropy(logits: Tensor, target: Tensor, o: CrossEntropyOptions = {}): Tensor {
+  return fromId(native.crossEntropy(logits.id, target.id, o.weight?.id ?? null, o.reduction ?? 'mean', o.ignoreIndex ?? -100, o.labelSmoothing ?? 0));
+}
+export function nllLoss(logProbs: Tensor, target: Tensor, o: Omit<CrossEntropyOptions, 'labelSmoothing'> = {}): Tensor {
+  return fromId(native.nllLoss(logProbs.id, target.id, o.weight?.id ?? null, o.reduction ?? 'mean', o.ignoreIndex ?? -100));
+}
+export function mseLoss(input: Tensor, target: Tensor, reduction: Reduction = 'mean'): Tensor {
+  return fromId(native.mseLoss(input.id, target.id, reduction));
+}
+export function binaryCrossEntropyWithLogits(logits: Tensor, target: Tensor, o: { weight?: Tensor; posWeight?: Tensor; reduction?: Reduction } = {}): Tensor {
+  return fromId(native.bceWithLogits(logits.id, target.id, o.weight?.id ?? null, o.posWeight?.id ?? null, o.reduction ?? 'mean'));
+}
+
+export interface ConvOptions {
+  stride?: number | number[];
+  padding?: number | number[];
+  dilation?: number | number[];
+  groups?: number;
+}
+/** 1-d convolution: x [B, Cin, L], weight [Cout, Cin/groups, K]. */
+export function conv1d(x: Tensor, weight: Tensor, bias?: Tensor | null, o: ConvOptions = {}): Tensor {
+  return fromId(native.conv1d(x.id, weight.id, bias?.id ?? null, pair(o.stride ?? 1), pair(o.padding ?? 0), pair(o.dilation ?? 1), o.groups ?? 1));
+}
+export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, o: ConvOptions = {}): Tensor {
+  const two = (v: number | number[]) => (typeof v === 'number' ? [v, v] : v);
+  return fromId(native.conv2d(x.id, weight.id, bias?.id ?? null, two(o.stride ?? 1), two(o.padding ?? 0), two(o.dilation ?? 1), o.groups ?? 1));
+}
+
+export interface PoolOptions {
+  stride?: number | number[];
+  padding?: number | number[];
+  ceilMode?: boolean;
+}
+/** Average pooling over the last dim of x [B, C, L] (stride defaults to the kernel size). */
+export function avgPool1d(x: Tensor, kernel: number, o: PoolOptions = {}): Tensor {
+  return fromId(native.avgPool1d(x.id, [kernel], pair(o.stride ?? kernel), pair(o.padding ?? 0), o.ceilMode ?? false));
+}
+export function maxPool1d(x: Tensor, kernel: number, o: PoolOptions = {}): Tensor {
+  return fromId(native.maxPool1d(x.id, [kernel], pair(o.stride ?? kernel), pair(o.padding ?? 0), o.ceilMode ?? false));
+}
+export function avgPool2d(x: Tensor, kernel: number | [number, number], o: PoolOptions = {}): Tensor {
+  const k = typeof kernel === 'number' ? [kernel, kernel] : kernel;
+  const two = (v: number | number[]) => (typeof v === 'number' ? [v, v] : v);
+  return fromId(native.avgPool2d(x.id, k, two(o.stride ?? k), two(o.padding ?? 0), o.ceilMode ?? false));
+}
+export function maxPool2d(x: Tensor, kernel: number | [number, number], o: PoolOptions = {}): Tensor {
+  const k = typeof kernel === 'number' ? [kernel, kernel] : kernel;
+  const two = (v: number | number[]) => (typeof v === 'number' ? [v, v] : v);
+  return fromId(native.maxPool2d(x.id, k, two(o.stride ?? k), two(o.padding ?? 0), o.ceilMode ?? false));
+}
+export function adaptiveAvgPool1d(x: Tensor, outputSize: number): Tensor {
+  return fromId(native.adaptiveAvgPool1d(x.id, [outputSize]));
+}
+
+/**
+ * Pads x; pads lists (before, after) pairs starting from the last dim, as torch.nn.functional.pad.
+ * Modes: constant (with value), reflect, replicate, circular.
+ */
+export function pad(x: Tensor, pads: number[], mode: 'constant' | 'reflect' | 'replicate' | 'circular' = 'constant', value = 0): Tensor {
+  return fromId(native.pad(x.id, pads, mode, mode === 'constant' ? value : null));
+}

@@ -1,0 +1,9 @@
+// The tensor layer: everything above it is written against these exports only.
+export { Tensor, type Scalar, type Device, type NestedArray, type CreateOptions } from './tensor.js';
+export * from './creation.js';
+export * as F from './functional.js';
+export { noGrad, enableGrad, isGradEnabled, grad, type GradOptions } from './autograd.js';
+export { tidy, keep, liveTensors } from './scope.js';
+export { EngramError, type ErrorKind } from './errors.js';
+export { type DType, type TypedArray, isFloating } from './dtype.js';
+export * from './runtime.js';
