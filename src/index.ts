@@ -1,2 +1,3 @@
 // Engram's public entry point.
 export * from './tensor/index.js';
+export * from './optim/index.js';

@@ -136,6 +136,8 @@ std::string classify(const std::string& msg) {
   static const std::regex dtype("scalar type|dtype|expected .* but found|not implemented for|Half|BFloat16",
                                 std::regex::icase);
   static const std::regex device("device|CUDA|cuda", std::regex::icase);
+  static const std::regex oom("not enough memory|out of memory|failed to allocate", std::regex::icase);
+  if (std::regex_search(msg, oom)) return "oom";
   if (std::regex_search(msg, dtype)) return "dtype";
   if (std::regex_search(msg, device)) return "device";
   if (std::regex_search(msg, shape)) return "shape";

@@ -45,8 +45,11 @@ function flattenInto(data: NestedArray, shape: number[], dim: number, out: numbe
  */
 export function tensor(data: NestedArray | ArrayBufferView, options: CreateOptions & { shape?: number[] } = {}): Tensor {
   if (ArrayBuffer.isView(data)) {
-    const own: DType = options.dtype === 'float16' || options.dtype === 'bfloat16' || options.dtype === 'bool'
-      ? options.dtype : dtypeOfArray(data);
+    // The requested dtype names the bytes only where the array type is ambiguous (16-bit floats
+    // as Uint16 bits, bool as Uint8); otherwise the array's own type does, and we convert after.
+    const raw = (data instanceof Uint16Array && (options.dtype === 'float16' || options.dtype === 'bfloat16')) ||
+      (data instanceof Uint8Array && options.dtype === 'bool');
+    const own: DType = raw ? options.dtype! : dtypeOfArray(data);
     const elements = data.byteLength / (data as unknown as { BYTES_PER_ELEMENT: number }).BYTES_PER_ELEMENT;
     const shape = options.shape ?? [elements];
     let t = fromId(native.fromArray(data, codeOf(own)!, shape));

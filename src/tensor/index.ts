@@ -7,3 +7,5 @@ export { tidy, keep, liveTensors } from './scope.js';
 export { EngramError, type ErrorKind } from './errors.js';
 export { type DType, type TypedArray, isFloating } from './dtype.js';
 export * from './runtime.js';
+export { gradcheck, type GradcheckOptions, type GradcheckResult } from './gradcheck.js';
+export { saveSafetensors, loadSafetensors, toSafetensorsBytes, fromSafetensorsBytes, readSafetensorsHeader, saveTorch, loadTorch, type LoadOptions, type SafetensorsHeader } from './serialize.js';

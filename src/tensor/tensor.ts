@@ -4,7 +4,7 @@
 // Costs: one native call per op and one small JS object per result; shape and dtype are read
 // from the native side once and cached (no op changes them in place).
 import { native } from './native.js';
-import { codeOf, dtypeName, dtypeOfArray, typedArrayOf, type DType, type TypedArray } from './dtype.js';
+import { codeOf, dtypeCode, dtypeName, dtypeOfArray, typedArrayOf, type DType, type TypedArray } from './dtype.js';
 import { EngramError } from './errors.js';
 import { keep as keepTensor, track, untrack, type Tracked } from './scope.js';
 
@@ -132,7 +132,8 @@ export class Tensor implements Tracked {
 
   /** to('float64'), to('cuda'), to({ dtype, device, copy }): a new tensor unless nothing changes. */
   to(target: DType | Device | { dtype?: DType; device?: Device; copy?: boolean }): Tensor {
-    const o = typeof target === 'string' ? (isDevice(target) ? { device: target } : { dtype: target as DType }) : target;
+    // A string that names no dtype is a device, so that to('gpu') fails as a bad device, not a bad dtype.
+    const o = typeof target === 'string' ? (target in dtypeCode ? { dtype: target as DType } : { device: target as Device }) : target;
     return wrap(native.to(this.id, codeOf(o.dtype), o.device ?? null, o.copy ?? false));
   }
   float(): Tensor {
@@ -408,13 +409,13 @@ export class Tensor implements Tracked {
   // dim: a dim, a list of dims, or omitted for all; keepdim as in PyTorch.
 
   sum(dim?: number | number[] | null, keepdim = false, dtype?: DType): Tensor {
-    return wrap(native.sum(this.id, dims(dim), keepdim, codeOf(dtype)));
+    return keptAll(this, dim, keepdim, native.sum(this.id, dims(dim), keepdim, codeOf(dtype)));
   }
   mean(dim?: number | number[] | null, keepdim = false, dtype?: DType): Tensor {
-    return wrap(native.mean(this.id, dims(dim), keepdim, codeOf(dtype)));
+    return keptAll(this, dim, keepdim, native.mean(this.id, dims(dim), keepdim, codeOf(dtype)));
   }
   prod(dim?: number | null, keepdim = false): Tensor {
-    return wrap(native.prod(this.id, dim ?? null, keepdim));
+    return keptAll(this, dim, keepdim, native.prod(this.id, dim ?? null, keepdim));
   }
   /** Maximum over everything (dim omitted) or values of the maximum along dim (see maxDim for indices). */
   max(dim?: number | number[] | null, keepdim = false): Tensor {
@@ -447,10 +448,10 @@ export class Tensor implements Tracked {
     return wrap(native.std(this.id, dims(dim), correction, keepdim));
   }
   norm(p = 2, dim?: number | number[] | null, keepdim = false): Tensor {
-    return wrap(native.norm(this.id, p, dims(dim), keepdim));
+    return keptAll(this, dim, keepdim, native.norm(this.id, p, dims(dim), keepdim));
   }
-  all(dim?: number | null, keepdim = false): Tensor { return wrap(native.all(this.id, dim ?? null, keepdim)); }
-  any(dim?: number | null, keepdim = false): Tensor { return wrap(native.any(this.id, dim ?? null, keepdim)); }
+  all(dim?: number | null, keepdim = false): Tensor { return keptAll(this, dim, keepdim, native.all(this.id, dim ?? null, keepdim)); }
+  any(dim?: number | null, keepdim = false): Tensor { return keptAll(this, dim, keepdim, native.any(this.id, dim ?? null, keepdim)); }
   /** [values, indices] sorted along dim. */
   sort(dim = -1, descending = false): [Tensor, Tensor] {
     const [v, i] = native.sort(this.id, dim, descending);
@@ -522,12 +523,18 @@ export class Tensor implements Tracked {
   }
 }
 
-function flatArgs(args: number[] | [number[]]): number[] {
-  return Array.isArray(args[0]) ? (args[0] as number[]) : (args as number[]);
+// libtorch's reductions over everything drop keepdim; PyTorch (and amax here) keep every dim as size 1.
+function keptAll(t: Tensor, dim: unknown, keepdim: boolean, id: number): Tensor {
+  if (dim != null || !keepdim || t.ndim === 0) return wrap(id);
+  try {
+    return wrap(native.reshape(id, t.shape.map(() => 1)));
+  } finally {
+    native.free(id);
+  }
 }
 
-function isDevice(s: string): s is Device {
-  return s === 'cpu' || s === 'cuda' || s.startsWith('cuda:');
+function flatArgs(args: number[] | [number[]]): number[] {
+  return Array.isArray(args[0]) ? (args[0] as number[]) : (args as number[]);
 }
 
 /** @internal for sibling modules: wraps a native id in a tracked Tensor. */

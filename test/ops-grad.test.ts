@@ -1,0 +1,451 @@
+// Gradients of every differentiable op against float64 central differences (gradcheck), at tiny
+// sizes; then the autograd plumbing: backward, retainGraph, accumulation, detach, noGrad, grad().
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  Tensor, F, EngramError, gradcheck, grad, noGrad, enableGrad, isGradEnabled, liveTensors, tidy,
+  tensor, zeros, ones, randn, manualSeed, cat, stack, where, einsum,
+} from '../src/index.js';
+import { assertClose } from './helpers.js';
+
+type Data = number | number[] | number[][] | number[][][] | number[][][][];
+/** A float64 leaf that requires grad. */
+const leaf = (data: Data) => tensor(data as number[], { dtype: 'float64', requiresGrad: true });
+const rnd = (shape: number[]) => randn(shape, { dtype: 'float64' }).requiresGrad_();
+const i64 = (data: number[] | number[][]) => tensor(data, { dtype: 'int64' });
+const bool = (data: boolean[] | boolean[][]) => tensor(data);
+/** Asserts that fn's analytic gradients match finite differences. */
+function check(fn: (...xs: Tensor[]) => Tensor, inputs: Tensor[], opts = {}): void {
+  const r = gradcheck(fn, inputs, opts);
+  assert.ok(r.ok, r.message);
+}
+
+// ---- gradcheck itself ---------------------------------------------------------------------------------
+
+test('gradcheck passes correct gradients, catches wrong ones, and leaks nothing', () => {
+  const x = leaf([0.5, -1.5, 2]);
+  const before = liveTensors();
+  const good = gradcheck((a) => a.mul(a).mul(a), [x]);
+  assert.equal(liveTensors(), before);
+  assert.equal(good.ok, true);
+  assert.ok(good.maxError < 1e-6, good.message);
+  assert.equal(good.worst!.input, 0);
+  // x.detach() * x has analytic gradient x but true derivative 2x: the check must fail
+  const bad = gradcheck((a) => a.detach().mul(a), [x]);
+  assert.equal(liveTensors(), before);
+  assert.equal(bad.ok, false);
+  assert.match(bad.message, /FAILED/);
+  assert.ok(bad.maxError > 1);
+  const w = bad.worst!;
+  assert.equal(w.input, 0);
+  assert.ok(w.analytic !== 0);
+  assertClose(tensor(w.numeric / w.analytic, { dtype: 'float64' }), 2, { atol: 1e-6 }); // 2x against x, whatever the weight
+  assert.equal(x.grad, null); // gradcheck leaves .grad alone
+});
+
+test('gradcheck: float64 only for differentiated inputs; constants pass through; unused inputs', () => {
+  const f32 = tensor([1, 2], { requiresGrad: true });
+  assert.throws(() => gradcheck((a) => a.mul(2), [f32]), (e: unknown) =>
+    e instanceof EngramError && e.kind === 'config' && e.op === 'gradcheck');
+  assert.throws(() => gradcheck((a) => a.mul(2), [tensor([1], { dtype: 'float64' })]), (e: unknown) =>
+    e instanceof EngramError && e.kind === 'config');
+  // an int64 index and a float32 constant that do not require grad are fine
+  const w = leaf([[1, 2], [3, 4], [5, 6]]);
+  check((idx, weight, scale) => F.embedding(idx, weight).mul(scale), [i64([2, 0, 2]), w, tensor([2])]);
+  // an input the output does not depend on has zero gradient both ways
+  check((a, _b) => a.exp(), [leaf([1, 2]), leaf([3])]);
+  // options are honoured: a tolerance too tight for central differences fails
+  // (the truncation error of a step of 1e-2 on exp(3) is about 3e-4)
+  assert.equal(gradcheck((a) => a.exp(), [leaf([3])], { eps: 1e-2, rtol: 0 }).ok, false);
+  assert.equal(gradcheck((a) => a.exp(), [leaf([3])], { eps: 1e-2, rtol: 0, atol: 1e-3 }).ok, true);
+});
+
+// ---- elementwise ---------------------------------------------------------------------------------------
+
+test('grad: arithmetic with broadcasting and scalars', () => {
+  manualSeed(1);
+  const a = rnd([2, 1]), b = rnd([3]), c = rnd([2, 3]);
+  check((x, y) => x.add(y), [a, b]);
+  check((x, y) => x.add(y, -2.5), [a, b]);
+  check((x, y) => x.sub(y), [a, c]);
+  check((x, y) => x.mul(y), [a, b]);
+  check((x, y) => x.div(y), [c, leaf([1.5, -2, 3])]);
+  check((x) => x.add(3).sub(1).mul(-2).div(4), [c]);
+  check((x) => x.rsub(2), [c]);
+  check((x) => x.rdiv(2), [leaf([0.5, -1.5, 2])]);
+  check((x) => x.neg(), [c]);
+  check((x, y, z) => x.addcmul(y, z, 0.5), [c, a, b]);
+  check((x, y, z) => x.addcdiv(y, z, 2), [c, a, leaf([1.5, -2, 3])]);
+  check((x, y) => x.lerp(y, 0.3), [c, b]);
+  check((x, y) => x.maximum(y), [leaf([1, -2, 3]), leaf([[0, 0, 4], [2, -3, 0]])]);
+  check((x, y) => x.minimum(y), [leaf([1, -2, 3]), leaf([[0, 0, 4], [2, -3, 0]])]);
+  check((x, y) => x.atan2(y), [c, leaf([1.5, -2, 3])]);
+  check((x) => x.remainder(1.5), [leaf([0.2, 2.1, -0.7])]);
+});
+
+test('grad: pow, exp, log and the other unary functions', () => {
+  const pos = leaf([0.5, 1.3, 2.2]);
+  const mixed = leaf([-1.7, -0.4, 0.3, 1.2, 2.5]);
+  check((x) => x.pow(3), [mixed]);
+  check((x) => x.pow(-1.5), [pos]);
+  check((x, y) => x.pow(y), [pos, leaf([[2, -0.5, 1.5]])]);
+  check((x) => x.rpow(2.5), [mixed]);
+  for (const name of ['exp', 'expm1', 'sin', 'cos', 'tanh', 'sigmoid', 'logSigmoid', 'silu', 'erf', 'square', 'abs', 'relu'] as const) {
+    check((x) => x[name](), [mixed]);
+  }
+  for (const name of ['log', 'log1p', 'log2', 'sqrt', 'rsqrt', 'reciprocal'] as const) {
+    check((x) => x[name](), [pos]);
+  }
+  check((x) => x.gelu(), [mixed]);
+  check((x) => x.gelu('tanh'), [mixed]);
+  check((x) => x.softplus(), [mixed]);
+  check((x) => x.softplus(2, 1), [mixed]); // crosses the threshold (beta * x > 1 for the last two)
+  check((x) => x.leakyRelu(0.2), [mixed]);
+  check((x) => F.relu(x).add(F.gelu(x)).add(F.silu(x)).add(F.sigmoid(x)).add(F.tanh(x)), [mixed]);
+});
+
+test('grad: clamp with numbers and tensors', () => {
+  const x = leaf([-2, -0.5, 0.3, 1.7]);
+  check((a) => a.clamp(-1, 1), [x]);
+  check((a) => a.clampMin(0), [x]);
+  check((a) => a.clampMax(0.5), [x]);
+  check((a, lo, hi) => a.clamp(lo, hi), [x, leaf([-1, 0, 0, 0]), leaf([1, 1, 1, 1])]);
+});
+
+// ---- nn functions ----------------------------------------------------------------------------------------
+
+test('grad: softmax, logSoftmax (dims 0 and -1)', () => {
+  manualSeed(2);
+  const x = rnd([2, 3]);
+  check((a) => a.softmax(-1), [x]);
+  check((a) => a.softmax(0), [x]);
+  check((a) => a.logSoftmax(-1), [x]);
+  check((a) => F.logSoftmax(a, 0), [x]);
+  check((a) => F.softmax(a, 1), [x]);
+});
+
+test('grad: maskedSoftmax with a mask, scale != 1, a fully masked row, dim 0', () => {
+  manualSeed(3);
+  const x = rnd([3, 4]);
+  const mask = bool([[false, true, false, false], [true, true, true, true], [false, false, false, true]]);
+  check((a) => F.maskedSoftmax(a, mask, { scale: 0.7 }), [x]);
+  check((a) => F.maskedSoftmax(a, mask, { scale: 2 }), [x]);
+  check((a) => F.maskedSoftmax(a, null, { scale: 1.5 }), [x]);
+  check((a) => F.maskedSoftmax(a, bool([[false], [true], [false]]), { dim: 0 }), [x]);
+  // the fully masked row: zeros forward, zero gradient backward
+  const y = F.maskedSoftmax(x, mask, { scale: 2 });
+  assertClose(y.select(0, 1), [0, 0, 0, 0]);
+  const [g] = grad(y.mul(tensor([[1, 2, 3, 4]], { dtype: 'float64' })).sum(), [x]);
+  assertClose(g!.select(0, 1), [0, 0, 0, 0]);
+  assertClose(g!.sum(1), [0, 0, 0], { atol: 1e-12 }); // softmax gradients sum to zero along the row
+  // same values and gradient as softmax of the scaled, masked logits
+  const ref = x.mul(0.7).maskedFill(mask, -Infinity).softmax(-1);
+  const keep = bool([[true], [false], [true]]);
+  assertClose(F.maskedSoftmax(x, mask, { scale: 0.7 }).maskedSelect(keep), ref.maskedSelect(keep).toArray(), { atol: 1e-12 });
+});
+
+test('grad: layerNorm (input, weight, bias), linear, embedding (weight)', () => {
+  manualSeed(4);
+  const x = rnd([2, 3]), w = rnd([3]), b = rnd([3]);
+  check((a, ww, bb) => F.layerNorm(a, 3, ww, bb), [x, w, b]);
+  check((a) => F.layerNorm(a, [2, 3]), [x]);
+  const lw = rnd([4, 3]), lb = rnd([4]);
+  check((a, ww, bb) => F.linear(a, ww, bb), [x, lw, lb]);
+  check((a, ww) => F.linear(a, ww), [rnd([2, 2, 3]), lw]);
+  const emb = rnd([4, 2]);
+  check((weight) => F.embedding(i64([[3, 1], [1, 0]]), weight), [emb]);
+  // paddingIdx: that row gets no gradient (deliberately not the true derivative)
+  const [g] = grad(F.embedding(i64([0, 1, 1]), emb, 1).sum(), [emb]);
+  assertClose(g!, [[1, 1], [0, 0], [0, 0], [0, 0]]);
+});
+
+test('grad: crossEntropy (ignoreIndex, labelSmoothing, weight, reductions), nllLoss, mseLoss, bce', () => {
+  manualSeed(5);
+  const logits = rnd([3, 4]);
+  const target = i64([1, -100, 3]);
+  check((l) => F.crossEntropy(l, target), [logits]);
+  check((l) => F.crossEntropy(l, i64([1, 2, 3]), { ignoreIndex: 2, labelSmoothing: 0.2 }), [logits]);
+  check((l) => F.crossEntropy(l, target, { labelSmoothing: 0.1, reduction: 'sum' }), [logits]);
+  check((l) => F.crossEntropy(l, target, { reduction: 'none' }), [logits]);
+  check((l) => F.crossEntropy(l, i64([0, 2, 3]), { weight: tensor([1, 2, 0.5, 1], { dtype: 'float64' }) }), [logits]);
+  check((l) => F.crossEntropy(l, i64([[1, 0]])), [rnd([1, 4, 2])]);
+  // the ignored row gets exactly zero gradient
+  const [g] = grad(F.crossEntropy(logits, target, { labelSmoothing: 0.1 }), [logits]);
+  assertClose(g!.select(0, 1), [0, 0, 0, 0]);
+  check((l) => F.nllLoss(l.logSoftmax(-1), target), [logits]);
+  check((a, b) => F.mseLoss(a, b), [rnd([2, 3]), rnd([2, 3])]);
+  check((a, b) => F.mseLoss(a, b, 'none'), [rnd([3]), rnd([3])]);
+  check((a) => F.binaryCrossEntropyWithLogits(a, tensor([0, 1, 0.3], { dtype: 'float64' }), { posWeight: tensor([2, 1, 3], { dtype: 'float64' }) }), [rnd([3])]);
+});
+
+test('grad: matmul, mm, bmm, baddbmm, outer, einsum', () => {
+  manualSeed(6);
+  check((a, b) => a.matmul(b), [rnd([2, 3]), rnd([3, 2])]);
+  check((a, b) => a.matmul(b), [rnd([2, 2, 3]), rnd([3])]);
+  check((a, b) => a.matmul(b), [rnd([2, 1, 2, 3]), rnd([2, 3, 2])]); // broadcast batch dims
+  check((a, b) => a.mm(b), [rnd([2, 3]), rnd([3, 2])]);
+  check((a, b) => a.bmm(b), [rnd([2, 2, 3]), rnd([2, 3, 2])]);
+  check((t, a, b) => t.baddbmm(a, b, { beta: 0.5, alpha: -2 }), [rnd([2, 2, 2]), rnd([2, 2, 3]), rnd([2, 3, 2])]);
+  check((a, b) => a.outer(b), [rnd([2]), rnd([3])]);
+  check((a, b) => einsum('bij,bjk->bik', a, b), [rnd([2, 2, 3]), rnd([2, 3, 2])]);
+  check((a) => einsum('ii->', a), [rnd([3, 3])]);
+  check((a, b) => einsum('i,j->ij', a, b), [rnd([2]), rnd([3])]);
+});
+
+test('grad: reductions', () => {
+  manualSeed(7);
+  const x = rnd([2, 3]);
+  check((a) => a.sum(), [x]);
+  check((a) => a.sum(-1, true), [x]);
+  check((a) => a.sum([0, 1]), [x]);
+  check((a) => a.sum(null, true), [x]);
+  check((a) => a.mean(0), [x]);
+  check((a) => a.mean(), [x]);
+  const distinct = leaf([[0.3, -1.2, 2.5], [1.1, 0.7, -0.4]]);
+  check((a) => a.max(), [distinct]);
+  check((a) => a.max(-1), [distinct]);
+  check((a) => a.min(0, true), [distinct]);
+  check((a) => a.maxDim(1)[0], [distinct]);
+  check((a) => a.minDim(-1, true)[0], [distinct]);
+  check((a) => a.logsumexp(-1), [x]);
+  check((a) => a.logsumexp([0, 1], true), [x]);
+  check((a) => a.var(), [x]);
+  check((a) => a.var(1, { correction: 0 }), [x]);
+  check((a) => a.std(0), [x]);
+  check((a) => a.std(null, { keepdim: true }), [x]);
+  check((a) => a.norm(), [x]);
+  check((a) => a.norm(1, -1), [distinct]);
+  check((a) => a.norm(3, 0, true), [distinct]);
+  check((a) => a.cumsum(-1), [x]);
+  check((a) => a.cumsum(0), [x]);
+  check((a) => a.cumprod(1), [distinct]);
+  check((a) => a.prod(), [distinct]);
+  check((a) => a.prod(-1), [distinct]);
+  check((a) => a.prod(0, true), [distinct]);
+  check((a) => a.topk(2)[0], [distinct]);
+  check((a) => a.sort(0, true)[0], [distinct]);
+});
+
+test('grad: shape ops', () => {
+  manualSeed(8);
+  const x = rnd([2, 3, 2]);
+  check((a) => a.reshape(3, -1), [x]);
+  check((a) => a.view(6, 2), [x]);
+  check((a) => a.permute(2, 0, 1), [x]);
+  check((a) => a.transpose(0, -1).contiguous(), [x]);
+  check((a) => a.mT, [x]);
+  check((a) => a.flatten(1), [x]);
+  check((a) => a.narrow(1, 1, 2), [x]);
+  check((a) => a.slice(1, 0, null, 2), [x]);
+  check((a) => a.slice(-1, -1), [x]);
+  check((a) => a.select(1, -1), [x]);
+  check((a, b) => cat([a, b], -1), [x, rnd([2, 3, 1])]);
+  check((a, b) => stack([a, b], 1), [rnd([2, 3]), rnd([2, 3])]);
+  check((a) => { const [p, q] = a.split([1, 2], 1); return p.mul(2).add(q.sum(1, true)); }, [x]);
+  check((a) => a.split(1, 0)[1]!, [x]);
+  check((a) => { const [p, q] = a.chunk(2, -1); return p!.mul(q!); }, [x]);
+  check((a) => { const [p, q] = a.unbind(0); return p!.sub(q!.mul(3)); }, [x]);
+  check((a) => a.expand(3, 2, 3).mul(tensor([[[1], [2]], [[3], [4]], [[5], [6]]], { dtype: 'float64' })), [rnd([2, 1])]);
+  check((a, b) => a.expandAs(b).add(b), [rnd([1, 3]), rnd([2, 3])]);
+  check((a) => a.unsqueeze(-1).squeeze(0), [rnd([1, 3])]);
+  check((a) => a.squeeze(), [rnd([1, 3, 1])]);
+  check((a) => F.pad(a, [2, 1], 'constant', 0.5), [rnd([1, 2, 3])]);
+  check((a) => F.pad(a, [2, 1], 'reflect'), [rnd([1, 2, 3])]);
+  check((a) => F.pad(a, [1, 2], 'replicate'), [rnd([1, 2, 3])]);
+  check((a) => F.pad(a, [2, 1], 'circular'), [rnd([1, 2, 3])]);
+  check((a) => F.pad(a, [1, -1, 0, 1]), [rnd([2, 3])]);
+  check((a) => a.flip(0, -1), [x]);
+  check((a) => a.roll([1, -1], [0, 1]), [x]);
+  check((a) => a.repeat(2, 1, 3), [x]);
+  check((a) => a.repeatInterleave(2, 1), [x]);
+  check((a) => a.unfold(1, 2, 1), [x]);
+  check((a) => a.tril(), [rnd([3, 3])]);
+  check((a) => a.triu(1), [rnd([3, 3])]);
+});
+
+test('grad: indexing ops', () => {
+  manualSeed(9);
+  const x = rnd([3, 2]);
+  check((a) => a.indexSelect(0, i64([2, 0, 2])), [x]);
+  check((a) => a.indexSelect(-1, i64([1])), [x]);
+  check((a) => a.gather(1, i64([[0, 0], [1, 0], [1, 1]])), [x]);
+  const idx = i64([[0, 2], [1, 0]]);
+  check((a, s) => a.scatter(1, idx, s), [rnd([2, 3]), rnd([2, 2])]);
+  check((a) => a.scatter(1, idx, 0.5), [rnd([2, 3])]);
+  check((a, s) => a.scatterAdd(0, i64([[0, 1], [0, 0]]), s), [rnd([2, 2]), rnd([2, 2])]);
+  check((a, s) => a.scatterReduce(0, i64([0, 0, 2]), s, 'sum'), [rnd([3]), rnd([3])]);
+  check((a, s) => a.scatterReduce(0, i64([0, 0, 2]), s, 'mean', false), [rnd([3]), rnd([3])]);
+  check((a, s) => a.scatterReduce(0, i64([0, 0, 2]), s, 'amax'), [leaf([0.1, 0.2, 0.3]), leaf([0.5, 0.9, -1])]);
+  check((a) => a.maskedFill(bool([true, false]), -3), [x]);
+  check((a) => a.maskedSelect(bool([[true, false], [false, true], [true, true]])), [x]);
+  const cond = bool([[true, false], [false, true], [true, true]]);
+  check((a, b) => where(cond, a, b), [x, rnd([2])]);
+  check((a) => where(cond, a, 0), [x]);
+  check((a) => where(cond, 1, a), [x]);
+  check((a) => a.index([i64([2, 0, 2]), i64([1, 1, 0])]), [x]);
+  check((a) => a.index([null, i64([1, 0, 1])]), [x]);
+  check((a) => a.index([bool([true, false, true])]), [x]);
+  check((a, v) => a.indexPut([i64([0, 2])], v), [x, rnd([2, 2])]);
+  check((a, v) => a.indexPut([i64([0, 0])], v, true), [x, rnd([2])]);
+});
+
+test('grad: conv1d, conv2d, pooling, dropout with p = 0', () => {
+  manualSeed(10);
+  check((x, w, b) => F.conv1d(x, w, b), [rnd([1, 2, 5]), rnd([3, 2, 3]), rnd([3])]);
+  check((x, w) => F.conv1d(x, w, null, { stride: 2, padding: 1, dilation: 1 }), [rnd([2, 1, 5]), rnd([2, 1, 2])]);
+  check((x, w) => F.conv1d(x, w, null, { dilation: 2, groups: 2 }), [rnd([1, 2, 6]), rnd([4, 1, 2])]);
+  check((x, w, b) => F.conv2d(x, w, b, { padding: 1 }), [rnd([1, 1, 3, 3]), rnd([2, 1, 2, 2]), rnd([2])]);
+  check((x) => F.avgPool1d(x, 2), [rnd([1, 2, 4])]);
+  check((x) => F.avgPool1d(x, 3, { stride: 1, padding: 1 }), [rnd([1, 1, 4])]);
+  check((x) => F.avgPool1d(x, 2, { ceilMode: true }), [rnd([1, 1, 5])]);
+  const distinct = leaf([[[0.3, -1.2, 2.5, 1.1, 0.7, -0.4]]]);
+  check((x) => F.maxPool1d(x, 2), [distinct]);
+  check((x) => F.maxPool1d(x, 3, { stride: 1, padding: 1 }), [distinct]);
+  check((x) => F.avgPool2d(x, 2), [rnd([1, 1, 4, 4])]);
+  check((x) => F.maxPool2d(x, 2), [distinct.reshape(1, 1, 2, 3).detach().requiresGrad_()]);
+  check((x) => F.adaptiveAvgPool1d(x, 4), [rnd([1, 1, 6])]);
+  check((x) => F.dropout(x, 0), [rnd([2, 3])]);
+  check((x) => F.dropout(x, 0.5, false), [rnd([2, 3])]);
+});
+
+test('grad: a small attention block end to end', () => {
+  manualSeed(11);
+  const q = rnd([1, 2, 3, 2]), k = rnd([1, 2, 3, 2]), v = rnd([1, 2, 3, 2]);
+  const causal = ones([3, 3]).triu(1).bool();
+  check((qq, kk, vv) => F.maskedSoftmax(qq.matmul(kk.mT), causal, { scale: 1 / Math.sqrt(2) }).matmul(vv), [q, k, v]);
+});
+
+// ---- autograd plumbing -------------------------------------------------------------------------------
+
+test('backward with a gradient argument; backward of a non-scalar without one throws', () => {
+  const x = leaf([1, 2, 3]);
+  const y = x.mul(x);
+  y.backward(tensor([1, 0.5, -1], { dtype: 'float64' }));
+  assertClose(x.grad!, [2, 2, -6]);
+  const z = x.mul(2);
+  assert.throws(() => z.backward(), (e: unknown) => e instanceof EngramError && e.op === 'backward');
+});
+
+test('retainGraph: a second backward works only with it', () => {
+  const x = leaf([1, 2]);
+  const y = x.exp().sum();
+  y.backward(undefined, { retainGraph: true });
+  y.backward();
+  assertClose(x.grad!, [2 * Math.E, 2 * Math.exp(2)]);
+  const z = x.exp().sum();
+  z.backward();
+  assert.throws(() => z.backward(), (e: unknown) =>
+    e instanceof EngramError && e.op === 'backward' && /second time|already been freed/.test(e.message));
+});
+
+test('gradients accumulate across backward calls; zeroGrad drops them; grad setter', () => {
+  const x = leaf([1, -2]);
+  x.mul(3).sum().backward();
+  assertClose(x.grad!, [3, 3]);
+  x.mul(x).sum().backward();
+  assertClose(x.grad!, [5, -1]);
+  x.zeroGrad();
+  assert.equal(x.grad, null);
+  x.mul(x).sum().backward();
+  assertClose(x.grad!, [2, -4]);
+  x.grad = tensor([7, 7], { dtype: 'float64' });
+  assertClose(x.grad!, [7, 7]);
+  x.grad = null;
+  assert.equal(x.grad, null);
+});
+
+test('leaf and graph metadata: requiresGrad, requiresGrad_, isLeaf, gradFn, retainGrad', () => {
+  const x = tensor([1, 2], { dtype: 'float64' });
+  assert.equal(x.requiresGrad, false);
+  assert.equal(x.requiresGrad_(), x);
+  assert.equal(x.requiresGrad, true);
+  x.requiresGrad = false;
+  assert.equal(x.requiresGrad, false);
+  x.requiresGrad = true;
+  assert.equal(x.isLeaf, true);
+  assert.equal(x.gradFn, null);
+  const y = x.mul(2);
+  assert.equal(y.isLeaf, false);
+  assert.match(y.gradFn!, /^MulBackward/);
+  assert.equal(y.retainGrad(), y);
+  y.sum().backward();
+  assertClose(y.grad!, [1, 1]); // kept for a non-leaf only because of retainGrad
+});
+
+test('detach and detach_ cut the graph', () => {
+  const x = leaf([1, 2, 3]);
+  const d = x.detach();
+  assert.equal(d.requiresGrad, false);
+  assert.equal(d.gradFn, null);
+  x.mul(d).sum().backward(); // d is a constant: d/dx (x * d) = d
+  assertClose(x.grad!, [1, 2, 3]);
+  const y = x.mul(2);
+  assert.equal(y.detach_(), y);
+  assert.equal(y.gradFn, null);
+  assert.equal(y.requiresGrad, false);
+  d.fill_(0); // detach shares memory
+  assertClose(x, [0, 0, 0]);
+});
+
+test('noGrad records nothing; enableGrad turns recording back on', () => {
+  const x = leaf([1, 2]);
+  assert.equal(isGradEnabled(), true);
+  const y = noGrad(() => {
+    assert.equal(isGradEnabled(), false);
+    const inner = enableGrad(() => {
+      assert.equal(isGradEnabled(), true);
+      return x.mul(2);
+    });
+    assert.match(inner.gradFn!, /^MulBackward/);
+    return x.mul(2).add(1);
+  });
+  assert.equal(isGradEnabled(), true);
+  assert.equal(y.gradFn, null);
+  assert.equal(y.requiresGrad, false);
+  assertClose(y, [3, 5]);
+  // an exception inside restores the mode
+  assert.throws(() => noGrad(() => { throw new Error('boom'); }), /boom/);
+  assert.equal(isGradEnabled(), true);
+});
+
+test('grad() returns gradients and leaves .grad untouched; allowUnused; createGraph', () => {
+  const x = leaf([1, 2]), u = leaf([5]);
+  const y = x.pow(3).sum();
+  const [g] = grad(y, [x], { retainGraph: true });
+  assertClose(g!, [3, 12]);
+  assert.equal(x.grad, null);
+  assert.throws(() => grad(y, [x, u], { retainGraph: true }), EngramError); // u is unused
+  const [gx, gu] = grad(y, [x, u], { allowUnused: true, retainGraph: true });
+  assertClose(gx!, [3, 12]);
+  assert.equal(gu, null);
+  const [g2] = grad(y, [x], { gradOutputs: [tensor(2, { dtype: 'float64' })] });
+  assertClose(g2!, [6, 24]);
+  // second derivative through createGraph: d2/dx2 x^3 = 6x
+  const [first] = grad(x.pow(3).sum(), [x], { createGraph: true });
+  assert.equal(first!.requiresGrad, true);
+  const [second] = grad(first!.sum(), [x]);
+  assertClose(second!, [6, 12]);
+  assert.equal(x.grad, null);
+  // several outputs at once
+  const [gm] = grad([x.sum(), x.mul(x).sum()], [x]);
+  assertClose(gm!, [3, 5]);
+});
+
+test('training-style loop inside tidy leaks nothing', () => {
+  const w = leaf([[0.5, -0.5], [0.25, 1]]);
+  const before = liveTensors();
+  const losses: number[] = [];
+  for (let step = 0; step < 3; step++) {
+    tidy(() => {
+      const loss = F.mseLoss(tensor([[1, 2]], { dtype: 'float64' }).matmul(w), zeros([1, 2], { dtype: 'float64' }));
+      losses.push(loss.item());
+      loss.backward();
+      noGrad(() => w.sub_(w.grad!.mul(0.1)));
+      w.zeroGrad();
+    });
+  }
+  assert.equal(liveTensors(), before);
+  // loss = mean((x w)^2) with x w = [1, 1.5] at the start: 1.625, and it decreases
+  assertClose(tensor(losses[0]!, { dtype: 'float64' }), 1.625);
+  assert.ok(losses[2]! < losses[1]! && losses[1]! < losses[0]!);
+});
