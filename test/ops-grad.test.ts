@@ -52,6 +52,10 @@ test('gradcheck: float64 only for differentiated inputs; constants pass through;
   // an int64 index and a float32 constant that do not require grad are fine
   const w = leaf([[1, 2], [3, 4], [5, 6]]);
   check((idx, weight, scale) => F.embedding(idx, weight).mul(scale), [i64([2, 0, 2]), w, tensor([2])]);
+  // a non-contiguous input (a transposed leaf): element order is its logical C order
+  const t = tensor([[1, 2, 3], [4, 5, 6]], { dtype: 'float64' }).mT.detach().requiresGrad_();
+  assert.equal(t.isContiguous(), false);
+  check((a) => a.mul(tensor([[1, 10], [100, 1000], [-1, -10]], { dtype: 'float64' })).pow(2), [t]);
   // an input the output does not depend on has zero gradient both ways
   check((a, _b) => a.exp(), [leaf([1, 2]), leaf([3])]);
   // options are honoured: a tolerance too tight for central differences fails
@@ -157,6 +161,8 @@ test('grad: layerNorm (input, weight, bias), linear, embedding (weight)', () => 
   // paddingIdx: that row gets no gradient (deliberately not the true derivative)
   const [g] = grad(F.embedding(i64([0, 1, 1]), emb, 1).sum(), [emb]);
   assertClose(g!, [[1, 1], [0, 0], [0, 0], [0, 0]]);
+  const [gl] = grad(F.embedding(i64([3, 0, 3]), emb, -1).sum(), [emb]); // -1: the last row, as PyTorch
+  assertClose(gl!, [[1, 1], [0, 0], [0, 0], [0, 0]]);
 });
 
 test('grad: crossEntropy (ignoreIndex, labelSmoothing, weight, reductions), nllLoss, mseLoss, bce', () => {

@@ -131,12 +131,12 @@ struct KindedError : std::runtime_error {
 std::string classify(const std::string& msg) {
   static const std::regex shape(
       "size of tensor|shape|sizes|must match|dimension|mat1 and mat2|cannot be multiplied|"
-      "out of range|expanded size|invalid for input of size|number of dims|Index|index",
+      "out of range|expanded size|invalid for input of size|number of dims|channels|Index|index",
       std::regex::icase);
   static const std::regex dtype("scalar type|dtype|expected .* but found|not implemented for|Half|BFloat16",
                                 std::regex::icase);
   static const std::regex device("device|CUDA|cuda", std::regex::icase);
-  static const std::regex oom("not enough memory|out of memory|failed to allocate", std::regex::icase);
+  static const std::regex oom("not enough memory|out of memory|failed to allocate|can.t allocate memory", std::regex::icase);
   if (std::regex_search(msg, oom)) return "oom";
   if (std::regex_search(msg, dtype)) return "dtype";
   if (std::regex_search(msg, device)) return "device";
@@ -181,7 +181,8 @@ void rethrowAsEngram(const Napi::CallbackInfo& info) {
   } catch (const std::bad_alloc&) {
     throwEngram(env, op, "oom", "out of memory (std::bad_alloc)");
   } catch (const std::exception& e) {
-    throwEngram(env, op, "torch", e.what());
+    // some libtorch checks (e.g. reshape's size inference) throw std::runtime_error, not c10::Error
+    throwEngram(env, op, classify(e.what()), e.what());
   } catch (...) {
     throwEngram(env, op, "torch", "unknown C++ exception");
   }

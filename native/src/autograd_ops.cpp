@@ -36,7 +36,12 @@ OP(grad) {
 }
 OP(setGrad) {
   auto g = OT(info, 1);
-  T(info, 0).mutable_grad() = g ? *g : at::Tensor();
+  auto& t = T(info, 0);
+  // as PyTorch's .grad setter: a gradient must match its tensor (optimisers rely on it)
+  if (g && g->sizes() != t.sizes()) fail("shape", "assigned grad has shape " + c10::str(g->sizes()) + " but the tensor has " + c10::str(t.sizes()));
+  if (g && g->scalar_type() != t.scalar_type()) fail("dtype", std::string("assigned grad is ") + c10::toString(g->scalar_type()) + " but the tensor is " + c10::toString(t.scalar_type()));
+  if (g && g->device() != t.device()) fail("device", "assigned grad is on " + g->device().str() + " but the tensor is on " + t.device().str());
+  t.mutable_grad() = g ? *g : at::Tensor();
   return info.Env().Undefined();
 }
 // zeroGrad(ids[]): drops the gradients (as PyTorch's zero_grad(set_to_none=True)).

@@ -74,9 +74,10 @@ OP(normal_) {
 
 namespace {
 struct Exported {
-  at::Tensor owner;  // keeps the storage alive while the ArrayBuffer lives
+  at::Tensor owner;  // keeps the storage alive while any ArrayBuffer over it lives
+  int views = 0;     // ArrayBuffers over this address not yet collected
 };
-std::unordered_map<const void*, Exported*> exportedBuffers;
+std::unordered_map<const void*, Exported> exportedBuffers;
 }  // namespace
 
 // fromArray(typedArray, dtype, shape): dtype is the element type of the bytes.
@@ -97,7 +98,7 @@ OP(fromArray) {
   }
   auto it = exportedBuffers.find(base);
   if (it != exportedBuffers.end()) {
-    at::Tensor owner = it->second->owner;
+    at::Tensor owner = it->second.owner;
     return R(info, at::from_blob(base + offset, shape, [owner](void*) {}, opts));
   }
   auto t = at::empty(shape, opts);
@@ -117,17 +118,18 @@ OP(toArrayBuffer) {
 // An ArrayBuffer over the tensor's own memory (CPU, contiguous): writes through it change the tensor.
 OP(externalArrayBuffer) {
   auto& t = T(info, 0);
-  if (!t.device().is_cpu() || !t.is_contiguous()) fail("device", "a zero-copy view needs a contiguous CPU tensor");
+  if (!t.device().is_cpu()) fail("device", "a zero-copy view needs a CPU tensor (call .cpu() first)");
+  if (!t.is_contiguous()) fail("shape", "a zero-copy view needs a contiguous tensor (call .contiguous() first)");
   size_t bytes = t.numel() * t.element_size();
   if (bytes == 0) return Napi::ArrayBuffer::New(info.Env(), 0);
   auto* data = t.data_ptr();
-  auto* hint = new Exported{t.detach()};
-  exportedBuffers[data] = hint;
-  return Napi::ArrayBuffer::New(info.Env(), data, bytes, [](Napi::Env, void* data, Exported* h) {
+  auto& entry = exportedBuffers[data];
+  if (entry.views++ == 0) entry.owner = t.detach();
+  // The finalizer runs on the JS thread when the ArrayBuffer is collected.
+  return Napi::ArrayBuffer::New(info.Env(), data, bytes, [](Napi::Env, void* data) {
     auto it = exportedBuffers.find(data);
-    if (it != exportedBuffers.end() && it->second == h) exportedBuffers.erase(it);
-    delete h;
-  }, hint);
+    if (it != exportedBuffers.end() && --it->second.views == 0) exportedBuffers.erase(it);
+  });
 }
 
 OP(item) {

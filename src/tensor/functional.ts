@@ -32,9 +32,11 @@ export function dropout(x: Tensor, p = 0.5, training = true): Tensor {
   if (p < 0 || p > 1) throw new EngramError(`dropout: p must be in [0, 1], got ${p}`, 'config', 'dropout');
   return fromId(native.dropout(x.id, p, training));
 }
-/** Rows of weight [num, dim] at integer indices; paddingIdx rows get no gradient. */
+/** Rows of weight [num, dim] at integer indices; paddingIdx rows get no gradient (negative counts from the end). */
 export function embedding(indices: Tensor, weight: Tensor, paddingIdx?: number): Tensor {
-  return fromId(native.embedding(weight.id, indices.id, paddingIdx ?? -1));
+  // libtorch takes -1 for "none", so a negative index is resolved here, as torch.nn.functional does
+  const padding = paddingIdx === undefined ? -1 : paddingIdx < 0 ? weight.shape[0]! + paddingIdx : paddingIdx;
+  return fromId(native.embedding(weight.id, indices.id, padding));
 }
 /** x @ weight^T + bias, weight [out, in]. */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {

@@ -47,8 +47,8 @@ export function gradcheck(fn: (...inputs: Tensor[]) => Tensor, inputs: Tensor[],
     const weights = tensor(weightsFor(out.numel), { shape: out.shape, device: out.device as Device });
     const analytic = grad(out.mul(weights).sum(), checked.map((i) => inputs[i]!), { allowUnused: true });
 
-    // Detached copies to perturb in place, one element at a time.
-    const copies = inputs.map((t) => (t.requiresGrad ? t.detach().clone() : t));
+    // Detached contiguous copies to perturb in place, one element at a time (flat index = C order).
+    const copies = inputs.map((t) => (t.requiresGrad ? t.detach().contiguous().clone() : t));
     const loss = (): number => tidy(() => noGrad(() => fn(...copies).mul(weights).sum().item()));
 
     let maxError = 0, worstScore = -1;

@@ -4,7 +4,7 @@
 // Costs: one native call per op and one small JS object per result; shape and dtype are read
 // from the native side once and cached (no op changes them in place).
 import { native } from './native.js';
-import { codeOf, dtypeCode, dtypeName, dtypeOfArray, typedArrayOf, type DType, type TypedArray } from './dtype.js';
+import { codeOf, dtypeName, dtypeOfArray, typedArrayOf, type DType, type TypedArray } from './dtype.js';
 import { EngramError } from './errors.js';
 import { keep as keepTensor, track, untrack, type Tracked } from './scope.js';
 
@@ -132,8 +132,7 @@ export class Tensor implements Tracked {
 
   /** to('float64'), to('cuda'), to({ dtype, device, copy }): a new tensor unless nothing changes. */
   to(target: DType | Device | { dtype?: DType; device?: Device; copy?: boolean }): Tensor {
-    // A string that names no dtype is a device, so that to('gpu') fails as a bad device, not a bad dtype.
-    const o = typeof target === 'string' ? (target in dtypeCode ? { dtype: target as DType } : { device: target as Device }) : target;
+    const o = typeof target === 'string' ? (isDevice(target) ? { device: target } : { dtype: target as DType }) : target;
     return wrap(native.to(this.id, codeOf(o.dtype), o.device ?? null, o.copy ?? false));
   }
   float(): Tensor {
@@ -535,6 +534,10 @@ function keptAll(t: Tensor, dim: unknown, keepdim: boolean, id: number): Tensor 
 
 function flatArgs(args: number[] | [number[]]): number[] {
   return Array.isArray(args[0]) ? (args[0] as number[]) : (args as number[]);
+}
+
+function isDevice(s: string): s is Device {
+  return s === 'cpu' || s === 'cuda' || s.startsWith('cuda:');
 }
 
 /** @internal for sibling modules: wraps a native id in a tracked Tensor. */
