@@ -18,9 +18,9 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const { values: args } = parseArgs({
   options: {
     data: { type: 'string', default: join(root, '..', 'shared', 'data', 'tinyshakespeare.txt') },
-    steps: { type: 'string', default: '1500' },
+    steps: { type: 'string', default: '10000' },
     context: { type: 'string', default: '16' },
-    batch: { type: 'string', default: '64' },
+    batch: { type: 'string', default: '128' },
     out: { type: 'string', default: join(root, 'runs', 'char-mlp') },
     seed: { type: 'string', default: '0' },
   },
@@ -43,7 +43,7 @@ const heldOut = tensor(ids.subarray(split)).long().keep();
 console.log(`data: ${args.data} (${text.length} chars, vocab ${vocab.length}); train ${split}, held-out ${ids.length - split}`);
 
 // Parameters. Shapes: E [V, d], W1 [h, C*d], W2 [V, h].
-const d = 32, hidden = 256, V = vocab.length;
+const d = 32, hidden = 512, V = vocab.length;
 const param = (t: Tensor) => t.requiresGrad_().keep();
 const params = {
   embed: param(randn([V, d]).mul(0.1)),
@@ -65,7 +65,7 @@ function logits(x: Tensor): Tensor {
 }
 
 const optimizer = new AdamW(Object.values(params), { lr: 3e-3, weightDecay: 0.01 });
-const scheduler = new LrScheduler(optimizer, cosineDecay({ totalSteps: steps, warmupSteps: 100, minLr: 3e-4 }));
+const scheduler = new LrScheduler(optimizer, cosineDecay({ totalSteps: steps, warmupSteps: 200, minLr: 1e-4 }));
 const started = performance.now();
 for (let step = 1; step <= steps; step++) {
   const loss = tidy(() => {
@@ -78,9 +78,9 @@ for (let step = 1; step <= steps; step++) {
     scheduler.step();
     return loss.item();
   });
-  if (step % 250 === 0 || step === 1) {
+  if (step % 1000 === 0 || step === 1) {
     const s = (performance.now() - started) / 1000;
-    console.log(`step ${step}/${steps}  loss ${loss.toFixed(3)}  bpc ${(loss / Math.LN2).toFixed(3)}  ${((step * batch * context) / s).toFixed(0)} tokens/s`);
+    console.log(`step ${step}/${steps}  loss ${loss.toFixed(3)}  bpc ${(loss / Math.LN2).toFixed(3)}  ${((step * batch) / s).toFixed(0)} predictions/s`);
   }
 }
 

@@ -300,18 +300,26 @@ OP(cumsum) { return R(info, at::cumsum(T(info, 0), I(info, 1), ODT(info, 2))); }
 OP(cumprod) { return R(info, at::cumprod(T(info, 0), I(info, 1), ODT(info, 2))); }
 OP(logsumexp) { return R(info, at::logsumexp(T(info, 0), IL(info, 1), B(info, 2))); }
 // var/std(t, dims|null, correction, keepdim)
-OP(var) {
-  c10::optional<at::IntArrayRef> dims;
+// The correction argument is an int in libtorch 1.x and a Scalar in 2.x.
+#if TORCH_VERSION_MAJOR >= 2
+using Correction = c10::optional<at::Scalar>;
+#else
+using Correction = c10::optional<int64_t>;
+#endif
+static at::Tensor varianceLike(const Napi::CallbackInfo& info, bool standardDeviation) {
   std::vector<int64_t> d;
-  if (!isNone(info[1])) { d = IL(info, 1); dims = d; }
-  return R(info, at::var(T(info, 0), dims, OI(info, 2), B(info, 3)));
+  at::OptionalIntArrayRef dims;
+  if (!isNone(info[1])) {
+    d = IL(info, 1);
+    dims = at::IntArrayRef(d);
+  }
+  Correction correction;
+  if (auto c = OI(info, 2)) correction = *c;
+  return standardDeviation ? at::std(T(info, 0), dims, correction, B(info, 3))
+                           : at::var(T(info, 0), dims, correction, B(info, 3));
 }
-OP(std) {
-  c10::optional<at::IntArrayRef> dims;
-  std::vector<int64_t> d;
-  if (!isNone(info[1])) { d = IL(info, 1); dims = d; }
-  return R(info, at::std(T(info, 0), dims, OI(info, 2), B(info, 3)));
-}
+OP(var) { return R(info, varianceLike(info, false)); }
+OP(std) { return R(info, varianceLike(info, true)); }
 // norm(t, p, dims|null, keepdim)
 OP(norm) {
   if (isNone(info[2])) return R(info, at::norm(T(info, 0), SC(info, 1)));
