@@ -1,3 +1,6 @@
 // Engram's public entry point.
 export * from './tensor/index.js';
 export * from './optim/index.js';
+export * from './nn/index.js';
+export * from './memory/index.js';
+export * from './models/index.js';

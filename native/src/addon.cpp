@@ -225,6 +225,15 @@ OP(manualSeed) {
   return info.Env().Undefined();
 }
 
+// The dtype of floating tensors made without an explicit dtype (torch.set_default_dtype).
+OP(setDefaultDtype) {
+  c10::set_default_dtype(caffe2::TypeMeta::fromScalarType(DT(info, 0)));
+  return info.Env().Undefined();
+}
+OP(getDefaultDtype) {
+  return Napi::Number::New(info.Env(), static_cast<int>(c10::typeMetaToScalarType(c10::get_default_dtype())));
+}
+
 OP(cudaAvailable) { return Napi::Boolean::New(info.Env(), torch::cuda::is_available()); }
 OP(cudaDeviceCount) { return Napi::Number::New(info.Env(), static_cast<double>(torch::cuda::device_count())); }
 OP(cudaSynchronize) {

@@ -366,6 +366,7 @@ OP(repeat) { return R(info, T(info, 0).repeat(IL(info, 1))); }
 OP(repeatInterleave) { return R(info, at::repeat_interleave(T(info, 0), I(info, 1), OI(info, 2))); }
 OP(flip) { return R(info, at::flip(T(info, 0), IL(info, 1))); }
 OP(roll) { return R(info, at::roll(T(info, 0), IL(info, 1), IL(info, 2))); }
+OP(asStrided) { return R(info, T(info, 0).as_strided(IL(info, 1), IL(info, 2), I(info, 3))); }
 OP(unfold) { return R(info, T(info, 0).unfold(I(info, 1), I(info, 2), I(info, 3))); }
 OP(tril) { return R(info, at::tril(T(info, 0), I(info, 1))); }
 OP(triu) { return R(info, at::triu(T(info, 0), I(info, 1))); }

@@ -23,6 +23,8 @@ interface NativeCore {
   setNumThreads(n: number): void;
   getNumThreads(): number;
   manualSeed(seed: number): void;
+  setDefaultDtype(dtype: DCode): void;
+  getDefaultDtype(): DCode;
   cudaAvailable(): boolean;
   cudaDeviceCount(): number;
   cudaSynchronize(): void;
@@ -141,6 +143,7 @@ interface NativeCore {
   flip(t: Id, dims: number[]): Id;
   roll(t: Id, shifts: number[], dims: number[]): Id;
   unfold(t: Id, dim: number, size: number, step: number): Id;
+  asStrided(t: Id, size: number[], stride: number[], storageOffset: number): Id;
   tril(t: Id, diagonal: number): Id;
   triu(t: Id, diagonal: number): Id;
   pad(t: Id, pads: number[], mode: string, value: number | null): Id;

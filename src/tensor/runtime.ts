@@ -1,5 +1,7 @@
 // Process-wide settings of the engine: threads, devices, build facts.
 import { native } from './native.js';
+import { codeOf, dtypeName, isFloating, type DType } from './dtype.js';
+import { EngramError } from './errors.js';
 
 /** Whether libtorch was built with CUDA and a GPU is visible. */
 export const cudaAvailable = (): boolean => native.cudaAvailable();
@@ -12,3 +14,10 @@ export const setNumThreads = (n: number): void => native.setNumThreads(n);
 export const getNumThreads = (): number => native.getNumThreads();
 
 export const buildInfo = (): { torchVersion: string; parallelInfo: string; cxx11Abi: number } => native.buildInfo();
+
+/** The dtype of floating tensors made without one (float32 unless changed), as torch.set_default_dtype. */
+export function setDefaultDtype(dtype: DType): void {
+  if (!isFloating(dtype)) throw new EngramError(`setDefaultDtype: ${dtype} is not a floating dtype`, 'dtype', 'setDefaultDtype');
+  native.setDefaultDtype(codeOf(dtype)!);
+}
+export const getDefaultDtype = (): DType => dtypeName(native.getDefaultDtype());

@@ -495,6 +495,10 @@ export class Tensor implements Tracked {
   }
   /** Sliding windows of size along dim with step (a new last dim of length size). */
   unfold(dim: number, size: number, step: number): Tensor { return wrap(native.unfold(this.id, dim, size, step)); }
+  /** A view with explicit sizes, strides and storage offset (in elements), as torch.as_strided. */
+  asStrided(size: number[], stride: number[], storageOffset = 0): Tensor {
+    return wrap(native.asStrided(this.id, size, stride, storageOffset));
+  }
   tril(diagonal = 0): Tensor { return wrap(native.tril(this.id, diagonal)); }
   triu(diagonal = 0): Tensor { return wrap(native.triu(this.id, diagonal)); }
 

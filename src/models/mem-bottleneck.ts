@@ -1,0 +1,87 @@
+// MemBottleneck (Burtsev et al. 2020, SPEC §5) as a decoder. Per layer, two stages:
+//   1. memory attends to [memory; context] and is updated (residual + LN + FFN);
+//   2. the sequence attends ONLY to the updated memory (residual + LN + FFN).
+// All information between tokens passes through the m memory vectors, at a cost linear in M.
+//
+// In a decoder the memory may only read what every query of the segment may see, or it would
+// leak the tokens to be predicted. So here the memory reads the previous segments (the
+// layer's Transformer-XL-style cache of detached inputs, memLen positions; default M), and
+// tokens of one segment cannot see each other: the model can carry information across segments
+// only, the bottleneck's known price (SPEC §5: "prepended memory under a causal mask cannot see
+// the sequence"). Token positions inside a segment are given by absolute sinusoids.
+// Shapes: B batch, M segment length, m memory tokens, C cached positions, H hidden.
+import { cat, type Tensor } from '../tensor/index.js';
+import { Module } from '../nn/module.js';
+import { Dropout, Embedding, FeedForward, LayerNorm, Linear } from '../nn/layers.js';
+import { MultiHeadAttention } from '../nn/attention.js';
+import { sinusoidalDistances } from '../nn/positions.js';
+import { MemoryTokens } from '../memory/memory-tokens.js';
+import { nextCache } from '../memory/xl-cache.js';
+import type { ModelConfig, SegmentModel, SegmentOutput } from './types.js';
+import type { SegmentState } from './segment-transformer.js';
+
+class BottleneckLayer extends Module {
+  readonly memAttn: MultiHeadAttention;
+  readonly memFF: FeedForward;
+  readonly seqAttn: MultiHeadAttention;
+  readonly seqFF: FeedForward;
+  readonly norms: LayerNorm[];
+  readonly drop: Dropout;
+  constructor(c: ModelConfig) {
+    super();
+    this.memAttn = this.child('memAttn', new MultiHeadAttention(c.dModel, c.heads, c.dropout, { relative: false }));
+    this.memFF = this.child('memFF', new FeedForward(c.dModel, c.dInner, c.dropout));
+    this.seqAttn = this.child('seqAttn', new MultiHeadAttention(c.dModel, c.heads, c.dropout, { relative: false }));
+    this.seqFF = this.child('seqFF', new FeedForward(c.dModel, c.dInner, c.dropout));
+    this.norms = this.child('norms', Array.from({ length: 4 }, () => new LayerNorm(c.dModel)));
+    this.drop = this.child('drop', new Dropout(c.dropout));
+  }
+  /** memory [B, m, H], h [B, M, H], cache [B, C, H] | null -> [memory, h] */
+  forward(memory: Tensor, h: Tensor, cache: Tensor | null): [Tensor, Tensor] {
+    const [n0, n1, n2, n3] = this.norms as [LayerNorm, LayerNorm, LayerNorm, LayerNorm];
+    const context = cache ? cat([memory, cache], 1) : memory;
+    let m = n0.forward(memory.add(this.drop.forward(this.memAttn.forward({ query: memory, context, mask: null, positions: null }))));
+    m = n1.forward(m.add(this.memFF.forward(m)));
+    let x = n2.forward(h.add(this.drop.forward(this.seqAttn.forward({ query: h, context: m, mask: null, positions: null }))));
+    x = n3.forward(x.add(this.seqFF.forward(x)));
+    return [m, x];
+  }
+}
+
+export class MemBottleneck extends Module implements SegmentModel<SegmentState> {
+  readonly embed: Embedding;
+  readonly memoryTokens: MemoryTokens;
+  readonly layers: BottleneckLayer[];
+  readonly head: Linear;
+  readonly drop: Dropout;
+
+  constructor(readonly config: ModelConfig) {
+    super();
+    this.embed = this.child('embed', new Embedding(config.vocabSize, config.dModel));
+    this.memoryTokens = this.child('memory', new MemoryTokens('prepend', config.numMemTokens, config.dModel));
+    this.layers = this.child('layers', Array.from({ length: config.layers }, () => new BottleneckLayer(config)));
+    this.head = this.child('head', new Linear(config.dModel, config.vocabSize));
+    this.drop = this.child('drop', new Dropout(config.dropout));
+  }
+
+  initState(): SegmentState {
+    return { cache: null, memory: null };
+  }
+  detachState(state: SegmentState): SegmentState {
+    return { cache: state.cache?.map((c) => c.detach()) ?? null, memory: null };
+  }
+
+  forward(tokens: Tensor, state: SegmentState): SegmentOutput<SegmentState> {
+    const [B, M] = tokens.shape as [number, number];
+    const positions = sinusoidalDistances(M - 1, M, this.config.dModel).flip(0); // [M, H], rows 0 ... M-1
+    let h = this.drop.forward(this.embed.forward(tokens).add(positions)); // [B, M, H]
+    let memory = this.memoryTokens.initial(B); // [B, m, H]
+    const inputs: Tensor[] = [];
+    this.layers.forEach((layer, l) => {
+      inputs.push(h);
+      [memory, h] = layer.forward(memory, h, state.cache?.[l] ?? null);
+    });
+    const logits = this.head.forward(this.drop.forward(h)); // [B, M, V]
+    return { logits, state: { cache: nextCache(state.cache, inputs, this.config.memLen), memory: null }, auxLoss: null };
+  }
+}

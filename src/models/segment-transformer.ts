@@ -1,0 +1,102 @@
+// The segment-level recurrent decoder of SPEC §0 with Transformer-XL's relative positions, and the
+// memories of this family as options, so that each model is a configuration of one network:
+//
+//   transformer      memLen 0, no memory tokens            (the RMT paper's "baseline")
+//   xl               memLen > 0                             (Transformer-XL, SPEC §1)
+//   mem-transformer  m prepended memory tokens, per segment (Memory Transformer, SPEC §5)
+//   rmt              m read + m write tokens carried across segments (RMT, SPEC §6); memLen > 0
+//                    gives RMT + Transformer-XL cache
+//
+// Shapes: B batch, M segment length, m memory tokens, C cached positions, H hidden, V vocabulary.
+import { cat, randn, type Tensor } from '../tensor/index.js';
+import { Module } from '../nn/module.js';
+import { Dropout, Embedding, LayerNorm, Linear } from '../nn/layers.js';
+import { DecoderLayer } from '../nn/decoder-layer.js';
+import { sinusoidalDistances } from '../nn/positions.js';
+import type { RelativePositions } from '../nn/attention.js';
+import { nextCache } from '../memory/xl-cache.js';
+import { MemoryTokens } from '../memory/memory-tokens.js';
+import { MaskCache, seesLaterKeys, type SegmentLayout } from '../memory/segment-layout.js';
+import type { MemoryState, ModelConfig, SegmentModel, SegmentOutput } from './types.js';
+
+export interface SegmentState extends MemoryState {
+  /** Per layer [B, C, H]: past layer inputs (detached), or null before the first segment / without a cache. */
+  cache: Tensor[] | null;
+  /** [B, m, H]: RMT's memory carried to the next segment (attached), else null. */
+  memory: Tensor | null;
+}
+
+export class SegmentTransformer extends Module implements SegmentModel<SegmentState> {
+  readonly embed: Embedding;
+  readonly layers: DecoderLayer[];
+  readonly memoryTokens: MemoryTokens | null;
+  /** u and v of the relative-position score, [K, D], shared by all layers as in the reference. */
+  readonly u: Tensor;
+  readonly v: Tensor;
+  readonly finalNorm: LayerNorm | null;
+  readonly head: Linear;
+  readonly drop: Dropout;
+  readonly #masks = new MaskCache();
+
+  constructor(readonly config: ModelConfig) {
+    super();
+    const { vocabSize, layers, dModel, heads, dInner, dropout, norm, numMemTokens, kind } = config;
+    this.embed = this.child('embed', new Embedding(vocabSize, dModel));
+    this.drop = this.child('drop', new Dropout(dropout));
+    const mode = kind === 'rmt' ? 'recurrent' : kind === 'mem-transformer' ? 'prepend' : null;
+    this.memoryTokens = mode && numMemTokens > 0 ? this.child('memory', new MemoryTokens(mode, numMemTokens, dModel)) : null;
+    this.layers = this.child('layers', Array.from({ length: layers }, () => new DecoderLayer({ dModel, heads, dInner, dropout, norm })));
+    const D = dModel / heads;
+    this.u = this.param('u', randn([heads, D]).mul(0.02));
+    this.v = this.param('v', randn([heads, D]).mul(0.02));
+    this.finalNorm = norm === 'pre' ? this.child('finalNorm', new LayerNorm(dModel)) : null;
+    this.head = this.child('head', new Linear(dModel, vocabSize));
+  }
+
+  initState(batch: number): SegmentState {
+    return { cache: null, memory: this.memoryTokens?.mode === 'recurrent' ? this.memoryTokens.initial(batch) : null };
+  }
+
+  detachState(state: SegmentState): SegmentState {
+    return { cache: state.cache?.map((c) => c.detach()) ?? null, memory: state.memory?.detach() ?? null };
+  }
+
+  forward(tokens: Tensor, state: SegmentState): SegmentOutput<SegmentState> {
+    const [B, M] = tokens.shape as [number, number];
+    const H = this.config.dModel;
+    const blocks = this.memoryTokens?.blocks(state.memory, B) ?? null;
+    const layout: SegmentLayout = {
+      cached: state.cache?.[0]?.shape[1] ?? 0,
+      read: blocks ? blocks.read.shape[1]! : 0,
+      sequence: M,
+      write: blocks?.write ? blocks.write.shape[1]! : 0,
+    };
+    const x = this.embed.forward(tokens); // [B, M, H]
+    let h = this.drop.forward(blocks ? cat([blocks.read, x, ...(blocks.write ? [blocks.write] : [])], 1) : x); // [B, T, H]
+    const T = h.shape[1]!;
+    const mask = this.#masks.get(layout); // [T, C + T]
+    const bidirectional = seesLaterKeys(layout);
+    const keys = layout.cached + T;
+    const positions: RelativePositions = {
+      u: this.u,
+      v: this.v,
+      r: this.drop.forward(sinusoidalDistances(keys - 1, bidirectional ? keys + T - 1 : keys, H)),
+      bidirectional,
+    };
+
+    const layerInputs: Tensor[] = []; // [B, M, H] per layer, at the sequence positions
+    this.layers.forEach((layer, l) => {
+      layerInputs.push(h.narrow(1, layout.read, M));
+      h = layer.forward(h, state.cache?.[l] ?? null, mask, positions);
+    });
+    const out = this.finalNorm ? this.finalNorm.forward(h) : h; // [B, T, H]
+    const logits = this.head.forward(this.drop.forward(out.narrow(1, layout.read, M))); // [B, M, V]
+    const memory = this.memoryTokens?.mode === 'recurrent' ? out.narrow(1, layout.read + M, layout.write) : null;
+    return { logits, state: { cache: nextCache(state.cache, layerInputs, this.config.memLen), memory }, auxLoss: null };
+  }
+
+  override dispose(): void {
+    super.dispose();
+    this.#masks.dispose();
+  }
+}

@@ -1,0 +1,77 @@
+// Multi-head attention with an explicit mask and Transformer-XL relative positions (SPEC §1):
+//   score(i, j) = ((q_i + u) · k_j + (q_i + v) · W_r R_{i-j}) / sqrt(D)
+// Shapes: B batch, Tq queries, Tk keys (cache + current), K heads, D head size, H = K·D.
+import { F, type Tensor } from '../tensor/index.js';
+import { Module } from './module.js';
+import { Dropout, Linear } from './layers.js';
+import { relShift, relSkew } from './positions.js';
+
+export interface RelativePositions {
+  /** Content bias u and position bias v, [K, D] (shared across layers, as the reference). */
+  u: Tensor;
+  v: Tensor;
+  /**
+   * Sinusoidal embeddings [Tk, H] of distances Tk-1 ... 0 (causal masks), or [Tk + Tq - 1, H] of
+   * distances Tk-1 ... -(Tq-1) when the mask lets queries see later keys (then `bidirectional`).
+   */
+  r: Tensor;
+  bidirectional: boolean;
+}
+
+export interface AttentionInput {
+  /** [B, Tq, H] the queries' inputs. */
+  query: Tensor;
+  /** [B, Tk, H] the keys' and values' inputs (for self-attention with a cache: cat(cache, query)). */
+  context: Tensor;
+  /** bool [Tq, Tk] or [B, 1, Tq, Tk]: true where attention is not allowed. */
+  mask: Tensor | null;
+  positions: RelativePositions | null;
+}
+
+export class MultiHeadAttention extends Module {
+  readonly q: Linear;
+  readonly kv: Linear;
+  readonly out: Linear;
+  /** W_r, the bias-free projection of position embeddings (only with relative positions). */
+  readonly r: Linear | null;
+  readonly drop: Dropout;
+  readonly headDim: number;
+  /** The last attention weights [B, K, Tq, Tk], when recordAttention is on (for inspection). */
+  lastAttention: Tensor | null = null;
+  recordAttention = false;
+
+  constructor(readonly dModel: number, readonly heads: number, dropout: number, { relative = true } = {}) {
+    super();
+    this.headDim = dModel / heads;
+    // Bias-free projections, as the Transformer-XL reference.
+    this.q = this.child('q', new Linear(dModel, dModel, { bias: false }));
+    this.kv = this.child('kv', new Linear(dModel, 2 * dModel, { bias: false }));
+    this.out = this.child('out', new Linear(dModel, dModel, { bias: false }));
+    this.r = relative ? this.child('r', new Linear(dModel, dModel, { bias: false })) : null;
+    this.drop = this.child('drop', new Dropout(dropout));
+  }
+
+  forward({ query, context, mask, positions }: AttentionInput): Tensor {
+    const [B, Tq] = query.shape as [number, number];
+    const Tk = context.shape[1]!;
+    const K = this.heads, D = this.headDim;
+    const q = this.q.forward(query).view(B, Tq, K, D).transpose(1, 2); // [B, K, Tq, D]
+    const [k, v] = this.kv.forward(context).view(B, Tk, 2, K, D).permute(2, 0, 3, 1, 4).unbind(0); // [B, K, Tk, D] each
+    let scores: Tensor;
+    if (positions && this.r) {
+      const content = q.add(positions.u.unsqueeze(1)).matmul(k!.mT); // [B, K, Tq, Tk]
+      const rk = this.r.forward(positions.r).view(-1, K, D).permute(1, 2, 0); // [K, D, R]
+      const byDistance = q.add(positions.v.unsqueeze(1)).matmul(rk); // [B, K, Tq, R]
+      scores = content.add(positions.bidirectional ? relSkew(byDistance) : relShift(byDistance));
+    } else {
+      scores = q.matmul(k!.mT);
+    }
+    const probs = F.maskedSoftmax(scores, mask, { scale: 1 / Math.sqrt(D), dim: -1 }); // [B, K, Tq, Tk]
+    if (this.recordAttention) {
+      this.lastAttention?.dispose();
+      this.lastAttention = probs.detach().keep();
+    }
+    const mixed = this.drop.forward(probs).matmul(v!); // [B, K, Tq, D]
+    return this.out.forward(mixed.transpose(1, 2).reshape(B, Tq, K * D));
+  }
+}

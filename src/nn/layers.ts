@@ -1,0 +1,68 @@
+// Basic layers. Initialisation follows PyTorch's defaults unless a comment says otherwise.
+import { F, ones, randn, zeros, rand, type Tensor } from '../tensor/index.js';
+import { Module } from './module.js';
+
+/** y = x W^T + b, W [out, in]; PyTorch's init: U(-1/sqrt(in), 1/sqrt(in)) for W and b. */
+export class Linear extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor | null;
+  constructor(readonly inFeatures: number, readonly outFeatures: number, { bias = true } = {}) {
+    super();
+    const bound = 1 / Math.sqrt(inFeatures);
+    this.weight = this.param('weight', rand([outFeatures, inFeatures]).mul(2 * bound).sub(bound));
+    this.bias = bias ? this.param('bias', rand([outFeatures]).mul(2 * bound).sub(bound)) : null;
+  }
+  forward(x: Tensor): Tensor {
+    return F.linear(x, this.weight, this.bias);
+  }
+}
+
+/** Rows of a [num, dim] table; N(0, 1) init as PyTorch, or a given std. */
+export class Embedding extends Module {
+  readonly weight: Tensor;
+  constructor(readonly num: number, readonly dim: number, { std = 1 } = {}) {
+    super();
+    this.weight = this.param('weight', randn([num, dim]).mul(std));
+  }
+  forward(indices: Tensor): Tensor {
+    return F.embedding(indices, this.weight);
+  }
+}
+
+export class LayerNorm extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor;
+  constructor(readonly dim: number, readonly eps = 1e-5) {
+    super();
+    this.weight = this.param('weight', ones([dim]));
+    this.bias = this.param('bias', zeros([dim]));
+  }
+  forward(x: Tensor): Tensor {
+    return F.layerNorm(x, this.dim, this.weight, this.bias, this.eps);
+  }
+}
+
+export class Dropout extends Module {
+  constructor(readonly p: number) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return this.training && this.p > 0 ? F.dropout(x, this.p, true) : x;
+  }
+}
+
+/** Position-wise feed-forward: Linear(d, dInner) -> ReLU -> dropout -> Linear(dInner, d) -> dropout. */
+export class FeedForward extends Module {
+  readonly up: Linear;
+  readonly down: Linear;
+  readonly drop: Dropout;
+  constructor(d: number, dInner: number, dropout: number) {
+    super();
+    this.up = this.child('up', new Linear(d, dInner));
+    this.down = this.child('down', new Linear(dInner, d));
+    this.drop = this.child('drop', new Dropout(dropout));
+  }
+  forward(x: Tensor): Tensor {
+    return this.drop.forward(this.down.forward(this.drop.forward(this.up.forward(x).relu())));
+  }
+}

@@ -1,0 +1,109 @@
+// Modules: parameters and sub-modules registered under stable dotted names
+// ('layers.0.attn.qkv.weight'), a state dict over those names, train/eval mode.
+//
+// Parameters are kept out of tidy() scopes (they live as long as the module); dispose() frees them.
+import { EngramError, noGrad, type Tensor } from '../tensor/index.js';
+
+export abstract class Module {
+  training = true;
+  readonly #params = new Map<string, Tensor>();
+  readonly #buffers = new Map<string, Tensor>();
+  readonly #children = new Map<string, Module>();
+
+  /** Registers a trainable parameter (sets requiresGrad, keeps it out of scopes). */
+  protected param(name: string, value: Tensor): Tensor {
+    this.#checkName(name);
+    value.requiresGrad_(true).keep();
+    this.#params.set(name, value);
+    return value;
+  }
+
+  /** Registers a tensor that is state but not trained (saved in the state dict). */
+  protected buffer(name: string, value: Tensor): Tensor {
+    this.#checkName(name);
+    value.keep();
+    this.#buffers.set(name, value);
+    return value;
+  }
+
+  /** Registers a sub-module; a list registers its items as name.0, name.1, ... */
+  protected child<M extends Module>(name: string, module: M): M;
+  protected child<M extends Module>(name: string, modules: M[]): M[];
+  protected child<M extends Module>(name: string, m: M | M[]): M | M[] {
+    if (Array.isArray(m)) {
+      m.forEach((item, i) => this.child(`${name}.${i}`, item));
+      return m;
+    }
+    this.#checkName(name);
+    this.#children.set(name, m);
+    return m;
+  }
+
+  #checkName(name: string): void {
+    if (this.#params.has(name) || this.#buffers.has(name) || this.#children.has(name)) {
+      throw new EngramError(`${this.constructor.name}: '${name}' is registered twice`, 'config');
+    }
+  }
+
+  /** [name, parameter] pairs in registration order, depth first. */
+  namedParameters(prefix = ''): [string, Tensor][] {
+    const out: [string, Tensor][] = [];
+    for (const [n, p] of this.#params) out.push([prefix + n, p]);
+    for (const [n, c] of this.#children) out.push(...c.namedParameters(`${prefix}${n}.`));
+    return out;
+  }
+
+  parameters(): Tensor[] {
+    return this.namedParameters().map(([, p]) => p);
+  }
+
+  numParameters(): number {
+    return this.parameters().reduce((s, p) => s + p.numel, 0);
+  }
+
+  /** Parameters and buffers by name: the module's own tensors, not copies. */
+  stateDict(prefix = ''): Record<string, Tensor> {
+    const out: Record<string, Tensor> = {};
+    for (const [n, p] of this.#params) out[prefix + n] = p;
+    for (const [n, b] of this.#buffers) out[prefix + n] = b;
+    for (const [n, c] of this.#children) Object.assign(out, c.stateDict(`${prefix}${n}.`));
+    return out;
+  }
+
+  /** Copies values in by name; shapes must match; with strict, names must match exactly. */
+  loadStateDict(state: Record<string, Tensor>, { strict = true } = {}): void {
+    const own = this.stateDict();
+    const missing = Object.keys(own).filter((k) => !(k in state));
+    const unexpected = Object.keys(state).filter((k) => !(k in own));
+    if (strict && (missing.length || unexpected.length)) {
+      throw new EngramError(
+        `loadStateDict: ${missing.length ? `missing ${missing.join(', ')}` : ''}${missing.length && unexpected.length ? '; ' : ''}${unexpected.length ? `unexpected ${unexpected.join(', ')}` : ''}`,
+        'config',
+      );
+    }
+    for (const [name, target] of Object.entries(own)) {
+      const source = state[name];
+      if (!source) continue;
+      if (source.shape.join(',') !== target.shape.join(',')) {
+        throw new EngramError(`loadStateDict: ${name} has shape [${source.shape}], the model needs [${target.shape}]`, 'shape');
+      }
+      noGrad(() => target.copy_(source));
+    }
+  }
+
+  train(on = true): this {
+    this.training = on;
+    for (const c of this.#children.values()) c.train(on);
+    return this;
+  }
+
+  eval(): this {
+    return this.train(false);
+  }
+
+  dispose(): void {
+    for (const p of this.#params.values()) p.dispose();
+    for (const b of this.#buffers.values()) b.dispose();
+    for (const c of this.#children.values()) c.dispose();
+  }
+}

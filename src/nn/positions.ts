@@ -1,0 +1,48 @@
+// Relative positions of Transformer-XL (SPEC §1): sinusoidal embeddings of distances and the
+// shift that turns "score of query i against distance p" into "score of query i against key j".
+//
+// Shapes: B batch, K heads, Tq queries, Tk keys (mlen cached + Tq current), H hidden, D = H/K.
+// Query i sits at absolute position mlen + i, key j at position j; their distance is mlen + i - j.
+import { arange, cat, F, getDefaultDtype, type Tensor } from '../tensor/index.js';
+
+/**
+ * Sinusoidal embeddings [len, H] of the distances from, down to, from - len + 1:
+ * inv_freq = 1/10000^(2k/H), rows cat(sin(d * inv_freq), cos(d * inv_freq)).
+ */
+export function sinusoidalDistances(from: number, len: number, dModel: number): Tensor {
+  const dtype = getDefaultDtype();
+  const distances = arange(from, from - len, -1, { dtype }); // [len]
+  const invFreq = arange(0, dModel, 2, { dtype }).div(dModel).rpow(10000).reciprocal(); // [H/2]
+  const angles = distances.outer(invFreq); // [len, H/2]
+  return cat([angles.sin(), angles.cos()], -1); // [len, H]
+}
+
+/**
+ * Transformer-XL's rel_shift, exactly as the reference: x [..., Tq, Tk] holds scores against the
+ * distances Tk-1 ... 0 (column p = distance Tk-1-p). Pad a zero column on the left, view as
+ * [..., Tk+1, Tq], drop the first row, view back: entry [i, j] then holds distance mlen + i - j
+ * for j <= mlen + i. Entries with j > mlen + i are wrapped values that the causal mask removes.
+ */
+export function relShift(x: Tensor): Tensor {
+  const shape = x.shape;
+  const [tq, tk] = shape.slice(-2) as [number, number];
+  const lead = shape.slice(0, -2);
+  const padded = F.pad(x, [1, 0]); // [..., Tq, Tk+1]
+  return padded.view([...lead, tk + 1, tq]).slice(-2, 1).view([...lead, tq, tk]);
+}
+
+/**
+ * The general form, for masks that let a query see keys after it (memory blocks that attend
+ * both ways): x [..., Tq, Tk + Tq - 1] holds scores against distances Tk-1 ... -(Tq-1); entry
+ * [i, j] of the result holds distance mlen + i - j for every i, j. A strided view, no copy:
+ * out[i, j] = x[i, j + Tq - 1 - i].
+ */
+export function relSkew(x: Tensor): Tensor {
+  const shape = x.shape;
+  const [tq, width] = shape.slice(-2) as [number, number];
+  const tk = width - tq + 1;
+  const lead = shape.slice(0, -2);
+  const c = x.contiguous();
+  const strides = c.strides();
+  return c.asStrided([...lead, tq, tk], [...strides.slice(0, -2), width - 1, 1], tq - 1);
+}

@@ -1,0 +1,49 @@
+// Task registry: a name and its options to a SegmentedTask, with the options checked.
+import { AssociativeRetrievalTask, type AssociativeRetrievalOptions } from './associative-retrieval.js';
+import { CopyTask, type CopyOptions } from './copy.js';
+import { QuadraticEquationsTask, type QuadraticEquationsOptions } from './quadratic-equations.js';
+import { ReverseTask, type ReverseOptions } from './reverse.js';
+import { EngramError } from '../tensor/errors.js';
+
+/** Options of each task, by name. */
+export interface TaskOptionsMap {
+  copy: CopyOptions;
+  reverse: ReverseOptions;
+  'associative-retrieval': AssociativeRetrievalOptions;
+  'quadratic-equations': QuadraticEquationsOptions;
+}
+export type TaskName = keyof TaskOptionsMap;
+/** The class each name builds. */
+export interface TaskClassMap {
+  copy: CopyTask;
+  reverse: ReverseTask;
+  'associative-retrieval': AssociativeRetrievalTask;
+  'quadratic-equations': QuadraticEquationsTask;
+}
+
+const builders: { [N in TaskName]: (o: TaskOptionsMap[N]) => TaskClassMap[N] } = {
+  copy: (o) => new CopyTask(o),
+  reverse: (o) => new ReverseTask(o),
+  'associative-retrieval': (o) => new AssociativeRetrievalTask(o),
+  'quadratic-equations': (o) => new QuadraticEquationsTask(o),
+};
+
+export const taskNames = Object.keys(builders) as TaskName[];
+
+export function isTaskName(name: string): name is TaskName {
+  return Object.hasOwn(builders, name);
+}
+
+/**
+ * The task `name` built from options (SPEC §8 defaults for what is left out). Throws EngramError
+ * kind 'config' for an unknown name, an unknown option or a value out of range, naming what is allowed.
+ */
+export function makeTask<N extends TaskName>(name: N, options: TaskOptionsMap[N] = {} as TaskOptionsMap[N]): TaskClassMap[N] {
+  if (!isTaskName(name)) {
+    throw new EngramError(`makeTask: unknown task '${String(name)}'; tasks: ${taskNames.join(', ')}`, 'config', 'makeTask');
+  }
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new EngramError(`makeTask: options of '${name}' must be an object`, 'config', 'makeTask');
+  }
+  return builders[name](options);
+}

@@ -1,0 +1,216 @@
+// Models and their mechanisms: masks (SPEC §1, §6), relative positions, the XL cache, memory
+// tokens, gradients of the attention variants, and equivalences that must hold exactly.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  arange, cat, createModel, gradcheck, manualSeed, MultiHeadAttention, ones, randint, randn,
+  relShift, relSkew, segmentMask, setDefaultDtype, sinusoidalDistances, tidy, type ModelConfig, type RelativePositions,
+  type SegmentModel, type Tensor,
+} from '../src/index.js';
+import { assertClose } from './helpers.js';
+
+const tiny = (kind: ModelConfig['kind'], extra: Partial<ModelConfig> = {}): SegmentModel =>
+  createModel({ kind, vocabSize: 11, layers: 2, dModel: 16, heads: 2, dInner: 32, ...extra });
+
+/** Runs fn with float64 as the default dtype (for gradcheck of modules). */
+function inFloat64<T>(fn: () => T): T {
+  setDefaultDtype('float64');
+  try {
+    return fn();
+  } finally {
+    setDefaultDtype('float32');
+  }
+}
+
+test('segment mask equals SPEC §6 cell by cell (cache 2, read 2, sequence 3, write 2)', () => {
+  // Rows: queries [r0 r1 | s0 s1 s2 | w0 w1]; columns: keys [c0 c1 | r0 r1 | s0 s1 s2 | w0 w1]; 1 = blocked.
+  const expected = [
+    [1, 1, 0, 0, 1, 1, 1, 1, 1], // read tokens see the read block only
+    [1, 1, 0, 0, 1, 1, 1, 1, 1],
+    [0, 0, 0, 0, 0, 1, 1, 1, 1], // sequence: cache, read block, causal among themselves
+    [0, 0, 0, 0, 0, 0, 1, 1, 1],
+    [0, 0, 0, 0, 0, 0, 0, 1, 1],
+    [0, 0, 0, 0, 0, 0, 0, 0, 0], // write tokens see everything
+    [0, 0, 0, 0, 0, 0, 0, 0, 0],
+  ];
+  assertClose(segmentMask({ cached: 2, read: 2, sequence: 3, write: 2 }).long(), expected, { atol: 0 });
+});
+
+test('without memory tokens the mask is Transformer-XL causal mask triu(ones(M, C+M), 1+C)', () => {
+  for (const [C, M] of [[0, 4], [3, 4], [5, 2]] as const) {
+    const xl = ones([M, C + M]).triu(1 + C).bool();
+    assert.ok(segmentMask({ cached: C, read: 0, sequence: M, write: 0 }).eq(xl).all().item());
+  }
+});
+
+test('rel_shift puts distance mlen + i - j at [i, j] (every unmasked cell), as a direct computation', () => {
+  const mlen = 3, tq = 4, tk = mlen + tq;
+  // x[b, h, i, p] = distance of column p (Tk-1-p) + 100 * i, so each row's values are recognisable.
+  const p = arange(0, tk, 1, { dtype: 'float32' });
+  const i = arange(0, tq, 1, { dtype: 'float32' });
+  const x = p.neg().add(tk - 1).unsqueeze(0).add(i.unsqueeze(1).mul(100)).expand(2, 3, tq, tk).contiguous();
+  const shifted = relShift(x).toArray() as number[][][][];
+  for (let qi = 0; qi < tq; qi++) {
+    for (let j = 0; j <= mlen + qi; j++) assert.equal(shifted[1]![2]![qi]![j], mlen + qi - j + 100 * qi, `cell ${qi},${j}`);
+  }
+});
+
+test('relSkew gives distance mlen + i - j everywhere, and agrees with relShift on causal cells', () => {
+  const mlen = 2, tq = 3, tk = mlen + tq, width = tk + tq - 1;
+  const p = arange(0, width, 1, { dtype: 'float32' });
+  const i = arange(0, tq, 1, { dtype: 'float32' });
+  const x = p.neg().add(tk - 1).unsqueeze(0).add(i.unsqueeze(1).mul(100)).expand(1, 1, tq, width).contiguous();
+  const skewed = relSkew(x).toArray() as number[][][][];
+  for (let qi = 0; qi < tq; qi++) for (let j = 0; j < tk; j++) assert.equal(skewed[0]![0]![qi]![j], mlen + qi - j + 100 * qi);
+  const causal = relShift(x.narrow(-1, 0, tk).contiguous()).toArray() as number[][][][];
+  for (let qi = 0; qi < tq; qi++) for (let j = 0; j <= mlen + qi; j++) assert.equal(causal[0]![0]![qi]![j], skewed[0]![0]![qi]![j]);
+});
+
+test('sinusoidal distances follow SPEC §1 (inv_freq = 1/10000^(2k/H), cat(sin, cos))', () => {
+  const r = sinusoidalDistances(3, 4, 4); // distances 3, 2, 1, 0
+  const row = (d: number) => [Math.sin(d), Math.sin(d / 100), Math.cos(d), Math.cos(d / 100)];
+  assertClose(r, [row(3), row(2), row(1), row(0)], { atol: 1e-6 });
+});
+
+function attentionCheck(positions: 'causal' | 'bidirectional' | 'none'): void {
+  inFloat64(() => tidy(() => {
+    manualSeed(1);
+    const attn = new MultiHeadAttention(8, 2, 0, { relative: positions !== 'none' });
+    const mlen = 2, tq = 3, tk = mlen + tq;
+    const query = randn([2, tq, 8]).requiresGrad_();
+    const cache = randn([2, mlen, 8]).requiresGrad_();
+    const bidirectional = positions === 'bidirectional';
+    const mask = bidirectional ? null : segmentMask({ cached: mlen, read: 0, sequence: tq, write: 0 });
+    const pos: RelativePositions | null = positions === 'none' ? null : {
+      u: randn([2, 4]).requiresGrad_(), v: randn([2, 4]).requiresGrad_(),
+      r: sinusoidalDistances(tk - 1, bidirectional ? tk + tq - 1 : tk, 8), bidirectional,
+    };
+    const fn = (q: Tensor, c: Tensor, u?: Tensor, v?: Tensor) => attn.forward({
+      query: q, context: cat([c, q], 1), mask, positions: pos && u && v ? { ...pos, u, v } : null,
+    });
+    const inputs = pos ? [query, cache, pos.u, pos.v] : [query, cache];
+    const r = gradcheck(fn, inputs, { atol: 1e-6 });
+    assert.ok(r.ok, r.message);
+  }));
+}
+test('gradcheck: attention with relative positions and a causal mask (rel_shift)', () => attentionCheck('causal'));
+test('gradcheck: attention with relative positions seeing later keys (relSkew)', () => attentionCheck('bidirectional'));
+test('gradcheck: attention without positions', () => attentionCheck('none'));
+
+test('gradcheck: a whole model (RMT, pre-LN) with respect to its carried memory', () => {
+  inFloat64(() => tidy(() => {
+    manualSeed(2);
+    const model = tiny('rmt', { numMemTokens: 2, memLen: 3, norm: 'pre', layers: 1 });
+    const tokens = randint(0, 11, [2, 4]);
+    const memory = randn([2, 2, 16]).requiresGrad_();
+    const cache = [randn([2, 3, 16])];
+    const r = gradcheck((m: Tensor) => model.forward(tokens, { cache, memory: m }).logits, [memory], { atol: 1e-6 });
+    assert.ok(r.ok, r.message);
+  }));
+});
+
+test('Transformer-XL cache is detached, holds the last memLen layer inputs, and grows to memLen', () => {
+  tidy(() => {
+    const model = tiny('xl', { memLen: 5 });
+    let state = model.initState(2);
+    const lengths: number[] = [];
+    for (let s = 0; s < 3; s++) {
+      state = model.forward(randint(0, 11, [2, 3]), state).state;
+      const cache = state.cache as Tensor[];
+      assert.equal(cache.length, 2);
+      for (const c of cache) {
+        assert.equal(c.requiresGrad, false);
+        assert.equal(c.gradFn, null);
+      }
+      lengths.push(cache[0]!.shape[1]!);
+    }
+    assert.deepEqual(lengths, [3, 5, 5]);
+  });
+});
+
+test('Transformer-XL on two segments equals one pass over the whole sequence (cache + relative positions)', () => {
+  tidy(() => {
+    manualSeed(3);
+    const model = tiny('xl', { memLen: 8 }).eval();
+    const tokens = randint(0, 11, [2, 8]);
+    const whole = model.forward(tokens, model.initState(2)).logits;
+    const first = model.forward(tokens.narrow(1, 0, 4), model.initState(2));
+    const second = model.forward(tokens.narrow(1, 4, 4), first.state);
+    const split = cat([first.logits, second.logits], 1);
+    assert.ok(split.sub(whole).abs().max().item() < 1e-4, `max diff ${split.sub(whole).abs().max().item()}`);
+  });
+});
+
+test('RMT memory carries information across segments; the baseline forgets', () => {
+  tidy(() => {
+    manualSeed(4);
+    for (const [kind, carries] of [['rmt', true], ['transformer', false]] as const) {
+      const model = tiny(kind, kind === 'rmt' ? { numMemTokens: 2 } : {}).eval();
+      const run = (firstSegment: Tensor) => {
+        const a = model.forward(firstSegment, model.initState(1));
+        return model.forward(tokensB, a.state).logits;
+      };
+      const tokensB = randint(0, 11, [1, 4]);
+      const diff = run(randint(0, 11, [1, 4])).sub(run(randint(0, 11, [1, 4]))).abs().max().item();
+      assert.equal(diff > 1e-6, carries, `${kind}: second segment's logits changed by ${diff}`);
+    }
+  });
+});
+
+test('RMT gradients flow from a later segment back into the memory it was given', () => {
+  tidy(() => {
+    const model = tiny('rmt', { numMemTokens: 2 });
+    const m0 = model.initState(2).memory as Tensor;
+    const start = randn(m0.shape).requiresGrad_();
+    const a = model.forward(randint(0, 11, [2, 3]), { cache: null, memory: start });
+    const b = model.forward(randint(0, 11, [2, 3]), a.state);
+    b.logits.sum().backward();
+    assert.ok(start.grad!.abs().sum().item() > 0);
+    // detachState cuts that path: the memory handed on no longer requires grad.
+    assert.equal((model.detachState(a.state).memory as Tensor).requiresGrad, false);
+  });
+});
+
+test('MemBottleneck: tokens of one segment reach each other only through memory of earlier segments', () => {
+  tidy(() => {
+    manualSeed(5);
+    const model = tiny('mem-bottleneck', { numMemTokens: 2, memLen: 4 }).eval();
+    const tokens = randint(0, 11, [1, 4]);
+    const changed = tokens.clone();
+    changed.indexPut_([null, arange(0, 1)], randint(0, 11, [1, 1]).add(1).remainder(11));
+    const a = model.forward(tokens, model.initState(1)), b = model.forward(changed, model.initState(1));
+    // Position 0 changed; positions 1..3 of the same segment do not see it.
+    assert.ok(a.logits.narrow(1, 1, 3).sub(b.logits.narrow(1, 1, 3)).abs().max().item() < 1e-6);
+    // The next segment does, through the memory reading the cache.
+    const next = randint(0, 11, [1, 4]);
+    const diff = model.forward(next, a.state).logits.sub(model.forward(next, b.state).logits).abs().max().item();
+    assert.ok(diff > 1e-6);
+  });
+});
+
+test('every model kind runs three segments with the shapes of the interface', () => {
+  tidy(() => {
+    const kinds: [ModelConfig['kind'], Partial<ModelConfig>][] = [
+      ['transformer', {}], ['xl', { memLen: 4 }], ['mem-transformer', { numMemTokens: 3 }],
+      ['mem-bottleneck', { numMemTokens: 3, memLen: 4 }], ['rmt', { numMemTokens: 3 }], ['rmt', { numMemTokens: 3, memLen: 4 }],
+    ];
+    for (const [kind, extra] of kinds) {
+      const model = tiny(kind, extra);
+      let state = model.initState(2);
+      for (let s = 0; s < 3; s++) {
+        const out = model.forward(randint(0, 11, [2, 5]), state);
+        assert.deepEqual(out.logits.shape, [2, 5, 11], kind);
+        state = out.state;
+      }
+      if (kind === 'rmt') assert.deepEqual((state.memory as Tensor).shape, [2, 3, 16]);
+    }
+  });
+});
+
+test('invalid model configs are rejected with what is allowed', () => {
+  assert.throws(() => createModel({ kind: 'xl', vocabSize: 5 }), /memLen > 0/);
+  assert.throws(() => createModel({ kind: 'rmt', vocabSize: 5 }), /numMemTokens > 0/);
+  assert.throws(() => createModel({ kind: 'gpt' as never, vocabSize: 5 }), /not one of transformer, xl/);
+  assert.throws(() => createModel({ kind: 'transformer', vocabSize: 5, dModel: 30, heads: 4 }), /divisible/);
+  assert.throws(() => createModel({ kind: 'transformer', vocabSize: 5, depth: 3 } as never), /unknown option\(s\) depth/);
+});
