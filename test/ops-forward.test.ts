@@ -723,7 +723,7 @@ test('split, chunk, unbind', () => {
   assert.deepEqual(m.unbind(-1).map((t) => t.toArray()), [[0, 3], [1, 4], [2, 5]]);
 });
 
-test('repeat, repeatInterleave, flip, roll, unfold, tril, triu', () => {
+test('repeat, repeatInterleave, flip, roll, unfold, asStrided, tril, triu', () => {
   same(tensor([1, 2]).repeat(2, 2), [[1, 2, 1, 2], [1, 2, 1, 2]]);
   same(tensor([[1], [2]]).repeat([1, 3]), [[1, 1, 1], [2, 2, 2]]);
   same(tensor([1, 2]).repeatInterleave(2), [1, 1, 2, 2]);
@@ -739,6 +739,8 @@ test('repeat, repeatInterleave, flip, roll, unfold, tril, triu', () => {
   same(tensor([[1, 2, 3], [4, 5, 6]]).roll([1, -1], [0, 1]), [[5, 6, 4], [2, 3, 1]]);
   same(tensor([1, 2, 3, 4, 5]).unfold(0, 2, 2), [[1, 2], [3, 4]]);
   same(tensor([1, 2, 3, 4]).unfold(-1, 3, 1), [[1, 2, 3], [2, 3, 4]]);
+  // asStrided: overlapping windows (stride 1 between rows), from storage offset 1.
+  same(tensor([0, 1, 2, 3, 4]).asStrided([2, 3], [1, 1], 1), [[1, 2, 3], [2, 3, 4]]);
   const sq = arange(1, 10).reshape(3, 3);
   same(sq.tril(), [[1, 0, 0], [4, 5, 0], [7, 8, 9]]);
   same(sq.tril(-1), [[0, 0, 0], [4, 0, 0], [7, 8, 0]]);

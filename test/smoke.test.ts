@@ -21,3 +21,18 @@ test('tidy frees what it does not return', () => {
   r.dispose();
   assert.equal(liveTensors(), before);
 });
+
+test('setDefaultDtype changes the dtype of floating tensors made without one, and only accepts floats', async () => {
+  const { setDefaultDtype, getDefaultDtype } = await import('../src/index.js');
+  assert.equal(getDefaultDtype(), 'float32');
+  setDefaultDtype('float64');
+  try {
+    assert.equal(randn([2]).dtype, 'float64');
+    assert.equal(zeros([2]).dtype, 'float64');
+    assert.equal(tensor([1.5]).dtype, 'float32'); // tensor() of JS numbers keeps its documented float32
+  } finally {
+    setDefaultDtype('float32');
+  }
+  assert.equal(randn([2]).dtype, 'float32');
+  assert.throws(() => setDefaultDtype('int64'), (e: unknown) => e instanceof EngramError && e.kind === 'dtype');
+});
