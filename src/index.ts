@@ -4,3 +4,4 @@ export * from './optim/index.js';
 export * from './nn/index.js';
 export * from './memory/index.js';
 export * from './models/index.js';
+export * from './tasks/index.js';

@@ -110,7 +110,7 @@ export interface Split<T> {
   test: T;
 }
 
-/** Boundaries [0, a, b, n] of a contiguous train/valid/test split of n items. */
+/** [a, b]: train is [0, a), valid [a, b), test [b, n) of n items, contiguous. */
 export function splitBounds(n: number, fractions: SplitFractions = {}): [number, number] {
   const train = fractions.train ?? 0.9, valid = fractions.valid ?? 0.05, test = fractions.test ?? 0.05;
   for (const [name, f] of [['train', train], ['valid', valid], ['test', test]] as const) {

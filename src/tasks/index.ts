@@ -1,0 +1,19 @@
+// The data layer: algorithmic tasks (SPEC §8), language-modelling streams, metrics.
+export { Rng } from './random.js';
+export { PAD, IGNORE_INDEX, type TaskBatch, type TaskSample, type SegmentedTask } from './types.js';
+export { CopyTask, type CopyOptions } from './copy.js';
+export { ReverseTask, type ReverseOptions } from './reverse.js';
+export { START, FIRST_SYMBOL, type SymbolTaskOptions } from './symbols.js';
+export { AssociativeRetrievalTask, QUERY, FIRST_KEY, type AssociativeRetrievalOptions } from './associative-retrieval.js';
+export {
+  QuadraticEquationsTask, QUADRATIC_BLOCK_WIDTH, QUADRATIC_BLOCKS, QUADRATIC_CHARS, formatQuadratic, quadraticBlocks,
+  type QuadraticEquationsOptions,
+} from './quadratic-equations.js';
+export { makeTask, taskNames, isTaskName, type TaskName, type TaskOptionsMap, type TaskClassMap } from './registry.js';
+export { CharVocab, UNKNOWN_ID } from './vocab.js';
+export {
+  readTextFile, loadTinyShakespeare, TINY_SHAKESPEARE_PATH, loadBrownText, brownFiles, stripBrownTags,
+  splitText, splitTokens, splitBounds, type SplitFractions, type Split, type BrownOptions,
+} from './corpus.js';
+export { StreamBatcher, type StreamBatcherOptions, type StreamSegment, type StreamPosition } from './stream.js';
+export { tokenAccuracy, exactMatch, bitsPerCharacter, perplexity, mergeCounts, type Counts } from './metrics.js';

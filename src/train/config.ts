@@ -1,0 +1,249 @@
+// The training configuration: one zod schema, defaults sized for a 2-core CPU, and errors that
+// say what is allowed.
+//
+// Precedence (nanoGPT's): built-in defaults <- a config file (or recipe cell) <- command-line flags.
+// Unknown keys are errors at every level, so a typo never falls back to a default silently.
+//
+//   model   the network (src/models): kind and sizes; vocabSize comes from the data
+//   data    an algorithmic task (src/tasks, makeTask) or character-level language modelling
+//   train   steps, batch, BPTT depth (SPEC §6), seeds, evaluation and checkpoint cadence
+//   optim   Adam / AdamW, clipping, warmup, cosine decay, reduce-on-plateau (the RMT recipe)
+import { z } from 'zod';
+import { EngramError } from '../tensor/index.js';
+import { modelKinds } from '../models/index.js';
+import { taskNames } from '../tasks/registry.js';
+
+const positiveInt = z.number().int().positive();
+const nonNegativeInt = z.number().int().min(0);
+
+export const modelSchema = z.strictObject({
+  kind: z.enum(modelKinds as [string, ...string[]]).default('transformer'),
+  layers: positiveInt.default(2),
+  dModel: positiveInt.default(64),
+  heads: positiveInt.default(4),
+  dInner: positiveInt.default(128),
+  dropout: z.number().min(0).lt(1).default(0),
+  norm: z.enum(['post', 'pre']).default('post'),
+  /** Transformer-XL cache; default for kind 'xl': the segment length (SPEC §9: memory = segment length). */
+  memLen: nonNegativeInt.optional(),
+  /** Memory tokens; default for rmt / mem-transformer / mem-bottleneck: 10 (RMT's enwik8 setting). */
+  numMemTokens: nonNegativeInt.optional(),
+});
+
+const taskDataSchema = z.strictObject({
+  kind: z.literal('task'),
+  /** A task of src/tasks (makeTask); its options are checked by the task itself. */
+  name: z.enum(taskNames as [string, ...string[]]),
+  options: z.record(z.string(), z.unknown()).default({}),
+});
+
+const lmDataSchema = z.strictObject({
+  kind: z.literal('lm'),
+  /** 'tinyshakespeare', 'brown', or the path of a UTF-8 text file. */
+  corpus: z.string().min(1).default('tinyshakespeare'),
+  /** Tokens per segment M. */
+  segmentLength: positiveInt.default(64),
+  /** Fraction of the text held out for validation (the tail; a test split of the same size follows it). */
+  validFraction: z.number().gt(0).lt(0.5).default(0.05),
+  /** Evaluate on at most this many validation tokens (0: the whole split). */
+  maxEvalTokens: nonNegativeInt.default(0),
+});
+
+export const dataSchema = z.discriminatedUnion('kind', [taskDataSchema, lmDataSchema], {
+  error: (issue) => (issue.code === 'invalid_union' ? "data.kind must be 'task' or 'lm'" : undefined),
+});
+
+const bpttSchema = z.union([nonNegativeInt, z.literal('all')], {
+  error: 'must be a non-negative integer or "all"',
+});
+
+export const trainSchema = z.strictObject({
+  steps: positiveInt.default(1000),
+  batchSize: positiveInt.default(32),
+  /**
+   * Segments gradients run back through the carried state (SPEC §6): the state entering segment
+   * τ of an n-segment unroll is detached when τ < n - k. 'all' (tasks only): the whole sample.
+   * Default: 'all' for tasks, 0 for language modelling.
+   */
+  bpttDepth: bpttSchema.optional(),
+  seed: z.number().int().default(0),
+  /** Seed of the fixed held-out task batches (never the training seed's stream). */
+  evalSeed: z.number().int().default(1_000_003),
+  logEvery: positiveInt.default(10),
+  /** Evaluate every N steps and at the end (0: only at the end). */
+  evalEvery: nonNegativeInt.default(100),
+  /** Held-out batches per task evaluation. */
+  evalBatches: positiveInt.default(4),
+  /** Checkpoint every N steps and at the end (0: only at the end). */
+  checkpointEvery: nonNegativeInt.default(200),
+  /** ATen threads (0: leave libtorch's choice). */
+  threads: nonNegativeInt.default(0),
+});
+
+export const plateauSchema = z.strictObject({
+  mode: z.enum(['auto', 'min', 'max']).default('auto'),
+  factor: z.number().gt(0).lt(1).default(0.5),
+  patience: nonNegativeInt.default(2),
+  threshold: z.number().min(0).default(1e-4),
+  cooldown: nonNegativeInt.default(0),
+  /** Lowest learning rate, as a fraction of the base lr. */
+  minLrFactor: z.number().min(0).default(0.01),
+});
+
+export const optimSchema = z.strictObject({
+  optimizer: z.enum(['adam', 'adamw']).default('adam'),
+  lr: z.number().gt(0).default(1e-3),
+  weightDecay: z.number().min(0).default(0),
+  betas: z.tuple([z.number().min(0).lt(1), z.number().min(0).lt(1)]).default([0.9, 0.999]),
+  eps: z.number().min(0).default(1e-8),
+  /** Clip the total gradient norm to this (0: off). */
+  clipGradNorm: z.number().min(0).default(1),
+  warmupSteps: nonNegativeInt.default(0),
+  /** 'cosine': decay to minLr over the run after warmup. */
+  decay: z.enum(['none', 'cosine']).default('none'),
+  minLr: z.number().min(0).default(0),
+  /** Scale the lr on a plateau of the eval metric (accuracy for tasks, bpc for LM); null: off. */
+  plateau: plateauSchema.nullable().default(null),
+});
+
+export const trainConfigSchema = z.strictObject({
+  model: modelSchema.prefault({}),
+  data: dataSchema.default({ kind: 'task', name: 'copy', options: { sourceLength: 8, numSegments: 1 } }),
+  train: trainSchema.prefault({}),
+  optim: optimSchema.prefault({}),
+});
+
+export type ModelSection = z.output<typeof modelSchema>;
+export type DataSection = z.output<typeof dataSchema>;
+export type TaskDataSection = z.output<typeof taskDataSchema>;
+export type LmDataSection = z.output<typeof lmDataSchema>;
+export type TrainSection = Omit<z.output<typeof trainSchema>, 'bpttDepth'> & { bpttDepth: number | 'all' };
+export type OptimSection = z.output<typeof optimSchema>;
+export type PlateauSection = z.output<typeof plateauSchema>;
+
+/** A resolved configuration: every default filled, everything checked. Saved beside checkpoints. */
+export interface TrainConfig {
+  model: ModelSection;
+  data: DataSection;
+  train: TrainSection;
+  optim: OptimSection;
+}
+
+/** Anything that deep-merges into the defaults: a config file, a recipe cell, flags. */
+export type TrainConfigInput = z.input<typeof trainConfigSchema>;
+
+// ---- errors ---------------------------------------------------------------------------------------
+
+/** One readable message out of zod's issues: one line per problem, with what is allowed. */
+export function formatIssues(issues: readonly z.core.$ZodIssue[], schema: z.ZodType, title: string): string {
+  const lines = issues.map((issue) => {
+    const path = issue.path.map(String).join('.');
+    const at = path ? `${path}: ` : '';
+    const got = 'input' in issue && issue.input !== undefined ? ` (got ${show(issue.input)})` : '';
+    switch (issue.code) {
+      case 'unrecognized_keys': {
+        const allowed = allowedKeys(schema, issue.path);
+        return `${at}unknown option${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}${allowed ? `; allowed: ${allowed.join(', ')}` : ''}`;
+      }
+      case 'invalid_value':
+        return `${at}must be one of ${issue.values.map((v) => show(v)).join(', ')}${got}`;
+      case 'invalid_type':
+        return `${at}${issue.input === undefined ? 'is required' : `expected ${issue.expected}`}${got}`;
+      case 'too_small':
+        return `${at}must be ${issue.inclusive === false ? '>' : '>='} ${String(issue.minimum)}${got}`;
+      case 'too_big':
+        return `${at}must be ${issue.inclusive === false ? '<' : '<='} ${String(issue.maximum)}${got}`;
+      default:
+        return `${at}${issue.message}${got}`;
+    }
+  });
+  return `${title}:\n${lines.map((l) => `  - ${l}`).join('\n')}`;
+}
+
+function show(v: unknown): string {
+  const s = typeof v === 'string' ? `'${v}'` : JSON.stringify(v);
+  return s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}
+
+/** The keys an object schema at `path` accepts (through defaults, optionals and unions). */
+function allowedKeys(schema: z.ZodType, path: readonly PropertyKey[]): string[] | null {
+  let s: unknown = schema;
+  const unwrap = (x: unknown): unknown => {
+    for (let i = 0; i < 8; i++) {
+      const def = (x as { def?: { innerType?: unknown; in?: unknown } })?.def;
+      if (def?.innerType) x = def.innerType;
+      else if (def?.in) x = def.in;
+      else break;
+    }
+    return x;
+  };
+  for (const key of path) {
+    s = unwrap(s);
+    const shape = (s as { shape?: Record<string, unknown> }).shape;
+    if (!shape || !(String(key) in shape)) return null;
+    s = shape[String(key)];
+  }
+  s = unwrap(s);
+  const shape = (s as { shape?: Record<string, unknown> }).shape;
+  return shape ? Object.keys(shape) : null;
+}
+
+/** Parses with a schema; failures become one EngramError of kind 'config' listing every problem. */
+export function parseWith<T extends z.ZodType>(schema: T, input: unknown, title: string): z.output<T> {
+  const r = schema.safeParse(input, { reportInput: true });
+  if (!r.success) throw new EngramError(formatIssues(r.error.issues, schema, title), 'config', title);
+  return r.data;
+}
+
+// ---- merging and resolving ---------------------------------------------------------------------------
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  v !== null && typeof v === 'object' && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype;
+
+/**
+ * b merged into a, recursively for plain objects; arrays and other values replace. A change of
+ * data.kind replaces the whole data section (a task's options make no sense for a corpus).
+ */
+export function deepMerge<T>(a: T, b: unknown): T {
+  if (!isPlainObject(a) || !isPlainObject(b)) return (b === undefined ? a : structuredClone(b)) as T;
+  if ('kind' in a && 'kind' in b && a.kind !== b.kind && ('name' in a || 'corpus' in a)) return structuredClone(b) as T;
+  const out: Record<string, unknown> = { ...a };
+  for (const [k, v] of Object.entries(b)) out[k] = k in out ? deepMerge(out[k], v) : structuredClone(v);
+  return out as T;
+}
+
+/** Sets a dotted path ('optim.lr') in a plain object, creating objects on the way. */
+export function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
+  const keys = path.split('.');
+  let o = target;
+  for (const k of keys.slice(0, -1)) {
+    if (!isPlainObject(o[k])) o[k] = {};
+    o = o[k] as Record<string, unknown>;
+  }
+  o[keys[keys.length - 1]!] = value;
+}
+
+/** Default memory sizes by model kind, so `kind: 'rmt'` alone is a working model. */
+export function memoryDefaults(model: ModelSection, segmentLength: number): { memLen: number; numMemTokens: number } {
+  const memLen = model.memLen ?? (model.kind === 'xl' ? segmentLength : 0);
+  const usesTokens = model.kind === 'rmt' || model.kind === 'mem-transformer' || model.kind === 'mem-bottleneck';
+  const numMemTokens = model.numMemTokens ?? (usesTokens ? 10 : 0);
+  return { memLen, numMemTokens };
+}
+
+/**
+ * Fills the defaults and checks everything that can be checked without data: the schema, then
+ * the rules that tie sections together (LM needs a numeric BPTT depth).
+ */
+export function resolveTrainConfig(input: unknown = {}): TrainConfig {
+  const parsed = parseWith(trainConfigSchema, input, 'invalid config');
+  const isLm = parsed.data.kind === 'lm';
+  const bpttDepth = parsed.train.bpttDepth ?? (isLm ? 0 : 'all');
+  if (isLm && bpttDepth === 'all') {
+    throw new EngramError("invalid config:\n  - train.bpttDepth: language modelling needs a number of segments (an unroll is bpttDepth + 1 segments), not 'all'", 'config');
+  }
+  if (parsed.optim.decay === 'cosine' && parsed.optim.warmupSteps >= parsed.train.steps) {
+    throw new EngramError(`invalid config:\n  - optim.warmupSteps (${parsed.optim.warmupSteps}) must be < train.steps (${parsed.train.steps}) with cosine decay`, 'config');
+  }
+  return { ...parsed, train: { ...parsed.train, bpttDepth } } as TrainConfig;
+}

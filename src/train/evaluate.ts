@@ -1,0 +1,113 @@
+// Held-out evaluation, without gradients and with dropout off.
+//
+// - Tasks: `batches` batches drawn from a generator seeded with a fixed evaluation seed, so every
+//   evaluation of a run (and of every run with that seed) sees the same samples.
+// - Language modelling (SPEC §0): the whole validation split cut into B contiguous streams and
+//   read segment by segment, the state carried from each segment to the next, as in training.
+// Shapes: B batch, M segment length, T = numSegments * M.
+import { tidy, noGrad, type Tensor } from '../tensor/index.js';
+import type { MemoryState, SegmentModel } from '../models/index.js';
+import { Rng } from '../tasks/random.js';
+import { StreamBatcher } from '../tasks/stream.js';
+import type { SegmentedTask } from '../tasks/types.js';
+import { unroll } from './unroll.js';
+import { accuracyCounts, addCounts, crossEntropySum, emptyCounts, summarize, type MetricCounts, type Metrics } from './metrics.js';
+
+/** Frees every tensor of a state (after it has been replaced). */
+export function disposeState(state: MemoryState | null | undefined): void {
+  if (!state) return;
+  for (const v of Object.values(state)) {
+    if (Array.isArray(v)) v.forEach((t) => t.dispose());
+    else v?.dispose();
+  }
+}
+
+/** A [B, n * M] batch as n segments [B, M] (views). */
+export function splitSegments(x: Tensor, numSegments: number, segmentLength: number): Tensor[] {
+  return Array.from({ length: numSegments }, (_, τ) => x.narrow(1, τ * segmentLength, segmentLength));
+}
+
+/** Runs fn with the model in eval mode and no gradients, restoring its mode afterwards. */
+export function inEvalMode<T>(model: SegmentModel, fn: () => T): T {
+  const was = model.training;
+  model.eval();
+  try {
+    return noGrad(fn);
+  } finally {
+    model.train(was);
+  }
+}
+
+export interface TaskEvalOptions {
+  batches: number;
+  batchSize: number;
+  seed: number;
+}
+
+/** Counts over `batches` fixed held-out batches of a task. */
+export function evaluateTaskCounts(model: SegmentModel, task: SegmentedTask, o: TaskEvalOptions): MetricCounts {
+  const rng = new Rng(o.seed);
+  return inEvalMode(model, () => {
+    let total = emptyCounts();
+    for (let b = 0; b < o.batches; b++) {
+      const counts = tidy(() => {
+        const batch = task.batch(o.batchSize, rng);
+        const tokens = splitSegments(batch.tokens, task.numSegments, task.segmentLength);
+        const targets = splitSegments(batch.targets, task.numSegments, task.segmentLength);
+        let lossSum = 0, aux = 0;
+        const { outputs } = unroll(model, tokens, null, {
+          bpttDepth: 'all',
+          onSegment: (τ, out) => {
+            lossSum += crossEntropySum(out.logits, targets[τ]!).item();
+            if (out.auxLoss) aux += out.auxLoss.item();
+          },
+        });
+        const acc = accuracyCounts(outputs.map((o) => o.logits), batch.targets, batch.answerMask ?? null, true);
+        return { ...acc, lossSum, tokens: batch.targets.ne(-100).sum().item(), auxSum: aux, batches: 1 };
+      });
+      total = addCounts(total, counts);
+    }
+    return total;
+  });
+}
+
+export function evaluateTask(model: SegmentModel, task: SegmentedTask, o: TaskEvalOptions): Metrics {
+  return summarize(evaluateTaskCounts(model, task, o));
+}
+
+export interface LmEvalOptions {
+  batchSize: number;
+  segmentLength: number;
+  /** Stop after about this many tokens (0 or absent: the whole split). */
+  maxTokens?: number;
+}
+
+/** Bits per character (and accuracy) of a token array read as B streams with the state carried. */
+export function evaluateLm(model: SegmentModel, tokens: Int32Array, o: LmEvalOptions): Metrics {
+  // Fewer streams than asked when the split is short, so that every stream holds a segment.
+  const batchSize = Math.max(1, Math.min(o.batchSize, Math.floor((tokens.length - 1) / o.segmentLength)));
+  const batcher = new StreamBatcher(tokens, { batchSize, segmentLength: o.segmentLength, remainder: 'short' });
+  return inEvalMode(model, () => {
+    let state: MemoryState | null = null;
+    let total = emptyCounts();
+    try {
+      for (let i = 0; i < batcher.stepsPerEpoch; i++) {
+        if (o.maxTokens && total.tokens >= o.maxTokens) break;
+        const r = tidy(() => {
+          const seg = batcher.next();
+          const out = model.forward(seg.tokens, state ?? model.initState(batchSize));
+          const lossSum = crossEntropySum(out.logits, seg.targets).item();
+          const acc = accuracyCounts([out.logits], seg.targets, null, false);
+          const counts: MetricCounts = { ...acc, lossSum, tokens: acc.answerTokens, auxSum: out.auxLoss?.item() ?? 0, batches: 1 };
+          return { counts, state: model.detachState(out.state) };
+        });
+        disposeState(state);
+        state = r.state;
+        total = addCounts(total, r.counts);
+      }
+    } finally {
+      disposeState(state);
+    }
+    return summarize(total);
+  });
+}

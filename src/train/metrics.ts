@@ -1,0 +1,82 @@
+// Metrics of SPEC §6 and §8: loss per scored token, per-token accuracy on the answer positions,
+// exact match of the whole answer, bits per character (loss / ln 2) for language modelling.
+//
+// Counts are accumulated as plain numbers (sums over tokens and samples), so batches and
+// evaluation passes of any size combine exactly; `summarize` turns them into rates.
+// Shapes: B batch, T positions (the segments of a sample side by side), V vocabulary.
+import { cat, F, noGrad, type Tensor } from '../tensor/index.js';
+import { IGNORE_INDEX } from '../tasks/types.js';
+
+export interface MetricCounts {
+  /** Sum of the cross-entropy (nats) over the scored positions. */
+  lossSum: number;
+  /** Scored positions (targets != -100). */
+  tokens: number;
+  /** Answer positions (answerMask, or the scored positions when there is none) and how many were right. */
+  answerTokens: number;
+  correct: number;
+  /** Samples, and those whose every answer position was right (tasks only). */
+  samples: number;
+  exact: number;
+  /** Sum of the models' auxiliary losses over the batches counted, and the number of batches. */
+  auxSum: number;
+  batches: number;
+}
+
+export const emptyCounts = (): MetricCounts => ({ lossSum: 0, tokens: 0, answerTokens: 0, correct: 0, samples: 0, exact: 0, auxSum: 0, batches: 0 });
+
+export function addCounts(a: MetricCounts, b: MetricCounts): MetricCounts {
+  return {
+    lossSum: a.lossSum + b.lossSum, tokens: a.tokens + b.tokens, answerTokens: a.answerTokens + b.answerTokens,
+    correct: a.correct + b.correct, samples: a.samples + b.samples, exact: a.exact + b.exact,
+    auxSum: a.auxSum + b.auxSum, batches: a.batches + b.batches,
+  };
+}
+
+/** Rates from counts. `exactMatch` only where samples were counted (tasks). */
+export interface Metrics {
+  /** Mean cross-entropy per scored token (nats). */
+  loss: number;
+  /** Bits per token: loss / ln 2 (bits per character for a character vocabulary). */
+  bpc: number;
+  /** Per-token accuracy on the answer positions. */
+  accuracy: number;
+  /** Fraction of samples whose whole answer is right (tasks). */
+  exactMatch?: number;
+  /** Mean auxiliary loss per batch, when a model has one. */
+  auxLoss?: number;
+  tokens: number;
+}
+
+export function summarize(c: MetricCounts): Metrics {
+  const loss = c.tokens > 0 ? c.lossSum / c.tokens : NaN;
+  const m: Metrics = { loss, bpc: loss / Math.LN2, accuracy: c.answerTokens > 0 ? c.correct / c.answerTokens : NaN, tokens: c.tokens };
+  if (c.samples > 0) m.exactMatch = c.exact / c.samples;
+  if (c.auxSum !== 0) m.auxLoss = c.auxSum / Math.max(1, c.batches);
+  return m;
+}
+
+/**
+ * Counts for one batch from per-segment logits [B, M_τ, V] and the batch's targets [B, T] (and
+ * answer mask [B, T]), with T = Σ M_τ. `lossSum` is not computed here (the caller has it from the
+ * loss it backpropagates). `perSample`: count exact matches (tasks).
+ */
+export function accuracyCounts(logits: readonly Tensor[], targets: Tensor, answerMask: Tensor | null, perSample: boolean): Pick<MetricCounts, 'answerTokens' | 'correct' | 'samples' | 'exact'> {
+  return noGrad(() => {
+    const predicted = cat(logits.map((l) => l.argmax(-1)), 1); // [B, T]
+    const mask = answerMask ?? targets.ne(IGNORE_INDEX); // [B, T] bool
+    const right = predicted.eq(targets).logicalAnd(mask); // [B, T]
+    const out = { answerTokens: mask.sum().item(), correct: right.sum().item(), samples: 0, exact: 0 };
+    if (perSample) {
+      out.samples = targets.shape[0]!;
+      out.exact = right.logicalOr(mask.logicalNot()).all(1).sum().item();
+    }
+    return out;
+  });
+}
+
+/** Summed cross-entropy of logits [B, M, V] against targets [B, M] (-100 ignored): a 0-d tensor. */
+export function crossEntropySum(logits: Tensor, targets: Tensor): Tensor {
+  const V = logits.shape[2]!;
+  return F.crossEntropy(logits.reshape(-1, V), targets.reshape(-1), { reduction: 'sum', ignoreIndex: IGNORE_INDEX });
+}
