@@ -5,3 +5,4 @@ export * from './nn/index.js';
 export * from './memory/index.js';
 export * from './models/index.js';
 export * from './tasks/index.js';
+export * from './train/index.js';

@@ -11,7 +11,7 @@
 import { z } from 'zod';
 import { EngramError } from '../tensor/index.js';
 import { modelKinds } from '../models/index.js';
-import { taskNames } from '../tasks/registry.js';
+import { makeTask, taskNames, type TaskName } from '../tasks/registry.js';
 
 const positiveInt = z.number().int().positive();
 const nonNegativeInt = z.number().int().min(0);
@@ -113,7 +113,7 @@ export const trainConfigSchema = z.strictObject({
   optim: optimSchema.prefault({}),
 });
 
-export type ModelSection = z.output<typeof modelSchema>;
+export type ModelSection = Omit<z.output<typeof modelSchema>, 'memLen' | 'numMemTokens'> & { memLen: number; numMemTokens: number };
 export type DataSection = z.output<typeof dataSchema>;
 export type TaskDataSection = z.output<typeof taskDataSchema>;
 export type LmDataSection = z.output<typeof lmDataSchema>;
@@ -135,9 +135,9 @@ export type TrainConfigInput = z.input<typeof trainConfigSchema>;
 // ---- errors ---------------------------------------------------------------------------------------
 
 /** One readable message out of zod's issues: one line per problem, with what is allowed. */
-export function formatIssues(issues: readonly z.core.$ZodIssue[], schema: z.ZodType, title: string): string {
+export function formatIssues(issues: readonly z.core.$ZodIssue[], schema: z.ZodType, title: string, label: (path: string) => string = (p) => p): string {
   const lines = issues.map((issue) => {
-    const path = issue.path.map(String).join('.');
+    const path = issue.path.length ? label(issue.path.map(String).join('.')) : '';
     const at = path ? `${path}: ` : '';
     const got = 'input' in issue && issue.input !== undefined ? ` (got ${show(issue.input)})` : '';
     switch (issue.code) {
@@ -148,7 +148,7 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[], schema: z.ZodT
       case 'invalid_value':
         return `${at}must be one of ${issue.values.map((v) => show(v)).join(', ')}${got}`;
       case 'invalid_type':
-        return `${at}${issue.input === undefined ? 'is required' : `expected ${issue.expected}`}${got}`;
+        return `${at}${issue.input === undefined ? 'is required' : issue.expected === 'int' ? 'must be an integer' : `expected ${issue.expected}`}${got}`;
       case 'too_small':
         return `${at}must be ${issue.inclusive === false ? '>' : '>='} ${String(issue.minimum)}${got}`;
       case 'too_big':
@@ -189,9 +189,9 @@ function allowedKeys(schema: z.ZodType, path: readonly PropertyKey[]): string[] 
 }
 
 /** Parses with a schema; failures become one EngramError of kind 'config' listing every problem. */
-export function parseWith<T extends z.ZodType>(schema: T, input: unknown, title: string): z.output<T> {
+export function parseWith<T extends z.ZodType>(schema: T, input: unknown, title: string, label?: (path: string) => string): z.output<T> {
   const r = schema.safeParse(input, { reportInput: true });
-  if (!r.success) throw new EngramError(formatIssues(r.error.issues, schema, title), 'config', title);
+  if (!r.success) throw new EngramError(formatIssues(r.error.issues, schema, title, label), 'config', title);
   return r.data;
 }
 
@@ -212,6 +212,15 @@ export function deepMerge<T>(a: T, b: unknown): T {
   return out as T;
 }
 
+/** JSON with object keys sorted: equal for equal configurations whatever the order keys were set in. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    isPlainObject(v) ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, v[k]])) : v);
+}
+
+/** Whether two configurations are the same (key order aside). */
+export const sameConfig = (a: unknown, b: unknown): boolean => canonicalJson(a) === canonicalJson(b);
+
 /** Sets a dotted path ('optim.lr') in a plain object, creating objects on the way. */
 export function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
   const keys = path.split('.');
@@ -224,7 +233,7 @@ export function setPath(target: Record<string, unknown>, path: string, value: un
 }
 
 /** Default memory sizes by model kind, so `kind: 'rmt'` alone is a working model. */
-export function memoryDefaults(model: ModelSection, segmentLength: number): { memLen: number; numMemTokens: number } {
+export function memoryDefaults(model: { kind: string; memLen?: number | undefined; numMemTokens?: number | undefined }, segmentLength: number): { memLen: number; numMemTokens: number } {
   const memLen = model.memLen ?? (model.kind === 'xl' ? segmentLength : 0);
   const usesTokens = model.kind === 'rmt' || model.kind === 'mem-transformer' || model.kind === 'mem-bottleneck';
   const numMemTokens = model.numMemTokens ?? (usesTokens ? 10 : 0);
@@ -242,8 +251,20 @@ export function resolveTrainConfig(input: unknown = {}): TrainConfig {
   if (isLm && bpttDepth === 'all') {
     throw new EngramError("invalid config:\n  - train.bpttDepth: language modelling needs a number of segments (an unroll is bpttDepth + 1 segments), not 'all'", 'config');
   }
+  let segmentLength: number;
+  if (parsed.data.kind === 'task') {
+    try {
+      segmentLength = makeTask(parsed.data.name as TaskName, parsed.data.options as never).segmentLength; // checks the task's options
+    } catch (e) {
+      if (e instanceof EngramError) throw new EngramError(`invalid config:\n  - data.options: ${e.message}`, 'config');
+      throw e;
+    }
+  } else {
+    segmentLength = parsed.data.segmentLength;
+  }
   if (parsed.optim.decay === 'cosine' && parsed.optim.warmupSteps >= parsed.train.steps) {
     throw new EngramError(`invalid config:\n  - optim.warmupSteps (${parsed.optim.warmupSteps}) must be < train.steps (${parsed.train.steps}) with cosine decay`, 'config');
   }
-  return { ...parsed, train: { ...parsed.train, bpttDepth } } as TrainConfig;
+  const model = { ...parsed.model, ...memoryDefaults(parsed.model, segmentLength) };
+  return { ...parsed, model, train: { ...parsed.train, bpttDepth } } as TrainConfig;
 }

@@ -6,6 +6,7 @@
 // Shapes: B batch, T positions (the segments of a sample side by side), V vocabulary.
 import { cat, F, noGrad, type Tensor } from '../tensor/index.js';
 import { IGNORE_INDEX } from '../tasks/types.js';
+import { exactMatch, tokenAccuracy } from '../tasks/metrics.js';
 
 export interface MetricCounts {
   /** Sum of the cross-entropy (nats) over the scored positions. */
@@ -64,14 +65,11 @@ export function summarize(c: MetricCounts): Metrics {
 export function accuracyCounts(logits: readonly Tensor[], targets: Tensor, answerMask: Tensor | null, perSample: boolean): Pick<MetricCounts, 'answerTokens' | 'correct' | 'samples' | 'exact'> {
   return noGrad(() => {
     const predicted = cat(logits.map((l) => l.argmax(-1)), 1); // [B, T]
-    const mask = answerMask ?? targets.ne(IGNORE_INDEX); // [B, T] bool
-    const right = predicted.eq(targets).logicalAnd(mask); // [B, T]
-    const out = { answerTokens: mask.sum().item(), correct: right.sum().item(), samples: 0, exact: 0 };
-    if (perSample) {
-      out.samples = targets.shape[0]!;
-      out.exact = right.logicalOr(mask.logicalNot()).all(1).sum().item();
-    }
-    return out;
+    // per-token accuracy on the answer positions only: the other targets set to ignored
+    const answerTargets = answerMask ? targets.maskedFill(answerMask.logicalNot(), IGNORE_INDEX) : targets;
+    const tokens = tokenAccuracy(predicted, answerTargets);
+    const exact = perSample ? exactMatch(predicted, targets, answerMask ?? undefined) : { correct: 0, total: 0 };
+    return { answerTokens: tokens.total, correct: tokens.correct, samples: exact.total, exact: exact.correct };
   });
 }
 

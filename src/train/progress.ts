@@ -93,6 +93,7 @@ class BarProgress implements ProgressReporter {
   }
   note(line: string): void {
     this.#multi.log(`${this.label}${line}\n`);
+    this.#multi.update(); // draw now: stop() would drop lines still buffered
   }
   stop(): void {
     this.#multi.stop();

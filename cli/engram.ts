@@ -1,0 +1,392 @@
+#!/usr/bin/env node
+// engram: train, evaluate and sample segment-level memory models, and run experiment grids.
+//
+//   engram train      [--config file.json] [flags]        train one model (a run directory)
+//   engram eval       <run-dir> [--batches n] [--segments n] [--split valid|test]
+//   engram generate   <run-dir> [--prompt text] [--length n] [--temperature t] [--top-k k] [--seed s]
+//   engram experiment [recipe.json | built-in name] [--out dir] [--steps n] [--set path=value]
+//
+// Configuration precedence: built-in defaults <- --config file <- flags. Every value is checked
+// (zod); an invalid one stops the command with every problem listed and exit status 2.
+// Progress goes to stderr (a bar on a terminal, lines otherwise); results to stdout.
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command, CommanderError, Option } from 'commander';
+import { z } from 'zod';
+import {
+  EngramError, modelKinds, taskNames, makeTask, type TaskName,
+  resolveTrainConfig, parseWith, deepMerge, setPath, describeMetrics, formatDuration,
+  Trainer, hasCheckpoint, readCheckpointMeta, loadRun, generateText, generateAnswers,
+  evaluateTask, evaluateLm, loadDataset, runExperiment, parseRecipe, builtinRecipes, defaultRecipe,
+  type TrainConfig, type TrainConfigInput, type ProgressMode, type Metrics,
+} from '../src/index.js';
+
+// ---- flags that set configuration values ------------------------------------------------------------
+
+interface ConfigFlag {
+  /** commander's flag text. */
+  flags: string;
+  /** Dotted path in the configuration. */
+  path: string;
+  description: string;
+}
+
+const configFlags: ConfigFlag[] = [
+  { flags: '--model <kind>', path: 'model.kind', description: `model kind: ${modelKinds.join(', ')}` },
+  { flags: '--layers <n>', path: 'model.layers', description: 'layers' },
+  { flags: '--d-model <n>', path: 'model.dModel', description: 'hidden size' },
+  { flags: '--heads <n>', path: 'model.heads', description: 'attention heads' },
+  { flags: '--d-inner <n>', path: 'model.dInner', description: 'feed-forward inner size' },
+  { flags: '--dropout <p>', path: 'model.dropout', description: 'dropout probability' },
+  { flags: '--norm <where>', path: 'model.norm', description: "layer norm: 'post' or 'pre'" },
+  { flags: '--mem-len <n>', path: 'model.memLen', description: 'Transformer-XL cache length (default for xl: the segment length)' },
+  { flags: '--mem-tokens <n>', path: 'model.numMemTokens', description: 'memory tokens (rmt, mem-transformer, mem-bottleneck; default 10)' },
+  { flags: '--segments <n>', path: 'data.options.numSegments', description: 'task: segments a sample is cut into' },
+  { flags: '--source-length <n>', path: 'data.options.sourceLength', description: 'copy / reverse: source length' },
+  { flags: '--segment-length <n>', path: 'data.segmentLength', description: 'language modelling: tokens per segment' },
+  { flags: '--steps <n>', path: 'train.steps', description: 'optimiser steps' },
+  { flags: '--batch-size <n>', path: 'train.batchSize', description: 'samples (tasks) or streams (LM) per step' },
+  { flags: '--bptt <k>', path: 'train.bpttDepth', description: "BPTT depth in segments, or 'all' (tasks)" },
+  { flags: '--seed <n>', path: 'train.seed', description: 'seed of initialisation and data' },
+  { flags: '--log-every <n>', path: 'train.logEvery', description: 'steps between log records' },
+  { flags: '--eval-every <n>', path: 'train.evalEvery', description: 'steps between evaluations (0: at the end only)' },
+  { flags: '--eval-batches <n>', path: 'train.evalBatches', description: 'held-out batches per task evaluation' },
+  { flags: '--checkpoint-every <n>', path: 'train.checkpointEvery', description: 'steps between checkpoints (0: at the end only)' },
+  { flags: '--threads <n>', path: 'train.threads', description: "ATen threads (0: libtorch's choice)" },
+  { flags: '--optimizer <name>', path: 'optim.optimizer', description: "'adam' or 'adamw'" },
+  { flags: '--lr <x>', path: 'optim.lr', description: 'learning rate' },
+  { flags: '--weight-decay <x>', path: 'optim.weightDecay', description: 'weight decay' },
+  { flags: '--clip <norm>', path: 'optim.clipGradNorm', description: 'clip the gradient norm (0: off)' },
+  { flags: '--warmup <steps>', path: 'optim.warmupSteps', description: 'linear warmup steps' },
+  { flags: '--decay <kind>', path: 'optim.decay', description: "'none' or 'cosine'" },
+  { flags: '--min-lr <x>', path: 'optim.minLr', description: 'cosine decay floor' },
+  { flags: '--plateau-factor <x>', path: 'optim.plateau.factor', description: 'reduce the lr by this factor on a plateau of the eval metric (enables it)' },
+  { flags: '--plateau-patience <n>', path: 'optim.plateau.patience', description: 'evaluations without improvement before reducing (enables it)' },
+];
+
+/** commander's attribute name of a flag: '--d-model <n>' -> 'dModel'. */
+const attributeOf = (flags: string): string => flags.split(/[ ,]+/).find((f) => f.startsWith('--'))!.slice(2).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+const flagOfPath = new Map(configFlags.map((f) => [f.path, f.flags.split(' ')[0]!]));
+
+/** A flag's text as a JSON value: numbers, booleans, null, JSON arrays / objects, else the string. */
+function parseValue(text: string): unknown {
+  const t = text.trim();
+  if (/^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(t)) return Number(t);
+  if (t === 'true' || t === 'false') return t === 'true';
+  if (t === 'null') return null;
+  if (t.startsWith('[') || t.startsWith('{') || t.startsWith('"')) {
+    try {
+      return JSON.parse(t);
+    } catch {
+      return text;
+    }
+  }
+  return text;
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+function splitAssignment(text: string, flag: string): [string, string] {
+  const i = text.indexOf('=');
+  if (i <= 0) throw new EngramError(`${flag} expects key=value, got '${text}'`, 'config');
+  return [text.slice(0, i), text.slice(i + 1)];
+}
+
+/** The configuration overrides that flags give. */
+function flagOverrides(opts: Record<string, unknown>): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  if (opts.task !== undefined && opts.corpus !== undefined) throw new EngramError('--task and --corpus exclude each other (a task, or language modelling on a corpus)', 'config');
+  if (opts.task !== undefined) o.data = { kind: 'task', name: opts.task };
+  if (opts.corpus !== undefined) o.data = { kind: 'lm', corpus: opts.corpus };
+  for (const f of configFlags) {
+    const v = opts[attributeOf(f.flags)];
+    if (v !== undefined) setPath(o, f.path, parseValue(String(v)));
+  }
+  for (const kv of (opts.taskOption as string[] | undefined) ?? []) {
+    const [k, v] = splitAssignment(kv, '--task-option');
+    setPath(o, `data.options.${k}`, parseValue(v));
+  }
+  for (const kv of (opts.set as string[] | undefined) ?? []) {
+    const [k, v] = splitAssignment(kv, '--set');
+    setPath(o, k, parseValue(v));
+  }
+  return o;
+}
+
+function readJson(path: string, what: string): unknown {
+  if (!existsSync(path)) throw new EngramError(`${what}: no such file ${path}`, 'io');
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new EngramError(`${what}: ${path} is not valid JSON: ${(e as Error).message}`, 'config');
+  }
+}
+
+/** Adds a flag hint to config error lines: '  - optim.lr: ...' -> '  - optim.lr (--lr): ...'. */
+function withFlagHints(message: string): string {
+  return message.replace(/^(\s+- )([\w.]+):/gm, (m, lead: string, path: string) => {
+    const flag = flagOfPath.get(path) ?? (path === 'data.name' ? '--task' : path === 'data.corpus' ? '--corpus' : undefined);
+    return flag ? `${lead}${path} (${flag}):` : m;
+  });
+}
+
+const progressOption = () => new Option('--progress <mode>', 'progress display: auto (a bar on a terminal, lines otherwise), bar, lines, none').default('auto');
+
+function progressMode(v: unknown): ProgressMode {
+  return parseWith(z.enum(['auto', 'bar', 'lines', 'none']), v, 'invalid option value', () => '--progress');
+}
+
+/** Aborts on the first Ctrl-C (the run checkpoints and stops); a second one exits at once. */
+function interruptSignal(): AbortSignal {
+  const controller = new AbortController();
+  process.on('SIGINT', () => {
+    if (controller.signal.aborted) process.exit(130);
+    process.stderr.write('\nstopping after this step (Ctrl-C again to quit now)...\n');
+    controller.abort();
+  });
+  return controller.signal;
+}
+
+const out = (line = '') => process.stdout.write(`${line}\n`);
+
+// ---- the commands --------------------------------------------------------------------------------------
+
+function defaultRunDir(config: TrainConfig): string {
+  const d = config.data;
+  const what = d.kind === 'task' ? `${d.name}${(d.options as { numSegments?: number }).numSegments ? `-${String((d.options as { numSegments?: number }).numSegments)}seg` : ''}` : `lm-${d.corpus.replace(/.*\//, '').replace(/\.[^.]*$/, '')}`;
+  return join('runs', `${what}-${config.model.kind}`);
+}
+
+async function trainCommand(opts: Record<string, unknown>): Promise<void> {
+  const progress = progressMode(opts.progress);
+  let base: unknown = {};
+  const runDirFlag = opts.out as string | undefined;
+  if (opts.resume && runDirFlag && hasCheckpoint(runDirFlag)) base = (await readCheckpointMeta(runDirFlag)).config;
+  if (opts.config) base = deepMerge(base, readJson(opts.config as string, '--config'));
+  const config = resolveTrainConfig(deepMerge(base, flagOverrides(opts)));
+  if (opts.printConfig) {
+    out(JSON.stringify(config, null, 2));
+    return;
+  }
+  const runDir = runDirFlag ?? defaultRunDir(config);
+  if (!opts.resume && hasCheckpoint(runDir)) {
+    throw new EngramError(`${runDir} already holds a run: add --resume to continue it, or choose another directory with --out`, 'config');
+  }
+  const trainer = await Trainer.create(config, { runDir, resume: Boolean(opts.resume), progress, signal: interruptSignal() });
+  try {
+    const d = trainer.dataset;
+    process.stderr.write(`${trainer.step > 0 ? `resuming at step ${trainer.step}` : 'training'}: ${config.model.kind}, ${trainer.model.numParameters()} parameters; ` +
+      `${d.kind === 'task' ? `${config.data.kind === 'task' ? config.data.name : ''}, ${d.numSegments} segment(s) of ${d.segmentLength}` : `${d.train.length} training characters, segments of ${d.segmentLength}`}; ` +
+      `${config.train.steps} steps of ${config.train.batchSize}; run directory ${runDir}\n`);
+    const r = await trainer.run();
+    if (r.aborted) {
+      out(`stopped at step ${r.step}/${config.train.steps}; continue with: engram train --out ${runDir} --resume`);
+      process.exitCode = 130;
+      return;
+    }
+    out(`step ${r.step}: ${r.finalEval ? describeMetrics(r.finalEval) : ''}`);
+    out(`trained in ${formatDuration(r.elapsed)} (${Math.round(r.tokensPerSec)} tokens/s); run directory ${runDir}`);
+  } finally {
+    trainer.dispose();
+  }
+}
+
+const evalSchema = z.strictObject({
+  batches: z.number().int().positive().optional(),
+  seed: z.number().int().optional(),
+  segments: z.number().int().positive().optional(),
+  split: z.enum(['valid', 'test']).default('valid'),
+  json: z.boolean().default(false),
+});
+
+const kebab = (k: string) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+
+async function evalCommand(runDir: string, raw: Record<string, unknown>): Promise<void> {
+  const o = parseWith(evalSchema, numbers(raw, ['batches', 'seed', 'segments']), 'invalid option value', kebab);
+  const run = await loadRun(runDir);
+  try {
+    const c = run.config;
+    let metrics: Metrics;
+    let what: string;
+    if (c.data.kind === 'task') {
+      const options = { ...c.data.options, ...(o.segments ? { numSegments: o.segments } : {}) };
+      const task = makeTask(c.data.name as TaskName, options as never);
+      metrics = evaluateTask(run.model, task, { batches: o.batches ?? c.train.evalBatches, batchSize: c.train.batchSize, seed: o.seed ?? c.train.evalSeed });
+      what = `${c.data.name}, ${task.numSegments} segment(s) of ${task.segmentLength}, ${(o.batches ?? c.train.evalBatches) * c.train.batchSize} held-out samples`;
+    } else {
+      const data = await loadDataset(c.data, { vocab: run.meta.vocab });
+      if (data.kind !== 'lm') throw new Error('unreachable');
+      const tokens = o.split === 'test' ? data.test : data.valid;
+      metrics = evaluateLm(run.model, tokens, { batchSize: c.train.batchSize, segmentLength: data.segmentLength });
+      what = `${c.data.corpus}, ${o.split} split (${tokens.length} characters)`;
+    }
+    if (o.json) out(JSON.stringify({ run: runDir, step: run.meta.step, ...metrics }));
+    else out(`${runDir} @ step ${run.meta.step} on ${what}: ${describeMetrics(metrics)}`);
+  } finally {
+    run.model.dispose();
+  }
+}
+
+const generateSchema = z.strictObject({
+  prompt: z.string().default(''),
+  length: z.number().int().positive().default(200),
+  temperature: z.number().min(0).optional(),
+  topK: z.number().int().min(0).default(0),
+  seed: z.number().int().default(0),
+  samples: z.number().int().positive().default(5),
+});
+
+async function generateCommand(runDir: string, raw: Record<string, unknown>): Promise<void> {
+  const o = parseWith(generateSchema, numbers(raw, ['length', 'temperature', 'topK', 'seed', 'samples']), 'invalid option value', kebab);
+  const run = await loadRun(runDir);
+  try {
+    if (run.task) {
+      const answers = generateAnswers(run.model, run.task, { samples: o.samples, seed: o.seed, temperature: o.temperature ?? 0, topK: o.topK });
+      for (const a of answers) {
+        out(`input     ${a.input}`);
+        out(`expected  ${a.expected}`);
+        out(`generated ${a.generated}   ${a.exact ? 'exact' : `${a.correct}/${a.total} right`}`);
+        out();
+      }
+      const exact = answers.filter((a) => a.exact).length;
+      out(`${exact}/${answers.length} answers exactly right`);
+    } else {
+      const text = generateText(run, { prompt: o.prompt, length: o.length, temperature: o.temperature ?? 0.8, topK: o.topK, seed: o.seed });
+      out(`${o.prompt}${text}`);
+    }
+  } finally {
+    run.model.dispose();
+  }
+}
+
+async function experimentCommand(recipeArg: string | undefined, opts: Record<string, unknown>): Promise<void> {
+  if (opts.list) {
+    for (const [name, r] of Object.entries(builtinRecipes)) out(`${name}${name === defaultRecipe.name ? ' (default)' : ''}: ${r.description ?? ''}`);
+    return;
+  }
+  const source = recipeArg === undefined ? defaultRecipe : builtinRecipes[recipeArg] ?? readJson(recipeArg, 'recipe');
+  const recipe = parseRecipe(source);
+  if (opts.printRecipe) {
+    out(JSON.stringify(recipe, null, 2));
+    return;
+  }
+  const progress = progressMode(opts.progress);
+  const fromFile = opts.config ? readJson(opts.config as string, '--config') : {};
+  const overrides = deepMerge(fromFile, flagOverrides(opts)) as TrainConfigInput;
+  const outDir = (opts.out as string | undefined) ?? join('runs', 'experiments', recipe.name);
+  if (opts.fresh) rmSync(outDir, { recursive: true, force: true });
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  log(`experiment ${recipe.name}: ${recipe.models.length} models × ${recipe.settings.length} settings → ${outDir}`);
+  const r = await runExperiment(recipe, { out: outDir, overrides, progress, signal: interruptSignal(), log });
+  out();
+  out(r.table);
+  out(`results: ${r.files.table}, ${r.files.plot}, ${r.files.results}`);
+  if (!r.complete) {
+    out('stopped before the last cell; run the same command again to continue');
+    process.exitCode = 130;
+  }
+}
+
+/** Options commander gives as strings, as numbers where they look like numbers (zod checks them). */
+function numbers(raw: Record<string, unknown>, keys: string[]): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(raw)) if (v !== undefined) o[k] = keys.includes(k) && typeof v === 'string' ? parseValue(v) : v;
+  return o;
+}
+
+// ---- the program ------------------------------------------------------------------------------------------
+
+function addConfigFlags(cmd: Command): Command {
+  cmd
+    .option('--config <file>', 'configuration file (JSON: { model, data, train, optim }); flags override it')
+    .option('--task <name>', `task: ${taskNames.join(', ')}`)
+    .option('--task-option <key=value>', 'a task option (repeatable), e.g. numSymbols=8', collect)
+    .option('--corpus <name>', "language modelling on 'tinyshakespeare', 'brown' or a text file");
+  for (const f of configFlags) cmd.option(f.flags, f.description);
+  cmd.option('--set <path=value>', 'any configuration value by its path (repeatable), e.g. optim.betas=[0.9,0.98]', collect);
+  return cmd;
+}
+
+function buildProgram(): Command {
+  const program = new Command('engram')
+    .description('Memory-augmented transformers on libtorch: train, evaluate, sample, compare')
+    .showHelpAfterError('(add --help for usage)')
+    .exitOverride();
+
+  addConfigFlags(program.command('train')
+    .description('train a model on a task or a corpus; writes a run directory (log.jsonl, checkpoints, result.json)')
+    .option('--out <dir>', 'run directory (default runs/<data>-<model>)')
+    .option('--resume', "continue the run in --out from its checkpoint (its configuration is the base)")
+    .option('--print-config', 'print the resolved configuration and exit')
+    .addOption(progressOption()))
+    .addHelpText('after', `
+Examples:
+  engram train --task copy --source-length 8 --segments 2 --model rmt --mem-tokens 8 --steps 300
+  engram train --corpus tinyshakespeare --model xl --segment-length 64 --bptt 0 --steps 2000
+  engram train --config my-run.json --lr 1e-3
+  engram train --out runs/copy-rmt --resume --steps 600`)
+    .action((opts: Record<string, unknown>) => trainCommand(opts));
+
+  program.command('eval')
+    .description("evaluate a run's checkpoint on held-out data")
+    .argument('<run-dir>', 'a run directory (with checkpoint.json)')
+    .option('--batches <n>', 'tasks: held-out batches (default: the run\'s evalBatches)')
+    .option('--seed <n>', "tasks: seed of the held-out samples (default: the run's evalSeed)")
+    .option('--segments <n>', 'tasks: evaluate with this many segments instead (same sample length)')
+    .option('--split <name>', "language modelling: 'valid' or 'test'")
+    .option('--json', 'print the metrics as JSON')
+    .action((dir: string, opts: Record<string, unknown>) => evalCommand(dir, opts));
+
+  program.command('generate')
+    .description("sample text from a language-model run given a prompt, or generate answers for a task run's samples")
+    .argument('<run-dir>', 'a run directory (with checkpoint.json)')
+    .option('--prompt <text>', 'language modelling: text to continue')
+    .option('--length <n>', 'language modelling: characters to generate (default 200)')
+    .option('--temperature <t>', 'sampling temperature; 0 is greedy (default 0.8 for text, 0 for task answers)')
+    .option('--top-k <k>', 'sample among the k most likely tokens (0: all)')
+    .option('--seed <n>', 'seed of the samples and of the sampling (default 0)')
+    .option('--samples <n>', 'tasks: samples to answer (default 5)')
+    .action((dir: string, opts: Record<string, unknown>) => generateCommand(dir, opts));
+
+  addConfigFlags(program.command('experiment')
+    .description('run a grid of models × settings from a recipe; reruns skip finished cells and resume interrupted ones; writes results.md, plot.svg, results.json')
+    .argument('[recipe]', `a recipe JSON file or a built-in recipe (default: ${defaultRecipe.name})`)
+    .option('--out <dir>', 'output folder (default runs/experiments/<recipe name>)')
+    .option('--fresh', 'delete the output folder first')
+    .option('--list', 'list the built-in recipes')
+    .option('--print-recipe', 'print the recipe and exit')
+    .addOption(progressOption()))
+    .addHelpText('after', `
+--config and the configuration flags apply to every cell, over the recipe (e.g. --steps 100 for a quick look).
+Examples:
+  engram experiment                          the built-in default: RMT vs Transformer-XL vs baseline on copy
+  engram experiment recipes/copy24-paper.json --out runs/copy24
+  engram experiment --print-recipe > my-recipe.json`)
+    .action((recipe: string | undefined, opts: Record<string, unknown>) => experimentCommand(recipe, opts));
+
+  return program;
+}
+
+async function main(): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(process.argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // commander has printed its message (or the help) already
+      process.exitCode = e.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    if (e instanceof EngramError && (e.kind === 'config' || e.kind === 'io')) {
+      process.stderr.write(`engram: ${withFlagHints(e.message)}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    process.stderr.write(`engram: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.exitCode = 1;
+  }
+}
+
+await main();

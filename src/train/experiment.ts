@@ -1,0 +1,254 @@
+// Experiments: a grid of model variants × settings (e.g. numbers of segments), each cell one run.
+//
+//   <out>/<model>--<setting>/    a run directory (log.jsonl, checkpoint, result.json)
+//   <out>/results.json           every cell's headline numbers
+//   <out>/results.md             the comparison table (rows: models, columns: settings)
+//   <out>/plot.svg               the metric against the setting, one line per model
+//
+// Cells run in turn. A rerun skips cells that have a result for the same configuration, resumes a
+// cell interrupted after a checkpoint, and starts over a cell whose configuration changed.
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { EngramError } from '../tensor/index.js';
+import { writeFileAtomic } from '../tensor/serialize.js';
+import { deepMerge, parseWith, resolveTrainConfig, sameConfig, type TrainConfig, type TrainConfigInput } from './config.js';
+import { readCheckpointMeta, hasCheckpoint } from './checkpoint.js';
+import { RESULT_FILE, train, type TrainEvent, type TrainResult } from './trainer.js';
+import type { Metrics } from './metrics.js';
+import type { ProgressMode } from './progress.js';
+import { formatDuration } from './progress.js';
+import { lineChart } from './plot.js';
+
+const partialConfig = z.record(z.string(), z.unknown());
+
+export const recipeSchema = z.strictObject({
+  name: z.string().min(1).regex(/^[\w.-]+$/, 'letters, digits, _, . and - only (it names the output folder)'),
+  description: z.string().default(''),
+  /** The configuration every cell starts from. */
+  base: partialConfig.default({}),
+  /** Rows: model variants, merged over base and the setting. */
+  models: z.array(z.strictObject({ name: z.string().min(1), config: partialConfig.default({}) })).min(1),
+  /** Columns: settings, merged over base; `x` places them on the plot's x axis (default 1, 2, ...). */
+  settings: z.array(z.strictObject({ name: z.string().min(1), x: z.number().optional(), config: partialConfig.default({}) })).min(1),
+  /** Title of the settings axis (e.g. 'segments'). */
+  settingsTitle: z.string().default('setting'),
+  /** What the table shows; default accuracy for tasks, bpc for language modelling. */
+  metric: z.enum(['accuracy', 'exactMatch', 'bpc', 'loss']).optional(),
+  /** Published numbers to show beside ours, by model name then setting name. */
+  published: z.record(z.string(), z.record(z.string(), z.number().nullable())).optional(),
+  publishedSource: z.string().optional(),
+});
+
+export type Recipe = z.output<typeof recipeSchema>;
+export type RecipeInput = z.input<typeof recipeSchema>;
+export type MetricName = NonNullable<Recipe['metric']>;
+
+export function parseRecipe(input: unknown): Recipe {
+  const recipe = parseWith(recipeSchema, input, 'invalid recipe');
+  for (const [what, list] of [['model', recipe.models], ['setting', recipe.settings]] as const) {
+    const names = list.map((x) => x.name);
+    const dup = names.find((n, i) => names.indexOf(n) !== i);
+    if (dup) throw new EngramError(`invalid recipe:\n  - two ${what}s are named '${dup}'`, 'config');
+  }
+  return recipe;
+}
+
+/** A folder-safe name: 'RMT (4 mem)' -> 'rmt-4-mem'. */
+export const slug = (s: string): string => s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '') || 'x';
+
+export interface ExperimentCell {
+  model: string;
+  setting: string;
+  dir: string;
+  config: TrainConfig;
+}
+
+/** The cells of a recipe, in run order (setting by setting, every model in each), configs resolved. */
+export function experimentCells(recipe: Recipe, out: string, overrides: TrainConfigInput = {}): ExperimentCell[] {
+  const cells: ExperimentCell[] = [];
+  for (const setting of recipe.settings) {
+    for (const model of recipe.models) {
+      const merged = deepMerge(deepMerge(deepMerge(recipe.base, setting.config), model.config), overrides);
+      let config: TrainConfig;
+      try {
+        config = resolveTrainConfig(merged);
+      } catch (e) {
+        if (e instanceof EngramError) throw new EngramError(`recipe cell '${model.name}' × '${setting.name}': ${e.message}`, 'config');
+        throw e;
+      }
+      cells.push({ model: model.name, setting: setting.name, dir: join(out, `${slug(model.name)}--${slug(setting.name)}`), config });
+    }
+  }
+  return cells;
+}
+
+export interface CellResult {
+  model: string;
+  setting: string;
+  dir: string;
+  /** 'ran': trained now; 'resumed': continued from a checkpoint; 'skipped': finished before. */
+  status: 'ran' | 'resumed' | 'skipped' | 'aborted';
+  finalEval: Metrics | null;
+  bestEval: Metrics | null;
+  parameters: number;
+  /** Training seconds. */
+  elapsed: number;
+  tokensPerSec: number;
+}
+
+export interface ExperimentResult {
+  recipe: Recipe;
+  out: string;
+  metric: MetricName;
+  cells: CellResult[];
+  /** True when every cell finished. */
+  complete: boolean;
+  table: string;
+  files: { results: string; table: string; plot: string };
+}
+
+export interface ExperimentOptions {
+  /** Output folder (default runs/experiments/<recipe name>). */
+  out?: string;
+  /** Merged over every cell (e.g. fewer steps for a quick look). */
+  overrides?: TrainConfigInput;
+  progress?: ProgressMode;
+  signal?: AbortSignal;
+  /** A line per cell as it starts and ends (default: nothing). */
+  log?: (line: string) => void;
+  /** The training events of every cell. */
+  onEvent?: (cell: ExperimentCell, event: TrainEvent) => void;
+}
+
+type SavedResult = Omit<TrainResult, 'losses'>;
+
+function readResult(dir: string): SavedResult | null {
+  const path = join(dir, RESULT_FILE);
+  if (!existsSync(path)) return null;
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as SavedResult;
+  } catch {
+    return null;
+  }
+}
+
+/** Runs (or completes) every cell of a recipe, then writes the table, the plot and results.json. */
+export async function runExperiment(recipeInput: Recipe | RecipeInput, options: ExperimentOptions = {}): Promise<ExperimentResult> {
+  const recipe = parseRecipe(recipeInput);
+  const out = options.out ?? join('runs', 'experiments', recipe.name);
+  const log = options.log ?? (() => {});
+  const cells = experimentCells(recipe, out, options.overrides ?? {});
+  mkdirSync(out, { recursive: true });
+  const results: CellResult[] = [];
+  let stopped = false;
+  for (const [i, cell] of cells.entries()) {
+    const label = `${cell.model} / ${cell.setting}`;
+    const counter = `[${i + 1}/${cells.length}]`;
+    if (stopped || options.signal?.aborted) {
+      stopped = true;
+      break;
+    }
+    const done = readResult(cell.dir);
+    if (done && done.finished && sameConfig(done.config, cell.config)) {
+      log(`${counter} ${label}: finished before, skipped`);
+      results.push(cellResult(cell, 'skipped', done));
+      continue;
+    }
+    let status: CellResult['status'] = 'ran';
+    if (done || (hasCheckpoint(cell.dir) && !sameConfig((await readCheckpointMeta(cell.dir)).config, cell.config))) {
+      log(`${counter} ${label}: its configuration changed, starting it over`);
+      rmSync(cell.dir, { recursive: true, force: true });
+    } else if (hasCheckpoint(cell.dir)) {
+      status = 'resumed';
+    }
+    log(`${counter} ${label}: ${status === 'resumed' ? 'resuming from its checkpoint' : 'training'} (${cell.dir})`);
+    const r = await train(cell.config, {
+      runDir: cell.dir, resume: true, progress: options.progress ?? 'none', label,
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.onEvent ? { onEvent: (e: TrainEvent) => options.onEvent!(cell, e) } : {}),
+    });
+    if (!r.finished) {
+      results.push(cellResult(cell, 'aborted', r));
+      stopped = true;
+      break;
+    }
+    results.push(cellResult(cell, status, r));
+    const metric = recipeMetric(recipe, cell.config);
+    log(`${counter} ${label}: ${metric} ${fmtMetric(r.finalEval, metric)} in ${formatDuration(r.elapsed)} (${Math.round(r.tokensPerSec)} tok/s)`);
+  }
+  const metric = recipeMetric(recipe, cells[0]!.config);
+  const table = resultsTable(recipe, results, metric);
+  const files = { results: join(out, 'results.json'), table: join(out, 'results.md'), plot: join(out, 'plot.svg') };
+  const complete = !stopped && results.length === cells.length;
+  const write = (path: string, text: string) => writeFileAtomic(path, async (fh) => { await fh.writeFile(text); }, 'experiment');
+  await write(files.results, `${JSON.stringify({ recipe, metric, complete, cells: results }, null, 2)}\n`);
+  await write(files.table, `# ${recipe.name}\n\n${recipe.description ? `${recipe.description}\n\n` : ''}${table}`);
+  await write(files.plot, resultsPlot(recipe, results, metric));
+  return { recipe, out, metric, cells: results, complete, table, files };
+}
+
+function cellResult(cell: ExperimentCell, status: CellResult['status'], r: SavedResult): CellResult {
+  return {
+    model: cell.model, setting: cell.setting, dir: cell.dir, status,
+    finalEval: r.finalEval, bestEval: r.bestEval, parameters: r.parameters, elapsed: r.elapsed, tokensPerSec: r.tokensPerSec,
+  };
+}
+
+function recipeMetric(recipe: Recipe, config: TrainConfig): MetricName {
+  return recipe.metric ?? (config.data.kind === 'task' ? 'accuracy' : 'bpc');
+}
+
+const metricTitles: Record<MetricName, string> = {
+  accuracy: 'per-token answer accuracy', exactMatch: 'exact match', bpc: 'bits per character', loss: 'loss (nats per token)',
+};
+
+function fmtMetric(m: Metrics | null, metric: MetricName): string {
+  const v = m?.[metric];
+  return v === undefined || v === null || !Number.isFinite(v) ? '–' : v.toFixed(3);
+}
+
+/** The markdown tables: the metric (with published numbers when the recipe has them), then times. */
+export function resultsTable(recipe: Recipe, cells: CellResult[], metric: MetricName): string {
+  const get = (model: string, setting: string) => cells.find((c) => c.model === model && c.setting === setting);
+  const header = `| model \\ ${recipe.settingsTitle} | ${recipe.settings.map((s) => s.name).join(' | ')} |`;
+  const rule = `|---|${recipe.settings.map(() => '---:').join('|')}|`;
+  const published = recipe.published;
+  const rows = recipe.models.map((m) => {
+    const values = recipe.settings.map((s) => {
+      const ours = fmtMetric(get(m.name, s.name)?.finalEval ?? null, metric);
+      const paper = published?.[m.name]?.[s.name];
+      return published ? `${ours} (${paper === undefined || paper === null ? '–' : paper.toFixed(3)})` : ours;
+    });
+    return `| ${m.name} | ${values.join(' | ')} |`;
+  });
+  const times = recipe.models.map((m) => `| ${m.name} | ${recipe.settings.map((s) => {
+    const c = get(m.name, s.name);
+    return c ? formatDuration(c.elapsed) : '–';
+  }).join(' | ')} |`);
+  const total = cells.reduce((s, c) => s + c.elapsed, 0);
+  const note = published ? `\nIn brackets: published numbers${recipe.publishedSource ? ` (${recipe.publishedSource})` : ''}.\n` : '';
+  return [
+    `${metricTitles[metric]} on held-out samples at the end of training:`, '', header, rule, ...rows, note,
+    `training time (total ${formatDuration(total)}):`, '', header, rule, ...times, '',
+  ].join('\n');
+}
+
+/** The metric against the settings, one line per model. */
+export function resultsPlot(recipe: Recipe, cells: CellResult[], metric: MetricName): string {
+  const xOf = (i: number) => recipe.settings[i]!.x ?? i + 1;
+  return lineChart({
+    title: `${recipe.name}: ${metricTitles[metric]}`,
+    xLabel: recipe.settingsTitle,
+    yLabel: metricTitles[metric],
+    xTicks: recipe.settings.map((s, i) => ({ x: xOf(i), label: s.name })),
+    ...(metric === 'accuracy' || metric === 'exactMatch' ? { yDomain: [0, 1] as [number, number] } : {}),
+    series: recipe.models.map((m) => ({
+      name: m.name,
+      points: recipe.settings.map((s, i) => {
+        const v = cells.find((c) => c.model === m.name && c.setting === s.name)?.finalEval?.[metric];
+        return { x: xOf(i), y: v === undefined || !Number.isFinite(v) ? null : v };
+      }),
+    })),
+  });
+}

@@ -1,0 +1,13 @@
+// Training, evaluation, checkpoints, generation and experiments over SegmentModels.
+export * from './config.js';
+export * from './unroll.js';
+export * from './metrics.js';
+export * from './data.js';
+export * from './evaluate.js';
+export * from './checkpoint.js';
+export * from './progress.js';
+export * from './trainer.js';
+export * from './generate.js';
+export * from './plot.js';
+export * from './experiment.js';
+export * from './recipes.js';

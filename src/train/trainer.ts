@@ -1,0 +1,538 @@
+// The trainer: a SegmentModel on an algorithmic task or on character-level language modelling.
+//
+//   tasks (SPEC §6, §8)   each step draws a batch of samples; each sample's segments run in order
+//                         from model.initState(B); the loss is the cross-entropy summed over the
+//                         scored positions of all segments (targets -100 are not scored), divided
+//                         by their number, plus the models' auxiliary losses; one backward per batch
+//   language modelling    the training text is B contiguous streams (SPEC §0); each step reads the
+//   (SPEC §0)             next bpttDepth + 1 segments of every stream; the state is carried from
+//                         step to step (detached between steps)
+//
+// Every step runs inside tidy(); the carried state is returned from the scope and the previous
+// one freed. Determinism: the model is initialised after manualSeed(seed), task batches come from
+// the tasks' own generator seeded with `seed`, and libtorch's generator is reseeded from
+// (seed, step) before every step (dropout), so a run resumed from a checkpoint draws exactly what
+// the uninterrupted run would have drawn, whatever libtorch's generator state was.
+//
+// Shapes: B batch, M segment length, T = numSegments * M, V vocabulary.
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { EngramError, manualSeed, setNumThreads, tidy, type Tensor } from '../tensor/index.js';
+import { writeFileAtomic } from '../tensor/serialize.js';
+import { Adam, AdamW, clipGradNorm, constantLr, cosineDecay, LrScheduler, ReduceLROnPlateau, withWarmup, type Schedule } from '../optim/index.js';
+import { createModel, resolveModelConfig, type MemoryState, type ModelConfig, type SegmentModel } from '../models/index.js';
+import { Rng } from '../tasks/random.js';
+import { StreamBatcher } from '../tasks/stream.js';
+import { IGNORE_INDEX } from '../tasks/types.js';
+import { canonicalJson, resolveTrainConfig, type TrainConfig, type TrainConfigInput } from './config.js';
+import { loadDataset, type Dataset, type LmDataset, type TaskDataset } from './data.js';
+import { accuracyCounts, addCounts, crossEntropySum, emptyCounts, summarize, type MetricCounts, type Metrics } from './metrics.js';
+import { unroll } from './unroll.js';
+import { disposeState, evaluateLm, evaluateTask, splitSegments } from './evaluate.js';
+import { flattenState, hasCheckpoint, loadCheckpoint, saveCheckpoint, unflattenState, withPrefix, type CheckpointMeta } from './checkpoint.js';
+import { createProgress, type ProgressMode, type ProgressReporter } from './progress.js';
+
+export const LOG_FILE = 'log.jsonl';
+export const RESULT_FILE = 'result.json';
+export const CONFIG_FILE = 'config.json';
+
+export interface TrainOptions {
+  /** Where the log, checkpoints and result go; null: nothing is written (no checkpoints, no resume). */
+  runDir?: string | null;
+  /** Continue from runDir's checkpoint when there is one (else start fresh). */
+  resume?: boolean;
+  /** Stops the run between steps; a checkpoint is written first when there is a runDir. */
+  signal?: AbortSignal;
+  /** Progress for people (default 'none'): a bar on a TTY, plain lines otherwise with 'auto'. */
+  progress?: ProgressMode;
+  /** Prefix of progress lines. */
+  label?: string;
+  /** Every step, evaluation and checkpoint as it happens. */
+  onEvent?: (event: TrainEvent) => void;
+}
+
+export type TrainEvent =
+  | { type: 'step'; step: number; loss: number; accuracy: number; lr: number }
+  | { type: 'eval'; step: number; metrics: Metrics; lr: number }
+  | { type: 'checkpoint'; step: number; path: string };
+
+/** One line of log.jsonl. */
+export type LogRecord =
+  | { type: 'start'; step: number; time: string; config: TrainConfig; modelConfig: ModelConfig; parameters: number }
+  | { type: 'resume'; step: number; time: string }
+  | ({ type: 'train'; step: number; lr: number; tokensPerSec: number; elapsed: number } & Metrics)
+  | ({ type: 'eval'; step: number; lr: number } & Metrics)
+  | { type: 'checkpoint'; step: number; file: string }
+  | { type: 'abort'; step: number; time: string }
+  | { type: 'end'; step: number; time: string; elapsed: number };
+
+export interface TrainResult {
+  runDir: string | null;
+  config: TrainConfig;
+  modelConfig: ModelConfig;
+  /** Steps taken in all (resumed runs included). */
+  step: number;
+  finished: boolean;
+  aborted: boolean;
+  /** Evaluation at the last step (null if the run stopped before its first evaluation). */
+  finalEval: Metrics | null;
+  /** The best evaluation of the run (highest accuracy for tasks, lowest bpc for LM). */
+  bestEval: Metrics | null;
+  /** The headline number: accuracy (tasks) or bpc (LM) of finalEval. */
+  metric: { name: 'accuracy' | 'bpc'; value: number } | null;
+  parameters: number;
+  /** Training seconds over the whole run (resumed runs included), evaluation excluded. */
+  elapsed: number;
+  tokensPerSec: number;
+  /** Training loss of every step taken by this call, in order. */
+  losses: { step: number; loss: number }[];
+}
+
+/** One step's numbers. */
+export interface StepStats {
+  counts: MetricCounts;
+  tokens: number;
+}
+
+/** libtorch's seed for a step: distinct per (seed, step), a safe integer. */
+export function stepSeed(seed: number, step: number): number {
+  return Number(BigInt.asUintN(52, BigInt(seed) * 1_000_003n + BigInt(step) + 1n));
+}
+
+/** Trains from a configuration; see Trainer for finer control. */
+export async function train(config: TrainConfigInput | TrainConfig, options: TrainOptions = {}): Promise<TrainResult> {
+  const trainer = await Trainer.create(config, options);
+  try {
+    return await trainer.run();
+  } finally {
+    trainer.dispose();
+  }
+}
+
+/** Fields that may change when resuming (they do not change what the steps compute). */
+const RESUMABLE_CHANGES = ['steps', 'logEvery', 'evalEvery', 'checkpointEvery', 'threads'] as const;
+
+function checkResumable(saved: TrainConfig, now: TrainConfig): void {
+  const strip = (c: TrainConfig) => {
+    const train: Record<string, unknown> = { ...c.train };
+    for (const k of RESUMABLE_CHANGES) delete train[k];
+    if (c.optim.decay === 'cosine') train.steps = c.train.steps; // the cosine spans the run
+    return canonicalJson({ ...c, train });
+  };
+  if (strip(saved) !== strip(now)) {
+    const diff: string[] = [];
+    for (const section of ['model', 'data', 'train', 'optim'] as const) {
+      if (canonicalJson(saved[section]) !== canonicalJson(now[section])) diff.push(`${section}: checkpoint ${JSON.stringify(saved[section])}, now ${JSON.stringify(now[section])}`);
+    }
+    throw new EngramError(`cannot resume: the configuration differs from the checkpoint's (only ${RESUMABLE_CHANGES.join(', ')} may change${saved.optim.decay === 'cosine' ? ', steps not with cosine decay' : ''}):\n  ${diff.join('\n  ')}`, 'config', 'resume');
+  }
+}
+
+export class Trainer {
+  readonly config: TrainConfig;
+  readonly modelConfig: ModelConfig;
+  readonly model: SegmentModel;
+  readonly dataset: Dataset;
+  readonly optimizer: Adam | AdamW;
+  readonly scheduler: LrScheduler;
+  readonly plateau: ReduceLROnPlateau | null;
+  readonly runDir: string | null;
+  /** Optimiser steps taken. */
+  step = 0;
+  lastEval: Metrics | null = null;
+  bestEval: Metrics | null = null;
+  /** The plateau scheduler acts on this proxy group: its lr is the factor applied to the schedule. */
+  readonly #lrScale = { paramGroups: [{ lr: 1 }] };
+  readonly #options: TrainOptions;
+  #rng: Rng | null = null;
+  #batcher: StreamBatcher | null = null;
+  #carry: MemoryState | null = null;
+  #elapsed = 0;
+  #lastCheckpointStep = -1;
+
+  private constructor(config: TrainConfig, model: SegmentModel, dataset: Dataset, options: TrainOptions) {
+    this.config = config;
+    this.model = model;
+    this.modelConfig = model.config;
+    this.dataset = dataset;
+    this.runDir = options.runDir ?? null;
+    this.#options = options;
+    const o = config.optim;
+    const params = model.parameters();
+    const opts = { lr: o.lr, betas: o.betas, eps: o.eps, weightDecay: o.weightDecay };
+    this.optimizer = o.optimizer === 'adamw' ? new AdamW(params, opts) : new Adam(params, opts);
+    const steps = config.train.steps;
+    let base: Schedule;
+    if (o.decay === 'cosine') base = cosineDecay({ totalSteps: steps, minLr: o.minLr, warmupSteps: o.warmupSteps });
+    else base = o.warmupSteps > 0 ? withWarmup({ warmupSteps: o.warmupSteps }, constantLr()) : constantLr();
+    const scale = this.#lrScale.paramGroups[0]!;
+    this.scheduler = new LrScheduler(this.optimizer, (step, baseLr) => base(step, baseLr) * scale.lr);
+    const p = o.plateau;
+    this.plateau = p
+      ? new ReduceLROnPlateau(this.#lrScale, {
+        mode: p.mode === 'auto' ? (dataset.kind === 'task' ? 'max' : 'min') : p.mode,
+        factor: p.factor, patience: p.patience, threshold: p.threshold, cooldown: p.cooldown, minLr: p.minLrFactor,
+      })
+      : null;
+    if (dataset.kind === 'task') this.#rng = new Rng(config.train.seed);
+    else {
+      this.#batcher = new StreamBatcher(dataset.train, { batchSize: config.train.batchSize, segmentLength: dataset.segmentLength, remainder: 'drop' });
+    }
+  }
+
+  /**
+   * Builds the model, optimiser and data of a configuration; with options.resume and a checkpoint
+   * in options.runDir, restores all of it to the checkpoint's step.
+   */
+  static async create(input: TrainConfigInput | TrainConfig, options: TrainOptions = {}): Promise<Trainer> {
+    const config = resolveTrainConfig(input);
+    const runDir = options.runDir ?? null;
+    let checkpoint: { meta: CheckpointMeta; tensors: Record<string, Tensor> } | null = null;
+    if (runDir && hasCheckpoint(runDir)) {
+      if (!options.resume) {
+        throw new EngramError(`${runDir} already holds a checkpoint: resume it (--resume) or choose another run directory`, 'config', 'train');
+      }
+      checkpoint = await loadCheckpoint(runDir);
+      checkResumable(checkpoint.meta.config, config);
+    }
+    if (config.train.threads > 0) setNumThreads(config.train.threads);
+    const dataset = await loadDataset(config.data, { vocab: checkpoint?.meta.vocab ?? null });
+    manualSeed(config.train.seed);
+    const model = createModel(resolveModelConfig({
+      kind: config.model.kind as ModelConfig['kind'],
+      vocabSize: dataset.vocabSize,
+      layers: config.model.layers,
+      dModel: config.model.dModel,
+      heads: config.model.heads,
+      dInner: config.model.dInner,
+      dropout: config.model.dropout,
+      norm: config.model.norm,
+      memLen: config.model.memLen,
+      numMemTokens: config.model.numMemTokens,
+    }));
+    const trainer = new Trainer(config, model, dataset, options);
+    if (checkpoint) trainer.#restore(checkpoint.meta, checkpoint.tensors);
+    return trainer;
+  }
+
+  get segmentLength(): number {
+    return this.dataset.segmentLength;
+  }
+
+  /** Tokens a step reads: B * T for tasks, B * (k + 1) * M for LM. */
+  get tokensPerStep(): number {
+    const { batchSize, bpttDepth } = this.config.train;
+    const d = this.dataset;
+    return d.kind === 'task' ? batchSize * d.numSegments * d.segmentLength : batchSize * ((bpttDepth as number) + 1) * d.segmentLength;
+  }
+
+  /** The learning rate now (first group). */
+  get lr(): number {
+    return this.optimizer.lr;
+  }
+
+  /** One optimiser step on the next batch; returns its counts. */
+  trainStep(): StepStats {
+    const stats = this.dataset.kind === 'task' ? this.#taskStep(this.dataset) : this.#lmStep(this.dataset);
+    this.scheduler.step();
+    this.step += 1;
+    return stats;
+  }
+
+  #backward(ce: Tensor | null, tokens: number, aux: Tensor[]): void {
+    let objective = ce ? ce.div(Math.max(1, tokens)) : null;
+    for (const a of aux) objective = objective ? objective.add(a) : a;
+    this.optimizer.zeroGrad();
+    if (!objective) return;
+    objective.backward();
+    if (this.config.optim.clipGradNorm > 0) clipGradNorm(this.optimizer.params, this.config.optim.clipGradNorm);
+    this.optimizer.step();
+  }
+
+  #taskStep(d: TaskDataset): StepStats {
+    const { batchSize: B, bpttDepth, seed } = this.config.train;
+    const n = d.numSegments, M = d.segmentLength;
+    const counts = tidy(() => {
+      manualSeed(stepSeed(seed, this.step));
+      const batch = d.task.batch(B, this.#rng!);
+      const tokens = splitSegments(batch.tokens, n, M);
+      const targets = splitSegments(batch.targets, n, M);
+      const scored = targets.map((t) => t.ne(IGNORE_INDEX).sum().item());
+      const losses: Tensor[] = [], aux: Tensor[] = [];
+      const { outputs } = unroll(this.model, tokens, null, {
+        bpttDepth,
+        onSegment: (τ, out) => {
+          if (scored[τ]! > 0) losses.push(crossEntropySum(out.logits, targets[τ]!));
+          if (out.auxLoss) aux.push(out.auxLoss);
+        },
+      });
+      const total = scored.reduce((a, b) => a + b, 0);
+      const ce = losses.length ? losses.reduce((a, b) => a.add(b)) : null;
+      this.#backward(ce, total, aux);
+      const acc = accuracyCounts(outputs.map((o) => o.logits), batch.targets, batch.answerMask ?? null, true);
+      const auxSum = aux.reduce((s, a) => s + a.item(), 0);
+      return { ...acc, lossSum: ce?.item() ?? 0, tokens: total, auxSum, batches: 1 };
+    });
+    return { counts, tokens: B * n * M };
+  }
+
+  #lmStep(d: LmDataset): StepStats {
+    const { bpttDepth, seed } = this.config.train;
+    const k = bpttDepth as number;
+    const batcher = this.#batcher!;
+    const r = tidy(() => {
+      manualSeed(stepSeed(seed, this.step));
+      const tokens: Tensor[] = [], targets: Tensor[] = [];
+      const resetBefore = new Set<number>();
+      for (let i = 0; i <= k; i++) {
+        const seg = batcher.next();
+        tokens.push(seg.tokens);
+        targets.push(seg.targets);
+        if (seg.first) resetBefore.add(i); // a new epoch: the streams start over
+      }
+      const losses: Tensor[] = [], aux: Tensor[] = [];
+      const { outputs, state } = unroll(this.model, tokens, this.#carry, {
+        bpttDepth: k,
+        resetBefore,
+        onSegment: (τ, out) => {
+          losses.push(crossEntropySum(out.logits, targets[τ]!));
+          if (out.auxLoss) aux.push(out.auxLoss);
+        },
+      });
+      const total = targets.reduce((s, t) => s + t.numel, 0);
+      const ce = losses.reduce((a, b) => a.add(b));
+      this.#backward(ce, total, aux);
+      let acc = { answerTokens: 0, correct: 0, samples: 0, exact: 0 };
+      outputs.forEach((o, i) => {
+        const a = accuracyCounts([o.logits], targets[i]!, null, false);
+        acc = { ...acc, answerTokens: acc.answerTokens + a.answerTokens, correct: acc.correct + a.correct };
+      });
+      const auxSum = aux.reduce((s, a) => s + a.item(), 0);
+      const counts: MetricCounts = { ...acc, lossSum: ce.item(), tokens: total, auxSum, batches: 1 };
+      return { counts, tokens: total, carry: this.model.detachState(state) };
+    });
+    disposeState(this.#carry);
+    this.#carry = r.carry;
+    return { counts: r.counts, tokens: r.tokens };
+  }
+
+  /** Held-out metrics now (tasks: the fixed evaluation batches; LM: the validation split). */
+  evaluate(): Metrics {
+    const t = this.config.train;
+    const d = this.dataset;
+    if (d.kind === 'task') return evaluateTask(this.model, d.task, { batches: t.evalBatches, batchSize: t.batchSize, seed: t.evalSeed });
+    const lm = this.config.data.kind === 'lm' ? this.config.data : null;
+    return evaluateLm(this.model, d.valid, { batchSize: t.batchSize, segmentLength: d.segmentLength, maxTokens: lm?.maxEvalTokens ?? 0 });
+  }
+
+  /** The headline metric of an evaluation: accuracy for tasks (higher is better), bpc for LM. */
+  headline(m: Metrics): { name: 'accuracy' | 'bpc'; value: number } {
+    return this.dataset.kind === 'task' ? { name: 'accuracy', value: m.accuracy } : { name: 'bpc', value: m.bpc };
+  }
+
+  #isBetter(a: Metrics, b: Metrics | null): boolean {
+    if (!b) return true;
+    return this.dataset.kind === 'task' ? a.accuracy > b.accuracy : a.bpc < b.bpc;
+  }
+
+  /** Records an evaluation: best so far, and the plateau scheduler. */
+  #afterEval(m: Metrics): void {
+    this.lastEval = m;
+    if (this.#isBetter(m, this.bestEval)) this.bestEval = m;
+    if (this.plateau) {
+      const before = this.#lrScale.paramGroups[0]!.lr;
+      this.plateau.step(this.headline(m).value);
+      if (this.#lrScale.paramGroups[0]!.lr !== before) this.scheduler.loadStateDict(this.scheduler.stateDict()); // re-applies the lr now
+    }
+  }
+
+  /** Writes a checkpoint of the current step into runDir. */
+  async saveCheckpoint(): Promise<string> {
+    if (!this.runDir) throw new EngramError('saveCheckpoint: the trainer has no run directory', 'config', 'saveCheckpoint');
+    const optim = this.optimizer.stateDict();
+    const tensors: Record<string, Tensor> = {};
+    for (const [k, v] of Object.entries(this.model.stateDict())) tensors[`model.${k}`] = v;
+    for (const [k, v] of Object.entries(optim.tensors)) tensors[`optim.${k}`] = v;
+    let carry = null;
+    if (this.#carry) {
+      const flat = flattenState(this.#carry);
+      Object.assign(tensors, flat.tensors);
+      carry = flat.layout;
+    }
+    try {
+      const path = await saveCheckpoint(this.runDir, {
+        step: this.step,
+        config: this.config,
+        modelConfig: this.modelConfig,
+        vocab: this.dataset.kind === 'lm' ? this.dataset.vocab.toString() : null,
+        optimizer: optim.meta,
+        scheduler: this.scheduler.stateDict(),
+        plateau: this.plateau ? { state: this.plateau.stateDict(), scale: this.#lrScale.paramGroups[0]!.lr } : null,
+        data: this.#rng ? { taskRng: this.#rng.state() } : { stream: this.#batcher!.position() },
+        carry,
+        lastEval: this.lastEval,
+        bestEval: this.bestEval,
+        elapsed: this.#elapsed,
+      }, tensors);
+      this.#lastCheckpointStep = this.step;
+      return path;
+    } finally {
+      for (const t of Object.values(optim.tensors)) t.dispose();
+    }
+  }
+
+  #restore(meta: CheckpointMeta, tensors: Record<string, Tensor>): void {
+    try {
+      this.model.loadStateDict(withPrefix(tensors, 'model.'));
+      this.optimizer.loadStateDict({ tensors: withPrefix(tensors, 'optim.'), meta: meta.optimizer });
+      if (meta.plateau && this.plateau) {
+        this.plateau.loadStateDict(meta.plateau.state);
+        this.#lrScale.paramGroups[0]!.lr = meta.plateau.scale;
+      }
+      this.scheduler.loadStateDict(meta.scheduler);
+      if (this.#rng && meta.data.taskRng) this.#rng.setState(meta.data.taskRng);
+      if (this.#batcher && meta.data.stream) this.#batcher.restore(meta.data.stream);
+      if (meta.carry) this.#carry = unflattenState(tensors, meta.carry);
+    } finally {
+      // the carried state's tensors are now the trainer's; the rest were copied in
+      for (const [name, t] of Object.entries(tensors)) if (!(this.#carry && name.startsWith('carry.'))) t.dispose();
+    }
+    this.step = meta.step;
+    this.lastEval = meta.lastEval;
+    this.bestEval = meta.bestEval;
+    this.#elapsed = meta.elapsed;
+    this.#lastCheckpointStep = meta.step;
+  }
+
+  #log(record: LogRecord): void {
+    if (this.runDir) appendFileSync(join(this.runDir, LOG_FILE), `${JSON.stringify(record)}\n`);
+  }
+
+  /** Keeps the log records up to the checkpoint's step (a resumed run rewrites what came after). */
+  #truncateLog(step: number): void {
+    const path = join(this.runDir!, LOG_FILE);
+    if (!existsSync(path)) return;
+    const kept = readFileSync(path, 'utf8').split('\n').filter((line) => {
+      if (!line.trim()) return false;
+      try {
+        return (JSON.parse(line) as { step: number }).step <= step;
+      } catch {
+        return false; // a line cut by a crash
+      }
+    });
+    writeFileSync(path, kept.map((l) => `${l}\n`).join(''));
+  }
+
+  /** Trains to config.train.steps (or until aborted), evaluating, logging and checkpointing. */
+  async run(): Promise<TrainResult> {
+    const t = this.config.train;
+    const { signal } = this.#options;
+    const progress: ProgressReporter = createProgress(this.#options.progress ?? 'none', { ...(this.#options.label ? { label: this.#options.label } : {}), every: Math.max(t.logEvery, 10) * 10 });
+    const emit = (e: TrainEvent) => this.#options.onEvent?.(e);
+    const resumed = this.step > 0;
+    if (this.runDir) {
+      mkdirSync(this.runDir, { recursive: true });
+      if (resumed) this.#truncateLog(this.step);
+      else writeFileSync(join(this.runDir, LOG_FILE), '');
+      await writeFileAtomic(join(this.runDir, CONFIG_FILE), async (fh) => { await fh.writeFile(`${JSON.stringify({ config: this.config, modelConfig: this.modelConfig }, null, 2)}\n`); }, 'train');
+    }
+    const time = () => new Date().toISOString();
+    this.#log(resumed ? { type: 'resume', step: this.step, time: time() } : { type: 'start', step: 0, time: time(), config: this.config, modelConfig: this.modelConfig, parameters: this.model.numParameters() });
+
+    const losses: { step: number; loss: number }[] = [];
+    let window = emptyCounts(), windowTokens = 0, windowTime = 0;
+    let aborted = false;
+    progress.start(t.steps, this.step);
+    try {
+      while (this.step < t.steps) {
+        if (signal?.aborted) {
+          aborted = true;
+          break;
+        }
+        const lr = this.lr;
+        const started = performance.now();
+        const stats = this.trainStep();
+        const seconds = (performance.now() - started) / 1000;
+        this.#elapsed += seconds;
+        windowTime += seconds;
+        windowTokens += stats.tokens;
+        window = addCounts(window, stats.counts);
+        const m = summarize(stats.counts);
+        losses.push({ step: this.step, loss: m.loss });
+        emit({ type: 'step', step: this.step, loss: m.loss, accuracy: m.accuracy, lr });
+        const tokensPerSec = windowTokens / Math.max(windowTime, 1e-9);
+        progress.update(this.step, { loss: m.loss, accuracy: m.accuracy, tokensPerSec, lr });
+        const last = this.step === t.steps;
+        if (this.step % t.logEvery === 0 || last) {
+          this.#log({ type: 'train', step: this.step, lr, tokensPerSec, elapsed: this.#elapsed, ...summarize(window) });
+          window = emptyCounts();
+          windowTokens = 0;
+          windowTime = 0;
+        }
+        if ((t.evalEvery > 0 && this.step % t.evalEvery === 0) || last) {
+          const e = this.evaluate();
+          this.#afterEval(e);
+          this.#log({ type: 'eval', step: this.step, lr: this.lr, ...e });
+          emit({ type: 'eval', step: this.step, metrics: e, lr: this.lr });
+          progress.note(`eval @ ${this.step}: ${describeMetrics(e)}  lr ${this.lr.toExponential(2)}`);
+        }
+        if (this.runDir && ((t.checkpointEvery > 0 && this.step % t.checkpointEvery === 0) || last)) await this.#checkpoint(emit);
+        // Let timers and signal handlers run between steps (a step itself is synchronous).
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+      if (aborted) {
+        if (this.runDir && this.#lastCheckpointStep !== this.step) await this.#checkpoint(emit);
+        this.#log({ type: 'abort', step: this.step, time: time() });
+        progress.note(`stopped at step ${this.step}${this.runDir ? ` (checkpoint in ${this.runDir})` : ''}`);
+      }
+    } finally {
+      progress.stop();
+    }
+    const finished = this.step >= t.steps;
+    const result: TrainResult = {
+      runDir: this.runDir,
+      config: this.config,
+      modelConfig: this.modelConfig,
+      step: this.step,
+      finished,
+      aborted,
+      finalEval: finished ? this.lastEval : null,
+      bestEval: this.bestEval,
+      metric: finished && this.lastEval ? this.headline(this.lastEval) : null,
+      parameters: this.model.numParameters(),
+      elapsed: this.#elapsed,
+      tokensPerSec: (this.step * this.tokensPerStep) / Math.max(this.#elapsed, 1e-9),
+      losses,
+    };
+    if (finished && this.runDir) {
+      this.#log({ type: 'end', step: this.step, time: time(), elapsed: this.#elapsed });
+      const { losses: _l, ...saved } = result;
+      await writeFileAtomic(join(this.runDir, RESULT_FILE), async (fh) => { await fh.writeFile(`${JSON.stringify(saved, null, 2)}\n`); }, 'train');
+    }
+    return result;
+  }
+
+  async #checkpoint(emit: (e: TrainEvent) => void): Promise<void> {
+    const path = await this.saveCheckpoint();
+    this.#log({ type: 'checkpoint', step: this.step, file: path });
+    emit({ type: 'checkpoint', step: this.step, path });
+  }
+
+  /** Frees the model, the optimiser state and the carried state. */
+  dispose(): void {
+    disposeState(this.#carry);
+    this.#carry = null;
+    this.optimizer.dispose();
+    this.model.dispose();
+  }
+}
+
+/** 'loss 0.123  acc 0.987  exact 0.950' or 'bpc 1.234  acc 0.456'. */
+export function describeMetrics(m: Metrics): string {
+  const parts = [`loss ${m.loss.toFixed(4)}`];
+  if (m.exactMatch === undefined) parts.push(`bpc ${m.bpc.toFixed(4)}`);
+  parts.push(`acc ${m.accuracy.toFixed(4)}`);
+  if (m.exactMatch !== undefined) parts.push(`exact ${m.exactMatch.toFixed(4)}`);
+  return parts.join('  ');
+}
+
