@@ -214,3 +214,11 @@ test('invalid model configs are rejected with what is allowed', () => {
   assert.throws(() => createModel({ kind: 'transformer', vocabSize: 5, dModel: 30, heads: 4 }), /divisible/);
   assert.throws(() => createModel({ kind: 'transformer', vocabSize: 5, depth: 3 } as never), /unknown option\(s\) depth/);
 });
+
+test('building and disposing a model leaves no native tensor behind', async () => {
+  const { liveTensors } = await import('../src/index.js');
+  const before = liveTensors();
+  tiny('rmt', { numMemTokens: 2, memLen: 3 }).dispose();
+  tiny('mem-bottleneck', { numMemTokens: 2, memLen: 3 }).dispose();
+  assert.equal(liveTensors(), before);
+});

@@ -47,8 +47,8 @@ export class SegmentTransformer extends Module implements SegmentModel<SegmentSt
     this.memoryTokens = mode && numMemTokens > 0 ? this.child('memory', new MemoryTokens(mode, numMemTokens, dModel)) : null;
     this.layers = this.child('layers', Array.from({ length: layers }, () => new DecoderLayer({ dModel, heads, dInner, dropout, norm })));
     const D = dModel / heads;
-    this.u = this.param('u', randn([heads, D]).mul(0.02));
-    this.v = this.param('v', randn([heads, D]).mul(0.02));
+    this.u = this.param('u', () => randn([heads, D]).mul(0.02));
+    this.v = this.param('v', () => randn([heads, D]).mul(0.02));
     this.finalNorm = norm === 'pre' ? this.child('finalNorm', new LayerNorm(dModel)) : null;
     this.head = this.child('head', new Linear(dModel, vocabSize));
   }

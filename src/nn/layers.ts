@@ -9,8 +9,8 @@ export class Linear extends Module {
   constructor(readonly inFeatures: number, readonly outFeatures: number, { bias = true } = {}) {
     super();
     const bound = 1 / Math.sqrt(inFeatures);
-    this.weight = this.param('weight', rand([outFeatures, inFeatures]).mul(2 * bound).sub(bound));
-    this.bias = bias ? this.param('bias', rand([outFeatures]).mul(2 * bound).sub(bound)) : null;
+    this.weight = this.param('weight', () => rand([outFeatures, inFeatures]).mul(2 * bound).sub(bound));
+    this.bias = bias ? this.param('bias', () => rand([outFeatures]).mul(2 * bound).sub(bound)) : null;
   }
   forward(x: Tensor): Tensor {
     return F.linear(x, this.weight, this.bias);
@@ -22,7 +22,7 @@ export class Embedding extends Module {
   readonly weight: Tensor;
   constructor(readonly num: number, readonly dim: number, { std = 1 } = {}) {
     super();
-    this.weight = this.param('weight', randn([num, dim]).mul(std));
+    this.weight = this.param('weight', () => randn([num, dim]).mul(std));
   }
   forward(indices: Tensor): Tensor {
     return F.embedding(indices, this.weight);

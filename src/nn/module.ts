@@ -2,7 +2,7 @@
 // ('layers.0.attn.qkv.weight'), a state dict over those names, train/eval mode.
 //
 // Parameters are kept out of tidy() scopes (they live as long as the module); dispose() frees them.
-import { EngramError, noGrad, type Tensor } from '../tensor/index.js';
+import { EngramError, noGrad, tidy, type Tensor } from '../tensor/index.js';
 
 export abstract class Module {
   training = true;
@@ -10,9 +10,13 @@ export abstract class Module {
   readonly #buffers = new Map<string, Tensor>();
   readonly #children = new Map<string, Module>();
 
-  /** Registers a trainable parameter (sets requiresGrad, keeps it out of scopes). */
-  protected param(name: string, value: Tensor): Tensor {
+  /**
+   * Registers a trainable parameter (sets requiresGrad, keeps it out of scopes). Pass the
+   * initialiser as a function so that its temporaries are freed at once.
+   */
+  protected param(name: string, init: Tensor | (() => Tensor)): Tensor {
     this.#checkName(name);
+    const value = typeof init === 'function' ? tidy(init) : init;
     value.requiresGrad_(true).keep();
     this.#params.set(name, value);
     return value;
