@@ -150,6 +150,11 @@ function interruptSignal(): AbortSignal {
 }
 
 const out = (line = '') => process.stdout.write(`${line}\n`);
+// `engram ... | head` closes stdout early: end quietly instead of crashing on EPIPE.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
 
 // ---- the commands --------------------------------------------------------------------------------------
 

@@ -292,3 +292,10 @@ test('lineChart: an SVG with axes, ticks, a line per series and a legend', () =>
   assert.match(svg, /A &lt;x&gt;/);
   assert.equal((svg.match(/<text/g) ?? []).length, 1 + 6 + 2 + 2 + 2); // title, y ticks, x ticks, axis labels, legend
 });
+
+test("memory sizes can follow the segment length: 'segment' and 'segment/N'", () => {
+  const data = { kind: 'task', name: 'copy', options: { sourceLength: 8, numSegments: 2 } }; // 24 tokens: M = 12
+  assert.equal(resolveTrainConfig({ data, model: { kind: 'rmt', numMemTokens: 'segment/2' } }).model.numMemTokens, 6);
+  assert.equal(resolveTrainConfig({ data, model: { kind: 'xl', memLen: 'segment' } }).model.memLen, 12);
+  assert.throws(() => resolveTrainConfig({ data, model: { kind: 'xl', memLen: 'half' } }), /segment\/N/);
+});

@@ -15,6 +15,11 @@ import { makeTask, taskNames, type TaskName } from '../tasks/registry.js';
 
 const positiveInt = z.number().int().positive();
 const nonNegativeInt = z.number().int().min(0);
+/** A memory size: a number, or relative to the segment length: 'segment' or 'segment/N' (rounded down, at least 1). */
+const memorySize = z.union([nonNegativeInt, z.string().regex(/^segment(\/[1-9]\d*)?$/, "a number, 'segment' or 'segment/N'")]);
+type MemorySize = z.output<typeof memorySize>;
+const resolveSize = (size: MemorySize, segmentLength: number): number =>
+  typeof size === 'number' ? size : Math.max(1, Math.floor(segmentLength / Number(size.split('/')[1] ?? 1)));
 
 export const modelSchema = z.strictObject({
   kind: z.enum(modelKinds as [string, ...string[]]).default('transformer'),
@@ -25,9 +30,9 @@ export const modelSchema = z.strictObject({
   dropout: z.number().min(0).lt(1).default(0),
   norm: z.enum(['post', 'pre']).default('post'),
   /** Transformer-XL cache; default for kind 'xl': the segment length (SPEC §9: memory = segment length). */
-  memLen: nonNegativeInt.optional(),
+  memLen: memorySize.optional(),
   /** Memory tokens; default for rmt / mem-transformer / mem-bottleneck: 10 (RMT's enwik8 setting). */
-  numMemTokens: nonNegativeInt.optional(),
+  numMemTokens: memorySize.optional(),
 });
 
 const taskDataSchema = z.strictObject({
@@ -233,10 +238,10 @@ export function setPath(target: Record<string, unknown>, path: string, value: un
 }
 
 /** Default memory sizes by model kind, so `kind: 'rmt'` alone is a working model. */
-export function memoryDefaults(model: { kind: string; memLen?: number | undefined; numMemTokens?: number | undefined }, segmentLength: number): { memLen: number; numMemTokens: number } {
-  const memLen = model.memLen ?? (model.kind === 'xl' ? segmentLength : 0);
+export function memoryDefaults(model: { kind: string; memLen?: MemorySize | undefined; numMemTokens?: MemorySize | undefined }, segmentLength: number): { memLen: number; numMemTokens: number } {
+  const memLen = resolveSize(model.memLen ?? (model.kind === 'xl' ? segmentLength : 0), segmentLength);
   const usesTokens = model.kind === 'rmt' || model.kind === 'mem-transformer' || model.kind === 'mem-bottleneck';
-  const numMemTokens = model.numMemTokens ?? (usesTokens ? 10 : 0);
+  const numMemTokens = resolveSize(model.numMemTokens ?? (usesTokens ? 10 : 0), segmentLength);
   return { memLen, numMemTokens };
 }
 
