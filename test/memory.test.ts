@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Adam, EngramError, F, liveTensors, manualSeed, randn, tidy, zeros, type Tensor } from '../src/index.js';
+import { Adam, EngramError, F, liveTensors, manualSeed, ones, randn, tidy, zeros, type Tensor } from '../src/index.js';
 
 // The test runner starts node without --expose-gc; the flag can still be set at run time, and a
 // fresh context created afterwards gets the gc() function.
@@ -145,4 +145,28 @@ test('dispose() frees a kept tensor at once, and the garbage collector does not 
   assert.equal(liveTensors(), before + 1);
   assert.equal(successor.add(1).shape[0], 8);
   successor.dispose();
+});
+
+test('unscoped tensors report their bytes to V8, so garbage collection frees them between ticks', async () => {
+  const { setImmediate: tick } = await import('node:timers/promises');
+  const before = liveTensors();
+  // 100 tensors of 16 MiB dropped unscoped: the JS heap barely grows, so only the reported
+  // native bytes can make V8 collect (without them every one stays alive: 1.6 GiB).
+  for (let i = 0; i < 100; i++) {
+    ones([4, 2 ** 20]);
+    await tick();
+  }
+  await tick();
+  assert.ok(liveTensors() - before < 40, `${liveTensors() - before} of 100 dropped tensors still alive`);
+});
+
+test('inside tidy nothing is reported, and a tensor escaping the scope is (its GC pressure returns)', async () => {
+  const { setImmediate: tick } = await import('node:timers/promises');
+  const before = liveTensors();
+  for (let i = 0; i < 100; i++) {
+    tidy(() => ones([4, 2 ** 20])); // escapes the scope: unscoped from here on
+    await tick();
+  }
+  await tick();
+  assert.ok(liveTensors() - before < 40, `${liveTensors() - before} of 100 escaped tensors still alive`);
 });

@@ -20,6 +20,8 @@ interface NativeCore {
   free(id: Id): void;
   freeMany(ids: Id[]): void;
   liveTensors(): number;
+  setReporting(on: boolean): boolean;
+  reportTensors(ids: Id[]): void;
   setNumThreads(n: number): void;
   getNumThreads(): number;
   manualSeed(seed: number): void;

@@ -4,7 +4,9 @@
 //     (they move to the enclosing scope) and those passed to keep();
 //   - t.dispose() frees one tensor at once;
 //   - a tensor alive outside any scope is registered with a FinalizationRegistry, so forgetting
-//     to dispose it costs memory only until the next GC (its bytes are reported to V8 natively).
+//     to dispose it costs memory only until the next GC. Only such tensors have their bytes
+//     reported to V8 (to make it collect in time): inside scopes, reporting would only trigger
+//     useless collections, so it is off there and turned on for tensors that escape or are kept.
 // Scopes are synchronous, like PyTorch's compute: do not await inside tidy().
 import { native } from './native.js';
 
@@ -42,6 +44,7 @@ export function keep<T extends Tracked>(t: T): T {
   if (t.tracking === 0) {
     t.tracking = 2;
     finalizer.register(t, t.id, t);
+    native.reportTensors([t.id]);
   }
   return t;
 }
@@ -67,15 +70,20 @@ function collectResult(value: unknown, into: Set<Tracked>, depth = 0): void {
 export function tidy<T>(fn: () => T): T {
   const scope: Tracked[] = [];
   scopes.push(scope);
+  if (scopes.length === 1) native.setReporting(false);
+  const leave = () => {
+    scopes.pop();
+    if (scopes.length === 0) native.setReporting(true);
+  };
   let result: T;
   try {
     result = fn();
   } catch (e) {
-    scopes.pop();
+    leave();
     release(scope, new Set());
     throw e;
   }
-  scopes.pop();
+  leave();
   if (result instanceof Promise) {
     throw new Error('engram: tidy() is synchronous; do not pass an async function');
   }
@@ -83,14 +91,17 @@ export function tidy<T>(fn: () => T): T {
   collectResult(result, survivors);
   release(scope, survivors);
   const parent = scopes[scopes.length - 1];
+  const escaped: number[] = [];
   for (const t of survivors) {
     if (t.id < 0 || t.tracking !== 0) continue;
     if (parent) parent.push(t);
     else {
       t.tracking = 1;
       finalizer.register(t, t.id, t);
+      escaped.push(t.id);
     }
   }
+  if (escaped.length) native.reportTensors(escaped);
   return result;
 }
 

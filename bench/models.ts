@@ -1,0 +1,423 @@
+// Model benchmark: training tokens/s of Engram's plain transformer, Transformer-XL and RMT on the
+// SPEC §10 configuration, against the same architecture written in plain PyTorch
+// (bench/models_torch.py) on Debian's libtorch, in the same run, alternately round by round, with
+// the same thread settings and the same weights and batches.
+//
+//   npm run bench:models [-- --threads N] [--rounds R] [--steps S] [--warmup W]
+//                           [--models transformer,xl,rmt] [--vocab V] [--dropout P] [--no-torch] [--no-install]
+//
+// Configuration (SPEC §10): 4 layers, H 256, 4 heads, FFN 1024, segment 128, batch 16, Adam (lr 1e-3).
+//   transformer  kind 'transformer': one segment per step, nothing carried
+//   xl           kind 'xl', memLen 128: one segment per step, the cache carried (detached) across steps
+//   rmt          kind 'rmt', 16 memory tokens: two segments per step, one backward through both
+//                (BPTT depth 1), the memory carried (detached) into the next step
+// A step is what the trainer does (src/train/trainer.ts, LM mode): inside tidy(), unroll, sum of
+// per-segment cross-entropy sums / tokens, zeroGrad, backward, Adam step, loss.item().
+// Tokens/s = B * M * segments per step / seconds; median over rounds of `steps` steps each,
+// after `warmup` steps. Before timing, PyTorch loads Engram's initial weights and batches (through
+// saveTorch / torch.load), both compute the loss and gradient norm of the same two segments, and
+// the parameter counts are compared: the two sides run the same model on the same data.
+//
+// The last line printed is one JSON object:
+//   {"models": {"transformer": {"engram", "torch", "ratio"}, "xl": {...}, "rmt": {...}}, ...}
+// tokens/s; torch and ratio (Engram / PyTorch) null when PyTorch is not available.
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import {
+  Adam, buildInfo, createModel, crossEntropySum, disposeState, getNumThreads, manualSeed, randint, saveTorch,
+  setNumThreads, tidy, unroll, type BpttDepth, type MemoryState, type ModelConfig, type SegmentModel, type Tensor,
+} from '../src/index.js';
+
+// ---- arguments --------------------------------------------------------------------------------------
+
+function argValue(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+const rounds = Math.max(1, Number(argValue('--rounds') ?? 5));
+const stepsPerRound = Math.max(1, Number(argValue('--steps') ?? 4));
+const warmupSteps = Math.max(0, Number(argValue('--warmup') ?? 3));
+const threadsArg = Number(argValue('--threads') ?? 2); // SPEC §10 and the binding notes: 2 threads
+const vocabSize = Number(argValue('--vocab') ?? 256);
+const dropout = Number(argValue('--dropout') ?? 0);
+const wantTorch = !process.argv.includes('--no-torch');
+const mayInstall = !process.argv.includes('--no-install');
+
+// ---- the models ------------------------------------------------------------------------------------
+
+const BATCH = 16;
+const SEGMENT = 128;
+const BASE = { vocabSize, layers: 4, dModel: 256, heads: 4, dInner: 1024, dropout, norm: 'post' as const };
+
+interface BenchModel {
+  name: 'transformer' | 'xl' | 'rmt';
+  label: string;
+  config: ModelConfig;
+  /** Segments per step, and how far back the one backward reaches (unroll's bpttDepth). */
+  segments: number;
+  bptt: number;
+  /** Whether the state is carried (detached) from step to step. */
+  carry: boolean;
+  /** SPEC §10's tokens/s of the public PyTorch code on this kind of machine. */
+  published: [number, number];
+}
+
+const ALL_MODELS: BenchModel[] = [
+  {
+    name: 'transformer', label: 'plain transformer', segments: 1, bptt: 0, carry: false, published: [6070, 6070],
+    config: { ...BASE, kind: 'transformer', memLen: 0, numMemTokens: 0 },
+  },
+  {
+    name: 'xl', label: 'Transformer-XL mem 128', segments: 1, bptt: 0, carry: true, published: [4200, 4200],
+    config: { ...BASE, kind: 'xl', memLen: 128, numMemTokens: 0 },
+  },
+  {
+    name: 'rmt', label: 'RMT 16 mem tokens, BPTT 2 segments', segments: 2, bptt: 1, carry: true, published: [4400, 4780],
+    config: { ...BASE, kind: 'rmt', memLen: 0, numMemTokens: 16 },
+  },
+];
+const wanted = (argValue('--models') ?? 'transformer,xl,rmt').split(',').map((s) => s.trim());
+const MODELS = ALL_MODELS.filter((m) => wanted.includes(m.name));
+if (MODELS.length === 0) {
+  console.error(`--models: none of ${wanted.join(',')}; choose from ${ALL_MODELS.map((m) => m.name).join(',')}`);
+  process.exit(2);
+}
+const POOL = 4; // batches [B, M] cycled through (the same on both sides)
+const CHECK_SEGMENTS = 2;
+
+// ---- helpers ---------------------------------------------------------------------------------------
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const fmtInt = (x: number | null): string => (x === null ? 'n/a' : Math.round(x).toLocaleString('en-US'));
+const fmtPublished = ([lo, hi]: [number, number]): string => (lo === hi ? fmtInt(lo) : `${fmtInt(lo)}–${fmtInt(hi)}`);
+
+// ---- Engram's side ---------------------------------------------------------------------------------
+
+class EngramBench {
+  readonly model: SegmentModel;
+  readonly optimizer: Adam;
+  /** [POOL, B, M] int64, kept. */
+  readonly tokens: Tensor;
+  readonly targets: Tensor;
+  #carry: MemoryState | null = null;
+  #next = 0;
+
+  constructor(readonly spec: BenchModel, seed = 0) {
+    manualSeed(seed);
+    this.model = createModel(spec.config);
+    this.model.train();
+    this.optimizer = new Adam(this.model.parameters(), { lr: 1e-3 });
+    this.tokens = randint(0, spec.config.vocabSize, [POOL, BATCH, SEGMENT]).keep();
+    this.targets = randint(0, spec.config.vocabSize, [POOL, BATCH, SEGMENT]).keep();
+  }
+
+  get tokensPerStep(): number {
+    return BATCH * SEGMENT * this.spec.segments;
+  }
+
+  /** One training step, as the trainer's LM step; returns the loss. */
+  step(): number {
+    const { segments, bptt, carry } = this.spec;
+    const picks = Array.from({ length: segments }, () => this.#next++ % POOL);
+    const r = tidy(() => {
+      const tokens = picks.map((i) => this.tokens.select(0, i));
+      const targets = picks.map((i) => this.targets.select(0, i));
+      const losses: Tensor[] = [];
+      const { state } = unroll(this.model, tokens, carry ? this.#carry : null, {
+        bpttDepth: bptt,
+        onSegment: (τ, out) => losses.push(crossEntropySum(out.logits, targets[τ]!)),
+      });
+      const loss = losses.reduce((a, b) => a.add(b)).div(BATCH * SEGMENT * segments);
+      this.optimizer.zeroGrad();
+      loss.backward();
+      this.optimizer.step();
+      return { loss: loss.item(), carry: carry ? this.model.detachState(state) : null };
+    });
+    disposeState(this.#carry);
+    this.#carry = r.carry;
+    return r.loss;
+  }
+
+  /** Seconds for n steps, and the last loss. */
+  train(n: number): { seconds: number; loss: number } {
+    const t0 = performance.now();
+    let loss = NaN;
+    for (let i = 0; i < n; i++) loss = this.step();
+    return { seconds: (performance.now() - t0) / 1000, loss };
+  }
+
+  /** Loss of the first n pool batches as consecutive segments from a fresh state, and the gradient norm (eval mode, no step). */
+  check(n: number, depth: BpttDepth = 'all'): { loss: number; gradNorm: number } {
+    this.model.eval();
+    const out = tidy(() => {
+      const targets = Array.from({ length: n }, (_, i) => this.targets.select(0, i));
+      const losses: Tensor[] = [];
+      unroll(this.model, Array.from({ length: n }, (_, i) => this.tokens.select(0, i)), null, {
+        bpttDepth: depth,
+        onSegment: (τ, o) => losses.push(crossEntropySum(o.logits, targets[τ]!)),
+      });
+      const loss = losses.reduce((a, b) => a.add(b)).div(BATCH * SEGMENT * n);
+      this.optimizer.zeroGrad();
+      loss.backward();
+      let sq = 0;
+      for (const p of this.model.parameters()) if (p.grad) sq += p.grad.pow(2).sum().item();
+      this.optimizer.zeroGrad();
+      return { loss: loss.item(), gradNorm: Math.sqrt(sq) };
+    });
+    this.model.train();
+    return out;
+  }
+
+  /** Weights and batches for PyTorch (Engram's state dict names, plus data.tokens / data.targets). */
+  async save(path: string): Promise<void> {
+    await saveTorch(path, { ...this.model.stateDict(), 'data.tokens': this.tokens, 'data.targets': this.targets });
+  }
+
+  dispose(): void {
+    disposeState(this.#carry);
+    this.#carry = null;
+    this.tokens.dispose();
+    this.targets.dispose();
+    this.model.dispose();
+  }
+}
+
+// ---- PyTorch in a child process (as bench/engine.ts) ----------------------------------------------
+
+function canImportTorch(py: string): boolean {
+  if (py.startsWith('/') && !existsSync(py)) return false;
+  return spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore', timeout: 120_000 }).status === 0;
+}
+
+function findPythonWithTorch(): string | null {
+  const candidates = ['/usr/bin/python3', 'python3'];
+  for (const py of candidates) if (canImportTorch(py)) return py;
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (mayInstall && isRoot && spawnSync('apt-get', ['--version'], { stdio: 'ignore' }).status === 0) {
+    console.log('PyTorch not importable: trying apt-get install -y python3-torch ...');
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    let r = spawnSync('apt-get', ['install', '-y', '-qq', 'python3-torch'], { stdio: ['ignore', 'ignore', 'inherit'], env, timeout: 900_000 });
+    if (r.status !== 0) {
+      spawnSync('apt-get', ['update', '-qq'], { stdio: ['ignore', 'ignore', 'inherit'], env, timeout: 300_000 });
+      r = spawnSync('apt-get', ['install', '-y', '-qq', 'python3-torch'], { stdio: ['ignore', 'ignore', 'inherit'], env, timeout: 900_000 });
+    }
+    if (r.status === 0 && canImportTorch('/usr/bin/python3')) return '/usr/bin/python3';
+    console.log('apt-get could not provide PyTorch; continuing without it.');
+  }
+  return null;
+}
+
+function findScript(): string | null {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 4; i++) {
+    const p = join(dir, 'bench', 'models_torch.py');
+    if (existsSync(p)) return p;
+    const q = join(dir, 'models_torch.py');
+    if (existsSync(q)) return q;
+    dir = dirname(dir);
+  }
+  return null;
+}
+
+/** A Python process that answers one JSON command per line; idle (blocked on stdin) in between. */
+class TorchWorker {
+  #child: ChildProcessWithoutNullStreams;
+  #lines: AsyncIterator<string>;
+  constructor(py: string, script: string, threads: number, env: NodeJS.ProcessEnv) {
+    this.#child = spawn(py, [script, '--serve', '--threads', String(threads)], { env });
+    this.#child.on('error', (e) => console.error(`PyTorch worker: ${e.message}`));
+    this.#child.stdin.on('error', () => {}); // a worker that died shows up in read() instead
+    this.#child.stderr.on('data', (d: Buffer) => process.stderr.write(d));
+    this.#lines = createInterface({ input: this.#child.stdout })[Symbol.asyncIterator]();
+  }
+  async read(): Promise<Record<string, unknown>> {
+    const { value, done } = await this.#lines.next();
+    if (done) throw new Error('the PyTorch worker exited');
+    return JSON.parse(value) as Record<string, unknown>;
+  }
+  async ask(cmd: Record<string, unknown>): Promise<Record<string, unknown>> {
+    this.#child.stdin.write(JSON.stringify(cmd) + '\n');
+    const out = await this.read();
+    if ('error' in out) throw new Error(String(out.error));
+    return out;
+  }
+  close(): void {
+    if (this.#child.exitCode === null) this.#child.stdin.end(JSON.stringify({ op: 'quit' }) + '\n');
+  }
+}
+
+let worker: TorchWorker | null = null;
+/** One answer from PyTorch, or null (and PyTorch dropped for the rest of the run) if it fails. */
+async function askTorch(cmd: Record<string, unknown>): Promise<Record<string, unknown> | null> {
+  if (!worker) return null;
+  try {
+    return await worker.ask(cmd);
+  } catch (e) {
+    console.log(`PyTorch worker failed (${(e as Error).message}): torch columns dropped`);
+    worker.close();
+    worker = null;
+    return null;
+  }
+}
+
+// ---- main ------------------------------------------------------------------------------------------
+
+interface Row { engram: number; torch: number | null; ratio: number | null }
+
+async function main(): Promise<void> {
+  if (threadsArg > 0) setNumThreads(threadsArg);
+  const threads = getNumThreads();
+  const info = buildInfo();
+  // native.ts set OMP_WAIT_POLICY (default PASSIVE) before loading libtorch: the child gets the same.
+  const env: NodeJS.ProcessEnv = { ...process.env, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY };
+
+  let torchNote = '';
+  if (wantTorch) {
+    const py = findPythonWithTorch();
+    const script = findScript();
+    if (!py) torchNote = 'PyTorch is not importable by /usr/bin/python3 (or python3): torch columns skipped';
+    else if (!script) torchNote = 'bench/models_torch.py not found: torch columns skipped';
+    else {
+      try {
+        worker = new TorchWorker(py, script, threads, env);
+        const hello = await worker.read();
+        torchNote = `PyTorch ${String(hello.torch)} via ${py}, ATen threads ${String(hello.threads)}`;
+        if (hello.threads !== threads) torchNote += ` (MISMATCH: ours ${threads})`;
+      } catch (e) {
+        worker?.close();
+        worker = null;
+        torchNote = `PyTorch worker failed to start (${(e as Error).message}): torch columns skipped`;
+      }
+    }
+  } else {
+    torchNote = '--no-torch: torch columns skipped';
+  }
+
+  console.log(`models bench: libtorch ${info.torchVersion}, Node ${process.version}, ${availableParallelism()} cores`);
+  console.log(
+    `threads (both sides): ATen intra-op ${threads}; OpenBLAS OPENBLAS_NUM_THREADS=${process.env.OPENBLAS_NUM_THREADS ?? '(unset: all cores)'}; ` +
+      `OMP_WAIT_POLICY=${process.env.OMP_WAIT_POLICY ?? '(unset)'}; OMP_NUM_THREADS=${process.env.OMP_NUM_THREADS ?? '(unset)'}`,
+  );
+  console.log(torchNote);
+  console.log(
+    `config (SPEC §10): 4 layers, H 256, 4 heads, FFN 1024, segment ${SEGMENT}, batch ${BATCH}, vocab ${vocabSize}, ` +
+      `dropout ${dropout}, post-LN, Adam lr 1e-3 (zero_grad set_to_none on both sides)`,
+  );
+  console.log(
+    `method: ${warmupSteps} warm-up steps, then the median of ${rounds} rounds of ${stepsPerRound} steps; ` +
+      'Engram and PyTorch alternating round by round (never concurrent), same initial weights and batches',
+  );
+
+  const results: Record<string, Row> = {};
+  const dir = mkdtempSync(join(tmpdir(), 'engram-bench-models-'));
+  try {
+    for (const spec of MODELS) {
+      console.log(`\n${spec.name}: ${spec.label}`);
+      const ours = new EngramBench(spec);
+      try {
+        const params = ours.model.numParameters();
+        let torchOk = false;
+        if (worker) {
+          const path = join(dir, `${spec.name}.pt`);
+          await ours.save(path);
+          const built = await askTorch({
+            op: 'build',
+            weights: path,
+            config: { ...spec.config, batch: BATCH, segment: SEGMENT, segments: spec.segments, bptt: spec.bptt, carry: spec.carry, lr: 1e-3 },
+          });
+          rmSync(path, { force: true });
+          if (built) {
+            const theirs = Number(built.params);
+            console.log(`  parameters: Engram ${params.toLocaleString('en-US')}, PyTorch ${theirs.toLocaleString('en-US')}`);
+            if (Math.abs(theirs - params) > 0.01 * params) {
+              throw new Error(`parameter counts differ by more than 1% (${params} vs ${theirs}): the two models are not the same`);
+            }
+            const mine = ours.check(CHECK_SEGMENTS);
+            const other = await askTorch({ op: 'check', segments: CHECK_SEGMENTS });
+            if (other) {
+              const tl = Number(other.loss), tg = Number(other.gradNorm);
+              const dl = Math.abs(mine.loss - tl) / Math.abs(tl), dg = Math.abs(mine.gradNorm - tg) / Math.abs(tg);
+              const same = dl < 1e-4 && dg < 1e-3;
+              console.log(
+                `  same weights, ${CHECK_SEGMENTS} segments: loss Engram ${mine.loss.toFixed(6)} PyTorch ${tl.toFixed(6)}; ` +
+                  `grad norm Engram ${mine.gradNorm.toFixed(6)} PyTorch ${tg.toFixed(6)} (${same ? 'agree' : 'DIFFER: the two models are not the same'})`,
+              );
+              torchOk = true;
+            }
+          }
+        } else {
+          console.log(`  parameters: Engram ${params.toLocaleString('en-US')}`);
+        }
+
+        // warm-up, then alternate
+        ours.train(warmupSteps);
+        if (torchOk && warmupSteps > 0 && !(await askTorch({ op: 'train', steps: warmupSteps }))) torchOk = false;
+        const mineRates: number[] = [];
+        const theirRates: number[] = [];
+        const tokens = ours.tokensPerStep * stepsPerRound;
+        for (let r = 0; r < rounds; r++) {
+          mineRates.push(tokens / ours.train(stepsPerRound).seconds);
+          if (torchOk) {
+            const t = await askTorch({ op: 'train', steps: stepsPerRound });
+            if (t) theirRates.push(tokens / Number(t.seconds));
+            else torchOk = false;
+          }
+        }
+        await askTorch({ op: 'free' });
+        const engram = median(mineRates);
+        const torch = torchOk && theirRates.length ? median(theirRates) : null;
+        const ratio = torch ? engram / torch : null;
+        results[spec.name] = { engram, torch, ratio };
+        const list = (xs: number[]) => xs.map((x) => Math.round(x)).join(' ');
+        console.log(`  Engram  ${fmtInt(engram).padStart(7)} tokens/s   rounds: ${list(mineRates)}`);
+        if (torch !== null) console.log(`  PyTorch ${fmtInt(torch).padStart(7)} tokens/s   rounds: ${list(theirRates)}`);
+        const versusPublished = engram / spec.published[0];
+        console.log(
+          `  ratio Engram/PyTorch ${ratio === null ? 'n/a' : ratio.toFixed(2)}; SPEC §10 published ${fmtPublished(spec.published)} tokens/s ` +
+            `(Engram/published ${versusPublished.toFixed(2)}${spec.published[0] !== spec.published[1] ? ' of the low end' : ''}; target >= 1.25)`,
+        );
+      } finally {
+        ours.dispose();
+      }
+    }
+  } finally {
+    worker?.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  console.log(`\nsummary (tokens/s):`);
+  console.log(`  ${'model'.padEnd(12)} ${'Engram'.padStart(8)} ${'PyTorch'.padStart(8)} ${'ratio'.padStart(6)} ${'SPEC §10'.padStart(12)}`);
+  for (const spec of MODELS) {
+    const r = results[spec.name]!;
+    console.log(
+      `  ${spec.name.padEnd(12)} ${fmtInt(r.engram).padStart(8)} ${fmtInt(r.torch).padStart(8)} ` +
+        `${(r.ratio === null ? 'n/a' : r.ratio.toFixed(2)).padStart(6)} ${fmtPublished(spec.published).padStart(12)}`,
+    );
+  }
+
+  const round1 = (x: number | null): number | null => (x === null ? null : Math.round(x * 10) / 10);
+  const round3 = (x: number | null): number | null => (x === null ? null : Math.round(x * 1000) / 1000);
+  console.log(
+    JSON.stringify({
+      models: Object.fromEntries(MODELS.map((m) => {
+        const r = results[m.name]!;
+        return [m.name, { engram: round1(r.engram), torch: round1(r.torch), ratio: round3(r.ratio) }];
+      })),
+      published: Object.fromEntries(MODELS.map((m) => [m.name, m.published[0] === m.published[1] ? m.published[0] : m.published])),
+      threads,
+    }),
+  );
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});
