@@ -3,51 +3,17 @@
 //   seq     = s_1 .. s_n | 1 | s_1 .. s_n s_1 .. s_n          (3n + 1 ids, s uniform over the symbols)
 //   tokens  = seq without its last id                          (3n: 72 for copy-24, SPEC's total)
 //   scored  = the 2n answer ids, predicted from the 1 onwards; all of them form the exact-match answer
-import type { Rng } from './random.js';
-import { SequenceTask } from './sequence-task.js';
-import { decodeSymbols, FIRST_SYMBOL, resolveSymbolOptions, START, type SymbolTaskOptions } from './symbols.js';
+import { SymbolTask, type SymbolTaskOptions } from './symbols.js';
 
 export type CopyOptions = SymbolTaskOptions;
 
-export class CopyTask extends SequenceTask {
+export class CopyTask extends SymbolTask {
   readonly name = 'copy';
-  readonly sourceLength: number;
-  readonly numSymbols: number;
-  readonly numSegments: number;
-  readonly segmentLength: number;
-  readonly vocabSize: number;
-  readonly chance: number;
-  protected readonly seqLength: number;
-  protected readonly scoredFrom: number;
-  protected readonly answerFrom: number;
-
   constructor(options: CopyOptions = {}) {
-    super();
-    const c = resolveSymbolOptions('copy', options, (n) => 3 * n);
-    this.sourceLength = c.sourceLength;
-    this.numSymbols = c.numSymbols;
-    this.numSegments = c.numSegments;
-    this.segmentLength = c.segmentLength;
-    this.vocabSize = FIRST_SYMBOL + c.numSymbols;
-    this.chance = 1 / c.numSymbols;
-    const n = c.sourceLength;
-    this.seqLength = 3 * n + 1;
-    this.scoredFrom = n + 1;
-    this.answerFrom = n + 1;
+    super('copy', options, (n) => 2 * n);
   }
-
-  protected generate(rng: Rng, seq: Int32Array): void {
-    const n = this.sourceLength;
-    for (let i = 0; i < n; i++) {
-      const s = FIRST_SYMBOL + rng.int(this.numSymbols);
-      seq[i] = s;
-      seq[n + 1 + i] = s;
-      seq[2 * n + 1 + i] = s;
-    }
-    seq[n] = START;
-  }
-
-  decode(tokens: number[]): string {
-    return decodeSymbols(tokens, this.numSymbols);
+  protected writeAnswer(source: Int32Array, answer: Int32Array): void {
+    answer.set(source, 0);
+    answer.set(source, source.length);
   }
 }

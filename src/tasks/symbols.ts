@@ -1,8 +1,10 @@
-// Shared by copy and reverse (RMT, SPEC §8): token ids, options and decoding.
+// Shared by copy and reverse (RMT, SPEC §8): token ids, options, decoding, and the task class
+// they both are (a source, the start token, then an answer made from the source).
 //
 // Vocabulary: 0 = pad, 1 = start-to-generate, 2 .. numSymbols + 1 = the symbols.
 // Decoded symbols are the characters 0-9, a-z, A-Z (up to 62 symbols), else <id>.
-import { checkInt, checkKeys, segmentSizes, stripPadding } from './sequence-task.js';
+import type { Rng } from './random.js';
+import { checkInt, checkKeys, SequenceTask, segmentSizes, stripPadding } from './sequence-task.js';
 import { PAD } from './types.js';
 
 export const START = 1;
@@ -45,4 +47,49 @@ export function decodeSymbols(tokens: number[], numSymbols: number): string {
     return `<?${t}>`;
   };
   return stripPadding(tokens).map(symbol).join('');
+}
+
+/**
+ * seq = s_1 .. s_n | 1 | answer (answerLength(n) ids made from s); tokens = seq without its last
+ * id; every answer id is scored (predicted from the 1 onwards) and forms the exact-match answer.
+ */
+export abstract class SymbolTask extends SequenceTask {
+  readonly sourceLength: number;
+  readonly numSymbols: number;
+  readonly numSegments: number;
+  readonly segmentLength: number;
+  readonly vocabSize: number;
+  readonly chance: number;
+  protected readonly seqLength: number;
+  protected readonly scoredFrom: number;
+  protected readonly answerFrom: number;
+
+  constructor(name: string, options: SymbolTaskOptions, answerLength: (n: number) => number) {
+    super();
+    const c = resolveSymbolOptions(name, options, (n) => n + answerLength(n));
+    this.sourceLength = c.sourceLength;
+    this.numSymbols = c.numSymbols;
+    this.numSegments = c.numSegments;
+    this.segmentLength = c.segmentLength;
+    this.vocabSize = FIRST_SYMBOL + c.numSymbols;
+    this.chance = 1 / c.numSymbols;
+    const n = c.sourceLength;
+    this.seqLength = n + 1 + answerLength(n);
+    this.scoredFrom = n + 1;
+    this.answerFrom = n + 1;
+  }
+
+  /** Writes the answer into answer[0 .. answerLength(n)) from the source. */
+  protected abstract writeAnswer(source: Int32Array, answer: Int32Array): void;
+
+  protected generate(rng: Rng, seq: Int32Array): void {
+    const n = this.sourceLength;
+    for (let i = 0; i < n; i++) seq[i] = FIRST_SYMBOL + rng.int(this.numSymbols);
+    seq[n] = START;
+    this.writeAnswer(seq.subarray(0, n), seq.subarray(n + 1));
+  }
+
+  decode(tokens: number[]): string {
+    return decodeSymbols(tokens, this.numSymbols);
+  }
 }
