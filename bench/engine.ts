@@ -7,14 +7,10 @@
 // The last line printed is one JSON object:
 //   {"opOverheadUs", "torchOpOverheadUs", "matmulGflops": {"256","512","1024"}, "torchMatmulGflops", ...}
 // with the torch fields null when PyTorch is not available.
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { fileURLToPath } from 'node:url';
+import { findPythonWithTorch, findScript, TorchWorker } from './torch-worker.js';
 import {
   buildInfo, getNumThreads, liveTensors, randn, setNumThreads, tensor, tidy, type Tensor,
 } from '../src/index.js';
@@ -95,68 +91,6 @@ function ourMatmul(a: Tensor, b: Tensor, size: number, reps: number, warmup = 2)
 
 // ---- PyTorch in a child process -------------------------------------------------------------------
 
-function canImportTorch(py: string): boolean {
-  if (py.startsWith('/') && !existsSync(py)) return false;
-  return spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore', timeout: 120_000 }).status === 0;
-}
-
-function findPythonWithTorch(): string | null {
-  const candidates = ['/usr/bin/python3', 'python3'];
-  for (const py of candidates) if (canImportTorch(py)) return py;
-  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-  if (mayInstall && isRoot && spawnSync('apt-get', ['--version'], { stdio: 'ignore' }).status === 0) {
-    console.log('PyTorch not importable: trying apt-get install -y python3-torch ...');
-    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    let r = spawnSync('apt-get', ['install', '-y', '-qq', 'python3-torch'], { stdio: ['ignore', 'ignore', 'inherit'], env, timeout: 900_000 });
-    if (r.status !== 0) {
-      spawnSync('apt-get', ['update', '-qq'], { stdio: ['ignore', 'ignore', 'inherit'], env, timeout: 300_000 });
-      r = spawnSync('apt-get', ['install', '-y', '-qq', 'python3-torch'], { stdio: ['ignore', 'ignore', 'inherit'], env, timeout: 900_000 });
-    }
-    if (r.status === 0 && canImportTorch('/usr/bin/python3')) return '/usr/bin/python3';
-    console.log('apt-get could not provide PyTorch; continuing without it.');
-  }
-  return null;
-}
-
-function findScript(): string | null {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 4; i++) {
-    const p = join(dir, 'bench', 'engine_torch.py');
-    if (existsSync(p)) return p;
-    const q = join(dir, 'engine_torch.py');
-    if (existsSync(q)) return q;
-    dir = dirname(dir);
-  }
-  return null;
-}
-
-/** A Python process that answers one JSON command per line; idle (blocked on stdin) in between. */
-class TorchWorker {
-  #child: ChildProcessWithoutNullStreams;
-  #lines: AsyncIterator<string>;
-  constructor(py: string, script: string, threads: number, env: NodeJS.ProcessEnv) {
-    this.#child = spawn(py, [script, '--serve', '--threads', String(threads)], { env });
-    this.#child.on('error', (e) => console.error(`PyTorch worker: ${e.message}`));
-    this.#child.stdin.on('error', () => {}); // a worker that died shows up in read() instead
-    this.#child.stderr.on('data', (d: Buffer) => process.stderr.write(d));
-    this.#lines = createInterface({ input: this.#child.stdout })[Symbol.asyncIterator]();
-  }
-  async read(): Promise<Record<string, unknown>> {
-    const { value, done } = await this.#lines.next();
-    if (done) throw new Error('the PyTorch worker exited');
-    return JSON.parse(value) as Record<string, unknown>;
-  }
-  async ask(cmd: Record<string, unknown>): Promise<Record<string, unknown>> {
-    this.#child.stdin.write(JSON.stringify(cmd) + '\n');
-    const out = await this.read();
-    if ('error' in out) throw new Error(String(out.error));
-    return out;
-  }
-  close(): void {
-    if (this.#child.exitCode === null) this.#child.stdin.end(JSON.stringify({ op: 'quit' }) + '\n');
-  }
-}
-
 let worker: TorchWorker | null = null;
 /** One measurement from PyTorch, or null (and PyTorch dropped for the rest of the run) if it fails. */
 async function askTorch(cmd: Record<string, unknown>, field: string): Promise<number | null> {
@@ -182,8 +116,8 @@ async function main(): Promise<void> {
 
   let torchNote = '';
   if (wantTorch) {
-    const py = findPythonWithTorch();
-    const script = findScript();
+    const py = findPythonWithTorch(mayInstall);
+    const script = findScript('engine_torch.py');
     if (!py) torchNote = 'PyTorch is not importable by /usr/bin/python3 (or python3): torch columns skipped';
     else if (!script) torchNote = 'bench/engine_torch.py not found: torch columns skipped';
     else {

@@ -4,7 +4,7 @@
 // Costs: one native call per op and one small JS object per result; shape and dtype are read
 // from the native side once and cached (no op changes them in place).
 import { native } from './native.js';
-import { codeOf, dtypeName, dtypeOfArray, typedArrayOf, type DType, type TypedArray } from './dtype.js';
+import { codeOf, dtypeName, typedArrayOf, type DType, type TypedArray } from './dtype.js';
 import { EngramError } from './errors.js';
 import { keep as keepTensor, track, untrack, type Tracked } from './scope.js';
 

@@ -1,0 +1,72 @@
+// The PyTorch side of the benchmarks: a Python child process (bench/*_torch.py --serve) that
+// answers one JSON command per line, so that Engram and PyTorch are measured in the same run,
+// alternating, never concurrently.
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+function canImportTorch(py: string): boolean {
+  if (py.startsWith('/') && !existsSync(py)) return false;
+  return spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore', timeout: 120_000 }).status === 0;
+}
+
+/** A Python 3 that can import torch; with mayInstall (and root + apt), tries to install python3-torch. */
+export function findPythonWithTorch(mayInstall: boolean): string | null {
+  const candidates = ['/usr/bin/python3', 'python3'];
+  for (const py of candidates) if (canImportTorch(py)) return py;
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (mayInstall && isRoot && spawnSync('apt-get', ['--version'], { stdio: 'ignore' }).status === 0) {
+    console.log('PyTorch not importable: trying apt-get install -y python3-torch ...');
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    let r = spawnSync('apt-get', ['install', '-y', '-qq', 'python3-torch'], { stdio: ['ignore', 'ignore', 'inherit'], env, timeout: 900_000 });
+    if (r.status !== 0) {
+      spawnSync('apt-get', ['update', '-qq'], { stdio: ['ignore', 'ignore', 'inherit'], env, timeout: 300_000 });
+      r = spawnSync('apt-get', ['install', '-y', '-qq', 'python3-torch'], { stdio: ['ignore', 'ignore', 'inherit'], env, timeout: 900_000 });
+    }
+    if (r.status === 0 && canImportTorch('/usr/bin/python3')) return '/usr/bin/python3';
+    console.log('apt-get could not provide PyTorch; continuing without it.');
+  }
+  return null;
+}
+
+/** Path of a benchmark's Python script (bench/<name>), from dist/bench or bench. */
+export function findScript(name: string): string | null {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 4; i++) {
+    const p = join(dir, 'bench', name);
+    if (existsSync(p)) return p;
+    const q = join(dir, name);
+    if (existsSync(q)) return q;
+    dir = dirname(dir);
+  }
+  return null;
+}
+
+/** A Python process that answers one JSON command per line; idle (blocked on stdin) in between. */
+export class TorchWorker {
+  #child: ChildProcessWithoutNullStreams;
+  #lines: AsyncIterator<string>;
+  constructor(py: string, script: string, threads: number, env: NodeJS.ProcessEnv) {
+    this.#child = spawn(py, [script, '--serve', '--threads', String(threads)], { env });
+    this.#child.on('error', (e) => console.error(`PyTorch worker: ${e.message}`));
+    this.#child.stdin.on('error', () => {}); // a worker that died shows up in read() instead
+    this.#child.stderr.on('data', (d: Buffer) => process.stderr.write(d));
+    this.#lines = createInterface({ input: this.#child.stdout })[Symbol.asyncIterator]();
+  }
+  async read(): Promise<Record<string, unknown>> {
+    const { value, done } = await this.#lines.next();
+    if (done) throw new Error('the PyTorch worker exited');
+    return JSON.parse(value) as Record<string, unknown>;
+  }
+  async ask(cmd: Record<string, unknown>): Promise<Record<string, unknown>> {
+    this.#child.stdin.write(JSON.stringify(cmd) + '\n');
+    const out = await this.read();
+    if ('error' in out) throw new Error(String(out.error));
+    return out;
+  }
+  close(): void {
+    if (this.#child.exitCode === null) this.#child.stdin.end(JSON.stringify({ op: 'quit' }) + '\n');
+  }
+}
