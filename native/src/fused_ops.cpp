@@ -17,7 +17,9 @@ struct MaskedSoftmax : public torch::autograd::Function<MaskedSoftmax> {
     at::Tensor logits = scale == 1.0 ? x : x * scale;
     if (mask) logits = logits.masked_fill(*mask, -std::numeric_limits<double>::infinity());
     at::Tensor y = at::softmax(logits, dim);
-    if (mask) y = y.nan_to_num(0.0);  // all-masked rows: 0/0
+    // All-masked rows are 0/0 = NaN; zeroing the masked positions (in place, no new tensor)
+    // clears them and leaves every other row as it is (its masked positions are 0 already).
+    if (mask) y.masked_fill_(*mask, 0.0);
     ctx->save_for_backward({y});
     ctx->saved_data["scale"] = scale;
     ctx->saved_data["dim"] = dim;
@@ -27,9 +29,9 @@ struct MaskedSoftmax : public torch::autograd::Function<MaskedSoftmax> {
     auto y = ctx->get_saved_variables()[0];
     double scale = ctx->saved_data["scale"].toDouble();
     int64_t dim = ctx->saved_data["dim"].toInt();
-    auto& dy = grads[0];
-    auto dx = y * (dy - (dy * y).sum(dim, /*keepdim=*/true));
-    if (scale != 1.0) dx = dx * scale;
+    // ATen's softmax backward kernel: y * (dy - sum(dy * y)) in one pass.
+    auto dx = at::_softmax_backward_data(grads[0].contiguous(), y, dim, y.scalar_type());
+    if (scale != 1.0) dx.mul_(scale);
     return {dx, at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
