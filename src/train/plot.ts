@@ -63,8 +63,10 @@ function marker(kind: (typeof MARKERS)[number], x: number, y: number, color: str
 
 /** The chart as a standalone SVG document. */
 export function lineChart(o: LineChartOptions): string {
-  const width = o.width ?? 640, height = o.height ?? 400;
-  const legendWidth = Math.min(220, 40 + 7 * Math.max(8, ...o.series.map((s) => s.name.length)));
+  // The legend takes what its longest name needs (~7 px a character at 12 px); the chart grows
+  // wider rather than cutting names or squeezing the plot below 420 px.
+  const legendWidth = 40 + 7 * Math.max(8, ...o.series.map((s) => s.name.length));
+  const width = Math.max(o.width ?? 640, 64 + 420 + legendWidth + 16), height = o.height ?? 400;
   const m = { top: 44, right: legendWidth + 16, bottom: 56, left: 64 };
   const plotW = width - m.left - m.right, plotH = height - m.top - m.bottom;
 
