@@ -10,7 +10,7 @@
 import { availableParallelism } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { findPythonWithTorch, findScript, TorchWorker } from './torch-worker.js';
+import { startTorchWorker, threadSettings, type TorchWorker } from './torch-worker.js';
 import {
   buildInfo, getNumThreads, liveTensors, randn, setNumThreads, tensor, tidy, type Tensor,
 } from '../src/index.js';
@@ -111,36 +111,12 @@ async function main(): Promise<void> {
   if (threadsArg > 0) setNumThreads(threadsArg);
   const threads = getNumThreads();
   const info = buildInfo();
-  // native.ts set OMP_WAIT_POLICY (default PASSIVE) before loading libtorch: the child gets the same.
-  const env: NodeJS.ProcessEnv = { ...process.env, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY };
-
-  let torchNote = '';
-  if (wantTorch) {
-    const py = findPythonWithTorch(mayInstall);
-    const script = findScript('engine_torch.py');
-    if (!py) torchNote = 'PyTorch is not importable by /usr/bin/python3 (or python3): torch columns skipped';
-    else if (!script) torchNote = 'bench/engine_torch.py not found: torch columns skipped';
-    else {
-      try {
-        worker = new TorchWorker(py, script, threads, env);
-        const hello = await worker.read();
-        torchNote = `PyTorch ${String(hello.torch)} via ${py}, ATen threads ${String(hello.threads)}`;
-        if (hello.threads !== threads) torchNote += ` (MISMATCH: ours ${threads})`;
-      } catch (e) {
-        worker?.close();
-        worker = null;
-        torchNote = `PyTorch worker failed to start (${(e as Error).message}): torch columns skipped`;
-      }
-    }
-  } else {
-    torchNote = '--no-torch: torch columns skipped';
-  }
+  const started = await startTorchWorker('engine_torch.py', { wantTorch, mayInstall, threads });
+  worker = started.worker;
+  const torchNote = started.note;
 
   console.log(`engine bench: libtorch ${info.torchVersion}, Node ${process.version}, ${availableParallelism()} cores`);
-  console.log(
-    `threads (both sides): ATen intra-op ${threads}; OpenBLAS OPENBLAS_NUM_THREADS=${process.env.OPENBLAS_NUM_THREADS ?? '(unset: all cores)'}; ` +
-      `OMP_WAIT_POLICY=${process.env.OMP_WAIT_POLICY ?? '(unset)'}; OMP_NUM_THREADS=${process.env.OMP_NUM_THREADS ?? '(unset)'}`,
-  );
+  console.log(threadSettings(threads));
   console.log(torchNote);
   console.log(`method: median of ${rounds} rounds, Engram and PyTorch alternating round by round (never concurrent)`);
 

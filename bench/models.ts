@@ -24,7 +24,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { findPythonWithTorch, findScript, TorchWorker } from './torch-worker.js';
+import { startTorchWorker, threadSettings, type TorchWorker } from './torch-worker.js';
 import {
   Adam, buildInfo, createModel, crossEntropySum, disposeState, getNumThreads, manualSeed, randint, saveTorch,
   setNumThreads, tidy, unroll, type BpttDepth, type MemoryState, type ModelConfig, type SegmentModel, type Tensor,
@@ -210,36 +210,12 @@ async function main(): Promise<void> {
   if (threadsArg > 0) setNumThreads(threadsArg);
   const threads = getNumThreads();
   const info = buildInfo();
-  // native.ts set OMP_WAIT_POLICY (default PASSIVE) before loading libtorch: the child gets the same.
-  const env: NodeJS.ProcessEnv = { ...process.env, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY };
-
-  let torchNote = '';
-  if (wantTorch) {
-    const py = findPythonWithTorch(mayInstall);
-    const script = findScript('models_torch.py');
-    if (!py) torchNote = 'PyTorch is not importable by /usr/bin/python3 (or python3): torch columns skipped';
-    else if (!script) torchNote = 'bench/models_torch.py not found: torch columns skipped';
-    else {
-      try {
-        worker = new TorchWorker(py, script, threads, env);
-        const hello = await worker.read();
-        torchNote = `PyTorch ${String(hello.torch)} via ${py}, ATen threads ${String(hello.threads)}`;
-        if (hello.threads !== threads) torchNote += ` (MISMATCH: ours ${threads})`;
-      } catch (e) {
-        worker?.close();
-        worker = null;
-        torchNote = `PyTorch worker failed to start (${(e as Error).message}): torch columns skipped`;
-      }
-    }
-  } else {
-    torchNote = '--no-torch: torch columns skipped';
-  }
+  const started = await startTorchWorker('models_torch.py', { wantTorch, mayInstall, threads });
+  worker = started.worker;
+  const torchNote = started.note;
 
   console.log(`models bench: libtorch ${info.torchVersion}, Node ${process.version}, ${availableParallelism()} cores`);
-  console.log(
-    `threads (both sides): ATen intra-op ${threads}; OpenBLAS OPENBLAS_NUM_THREADS=${process.env.OPENBLAS_NUM_THREADS ?? '(unset: all cores)'}; ` +
-      `OMP_WAIT_POLICY=${process.env.OMP_WAIT_POLICY ?? '(unset)'}; OMP_NUM_THREADS=${process.env.OMP_NUM_THREADS ?? '(unset)'}`,
-  );
+  console.log(threadSettings(threads));
   console.log(torchNote);
   console.log(
     `config (SPEC §10): 4 layers, H 256, 4 heads, FFN 1024, segment ${SEGMENT}, batch ${BATCH}, vocab ${vocabSize}, ` +

@@ -70,3 +70,34 @@ export class TorchWorker {
     if (this.#child.exitCode === null) this.#child.stdin.end(JSON.stringify({ op: 'quit' }) + '\n');
   }
 }
+
+/**
+ * Starts the PyTorch side of a benchmark (bench/<script> --serve) with the same ATen thread count
+ * and OMP_WAIT_POLICY as this process, or explains in `note` why there is none.
+ */
+export async function startTorchWorker(script: string, o: { wantTorch: boolean; mayInstall: boolean; threads: number }): Promise<{ worker: TorchWorker | null; note: string }> {
+  if (!o.wantTorch) return { worker: null, note: '--no-torch: torch columns skipped' };
+  const py = findPythonWithTorch(o.mayInstall);
+  const path = findScript(script);
+  if (!py) return { worker: null, note: 'PyTorch is not importable by /usr/bin/python3 (or python3): torch columns skipped' };
+  if (!path) return { worker: null, note: `bench/${script} not found: torch columns skipped` };
+  // native.ts set OMP_WAIT_POLICY (default PASSIVE) before loading libtorch: the child gets the same.
+  const env: NodeJS.ProcessEnv = { ...process.env, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY };
+  let worker: TorchWorker | null = null;
+  try {
+    worker = new TorchWorker(py, path, o.threads, env);
+    const hello = await worker.read();
+    let note = `PyTorch ${String(hello.torch)} via ${py}, ATen threads ${String(hello.threads)}`;
+    if (hello.threads !== o.threads) note += ` (MISMATCH: ours ${o.threads})`;
+    return { worker, note };
+  } catch (e) {
+    worker?.close();
+    return { worker: null, note: `PyTorch worker failed to start (${(e as Error).message}): torch columns skipped` };
+  }
+}
+
+/** The thread settings both sides run with, as one line. */
+export function threadSettings(threads: number): string {
+  return `threads (both sides): ATen intra-op ${threads}; OpenBLAS OPENBLAS_NUM_THREADS=${process.env.OPENBLAS_NUM_THREADS ?? '(unset: all cores)'}; ` +
+    `OMP_WAIT_POLICY=${process.env.OMP_WAIT_POLICY ?? '(unset)'}; OMP_NUM_THREADS=${process.env.OMP_NUM_THREADS ?? '(unset)'}`;
+}
