@@ -25,14 +25,6 @@ export class MemoryTokens extends Module {
     return this.init.unsqueeze(0).expand(batch, this.count, this.init.shape[1]!);
   }
 
-  /** Sizes of the read and write blocks. */
-  get readSize(): number {
-    return this.count;
-  }
-  get writeSize(): number {
-    return this.mode === 'recurrent' ? this.count : 0;
-  }
-
   /** The read (and write) blocks for this segment from the carried memory [B, m, H]. */
   blocks(carried: Tensor | null, batch: number): { read: Tensor; write: Tensor | null } {
     const memory = this.mode === 'recurrent' && carried ? carried : this.initial(batch);

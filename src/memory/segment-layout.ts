@@ -6,6 +6,7 @@
 //   write tokens     see everything: cache, read, sequence, write.
 // With r = w = 0 this is Transformer-XL's causal mask triu(ones(M, C + M), 1 + C).
 import { tensor, type Tensor } from '../tensor/index.js';
+import type { TensorCache } from '../nn/tensor-cache.js';
 
 export interface SegmentLayout {
   cached: number;
@@ -28,20 +29,7 @@ export function segmentMask({ cached: C, read: r, sequence: M, write: w }: Segme
 /** Whether some query may see a key after it (then relative positions need relSkew, not relShift). */
 export const seesLaterKeys = (l: SegmentLayout): boolean => l.read > 1 || l.write > 1;
 
-/** Masks are rebuilt only when the layout changes: one kept tensor per layout. */
-export class MaskCache {
-  readonly #masks = new Map<string, Tensor>();
-  get(layout: SegmentLayout): Tensor {
-    const key = `${layout.cached},${layout.read},${layout.sequence},${layout.write}`;
-    let mask = this.#masks.get(key);
-    if (!mask) {
-      mask = segmentMask(layout).keep();
-      this.#masks.set(key, mask);
-    }
-    return mask;
-  }
-  dispose(): void {
-    for (const m of this.#masks.values()) m.dispose();
-    this.#masks.clear();
-  }
+/** The mask of a layout (built once per layout and kept in the cache). */
+export function cachedSegmentMask(cache: TensorCache, l: SegmentLayout): Tensor {
+  return cache.get(`mask:${l.cached},${l.read},${l.sequence},${l.write}`, () => segmentMask(l));
 }

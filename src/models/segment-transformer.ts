@@ -8,7 +8,7 @@
 //                    gives RMT + Transformer-XL cache
 //
 // Shapes: B batch, M segment length, m memory tokens, C cached positions, H hidden, V vocabulary.
-import { cat, randn, type Tensor } from '../tensor/index.js';
+import { cat, getDefaultDtype, randn, type Tensor } from '../tensor/index.js';
 import { Module } from '../nn/module.js';
 import { Dropout, Embedding, LayerNorm, Linear } from '../nn/layers.js';
 import { DecoderLayer } from '../nn/decoder-layer.js';
@@ -16,7 +16,8 @@ import { sinusoidalDistances } from '../nn/positions.js';
 import type { RelativePositions } from '../nn/attention.js';
 import { nextCache } from '../memory/xl-cache.js';
 import { MemoryTokens } from '../memory/memory-tokens.js';
-import { MaskCache, seesLaterKeys, type SegmentLayout } from '../memory/segment-layout.js';
+import { cachedSegmentMask, seesLaterKeys, type SegmentLayout } from '../memory/segment-layout.js';
+import { TensorCache } from '../nn/tensor-cache.js';
 import type { MemoryState, ModelConfig, SegmentModel, SegmentOutput } from './types.js';
 
 export interface SegmentState extends MemoryState {
@@ -36,7 +37,8 @@ export class SegmentTransformer extends Module implements SegmentModel<SegmentSt
   readonly finalNorm: LayerNorm | null;
   readonly head: Linear;
   readonly drop: Dropout;
-  readonly #masks = new MaskCache();
+  /** Masks and position embeddings, by layout: built once, not per forward. */
+  readonly #cache = new TensorCache();
 
   constructor(readonly config: ModelConfig) {
     super();
@@ -74,15 +76,12 @@ export class SegmentTransformer extends Module implements SegmentModel<SegmentSt
     const x = this.embed.forward(tokens); // [B, M, H]
     let h = this.drop.forward(blocks ? cat([blocks.read, x, ...(blocks.write ? [blocks.write] : [])], 1) : x); // [B, T, H]
     const T = h.shape[1]!;
-    const mask = this.#masks.get(layout); // [T, C + T]
+    const mask = cachedSegmentMask(this.#cache, layout); // [T, C + T]
     const bidirectional = seesLaterKeys(layout);
     const keys = layout.cached + T;
-    const positions: RelativePositions = {
-      u: this.u,
-      v: this.v,
-      r: this.drop.forward(sinusoidalDistances(keys - 1, bidirectional ? keys + T - 1 : keys, H)),
-      bidirectional,
-    };
+    const distances = bidirectional ? keys + T - 1 : keys;
+    const r = this.#cache.get(`r:${keys},${distances},${getDefaultDtype()}`, () => sinusoidalDistances(keys - 1, distances, H));
+    const positions: RelativePositions = { u: this.u, v: this.v, r: this.drop.forward(r), bidirectional };
 
     const layerInputs: Tensor[] = []; // [B, M, H] per layer, at the sequence positions
     this.layers.forEach((layer, l) => {
@@ -97,6 +96,6 @@ export class SegmentTransformer extends Module implements SegmentModel<SegmentSt
 
   override dispose(): void {
     super.dispose();
-    this.#masks.dispose();
+    this.#cache.dispose();
   }
 }

@@ -3,3 +3,4 @@ export { Linear, Embedding, LayerNorm, Dropout, FeedForward } from './layers.js'
 export { MultiHeadAttention, type RelativePositions, type AttentionInput } from './attention.js';
 export { DecoderLayer, type LayerOptions } from './decoder-layer.js';
 export { sinusoidalDistances, relShift, relSkew } from './positions.js';
+export { TensorCache } from './tensor-cache.js';

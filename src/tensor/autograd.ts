@@ -2,9 +2,8 @@
 import { native } from './native.js';
 import { fromId, type Tensor } from './tensor.js';
 
-/** Runs fn with gradient recording off (PyTorch's torch.no_grad()). */
-export function noGrad<T>(fn: () => T): T {
-  const previous = native.setGradEnabled(false);
+function withGradMode<T>(enabled: boolean, fn: () => T): T {
+  const previous = native.setGradEnabled(enabled);
   try {
     return fn();
   } finally {
@@ -12,15 +11,11 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
+/** Runs fn with gradient recording off (PyTorch's torch.no_grad()). */
+export const noGrad = <T>(fn: () => T): T => withGradMode(false, fn);
+
 /** Runs fn with gradient recording on, e.g. inside noGrad. */
-export function enableGrad<T>(fn: () => T): T {
-  const previous = native.setGradEnabled(true);
-  try {
-    return fn();
-  } finally {
-    native.setGradEnabled(previous);
-  }
-}
+export const enableGrad = <T>(fn: () => T): T => withGradMode(true, fn);
 
 export const isGradEnabled = (): boolean => native.isGradEnabled();
 

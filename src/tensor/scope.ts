@@ -10,10 +10,6 @@
 // Scopes are synchronous, like PyTorch's compute: do not await inside tidy().
 import { native } from './native.js';
 
-export interface Disposable {
-  dispose(): void;
-}
-
 /** What the scope machinery needs from a tensor (implemented by Tensor). */
 export interface Tracked {
   id: number;

@@ -546,4 +546,3 @@ function isDevice(s: string): s is Device {
 
 /** @internal for sibling modules: wraps a native id in a tracked Tensor. */
 export const fromId = wrap;
-export const fromIds = wrapAll;
