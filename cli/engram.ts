@@ -39,7 +39,7 @@ const configFlags: ConfigFlag[] = [
   { flags: '--d-inner <n>', path: 'model.dInner', description: 'feed-forward inner size' },
   { flags: '--dropout <p>', path: 'model.dropout', description: 'dropout probability' },
   { flags: '--norm <where>', path: 'model.norm', description: "layer norm: 'post' or 'pre'" },
-  { flags: '--mem-len <n>', path: 'model.memLen', description: 'Transformer-XL cache length (default for xl: the segment length)' },
+  { flags: '--mem-len <n>', path: 'model.memLen', description: 'Transformer-XL cache length; maximum span L of sequential, adaptive-span, expire-span, compressive (raw memory), feedback (default for these and xl: the segment length)' },
   { flags: '--mem-tokens <n>', path: 'model.numMemTokens', description: 'memory tokens (rmt, mem-transformer, mem-bottleneck; default 10)' },
   { flags: '--segments <n>', path: 'data.options.numSegments', description: 'task: segments a sample is cut into' },
   { flags: '--source-length <n>', path: 'data.options.sourceLength', description: 'copy / reverse: source length' },

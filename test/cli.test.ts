@@ -30,7 +30,7 @@ test('--help works for the program and every command', () => {
 test('an invalid option value gives a clear error listing what is allowed, and exit status 2', () => {
   const r = engram(['train', '--model', 'lstm', '--lr', '-1', '--print-config']);
   assert.equal(r.status, 2);
-  assert.match(r.stderr, /model\.kind \(--model\): must be one of 'transformer', 'xl', 'mem-transformer', 'mem-bottleneck', 'rmt' \(got 'lstm'\)/);
+  assert.match(r.stderr, /model\.kind \(--model\): must be one of 'transformer', 'xl', 'mem-transformer', 'mem-bottleneck', 'rmt', 'sequential', .* \(got 'lstm'\)/);
   assert.match(r.stderr, /optim\.lr \(--lr\): must be > 0 \(got -1\)/);
   assert.equal(r.stdout, '');
 

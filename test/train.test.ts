@@ -200,7 +200,7 @@ test('training steps and evaluations free their temporaries (live tensor count s
 test('invalid configurations fail with one message listing every problem and what is allowed', () => {
   assert.throws(() => resolveTrainConfig({ model: { kind: 'lstm', layers: 0 }, optim: { optimizer: 'sgd' }, extra: 1 }), (e: unknown) => {
     assert.ok(e instanceof EngramError && e.kind === 'config');
-    assert.match(e.message, /model\.kind: must be one of 'transformer', 'xl', 'mem-transformer', 'mem-bottleneck', 'rmt' \(got 'lstm'\)/);
+    assert.match(e.message, /model\.kind: must be one of 'transformer', 'xl', 'mem-transformer', 'mem-bottleneck', 'rmt', 'sequential', .* \(got 'lstm'\)/);
     assert.match(e.message, /model\.layers: must be > 0/);
     assert.match(e.message, /optim\.optimizer: must be one of 'adam', 'adamw'/);
     assert.match(e.message, /unknown option 'extra'; allowed: model, data, train, optim/);

@@ -1,4 +1,12 @@
 export * from './types.js';
 export { SegmentTransformer, type SegmentState } from './segment-transformer.js';
 export { MemBottleneck } from './mem-bottleneck.js';
-export { createModel, resolveModelConfig, defaultModelConfig, modelKinds } from './registry.js';
+export { SequentialTransformer, type SequentialState, type LayerContext } from './sequential.js';
+export { AdaptiveSpanTransformer } from './adaptive-span.js';
+export { ExpireSpanTransformer } from './expire-span.js';
+export { CompressiveTransformer } from './compressive.js';
+export { FeedbackTransformer } from './feedback.js';
+export {
+  createModel, resolveModelConfig, defaultModelConfig, modelKinds, sequentialKinds, memoryTokenKinds,
+  adaptiveSpanSchema, expireSpanSchema, compressiveSchema, type ModelConfigInput,
+} from './registry.js';

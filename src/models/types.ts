@@ -30,7 +30,52 @@ export interface SegmentModel<S extends MemoryState = MemoryState> extends Modul
   detachState(state: S): S;
 }
 
-export type ModelKind = 'transformer' | 'xl' | 'mem-transformer' | 'mem-bottleneck' | 'rmt';
+export type ModelKind =
+  | 'transformer' | 'xl' | 'mem-transformer' | 'mem-bottleneck' | 'rmt'
+  // the Expire-Span code base's family (learned key positions, a window of memLen past positions)
+  | 'sequential' | 'adaptive-span' | 'expire-span' | 'compressive' | 'feedback';
+
+/** Adaptive attention span (SPEC §2). */
+export interface AdaptiveSpanOptions {
+  /** Ramp R of the soft mask (default 32). */
+  ramp: number;
+  /** Initial z / L of every head (default 0). */
+  init: number;
+  /** λ of the span loss λ · mean_heads(z), per layer (default 2e-6). */
+  lossCoef: number;
+  /** Dynamic span: z_t = L·σ(v·x_t + b) per query token instead of a learned z per head. */
+  dynamic: boolean;
+  /** Cache and key positions are trimmed to max z + R, rounded up to a multiple of this (default 64). */
+  trimStep: number;
+}
+
+/** Expire-Span (SPEC §3). */
+export interface ExpireSpanOptions {
+  /** Ramp R of the soft mask (default 32). */
+  ramp: number;
+  /** p: every initial span is p·L (b = logit(p), w = 0; default 0.1). */
+  initFraction: number;
+  /** ρ: the span predictor's input is divided by it (default 1; 64 for large L). */
+  preDiv: number;
+  /** α of the auxiliary loss α · Σ_i e_i / T (default 1e-6). */
+  lossCoef: number;
+  /** Noisy span regularisation during training (clamp spans to u·L, u ~ U(0,1), per block). */
+  noisy: boolean;
+  /** Physically drop expired memories (default true; false keeps them masked, for tests). */
+  drop: boolean;
+}
+
+/** Compressive Transformer (SPEC §4). */
+export interface CompressiveOptions {
+  /** Compressed memory slots per layer [C] (default: memLen). */
+  compressedLen: number;
+  /** Compression rate c (default 3). */
+  rate: number;
+  /** Compression function f_c (default 'conv'). */
+  fn: 'mean' | 'max' | 'conv';
+  /** Train f_c with the attention-reconstruction loss (default true; no effect for 'mean'/'max'). */
+  reconstruction: boolean;
+}
 
 /** Hyper-parameters shared by all models (SPEC notation in brackets). */
 export interface ModelConfig {
@@ -47,8 +92,15 @@ export interface ModelConfig {
   dropout: number;
   /** Post-LN as the Transformer-XL reference code (LN(x + f(x))), or pre-LN (x + f(LN(x))). */
   norm: 'post' | 'pre';
-  /** Transformer-XL cache length per layer (0: none). */
+  /**
+   * Transformer-XL cache length per layer (0: none); for the sequential family, the maximum span
+   * L: each query sees at most the L positions up to itself (Compressive: the raw memory length).
+   */
   memLen: number;
   /** Memory tokens [m] (MemTransformer, MemBottleneck, RMT). */
   numMemTokens: number;
+  /** Options of the mechanism of kind 'adaptive-span', 'expire-span', 'compressive'; null for other kinds. */
+  adaptiveSpan: AdaptiveSpanOptions | null;
+  expireSpan: ExpireSpanOptions | null;
+  compressive: CompressiveOptions | null;
 }

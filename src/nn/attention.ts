@@ -1,5 +1,10 @@
-// Multi-head attention with an explicit mask and Transformer-XL relative positions (SPEC §1):
-//   score(i, j) = ((q_i + u) · k_j + (q_i + v) · W_r R_{i-j}) / sqrt(D)
+// Multi-head attention with an explicit mask and one of two position schemes:
+//   relative (Transformer-XL, SPEC §1):
+//     score(i, j) = ((q_i + u) · k_j + (q_i + v) · W_r R_{i-j}) / sqrt(D)
+//   learned key positions (the Expire-Span code base's key_pe, SPEC §1 last paragraph):
+//     score(i, j) = (q_i · k_j + q_i · P[:, d_ij]) / sqrt(D),  d_ij the distance of key j from query i
+// and an optional soft mask applied after the softmax and renormalised (Adaptive-Span, Expire-Span):
+//     a'_ij = m_ij a_ij / (Σ_j m_ij a_ij + 1e-8)
 // Shapes: B batch, Tq queries, Tk keys (cache + current), K heads, D head size, H = K·D.
 import { F, type Tensor } from '../tensor/index.js';
 import { Module } from './module.js';
@@ -18,6 +23,23 @@ export interface RelativePositions {
   bidirectional: boolean;
 }
 
+/**
+ * transformer-sequential's key_pe: one learned embedding per distance, shared by every head and
+ * layer. Keys need not be contiguous (Expire-Span drops memories), so each key's distance from
+ * each query is given explicitly.
+ */
+export interface LearnedPositions {
+  /** [D, L]: column d is the embedding of distance d (0: the query's own position). */
+  keyPe: Tensor;
+  /**
+   * int64 [Tq, Tk] or [B, 1, Tq, Tk]: distance of key j from query i, in [0, L). Entries the mask
+   * removes may hold any value in range (clamp them).
+   */
+  distance: Tensor;
+}
+
+export const isRelative = (p: RelativePositions | LearnedPositions): p is RelativePositions => 'u' in p;
+
 export interface AttentionInput {
   /** [B, Tq, H] the queries' inputs. */
   query: Tensor;
@@ -25,7 +47,9 @@ export interface AttentionInput {
   context: Tensor;
   /** bool [Tq, Tk] or [B, 1, Tq, Tk]: true where attention is not allowed. */
   mask: Tensor | null;
-  positions: RelativePositions | null;
+  positions: RelativePositions | LearnedPositions | null;
+  /** [B|1, K|1, Tq, Tk] in [0, 1]: multiplies the attention weights, which are then renormalised. */
+  softMask?: Tensor | null;
 }
 
 export class MultiHeadAttention extends Module {
@@ -51,14 +75,19 @@ export class MultiHeadAttention extends Module {
     this.drop = this.child('drop', new Dropout(dropout));
   }
 
-  forward({ query, context, mask, positions }: AttentionInput): Tensor {
+  forward({ query, context, mask, positions, softMask = null }: AttentionInput): Tensor {
     const [B, Tq] = query.shape as [number, number];
     const Tk = context.shape[1]!;
     const K = this.heads, D = this.headDim;
     const q = this.q.forward(query).view(B, Tq, K, D).transpose(1, 2); // [B, K, Tq, D]
     const [k, v] = this.kv.forward(context).view(B, Tk, 2, K, D).permute(2, 0, 3, 1, 4).unbind(0); // [B, K, Tk, D] each
     let scores: Tensor;
-    if (positions && this.r) {
+    if (positions && !isRelative(positions)) {
+      const byDistance = q.matmul(positions.keyPe); // [B, K, Tq, L]
+      const d = positions.distance;
+      const index = (d.ndim === 2 ? d.view(1, 1, Tq, Tk) : d).expand(B, K, Tq, Tk);
+      scores = q.matmul(k!.mT).add(byDistance.gather(-1, index)); // [B, K, Tq, Tk]
+    } else if (positions && this.r) {
       const content = q.add(positions.u.unsqueeze(1)).matmul(k!.mT); // [B, K, Tq, Tk]
       const rk = this.r.forward(positions.r).view(-1, K, D).permute(1, 2, 0); // [K, D, R]
       const byDistance = q.add(positions.v.unsqueeze(1)).matmul(rk); // [B, K, Tq, R]
@@ -66,7 +95,11 @@ export class MultiHeadAttention extends Module {
     } else {
       scores = q.matmul(k!.mT);
     }
-    const probs = F.maskedSoftmax(scores, mask, { scale: 1 / Math.sqrt(D), dim: -1 }); // [B, K, Tq, Tk]
+    let probs = F.maskedSoftmax(scores, mask, { scale: 1 / Math.sqrt(D), dim: -1 }); // [B, K, Tq, Tk]
+    if (softMask) {
+      const masked = probs.mul(softMask);
+      probs = masked.div(masked.sum(-1, true).add(1e-8));
+    }
     if (this.recordAttention) {
       this.lastAttention?.dispose();
       this.lastAttention = probs.detach().keep();

@@ -10,7 +10,7 @@
 //   optim   Adam / AdamW, clipping, warmup, cosine decay, reduce-on-plateau (the RMT recipe)
 import { z } from 'zod';
 import { EngramError } from '../tensor/index.js';
-import { modelKinds } from '../models/index.js';
+import { adaptiveSpanSchema, compressiveSchema, expireSpanSchema, memoryTokenKinds, modelKinds, sequentialKinds, type ModelKind } from '../models/index.js';
 import { makeTask, taskNames, type TaskName } from '../tasks/registry.js';
 
 const positiveInt = z.number().int().positive();
@@ -33,6 +33,10 @@ export const modelSchema = z.strictObject({
   memLen: memorySize.optional(),
   /** Memory tokens; default for rmt / mem-transformer / mem-bottleneck: 10 (RMT's enwik8 setting). */
   numMemTokens: memorySize.optional(),
+  /** Mechanism options (SPEC §2–§4), for their own kind only; defaults filled by the model registry. */
+  adaptiveSpan: adaptiveSpanSchema.partial().optional(),
+  expireSpan: expireSpanSchema.partial().optional(),
+  compressive: compressiveSchema.partial().optional(),
 });
 
 const taskDataSchema = z.strictObject({
@@ -239,8 +243,10 @@ export function setPath(target: Record<string, unknown>, path: string, value: un
 
 /** Default memory sizes by model kind, so `kind: 'rmt'` alone is a working model. */
 export function memoryDefaults(model: { kind: string; memLen?: MemorySize | undefined; numMemTokens?: MemorySize | undefined }, segmentLength: number): { memLen: number; numMemTokens: number } {
-  const memLen = resolveSize(model.memLen ?? (model.kind === 'xl' ? segmentLength : 0), segmentLength);
-  const usesTokens = model.kind === 'rmt' || model.kind === 'mem-transformer' || model.kind === 'mem-bottleneck';
+  const kind = model.kind as ModelKind;
+  const usesCache = kind === 'xl' || sequentialKinds.includes(kind);
+  const memLen = resolveSize(model.memLen ?? (usesCache ? segmentLength : 0), segmentLength);
+  const usesTokens = memoryTokenKinds.includes(kind);
   const numMemTokens = resolveSize(model.numMemTokens ?? (usesTokens ? 10 : 0), segmentLength);
   return { memLen, numMemTokens };
 }

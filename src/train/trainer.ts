@@ -198,18 +198,8 @@ export class Trainer {
     if (config.train.threads > 0) setNumThreads(config.train.threads);
     const dataset = await loadDataset(config.data, { vocab: checkpoint?.meta.vocab ?? null });
     manualSeed(config.train.seed);
-    const model = createModel(resolveModelConfig({
-      kind: config.model.kind as ModelConfig['kind'],
-      vocabSize: dataset.vocabSize,
-      layers: config.model.layers,
-      dModel: config.model.dModel,
-      heads: config.model.heads,
-      dInner: config.model.dInner,
-      dropout: config.model.dropout,
-      norm: config.model.norm,
-      memLen: config.model.memLen,
-      numMemTokens: config.model.numMemTokens,
-    }));
+    const { kind, memLen, numMemTokens, ...sizes } = config.model;
+    const model = createModel(resolveModelConfig({ ...sizes, kind: kind as ModelConfig['kind'], memLen, numMemTokens, vocabSize: dataset.vocabSize }));
     const trainer = new Trainer(config, model, dataset, options);
     if (checkpoint) trainer.#restore(checkpoint.meta, checkpoint.tensors);
     return trainer;

@@ -1,0 +1,137 @@
+// The sequential transformer of the Expire-Span code base (facebookresearch/transformer-sequential;
+// SPEC §1, last paragraph): the baseline that Adaptive-Span, Expire-Span and Compressive extend.
+//
+//   per layer l   keys and values from cat(cache[l], h), queries from h only;
+//                 query i sees the L = memLen positions up to and including itself (a sliding
+//                 window over cat(cache, block));
+//   positions     a learned key position embedding keyPe [D, L], one column per distance, shared
+//                 by every head and layer: logits += q_i · keyPe[:, distance(i, j)];
+//   cache         the last L inputs of each layer, detached (truncated BPTT, SPEC §0).
+//
+// The reference starts from a zero-filled cache of L positions; here the first block sees an empty
+// cache instead (nothing to attend to rather than L zero vectors), which is the same model once
+// L positions have been seen.
+//
+// A mechanism is a subclass overriding the two hooks of the reference's base model:
+//   layerContext(l, h, state)          what layer l attends to: memory, mask, distances, soft mask
+//                                      and the layer's auxiliary loss
+//   nextState(state, inputs, contexts) the state after the block, and an auxiliary loss
+//
+// Shapes: B batch, M block (segment) length, C cached positions, L maximum span, H hidden,
+// K heads, D = H/K head size, V vocabulary.
+import { arange, randn, type Tensor } from '../tensor/index.js';
+import { Module } from '../nn/module.js';
+import { Dropout, Embedding, LayerNorm, Linear } from '../nn/layers.js';
+import { DecoderLayer } from '../nn/decoder-layer.js';
+import { TensorCache } from '../nn/tensor-cache.js';
+import { nextCache } from '../memory/xl-cache.js';
+import type { MemoryState, ModelConfig, SegmentModel, SegmentOutput } from './types.js';
+
+export interface SequentialState extends MemoryState {
+  /** Per layer [B, C, H]: the memories layer l attends to besides the block (detached); null before the first block. */
+  cache: Tensor[] | null;
+}
+
+/** What one layer attends to for the current block. */
+export interface LayerContext {
+  /** [B, C, H]: memories prepended to the block's keys and values, or null. */
+  memory: Tensor | null;
+  /** bool [M, C + M] or [B, 1, M, C + M]: true where attention is not allowed. */
+  mask: Tensor;
+  /** int64 [M, C + M] or [B, 1, M, C + M]: distance of each key from each query, in [0, L). */
+  distance: Tensor;
+  /** [B|1, K|1, M, C + M]: soft mask applied after the softmax and renormalised, or null. */
+  softMask: Tensor | null;
+  /** This layer's auxiliary loss (0-d), or null. */
+  auxLoss: Tensor | null;
+}
+
+export class SequentialTransformer<S extends SequentialState = SequentialState, Ctx extends LayerContext = LayerContext>
+  extends Module implements SegmentModel<S> {
+  readonly embed: Embedding;
+  readonly layers: DecoderLayer[];
+  /** [D, L]: column d embeds distance d. */
+  readonly keyPe: Tensor;
+  readonly finalNorm: LayerNorm | null;
+  readonly head: Linear;
+  readonly drop: Dropout;
+  /** The maximum span L. */
+  readonly span: number;
+  /** Masks and distance tables, by layout: built once, not per forward. */
+  protected readonly tables = new TensorCache();
+
+  constructor(readonly config: ModelConfig) {
+    super();
+    const { vocabSize, layers, dModel, heads, dInner, dropout, norm, memLen } = config;
+    this.span = memLen;
+    this.embed = this.child('embed', new Embedding(vocabSize, dModel));
+    this.drop = this.child('drop', new Dropout(dropout));
+    this.layers = this.child('layers', Array.from({ length: layers }, () =>
+      new DecoderLayer({ dModel, heads, dInner, dropout, norm, relative: false })));
+    this.keyPe = this.param('keyPe', () => randn([dModel / heads, memLen]));
+    this.finalNorm = norm === 'pre' ? this.child('finalNorm', new LayerNorm(dModel)) : null;
+    this.head = this.child('head', new Linear(dModel, vocabSize));
+  }
+
+  initState(_batch: number): S {
+    return { cache: null } as S;
+  }
+
+  /** Every tensor of the state detached (new handles). */
+  detachState(state: S): S {
+    const out: MemoryState = {};
+    for (const [key, value] of Object.entries(state)) {
+      out[key] = value === null ? null : Array.isArray(value) ? value.map((t) => t.detach()) : value.detach();
+    }
+    return out as S;
+  }
+
+  forward(tokens: Tensor, state: S): SegmentOutput<S> {
+    let h = this.drop.forward(this.embed.forward(tokens)); // [B, M, H]
+    const inputs: Tensor[] = []; // layer inputs [B, M, H]
+    const contexts: Ctx[] = [];
+    const losses: Tensor[] = [];
+    this.layers.forEach((layer, l) => {
+      inputs.push(h);
+      const ctx = this.layerContext(l, h, state);
+      contexts.push(ctx);
+      if (ctx.auxLoss) losses.push(ctx.auxLoss);
+      h = layer.forward(h, ctx.memory, ctx.mask, { keyPe: this.keyPe, distance: ctx.distance }, ctx.softMask);
+    });
+    const out = this.finalNorm ? this.finalNorm.forward(h) : h;
+    const logits = this.head.forward(this.drop.forward(out)); // [B, M, V]
+    const next = this.nextState(state, inputs, contexts);
+    if (next.auxLoss) losses.push(next.auxLoss);
+    return { logits, state: next.state, auxLoss: losses.length ? losses.reduce((a, b) => a.add(b)) : null };
+  }
+
+  /** The baseline: the whole cache, with the sliding-window mask. */
+  protected layerContext(l: number, h: Tensor, state: S): Ctx {
+    const memory = state.cache?.[l] ?? null;
+    const { mask, distance } = this.window(memory?.shape[1] ?? 0, h.shape[1]!);
+    return { memory, mask, distance, softMask: null, auxLoss: null } as Ctx;
+  }
+
+  /** The baseline: each layer keeps its last L inputs, detached. */
+  protected nextState(state: S, inputs: Tensor[], _contexts: Ctx[]): { state: S; auxLoss: Tensor | null } {
+    return { state: { ...state, cache: nextCache(state.cache, inputs, this.span) }, auxLoss: null };
+  }
+
+  /**
+   * The sliding window over cat(C contiguous cached positions, M block positions): query i (at
+   * position C + i) sees key j when 0 <= C + i - j < L. Returns the mask (true: not allowed) and
+   * the distances clamped to [0, L).
+   */
+  window(cached: number, block: number): { mask: Tensor; distance: Tensor } {
+    const L = this.span;
+    const d = () => arange(cached, cached + block, 1, { dtype: 'int64' }).unsqueeze(1).sub(arange(0, cached + block, 1, { dtype: 'int64' })); // [M, C + M]
+    const mask = this.tables.get(`mask:${cached},${block}`, () => { const x = d(); return x.lt(0).logicalOr(x.ge(L)); });
+    const distance = this.tables.get(`distance:${cached},${block}`, () => d().clamp(0, L - 1));
+    return { mask, distance };
+  }
+
+  override dispose(): void {
+    super.dispose();
+    this.tables.dispose();
+  }
+}

@@ -1,0 +1,50 @@
+// The sequential baseline of the Expire-Span code base (SPEC §1, last paragraph): the sliding
+// window with learned key positions, and block-by-block processing equal to one long pass.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { cat, createModel, manualSeed, randint, SequentialTransformer, tidy } from '../src/index.js';
+import { assertClose } from './helpers.js';
+
+const make = (memLen: number) =>
+  createModel({ kind: 'sequential', vocabSize: 11, layers: 2, dModel: 16, heads: 2, dInner: 32, memLen }) as SequentialTransformer;
+
+test('the window mask lets query i see exactly the L positions up to itself (cell by cell)', () => {
+  manualSeed(0);
+  const model = make(3);
+  const { mask, distance } = model.window(2, 3); // keys [c0 c1 | s0 s1 s2]
+  assert.deepEqual(mask.long().toArray(), [
+    [0, 0, 0, 1, 1], // s0 at position 2: distances 2, 1, 0
+    [1, 0, 0, 0, 1], // s1: c0 is 3 back (= L): not seen
+    [1, 1, 0, 0, 0],
+  ]);
+  assert.deepEqual(distance.toArray(), [[2, 1, 0, 0, 0], [2, 2, 1, 0, 0], [2, 2, 2, 1, 0]]);
+  model.dispose();
+});
+
+test('blocks with a cache give the outputs of one pass over the whole stream', () => {
+  tidy(() => {
+    for (const L of [2, 5, 12]) {
+      manualSeed(1);
+      const model = make(L);
+      model.eval();
+      const tokens = randint(0, 11, [2, 12]);
+      const whole = model.forward(tokens, model.initState(2)).logits;
+      let state = model.initState(2);
+      const parts = [];
+      for (const block of tokens.split(4, 1)) {
+        const out = model.forward(block, state);
+        parts.push(out.logits);
+        state = out.state;
+      }
+      assertClose(cat(parts, 1), whole.toArray(), { atol: 1e-5 });
+      assert.equal(state.cache![0]!.shape[1], Math.min(L, 12), 'the cache keeps the last L layer inputs');
+      assert.equal(state.cache![0]!.requiresGrad, false, 'the cache is detached');
+      model.dispose();
+    }
+  });
+});
+
+test('sequential models need a span', () => {
+  assert.throws(() => createModel({ kind: 'sequential', vocabSize: 5 }), /needs memLen > 0/);
+  assert.throws(() => createModel({ kind: 'sequential', vocabSize: 5, memLen: 4, expireSpan: { ramp: 4 } }), /belong to kind 'expire-span'/);
+});
