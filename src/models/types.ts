@@ -28,6 +28,8 @@ export interface SegmentModel<S extends MemoryState = MemoryState> extends Modul
   forward(tokens: Tensor, state: S): SegmentOutput<S>;
   /** The same state with gradients stopped (new handles; the input state is left as it is). */
   detachState(state: S): S;
+  /** Called by the trainer after every optimiser step (e.g. Adaptive-Span clamps its spans). */
+  afterOptimizerStep?(): void;
 }
 
 export type ModelKind =

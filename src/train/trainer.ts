@@ -237,6 +237,7 @@ export class Trainer {
     objective.backward();
     if (this.config.optim.clipGradNorm > 0) clipGradNorm(this.optimizer.params, this.config.optim.clipGradNorm);
     this.optimizer.step();
+    this.model.afterOptimizerStep?.();
   }
 
   #taskStep(d: TaskDataset): StepStats {
