@@ -46,6 +46,15 @@ export interface LayerContext {
   auxLoss: Tensor | null;
 }
 
+/**
+ * Distances the key position embedding covers: the span L, plus the compressed slots that sit
+ * before the raw memory (Compressive), or the ramp (Expire-Span: memory i is still seen at age
+ * e_i + R - 1 <= L + R - 1).
+ */
+export function positionCount(c: ModelConfig): number {
+  return c.memLen + (c.compressive?.compressedLen ?? 0) + (c.expireSpan?.ramp ?? 0);
+}
+
 export class SequentialTransformer<S extends SequentialState = SequentialState, Ctx extends LayerContext = LayerContext>
   extends Module implements SegmentModel<S> {
   readonly embed: Embedding;
@@ -68,7 +77,7 @@ export class SequentialTransformer<S extends SequentialState = SequentialState, 
     this.drop = this.child('drop', new Dropout(dropout));
     this.layers = this.child('layers', Array.from({ length: layers }, () =>
       new DecoderLayer({ dModel, heads, dInner, dropout, norm, relative: false })));
-    this.keyPe = this.param('keyPe', () => randn([dModel / heads, memLen]));
+    this.keyPe = this.param('keyPe', () => randn([dModel / heads, positionCount(config)]));
     this.finalNorm = norm === 'pre' ? this.child('finalNorm', new LayerNorm(dModel)) : null;
     this.head = this.child('head', new Linear(dModel, vocabSize));
   }
@@ -120,13 +129,13 @@ export class SequentialTransformer<S extends SequentialState = SequentialState, 
   /**
    * The sliding window over cat(C contiguous cached positions, M block positions): query i (at
    * position C + i) sees key j when 0 <= C + i - j < L. Returns the mask (true: not allowed) and
-   * the distances clamped to [0, L).
+   * the distances clamped to [0, L). `span` defaults to L.
    */
-  window(cached: number, block: number): { mask: Tensor; distance: Tensor } {
-    const L = this.span;
+  window(cached: number, block: number, span = this.span): { mask: Tensor; distance: Tensor } {
+    const L = span;
     const d = () => arange(cached, cached + block, 1, { dtype: 'int64' }).unsqueeze(1).sub(arange(0, cached + block, 1, { dtype: 'int64' })); // [M, C + M]
-    const mask = this.tables.get(`mask:${cached},${block}`, () => { const x = d(); return x.lt(0).logicalOr(x.ge(L)); });
-    const distance = this.tables.get(`distance:${cached},${block}`, () => d().clamp(0, L - 1));
+    const mask = this.tables.get(`window-mask:${cached},${block},${L}`, () => { const x = d(); return x.lt(0).logicalOr(x.ge(L)); });
+    const distance = this.tables.get(`window-distance:${cached},${block},${L}`, () => d().clamp(0, L - 1));
     return { mask, distance };
   }
 
