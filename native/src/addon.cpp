@@ -8,6 +8,9 @@
 #include <mutex>
 #include <regex>
 #include <thread>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 namespace engram {
 
@@ -235,6 +238,17 @@ OP(reportTensors) {
 }
 
 OP(liveTensors) { return Napi::Number::New(info.Env(), static_cast<double>(liveCount())); }
+
+// Bytes the C heap holds now: libtorch's CPU tensors (its allocator is malloc), tensors saved for
+// backward and everything else malloc'd. -1 where the C library cannot say.
+OP(heapBytes) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+  struct mallinfo2 mi = mallinfo2();
+  return Napi::Number::New(info.Env(), static_cast<double>(mi.uordblks + mi.hblkhd));
+#else
+  return Napi::Number::New(info.Env(), -1);
+#endif
+}
 
 OP(setNumThreads) {
   at::set_num_threads(static_cast<int>(I(info, 0)));

@@ -39,6 +39,7 @@ export class SegmentTransformer extends Module implements SegmentModel<SegmentSt
   readonly drop: Dropout;
   /** Masks and position embeddings, by layout: built once, not per forward. */
   readonly #cache = new TensorCache();
+  #footprint = 0;
 
   constructor(readonly config: ModelConfig) {
     super();
@@ -73,6 +74,7 @@ export class SegmentTransformer extends Module implements SegmentModel<SegmentSt
       sequence: M,
       write: blocks?.write ? blocks.write.shape[1]! : 0,
     };
+    this.#footprint = layout.cached + layout.read;
     const x = this.embed.forward(tokens); // [B, M, H]
     let h = this.drop.forward(blocks ? cat([blocks.read, x, ...(blocks.write ? [blocks.write] : [])], 1) : x); // [B, T, H]
     const T = h.shape[1]!;
@@ -92,6 +94,10 @@ export class SegmentTransformer extends Module implements SegmentModel<SegmentSt
     const logits = this.head.forward(this.drop.forward(out.narrow(1, layout.read, M))); // [B, M, V]
     const memory = this.memoryTokens?.mode === 'recurrent' ? out.narrow(1, layout.read + M, layout.write) : null;
     return { logits, state: { cache: nextCache(state.cache, layerInputs, this.config.memLen), memory }, auxLoss: null };
+  }
+
+  memoryFootprint(): number {
+    return this.#footprint;
   }
 
   override dispose(): void {

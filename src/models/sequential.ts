@@ -68,6 +68,7 @@ export class SequentialTransformer<S extends SequentialState = SequentialState, 
   readonly span: number;
   /** Masks and distance tables, by layout: built once, not per forward. */
   protected readonly tables = new TensorCache();
+  #footprint = 0;
 
   constructor(readonly config: ModelConfig) {
     super();
@@ -107,11 +108,16 @@ export class SequentialTransformer<S extends SequentialState = SequentialState, 
       if (ctx.auxLoss) losses.push(ctx.auxLoss);
       h = layer.forward(h, ctx.memory, ctx.mask, { keyPe: this.keyPe, distance: ctx.distance }, ctx.softMask);
     });
+    this.#footprint = contexts.reduce((s, c) => s + (c.memory?.shape[1] ?? 0), 0) / contexts.length;
     const out = this.finalNorm ? this.finalNorm.forward(h) : h;
     const logits = this.head.forward(this.drop.forward(out)); // [B, M, V]
     const next = this.nextState(state, inputs, contexts);
     if (next.auxLoss) losses.push(next.auxLoss);
     return { logits, state: next.state, auxLoss: losses.length ? losses.reduce((a, b) => a.add(b)) : null };
+  }
+
+  memoryFootprint(): number {
+    return this.#footprint;
   }
 
   /** The baseline: the whole cache, with the sliding-window mask. */

@@ -28,6 +28,13 @@ export interface SegmentModel<S extends MemoryState = MemoryState> extends Modul
   forward(tokens: Tensor, state: S): SegmentOutput<S>;
   /** The same state with gradients stopped (new handles; the input state is left as it is). */
   detachState(state: S): S;
+  /**
+   * Memories the last forward attended to besides the segment itself, mean over layers (and
+   * batch rows): the cache for Transformer-XL and the sequential models (after Adaptive-Span's
+   * trimming, Expire-Span's dropping; raw + compressed for Compressive), plus memory tokens. What
+   * attention pays for; evaluation reports its mean.
+   */
+  memoryFootprint?(): number;
   /** Called by the trainer after every optimiser step (e.g. Adaptive-Span clamps its spans). */
   afterOptimizerStep?(): void;
 }

@@ -20,6 +20,7 @@ interface NativeCore {
   free(id: Id): void;
   freeMany(ids: Id[]): void;
   liveTensors(): number;
+  heapBytes(): number;
   setReporting(on: boolean): boolean;
   reportTensors(ids: Id[]): void;
   setNumThreads(n: number): void;

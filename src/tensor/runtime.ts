@@ -13,6 +13,16 @@ export const cudaSynchronize = (): void => native.cudaSynchronize();
 export const setNumThreads = (n: number): void => native.setNumThreads(n);
 export const getNumThreads = (): number => native.getNumThreads();
 
+/**
+ * Bytes the C heap holds now (glibc's mallinfo2): CPU tensors, activations saved for backward,
+ * optimiser state, everything malloc'd. null where the C library cannot say. Sampled by the
+ * trainer at the end of each forward pass (the high-water mark of a step) for its peak memory.
+ */
+export function heapBytes(): number | null {
+  const b = native.heapBytes();
+  return b < 0 ? null : b;
+}
+
 export const buildInfo = (): { torchVersion: string; parallelInfo: string; cxx11Abi: number } => native.buildInfo();
 
 /** The dtype of floating tensors made without one (float32 unless changed), as torch.set_default_dtype. */

@@ -46,6 +46,8 @@ export interface CheckpointMeta {
   bestEval: Metrics | null;
   /** Seconds of training before this checkpoint (for throughput over resumed runs). */
   elapsed: number;
+  /** Highest C-heap bytes sampled at the end of a forward pass so far (null: unknown). */
+  peakHeapBytes?: number | null;
   tensorsFile: string;
   savedAt: string;
 }

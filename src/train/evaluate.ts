@@ -54,16 +54,18 @@ export function evaluateTaskCounts(model: SegmentModel, task: SegmentedTask, o: 
         const batch = task.batch(o.batchSize, rng);
         const tokens = splitSegments(batch.tokens, task.numSegments, task.segmentLength);
         const targets = splitSegments(batch.targets, task.numSegments, task.segmentLength);
-        let lossSum = 0, aux = 0;
+        let lossSum = 0, aux = 0, memorySum = 0, forwards = 0;
         const { outputs } = unroll(model, tokens, null, {
           bpttDepth: 'all',
           onSegment: (τ, out) => {
             lossSum += crossEntropySum(out.logits, targets[τ]!).item();
             if (out.auxLoss) aux += out.auxLoss.item();
+            const footprint = model.memoryFootprint?.();
+            if (footprint !== undefined) { memorySum += footprint; forwards += 1; }
           },
         });
         const acc = accuracyCounts(outputs.map((o) => o.logits), batch.targets, batch.answerMask ?? null, true);
-        return { ...acc, lossSum, tokens: batch.targets.ne(-100).sum().item(), auxSum: aux, batches: 1 };
+        return { ...acc, lossSum, tokens: batch.targets.ne(-100).sum().item(), auxSum: aux, batches: 1, memorySum, forwards };
       });
       total = addCounts(total, counts);
     }
@@ -98,7 +100,11 @@ export function evaluateLm(model: SegmentModel, tokens: Int32Array, o: LmEvalOpt
           const out = model.forward(seg.tokens, state ?? model.initState(batchSize));
           const lossSum = crossEntropySum(out.logits, seg.targets).item();
           const acc = accuracyCounts([out.logits], seg.targets, null, false);
-          const counts: MetricCounts = { ...acc, lossSum, tokens: acc.answerTokens, auxSum: out.auxLoss?.item() ?? 0, batches: 1 };
+          const footprint = model.memoryFootprint?.();
+          const counts: MetricCounts = {
+            ...acc, lossSum, tokens: acc.answerTokens, auxSum: out.auxLoss?.item() ?? 0, batches: 1,
+            ...(footprint !== undefined ? { memorySum: footprint, forwards: 1 } : {}),
+          };
           return { counts, state: model.detachState(out.state) };
         });
         disposeState(state);

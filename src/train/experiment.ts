@@ -38,6 +38,11 @@ export const recipeSchema = z.strictObject({
   /** Published numbers to show beside ours, by model name then setting name. */
   published: z.record(z.string(), z.record(z.string(), z.number().nullable())).optional(),
   publishedSource: z.string().optional(),
+  /**
+   * A cost table (one row per cell: parameters, time per step, peak memory, memories attended);
+   * default: on when the recipe has a single setting.
+   */
+  costTable: z.boolean().optional(),
 });
 
 export type Recipe = z.output<typeof recipeSchema>;
@@ -95,6 +100,8 @@ export interface CellResult {
   /** Training seconds. */
   elapsed: number;
   tokensPerSec: number;
+  secondsPerStep: number | null;
+  peakHeapBytes: number | null;
 }
 
 export interface ExperimentResult {
@@ -192,6 +199,7 @@ function cellResult(cell: ExperimentCell, status: CellResult['status'], r: Saved
   return {
     model: cell.model, setting: cell.setting, dir: cell.dir, status,
     finalEval: r.finalEval, bestEval: r.bestEval, parameters: r.parameters, elapsed: r.elapsed, tokensPerSec: r.tokensPerSec,
+    secondsPerStep: r.secondsPerStep ?? null, peakHeapBytes: r.peakHeapBytes ?? null,
   };
 }
 
@@ -228,10 +236,32 @@ export function resultsTable(recipe: Recipe, cells: CellResult[], metric: Metric
   }).join(' | ')} |`);
   const total = cells.reduce((s, c) => s + c.elapsed, 0);
   const note = published ? `\nIn brackets: published numbers${recipe.publishedSource ? ` (${recipe.publishedSource})` : ''}.\n` : '';
-  return [
+  const lines = [
     `${metricTitles[metric]} on held-out samples at the end of training:`, '', header, rule, ...rows, note,
     `training time (total ${formatDuration(total)}):`, '', header, rule, ...times, '',
-  ].join('\n');
+  ];
+  if (recipe.costTable ?? recipe.settings.length === 1) lines.push(...costTable(recipe, cells, metric));
+  return lines.join('\n');
+}
+
+/**
+ * One row per cell: the metric, parameters, training time per step, the peak C heap (sampled at
+ * the end of each forward pass: weights, optimiser state, data and saved activations) and the
+ * memories attended besides the segment (mean over evaluation forwards and layers).
+ */
+function costTable(recipe: Recipe, cells: CellResult[], metric: MetricName): string[] {
+  const single = recipe.settings.length === 1;
+  const rows = cells.map((c) => {
+    const mib = c.peakHeapBytes === null ? '–' : (c.peakHeapBytes / 2 ** 20).toFixed(0);
+    const ms = c.secondsPerStep === null ? '–' : (c.secondsPerStep * 1000).toFixed(0);
+    const memory = c.finalEval?.memory;
+    const name = single ? c.model : `${c.model} / ${c.setting}`;
+    return `| ${name} | ${fmtMetric(c.finalEval, metric)} | ${c.parameters.toLocaleString('en-US')} | ${ms} | ${mib} | ${memory === undefined ? '–' : memory.toFixed(1)} |`;
+  });
+  return [
+    'cost per cell (ms/step: training time per optimiser step; peak heap: C-heap high-water mark at the end of the forward passes; memories: keys attended besides the segment, mean over evaluation forwards and layers):',
+    '', `| model | ${metric} | parameters | ms/step | peak heap MiB | memories |`, '|---|---:|---:|---:|---:|---:|', ...rows, '',
+  ];
 }
 
 /** The metric against the settings, one line per model. */

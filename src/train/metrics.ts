@@ -22,6 +22,9 @@ export interface MetricCounts {
   /** Sum of the models' auxiliary losses over the batches counted, and the number of batches. */
   auxSum: number;
   batches: number;
+  /** Sum of the model's memoryFootprint() over the forward passes counted, and their number. */
+  memorySum?: number;
+  forwards?: number;
 }
 
 export const emptyCounts = (): MetricCounts => ({ lossSum: 0, tokens: 0, answerTokens: 0, correct: 0, samples: 0, exact: 0, auxSum: 0, batches: 0 });
@@ -31,6 +34,7 @@ export function addCounts(a: MetricCounts, b: MetricCounts): MetricCounts {
     lossSum: a.lossSum + b.lossSum, tokens: a.tokens + b.tokens, answerTokens: a.answerTokens + b.answerTokens,
     correct: a.correct + b.correct, samples: a.samples + b.samples, exact: a.exact + b.exact,
     auxSum: a.auxSum + b.auxSum, batches: a.batches + b.batches,
+    memorySum: (a.memorySum ?? 0) + (b.memorySum ?? 0), forwards: (a.forwards ?? 0) + (b.forwards ?? 0),
   };
 }
 
@@ -46,6 +50,8 @@ export interface Metrics {
   exactMatch?: number;
   /** Mean auxiliary loss per batch, when a model has one. */
   auxLoss?: number;
+  /** Mean memoryFootprint() per forward pass (memories attended besides the segment), when the model reports it. */
+  memory?: number;
   tokens: number;
 }
 
@@ -54,6 +60,7 @@ export function summarize(c: MetricCounts): Metrics {
   const m: Metrics = { loss, bpc: loss / Math.LN2, accuracy: c.answerTokens > 0 ? c.correct / c.answerTokens : NaN, tokens: c.tokens };
   if (c.samples > 0) m.exactMatch = c.exact / c.samples;
   if (c.auxSum !== 0) m.auxLoss = c.auxSum / Math.max(1, c.batches);
+  if (c.forwards) m.memory = (c.memorySum ?? 0) / c.forwards;
   return m;
 }
 

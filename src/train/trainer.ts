@@ -17,7 +17,7 @@
 // Shapes: B batch, M segment length, T = numSegments * M, V vocabulary.
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { EngramError, manualSeed, setNumThreads, tidy, type Tensor } from '../tensor/index.js';
+import { EngramError, heapBytes, manualSeed, setNumThreads, tidy, type Tensor } from '../tensor/index.js';
 import { writeFileAtomic } from '../tensor/serialize.js';
 import { Adam, AdamW, clipGradNorm, constantLr, cosineDecay, LrScheduler, ReduceLROnPlateau, withWarmup, type Schedule } from '../optim/index.js';
 import { createModel, resolveModelConfig, type MemoryState, type ModelConfig, type SegmentModel } from '../models/index.js';
@@ -84,6 +84,13 @@ export interface TrainResult {
   /** Training seconds over the whole run (resumed runs included), evaluation excluded. */
   elapsed: number;
   tokensPerSec: number;
+  /** Seconds per optimiser step (training only). */
+  secondsPerStep: number;
+  /**
+   * Highest C-heap bytes sampled at the end of each step's forward pass (model, optimiser state,
+   * data and the activations saved for backward); null where the C library cannot say.
+   */
+  peakHeapBytes: number | null;
   /** Training loss of every step taken by this call, in order. */
   losses: { step: number; loss: number }[];
 }
@@ -148,6 +155,7 @@ export class Trainer {
   #batcher: StreamBatcher | null = null;
   #carry: MemoryState | null = null;
   #elapsed = 0;
+  #peakHeap: number | null = null;
   #lastCheckpointStep = -1;
 
   private constructor(config: TrainConfig, model: SegmentModel, dataset: Dataset, options: TrainOptions) {
@@ -234,6 +242,8 @@ export class Trainer {
     for (const a of aux) objective = objective ? objective.add(a) : a;
     this.optimizer.zeroGrad();
     if (!objective) return;
+    const heap = heapBytes(); // the forward's activations are all alive here: the step's high-water mark
+    if (heap !== null) this.#peakHeap = Math.max(this.#peakHeap ?? 0, heap);
     objective.backward();
     if (this.config.optim.clipGradNorm > 0) clipGradNorm(this.optimizer.params, this.config.optim.clipGradNorm);
     this.optimizer.step();
@@ -364,6 +374,7 @@ export class Trainer {
         lastEval: this.lastEval,
         bestEval: this.bestEval,
         elapsed: this.#elapsed,
+        peakHeapBytes: this.#peakHeap,
       }, tensors);
       this.#lastCheckpointStep = this.step;
       return path;
@@ -392,6 +403,7 @@ export class Trainer {
     this.lastEval = meta.lastEval;
     this.bestEval = meta.bestEval;
     this.#elapsed = meta.elapsed;
+    this.#peakHeap = meta.peakHeapBytes ?? null;
     this.#lastCheckpointStep = meta.step;
   }
 
@@ -493,6 +505,8 @@ export class Trainer {
       parameters: this.model.numParameters(),
       elapsed: this.#elapsed,
       tokensPerSec: (this.step * this.tokensPerStep) / Math.max(this.#elapsed, 1e-9),
+      secondsPerStep: this.#elapsed / Math.max(this.step, 1),
+      peakHeapBytes: this.#peakHeap,
       losses,
     };
     if (finished && this.runDir) {
