@@ -49,6 +49,13 @@ export abstract class Module {
     }
   }
 
+  /** [name, module] pairs of this module ('') and every sub-module, depth first. */
+  namedModules(prefix = ''): [string, Module][] {
+    const out: [string, Module][] = [[prefix.replace(/\.$/, ''), this]];
+    for (const [n, c] of this.#children) out.push(...c.namedModules(`${prefix}${n}.`));
+    return out;
+  }
+
   /** [name, parameter] pairs in registration order, depth first. */
   namedParameters(prefix = ''): [string, Tensor][] {
     const out: [string, Tensor][] = [];

@@ -23,10 +23,10 @@ export interface LineChartOptions {
 }
 
 // Okabe–Ito: distinguishable with the common colour-vision deficiencies.
-const COLORS = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9', '#F0E442', '#000000'];
+export const COLORS = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9', '#F0E442', '#000000'];
 const MARKERS = ['circle', 'square', 'triangle', 'diamond'] as const;
 
-const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+export const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 const num = (x: number): string => (Math.round(x * 100) / 100).toString();
 
 /** About `count` round tick values covering [lo, hi] (1, 2, 5 times a power of ten apart). */

@@ -1,0 +1,3 @@
+export * from './inspect.js';
+export * from './plots.js';
+export * from './report.js';

@@ -1,0 +1,137 @@
+// Seeing the memory: runs a model over one stream, segment by segment with its state carried, and
+// returns what it kept as plain data (numbers and arrays, ready for JSON, a plot or a web page):
+//
+//   attention   every attention module's weights for every segment, [K][Tq][Tk] (batch row 0);
+//               keys are the memories the module attended to (oldest first) then the segment
+//   memory      memories attended besides the segment, per segment (SegmentModel.memoryFootprint)
+//   spans       Adaptive-Span: the span in tokens of every head of every layer (SPEC §2)
+//   expire      Expire-Span: the span predicted for every token of the stream by every layer, and
+//               per segment the memories kept and live (mask > 0 at the next query) (SPEC §3)
+//
+// Mechanisms report through small structural interfaces (SpanReporter, ExpireTracer), so this
+// file depends on no model class.
+import { EngramError, noGrad, tensor, tidy } from '../tensor/index.js';
+import { MultiHeadAttention } from '../nn/attention.js';
+import type { MemoryState, SegmentModel } from '../models/index.js';
+import { disposeState } from '../train/evaluate.js';
+
+/** Adaptive-Span: spans()[layer][head] in tokens. */
+export interface SpanReporter {
+  spans(): number[][];
+}
+
+/** What Expire-Span records about one forward pass when recordTrace is on. */
+export interface ExpireTrace {
+  /** [layer][batch row][block position]: the predicted span e_i of each of the block's tokens. */
+  spans: number[][][];
+  /** Per layer: memories kept after the block (after dropping). */
+  memories: number[];
+  /** Per layer: memories with mask > 0 at the next query, mean over batch rows. */
+  live: number[];
+}
+
+export interface ExpireTracer {
+  recordTrace: boolean;
+  lastTrace: ExpireTrace | null;
+}
+
+const isSpanReporter = (m: object): m is SpanReporter => typeof (m as Partial<SpanReporter>).spans === 'function';
+const isExpireTracer = (m: object): m is ExpireTracer => 'recordTrace' in m && 'lastTrace' in m;
+
+export interface AttentionMap {
+  /** The module's name in the model ('layers.0.attn'). */
+  module: string;
+  /** [K][Tq][Tk]: attention weights of batch row 0. */
+  weights: number[][][];
+}
+
+export interface SegmentInspection {
+  /** Stream positions [start, end) of the segment. */
+  start: number;
+  end: number;
+  attention: AttentionMap[];
+  /** Memories attended besides the segment (mean over layers), when the model reports it. */
+  memory: number | null;
+  /** Expire-Span: per layer, memories kept after the segment and live at the next query. */
+  expireMemories?: number[];
+  expireLive?: number[];
+}
+
+export interface Inspection {
+  kind: string;
+  tokens: number[];
+  segmentLength: number;
+  segments: SegmentInspection[];
+  /** Adaptive-Span: [layer][head] span in tokens after the stream. */
+  spans?: number[][];
+  /** Expire-Span: [layer][stream position] predicted span of every token. */
+  expireSpans?: number[][];
+}
+
+export interface InspectOptions {
+  segmentLength: number;
+  /** Attention maps of every segment, of the last one only, or none (default 'last': they are the bulk of the result). */
+  attention?: 'all' | 'last' | 'none';
+}
+
+/** Runs `tokens` (one stream) through the model in eval mode, without gradients, and reports what it kept. */
+export function inspect(model: SegmentModel, tokens: readonly number[], o: InspectOptions): Inspection {
+  if (tokens.length === 0) throw new EngramError('inspect: the input is empty; give at least one token', 'config', 'inspect');
+  if (!Number.isInteger(o.segmentLength) || o.segmentLength <= 0) throw new EngramError(`inspect: segmentLength must be a positive integer, got ${o.segmentLength}`, 'config', 'inspect');
+  const which = o.attention ?? 'last';
+  const attention = which !== 'none';
+  const modules = model.namedModules().filter((e): e is [string, MultiHeadAttention] => e[1] instanceof MultiHeadAttention);
+  const tracer = isExpireTracer(model) ? model : null;
+  const was = model.training;
+  const recording = modules.map(([, m]) => m.recordAttention);
+  model.eval();
+  for (const [, m] of modules) m.recordAttention = attention;
+  if (tracer) tracer.recordTrace = true;
+  const segments: SegmentInspection[] = [];
+  const expireSpans: number[][] = [];
+  let state: MemoryState | null = null;
+  try {
+    noGrad(() => {
+      for (let start = 0; start < tokens.length; start += o.segmentLength) {
+        const end = Math.min(tokens.length, start + o.segmentLength);
+        const next: MemoryState = tidy(() => {
+          const input = tensor(Int32Array.from(tokens.slice(start, end)), { dtype: 'int64', shape: [1, end - start] });
+          const out = model.forward(input, state ?? model.initState(1));
+          return model.detachState(out.state);
+        });
+        if (state) disposeState(state);
+        state = next;
+        const keepMaps = which === 'all' || (which === 'last' && end === tokens.length);
+        const seg: SegmentInspection = {
+          start, end,
+          attention: keepMaps ? modules.map(([name, m]) => ({ module: name, weights: m.lastAttention ? firstRow(m.lastAttention.toArray()) : [] })) : [],
+          memory: model.memoryFootprint?.() ?? null,
+        };
+        const trace = tracer?.lastTrace;
+        if (trace) {
+          seg.expireMemories = trace.memories;
+          seg.expireLive = trace.live;
+          trace.spans.forEach((rows, l) => (expireSpans[l] ??= []).push(...rows[0]!));
+        }
+        segments.push(seg);
+      }
+    });
+  } finally {
+    if (state) disposeState(state);
+    modules.forEach(([, m], i) => {
+      m.recordAttention = recording[i]!;
+      m.lastAttention?.dispose();
+      m.lastAttention = null;
+    });
+    if (tracer) tracer.recordTrace = false;
+    model.train(was);
+  }
+  const result: Inspection = { kind: model.config.kind, tokens: [...tokens], segmentLength: o.segmentLength, segments };
+  if (isSpanReporter(model)) result.spans = model.spans();
+  if (expireSpans.length) result.expireSpans = expireSpans;
+  return result;
+}
+
+function firstRow(x: unknown): number[][][] {
+  return (x as number[][][][])[0]!;
+}
