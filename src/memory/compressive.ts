@@ -1,0 +1,132 @@
+// The Compressive Transformer's memories (Rae et al. 2019, SPEC §4): per layer a FIFO of raw
+// memories and a FIFO of compressed ones. Memories that fall out of the raw FIFO are compressed
+// with rate c by f_c (mean pool, max pool, or a 1-D convolution of kernel and stride c) and
+// appended to the compressed FIFO. A learned f_c is trained by the attention-reconstruction loss
+//   ‖ attn(h, mem_old) − attn(h, f_c(mem_old)) ‖²
+// with the layer's own attention weights held fixed (stop-gradient into the rest of the model).
+//
+// Shapes: B batch, M block length, R raw memories held (L = memLen of them, plus a remainder of
+// fewer than c, see advanceRawMemory), S compressed slots held (at most C), c compression rate,
+// n memories being compressed (a multiple of c), H hidden, K heads, D = H/K head size.
+import { cat, eye, F, zeros, EngramError, type Tensor } from '../tensor/index.js';
+import { Module } from '../nn/module.js';
+import type { LayerNorm } from '../nn/layers.js';
+import type { MultiHeadAttention } from '../nn/attention.js';
+import type { CompressiveOptions } from '../models/types.js';
+
+export type CompressionFn = CompressiveOptions['fn'];
+
+/**
+ * f_c over n = k·c memories, oldest first: [B, n, H] -> [B, k, H], slot s summarising memories
+ * s·c ... s·c + c − 1. weight [H, H, c] and bias [H] are the convolution's (fn 'conv' only).
+ */
+export function compress(old: Tensor, fn: CompressionFn, rate: number, weight: Tensor | null = null, bias: Tensor | null = null): Tensor {
+  const [B, n, H] = old.shape as [number, number, number];
+  if (n % rate !== 0) throw new EngramError(`compress: ${n} memories are not a multiple of the compression rate ${rate}; pass whole groups of ${rate}`, 'shape', 'compress');
+  const slots = n / rate;
+  switch (fn) {
+    case 'mean':
+      return old.reshape(B, slots, rate, H).mean(2); // [B, k, H]
+    case 'max':
+      return old.reshape(B, slots, rate, H).max(2); // [B, k, H]
+    case 'conv': {
+      if (!weight) throw new EngramError("compress: fn 'conv' needs the convolution's weight [H, H, c]", 'config', 'compress');
+      const convolved = F.conv1d(old.transpose(1, 2), weight, bias, { stride: rate }); // [B, H, k]
+      return convolved.transpose(1, 2); // [B, k, H]
+    }
+    default:
+      throw new EngramError(`compress: unknown compression function '${fn as string}'; use 'mean', 'max' or 'conv'`, 'config', 'compress');
+  }
+}
+
+/** One layer's f_c: its convolution weights for 'conv' (learned, per layer), nothing for the pools. */
+export class Compressor extends Module {
+  /** [H, H, c] for 'conv', else null. */
+  readonly weight: Tensor | null;
+  /** [H] for 'conv', else null. */
+  readonly bias: Tensor | null;
+
+  constructor(readonly fn: CompressionFn, readonly rate: number, dModel: number) {
+    super();
+    if (!Number.isInteger(rate) || rate < 1) throw new EngramError(`Compressor: the rate must be a positive integer, got ${rate}`, 'config');
+    if (fn === 'conv') {
+      // Starts as the mean pool (weight[o, i, t] = δ_oi / c), not PyTorch's random init: the
+      // compressed memory is then useful from the first step and the reconstruction loss only has
+      // to improve on mean pooling, which the transformer-sequential version uses as it is.
+      this.weight = this.param('weight', () => eye(dModel).unsqueeze(2).expand(dModel, dModel, rate).div(rate).contiguous());
+      this.bias = this.param('bias', () => zeros([dModel]));
+    } else {
+      this.weight = null;
+      this.bias = null;
+    }
+  }
+
+  /** Whether f_c has parameters for the reconstruction loss to train. */
+  get learned(): boolean {
+    return this.fn === 'conv';
+  }
+
+  /** [B, n, H] -> [B, n/c, H]. */
+  forward(old: Tensor): Tensor {
+    return compress(old, this.fn, this.rate, this.weight, this.bias);
+  }
+}
+
+/**
+ * The raw FIFO after a block: cat(raw, block) [B, R + M, H] keeps its newest L entries, and the
+ * n = R + M − L oldest fall out. Of those, the oldest floor(n/c)·c are returned as `old` for f_c;
+ * the remainder (n mod c < c memories) stays at the front of the raw memory until the next block
+ * completes its group of c, so that every slot summarises c consecutive positions and nothing is
+ * lost. The raw memory therefore holds L to L + c − 1 entries once full (exactly L when c divides
+ * the overflow, e.g. when c divides M and L). Before the FIFO first fills, nothing falls out.
+ * Everything returned is detached (the memories are constants for later blocks; SPEC §0).
+ */
+export function advanceRawMemory(raw: Tensor | null, block: Tensor, memLen: number, rate: number): { raw: Tensor; old: Tensor | null } {
+  const all = (raw ? cat([raw, block], 1) : block).detach(); // [B, R + M, H]
+  const length = all.shape[1]!;
+  const overflow = length - memLen;
+  const compressed = overflow > 0 ? Math.floor(overflow / rate) * rate : 0;
+  if (compressed === 0) return { raw: all, old: null };
+  return {
+    raw: all.narrow(1, compressed, length - compressed), // [B, L + (n mod c), H]
+    old: all.narrow(1, 0, compressed), // [B, floor(n/c)·c, H], oldest first
+  };
+}
+
+/** The compressed FIFO after appending new slots [B, k, H]: its newest C slots, detached. */
+export function appendCompressed(compressed: Tensor | null, slots: Tensor, compressedLen: number): Tensor {
+  const all = compressed ? cat([compressed, slots.detach()], 1) : slots.detach(); // [B, S + k, H]
+  const length = all.shape[1]!;
+  return length > compressedLen ? all.narrow(1, length - compressedLen, compressedLen) : all; // [B, min(S + k, C), H]
+}
+
+/**
+ * The layer's content attention of queries [B, M, H] over memories [B, n, H] -> [B, M, H]: its
+ * q / kv / out projections (and, for pre-LN layers, the layer norm it applies to its inputs) with
+ * every weight DETACHED; no positions (content attention, as the paper describes the loss), no mask
+ * (every old memory lies before every query), no dropout.
+ */
+export function contentAttention(attention: MultiHeadAttention, norm: LayerNorm | null, queries: Tensor, memories: Tensor): Tensor {
+  const [B, M, H] = queries.shape as [number, number, number];
+  const n = memories.shape[1]!;
+  const K = attention.heads, D = attention.headDim;
+  const fixed = (t: Tensor | null) => t?.detach() ?? null;
+  const normed = (x: Tensor) => (norm ? F.layerNorm(x, H, fixed(norm.weight), fixed(norm.bias), norm.eps) : x);
+  const q = F.linear(normed(queries), attention.q.weight.detach(), fixed(attention.q.bias)).view(B, M, K, D).transpose(1, 2); // [B, K, M, D]
+  const [k, v] = F.linear(normed(memories), attention.kv.weight.detach(), fixed(attention.kv.bias))
+    .view(B, n, 2, K, D).permute(2, 0, 3, 1, 4).unbind(0); // [B, K, n, D] each
+  const probs = F.maskedSoftmax(q.matmul(k!.mT), null, { scale: 1 / Math.sqrt(D), dim: -1 }); // [B, K, M, n]
+  const mixed = probs.matmul(v!).transpose(1, 2).reshape(B, M, H); // [B, M, H]
+  return F.linear(mixed, attention.out.weight.detach(), fixed(attention.out.bias)); // [B, M, H]
+}
+
+/**
+ * The attention-reconstruction loss of one layer: the mean over B·M·H elements of
+ * (attn(h, old) − attn(h, f_c(old)))², with the current queries h [B, M, H] and the old memories
+ * [B, n, H] detached, so that only f_c (through `compressed` [B, n/c, H]) receives a gradient.
+ */
+export function attentionReconstructionLoss(attention: MultiHeadAttention, norm: LayerNorm | null, queries: Tensor, old: Tensor, compressed: Tensor): Tensor {
+  const h = queries.detach();
+  const target = contentAttention(attention, norm, h, old.detach()); // [B, M, H], a constant
+  return F.mseLoss(contentAttention(attention, norm, h, compressed), target);
+}
