@@ -4,7 +4,7 @@ export { MemBottleneck } from './mem-bottleneck.js';
 export { SequentialTransformer, type SequentialState, type LayerContext } from './sequential.js';
 export { AdaptiveSpanTransformer } from './adaptive-span.js';
 export { ExpireSpanTransformer } from './expire-span.js';
-export { CompressiveTransformer } from './compressive.js';
+export { CompressiveTransformer, type CompressiveState } from './compressive.js';
 export { FeedbackTransformer } from './feedback.js';
 export {
   createModel, resolveModelConfig, defaultModelConfig, modelKinds, sequentialKinds, memoryTokenKinds,
