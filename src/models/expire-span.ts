@@ -1,11 +1,150 @@
-// PLACEHOLDER (being written): the expire-span model.
-import { EngramError } from '../tensor/index.js';
-import { SequentialTransformer } from './sequential.js';
-import type { ModelConfig } from './types.js';
+// Expire-Span (Sukhbaatar et al. 2021; SPEC §3) on the sequential base: each layer's memories
+// predict their own span, fade out over a ramp once it has passed, and are then physically dropped
+// from the cache (the mechanism: src/memory/expire-span.ts).
+//
+//   per layer l   keys = cat(kept memories [B, C_l, H], block [B, M, H]); spans e [B, C_l + M] from
+//                 that layer's span predictor; hard mask (later keys, m = 0), soft mask m and
+//                 per-row key distances [B, 1, M, C_l + M] for the attention; the span loss;
+//   after a block the memories of cat(cache, block) whose mask is 0 at the next block's first query
+//                 are dropped (the batch minimum, floored to a multiple of M); C_l differs by layer.
+//                 Caches are tensors of whatever length is kept, not a fixed buffer, so the
+//                 reference's overflow (SPEC §3, a causal mask of L + M + R columns) cannot occur; C_l
+//                 stays below about L + R + 2M since memories older than L + R are always droppable.
+//   drop = false  nothing is dropped except what no query can see any more (distance >= L + R from
+//                 the next query): the same outputs, at the cost of attending over L + R memories.
+//
+// Spans are recomputed every block from the cached (detached) layer inputs with the current
+// predictor, as the reference does, rather than cached: the memories on the ramp, which the span
+// loss acts on, and the ones whose soft mask shapes the attention, are mostly from earlier blocks,
+// so caching their spans (detached) would cut the predictor off from nearly all of its gradient. It
+// also keeps the spans of a memory consistent with the predictor after each optimiser step. The
+// cost is one H -> 1 map per memory and layer.
+//
+// Noisy span regularisation (training only): per block u ~ U(0,1) (one draw for all layers) and
+// spans clamped to u·L for the mask and the loss; the drop decision uses the unclamped spans, so
+// noise never loses a memory that later blocks could need.
+//
+// Shapes: B batch, M block length, C cached memories (per layer), N = C + M keys, L maximum span,
+// R ramp, H hidden, K heads, D = H/K head size, V vocabulary.
+import { arange, cat, EngramError, rand, type Tensor } from '../tensor/index.js';
+import {
+  droppableMemories, dropCount, expiredMemories, expireMask, keptIndices, spanLoss, SpanPredictor,
+} from '../memory/expire-span.js';
+import { positionCount, SequentialTransformer, type LayerContext, type SequentialState } from './sequential.js';
+import type { ExpireSpanOptions, ModelConfig } from './types.js';
 
-export class ExpireSpanTransformer extends SequentialTransformer {
+export interface ExpireSpanState extends SequentialState {
+  /** Per layer [B, C_l, H]: the kept memories (layer inputs, detached), oldest first; null before the first block. */
+  cache: Tensor[] | null;
+  /** Per layer int64 [B, C_l]: each memory's distance from the next block's first query (>= 1). */
+  age: Tensor[] | null;
+}
+
+/** Inspection of one forward (recordTrace). */
+export interface ExpireSpanTrace {
+  /** [layer][batch row][block position]: the predicted span e_i of each of the block's tokens. */
+  spans: number[][][];
+  /** Per layer: memories kept after the block (cache length). */
+  memories: number[];
+  /** Per layer: mean over rows of the memories whose mask is > 0 at the next block's first query. */
+  live: number[];
+}
+
+interface ExpireContext extends LayerContext {
+  /** [B, N]: the spans of cat(cache, block), unclamped (the drop decision uses them). */
+  spans: Tensor;
+  /** int64 [B, N]: distance of each key from the block's first query (block tokens: 0, −1, ...). */
+  age: Tensor;
+}
+
+export class ExpireSpanTransformer extends SequentialTransformer<ExpireSpanState, ExpireContext> {
+  readonly options: ExpireSpanOptions;
+  /** One per layer: e = L · σ(w · h / ρ + b). */
+  readonly spanPredictors: SpanPredictor[];
+  /** Store lastTrace on every forward (reads values back: for inspection, not for speed). */
+  recordTrace = false;
+  lastTrace: ExpireSpanTrace | null = null;
+  /** u·L for the current block during noisy training, else null. */
+  #spanLimit: number | null = null;
+
   constructor(config: ModelConfig) {
     super(config);
-    throw new EngramError("model kind 'expire-span' is not implemented yet", 'config');
+    if (!config.expireSpan) {
+      throw new EngramError("kind 'expire-span' needs config.expireSpan (build it with createModel to fill the defaults)", 'config');
+    }
+    this.options = config.expireSpan;
+    this.spanPredictors = this.child('spanPredictors', Array.from({ length: config.layers }, () =>
+      new SpanPredictor(config.dModel, this.span, this.options)));
+  }
+
+  override initState(_batch: number): ExpireSpanState {
+    return { cache: null, age: null };
+  }
+
+  override forward(tokens: Tensor, state: ExpireSpanState) {
+    this.#spanLimit = this.training && this.options.noisy ? rand([]).item() * this.span : null;
+    return super.forward(tokens, state);
+  }
+
+  /**
+   * Spans e [B, N] of layer l's inputs x [B, N, H]: the predictor reads the key/value input, which
+   * for pre-LN is LN(x).
+   */
+  spans(l: number, x: Tensor): Tensor {
+    const input = this.config.norm === 'pre' ? this.layers[l]!.ln1.forward(x) : x;
+    return this.spanPredictors[l]!.forward(input);
+  }
+
+  protected override layerContext(l: number, h: Tensor, state: ExpireSpanState): ExpireContext {
+    const [B, M] = h.shape as [number, number];
+    const { ramp, lossCoef } = this.options;
+    const memory = state.cache?.[l] ?? null;
+    const blockAge = this.tables.get(`block-age:${M}`, () => arange(0, M, 1, { dtype: 'int64' }).neg()).expand(B, M); // [B, M]
+    const age = memory ? cat([state.age![l]!, blockAge], 1) : blockAge; // [B, N]
+    const spans = memory ? cat([this.spans(l, memory), this.spans(l, h)], 1) : this.spans(l, h); // [B, N]
+    const limited = this.#spanLimit === null ? spans : spans.clampMax(this.#spanLimit); // [B, N]
+    const { soft, blocked, distance } = expireMask(limited, age, M, ramp, positionCount(this.config));
+    const auxLoss = lossCoef > 0 ? spanLoss(limited, soft, lossCoef, ramp) : null;
+    return { memory, mask: blocked, distance, softMask: soft, auxLoss, spans, age };
+  }
+
+  protected override nextState(state: ExpireSpanState, inputs: Tensor[], contexts: ExpireContext[]): { state: ExpireSpanState; auxLoss: Tensor | null } {
+    const { ramp, drop } = this.options;
+    const cache: Tensor[] = [];
+    const ages: Tensor[] = [];
+    const trace: ExpireSpanTrace | null = this.recordTrace ? { spans: [], memories: [], live: [] } : null;
+    inputs.forEach((h, l) => {
+      const [B, M, H] = h.shape as [number, number, number];
+      const ctx = contexts[l]!;
+      let memories = (ctx.memory ? cat([ctx.memory, h], 1) : h).detach(); // [B, N, H]
+      let age = ctx.age.add(M); // [B, N]: from the next block's first query
+      const N = memories.shape[1]!;
+      const spans = ctx.spans.detach(); // [B, N]
+      if (drop) {
+        const droppable = droppableMemories(spans, ctx.age, M, ramp); // [B, N]
+        const count = dropCount(droppable, M);
+        if (count > 0) {
+          const kept = keptIndices(droppable, count); // [B, N − count]
+          memories = memories.gather(1, kept.unsqueeze(-1).expand(B, N - count, H)); // [B, N − count, H]
+          age = age.gather(1, kept);
+        }
+      } else if (N > this.span + ramp - 1) {
+        // No memory at distance >= L + R from the next query can be seen (e < L), so the cache
+        // is contiguous and capped there: masking alone, every memory that could still matter kept.
+        const seen = this.span + ramp - 1;
+        memories = memories.narrow(1, N - seen, seen);
+        age = age.narrow(1, N - seen, seen);
+      }
+      cache.push(memories);
+      ages.push(age);
+      if (trace) {
+        trace.spans.push(spans.narrow(1, N - M, M).toArray() as number[][]);
+        trace.memories.push(memories.shape[1]!);
+        // Dropped memories are all expired, so live memories counted over cat(cache, block) are the kept ones.
+        trace.live.push(expiredMemories(spans, ctx.age, M, ramp).logicalNot().sum(-1, false, 'float64').mean().item());
+      }
+    });
+    if (trace) this.lastTrace = trace;
+    return { state: { cache, age: ages }, auxLoss: null };
   }
 }

@@ -1,0 +1,135 @@
+// Expire-Span (Sukhbaatar et al. 2021, "Not All Memories are Created Equal"; SPEC §3): every
+// memory predicts how long it should be kept, is faded out over a ramp once that time has passed,
+// and is then physically removed, so attention cost follows the number of live memories, not L.
+//
+//   span             e_i = L · σ(w · h_i / ρ + b)        one scalar per memory per layer, all heads
+//   remaining span   r_ti = e_i − (t − i)                 t a query's position, i a memory's
+//   soft mask        m_ti = clamp(r_ti / R + 1, 0, 1)     1 while r ≥ 0, 0 once r ≤ −R
+//   attention        logits −inf where m = 0 (and for later keys); softmax; a' = m·a / (Σ m·a + 1e-8)
+//   loss             α · Σ_i e_i / T over memories on the ramp (0 < m < 1)
+//   drop             after a block, memory i goes once e_i − age_i + R ≤ 0 at the next block's first
+//                    query (its mask is 0 there and only falls later), never from the current block;
+//                    per batch the minimum droppable count over the rows, floored to a multiple of M.
+//
+// Memories are identified by their age: age_i = t0 − i, the distance from the block's first query
+// t0 (the block's own tokens have ages 0, −1, ..., −(M−1)); query t of the block is then at distance
+// age_i + t from memory i. Ages are small exact integers (bounded by about L + R + 2M), unlike absolute
+// positions, which grow without bound along a stream.
+//
+// Shapes: B batch, M block length (queries), C cached memories, N = C + M keys, L maximum span,
+// R ramp, H hidden, P = L + R key positions.
+import { arange, F, zeros, type Tensor } from '../tensor/index.js';
+import { Module } from '../nn/module.js';
+
+/** e = L · σ(x · w / ρ + b): x [B, N, H], weight [1, H], bias [1] -> spans [B, N] in (0, L). */
+export function predictSpans(x: Tensor, weight: Tensor, bias: Tensor, maxSpan: number, preDiv: number): Tensor {
+  return F.linear(x.div(preDiv), weight, bias).squeeze(-1).sigmoid().mul(maxSpan); // [B, N]
+}
+
+/**
+ * The span predictor of one layer, a Linear(H, 1) initialised to w = 0, b = logit(p), so that every
+ * initial span is p·L whatever the memory holds.
+ */
+export class SpanPredictor extends Module {
+  /** [1, H] */
+  readonly weight: Tensor;
+  /** [1] */
+  readonly bias: Tensor;
+  /** ρ: the input is divided by it before the linear map (large L wants ρ = 64). */
+  readonly preDiv: number;
+
+  constructor(dModel: number, readonly maxSpan: number, { initFraction, preDiv }: { initFraction: number; preDiv: number }) {
+    super();
+    this.preDiv = preDiv;
+    this.weight = this.param('weight', () => zeros([1, dModel]));
+    this.bias = this.param('bias', () => zeros([1]).add(Math.log(initFraction / (1 - initFraction))));
+  }
+
+  /** x [B, N, H] -> spans [B, N]. */
+  forward(x: Tensor): Tensor {
+    return predictSpans(x, this.weight, this.bias, this.maxSpan, this.preDiv);
+  }
+}
+
+/** What a block's queries may attend to, for the attention's hard mask, soft mask and key positions. */
+export interface ExpireMask {
+  /** [B, 1, M, N] in [0, 1]: m_ti, multiplied into the attention after the softmax. */
+  soft: Tensor;
+  /** bool [B, 1, M, N]: true where attention is not allowed (a later key, or m = 0). */
+  blocked: Tensor;
+  /** int64 [B, 1, M, N]: distance t − i of each key from each query, clamped to [0, positions). */
+  distance: Tensor;
+}
+
+/**
+ * The masks of M queries over N memories: spans [B, N] (float), ages int64 [B, N] measured from the
+ * first query; `positions` is the width of the key position table (P = L + R: a memory is seen at
+ * most at distance e + R − 1 < L + R).
+ */
+export function expireMask(spans: Tensor, ages: Tensor, queries: number, ramp: number, positions: number): ExpireMask {
+  const queryOffset = arange(0, queries, 1, { dtype: 'int64' }).view(1, queries, 1); // [1, M, 1]
+  const distance = ages.unsqueeze(1).add(queryOffset); // [B, M, N]: t − i
+  const remaining = spans.unsqueeze(1).sub(distance.to(spans.dtype)); // [B, M, N]: r_ti
+  const soft = remaining.div(ramp).add(1).clamp(0, 1); // [B, M, N]
+  // −inf before the softmax where m = 0, so that a memory past its ramp takes no share at all (the
+  // soft mask alone would still let it dilute the others through the softmax's denominator).
+  const blocked = distance.lt(0).logicalOr(soft.le(0)); // [B, M, N]
+  return { soft: soft.unsqueeze(1), blocked: blocked.unsqueeze(1), distance: distance.clamp(0, positions - 1).unsqueeze(1) };
+}
+
+/**
+ * α · Σ_i e_i / T over the memories on the ramp (0 < m < 1), the reference's normalisation: each
+ * (query, memory) cell on the ramp adds e_i / (R · M), so a memory, which stays on the ramp for
+ * about R queries, adds about e_i / M over its life: α Σ_i e_i / T per token once averaged over the
+ * blocks of a stream; the mean over the batch rows, as the reference's trainer. (The reference sums
+ * the remaining span r_ti = e_i − (t − i) instead of e_i: the same gradient, a value offset by a
+ * constant; e_i keeps the value positive and equal to SPEC's formula.)
+ * spans [B, N], soft [B, 1, M, N] -> 0-d.
+ */
+export function spanLoss(spans: Tensor, soft: Tensor, lossCoef: number, ramp: number): Tensor {
+  const queries = soft.shape[2]!;
+  const onRamp = soft.squeeze(1).gt(0).logicalAnd(soft.squeeze(1).lt(1)); // [B, M, N]
+  const rampQueries = onRamp.sum(1, false, spans.dtype); // [B, N]: queries seeing memory i on the ramp
+  return spans.mul(rampQueries).sum(-1).mean().mul(lossCoef / (ramp * queries));
+}
+
+/**
+ * bool [B, N]: memories whose mask is 0 at the next block's first query, e_i − age'_i + R ≤ 0 with
+ * age'_i = age_i + M its distance from that query. Masks only fall as queries move on (for fixed
+ * spans), so such a memory will never be seen again.
+ */
+export function expiredMemories(spans: Tensor, ages: Tensor, block: number, ramp: number): Tensor {
+  return spans.sub(ages.add(block).to(spans.dtype)).add(ramp).le(0); // [B, N]
+}
+
+/** bool [B, N]: the expired memories that may be dropped: all but the current block's M (the last M). */
+export function droppableMemories(spans: Tensor, ages: Tensor, block: number, ramp: number): Tensor {
+  const N = ages.shape[1]!;
+  const cached = arange(0, N, 1, { dtype: 'int64' }).lt(N - block); // [N]
+  return expiredMemories(spans, ages, block, ramp).logicalAnd(cached); // [B, N]
+}
+
+/**
+ * How many memories every row drops: the minimum droppable count over the rows (rows must stay the
+ * same length), floored to a multiple of M (as the reference, so that cache sizes move in steps of
+ * M and few distinct shapes occur).
+ */
+export function dropCount(droppable: Tensor, block: number): number {
+  const fewest = droppable.sum(-1).min().item(); // one sync per layer and block
+  return Math.floor(fewest / block) * block;
+}
+
+/**
+ * int64 [B, N − count]: per row, the indices of the memories kept when `count` droppable ones go
+ * (the oldest droppable ones, as they sit first), in their original order. Expired memories are not
+ * necessarily the oldest, so each row is compacted: an argsort of drop · N + index (distinct keys, so
+ * its order is fully determined) moves the dropped ones to the end and keeps the others in order.
+ * Every row must hold at least `count` droppable memories (dropCount guarantees it).
+ */
+export function keptIndices(droppable: Tensor, count: number): Tensor {
+  const N = droppable.shape[1]!;
+  const rank = droppable.long().cumsum(-1); // [B, N]: 1 for the oldest droppable memory, 2 ...
+  const dropped = droppable.logicalAnd(rank.le(count)); // [B, N]: exactly `count` per row
+  const key = dropped.long().mul(N).add(arange(0, N, 1, { dtype: 'int64' })); // [B, N]
+  return key.argsort(-1).narrow(1, 0, N - count); // [B, N − count]
+}
