@@ -4,6 +4,7 @@
 //   engram train      [--config file.json] [flags]        train one model (a run directory)
 //   engram eval       <run-dir> [--batches n] [--segments n] [--split valid|test]
 //   engram generate   <run-dir> [--prompt text] [--length n] [--temperature t] [--top-k k] [--seed s]
+//   engram inspect    <run-dir> [--text t | --length n --offset k | --seed s] [--out dir]
 //   engram experiment [recipe.json | built-in name] [--out dir] [--steps n] [--set path=value]
 //
 // Configuration precedence: built-in defaults <- --config file <- flags. Every value is checked
@@ -18,6 +19,7 @@ import {
   resolveTrainConfig, parseWith, deepMerge, setPath, describeMetrics, formatDuration,
   Trainer, hasCheckpoint, readCheckpointMeta, loadRun, generateText, generateAnswers,
   evaluateTask, evaluateLm, loadDataset, runExperiment, parseRecipe, builtinRecipes, defaultRecipe,
+  inspect, writeInspection, Rng,
   type TrainConfig, type TrainConfigInput, type ProgressMode, type Metrics,
 } from '../src/index.js';
 
@@ -266,6 +268,64 @@ async function generateCommand(runDir: string, raw: Record<string, unknown>): Pr
   }
 }
 
+const inspectSchema = z.strictObject({
+  text: z.string().min(1).optional(),
+  length: z.number().int().positive().default(512),
+  offset: z.number().int().min(0).default(0),
+  seed: z.number().int().default(0),
+  attention: z.enum(['all', 'last', 'none']).default('last'),
+  out: z.string().optional(),
+});
+
+async function inspectCommand(runDir: string, raw: Record<string, unknown>): Promise<void> {
+  const o = parseWith(inspectSchema, numbers(raw, ['length', 'offset', 'seed']), 'invalid option value', kebab);
+  const run = await loadRun(runDir);
+  try {
+    const c = run.config;
+    let tokens: number[];
+    let decode: (id: number) => string;
+    let segmentLength: number;
+    if (run.task) {
+      if (o.text !== undefined) throw new EngramError('inspect: --text is for language-model runs; a task run inspects one of its samples (--seed)', 'config');
+      const task = run.task;
+      tokens = task.sample(new Rng(o.seed)).tokens;
+      decode = (id) => task.decode([id]) || ' ';
+      segmentLength = task.segmentLength;
+    } else {
+      const vocab = run.vocab!;
+      if (c.data.kind !== 'lm') throw new Error('unreachable');
+      segmentLength = c.data.segmentLength;
+      if (o.text !== undefined) {
+        tokens = Array.from(vocab.encode(o.text));
+      } else {
+        const data = await loadDataset(c.data, { vocab: run.meta.vocab });
+        if (data.kind !== 'lm') throw new Error('unreachable');
+        if (o.offset >= data.valid.length) throw new EngramError(`inspect: --offset ${o.offset} is past the end of the validation split (${data.valid.length} characters)`, 'config');
+        tokens = Array.from(data.valid.subarray(o.offset, o.offset + o.length));
+      }
+      decode = (id) => vocab.decode([id]);
+    }
+    const inspection = inspect(run.model, tokens, { segmentLength, attention: o.attention });
+    const dir = o.out ?? join(runDir, 'inspect');
+    const files = await writeInspection(inspection, { dir, decode, maxSpan: run.model.config.memLen });
+    out(`${runDir}: ${run.model.config.kind}, ${tokens.length} tokens in ${inspection.segments.length} segment(s) of ${segmentLength}`);
+    if (inspection.spans) inspection.spans.forEach((heads, l) => out(`layer ${l} spans per head: ${heads.map((z) => z.toFixed(1)).join(', ')}`));
+    if (inspection.expireSpans) {
+      const live = inspection.segments.filter((s) => s.expireLive).map((s) => s.expireLive!);
+      inspection.expireSpans.forEach((spans, l) => {
+        const mean = spans.reduce((a, b) => a + b, 0) / spans.length;
+        const meanLive = live.reduce((a, s) => a + s[l]!, 0) / Math.max(1, live.length);
+        out(`layer ${l}: mean predicted span ${mean.toFixed(1)}, max ${Math.max(...spans).toFixed(1)}; mean live memories ${meanLive.toFixed(1)}`);
+      });
+    }
+    const memory = inspection.segments.map((s) => s.memory).filter((m): m is number => m !== null);
+    if (memory.length) out(`memories attended per segment (mean over layers): ${(memory.reduce((a, b) => a + b, 0) / memory.length).toFixed(1)} on average`);
+    out(`wrote ${files.join(', ')}`);
+  } finally {
+    run.model.dispose();
+  }
+}
+
 async function experimentCommand(recipeArg: string | undefined, opts: Record<string, unknown>): Promise<void> {
   if (opts.list) {
     for (const [name, r] of Object.entries(builtinRecipes)) out(`${name}${name === defaultRecipe.name ? ' (default)' : ''}: ${r.description ?? ''}`);
@@ -354,6 +414,17 @@ Examples:
     .option('--seed <n>', 'seed of the samples and of the sampling (default 0)')
     .option('--samples <n>', 'tasks: samples to answer (default 5)')
     .action((dir: string, opts: Record<string, unknown>) => generateCommand(dir, opts));
+
+  program.command('inspect')
+    .description('run a checkpoint over a text or a task sample and show what it keeps in memory: inspection.json and SVG plots (attention, Adaptive-Span spans per layer and head, Expire-Span spans per character and live memories)')
+    .argument('<run-dir>', 'a run directory (with checkpoint.json)')
+    .option('--text <text>', 'language modelling: the text to read (default: --length characters of the validation split from --offset)')
+    .option('--length <n>', 'language modelling: characters of the validation split (default 512)')
+    .option('--offset <n>', 'language modelling: where in the validation split to start (default 0)')
+    .option('--seed <n>', 'tasks: seed of the sample to inspect (default 0)')
+    .option('--attention <which>', "attention maps kept: 'all' segments, the 'last' one, or 'none' (default last)")
+    .option('--out <dir>', 'output folder (default <run-dir>/inspect)')
+    .action((dir: string, opts: Record<string, unknown>) => inspectCommand(dir, opts));
 
   addConfigFlags(program.command('experiment')
     .description('run a grid of models × settings from a recipe; reruns skip finished cells and resume interrupted ones; writes results.md, plot.svg, results.json')
