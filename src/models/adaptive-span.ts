@@ -81,7 +81,7 @@ export class AdaptiveSpanTransformer extends SequentialTransformer<SequentialSta
     const kept = this.trimming ? Math.min(cached, w - 1) : cached;
     const memory = cache && kept > 0 ? cache.narrow(1, cached - kept, kept) : null; // [B, kept, H]
     const { mask, distance } = this.window(kept, M, w); // [M, kept + M]
-    const x = this.tables.get(`adaptive-distance:${kept},${M},${w},${z.dtype}`, () => distance.to(z.dtype)); // [M, kept + M]
+    const x = this.tables.get(`adaptive-distance:${kept},${M},${w},${z.dtype}`, () => distance.to(z.dtype)); // x of m_z(x), floats [M, kept + M]
     return {
       memory,
       mask,
