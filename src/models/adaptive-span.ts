@@ -1,11 +1,104 @@
-// PLACEHOLDER (being written): the adaptive-span model.
-import { EngramError } from '../tensor/index.js';
-import { SequentialTransformer } from './sequential.js';
-import type { ModelConfig } from './types.js';
+// Adaptive attention span (Sukhbaatar et al. 2019; SPEC §2) on the sequential base of the
+// Expire-Span code base (SequentialTransformer): every layer has an AdaptiveSpan
+// (src/memory/adaptive-span.ts) that gives each head a learned span z (or, dynamic, a span z_t per
+// query token), softly masks the attention beyond it, and adds λ·mean(z) to the loss.
+//
+//   per layer l   z from AdaptiveSpan (static [1, K, 1] or dynamic [B, K, M]);
+//                 the window w = ceil(max z) + R rounded up to trimStep, at most L: the cache is
+//                 cut to its last w - 1 positions and the key position table keyPe [D, L] to its
+//                 first w columns before the attention, so a short span really costs less
+//                 (the cut keys have m_z = 0 in every head: outputs are unchanged);
+//                 soft mask m_z(x) [1|B, K, M, C + M] over the window's distances, after softmax
+//   cache         kept L long between blocks, untrimmed: a span can grow after the block (an
+//                 optimiser step moves static spans; dynamic spans depend on the next block's
+//                 input), and with the full cache every span still finds its keys, so trimming
+//                 stays exact at any time. Storing L positions costs memory, not compute.
+//   after a step  afterOptimizerStep() clamps every z/L to [0, 1]
+//
+// Shapes: B batch, M block (segment) length, C cached positions, L maximum span, H hidden,
+// K heads, D = H/K head size, V vocabulary, w the trimmed window (<= L).
+import type { Tensor } from '../tensor/index.js';
+import { AdaptiveSpan } from '../memory/adaptive-span.js';
+import { SequentialTransformer, type LayerContext, type SequentialState } from './sequential.js';
+import type { ModelConfig, SegmentOutput } from './types.js';
 
-export class AdaptiveSpanTransformer extends SequentialTransformer {
+interface AdaptiveContext extends LayerContext {
+  /** [D, w]: the key position embeddings of the window's distances. */
+  keyPe: Tensor;
+}
+
+export class AdaptiveSpanTransformer extends SequentialTransformer<SequentialState, AdaptiveContext> {
+  /** One per layer. */
+  readonly adaptiveSpans: AdaptiveSpan[];
+  /**
+   * Cut keys no head can see before the attention (default true). Off, every layer attends over
+   * its whole cache (the baseline's window of L) with the same soft masks: the same outputs at
+   * more cost; for tests and measurements.
+   */
+  trimming = true;
+
   constructor(config: ModelConfig) {
     super(config);
-    throw new EngramError("model kind 'adaptive-span' is not implemented yet", 'config');
+    const options = config.adaptiveSpan!; // resolveModelConfig fills it for this kind
+    const { layers, heads, dModel } = config;
+    this.adaptiveSpans = this.child('adaptiveSpans', Array.from({ length: layers }, () =>
+      new AdaptiveSpan(options, this.span, heads, dModel)));
+  }
+
+  /**
+   * SequentialTransformer.forward, except that each layer gets its own (trimmed) key position
+   * table: the base passes this.keyPe whole, and q · keyPe over all L distances would cost as
+   * much as the keys that trimming saves.
+   */
+  override forward(tokens: Tensor, state: SequentialState): SegmentOutput<SequentialState> {
+    let h = this.drop.forward(this.embed.forward(tokens)); // [B, M, H]
+    const inputs: Tensor[] = []; // layer inputs [B, M, H]
+    const contexts: AdaptiveContext[] = [];
+    const losses: Tensor[] = [];
+    this.layers.forEach((layer, l) => {
+      inputs.push(h);
+      const ctx = this.layerContext(l, h, state);
+      contexts.push(ctx);
+      if (ctx.auxLoss) losses.push(ctx.auxLoss);
+      h = layer.forward(h, ctx.memory, ctx.mask, { keyPe: ctx.keyPe, distance: ctx.distance }, ctx.softMask);
+    });
+    const out = this.finalNorm ? this.finalNorm.forward(h) : h;
+    const logits = this.head.forward(this.drop.forward(out)); // [B, M, V]
+    const next = this.nextState(state, inputs, contexts); // the base's: last L inputs per layer
+    if (next.auxLoss) losses.push(next.auxLoss);
+    return { logits, state: next.state, auxLoss: losses.length ? losses.reduce((a, b) => a.add(b)) : null };
+  }
+
+  protected override layerContext(l: number, h: Tensor, state: SequentialState): AdaptiveContext {
+    const spans = this.adaptiveSpans[l]!;
+    const z = spans.span(h); // [1, K, 1] or [B, K, M], tokens
+    const visible = spans.windowFor(z); // distances any head can see (also records dynamic means)
+    const cache = state.cache?.[l] ?? null; // [B, C, H]
+    const cached = cache?.shape[1] ?? 0;
+    const M = h.shape[1]!;
+    // The oldest key a window of w distances reaches is w - 1 positions before the first query.
+    const w = this.trimming ? visible : this.span;
+    const kept = this.trimming ? Math.min(cached, w - 1) : cached;
+    const memory = cache && kept > 0 ? cache.narrow(1, cached - kept, kept) : null; // [B, kept, H]
+    const { mask, distance } = this.window(kept, M, w); // [M, kept + M]
+    const x = this.tables.get(`adaptive-distance:${kept},${M},${w},${z.dtype}`, () => distance.to(z.dtype)); // x of m_z(x), floats [M, kept + M]
+    return {
+      memory,
+      mask,
+      distance,
+      softMask: spans.mask(z, x), // [1|B, K, M, kept + M]
+      auxLoss: spans.loss(z),
+      keyPe: w < this.keyPe.shape[1]! ? this.keyPe.narrow(1, 0, w) : this.keyPe, // [D, w]
+    };
+  }
+
+  /** Clamps every static z/L to [0, 1] (SPEC §2), called by the trainer after each optimiser step. */
+  afterOptimizerStep(): void {
+    for (const s of this.adaptiveSpans) s.clamp();
+  }
+
+  /** Per layer, per head, the span in tokens (dynamic: the mean z_t of the last forward). */
+  spans(): number[][] {
+    return this.adaptiveSpans.map((s) => s.spans());
   }
 }
