@@ -20,14 +20,9 @@
 import type { Tensor } from '../tensor/index.js';
 import { AdaptiveSpan } from '../memory/adaptive-span.js';
 import { SequentialTransformer, type LayerContext, type SequentialState } from './sequential.js';
-import type { ModelConfig, SegmentOutput } from './types.js';
+import type { ModelConfig } from './types.js';
 
-interface AdaptiveContext extends LayerContext {
-  /** [D, w]: the key position embeddings of the window's distances. */
-  keyPe: Tensor;
-}
-
-export class AdaptiveSpanTransformer extends SequentialTransformer<SequentialState, AdaptiveContext> {
+export class AdaptiveSpanTransformer extends SequentialTransformer {
   /** One per layer. */
   readonly adaptiveSpans: AdaptiveSpan[];
   /**
@@ -45,31 +40,7 @@ export class AdaptiveSpanTransformer extends SequentialTransformer<SequentialSta
       new AdaptiveSpan(options, this.span, heads, dModel)));
   }
 
-  /**
-   * SequentialTransformer.forward, except that each layer gets its own (trimmed) key position
-   * table: the base passes this.keyPe whole, and q · keyPe over all L distances would cost as
-   * much as the keys that trimming saves.
-   */
-  override forward(tokens: Tensor, state: SequentialState): SegmentOutput<SequentialState> {
-    let h = this.drop.forward(this.embed.forward(tokens)); // [B, M, H]
-    const inputs: Tensor[] = []; // layer inputs [B, M, H]
-    const contexts: AdaptiveContext[] = [];
-    const losses: Tensor[] = [];
-    this.layers.forEach((layer, l) => {
-      inputs.push(h);
-      const ctx = this.layerContext(l, h, state);
-      contexts.push(ctx);
-      if (ctx.auxLoss) losses.push(ctx.auxLoss);
-      h = layer.forward(h, ctx.memory, ctx.mask, { keyPe: ctx.keyPe, distance: ctx.distance }, ctx.softMask);
-    });
-    const out = this.finalNorm ? this.finalNorm.forward(h) : h;
-    const logits = this.head.forward(this.drop.forward(out)); // [B, M, V]
-    const next = this.nextState(state, inputs, contexts); // the base's: last L inputs per layer
-    if (next.auxLoss) losses.push(next.auxLoss);
-    return { logits, state: next.state, auxLoss: losses.length ? losses.reduce((a, b) => a.add(b)) : null };
-  }
-
-  protected override layerContext(l: number, h: Tensor, state: SequentialState): AdaptiveContext {
+  protected override layerContext(l: number, h: Tensor, state: SequentialState): LayerContext {
     const spans = this.adaptiveSpans[l]!;
     const z = spans.span(h); // [1, K, 1] or [B, K, M], tokens
     const visible = spans.windowFor(z); // distances any head can see (also records dynamic means)

@@ -44,6 +44,8 @@ export interface LayerContext {
   softMask: Tensor | null;
   /** This layer's auxiliary loss (0-d), or null. */
   auxLoss: Tensor | null;
+  /** [D, w]: the key position table for this layer (Adaptive-Span cuts it to its window); default the model's keyPe. */
+  keyPe?: Tensor;
 }
 
 /**
@@ -106,7 +108,7 @@ export class SequentialTransformer<S extends SequentialState = SequentialState, 
       const ctx = this.layerContext(l, h, state);
       contexts.push(ctx);
       if (ctx.auxLoss) losses.push(ctx.auxLoss);
-      h = layer.forward(h, ctx.memory, ctx.mask, { keyPe: this.keyPe, distance: ctx.distance }, ctx.softMask);
+      h = layer.forward(h, ctx.memory, ctx.mask, { keyPe: ctx.keyPe ?? this.keyPe, distance: ctx.distance }, ctx.softMask);
     });
     this.#footprint = contexts.reduce((s, c) => s + (c.memory?.shape[1] ?? 0), 0) / contexts.length;
     const out = this.finalNorm ? this.finalNorm.forward(h) : h;
