@@ -3,6 +3,10 @@ import { AssociativeRetrievalTask, type AssociativeRetrievalOptions } from './as
 import { CopyTask, type CopyOptions } from './copy.js';
 import { QuadraticEquationsTask, type QuadraticEquationsOptions } from './quadratic-equations.js';
 import { ReverseTask, type ReverseOptions } from './reverse.js';
+import { LongCopyTask, type LongCopyOptions } from './long-copy.js';
+import { CorridorTask, type CorridorOptions } from './corridor.js';
+import { ObjectCollisionTask, type ObjectCollisionOptions } from './object-collision.js';
+import { AlgorithmicTask, type AlgorithmicOptions } from './algorithmic.js';
 import { EngramError } from '../tensor/errors.js';
 
 /** Options of each task, by name. */
@@ -11,6 +15,10 @@ export interface TaskOptionsMap {
   reverse: ReverseOptions;
   'associative-retrieval': AssociativeRetrievalOptions;
   'quadratic-equations': QuadraticEquationsOptions;
+  'long-copy': LongCopyOptions;
+  corridor: CorridorOptions;
+  'object-collision': ObjectCollisionOptions;
+  algorithmic: AlgorithmicOptions;
 }
 export type TaskName = keyof TaskOptionsMap;
 /** The class each name builds. */
@@ -19,6 +27,10 @@ export interface TaskClassMap {
   reverse: ReverseTask;
   'associative-retrieval': AssociativeRetrievalTask;
   'quadratic-equations': QuadraticEquationsTask;
+  'long-copy': LongCopyTask;
+  corridor: CorridorTask;
+  'object-collision': ObjectCollisionTask;
+  algorithmic: AlgorithmicTask;
 }
 
 const builders: { [N in TaskName]: (o: TaskOptionsMap[N]) => TaskClassMap[N] } = {
@@ -26,6 +38,10 @@ const builders: { [N in TaskName]: (o: TaskOptionsMap[N]) => TaskClassMap[N] } =
   reverse: (o) => new ReverseTask(o),
   'associative-retrieval': (o) => new AssociativeRetrievalTask(o),
   'quadratic-equations': (o) => new QuadraticEquationsTask(o),
+  'long-copy': (o) => new LongCopyTask(o),
+  corridor: (o) => new CorridorTask(o),
+  'object-collision': (o) => new ObjectCollisionTask(o),
+  algorithmic: (o) => new AlgorithmicTask(o),
 };
 
 export const taskNames = Object.keys(builders) as TaskName[];
