@@ -45,7 +45,7 @@ const configFlags: ConfigFlag[] = [
   { flags: '--mem-tokens <n>', path: 'model.numMemTokens', description: 'memory tokens (rmt, mem-transformer, mem-bottleneck; default 10)' },
   { flags: '--segments <n>', path: 'data.options.numSegments', description: 'task: segments a sample is cut into' },
   { flags: '--source-length <n>', path: 'data.options.sourceLength', description: 'copy / reverse: source length' },
-  { flags: '--segment-length <n>', path: 'data.segmentLength', description: 'language modelling: tokens per segment' },
+  { flags: '--segment-length <n>', path: 'data.segmentLength', description: 'language modelling: tokens per segment (long tasks: --task-option segmentLength=N)' },
   { flags: '--steps <n>', path: 'train.steps', description: 'optimiser steps' },
   { flags: '--batch-size <n>', path: 'train.batchSize', description: 'samples (tasks) or streams (LM) per step' },
   { flags: '--bptt <k>', path: 'train.bpttDepth', description: "BPTT depth in segments, or 'all' (tasks)" },

@@ -50,4 +50,10 @@ export interface SegmentedTask {
   batch(size: number, rng: Rng, device?: Device): TaskBatch;
   /** Human-readable form of a token row (padding shown as '_', trailing padding dropped). */
   decode(tokens: number[]): string;
+  /**
+   * Whether each target is the next input token (copy, reverse...; the default) or a label that
+   * is never an input (object collision, algorithmic): generation then feeds the sample's own
+   * next token back instead of the prediction.
+   */
+  readonly targetsAreNextTokens?: boolean;
 }

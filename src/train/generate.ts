@@ -194,7 +194,7 @@ export function generateAnswers(model: SegmentModel, task: SegmentedTask, o: Gen
         } else {
           next = sample.tokens[p + 1]!;
         }
-        if (p < last) decoder.push(next);
+        if (p < last) decoder.push(task.targetsAreNextTokens === false ? sample.tokens[p + 1]! : next);
       }
       results.push({
         input: task.decode(sample.tokens.slice(0, first + 1)),
