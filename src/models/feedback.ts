@@ -18,9 +18,9 @@
 //            (the trainer does between language-model steps, SPEC §0).
 //
 // Choices where the reference differs or is silent:
-//   - The first step of a stream has no memory: its attention reads nothing and adds nothing (the
-//     reference attends to L zero vectors instead; SequentialTransformer makes the same choice, and
-//     the models agree once L steps have been seen with post-LN).
+//   - The first step of a stream has no memory: its attention reads nothing and adds nothing. The
+//     reference attends to L zero-filled memories instead, which still take attention weight;
+//     the two agree once L steps have been seen (SequentialTransformer makes the same choice).
 //   - Keys and values: each memory is projected for all N layers at once, in one matmul, when it
 //     is made, and those projections are reused by every later step of the block (the
 //     reference's cache_postprocess). The carried memories are projected once per block (not kept
@@ -180,6 +180,7 @@ export class FeedbackTransformer extends Module implements SegmentModel<Feedback
   private project(memories: Tensor, p: MemoryProjection): Tensor {
     const [B, T, H] = memories.shape as [number, number, number];
     const N = this.layers.length, K = this.config.heads;
+    // pre-LN: the normalisation without affine, shared by all layers (their ln1 differ only in γ, β)
     const input = p.bias ? F.layerNorm(memories, H, null, null, this.layers[0]!.ln1.eps) : memories; // [B, T, H]
     return F.linear(input, p.weight, p.bias) // [B, T, N·2H]
       .view(B, T, N, 2, K, H / K)
