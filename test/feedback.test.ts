@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   cat, createModel, F, FeedbackTransformer, grad, gradcheck, manualSeed, noGrad, randint, randn,
-  randperm, resolveModelConfig, setDefaultDtype, tensor, tidy, train, type ModelConfigInput, type Tensor,
+  randperm, resolveModelConfig, liveTensors, setDefaultDtype, tensor, tidy, train, type ModelConfigInput, type Tensor,
 } from '../src/index.js';
 import type { FeedbackState } from '../src/models/feedback.js';
 import { assertClose } from './helpers.js';
@@ -207,6 +207,21 @@ test('gradcheck (float64): the loss with respect to the merge weights and to the
       model.dispose();
     }
   }));
+});
+
+test('a training step frees everything it made (the per-step scopes lose nothing that backward needs)', () => {
+  const model = make({ memLen: 3 });
+  const before = liveTensors();
+  const kept = tidy(() => {
+    const out = model.forward(randint(0, V, [2, 6]), model.initState(2));
+    F.crossEntropy(out.logits.reshape(12, V), randint(0, V, [12])).backward();
+    return model.detachState(out.state).memory!;
+  });
+  tidy(() => assert.ok(model.mergeLogits.grad !== null && model.layers[0]!.attn.kv.weight.grad !== null)); // .grad is a new handle
+  kept.dispose();
+  for (const p of model.parameters()) p.grad = null;
+  assert.equal(liveTensors(), before);
+  model.dispose();
 });
 
 test('bad carried memories fail with a message that says what to do', () => {
