@@ -1,11 +1,229 @@
-// PLACEHOLDER (being written): the feedback model.
-import { EngramError } from '../tensor/index.js';
-import { SequentialTransformer } from './sequential.js';
-import type { ModelConfig } from './types.js';
+// The Feedback Transformer (Fan et al. 2020, "Addressing Some Limitations of Transformers with
+// Feedback Memory"; SPEC §7), in the Expire-Span code base's form (facebookresearch/
+// transformer-sequential, models/feedback.py): the sequential family's layers and learned key
+// positions, but every layer reads one memory made from all layers of the past.
+//
+//   merge    after step t, the embedding x_t^0 and every layer's output x_t^1 .. x_t^N are merged
+//            into ONE memory vector  m_t = Σ_l softmax(w)_l · x_t^l,  w the N + 1 learned logits
+//            (zero-initialised: a plain average at first, as the reference);
+//   attend   layer l at step t attends to m_{t-L} .. m_{t-1}, the same memories for every layer:
+//            keys and values from those memories, the query from x_t^l, key positions from keyPe
+//            [D, L] (memory m_{t-j} is at distance j, column j - 1). The current step is not a key:
+//            the paper's z_t^l = Attn(x_t^l, {m_{t-L}, ..., m_{t-1}}), and the reference's window
+//            (m_t exists only once every layer of step t has run);
+//   serial   step t's lowest layer reads step t-1's highest, so a block runs token by token (the
+//            reason it is slow, SPEC §10), and within a block gradients flow from the loss at step
+//            t back through m_s to every earlier step s;
+//   state    the last L memories [B, C, H], C <= L, returned attached; detachState stops gradients
+//            (the trainer does between language-model steps, SPEC §0).
+//
+// Choices where the reference differs or is silent:
+//   - The first step of a stream has no memory: its attention reads nothing and adds nothing. The
+//     reference attends to L zero-filled memories instead, which still take attention weight;
+//     the two agree once L steps have been seen (SequentialTransformer makes the same choice).
+//   - Keys and values: each memory is projected for all N layers at once, in one matmul, when it
+//     is made, and those projections are reused by every later step of the block (the
+//     reference's cache_postprocess). The carried memories are projected once per block (not kept
+//     in the state: the weights change between blocks, so cached projections would be stale; the
+//     reference recomputes them per block too). Pre-LN's per-layer LayerNorm of the memories is
+//     folded into the projection: W_l (γ_l ⊙ n + β_l) = (W_l diag γ_l) n + W_l β_l, n = LN(m)
+//     without affine, so one matmul still serves every layer.
+//   - The carried memories' keys/values are one tensor for the block, read through views, so the
+//     autograd graph does not hold a copy per step; only the block's own keys/values grow by a
+//     concatenation per step (the reference writes into a preallocated buffer with a custom
+//     autograd function instead).
+//
+// Shapes: B batch, M block length, t step in the block, C carried memories (<= L), F memories of
+// this block in the window (<= L), n = C' + F memories in step t's window, L maximum span,
+// N layers, H hidden, K heads, D = H/K head size, V vocabulary.
+import { cat, EngramError, F, stack, tidy, randn, zeros, type Tensor } from '../tensor/index.js';
+import { Module } from '../nn/module.js';
+import { Dropout, Embedding, LayerNorm, Linear } from '../nn/layers.js';
+import { DecoderLayer } from '../nn/decoder-layer.js';
+import type { MultiHeadAttention } from '../nn/attention.js';
+import type { MemoryState, ModelConfig, SegmentModel, SegmentOutput } from './types.js';
 
-export class FeedbackTransformer extends SequentialTransformer {
-  constructor(config: ModelConfig) {
-    super(config);
-    throw new EngramError("model kind 'feedback' is not implemented yet", 'config');
+export interface FeedbackState extends MemoryState {
+  /** [B, C, H]: the last C <= L merged memories, oldest first; null before the first block. */
+  memory: Tensor | null;
+}
+
+/** The key/value projection of all N layers as one linear map of a memory (see the header). */
+interface MemoryProjection {
+  /** [N·2H, H]: layer l's [keys; values] rows at l·2H. */
+  weight: Tensor;
+  /** [N·2H] (pre-LN: W_l β_l), or null (post-LN: the projections have no bias). */
+  bias: Tensor | null;
+}
+
+/**
+ * A sibling of SequentialTransformer rather than a subclass: it keeps the family's parts and
+ * parameter names (embed, layers.l.*, keyPe, finalNorm, head) but replaces both of the base's
+ * hooks and its state (one memory shared by all layers, not a cache per layer) and runs a serial
+ * loop instead of one pass over the block, so nothing of the base's forward would be used.
+ */
+export class FeedbackTransformer extends Module implements SegmentModel<FeedbackState> {
+  readonly embed: Embedding;
+  readonly drop: Dropout;
+  /** The family's decoder layers: their parameters are used step by step (see layerStep). */
+  readonly layers: DecoderLayer[];
+  /** [D, L]: column j embeds distance j + 1 (the memory of j + 1 steps ago). */
+  readonly keyPe: Tensor;
+  /** [N + 1]: logits of the merge weights of the embedding and each layer's output. */
+  readonly mergeLogits: Tensor;
+  readonly finalNorm: LayerNorm | null;
+  readonly head: Linear;
+  /** The maximum span L: memories each step attends to. */
+  readonly span: number;
+
+  constructor(readonly config: ModelConfig) {
+    super();
+    const { vocabSize, layers, dModel, heads, dInner, dropout, norm, memLen } = config;
+    if (memLen <= 0) throw new EngramError(`feedback: memLen (the span L) must be positive, got ${memLen}`, 'config');
+    this.span = memLen;
+    this.embed = this.child('embed', new Embedding(vocabSize, dModel));
+    this.drop = this.child('drop', new Dropout(dropout));
+    this.layers = this.child('layers', Array.from({ length: layers }, () =>
+      new DecoderLayer({ dModel, heads, dInner, dropout, norm, relative: false })));
+    this.keyPe = this.param('keyPe', () => randn([dModel / heads, memLen]));
+    this.mergeLogits = this.param('mergeLogits', () => zeros([layers + 1]));
+    this.finalNorm = norm === 'pre' ? this.child('finalNorm', new LayerNorm(dModel)) : null;
+    this.head = this.child('head', new Linear(dModel, vocabSize));
+  }
+
+  initState(_batch: number): FeedbackState {
+    return { memory: null };
+  }
+
+  detachState(state: FeedbackState): FeedbackState {
+    return { ...state, memory: state.memory?.detach() ?? null };
+  }
+
+  /** [N + 1]: the weight of the embedding (0) and of each layer's output (1 .. N) in a memory. */
+  mergeWeights(): Tensor {
+    return this.mergeLogits.softmax(0);
+  }
+
+  forward(tokens: Tensor, state: FeedbackState): SegmentOutput<FeedbackState> {
+    if (tokens.ndim !== 2) throw new EngramError(`feedback: tokens must be [batch, block], got [${tokens.shape}]`, 'shape');
+    const [B, M] = tokens.shape as [number, number];
+    const H = this.config.dModel, L = this.span, N = this.layers.length;
+    const carriedIn = this.carried(state.memory, B);
+    return tidy(() => {
+      const embedded = this.drop.forward(this.embed.forward(tokens)); // [B, M, H]
+      const weights = this.mergeWeights(); // [N + 1]
+      const keyPeOldestFirst = this.keyPe.flip(1); // [D, L]: column L - j embeds distance j
+      const projection = this.memoryProjection();
+      const C = carriedIn?.shape[1] ?? 0;
+      // Keys/values of the carried memories, contiguous so that per-step views need no copy.
+      const kvCarried = carriedIn ? this.project(carriedIn, projection).contiguous() : null; // [2, N, B, K, C, D]
+      let kvBlock: Tensor | null = null; // [2, N, B, K, F, D]: this block's last F <= L memories
+      const outputs: Tensor[] = []; // x_t^N [B, 1, H]
+      const memories: Tensor[] = []; // m_t [B, 1, H]
+      for (let t = 0; t < M; t++) {
+        const fresh = Math.min(t, L); // F: this block's memories in the window (all of kvBlock)
+        const old = Math.min(C, L - fresh); // carried memories still in the window (the newest ones)
+        const previous: Tensor | null = kvBlock;
+        // One tidy per step: its temporaries go at once (autograd keeps what backward needs).
+        const step = tidy((): { output: Tensor; memory: Tensor; kvBlock: Tensor } => {
+          const positions = keyPeOldestFirst.narrow(1, L - old - fresh, old + fresh); // [D, n]: distances n .. 1
+          let h = embedded.narrow(1, t, 1); // x_t^0 [B, 1, H]
+          const representations = [h];
+          this.layers.forEach((layer, l) => {
+            const window: Tensor[] = []; // [2, B, K, *, D] pieces, oldest first
+            if (old > 0) window.push(kvCarried!.select(1, l).narrow(3, C - old, old));
+            if (previous) window.push(previous.select(1, l));
+            h = this.layerStep(layer, h, window, positions); // x_t^{l+1} [B, 1, H]
+            representations.push(h);
+          });
+          const memory = weights.matmul(stack(representations).view(N + 1, B * H)).view(B, 1, H); // m_t [B, 1, H]
+          const kv = this.project(memory, projection); // [2, N, B, K, 1, D]
+          const kept: Tensor | null = previous && fresh === L ? previous.narrow(4, 1, L - 1) : previous; // drop m_{t-L}
+          return { output: h, memory, kvBlock: kept ? cat([kept, kv], 4) : kv.contiguous() };
+        });
+        outputs.push(step.output);
+        memories.push(step.memory);
+        kvBlock = step.kvBlock;
+        previous?.dispose(); // this handle only: autograd still holds what it saved
+      }
+      const out = cat(outputs, 1); // [B, M, H]
+      const logits = this.head.forward(this.drop.forward(this.finalNorm ? this.finalNorm.forward(out) : out)); // [B, M, V]
+      const all = cat(carriedIn ? [carriedIn, ...memories] : memories, 1); // [B, C + M, H]
+      const length = all.shape[1]!;
+      const memory = length > L ? all.narrow(1, length - L, L) : all; // [B, min(L, C + M), H]
+      return { logits, state: { ...state, memory }, auxLoss: null };
+    });
+  }
+
+  /** The carried memory checked against the batch, cut to the last L (a longer one is allowed). */
+  private carried(memory: Tensor | null, batch: number): Tensor | null {
+    if (!memory) return null;
+    const [b, c, h] = memory.shape;
+    if (memory.ndim !== 3 || b !== batch || h !== this.config.dModel) {
+      throw new EngramError(`feedback: the carried memory is [${memory.shape}], expected [${batch}, C, ${this.config.dModel}]; start a new stream with initState(${batch})`, 'shape');
+    }
+    return c! > this.span ? memory.narrow(1, c! - this.span, this.span) : memory;
+  }
+
+  /** All layers' key/value projections as one linear map (built per forward: weights change between steps). */
+  private memoryProjection(): MemoryProjection {
+    const kvs = this.layers.map((layer) => layer.attn.kv.weight); // [2H, H] each
+    if (this.config.norm === 'post') return { weight: cat(kvs, 0), bias: null };
+    // pre-LN: layer l projects ln1_l(m) = γ_l ⊙ n + β_l, n = LN(m) without affine
+    return {
+      weight: cat(this.layers.map((layer, l) => kvs[l]!.mul(layer.ln1.weight)), 0), // [N·2H, H]: W_l diag γ_l
+      bias: cat(this.layers.map((layer, l) => kvs[l]!.matmul(layer.ln1.bias)), 0), // [N·2H]: W_l β_l
+    };
+  }
+
+  /** Keys and values of memories [B, T, H] for every layer: [2, N, B, K, T, D] (a permuted view). */
+  private project(memories: Tensor, p: MemoryProjection): Tensor {
+    const [B, T, H] = memories.shape as [number, number, number];
+    const N = this.layers.length, K = this.config.heads;
+    // pre-LN: the normalisation without affine, shared by all layers (their ln1 differ only in γ, β)
+    const input = p.bias ? F.layerNorm(memories, H, null, null, this.layers[0]!.ln1.eps) : memories; // [B, T, H]
+    return F.linear(input, p.weight, p.bias) // [B, T, N·2H]
+      .view(B, T, N, 2, K, H / K)
+      .permute(3, 2, 0, 4, 1, 5); // [2, N, B, K, T, D]
+  }
+
+  /**
+   * Decoder layer l at one step, as DecoderLayer.forward with the keys and values given:
+   * h [B, 1, H] attends to window (pieces [2, B, K, *, D], oldest first, n keys in all) with
+   * key positions [D, n]. With nothing to attend to, the attention adds nothing.
+   */
+  private layerStep(layer: DecoderLayer, h: Tensor, window: Tensor[], positions: Tensor): Tensor {
+    if (layer.norm === 'post') {
+      const a = window.length ? layer.drop.forward(this.attend(layer.attn, h, window, positions)) : null;
+      const x = layer.ln1.forward(a ? h.add(a) : h);
+      return layer.ln2.forward(x.add(layer.ff.forward(x)));
+    }
+    const a = window.length ? layer.drop.forward(this.attend(layer.attn, layer.ln1.forward(h), window, positions)) : null;
+    const x = a ? h.add(a) : h;
+    return x.add(layer.ff.forward(layer.ln2.forward(x)));
+  }
+
+  /**
+   * One query against precomputed keys/values, with MultiHeadAttention's parameters and scores:
+   * (q · k_j + q · keyPe[:, d_j]) / sqrt(D), softmax, attention dropout, mix, output projection.
+   */
+  private attend(attn: MultiHeadAttention, x: Tensor, window: Tensor[], positions: Tensor): Tensor {
+    const B = x.shape[0]!, K = attn.heads, D = attn.headDim;
+    const q = attn.q.forward(x).view(B, K, 1, D); // [B, K, 1, D] (one position: [B, 1, K, D] has the same layout)
+    const pieces = window.map((kv) => kv.unbind(0)); // [k, v], each [B, K, *, D]
+    const content = pieces.length === 1
+      ? q.matmul(pieces[0]![0]!.mT)
+      : cat(pieces.map(([k]) => q.matmul(k!.mT)), -1); // [B, K, 1, n]
+    const scores = content.add(q.matmul(positions)); // [B, K, 1, n]
+    const probs = attn.drop.forward(F.maskedSoftmax(scores, null, { scale: 1 / Math.sqrt(D) })); // [B, K, 1, n]
+    let mixed: Tensor | null = null; // [B, K, 1, D]
+    let offset = 0;
+    for (const [, v] of pieces) {
+      const count = v!.shape[2]!;
+      const part = (pieces.length === 1 ? probs : probs.narrow(-1, offset, count)).matmul(v!);
+      mixed = mixed ? mixed.add(part) : part;
+      offset += count;
+    }
+    return attn.out.forward(mixed!.view(B, 1, K * D)); // [B, 1, H]
   }
 }
