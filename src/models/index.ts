@@ -5,7 +5,7 @@ export { SequentialTransformer, type SequentialState, type LayerContext } from '
 export { AdaptiveSpanTransformer } from './adaptive-span.js';
 export { ExpireSpanTransformer, type ExpireSpanState, type ExpireSpanTrace } from './expire-span.js';
 export { CompressiveTransformer, type CompressiveState } from './compressive.js';
-export { FeedbackTransformer } from './feedback.js';
+export { FeedbackTransformer, type FeedbackState } from './feedback.js';
 export {
   createModel, resolveModelConfig, defaultModelConfig, modelKinds, sequentialKinds, memoryTokenKinds,
   adaptiveSpanSchema, expireSpanSchema, compressiveSchema, type ModelConfigInput,
