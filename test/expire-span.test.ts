@@ -174,7 +174,7 @@ test('nothing whose mask is > 0 at the next query is ever dropped', () => tidy((
     dropping.recordTrace = true; // from the next block on: the trace counts live memories too
     keepState.cache!.forEach((cache, l) => {
       // Every memory the non-dropping model holds, with its span from the same predictor.
-      const spans = keeping.spans(l, cache).toArray() as number[][];
+      const spans = keeping.predictSpans(l, cache).toArray() as number[][];
       const ages = keepState.age![l]!.toArray() as number[][];
       const keptAges = dropState.age![l]!.toArray() as number[][];
       ages.forEach((row, b) => row.forEach((age, j) => {

@@ -90,7 +90,7 @@ export class ExpireSpanTransformer extends SequentialTransformer<ExpireSpanState
    * Spans e [B, N] of layer l's inputs x [B, N, H]: the predictor reads the key/value input, which
    * for pre-LN is LN(x).
    */
-  spans(l: number, x: Tensor): Tensor {
+  predictSpans(l: number, x: Tensor): Tensor {
     const input = this.config.norm === 'pre' ? this.layers[l]!.ln1.forward(x) : x;
     return this.spanPredictors[l]!.forward(input);
   }
@@ -101,7 +101,7 @@ export class ExpireSpanTransformer extends SequentialTransformer<ExpireSpanState
     const memory = state.cache?.[l] ?? null;
     const blockAge = this.tables.get(`block-age:${M}`, () => arange(0, M, 1, { dtype: 'int64' }).neg()).expand(B, M); // [B, M]
     const age = memory ? cat([state.age![l]!, blockAge], 1) : blockAge; // [B, N]
-    const spans = memory ? cat([this.spans(l, memory), this.spans(l, h)], 1) : this.spans(l, h); // [B, N]
+    const spans = memory ? cat([this.predictSpans(l, memory), this.predictSpans(l, h)], 1) : this.predictSpans(l, h); // [B, N]
     const limited = this.#spanLimit === null ? spans : spans.clampMax(this.#spanLimit); // [B, N]
     const { soft, blocked, distance } = expireMask(limited, age, M, ramp, positionCount(this.config));
     const auxLoss = lossCoef > 0 ? spanLoss(limited, soft, lossCoef, ramp) : null;
