@@ -1,0 +1,106 @@
+// Seeing the memory: the inspection API's plain data, the report files, the cost numbers a run
+// reports (peak heap, time per step, memories attended), and `engram inspect`.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import {
+  createModel, heapBytes, inspect, liveTensors, manualSeed, train, writeInspection, shadedText, heatmap, groupedBars,
+  type AdaptiveSpanTransformer,
+} from '../src/index.js';
+
+const tmp = (): string => mkdtempSync(join(tmpdir(), 'engram-inspect-'));
+const tiny = { vocabSize: 7, layers: 2, dModel: 16, heads: 2, dInner: 32 };
+const stream = Array.from({ length: 20 }, (_, i) => (i * 3) % 7);
+
+test('inspect returns attention maps, memories per segment and Expire-Span spans of every token', () => {
+  manualSeed(0);
+  const model = createModel({ ...tiny, kind: 'expire-span', memLen: 16, expireSpan: { ramp: 4 } });
+  inspect(model, stream, { segmentLength: 8 }); // builds the model's mask tables, which it keeps
+  const before = liveTensors();
+  const r = inspect(model, stream, { segmentLength: 8, attention: 'all' });
+  assert.equal(liveTensors(), before, 'nothing is left alive');
+  assert.equal(r.kind, 'expire-span');
+  assert.deepEqual(r.segments.map((s) => [s.start, s.end]), [[0, 8], [8, 16], [16, 20]]);
+  // keys: the memories kept before the segment, then the segment (2 heads, queries = segment length)
+  const last = r.segments[2]!;
+  assert.equal(last.attention.length, 2, 'one map per attention module');
+  assert.equal(last.attention[0]!.module, 'layers.0.attn');
+  assert.equal(last.attention[0]!.weights.length, 2);
+  assert.equal(last.attention[0]!.weights[0]!.length, 4);
+  for (const row of last.attention[1]!.weights[1]!) assert.ok(Math.abs(row.reduce((a, b) => a + b, 0) - 1) < 1e-4, 'rows sum to 1');
+  assert.equal(r.expireSpans!.length, 2);
+  assert.equal(r.expireSpans![0]!.length, stream.length, 'a span for every token of the stream');
+  assert.ok(r.expireSpans![0]!.every((e) => Math.abs(e - 1.6) < 1e-4), 'the initial span is p·L = 0.1 · 16');
+  assert.equal(r.segments[0]!.memory, 0, 'the first segment has no memory');
+  assert.ok(r.segments.every((s) => s.expireLive && s.expireLive.length === 2));
+  assert.equal(model.training, true, 'the model goes back to training mode');
+  model.dispose();
+});
+
+test("inspect keeps only the last segment's maps by default, and reports Adaptive-Span's spans", () => {
+  manualSeed(0);
+  const model = createModel({ ...tiny, kind: 'adaptive-span', memLen: 12, adaptiveSpan: { init: 0.5, ramp: 2 } }) as AdaptiveSpanTransformer;
+  const r = inspect(model, stream, { segmentLength: 8 });
+  assert.deepEqual(r.segments.map((s) => s.attention.length), [0, 0, 2]);
+  assert.deepEqual(r.spans, [[6, 6], [6, 6]], 'z = init · L for every head of every layer');
+  assert.throws(() => inspect(model, [], { segmentLength: 8 }), /the input is empty/);
+  model.dispose();
+});
+
+test('writeInspection writes the data and the pictures that apply', async () => {
+  manualSeed(0);
+  const model = createModel({ ...tiny, kind: 'expire-span', memLen: 16, expireSpan: { ramp: 4 } });
+  const r = inspect(model, stream, { segmentLength: 8 });
+  const dir = tmp();
+  const files = await writeInspection(r, { dir, decode: (id) => 'abcdefg'[id]!, maxSpan: 16 });
+  const names = files.map((f) => f.slice(dir.length + 1)).sort();
+  assert.deepEqual(names, ['attention-layers-0-attn.svg', 'attention-layers-1-attn.svg', 'expire-spans-layer0.svg', 'expire-spans-layer1.svg', 'inspection.json', 'memory.svg']);
+  assert.deepEqual(JSON.parse(readFileSync(join(dir, 'inspection.json'), 'utf8')).tokens, stream);
+  const text = readFileSync(join(dir, 'expire-spans-layer0.svg'), 'utf8');
+  assert.equal((text.match(/<rect x=/g) ?? []).length, stream.length, 'one shaded cell per character');
+  model.dispose();
+});
+
+test('the pictures: cells, bars and shades follow the values', () => {
+  const map = heatmap({ title: 't', values: [[1, 0], [0.5, 0.5]], xLabel: 'x', yLabel: 'y' });
+  assert.equal((map.match(/<rect x=/g) ?? []).length, 3 + 1, 'zero cells are not drawn (3 cells and the frame)');
+  const bars = groupedBars({ title: 't', values: [[1, 2, 3], [4, 5, 6]], groupLabel: String, barLabel: String, yLabel: 'y' });
+  assert.equal((bars.match(/<title>/g) ?? []).length, 6);
+  const shaded = shadedText({ title: 't', legend: 'l', text: ['a', 'b'], values: [0, 10], maxValue: 10 });
+  assert.match(shaded, /fill="rgb\(255,255,255\)"/, 'value 0 is white');
+  assert.match(shaded, /fill="rgb\(8,48,107\)"/, 'the maximum is the darkest');
+});
+
+test('a run reports its peak heap, time per step and memories attended', async () => {
+  assert.ok((heapBytes() ?? 1) > 0);
+  const r = await train({
+    model: { kind: 'xl', layers: 1, dModel: 16, heads: 2, dInner: 32, memLen: 6 },
+    data: { kind: 'task', name: 'copy', options: { sourceLength: 4, numSegments: 2 } },
+    train: { steps: 3, batchSize: 4, evalEvery: 0, evalBatches: 1 },
+  });
+  assert.ok(r.secondsPerStep > 0);
+  if (r.peakHeapBytes !== null) assert.ok(r.peakHeapBytes > 1e6, 'the heap holds at least libtorch itself');
+  // two segments of 7 (copy of 4: 13 tokens): nothing cached for the first, the cache (memLen 6) for the second
+  assert.equal(r.finalEval!.memory, 3);
+});
+
+test('engram inspect writes its files for a task run and refuses --text there', async () => {
+  const dir = tmp();
+  await train({
+    model: { kind: 'expire-span', layers: 1, dModel: 16, heads: 2, dInner: 32, memLen: 16 },
+    data: { kind: 'task', name: 'corridor', options: { length: 10, segmentLength: 4 } },
+    train: { steps: 2, batchSize: 4, evalEvery: 0, evalBatches: 1 },
+  }, { runDir: dir });
+  const cli = join(import.meta.dirname, '..', 'cli', 'engram.js');
+  const ok = spawnSync(process.execPath, [cli, 'inspect', dir, '--seed', '1'], { encoding: 'utf8' });
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.match(ok.stdout, /expire-span, 12 tokens in 3 segment\(s\) of 4/);
+  assert.match(ok.stdout, /layer 0: mean predicted span 1\.6/);
+  assert.ok(existsSync(join(dir, 'inspect', 'expire-spans-layer0.svg')));
+  const bad = spawnSync(process.execPath, [cli, 'inspect', dir, '--text', 'abc'], { encoding: 'utf8' });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--text is for language-model runs/);
+});
