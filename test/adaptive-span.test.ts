@@ -5,10 +5,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   AdaptiveSpanTransformer, createModel, grad, liveTensors, manualSeed, noGrad, randint, randn, SGD,
-  setDefaultDtype, tensor, tidy, Trainer, type ModelConfigInput, type AdaptiveSpanOptions, type Tensor,
+  tensor, tidy, Trainer, type ModelConfigInput, type AdaptiveSpanOptions, type Tensor,
 } from '../src/index.js';
 import { AdaptiveSpan, DYNAMIC_INIT_FLOOR, trimmedWindow } from '../src/memory/adaptive-span.js';
-import { assertClose } from './helpers.js';
+import { assertClose, inFloat64 } from './helpers.js';
 
 const options = (o: Partial<AdaptiveSpanOptions> = {}): AdaptiveSpanOptions =>
   ({ ramp: 2, init: 0, lossCoef: 0, dynamic: false, trimStep: 1, ...o });
@@ -23,16 +23,6 @@ const assign = (p: Tensor, values: number[] | number[][]) => noGrad(() => p.copy
 
 /** The expected mask value, straight from SPEC §2. */
 const ramp = (R: number, z: number, x: number) => Math.min(1, Math.max(0, (R + z - x) / R));
-
-/** Runs fn with float64 as the default dtype (for finite differences). */
-function inFloat64<T>(fn: () => T): T {
-  setDefaultDtype('float64');
-  try {
-    return fn();
-  } finally {
-    setDefaultDtype('float32');
-  }
-}
 
 /**
  * The gradient of objective() with respect to some model parameters, against central differences

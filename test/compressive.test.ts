@@ -5,26 +5,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   CompressiveTransformer, createModel, gradcheck, LayerNorm, manualSeed, MultiHeadAttention, randint, randn,
-  setDefaultDtype, SequentialTransformer, tidy, Trainer, type CompressiveOptions, type MemoryState, type ModelConfigInput,
+  SequentialTransformer, tidy, Trainer, type CompressiveOptions, type MemoryState, type ModelConfigInput,
   type SegmentModel, type SegmentOutput, type Tensor,
 } from '../src/index.js';
 import { attentionReconstructionLoss, compress, contentAttention } from '../src/memory/compressive.js';
-import { assertClose } from './helpers.js';
+import { assertClose, inFloat64 } from './helpers.js';
 
 const V = 11;
 const sizes = { vocabSize: V, layers: 2, dModel: 8, heads: 2, dInner: 16 } as const;
 
 const compressive = (memLen: number, options: Partial<CompressiveOptions>, extra: Partial<ModelConfigInput> = {}) =>
   createModel({ kind: 'compressive', ...sizes, memLen, compressive: options, ...extra }) as CompressiveTransformer;
-
-function inFloat64<T>(fn: () => T): T {
-  setDefaultDtype('float64');
-  try {
-    return fn();
-  } finally {
-    setDefaultDtype('float32');
-  }
-}
 
 /** Runs the blocks in order from the initial state; returns each block's output. */
 function runBlocks<S extends MemoryState>(model: SegmentModel<S>, blocks: Tensor[]): SegmentOutput<S>[] {

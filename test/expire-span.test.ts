@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  cat, createModel, F, grad, gradcheck, manualSeed, MultiHeadAttention, noGrad, randint, randn, setDefaultDtype,
+  cat, createModel, F, grad, gradcheck, manualSeed, MultiHeadAttention, noGrad, randint, randn,
   tensor, tidy, ExpireSpanTransformer, type Tensor,
 } from '../src/index.js';
 import {
@@ -12,22 +12,12 @@ import {
 } from '../src/memory/expire-span.js';
 import type { ExpireSpanState } from '../src/models/expire-span.js';
 import type { ExpireSpanOptions } from '../src/models/types.js';
-import { assertClose } from './helpers.js';
+import { assertClose, inFloat64 } from './helpers.js';
 
 type Options = Partial<ExpireSpanOptions>;
 const make = (memLen: number, expireSpan: Options, extra: { layers?: number; dModel?: number; heads?: number; norm?: 'post' | 'pre'; vocabSize?: number } = {}) =>
   createModel({ kind: 'expire-span', vocabSize: extra.vocabSize ?? 11, layers: extra.layers ?? 2, dModel: extra.dModel ?? 16, heads: extra.heads ?? 2,
     dInner: 2 * (extra.dModel ?? 16), norm: extra.norm ?? 'post', memLen, expireSpan }) as ExpireSpanTransformer;
-
-/** Runs fn with float64 as the default dtype (gradient checks). */
-function inFloat64<T>(fn: () => T): T {
-  setDefaultDtype('float64');
-  try {
-    return fn();
-  } finally {
-    setDefaultDtype('float32');
-  }
-}
 
 /** Sets every span predictor to random weights and the given bias, so that spans differ by memory. */
 function randomPredictors(model: ExpireSpanTransformer, scale: number, bias: number): void {

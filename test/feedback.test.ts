@@ -6,25 +6,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   cat, createModel, F, FeedbackTransformer, grad, gradcheck, manualSeed, noGrad, randint, randn,
-  randperm, resolveModelConfig, liveTensors, setDefaultDtype, tensor, tidy, train, type ModelConfigInput, type Tensor,
+  randperm, resolveModelConfig, liveTensors, tensor, tidy, train, type ModelConfigInput, type Tensor,
 } from '../src/index.js';
 import type { FeedbackState } from '../src/models/feedback.js';
-import { assertClose } from './helpers.js';
+import { assertClose, inFloat64 } from './helpers.js';
 
 const V = 11;
 const config = (extra: Partial<ModelConfigInput> = {}): ModelConfigInput =>
   ({ kind: 'feedback', vocabSize: V, layers: 2, dModel: 16, heads: 2, dInner: 32, memLen: 4, ...extra });
 const make = (extra: Partial<ModelConfigInput> = {}) => createModel(config(extra)) as FeedbackTransformer;
-
-/** Runs fn with float64 as the default dtype (parameters made inside are float64). */
-function inFloat64<T>(fn: () => T): T {
-  setDefaultDtype('float64');
-  try {
-    return fn();
-  } finally {
-    setDefaultDtype('float32');
-  }
-}
 
 /** Merge logits away from their uniform start, so that a wrong weighting shows. */
 function spreadMergeWeights(model: FeedbackTransformer): void {

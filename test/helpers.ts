@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import type { NestedArray, Tensor } from '../src/index.js';
+import { setDefaultDtype, type NestedArray, type Tensor } from '../src/index.js';
 
 function flat(v: NestedArray): number[] {
   return Array.isArray(v) ? v.flatMap(flat) : [Number(v)];
@@ -34,4 +34,14 @@ export function pythonWithTorch(): string | null {
     if (r.status === 0) return py;
   }
   return null;
+}
+
+/** Runs fn with float64 as the default dtype (gradcheck of modules), restoring float32 after. */
+export function inFloat64<T>(fn: () => T): T {
+  setDefaultDtype('float64');
+  try {
+    return fn();
+  } finally {
+    setDefaultDtype('float32');
+  }
 }

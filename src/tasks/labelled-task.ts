@@ -12,9 +12,9 @@
 // This is how the reference code feeds these tasks (a text file and a `.labels` file of the same
 // length, facebookresearch/transformer-sequential data/gen_data_*.py): a label is never an input,
 // so the model cannot read an earlier answer back from its own stream.
-import { tensor, type Device } from '../tensor/index.js';
+import type { Device } from '../tensor/index.js';
 import type { Rng } from './random.js';
-import { checkInt, segmentSizes, stripPadding, taskConfigError } from './sequence-task.js';
+import { batchTensors, checkInt, segmentSizes, stripPadding, taskConfigError } from './sequence-task.js';
 import { IGNORE_INDEX, PAD, type SegmentedTask, type TaskBatch, type TaskSample } from './types.js';
 
 export interface SegmentOptions {
@@ -91,13 +91,7 @@ export abstract class LabelledTask implements SegmentedTask {
     const T = this.numSegments * this.segmentLength;
     const tokens = new Int32Array(size * T), targets = new Int32Array(size * T), mask = new Uint8Array(size * T);
     for (let b = 0; b < size; b++) this.fillRow(rng, tokens, targets, mask, b * T);
-    const shape = [size, T];
-    const o = device ? { shape, device } : { shape };
-    return {
-      tokens: tensor(tokens, { ...o, dtype: 'int64' }),
-      targets: tensor(targets, { ...o, dtype: 'int64' }),
-      answerMask: tensor(mask, { ...o, dtype: 'bool' }),
-    };
+    return batchTensors(tokens, targets, mask, [size, T], device);
   }
 
   /** The words of the tokens, space-separated (padding shown as '_', trailing padding dropped). */

@@ -73,13 +73,7 @@ export abstract class SequenceTask implements SegmentedTask {
     const tokens = new Int32Array(size * T), targets = new Int32Array(size * T), mask = new Uint8Array(size * T);
     const seq = new Int32Array(this.seqLength);
     for (let b = 0; b < size; b++) this.fillRow(rng, seq, tokens, targets, mask, b * T);
-    const shape = [size, T];
-    const o = device ? { shape, device } : { shape };
-    return {
-      tokens: tensor(tokens, { ...o, dtype: 'int64' }),
-      targets: tensor(targets, { ...o, dtype: 'int64' }),
-      answerMask: tensor(mask, { ...o, dtype: 'bool' }),
-    };
+    return batchTensors(tokens, targets, mask, [size, T], device);
   }
 
   private fillRow(rng: Rng, seq: Int32Array, tokens: Int32Array, targets: Int32Array, mask: Uint8Array, offset: number): void {
@@ -106,4 +100,14 @@ export function stripPadding(tokens: number[]): number[] {
   let end = tokens.length;
   while (end > 0 && tokens[end - 1] === PAD) end--;
   return tokens.slice(0, end);
+}
+
+/** A batch's rows as tensors [B, T]: int64 tokens and targets, a bool answer mask. */
+export function batchTensors(tokens: Int32Array, targets: Int32Array, mask: Uint8Array, shape: [number, number], device?: Device): TaskBatch {
+  const o = device ? { shape, device } : { shape };
+  return {
+    tokens: tensor(tokens, { ...o, dtype: 'int64' }),
+    targets: tensor(targets, { ...o, dtype: 'int64' }),
+    answerMask: tensor(mask, { ...o, dtype: 'bool' }),
+  };
 }
