@@ -52,7 +52,7 @@ const SEGMENT = 128;
 const BASE = { vocabSize, layers: 4, dModel: 256, heads: 4, dInner: 1024, dropout, norm: 'post' as const, adaptiveSpan: null, expireSpan: null, compressive: null };
 
 interface BenchModel {
-  name: 'transformer' | 'xl' | 'rmt';
+  name: 'transformer' | 'xl' | 'rmt' | 'adaptive-span' | 'adaptive-span-max' | 'expire-span' | 'compressive' | 'feedback';
   label: string;
   config: ModelConfig;
   /** Segments per step, and how far back the one backward reaches (unroll's bpttDepth). */
@@ -62,23 +62,48 @@ interface BenchModel {
   carry: boolean;
   /** SPEC §10's tokens/s of the public PyTorch code on this kind of machine. */
   published: [number, number];
+  /** Whether bench/models_torch.py re-implements it (else: Engram against the published figure only). */
+  torch: boolean;
 }
 
 const ALL_MODELS: BenchModel[] = [
   {
     name: 'transformer', label: 'plain transformer', segments: 1, bptt: 0, carry: false, published: [6070, 6070],
-    config: { ...BASE, kind: 'transformer', memLen: 0, numMemTokens: 0 },
+    config: { ...BASE, kind: 'transformer', memLen: 0, numMemTokens: 0 }, torch: true,
   },
   {
     name: 'xl', label: 'Transformer-XL mem 128', segments: 1, bptt: 0, carry: true, published: [4200, 4200],
-    config: { ...BASE, kind: 'xl', memLen: 128, numMemTokens: 0 },
+    config: { ...BASE, kind: 'xl', memLen: 128, numMemTokens: 0 }, torch: true,
   },
   {
     name: 'rmt', label: 'RMT 16 mem tokens, BPTT 2 segments', segments: 2, bptt: 1, carry: true, published: [4400, 4780],
-    config: { ...BASE, kind: 'rmt', memLen: 0, numMemTokens: 16 },
+    config: { ...BASE, kind: 'rmt', memLen: 0, numMemTokens: 16 }, torch: true,
+  },
+  // The Expire-Span code base's models (SPEC §10 gives no PyTorch re-implementation here: the
+  // ratio is against the published figure). Spans at their initial values (Adaptive-Span: z = 0,
+  // trimmed to one trim step; Expire-Span: p·L = 51).
+  {
+    name: 'adaptive-span', label: 'Adaptive-Span L 512, short spans (trimmed)', segments: 1, bptt: 0, carry: true, published: [6040, 6040], torch: false,
+    config: { ...BASE, kind: 'adaptive-span', memLen: 512, numMemTokens: 0, adaptiveSpan: { ramp: 32, init: 0, lossCoef: 2e-6, dynamic: false, trimStep: 64 } },
+  },
+  {
+    name: 'adaptive-span-max', label: 'Adaptive-Span L 512, spans at the maximum', segments: 1, bptt: 0, carry: true, published: [2450, 2450], torch: false,
+    config: { ...BASE, kind: 'adaptive-span', memLen: 512, numMemTokens: 0, adaptiveSpan: { ramp: 32, init: 1, lossCoef: 2e-6, dynamic: false, trimStep: 64 } },
+  },
+  {
+    name: 'expire-span', label: 'Expire-Span L 512', segments: 1, bptt: 0, carry: true, published: [4880, 4880], torch: false,
+    config: { ...BASE, kind: 'expire-span', memLen: 512, numMemTokens: 0, expireSpan: { ramp: 32, initFraction: 0.1, preDiv: 1, lossCoef: 1e-6, noisy: false, drop: true } },
+  },
+  {
+    name: 'compressive', label: 'Compressive, 128 raw + 128 compressed (rate 4, conv)', segments: 1, bptt: 0, carry: true, published: [4660, 4660], torch: false,
+    config: { ...BASE, kind: 'compressive', memLen: 128, numMemTokens: 0, compressive: { compressedLen: 128, rate: 4, fn: 'conv', reconstruction: true } },
+  },
+  {
+    name: 'feedback', label: 'Feedback, L 128', segments: 1, bptt: 0, carry: true, published: [1010, 1010], torch: false,
+    config: { ...BASE, kind: 'feedback', memLen: 128, numMemTokens: 0 },
   },
 ];
-const wanted = (argValue('--models') ?? 'transformer,xl,rmt').split(',').map((s) => s.trim());
+const wanted = (argValue('--models') ?? ALL_MODELS.map((m) => m.name).join(',')).split(',').map((s) => s.trim());
 const MODELS = ALL_MODELS.filter((m) => wanted.includes(m.name));
 if (MODELS.length === 0) {
   console.error(`--models: none of ${wanted.join(',')}; choose from ${ALL_MODELS.map((m) => m.name).join(',')}`);
@@ -235,7 +260,7 @@ async function main(): Promise<void> {
       try {
         const params = ours.model.numParameters();
         let torchOk = false;
-        if (worker) {
+        if (worker && spec.torch) {
           const path = join(dir, `${spec.name}.pt`);
           await ours.save(path);
           const built = await askTorch({
@@ -281,7 +306,7 @@ async function main(): Promise<void> {
             else torchOk = false;
           }
         }
-        await askTorch({ op: 'free' });
+        if (spec.torch) await askTorch({ op: 'free' });
         const engram = median(mineRates);
         const torch = torchOk && theirRates.length ? median(theirRates) : null;
         const ratio = torch ? engram / torch : null;
@@ -304,11 +329,11 @@ async function main(): Promise<void> {
   }
 
   console.log(`\nsummary (tokens/s):`);
-  console.log(`  ${'model'.padEnd(12)} ${'Engram'.padStart(8)} ${'PyTorch'.padStart(8)} ${'ratio'.padStart(6)} ${'SPEC §10'.padStart(12)}`);
+  console.log(`  ${'model'.padEnd(18)} ${'Engram'.padStart(8)} ${'PyTorch'.padStart(8)} ${'ratio'.padStart(6)} ${'SPEC §10'.padStart(12)}`);
   for (const spec of MODELS) {
     const r = results[spec.name]!;
     console.log(
-      `  ${spec.name.padEnd(12)} ${fmtInt(r.engram).padStart(8)} ${fmtInt(r.torch).padStart(8)} ` +
+      `  ${spec.name.padEnd(18)} ${fmtInt(r.engram).padStart(8)} ${fmtInt(r.torch).padStart(8)} ` +
         `${(r.ratio === null ? 'n/a' : r.ratio.toFixed(2)).padStart(6)} ${fmtPublished(spec.published).padStart(12)}`,
     );
   }
