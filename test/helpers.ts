@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { setDefaultDtype, type NestedArray, type Tensor } from '../src/index.js';
+import { IGNORE_INDEX, PAD, setDefaultDtype, type NestedArray, type SegmentedTask, type Tensor, type TaskSample } from '../src/index.js';
 
 function flat(v: NestedArray): number[] {
   return Array.isArray(v) ? v.flatMap(flat) : [Number(v)];
@@ -43,5 +43,33 @@ export function inFloat64<T>(fn: () => T): T {
     return fn();
   } finally {
     setDefaultDtype('float32');
+  }
+}
+
+/**
+ * What every task's row shares: row lengths, padding after `length`, ids in the vocabulary,
+ * answer positions among the scored ones, and each target the next token unless the task's
+ * targets are labels (targetsAreNextTokens false).
+ */
+export function checkTaskRow(task: SegmentedTask, s: TaskSample): void {
+  const T = task.numSegments * task.segmentLength;
+  assert.equal(s.tokens.length, T);
+  assert.equal(s.targets.length, T);
+  assert.equal(s.answerMask.length, T);
+  for (let p = 0; p < T; p++) {
+    if (p >= task.length) {
+      assert.equal(s.tokens[p], PAD, `position ${p} is segment padding`);
+      assert.equal(s.targets[p], IGNORE_INDEX);
+      assert.equal(s.answerMask[p], false);
+      continue;
+    }
+    assert.ok(s.tokens[p]! > PAD && s.tokens[p]! < task.vocabSize, `token ${s.tokens[p]} at ${p} in [1, vocab)`);
+    const t = s.targets[p]!;
+    if (t !== IGNORE_INDEX) {
+      assert.ok(t > PAD && t < task.vocabSize, `target ${t} at ${p}`);
+      if (task.targetsAreNextTokens !== false && p + 1 < task.length) assert.equal(t, s.tokens[p + 1], `target at ${p} is the next token`);
+    } else {
+      assert.equal(s.answerMask[p], false, 'answer positions are scored');
+    }
   }
 }

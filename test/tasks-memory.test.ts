@@ -5,35 +5,22 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  Rng, makeTask, taskNames, PAD, IGNORE_INDEX, START, EngramError, tidy, liveTensors, createModel, manualSeed, evaluateTask,
+  Rng, makeTask, taskNames, IGNORE_INDEX, START, EngramError, tidy, liveTensors, createModel, manualSeed, evaluateTask,
   resolveTrainConfig, splitSegments,
   LongCopyTask, LONG_COPY_BLANK, LONG_COPY_FIRST_SYMBOL, CorridorTask, CORRIDOR_DECISION, CORRIDOR_FIRST_COLOUR,
   ObjectCollisionTask, COLLISION_GRID, COLLISION_COLOURS, COLLISION_FRAME_TOKENS, COLLISION_X, COLLISION_Y, COLLISION_COLOUR,
   COLLISION_QUERY, FIRST_QUADRANT_LABEL, AlgorithmicTask, ALGORITHMIC_VARIABLES,
   type SegmentedTask, type TaskSample,
 } from '../src/index.js';
+import { checkTaskRow } from './helpers.js';
 
 const isConfigError = (pattern: RegExp) => (e: unknown) => e instanceof EngramError && e.kind === 'config' && pattern.test(e.message);
 
-/** What every task shares: row lengths, ids in the vocabulary, padding after `length`, answer = scored here. */
+/** checkTaskRow, and what these tasks add: no segment is padding only, and every scored position is an answer. */
 function checkRow(task: SegmentedTask, s: TaskSample): void {
-  const T = task.numSegments * task.segmentLength;
-  assert.ok(task.length <= T && task.length > (task.numSegments - 1) * task.segmentLength, 'no segment is padding only');
-  assert.equal(s.tokens.length, T);
-  assert.equal(s.targets.length, T);
-  assert.equal(s.answerMask.length, T);
-  for (let p = 0; p < T; p++) {
-    if (p >= task.length) {
-      assert.equal(s.tokens[p], PAD, `position ${p} is segment padding`);
-      assert.equal(s.targets[p], IGNORE_INDEX);
-      assert.equal(s.answerMask[p], false);
-      continue;
-    }
-    assert.ok(s.tokens[p]! > PAD && s.tokens[p]! < task.vocabSize, `token ${s.tokens[p]} at ${p} in [1, vocab)`);
-    const t = s.targets[p]!;
-    assert.ok(t === IGNORE_INDEX || (t > PAD && t < task.vocabSize), `target ${t} at ${p}`);
-    assert.equal(s.answerMask[p], t !== IGNORE_INDEX, `answer positions are the scored ones (${p})`);
-  }
+  checkTaskRow(task, s);
+  assert.ok(task.length <= task.numSegments * task.segmentLength && task.length > (task.numSegments - 1) * task.segmentLength, 'no segment is padding only');
+  s.targets.forEach((t, p) => assert.equal(s.answerMask[p], t !== IGNORE_INDEX, `answer positions are the scored ones (${p})`));
 }
 
 const scored = (s: TaskSample): number[] => s.targets.flatMap((t, p) => (t !== IGNORE_INDEX ? [p] : []));

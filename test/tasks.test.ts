@@ -8,33 +8,11 @@ import {
   QUADRATIC_CHARS, QUADRATIC_BLOCK_WIDTH, quadraticBlocks, PAD, IGNORE_INDEX, START, FIRST_SYMBOL, QUERY, FIRST_KEY,
   CharVocab, UNKNOWN_ID, splitText, splitTokens, StreamBatcher, loadBrownText, stripBrownTags, loadTinyShakespeare,
   TINY_SHAKESPEARE_PATH, tokenAccuracy, exactMatch, bitsPerCharacter, mergeCounts, EngramError, tensor, liveTensors,
-  type SegmentedTask, type TaskSample,
+  type TaskSample,
 } from '../src/index.js';
+import { checkTaskRow } from './helpers.js';
 
 const isConfigError = (pattern: RegExp) => (e: unknown) => e instanceof EngramError && e.kind === 'config' && pattern.test(e.message);
-
-/** Checks what every task shares: row lengths, the shift, padding, answer ⊆ scored. */
-function checkLayout(task: SegmentedTask, s: TaskSample): void {
-  const T = task.numSegments * task.segmentLength;
-  assert.equal(s.tokens.length, T);
-  assert.equal(s.targets.length, T);
-  assert.equal(s.answerMask.length, T);
-  for (let p = 0; p < T; p++) {
-    if (p >= task.length) {
-      assert.equal(s.tokens[p], PAD, `position ${p} is segment padding`);
-      assert.equal(s.targets[p], IGNORE_INDEX);
-      assert.equal(s.answerMask[p], false);
-      continue;
-    }
-    assert.ok(s.tokens[p]! > PAD && s.tokens[p]! < task.vocabSize, `token ${s.tokens[p]} at ${p} in [1, vocab)`);
-    if (s.targets[p] !== IGNORE_INDEX) {
-      assert.ok(s.targets[p]! > PAD && s.targets[p]! < task.vocabSize);
-      if (p + 1 < task.length) assert.equal(s.targets[p], s.tokens[p + 1], `target at ${p} is the next token`);
-    } else {
-      assert.equal(s.answerMask[p], false, 'answer positions are scored');
-    }
-  }
-}
 
 // ---- PRNG -------------------------------------------------------------------------------------------------
 
@@ -79,7 +57,7 @@ test('copy: target block is [1, s, s]; loss only where the next token is the cop
   const rng = new Rng(3);
   for (let k = 0; k < 20; k++) {
     const s = task.sample(rng);
-    checkLayout(task, s);
+    checkTaskRow(task, s);
     const n = 24;
     const src = s.tokens.slice(0, n);
     for (const x of src) assert.ok(x >= FIRST_SYMBOL && x < FIRST_SYMBOL + 10);
@@ -99,7 +77,7 @@ test('reverse: target block is [1, reverse(s)]', () => {
   const rng = new Rng(4);
   for (let k = 0; k < 20; k++) {
     const s = task.sample(rng);
-    checkLayout(task, s);
+    checkTaskRow(task, s);
     const src = s.tokens.slice(0, 40);
     for (const x of src) assert.ok(x >= FIRST_SYMBOL && x < FIRST_SYMBOL + 5);
     assert.equal(s.tokens[40], START);
@@ -116,7 +94,7 @@ test('segments: segmentLength = ceil(length / numSegments), the rest padded with
   const copy5 = makeTask('copy', { numSegments: 5 }); // 72 tokens -> 5 x 15 = 75
   assert.equal(copy5.segmentLength, 15);
   const s = copy5.sample(new Rng(9));
-  checkLayout(copy5, s);
+  checkTaskRow(copy5, s);
   assert.deepEqual(s.tokens.slice(72), [PAD, PAD, PAD]);
   assert.deepEqual(s.targets.slice(72), [IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX]);
   assert.equal(s.targets[71], s.targets[71 - 24], 'the last input predicts the last answer token');
@@ -145,7 +123,7 @@ test('associative retrieval: distinct keys and values, the answer is the queried
   const queried = new Array<number>(4).fill(0);
   for (let k = 0; k < 400; k++) {
     const s = task.sample(rng);
-    checkLayout(task, s);
+    checkTaskRow(task, s);
     const keys = [0, 2, 4, 6].map((i) => s.tokens[i]!);
     const values = [1, 3, 5, 7].map((i) => s.tokens[i]!);
     for (const key of keys) assert.ok(key >= FIRST_KEY && key < FIRST_KEY + 26);
@@ -190,7 +168,7 @@ test('quadratic equations: SPEC example, arithmetic of every block, widths of 30
   const N = 1500;
   for (let k = 0; k < N; k++) {
     const s = task.sample(rng);
-    if (k < 50) checkLayout(task, s);
+    if (k < 50) checkTaskRow(task, s);
     for (let p = 0; p < 180; p++) {
       assert.equal(s.targets[p] !== IGNORE_INDEX, p >= 29 && p < 179, 'loss on blocks 2-6');
       assert.equal(s.answerMask[p], p >= 149 && p < 179, 'exact match on block 6');
