@@ -7,36 +7,10 @@
 //   spans       Adaptive-Span: the span in tokens of every head of every layer (SPEC §2)
 //   expire      Expire-Span: the span predicted for every token of the stream by every layer, and
 //               per segment the memories kept and live (mask > 0 at the next query) (SPEC §3)
-//
-// Mechanisms report through small structural interfaces (SpanReporter, ExpireTracer), so this
-// file depends on no model class.
 import { EngramError, noGrad, tensor, tidy } from '../tensor/index.js';
 import { MultiHeadAttention } from '../nn/attention.js';
-import type { MemoryState, SegmentModel } from '../models/index.js';
+import { AdaptiveSpanTransformer, ExpireSpanTransformer, type MemoryState, type SegmentModel } from '../models/index.js';
 import { disposeState } from '../train/evaluate.js';
-
-/** Adaptive-Span: spans()[layer][head] in tokens. */
-export interface SpanReporter {
-  spans(): number[][];
-}
-
-/** What Expire-Span records about one forward pass when recordTrace is on. */
-export interface ExpireTrace {
-  /** [layer][batch row][block position]: the predicted span e_i of each of the block's tokens. */
-  spans: number[][][];
-  /** Per layer: memories kept after the block (after dropping). */
-  memories: number[];
-  /** Per layer: memories with mask > 0 at the next query, mean over batch rows. */
-  live: number[];
-}
-
-export interface ExpireTracer {
-  recordTrace: boolean;
-  lastTrace: ExpireTrace | null;
-}
-
-const isSpanReporter = (m: object): m is SpanReporter => typeof (m as Partial<SpanReporter>).spans === 'function';
-const isExpireTracer = (m: object): m is ExpireTracer => 'recordTrace' in m && 'lastTrace' in m;
 
 export interface AttentionMap {
   /** The module's name in the model ('layers.0.attn'). */
@@ -81,7 +55,7 @@ export function inspect(model: SegmentModel, tokens: readonly number[], o: Inspe
   const which = o.attention ?? 'last';
   const attention = which !== 'none';
   const modules = model.namedModules().filter((e): e is [string, MultiHeadAttention] => e[1] instanceof MultiHeadAttention);
-  const tracer = isExpireTracer(model) ? model : null;
+  const tracer = model instanceof ExpireSpanTransformer ? model : null;
   const was = model.training;
   const recording = modules.map(([, m]) => m.recordAttention);
   model.eval();
@@ -127,7 +101,7 @@ export function inspect(model: SegmentModel, tokens: readonly number[], o: Inspe
     model.train(was);
   }
   const result: Inspection = { kind: model.config.kind, tokens: [...tokens], segmentLength: o.segmentLength, segments };
-  if (isSpanReporter(model)) result.spans = model.spans();
+  if (model instanceof AdaptiveSpanTransformer) result.spans = model.spans();
   if (expireSpans.length) result.expireSpans = expireSpans;
   return result;
 }

@@ -101,7 +101,8 @@ export class AdaptiveSpan extends Module {
   windowFor(z: Tensor): number {
     const stats = tidy(() => {
       const values = z.detach();
-      const summary = cat([values.max().view(1), values.mean([0, 2])]); // [1 + K]: max, then per-head means
+      // dynamic spans also report each head's mean (for spans()); static ones need only the max
+      const summary = this.spanRatio ? values.max().view(1) : cat([values.max().view(1), values.mean([0, 2])]); // [1] or [1 + K]
       return Array.from(summary.cpu().data() as Float32Array | Float64Array, Number);
     });
     if (!this.spanRatio) this.#lastMeanSpans = stats.slice(1);
