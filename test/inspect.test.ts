@@ -104,3 +104,28 @@ test('engram inspect writes its files for a task run and refuses --text there', 
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--text is for language-model runs/);
 });
+
+test('the Feedback Transformer records its attention too: one row per step, over the window of past memories', () => {
+  manualSeed(0);
+  const L = 3;
+  const model = createModel({ ...tiny, kind: 'feedback', memLen: L });
+  const r = inspect(model, stream.slice(0, 12), { segmentLength: 6, attention: 'all' });
+  for (const [s, seg] of r.segments.entries()) {
+    const C = s === 0 ? 0 : L; // memories carried in: none, then the last L
+    assert.equal(seg.attention.length, 2);
+    for (const map of seg.attention) {
+      assert.equal(map.weights.length, 2, `${map.module}: a map per head`);
+      for (const head of map.weights) {
+        assert.equal(head.length, 6);
+        head.forEach((row, t) => {
+          assert.equal(row.length, C + 6);
+          const n = Math.min(L, C + t); // memories in step t's window: keys C + t - n .. C + t - 1
+          row.forEach((w, j) => { if (j < C + t - n || j >= C + t) assert.equal(w, 0, `step ${t}, key ${j} is outside the window`); });
+          const sum = row.reduce((a, b) => a + b, 0);
+          assert.ok(n === 0 ? sum === 0 : Math.abs(sum - 1) < 1e-5, `step ${t}: weights sum to ${sum}`);
+        });
+      }
+    }
+  }
+  model.dispose();
+});

@@ -118,6 +118,9 @@ export class FeedbackTransformer extends Module implements SegmentModel<Feedback
       // Keys/values of the carried memories, contiguous so that per-step views need no copy.
       const kvCarried = carriedIn ? this.project(carriedIn, projection).contiguous() : null; // [2, N, B, K, C, D]
       let kvBlock: Tensor | null = null; // [2, N, B, K, F, D]: this block's last F <= L memories
+      // Attention maps for inspection (MultiHeadAttention.recordAttention): per layer, one row per
+      // step over the keys [carried memories (C) | this block's memories (M)], zero outside the window.
+      const rows: Tensor[][] | null = this.layers.some((layer) => layer.attn.recordAttention) ? this.layers.map(() => []) : null;
       const outputs: Tensor[] = []; // x_t^N [B, 1, H]
       const memories: Tensor[] = []; // m_t [B, 1, H]
       for (let t = 0; t < M; t++) {
@@ -133,7 +136,12 @@ export class FeedbackTransformer extends Module implements SegmentModel<Feedback
             const window: Tensor[] = []; // [2, B, K, *, D] pieces, oldest first
             if (old > 0) window.push(kvCarried!.select(1, l).narrow(3, C - old, old));
             if (previous) window.push(previous.select(1, l));
-            h = this.layerStep(layer, h, window, positions); // x_t^{l+1} [B, 1, H]
+            const n = old + fresh; // keys C + t - n .. C + t - 1 of [carried | block]
+            const record = rows && layer.attn.recordAttention
+              ? (probs: Tensor) => rows[l]!.push(F.pad(probs.detach(), [C + t - n, M - t]).keep()) // [B, K, 1, C + M]
+              : undefined;
+            if (record && n === 0) rows![l]!.push(zeros([B, this.config.heads, 1, C + M]).keep());
+            h = this.layerStep(layer, h, window, positions, record); // x_t^{l+1} [B, 1, H]
             representations.push(h);
           });
           const memory = weights.matmul(stack(representations).view(N + 1, B * H)).view(B, 1, H); // m_t [B, 1, H]
@@ -146,6 +154,12 @@ export class FeedbackTransformer extends Module implements SegmentModel<Feedback
         kvBlock = step.kvBlock;
         previous?.dispose(); // this handle only: autograd still holds what it saved
       }
+      if (rows) this.layers.forEach((layer, l) => {
+        if (!layer.attn.recordAttention) return;
+        layer.attn.lastAttention?.dispose();
+        layer.attn.lastAttention = cat(rows[l]!, 2).keep(); // [B, K, M, C + M]
+        rows[l]!.forEach((row) => row.dispose());
+      });
       const out = cat(outputs, 1); // [B, M, H]
       const logits = this.head.forward(this.drop.forward(this.finalNorm ? this.finalNorm.forward(out) : out)); // [B, M, V]
       const all = cat(carriedIn ? [carriedIn, ...memories] : memories, 1); // [B, C + M, H]
@@ -192,13 +206,13 @@ export class FeedbackTransformer extends Module implements SegmentModel<Feedback
    * h [B, 1, H] attends to window (pieces [2, B, K, *, D], oldest first, n keys in all) with
    * key positions [D, n]. With nothing to attend to, the attention adds nothing.
    */
-  private layerStep(layer: DecoderLayer, h: Tensor, window: Tensor[], positions: Tensor): Tensor {
+  private layerStep(layer: DecoderLayer, h: Tensor, window: Tensor[], positions: Tensor, record?: (probs: Tensor) => void): Tensor {
     if (layer.norm === 'post') {
-      const a = window.length ? layer.drop.forward(this.attend(layer.attn, h, window, positions)) : null;
+      const a = window.length ? layer.drop.forward(this.attend(layer.attn, h, window, positions, record)) : null;
       const x = layer.ln1.forward(a ? h.add(a) : h);
       return layer.ln2.forward(x.add(layer.ff.forward(x)));
     }
-    const a = window.length ? layer.drop.forward(this.attend(layer.attn, layer.ln1.forward(h), window, positions)) : null;
+    const a = window.length ? layer.drop.forward(this.attend(layer.attn, layer.ln1.forward(h), window, positions, record)) : null;
     const x = a ? h.add(a) : h;
     return x.add(layer.ff.forward(layer.ln2.forward(x)));
   }
@@ -207,7 +221,7 @@ export class FeedbackTransformer extends Module implements SegmentModel<Feedback
    * One query against precomputed keys/values, with MultiHeadAttention's parameters and scores:
    * (q · k_j + q · keyPe[:, d_j]) / sqrt(D), softmax, attention dropout, mix, output projection.
    */
-  private attend(attn: MultiHeadAttention, x: Tensor, window: Tensor[], positions: Tensor): Tensor {
+  private attend(attn: MultiHeadAttention, x: Tensor, window: Tensor[], positions: Tensor, record?: (probs: Tensor) => void): Tensor {
     const B = x.shape[0]!, K = attn.heads, D = attn.headDim;
     const q = attn.q.forward(x).view(B, K, 1, D); // [B, K, 1, D] (one position: [B, 1, K, D] has the same layout)
     const pieces = window.map((kv) => kv.unbind(0)); // [k, v], each [B, K, *, D]
@@ -215,7 +229,9 @@ export class FeedbackTransformer extends Module implements SegmentModel<Feedback
       ? q.matmul(pieces[0]![0]!.mT)
       : cat(pieces.map(([k]) => q.matmul(k!.mT)), -1); // [B, K, 1, n]
     const scores = content.add(q.matmul(positions)); // [B, K, 1, n]
-    const probs = attn.drop.forward(F.maskedSoftmax(scores, null, { scale: 1 / Math.sqrt(D) })); // [B, K, 1, n]
+    const weights = F.maskedSoftmax(scores, null, { scale: 1 / Math.sqrt(D) }); // [B, K, 1, n]
+    record?.(weights);
+    const probs = attn.drop.forward(weights);
     let mixed: Tensor | null = null; // [B, K, 1, D]
     let offset = 0;
     for (const [, v] of pieces) {
