@@ -49,7 +49,7 @@ const mayInstall = !process.argv.includes('--no-install');
 
 const BATCH = 16;
 const SEGMENT = 128;
-const BASE = { vocabSize, layers: 4, dModel: 256, heads: 4, dInner: 1024, dropout, norm: 'post' as const, adaptiveSpan: null, expireSpan: null, compressive: null };
+const BASE = { vocabSize, layers: 4, dModel: 256, heads: 4, dInner: 1024, dropout, norm: 'post' as const, previousToken: false, adaptiveSpan: null, expireSpan: null, compressive: null };
 
 interface BenchModel {
   name: 'transformer' | 'xl' | 'rmt' | 'adaptive-span' | 'adaptive-span-max' | 'expire-span' | 'compressive' | 'feedback';

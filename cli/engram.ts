@@ -43,6 +43,7 @@ const configFlags: ConfigFlag[] = [
   { flags: '--norm <where>', path: 'model.norm', description: "layer norm: 'post' or 'pre'" },
   { flags: '--mem-len <n>', path: 'model.memLen', description: 'Transformer-XL cache length; maximum span L of sequential, adaptive-span, expire-span, compressive (raw memory), feedback (default for these and xl: the segment length)' },
   { flags: '--mem-tokens <n>', path: 'model.numMemTokens', description: 'memory tokens (rmt, mem-transformer, mem-bottleneck; default 10)' },
+  { flags: '--previous-token <bool>', path: 'model.previousToken', description: "true: each position's input also embeds the token before it in its segment (default false)" },
   { flags: '--segments <n>', path: 'data.options.numSegments', description: 'task: segments a sample is cut into' },
   { flags: '--source-length <n>', path: 'data.options.sourceLength', description: 'copy / reverse: source length' },
   { flags: '--segment-length <n>', path: 'data.segmentLength', description: 'language modelling: tokens per segment (long tasks: --task-option segmentLength=N)' },

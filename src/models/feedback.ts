@@ -38,7 +38,7 @@
 // N layers, H hidden, K heads, D = H/K head size, V vocabulary.
 import { cat, EngramError, F, stack, tidy, randn, zeros, type Tensor } from '../tensor/index.js';
 import { Module } from '../nn/module.js';
-import { Dropout, Embedding, LayerNorm, Linear } from '../nn/layers.js';
+import { Dropout, TokenEmbedding, LayerNorm, Linear } from '../nn/layers.js';
 import { DecoderLayer } from '../nn/decoder-layer.js';
 import type { MultiHeadAttention } from '../nn/attention.js';
 import type { MemoryState, ModelConfig, SegmentModel, SegmentOutput } from './types.js';
@@ -63,7 +63,7 @@ interface MemoryProjection {
  * loop instead of one pass over the block, so nothing of the base's forward would be used.
  */
 export class FeedbackTransformer extends Module implements SegmentModel<FeedbackState> {
-  readonly embed: Embedding;
+  readonly embed: TokenEmbedding;
   readonly drop: Dropout;
   /** The family's decoder layers: their parameters are used step by step (see layerStep). */
   readonly layers: DecoderLayer[];
@@ -81,7 +81,7 @@ export class FeedbackTransformer extends Module implements SegmentModel<Feedback
     const { vocabSize, layers, dModel, heads, dInner, dropout, norm, memLen } = config;
     if (memLen <= 0) throw new EngramError(`feedback: memLen (the span L) must be positive, got ${memLen}`, 'config');
     this.span = memLen;
-    this.embed = this.child('embed', new Embedding(vocabSize, dModel));
+    this.embed = this.child('embed', new TokenEmbedding(vocabSize, dModel, { previousToken: config.previousToken }));
     this.drop = this.child('drop', new Dropout(dropout));
     this.layers = this.child('layers', Array.from({ length: layers }, () =>
       new DecoderLayer({ dModel, heads, dInner, dropout, norm, relative: false })));

@@ -12,7 +12,7 @@
 // Shapes: B batch, M segment length, m memory tokens, C cached positions, H hidden.
 import { cat, type Tensor } from '../tensor/index.js';
 import { Module } from '../nn/module.js';
-import { Dropout, Embedding, FeedForward, LayerNorm, Linear } from '../nn/layers.js';
+import { Dropout, TokenEmbedding, FeedForward, LayerNorm, Linear } from '../nn/layers.js';
 import { MultiHeadAttention } from '../nn/attention.js';
 import { sinusoidalDistances } from '../nn/positions.js';
 import { MemoryTokens } from '../memory/memory-tokens.js';
@@ -49,7 +49,7 @@ class BottleneckLayer extends Module {
 }
 
 export class MemBottleneck extends Module implements SegmentModel<SegmentState> {
-  readonly embed: Embedding;
+  readonly embed: TokenEmbedding;
   readonly memoryTokens: MemoryTokens;
   readonly layers: BottleneckLayer[];
   readonly head: Linear;
@@ -57,7 +57,7 @@ export class MemBottleneck extends Module implements SegmentModel<SegmentState> 
 
   constructor(readonly config: ModelConfig) {
     super();
-    this.embed = this.child('embed', new Embedding(config.vocabSize, config.dModel));
+    this.embed = this.child('embed', new TokenEmbedding(config.vocabSize, config.dModel, { previousToken: config.previousToken }));
     this.memoryTokens = this.child('memory', new MemoryTokens('prepend', config.numMemTokens, config.dModel));
     this.layers = this.child('layers', Array.from({ length: config.layers }, () => new BottleneckLayer(config)));
     this.head = this.child('head', new Linear(config.dModel, config.vocabSize));

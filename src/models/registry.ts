@@ -51,7 +51,7 @@ export const compressiveSchema = z.strictObject({
 
 /** SPEC §8's copy/reverse model: 4 layers, 4 heads, d_model 128, d_inner 256. */
 export const defaultModelConfig: Omit<ModelConfig, 'kind' | 'vocabSize'> = {
-  layers: 4, dModel: 128, heads: 4, dInner: 256, dropout: 0, norm: 'post', memLen: 0, numMemTokens: 0,
+  layers: 4, dModel: 128, heads: 4, dInner: 256, dropout: 0, norm: 'post', memLen: 0, numMemTokens: 0, previousToken: false,
   adaptiveSpan: null, expireSpan: null, compressive: null,
 };
 
@@ -95,6 +95,7 @@ export function resolveModelConfig(partial: ModelConfigInput): ModelConfig {
   if (c.dModel % c.heads !== 0) fail(`dModel (${c.dModel}) must be divisible by heads (${c.heads})`);
   if (c.dModel % 2 !== 0) fail('dModel must be even (sinusoidal positions)');
   if (!(c.dropout >= 0 && c.dropout < 1)) fail(`dropout must be in [0, 1), got ${c.dropout}`);
+  if (typeof c.previousToken !== 'boolean') fail(`previousToken must be true or false, got ${JSON.stringify(c.previousToken)}`);
   if (c.norm !== 'post' && c.norm !== 'pre') fail(`norm must be 'post' or 'pre', got '${c.norm}'`);
   if (!Number.isInteger(c.memLen) || c.memLen < 0) fail(`memLen must be a non-negative integer, got ${c.memLen}`);
   if (!Number.isInteger(c.numMemTokens) || c.numMemTokens < 0) fail(`numMemTokens must be a non-negative integer, got ${c.numMemTokens}`);

@@ -10,7 +10,7 @@
 // Shapes: B batch, M segment length, m memory tokens, C cached positions, H hidden, V vocabulary.
 import { cat, getDefaultDtype, randn, type Tensor } from '../tensor/index.js';
 import { Module } from '../nn/module.js';
-import { Dropout, Embedding, LayerNorm, Linear } from '../nn/layers.js';
+import { Dropout, TokenEmbedding, LayerNorm, Linear } from '../nn/layers.js';
 import { DecoderLayer } from '../nn/decoder-layer.js';
 import { sinusoidalDistances } from '../nn/positions.js';
 import type { RelativePositions } from '../nn/attention.js';
@@ -28,7 +28,7 @@ export interface SegmentState extends MemoryState {
 }
 
 export class SegmentTransformer extends Module implements SegmentModel<SegmentState> {
-  readonly embed: Embedding;
+  readonly embed: TokenEmbedding;
   readonly layers: DecoderLayer[];
   readonly memoryTokens: MemoryTokens | null;
   /** u and v of the relative-position score, [K, D], shared by all layers as in the reference. */
@@ -44,7 +44,7 @@ export class SegmentTransformer extends Module implements SegmentModel<SegmentSt
   constructor(readonly config: ModelConfig) {
     super();
     const { vocabSize, layers, dModel, heads, dInner, dropout, norm, numMemTokens, kind } = config;
-    this.embed = this.child('embed', new Embedding(vocabSize, dModel));
+    this.embed = this.child('embed', new TokenEmbedding(vocabSize, dModel, { previousToken: config.previousToken }));
     this.drop = this.child('drop', new Dropout(dropout));
     const mode = kind === 'rmt' ? 'recurrent' : kind === 'mem-transformer' ? 'prepend' : null;
     this.memoryTokens = mode && numMemTokens > 0 ? this.child('memory', new MemoryTokens(mode, numMemTokens, dModel)) : null;

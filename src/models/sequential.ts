@@ -21,7 +21,7 @@
 // K heads, D = H/K head size, V vocabulary.
 import { arange, randn, type Tensor } from '../tensor/index.js';
 import { Module } from '../nn/module.js';
-import { Dropout, Embedding, LayerNorm, Linear } from '../nn/layers.js';
+import { Dropout, TokenEmbedding, LayerNorm, Linear } from '../nn/layers.js';
 import { DecoderLayer } from '../nn/decoder-layer.js';
 import { TensorCache } from '../nn/tensor-cache.js';
 import { nextCache } from '../memory/xl-cache.js';
@@ -59,7 +59,7 @@ export function positionCount(c: ModelConfig): number {
 
 export class SequentialTransformer<S extends SequentialState = SequentialState, Ctx extends LayerContext = LayerContext>
   extends Module implements SegmentModel<S> {
-  readonly embed: Embedding;
+  readonly embed: TokenEmbedding;
   readonly layers: DecoderLayer[];
   /** [D, L]: column d embeds distance d. */
   readonly keyPe: Tensor;
@@ -76,7 +76,7 @@ export class SequentialTransformer<S extends SequentialState = SequentialState, 
     super();
     const { vocabSize, layers, dModel, heads, dInner, dropout, norm, memLen } = config;
     this.span = memLen;
-    this.embed = this.child('embed', new Embedding(vocabSize, dModel));
+    this.embed = this.child('embed', new TokenEmbedding(vocabSize, dModel, { previousToken: config.previousToken }));
     this.drop = this.child('drop', new Dropout(dropout));
     this.layers = this.child('layers', Array.from({ length: layers }, () =>
       new DecoderLayer({ dModel, heads, dInner, dropout, norm, relative: false })));

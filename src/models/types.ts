@@ -108,6 +108,11 @@ export interface ModelConfig {
   memLen: number;
   /** Memory tokens [m] (MemTransformer, MemBottleneck, RMT). */
   numMemTokens: number;
+  /**
+   * Each position's input also embeds the token before it in the segment (TokenEmbedding): a
+   * one-layer route to "the value after key k" for associative retrieval. Off in the papers' models.
+   */
+  previousToken: boolean;
   /** Options of the mechanism of kind 'adaptive-span', 'expire-span', 'compressive'; null for other kinds. */
   adaptiveSpan: AdaptiveSpanOptions | null;
   expireSpan: ExpireSpanOptions | null;

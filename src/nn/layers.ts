@@ -1,5 +1,5 @@
 // Basic layers. Initialisation follows PyTorch's defaults unless a comment says otherwise.
-import { F, ones, randn, zeros, rand, type Tensor } from '../tensor/index.js';
+import { cat, F, full, ones, randn, zeros, rand, type Device, type Tensor } from '../tensor/index.js';
 import { Module } from './module.js';
 
 /** y = x W^T + b, W [out, in]; PyTorch's init: U(-1/sqrt(in), 1/sqrt(in)) for W and b. */
@@ -26,6 +26,31 @@ export class Embedding extends Module {
   }
   forward(indices: Tensor): Tensor {
     return F.embedding(indices, this.weight);
+  }
+}
+
+/**
+ * The input embedding of a segment's tokens [B, M]. With `previousToken`, each position also adds a
+ * learned embedding of the token before it in the segment (row `num`, a start vector, at the
+ * segment's first position), as x-transformers' shift_tokens and RWKV's token shift: the pair
+ * (previous, current) is in a position's input, so matching "the value after key k" needs one
+ * attention layer instead of a previous-token head composed with a second one. Nothing crosses a
+ * segment boundary: what the segment before held is left to the model's memory.
+ */
+export class TokenEmbedding extends Embedding {
+  /** [num + 1, dim], or null without previousToken. */
+  readonly previous: Tensor | null;
+  constructor(num: number, dim: number, { previousToken = false } = {}) {
+    super(num, dim);
+    this.previous = previousToken ? this.param('previous', () => randn([num + 1, dim])) : null;
+  }
+  override forward(tokens: Tensor): Tensor {
+    const embedded = super.forward(tokens); // [B, M, dim]
+    if (!this.previous) return embedded;
+    const [B, M] = tokens.shape as [number, number];
+    const start = full([B, 1], this.num, { dtype: tokens.dtype, device: tokens.device as Device });
+    const before = M > 1 ? cat([start, tokens.narrow(1, 0, M - 1)], 1) : start; // [B, M]
+    return embedded.add(F.embedding(before, this.previous));
   }
 }
 

@@ -29,6 +29,8 @@ export const modelSchema = z.strictObject({
   dInner: positiveInt.default(128),
   dropout: z.number().min(0).lt(1).default(0),
   norm: z.enum(['post', 'pre']).default('post'),
+  /** Each position's input also embeds the token before it in its segment (nn TokenEmbedding). */
+  previousToken: z.boolean().default(false),
   /** Transformer-XL cache; default for kind 'xl': the segment length (SPEC §9: memory = segment length). */
   memLen: memorySize.optional(),
   /** Memory tokens; default for rmt / mem-transformer / mem-bottleneck: 10 (RMT's enwik8 setting). */
