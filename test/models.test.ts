@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  arange, cat, createModel, gradcheck, manualSeed, MultiHeadAttention, ones, randint, randn,
+  arange, cat, createModel, F, grad, tensor, TokenEmbedding, gradcheck, manualSeed, MultiHeadAttention, ones, randint, randn,
   relShift, relSkew, segmentMask, sinusoidalDistances, tidy, type ModelConfig, type RelativePositions,
   type SegmentModel, type Tensor,
 } from '../src/index.js';
@@ -211,4 +211,41 @@ test('building and disposing a model leaves no native tensor behind', async () =
   tiny('rmt', { numMemTokens: 2, memLen: 3 }).dispose();
   tiny('mem-bottleneck', { numMemTokens: 2, memLen: 3 }).dispose();
   assert.equal(liveTensors(), before);
+});
+
+test('TokenEmbedding with previousToken adds the embedding of the token before (a start row at position 0)', () => {
+  tidy(() => {
+    manualSeed(0);
+    const e = new TokenEmbedding(5, 3, { previousToken: true });
+    const tokens = tensor([[4, 1, 1, 0], [2, 3, 4, 2]], { dtype: 'int64' });
+    const E = e.weight.toArray() as number[][], P = e.previous!.toArray() as number[][];
+    const rows = tokens.toArray() as number[][];
+    const expected = rows.map((row) => row.map((t, i) => E[t]!.map((x, d) => x + P[i === 0 ? 5 : row[i - 1]!]![d]!)));
+    assertClose(e.forward(tokens), expected, { atol: 1e-6 });
+    // without the option: the plain embedding, and no extra parameter in the state dict
+    const plain = new TokenEmbedding(5, 3);
+    assert.equal(plain.previous, null);
+    assert.deepEqual(Object.keys(plain.stateDict()), ['weight']);
+    assertClose(plain.forward(tokens), F.embedding(tokens, plain.weight).toArray(), { atol: 0 });
+  });
+});
+
+test('previousToken: every model family takes it, and gradients reach the previous-token embedding', () => {
+  tidy(() => {
+    manualSeed(1);
+    const tokens = tensor([[3, 4, 5, 6]], { dtype: 'int64' });
+    for (const kind of ['transformer', 'rmt', 'mem-bottleneck', 'sequential', 'feedback'] as const) {
+      const memory = kind === 'rmt' || kind === 'mem-bottleneck' ? { numMemTokens: 2 } : kind === 'sequential' || kind === 'feedback' ? { memLen: 4 } : {};
+      const model = tiny(kind, { previousToken: true, ...memory });
+      const previous = model.namedParameters().find(([name]) => name === 'embed.previous')?.[1];
+      assert.ok(previous, kind);
+      const g = grad(model.forward(tokens, model.initState(1)).logits.sum(), [previous]);
+      assert.ok(g[0]!.abs().sum().item() > 0, kind);
+      assert.ok(!tiny(kind, memory).namedParameters().some(([name]) => name === 'embed.previous'), kind);
+    }
+  });
+});
+
+test('model config: previousToken must be a boolean', () => {
+  assert.throws(() => createModel({ kind: 'transformer', vocabSize: 5, previousToken: 1 as unknown as boolean }), /previousToken must be true or false/);
 });

@@ -37,6 +37,18 @@ test('a tiny transformer learns 1-segment copy to high accuracy in a few seconds
   assert.ok(performance.now() - started < 20_000);
 });
 
+test('with previousToken a tiny transformer learns 1-segment associative retrieval in a few hundred steps', async () => {
+  const r = await train({
+    model: { kind: 'transformer', layers: 2, dModel: 64, heads: 4, dInner: 128, previousToken: true },
+    data: { kind: 'task', name: 'associative-retrieval', options: { numSegments: 1 } },
+    train: { steps: 300, batchSize: 32, evalEvery: 0 },
+    optim: { lr: 1e-3 },
+  });
+  assert.ok(r.finalEval !== null);
+  // chance is 0.1, and 0.25 the plateau of knowing the sample's 4 values but not which one
+  assert.ok(r.finalEval.accuracy > 0.9, `accuracy ${r.finalEval.accuracy}`);
+});
+
 test('detachesBefore: the state entering segment τ of n is detached when τ < n - k', () => {
   assert.deepEqual([0, 1, 2, 3].map((τ) => detachesBefore(τ, 4, 0)), [true, true, true, true]);
   assert.deepEqual([0, 1, 2, 3].map((τ) => detachesBefore(τ, 4, 2)), [true, true, false, false]);
