@@ -6,7 +6,6 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { batchedProductsSplit } from '../src/index.js';
 
 function canImportTorch(py: string): boolean {
   if (py.startsWith('/') && !existsSync(py)) return false;
@@ -100,6 +99,5 @@ export async function startTorchWorker(script: string, o: { wantTorch: boolean; 
 /** The thread settings both sides run with, as one line. */
 export function threadSettings(threads: number): string {
   return `threads (both sides): ATen intra-op ${threads}; OpenBLAS OPENBLAS_NUM_THREADS=${process.env.OPENBLAS_NUM_THREADS ?? '(unset: all cores)'}; ` +
-    `OMP_WAIT_POLICY=${process.env.OMP_WAIT_POLICY ?? '(unset)'}; OMP_NUM_THREADS=${process.env.OMP_NUM_THREADS ?? '(unset)'}; ` +
-    `Engram's batched products ${batchedProductsSplit() ? 'split over ATen threads, one OpenBLAS thread each' : "on ATen's bmm (OpenBLAS not found)"}`;
+    `OMP_WAIT_POLICY=${process.env.OMP_WAIT_POLICY ?? '(unset)'}; OMP_NUM_THREADS=${process.env.OMP_NUM_THREADS ?? '(unset)'}`;
 }

@@ -21,7 +21,6 @@ interface NativeCore {
   freeMany(ids: Id[]): void;
   liveTensors(): number;
   heapBytes(): number;
-  batchedMatmulSplits(): boolean;
   setReporting(on: boolean): boolean;
   reportTensors(ids: Id[]): void;
   setNumThreads(n: number): void;

@@ -12,11 +12,6 @@ export const cudaSynchronize = (): void => native.cudaSynchronize();
 /** ATen's intra-op thread count (OpenBLAS keeps its own pool: OPENBLAS_NUM_THREADS). */
 export const setNumThreads = (n: number): void => native.setNumThreads(n);
 export const getNumThreads = (): number => native.getNumThreads();
-/**
- * Whether batched matrix products (attention's) are split over ATen's threads with one OpenBLAS
- * thread each, which needs OpenBLAS as libtorch's BLAS (native/src/batched_matmul.cpp says why).
- */
-export const batchedProductsSplit = (): boolean => native.batchedMatmulSplits();
 
 /**
  * Bytes the C heap holds now (glibc's mallinfo2): CPU tensors, activations saved for backward,
