@@ -10,7 +10,6 @@
         "src/nn_ops.cpp",
         "src/autograd_ops.cpp",
         "src/fused_ops.cpp",
-        "src/batched_matmul.cpp",
         "src/io_ops.cpp"
       ],
       "include_dirs": [

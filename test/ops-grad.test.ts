@@ -184,36 +184,6 @@ test('grad: crossEntropy (ignoreIndex, labelSmoothing, weight, reductions), nllL
   check((a) => F.binaryCrossEntropyWithLogits(a, tensor([0, 1, 0.3], { dtype: 'float64' }), { posWeight: tensor([2, 1, 3], { dtype: 'float64' }) }), [rnd([3])]);
 });
 
-test('batched products (split over threads, one BLAS thread each) equal einsum, values and gradients', () => {
-  tidy(() => {
-    manualSeed(3);
-    // a transposed (non-contiguous) batch against a matrix batch broadcast over the leading dim,
-    // as attention's (q + v) · W_r R; 12 entries, so both threads get several
-    for (const dtype of ['float32', 'float64'] as const) {
-      const a0 = randn([3, 17, 4, 8], { dtype }).transpose(1, 2).requiresGrad_(); // [3, 4, 17, 8]
-      const b0 = randn([4, 8, 19], { dtype }).requiresGrad_();
-      const w = randn([3, 4, 17, 19], { dtype });
-      const viaMatmul = a0.matmul(b0);
-      const viaEinsum = einsum('bkij,kjl->bkil', a0, b0);
-      const tol = dtype === 'float32' ? 1e-5 : 1e-12;
-      assertClose(viaMatmul, viaEinsum.toArray(), { atol: tol, rtol: tol });
-      const [ga, gb] = grad(viaMatmul.mul(w).sum(), [a0, b0]);
-      const [ea, eb] = grad(viaEinsum.mul(w).sum(), [a0, b0]);
-      assertClose(ga!, ea!.toArray(), { atol: tol, rtol: tol });
-      assertClose(gb!, eb!.toArray(), { atol: 1e-4, rtol: tol });
-      // a matrix times a batch, and bmm with a transposed operand
-      const m = randn([5, 8], { dtype }), k = randn([6, 19, 8], { dtype });
-      assertClose(m.matmul(k.mT), einsum('ij,bkj->bik', m, k).toArray(), { atol: tol, rtol: tol });
-      assertClose(k.bmm(k.mT), einsum('bij,bkj->bik', k, k).toArray(), { atol: 1e-4, rtol: tol });
-    }
-    // second order (createGraph): d/dy of sum(dL/dx) for L = sum(x y) is 3 (the rows of x) everywhere
-    const x = randn([2, 3, 4]).requiresGrad_(), y = randn([2, 4, 5]).requiresGrad_();
-    const [gx] = grad(x.matmul(y).sum(), [x], { createGraph: true });
-    const [gy] = grad(gx!.sum(), [y]);
-    assertClose(gy!, ones([2, 4, 5]).mul(3).toArray(), { atol: 1e-6 });
-  });
-});
-
 test('grad: matmul, mm, bmm, baddbmm, outer, einsum', () => {
   manualSeed(6);
   check((a, b) => a.matmul(b), [rnd([2, 3]), rnd([3, 2])]);

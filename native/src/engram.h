@@ -110,13 +110,6 @@ Napi::Value guarded(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// ---- shared kernels -------------------------------------------------------------------------------
-
-// at::matmul / at::bmm with batched products split over ATen's threads, one BLAS thread each
-// (batched_matmul.cpp says why).
-at::Tensor batchedMatmul(const at::Tensor& a, const at::Tensor& b);
-at::Tensor batchedBmm(const at::Tensor& a, const at::Tensor& b);
-
 // Defines and registers one exported function: OP(add) { return R(info, T(info,0) + T(info,1)); }
 #define OP(name)                                                                  \
   static Napi::Value op_##name(const Napi::CallbackInfo& info);                   \

@@ -256,9 +256,9 @@ OP(maskedFill_) {
 
 // ---- matrix products ---------------------------------------------------------------------------------------
 
-OP(matmul) { return R(info, batchedMatmul(T(info, 0), T(info, 1))); }
+OP(matmul) { return R(info, at::matmul(T(info, 0), T(info, 1))); }
 OP(mm) { return R(info, at::mm(T(info, 0), T(info, 1))); }
-OP(bmm) { return R(info, batchedBmm(T(info, 0), T(info, 1))); }
+OP(bmm) { return R(info, at::bmm(T(info, 0), T(info, 1))); }
 OP(baddbmm) { return R(info, at::baddbmm(T(info, 0), T(info, 1), T(info, 2), SC(info, 3), SC(info, 4))); }
 OP(outer) { return R(info, at::outer(T(info, 0), T(info, 1))); }
 OP(einsum) { return R(info, at::einsum(S(info, 0), TL(info, 1))); }
