@@ -10,12 +10,12 @@ runs with (OMP_WAIT_POLICY, OPENBLAS_NUM_THREADS): engine.ts passes its own.
 """
 import argparse
 import json
-import os
 import statistics
-import sys
 import time
 
-import torch
+from torch_worker import info, serve as serve_commands
+
+import torch  # noqa: E402
 
 
 def overhead_us(n):
@@ -44,31 +44,11 @@ def matmul_gflops(size, reps, warmup=2):
     return 2.0 * size ** 3 * reps / (t1 - t0) / 1e9
 
 
-def info():
-    return {
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "ompWaitPolicy": os.environ.get("OMP_WAIT_POLICY"),
-        "openblasThreads": os.environ.get("OPENBLAS_NUM_THREADS"),
-    }
-
-
 def serve():
-    print(json.dumps({"ready": True, **info()}), flush=True)
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        cmd = json.loads(line)
-        op = cmd.get("op")
-        if op == "overhead":
-            out = {"us": overhead_us(int(cmd["n"]))}
-        elif op == "matmul":
-            out = {"gflops": matmul_gflops(int(cmd["size"]), int(cmd["reps"]), int(cmd.get("warmup", 2)))}
-        elif op == "quit":
-            break
-        else:
-            out = {"error": f"unknown op {op!r}"}
-        print(json.dumps(out), flush=True)
+    serve_commands({
+        "overhead": lambda cmd: {"us": overhead_us(int(cmd["n"]))},
+        "matmul": lambda cmd: {"gflops": matmul_gflops(int(cmd["size"]), int(cmd["reps"]), int(cmd.get("warmup", 2)))},
+    })
 
 
 def standalone(rounds):

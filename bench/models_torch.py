@@ -29,13 +29,10 @@ The weights file (torch.save format, written by Engram's saveTorch) holds Engram
 import argparse
 import json
 import math
-import os
 import statistics
-import sys
 import time
 
-# As Engram's native.ts: passive OpenMP workers unless the caller chose (set before libgomp loads).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from torch_worker import info, serve as serve_commands  # sets OMP_WAIT_POLICY before torch loads
 
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
@@ -313,45 +310,33 @@ class Bench:
         return float(loss), norm
 
 
-def info():
-    return {
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "ompWaitPolicy": os.environ.get("OMP_WAIT_POLICY"),
-        "openblasThreads": os.environ.get("OPENBLAS_NUM_THREADS"),
-        "ompNumThreads": os.environ.get("OMP_NUM_THREADS"),
-    }
+class Server:
+    """The --serve commands; one model at a time."""
+
+    def __init__(self):
+        self.bench = None
+
+    def build(self, cmd):
+        self.bench = None
+        self.bench = Bench(cmd["config"], cmd.get("weights"))
+        return {"params": self.bench.params()}
+
+    def check(self, cmd):
+        loss, norm = self.bench.check(int(cmd["segments"]))
+        return {"loss": loss, "gradNorm": norm}
+
+    def train(self, cmd):
+        seconds, loss = self.bench.train(int(cmd["steps"]))
+        return {"seconds": seconds, "loss": loss}
+
+    def free(self, cmd):
+        self.bench = None
+        return {"ok": True}
 
 
 def serve():
-    print(json.dumps({"ready": True, **info()}), flush=True)
-    bench = None
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        cmd = json.loads(line)
-        op = cmd.get("op")
-        try:
-            if op == "build":
-                bench = None
-                bench = Bench(cmd["config"], cmd.get("weights"))
-                out = {"params": bench.params()}
-            elif op == "check":
-                loss, norm = bench.check(int(cmd["segments"]))
-                out = {"loss": loss, "gradNorm": norm}
-            elif op == "train":
-                seconds, loss = bench.train(int(cmd["steps"]))
-                out = {"seconds": seconds, "loss": loss}
-            elif op == "free":
-                bench = None
-                out = {"ok": True}
-            elif op == "quit":
-                break
-            else:
-                out = {"error": f"unknown op {op!r}"}
-        except Exception as e:  # reported to models.ts, which drops the torch columns
-            out = {"error": f"{type(e).__name__}: {e}"}
-        print(json.dumps(out), flush=True)
+    server = Server()
+    serve_commands({"build": server.build, "check": server.check, "train": server.train, "free": server.free})
 
 
 def standalone(args):

@@ -15,8 +15,7 @@
 import type { Rng } from './random.js';
 import { checkInt, checkKeys, SequenceTask, stripPadding } from './sequence-task.js';
 import { resolveSegments, segmentOptionKeys, type SegmentOptions } from './labelled-task.js';
-import { START } from './symbols.js';
-import { PAD } from './types.js';
+import { START, symbolText } from './symbols.js';
 
 export interface LongCopyOptions extends SegmentOptions {
   /** Source length n (default 16). */
@@ -30,7 +29,6 @@ const optionKeys = ['length', 'delay', 'numSymbols', ...segmentOptionKeys] as co
 
 export const LONG_COPY_BLANK = 2;
 export const LONG_COPY_FIRST_SYMBOL = 3;
-const ALPHABET = '0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ';
 /** Longer runs of blanks are decoded as one `[.×n]`. */
 const SHOWN_BLANKS = 8;
 
@@ -85,11 +83,7 @@ export class LongCopyTask extends SequenceTask {
         continue;
       }
       flushBlanks();
-      const k = t - LONG_COPY_FIRST_SYMBOL;
-      if (t === PAD) parts.push('_');
-      else if (t === START) parts.push('|');
-      else if (k >= 0 && k < this.numSymbols) parts.push(this.numSymbols <= ALPHABET.length ? ALPHABET[k]! : `<${k}>`);
-      else parts.push(`<?${t}>`);
+      parts.push(symbolText(t, LONG_COPY_FIRST_SYMBOL, this.numSymbols));
     }
     flushBlanks();
     return parts.join('');

@@ -38,15 +38,20 @@ export function resolveSymbolOptions(task: string, options: SymbolTaskOptions, l
   return { sourceLength, numSymbols, numSegments, segmentLength };
 }
 
+/**
+ * The text of one token of a symbol vocabulary whose symbol k is id firstSymbol + k: '_' pad,
+ * '|' start, the k-th of 0-9 a-z A-Z (or <k> past 62 symbols), <?id> for anything else.
+ */
+export function symbolText(t: number, firstSymbol: number, numSymbols: number): string {
+  if (t === PAD) return '_';
+  if (t === START) return '|';
+  const k = t - firstSymbol;
+  if (k >= 0 && k < numSymbols) return numSymbols <= ALPHABET.length ? ALPHABET[k]! : `<${k}>`;
+  return `<?${t}>`;
+}
+
 export function decodeSymbols(tokens: number[], numSymbols: number): string {
-  const symbol = (t: number): string => {
-    if (t === PAD) return '_';
-    if (t === START) return '|';
-    const k = t - FIRST_SYMBOL;
-    if (k >= 0 && k < numSymbols) return numSymbols <= ALPHABET.length ? ALPHABET[k]! : `<${k}>`;
-    return `<?${t}>`;
-  };
-  return stripPadding(tokens).map(symbol).join('');
+  return stripPadding(tokens).map((t) => symbolText(t, FIRST_SYMBOL, numSymbols)).join('');
 }
 
 /**
