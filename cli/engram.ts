@@ -15,12 +15,12 @@ import { join } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { z } from 'zod';
 import {
-  EngramError, modelKinds, taskNames, makeTask, type TaskName,
+  EngramError, modelKinds, taskNames,
   resolveTrainConfig, parseWith, deepMerge, setPath, describeMetrics, formatDuration,
-  Trainer, hasCheckpoint, readCheckpointMeta, loadRun, generateText, generateAnswers,
-  evaluateTask, evaluateLm, loadDataset, runExperiment, parseRecipe, builtinRecipes, defaultRecipe,
-  inspect, writeInspection, Rng,
-  type TrainConfig, type TrainConfigInput, type ProgressMode, type Metrics,
+  Trainer, hasCheckpoint, readCheckpointMeta, loadRun, runName,
+  runExperiment, parseRecipe, builtinRecipes, defaultRecipe,
+  inspect, writeInspection,
+  type TrainConfig, type TrainConfigInput, type ProgressMode,
 } from '../src/index.js';
 
 // ---- flags that set configuration values ------------------------------------------------------------
@@ -162,9 +162,7 @@ process.stdout.on('error', (e: NodeJS.ErrnoException) => {
 // ---- the commands --------------------------------------------------------------------------------------
 
 function defaultRunDir(config: TrainConfig): string {
-  const d = config.data;
-  const what = d.kind === 'task' ? `${d.name}${(d.options as { numSegments?: number }).numSegments ? `-${String((d.options as { numSegments?: number }).numSegments)}seg` : ''}` : `lm-${d.corpus.replace(/.*\//, '').replace(/\.[^.]*$/, '')}`;
-  return join('runs', `${what}-${config.model.kind}`);
+  return join('runs', `${runName(config.data)}-${config.model.kind}`);
 }
 
 async function trainCommand(opts: Record<string, unknown>): Promise<void> {
@@ -184,10 +182,8 @@ async function trainCommand(opts: Record<string, unknown>): Promise<void> {
   }
   const trainer = await Trainer.create(config, { runDir, resume: Boolean(opts.resume), progress, signal: interruptSignal() });
   try {
-    const d = trainer.dataset;
     process.stderr.write(`${trainer.step > 0 ? `resuming at step ${trainer.step}` : 'training'}: ${config.model.kind}, ${trainer.model.numParameters()} parameters; ` +
-      `${d.kind === 'task' ? `${config.data.kind === 'task' ? config.data.name : ''}, ${d.numSegments} segment(s) of ${d.segmentLength}` : `${d.train.length} training characters, segments of ${d.segmentLength}`}; ` +
-      `${config.train.steps} steps of ${config.train.batchSize}; run directory ${runDir}\n`);
+      `${trainer.objective.describe()}; ${config.train.steps} steps of ${config.train.batchSize}; run directory ${runDir}\n`);
     const r = await trainer.run();
     if (r.aborted) {
       out(`stopped at step ${r.step}/${config.train.steps}; continue with: engram train --out ${runDir} --resume`);
@@ -215,21 +211,7 @@ async function evalCommand(runDir: string, raw: Record<string, unknown>): Promis
   const o = parseWith(evalSchema, numbers(raw, ['batches', 'seed', 'segments']), 'invalid option value', kebab);
   const run = await loadRun(runDir);
   try {
-    const c = run.config;
-    let metrics: Metrics;
-    let what: string;
-    if (c.data.kind === 'task') {
-      const options = { ...c.data.options, ...(o.segments ? { numSegments: o.segments } : {}) };
-      const task = makeTask(c.data.name as TaskName, options as never);
-      metrics = evaluateTask(run.model, task, { batches: o.batches ?? c.train.evalBatches, batchSize: c.train.batchSize, seed: o.seed ?? c.train.evalSeed });
-      what = `${c.data.name}, ${task.numSegments} segment(s) of ${task.segmentLength}, ${(o.batches ?? c.train.evalBatches) * c.train.batchSize} held-out samples`;
-    } else {
-      const data = await loadDataset(c.data, { vocab: run.meta.vocab });
-      if (data.kind !== 'lm') throw new Error('unreachable');
-      const tokens = o.split === 'test' ? data.test : data.valid;
-      metrics = evaluateLm(run.model, tokens, { batchSize: c.train.batchSize, segmentLength: data.segmentLength });
-      what = `${c.data.corpus}, ${o.split} split (${tokens.length} characters)`;
-    }
+    const { metrics, what } = await run.objective.evaluateRun(run.model, o);
     if (o.json) out(JSON.stringify({ run: runDir, step: run.meta.step, ...metrics }));
     else out(`${runDir} @ step ${run.meta.step} on ${what}: ${describeMetrics(metrics)}`);
   } finally {
@@ -250,20 +232,7 @@ async function generateCommand(runDir: string, raw: Record<string, unknown>): Pr
   const o = parseWith(generateSchema, numbers(raw, ['length', 'temperature', 'topK', 'seed', 'samples']), 'invalid option value', kebab);
   const run = await loadRun(runDir);
   try {
-    if (run.task) {
-      const answers = generateAnswers(run.model, run.task, { samples: o.samples, seed: o.seed, temperature: o.temperature ?? 0, topK: o.topK });
-      for (const a of answers) {
-        out(`input     ${a.input}`);
-        out(`expected  ${a.expected}`);
-        out(`generated ${a.generated}   ${a.exact ? 'exact' : `${a.correct}/${a.total} right`}`);
-        out();
-      }
-      const exact = answers.filter((a) => a.exact).length;
-      out(`${exact}/${answers.length} answers exactly right`);
-    } else {
-      const text = generateText(run, { prompt: o.prompt, length: o.length, temperature: o.temperature ?? 0.8, topK: o.topK, seed: o.seed });
-      out(`${o.prompt}${text}`);
-    }
+    for (const line of run.objective.generate(run.model, o)) out(line);
   } finally {
     run.model.dispose();
   }
@@ -282,30 +251,7 @@ async function inspectCommand(runDir: string, raw: Record<string, unknown>): Pro
   const o = parseWith(inspectSchema, numbers(raw, ['length', 'offset', 'seed']), 'invalid option value', kebab);
   const run = await loadRun(runDir);
   try {
-    const c = run.config;
-    let tokens: number[];
-    let decode: (id: number) => string;
-    let segmentLength: number;
-    if (run.task) {
-      if (o.text !== undefined) throw new EngramError('inspect: --text is for language-model runs; a task run inspects one of its samples (--seed)', 'config');
-      const task = run.task;
-      tokens = task.sample(new Rng(o.seed)).tokens;
-      decode = (id) => task.decode([id]) || ' ';
-      segmentLength = task.segmentLength;
-    } else {
-      const vocab = run.vocab!;
-      if (c.data.kind !== 'lm') throw new Error('unreachable');
-      segmentLength = c.data.segmentLength;
-      if (o.text !== undefined) {
-        tokens = Array.from(vocab.encode(o.text));
-      } else {
-        const data = await loadDataset(c.data, { vocab: run.meta.vocab });
-        if (data.kind !== 'lm') throw new Error('unreachable');
-        if (o.offset >= data.valid.length) throw new EngramError(`inspect: --offset ${o.offset} is past the end of the validation split (${data.valid.length} characters)`, 'config');
-        tokens = Array.from(data.valid.subarray(o.offset, o.offset + o.length));
-      }
-      decode = (id) => vocab.decode([id]);
-    }
+    const { tokens, decode, segmentLength } = await run.objective.inspectionInput(o);
     const inspection = inspect(run.model, tokens, { segmentLength, attention: o.attention });
     const dir = o.out ?? join(runDir, 'inspect');
     const files = await writeInspection(inspection, { dir, decode, maxSpan: run.model.config.memLen });

@@ -28,7 +28,7 @@ if (!dir) {
   process.exit(2);
 }
 const run = await loadRun(dir);
-const task = run.task;
+const task = run.kind === 'task' ? run.task : null;
 if (!(task instanceof CorridorTask) || task.numColours !== 2) {
   console.error(`${dir} is not a run of the 2-colour corridor task`);
   process.exit(2);

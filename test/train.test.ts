@@ -279,7 +279,8 @@ test('generation: task answers are generated token by token; sampling is seeded'
     optim: { lr: 3e-3 },
   }, { runDir: dir });
   const run = await loadRun(dir);
-  const answers = generateAnswers(run.model, run.task!, { samples: 4, seed: 3, temperature: 0, topK: 0 });
+  assert.ok(run.kind === 'task');
+  const answers = generateAnswers(run.model, run.task, { samples: 4, seed: 3, temperature: 0, topK: 0 });
   assert.equal(answers.length, 4);
   assert.ok(answers.filter((a) => a.exact).length >= 3, JSON.stringify(answers));
   assert.equal(answers[0]!.expected.length, 12);

@@ -16,6 +16,7 @@ import { deepMerge, parseWith, resolveTrainConfig, sameConfig, type TrainConfig,
 import { readCheckpointMeta, hasCheckpoint } from './checkpoint.js';
 import { RESULT_FILE, train, type TrainEvent, type TrainResult } from './trainer.js';
 import type { Metrics } from './metrics.js';
+import { headlineMetric } from './objective.js';
 import type { ProgressMode } from './progress.js';
 import { formatDuration } from './progress.js';
 import { lineChart } from './plot.js';
@@ -204,7 +205,7 @@ function cellResult(cell: ExperimentCell, status: CellResult['status'], r: Saved
 }
 
 function recipeMetric(recipe: Recipe, config: TrainConfig): MetricName {
-  return recipe.metric ?? (config.data.kind === 'task' ? 'accuracy' : 'bpc');
+  return recipe.metric ?? headlineMetric(config.data);
 }
 
 const metricTitles: Record<MetricName, string> = {

@@ -1,4 +1,4 @@
-// Sampling from a trained segment model: text from a language-model checkpoint given a prompt, or
+// Sampling from a trained segment model: text from a language model given a prompt, or
 // the answers of task samples generated token by token (not teacher-forced).
 //
 // A segment model reads fixed segments and carries its state between them, so decoding keeps the
@@ -7,15 +7,12 @@
 // segment is full it is run once more to commit the state of the next one. Segment boundaries
 // thus fall where they fell in training (every M tokens from the start).
 // Shapes: M segment length, m <= M tokens of the open segment, V vocabulary.
-import { createModel, type MemoryState, type SegmentModel } from '../models/index.js';
+import type { MemoryState, SegmentModel } from '../models/index.js';
 import { EngramError, noGrad, tensor, tidy } from '../tensor/index.js';
 import { Rng } from '../tasks/random.js';
-import { CharVocab } from '../tasks/vocab.js';
+import type { CharVocab } from '../tasks/vocab.js';
 import { IGNORE_INDEX } from '../tasks/types.js';
 import type { SegmentedTask } from '../tasks/types.js';
-import type { TrainConfig } from './config.js';
-import { loadCheckpoint, withPrefix, type CheckpointMeta } from './checkpoint.js';
-import { taskOf } from './data.js';
 import { disposeState } from './evaluate.js';
 
 export interface SamplingOptions {
@@ -90,35 +87,6 @@ export class SegmentDecoder {
   }
 }
 
-/** A run directory's checkpoint as a model ready for evaluation or sampling (in eval mode). */
-export interface LoadedRun {
-  dir: string;
-  meta: CheckpointMeta;
-  config: TrainConfig;
-  model: SegmentModel;
-  /** LM runs: the character vocabulary. */
-  vocab: CharVocab | null;
-  /** Task runs: the task. */
-  task: SegmentedTask | null;
-}
-
-export async function loadRun(dir: string): Promise<LoadedRun> {
-  const { meta, tensors } = await loadCheckpoint(dir);
-  try {
-    const model = createModel(meta.modelConfig);
-    model.loadStateDict(withPrefix(tensors, 'model.'));
-    model.eval();
-    const data = meta.config.data;
-    return {
-      dir, meta, config: meta.config, model,
-      vocab: meta.vocab !== null ? CharVocab.fromString(meta.vocab) : null,
-      task: data.kind === 'task' ? taskOf(data) : null,
-    };
-  } finally {
-    for (const t of Object.values(tensors)) t.dispose();
-  }
-}
-
 export interface GenerateTextOptions extends SamplingOptions {
   prompt: string;
   /** Characters to generate. */
@@ -126,13 +94,12 @@ export interface GenerateTextOptions extends SamplingOptions {
   seed: number;
 }
 
-/** Continues a prompt with an LM run's model: returns the generated characters (without the prompt). */
-export function generateText(run: LoadedRun, o: GenerateTextOptions): string {
-  if (!run.vocab || run.config.data.kind !== 'lm') throw new EngramError(`generate: ${run.dir} is a task run, not a language model; generate answers instead`, 'config', 'generate');
-  const decoder = new SegmentDecoder(run.model, run.config.data.segmentLength);
+/** Continues a prompt with a language model read in segments of M: the generated characters (without the prompt). */
+export function generateText(model: SegmentModel, vocab: CharVocab, segmentLength: number, o: GenerateTextOptions): string {
+  const decoder = new SegmentDecoder(model, segmentLength);
   const rng = new Rng(o.seed);
   try {
-    const prompt = run.vocab.encode(o.prompt.length > 0 ? o.prompt : '\n');
+    const prompt = vocab.encode(o.prompt.length > 0 ? o.prompt : '\n');
     for (const id of prompt) decoder.push(id);
     const out: number[] = [];
     for (let i = 0; i < o.length; i++) {
@@ -140,7 +107,7 @@ export function generateText(run: LoadedRun, o: GenerateTextOptions): string {
       out.push(id);
       decoder.push(id);
     }
-    return run.vocab.decode(out);
+    return vocab.decode(out);
   } finally {
     decoder.dispose();
   }

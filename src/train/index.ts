@@ -3,6 +3,7 @@ export * from './config.js';
 export * from './unroll.js';
 export * from './metrics.js';
 export * from './data.js';
+export * from './objective.js';
 export * from './evaluate.js';
 export * from './checkpoint.js';
 export * from './progress.js';

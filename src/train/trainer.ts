@@ -1,14 +1,10 @@
-// The trainer: a SegmentModel on an algorithmic task or on character-level language modelling.
+// The trainer: a SegmentModel trained on an objective (objective.ts): an algorithmic task or
+// character-level language modelling. The objective says what a step reads and how its loss is
+// formed (the cross-entropy summed over the scored positions, divided by their number); the
+// trainer adds the models' auxiliary losses, runs one backward per step and the optimiser, and
+// evaluates, logs and checkpoints.
 //
-//   tasks (SPEC §6, §8)   each step draws a batch of samples; each sample's segments run in order
-//                         from model.initState(B); the loss is the cross-entropy summed over the
-//                         scored positions of all segments (targets -100 are not scored), divided
-//                         by their number, plus the models' auxiliary losses; one backward per batch
-//   language modelling    the training text is B contiguous streams (SPEC §0); each step reads the
-//   (SPEC §0)             next bpttDepth + 1 segments of every stream; the state is carried from
-//                         step to step (detached between steps)
-//
-// Every step runs inside tidy(); the carried state is returned from the scope and the previous
+// Every step runs inside tidy(); a carried state is returned from the scope and the previous
 // one freed. Determinism: the model is initialised after manualSeed(seed), task batches come from
 // the tasks' own generator seeded with `seed`, and libtorch's generator is reseeded from
 // (seed, step) before every step (dropout), so a run resumed from a checkpoint draws exactly what
@@ -17,18 +13,13 @@
 // Shapes: B batch, M segment length, T = numSegments * M, V vocabulary.
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { EngramError, heapBytes, manualSeed, setNumThreads, tidy, type Tensor } from '../tensor/index.js';
+import { EngramError, heapBytes, manualSeed, setNumThreads, type Tensor } from '../tensor/index.js';
 import { writeFileAtomic } from '../tensor/serialize.js';
 import { Adam, AdamW, clipGradNorm, constantLr, cosineDecay, LrScheduler, ReduceLROnPlateau, withWarmup, type Schedule } from '../optim/index.js';
 import { createModel, resolveModelConfig, type MemoryState, type ModelConfig, type SegmentModel } from '../models/index.js';
-import { Rng } from '../tasks/random.js';
-import { StreamBatcher } from '../tasks/stream.js';
-import { IGNORE_INDEX } from '../tasks/types.js';
 import { canonicalJson, resolveTrainConfig, type TrainConfig, type TrainConfigInput } from './config.js';
-import { loadDataset, type Dataset, type LmDataset, type TaskDataset } from './data.js';
-import { accuracyCounts, addCounts, crossEntropySum, emptyCounts, summarize, type MetricCounts, type Metrics } from './metrics.js';
-import { unroll } from './unroll.js';
-import { disposeState, evaluateLm, evaluateTask, splitSegments } from './evaluate.js';
+import { addCounts, emptyCounts, summarize, type Metrics } from './metrics.js';
+import { createObjective, headline, isBetter, type HeadlineMetric, type Objective, type StepStats } from './objective.js';
 import { flattenState, hasCheckpoint, loadCheckpoint, saveCheckpoint, unflattenState, withPrefix, type CheckpointMeta } from './checkpoint.js';
 import { createProgress, type ProgressMode, type ProgressReporter } from './progress.js';
 
@@ -79,7 +70,7 @@ export interface TrainResult {
   /** The best evaluation of the run (highest accuracy for tasks, lowest bpc for LM). */
   bestEval: Metrics | null;
   /** The headline number: accuracy (tasks) or bpc (LM) of finalEval. */
-  metric: { name: 'accuracy' | 'bpc'; value: number } | null;
+  metric: { name: HeadlineMetric; value: number } | null;
   parameters: number;
   /** Training seconds over the whole run (resumed runs included), evaluation excluded. */
   elapsed: number;
@@ -93,12 +84,6 @@ export interface TrainResult {
   peakHeapBytes: number | null;
   /** Training loss of every step taken by this call, in order. */
   losses: { step: number; loss: number }[];
-}
-
-/** One step's numbers. */
-export interface StepStats {
-  counts: MetricCounts;
-  tokens: number;
 }
 
 /** libtorch's seed for a step: distinct per (seed, step), a safe integer. */
@@ -139,7 +124,8 @@ export class Trainer {
   readonly config: TrainConfig;
   readonly modelConfig: ModelConfig;
   readonly model: SegmentModel;
-  readonly dataset: Dataset;
+  /** What a step reads, how its loss is formed, how the model is evaluated. */
+  readonly objective: Objective;
   readonly optimizer: Adam | AdamW;
   readonly scheduler: LrScheduler;
   readonly plateau: ReduceLROnPlateau | null;
@@ -151,18 +137,15 @@ export class Trainer {
   /** The plateau scheduler acts on this proxy group: its lr is the factor applied to the schedule. */
   readonly #lrScale = { paramGroups: [{ lr: 1 }] };
   readonly #options: TrainOptions;
-  #rng: Rng | null = null;
-  #batcher: StreamBatcher | null = null;
-  #carry: MemoryState | null = null;
   #elapsed = 0;
   #peakHeap: number | null = null;
   #lastCheckpointStep = -1;
 
-  private constructor(config: TrainConfig, model: SegmentModel, dataset: Dataset, options: TrainOptions) {
+  private constructor(config: TrainConfig, model: SegmentModel, objective: Objective, options: TrainOptions) {
     this.config = config;
     this.model = model;
     this.modelConfig = model.config;
-    this.dataset = dataset;
+    this.objective = objective;
     this.runDir = options.runDir ?? null;
     this.#options = options;
     const o = config.optim;
@@ -178,14 +161,10 @@ export class Trainer {
     const p = o.plateau;
     this.plateau = p
       ? new ReduceLROnPlateau(this.#lrScale, {
-        mode: p.mode === 'auto' ? (dataset.kind === 'task' ? 'max' : 'min') : p.mode,
+        mode: p.mode === 'auto' ? objective.mode : p.mode,
         factor: p.factor, patience: p.patience, threshold: p.threshold, cooldown: p.cooldown, minLr: p.minLrFactor,
       })
       : null;
-    if (dataset.kind === 'task') this.#rng = new Rng(config.train.seed);
-    else {
-      this.#batcher = new StreamBatcher(dataset.train, { batchSize: config.train.batchSize, segmentLength: dataset.segmentLength, remainder: 'drop' });
-    }
   }
 
   /**
@@ -204,24 +183,22 @@ export class Trainer {
       checkResumable(checkpoint.meta.config, config);
     }
     if (config.train.threads > 0) setNumThreads(config.train.threads);
-    const dataset = await loadDataset(config.data, { vocab: checkpoint?.meta.vocab ?? null });
+    const objective = await createObjective(config, { vocab: checkpoint?.meta.vocab ?? null });
     manualSeed(config.train.seed);
     const { kind, memLen, numMemTokens, ...sizes } = config.model;
-    const model = createModel(resolveModelConfig({ ...sizes, kind: kind as ModelConfig['kind'], memLen, numMemTokens, vocabSize: dataset.vocabSize }));
-    const trainer = new Trainer(config, model, dataset, options);
+    const model = createModel(resolveModelConfig({ ...sizes, kind: kind as ModelConfig['kind'], memLen, numMemTokens, vocabSize: objective.vocabSize }));
+    const trainer = new Trainer(config, model, objective, options);
     if (checkpoint) trainer.#restore(checkpoint.meta, checkpoint.tensors);
     return trainer;
   }
 
   get segmentLength(): number {
-    return this.dataset.segmentLength;
+    return this.objective.segmentLength;
   }
 
   /** Tokens a step reads: B * T for tasks, B * (k + 1) * M for LM. */
   get tokensPerStep(): number {
-    const { batchSize, bpttDepth } = this.config.train;
-    const d = this.dataset;
-    return d.kind === 'task' ? batchSize * d.numSegments * d.segmentLength : batchSize * ((bpttDepth as number) + 1) * d.segmentLength;
+    return this.objective.tokensPerStep;
   }
 
   /** The learning rate now (first group). */
@@ -231,7 +208,8 @@ export class Trainer {
 
   /** One optimiser step on the next batch; returns its counts. */
   trainStep(): StepStats {
-    const stats = this.dataset.kind === 'task' ? this.#taskStep(this.dataset) : this.#lmStep(this.dataset);
+    manualSeed(stepSeed(this.config.train.seed, this.step));
+    const stats = this.objective.step(this.model, (ce, tokens, aux) => this.#backward(ce, tokens, aux));
     this.scheduler.step();
     this.step += 1;
     return stats;
@@ -250,96 +228,20 @@ export class Trainer {
     this.model.afterOptimizerStep?.();
   }
 
-  #taskStep(d: TaskDataset): StepStats {
-    const { batchSize: B, bpttDepth, seed } = this.config.train;
-    const n = d.numSegments, M = d.segmentLength;
-    const counts = tidy(() => {
-      manualSeed(stepSeed(seed, this.step));
-      const batch = d.task.batch(B, this.#rng!);
-      const tokens = splitSegments(batch.tokens, n, M);
-      const targets = splitSegments(batch.targets, n, M);
-      const scored = targets.map((t) => t.ne(IGNORE_INDEX).sum().item());
-      const losses: Tensor[] = [], aux: Tensor[] = [];
-      const { outputs } = unroll(this.model, tokens, null, {
-        bpttDepth,
-        onSegment: (τ, out) => {
-          if (scored[τ]! > 0) losses.push(crossEntropySum(out.logits, targets[τ]!));
-          if (out.auxLoss) aux.push(out.auxLoss);
-        },
-      });
-      const total = scored.reduce((a, b) => a + b, 0);
-      const ce = losses.length ? losses.reduce((a, b) => a.add(b)) : null;
-      this.#backward(ce, total, aux);
-      const acc = accuracyCounts(outputs.map((o) => o.logits), batch.targets, batch.answerMask ?? null, true);
-      const auxSum = aux.reduce((s, a) => s + a.item(), 0);
-      return { ...acc, lossSum: ce?.item() ?? 0, tokens: total, auxSum, batches: 1 };
-    });
-    return { counts, tokens: B * n * M };
-  }
-
-  #lmStep(d: LmDataset): StepStats {
-    const { bpttDepth, seed } = this.config.train;
-    const k = bpttDepth as number;
-    const batcher = this.#batcher!;
-    const r = tidy(() => {
-      manualSeed(stepSeed(seed, this.step));
-      const tokens: Tensor[] = [], targets: Tensor[] = [];
-      const resetBefore = new Set<number>();
-      for (let i = 0; i <= k; i++) {
-        const seg = batcher.next();
-        tokens.push(seg.tokens);
-        targets.push(seg.targets);
-        if (seg.first) resetBefore.add(i); // a new epoch: the streams start over
-      }
-      const losses: Tensor[] = [], aux: Tensor[] = [];
-      const { outputs, state } = unroll(this.model, tokens, this.#carry, {
-        bpttDepth: k,
-        resetBefore,
-        onSegment: (τ, out) => {
-          losses.push(crossEntropySum(out.logits, targets[τ]!));
-          if (out.auxLoss) aux.push(out.auxLoss);
-        },
-      });
-      const total = targets.reduce((s, t) => s + t.numel, 0);
-      const ce = losses.reduce((a, b) => a.add(b));
-      this.#backward(ce, total, aux);
-      let acc = { answerTokens: 0, correct: 0, samples: 0, exact: 0 };
-      outputs.forEach((o, i) => {
-        const a = accuracyCounts([o.logits], targets[i]!, null, false);
-        acc = { ...acc, answerTokens: acc.answerTokens + a.answerTokens, correct: acc.correct + a.correct };
-      });
-      const auxSum = aux.reduce((s, a) => s + a.item(), 0);
-      const counts: MetricCounts = { ...acc, lossSum: ce.item(), tokens: total, auxSum, batches: 1 };
-      return { counts, tokens: total, carry: this.model.detachState(state) };
-    });
-    disposeState(this.#carry);
-    this.#carry = r.carry;
-    return { counts: r.counts, tokens: r.tokens };
-  }
-
   /** Held-out metrics now (tasks: the fixed evaluation batches; LM: the validation split). */
   evaluate(): Metrics {
-    const t = this.config.train;
-    const d = this.dataset;
-    if (d.kind === 'task') return evaluateTask(this.model, d.task, { batches: t.evalBatches, batchSize: t.batchSize, seed: t.evalSeed });
-    const lm = this.config.data.kind === 'lm' ? this.config.data : null;
-    return evaluateLm(this.model, d.valid, { batchSize: t.batchSize, segmentLength: d.segmentLength, maxTokens: lm?.maxEvalTokens ?? 0 });
+    return this.objective.evaluate(this.model);
   }
 
   /** The headline metric of an evaluation: accuracy for tasks (higher is better), bpc for LM. */
-  headline(m: Metrics): { name: 'accuracy' | 'bpc'; value: number } {
-    return this.dataset.kind === 'task' ? { name: 'accuracy', value: m.accuracy } : { name: 'bpc', value: m.bpc };
-  }
-
-  #isBetter(a: Metrics, b: Metrics | null): boolean {
-    if (!b) return true;
-    return this.dataset.kind === 'task' ? a.accuracy > b.accuracy : a.bpc < b.bpc;
+  headline(m: Metrics): { name: HeadlineMetric; value: number } {
+    return headline(this.objective, m);
   }
 
   /** Records an evaluation: best so far, and the plateau scheduler. */
   #afterEval(m: Metrics): void {
     this.lastEval = m;
-    if (this.#isBetter(m, this.bestEval)) this.bestEval = m;
+    if (isBetter(this.objective, m, this.bestEval)) this.bestEval = m;
     if (this.plateau) {
       const before = this.#lrScale.paramGroups[0]!.lr;
       this.plateau.step(this.headline(m).value);
@@ -355,8 +257,9 @@ export class Trainer {
     for (const [k, v] of Object.entries(this.model.stateDict())) tensors[`model.${k}`] = v;
     for (const [k, v] of Object.entries(optim.tensors)) tensors[`optim.${k}`] = v;
     let carry = null;
-    if (this.#carry) {
-      const flat = flattenState(this.#carry);
+    const carried = this.objective.carry;
+    if (carried) {
+      const flat = flattenState(carried);
       Object.assign(tensors, flat.tensors);
       carry = flat.layout;
     }
@@ -365,11 +268,11 @@ export class Trainer {
         step: this.step,
         config: this.config,
         modelConfig: this.modelConfig,
-        vocab: this.dataset.kind === 'lm' ? this.dataset.vocab.toString() : null,
+        vocab: this.objective.vocab,
         optimizer: optim.meta,
         scheduler: this.scheduler.stateDict(),
         plateau: this.plateau ? { state: this.plateau.stateDict(), scale: this.#lrScale.paramGroups[0]!.lr } : null,
-        data: this.#rng ? { taskRng: this.#rng.state() } : { stream: this.#batcher!.position() },
+        data: this.objective.position(),
         carry,
         lastEval: this.lastEval,
         bestEval: this.bestEval,
@@ -384,6 +287,7 @@ export class Trainer {
   }
 
   #restore(meta: CheckpointMeta, tensors: Record<string, Tensor>): void {
+    let carry: MemoryState | null = null;
     try {
       this.model.loadStateDict(withPrefix(tensors, 'model.'));
       this.optimizer.loadStateDict({ tensors: withPrefix(tensors, 'optim.'), meta: meta.optimizer });
@@ -392,12 +296,11 @@ export class Trainer {
         this.#lrScale.paramGroups[0]!.lr = meta.plateau.scale;
       }
       this.scheduler.loadStateDict(meta.scheduler);
-      if (this.#rng && meta.data.taskRng) this.#rng.setState(meta.data.taskRng);
-      if (this.#batcher && meta.data.stream) this.#batcher.restore(meta.data.stream);
-      if (meta.carry) this.#carry = unflattenState(tensors, meta.carry);
+      if (meta.carry) carry = unflattenState(tensors, meta.carry);
+      this.objective.restore(meta.data, carry);
     } finally {
-      // the carried state's tensors are now the trainer's; the rest were copied in
-      for (const [name, t] of Object.entries(tensors)) if (!(this.#carry && name.startsWith('carry.'))) t.dispose();
+      // the carried state's tensors are now the objective's; the rest were copied in
+      for (const [name, t] of Object.entries(tensors)) if (!(carry && name.startsWith('carry.'))) t.dispose();
     }
     this.step = meta.step;
     this.lastEval = meta.lastEval;
@@ -525,8 +428,7 @@ export class Trainer {
 
   /** Frees the model, the optimiser state and the carried state. */
   dispose(): void {
-    disposeState(this.#carry);
-    this.#carry = null;
+    this.objective.dispose();
     this.optimizer.dispose();
     this.model.dispose();
   }
