@@ -297,7 +297,7 @@ export class LanguageModelObjective extends LanguageModelRun implements Objectiv
   constructor(section: LmDataSection, train: TrainSection, corpus: LmCorpus) {
     super(section, train, corpus.vocab, corpus);
     if (train.bpttDepth === 'all') {
-      throw new EngramError("invalid config:\n  - train.bpttDepth: language modelling needs a number of segments (an unroll is bpttDepth + 1 segments), not 'all'", 'config');
+      throw new EngramError("LanguageModelObjective: train.bpttDepth must be a number of segments (an unroll is bpttDepth + 1 segments), not 'all'; resolve the configuration with resolveTrainConfig", 'config', 'LanguageModelObjective');
     }
     this.depth = train.bpttDepth;
     this.data = corpus;
