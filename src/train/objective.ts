@@ -3,8 +3,9 @@
 //   TaskObjective            an algorithmic task: each step draws a fresh batch from the task's own
 //                            generator (seeded with train.seed) and runs every sample's segments from
 //                            model.initState(B); the loss is the cross-entropy summed over the scored
-//                            positions (targets -100 are not) divided by their number; evaluated on
-//                            fixed held-out batches (train.evalSeed); headline accuracy, higher better
+//                            positions (targets -100 are not), which the trainer divides by their
+//                            number; evaluated on fixed held-out batches (train.evalSeed); headline
+//                            accuracy, higher better
 //   LanguageModelObjective   a character corpus: the training split read as B contiguous streams,
 //                            bpttDepth + 1 segments per step, the state carried (detached) from step
 //                            to step and started over at a new epoch; evaluated on the validation
