@@ -55,19 +55,19 @@ test('wrong dtypes: kind dtype', () => {
   throwsEngram(() => zeros([2]).indexSelect(0, tensor([0])), 'dtype', 'indexSelect');
   const x = zeros([2]);
   throwsEngram(() => { x.grad = zeros([2], { dtype: 'float64' }); }, 'dtype', 'setGrad');
-  throwsEngram(() => tensor(new Uint16Array([1])), 'dtype', '', /Uint16Array/);
+  throwsEngram(() => tensor(new Uint16Array([1])), 'dtype', 'tensor', /Uint16Array/);
 });
 
 test('invalid dtype names: kind dtype, naming the valid ones', () => {
-  for (const make of [
-    () => zeros([2], { dtype: 'float128' as never }),
-    () => tensor([1, 2], { dtype: 'complex64' as never }),
-    () => ones([1]).to({ dtype: 'half' as never }),
-    () => arange(3, undefined, 1, { dtype: 'double' as never }),
-  ]) {
-    // (raised on the TS side before any op runs, so no op name)
-    throwsEngram(make, 'dtype', '', /unknown dtype '.*'; use one of .*float32/);
-  }
+  const cases: [() => unknown, string][] = [
+    [() => zeros([2], { dtype: 'float128' as never }), 'zeros'],
+    [() => tensor([1, 2], { dtype: 'complex64' as never }), 'tensor'],
+    [() => ones([1]).to({ dtype: 'half' as never }), 'to'],
+    [() => arange(3, undefined, 1, { dtype: 'double' as never }), 'arange'],
+    [() => zeros([2]).sum(null, false, 'toString' as never), 'sum'], // not fooled by Object.prototype
+  ];
+  // (raised on the TS side before any native call, naming the op that was asked)
+  for (const [make, op] of cases) throwsEngram(make, 'dtype', op, /unknown dtype '.*'; use one of .*float32/);
 });
 
 test('disposed tensors: kind disposed, from whichever op touches them', () => {
