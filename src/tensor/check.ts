@@ -34,7 +34,7 @@ export function checkShape(op: string, shape: readonly unknown[], minusOnes = 0)
     const what = minusOnes === 0 ? 'a non-negative integer' : minusOnes === 1 ? 'a non-negative integer (or a single -1)' : 'a non-negative integer or -1';
     throw shapeError(op, `size ${show(d)} at dim ${i} of shape [${shape.map(show).join(', ')}] is not ${what}`);
   }
-  if (elements > MAX_ELEMENTS && !shape.includes(0)) {
+  if (elements > MAX_ELEMENTS) {
     throw shapeError(op, `shape [${shape.join(', ')}] has ${elements} elements, more than the limit of 2^53 - 1`);
   }
   return shape as number[];

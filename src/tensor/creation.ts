@@ -31,7 +31,9 @@ function flattenInto(data: NestedArray, shape: number[], dim: number, out: numbe
     if (typeof data === 'number') out.push(data);
     else if (typeof data === 'boolean') out.push(data ? 1 : 0);
     else {
-      const what = data === null ? 'null' : typeof data === 'string' ? `the string '${data as string}'` : `a ${typeof data}`;
+      const what = data === null || data === undefined ? String(data)
+        : typeof data === 'string' ? `the string '${data as string}'`
+        : typeof data === 'object' ? 'an object' : `a ${typeof data}`;
       throw dtypeError('tensor', `element ${out.length} is ${what}; tensor() takes numbers or booleans (nested arrays of them, or a TypedArray)`);
     }
     return;
