@@ -19,7 +19,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } fr
 import { join } from 'node:path';
 import { EngramError, heapBytes, manualSeed, setNumThreads, tidy, type Tensor } from '../tensor/index.js';
 import { writeFileAtomic } from '../tensor/serialize.js';
-import { Adam, AdamW, clipGradNorm, constantLr, cosineDecay, LrScheduler, ReduceLROnPlateau, withWarmup, type Schedule } from '../optim/index.js';
+import { Adam, AdamW, clipGradNorm, constantLr, cosineDecay, LrScheduler, ReduceLROnPlateau, weightDecayGroups, withWarmup, type AdamOptions, type Schedule } from '../optim/index.js';
 import { createModel, resolveModelConfig, type MemoryState, type ModelConfig, type SegmentModel } from '../models/index.js';
 import { Rng } from '../tasks/random.js';
 import { StreamBatcher } from '../tasks/stream.js';
@@ -166,7 +166,8 @@ export class Trainer {
     this.runDir = options.runDir ?? null;
     this.#options = options;
     const o = config.optim;
-    const params = model.parameters();
+    // decay on weight matrices only (biases, norms, memory tokens, span parameters keep theirs)
+    const params = weightDecayGroups<AdamOptions>(model, o.weightDecay);
     const opts = { lr: o.lr, betas: o.betas, eps: o.eps, weightDecay: o.weightDecay };
     this.optimizer = o.optimizer === 'adamw' ? new AdamW(params, opts) : new Adam(params, opts);
     const steps = config.train.steps;
