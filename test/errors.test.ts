@@ -171,6 +171,8 @@ test('shapes and sizes are checked before the addon: non-negative safe integers,
   throwsEngram(() => t.view(2, 1.5), 'shape', 'view', bad);
   throwsEngram(() => t.expand(2, -2), 'shape', 'expand', /non-negative integer or -1/);
   throwsEngram(() => t.repeat(1, NaN), 'shape', 'repeat', bad);
+  throwsEngram(() => F.layerNorm(t, [3.5]), 'shape', 'layerNorm', bad);
+  throwsEngram(() => F.adaptiveAvgPool1d(zeros([1, 1, 4]), -2), 'shape', 'adaptiveAvgPool1d', /outputSize/);
 });
 
 test('tensor() data: numbers or booleans only, rows rectangular', () => {

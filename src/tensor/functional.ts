@@ -2,6 +2,7 @@
 import { native } from './native.js';
 import { codeOf, type DType } from './dtype.js';
 import { configError } from './errors.js';
+import { checkShape, checkSize } from './check.js';
 import { fromId, type Tensor } from './tensor.js';
 
 type Reduction = 'mean' | 'sum' | 'none';
@@ -25,7 +26,7 @@ export const sigmoid = (x: Tensor): Tensor => x.sigmoid();
 export const tanh = (x: Tensor): Tensor => x.tanh();
 
 export function layerNorm(x: Tensor, normalizedShape: number | number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
-  return fromId(native.layerNorm(x.id, pair(normalizedShape), weight?.id ?? null, bias?.id ?? null, eps));
+  return fromId(native.layerNorm(x.id, checkShape('layerNorm', pair(normalizedShape)), weight?.id ?? null, bias?.id ?? null, eps));
 }
 /** Zeroes elements with probability p and scales the rest by 1/(1-p) when training. */
 export function dropout(x: Tensor, p = 0.5, training = true): Tensor {
@@ -102,7 +103,7 @@ export function maxPool2d(x: Tensor, kernel: number | [number, number], o: PoolO
   return fromId(native.maxPool2d(x.id, k, two(o.stride ?? k), two(o.padding ?? 0), o.ceilMode ?? false));
 }
 export function adaptiveAvgPool1d(x: Tensor, outputSize: number): Tensor {
-  return fromId(native.adaptiveAvgPool1d(x.id, [outputSize]));
+  return fromId(native.adaptiveAvgPool1d(x.id, [checkSize('adaptiveAvgPool1d', 'outputSize', outputSize)]));
 }
 
 /**
