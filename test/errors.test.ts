@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   EngramError, F, tensor, zeros, ones, cat, arange, randint, scalar, tidy, liveTensors, cudaAvailable, type ErrorKind,
+  engramError, rand, eye, linspace,
 } from '../src/index.js';
 
 /** Asserts fn throws an EngramError of this kind from this op (and, optionally, a message matching re). */
@@ -55,19 +56,19 @@ test('wrong dtypes: kind dtype', () => {
   throwsEngram(() => zeros([2]).indexSelect(0, tensor([0])), 'dtype', 'indexSelect');
   const x = zeros([2]);
   throwsEngram(() => { x.grad = zeros([2], { dtype: 'float64' }); }, 'dtype', 'setGrad');
-  throwsEngram(() => tensor(new Uint16Array([1])), 'dtype', '', /Uint16Array/);
+  throwsEngram(() => tensor(new Uint16Array([1])), 'dtype', 'tensor', /Uint16Array/);
 });
 
 test('invalid dtype names: kind dtype, naming the valid ones', () => {
-  for (const make of [
-    () => zeros([2], { dtype: 'float128' as never }),
-    () => tensor([1, 2], { dtype: 'complex64' as never }),
-    () => ones([1]).to({ dtype: 'half' as never }),
-    () => arange(3, undefined, 1, { dtype: 'double' as never }),
-  ]) {
-    // (raised on the TS side before any op runs, so no op name)
-    throwsEngram(make, 'dtype', '', /unknown dtype '.*'; use one of .*float32/);
-  }
+  const cases: [() => unknown, string][] = [
+    [() => zeros([2], { dtype: 'float128' as never }), 'zeros'],
+    [() => tensor([1, 2], { dtype: 'complex64' as never }), 'tensor'],
+    [() => ones([1]).to({ dtype: 'half' as never }), 'to'],
+    [() => arange(3, undefined, 1, { dtype: 'double' as never }), 'arange'],
+    [() => zeros([2]).sum(null, false, 'toString' as never), 'sum'], // not fooled by Object.prototype
+  ];
+  // (raised on the TS side before any native call, naming the op that was asked)
+  for (const [make, op] of cases) throwsEngram(make, 'dtype', op, /unknown dtype '.*'; use one of .*float32/);
 });
 
 test('disposed tensors: kind disposed, from whichever op touches them', () => {
@@ -145,4 +146,59 @@ test('the process survives every error, and failed ops leak no tensors', () => {
   assert.equal(liveTensors(), before);
   // and the engine still computes
   assert.deepEqual(tensor([[1, 2], [3, 4]]).matmul(tensor([1, 1])).toArray(), [3, 7]);
+});
+
+test('shapes and sizes are checked before the addon: non-negative safe integers, a total bound', () => {
+  const bad = /is not a non-negative integer/;
+  throwsEngram(() => zeros([NaN]), 'shape', 'zeros', /size NaN at dim 0 of shape \[NaN\]/);
+  throwsEngram(() => zeros([1.5]), 'shape', 'zeros', bad);
+  throwsEngram(() => zeros(['3'] as never), 'shape', 'zeros', /size '3' at dim 0/);
+  throwsEngram(() => ones([2, -1]), 'shape', 'ones', /at dim 1/);
+  throwsEngram(() => rand([Infinity]), 'shape', 'rand', bad);
+  throwsEngram(() => randint(0, 3, [2 ** 53]), 'shape', 'randint', bad);
+  throwsEngram(() => zeros(3 as never), 'shape', 'zeros', /must be an array/);
+  throwsEngram(() => zeros([2 ** 30, 2 ** 30, 2 ** 30]), 'shape', 'zeros', /more than the limit of 2\^53 - 1/);
+  throwsEngram(() => eye(2.5), 'shape', 'eye', /n must be a non-negative integer, got 2.5/);
+  throwsEngram(() => linspace(0, 1, -3), 'shape', 'linspace', /steps/);
+  throwsEngram(() => tensor(new Float32Array(4), { shape: [2, NaN] }), 'shape', 'tensor', bad);
+  // reshape and view take one -1, expand any number; nothing else negative or fractional
+  const t = zeros([2, 3]);
+  assert.deepEqual(t.reshape(-1).shape, [6]);
+  assert.deepEqual(t.view(3, -1).shape, [3, 2]);
+  assert.deepEqual(zeros([1, 1]).expand(-1, 4).shape, [1, 4]);
+  assert.deepEqual(zeros([1, 1]).expand([-1, -1]).shape, [1, 1]);
+  throwsEngram(() => t.reshape(-1, -1), 'shape', 'reshape', /or a single -1/);
+  throwsEngram(() => t.view(2, 1.5), 'shape', 'view', bad);
+  throwsEngram(() => t.expand(2, -2), 'shape', 'expand', /non-negative integer or -1/);
+  throwsEngram(() => t.repeat(1, NaN), 'shape', 'repeat', bad);
+  throwsEngram(() => F.layerNorm(t, [3.5]), 'shape', 'layerNorm', bad);
+  throwsEngram(() => F.adaptiveAvgPool1d(zeros([1, 1, 4]), -2), 'shape', 'adaptiveAvgPool1d', /outputSize/);
+});
+
+test('tensor() data: numbers or booleans only, rows rectangular', () => {
+  throwsEngram(() => tensor([1, 'a', null] as never), 'dtype', 'tensor', /element 1 is the string 'a'; tensor\(\) takes numbers or booleans/);
+  throwsEngram(() => tensor([1, 2, null] as never), 'dtype', 'tensor', /element 2 is null/);
+  throwsEngram(() => tensor([[1], [undefined]] as never), 'dtype', 'tensor', /element 1 is undefined/);
+  throwsEngram(() => tensor({} as never), 'dtype', 'tensor', /element 0 is an object/);
+  throwsEngram(() => tensor([[1, 2], [3]]), 'shape', 'tensor', /ragged/);
+  assert.deepEqual(tensor([[true, false]]).toArray(), [[true, false]]);
+  assert.deepEqual(tensor([NaN, -Infinity]).isnan().toArray(), [true, false]); // NaN is a number
+});
+
+test('libtorch errors sorted by their C++ type where it has one', () => {
+  // TORCH_CHECK_INDEX raises c10::IndexError: 'shape' although the message names no shape
+  throwsEngram(() => F.crossEntropy(zeros([2, 3]), i64([0, 9])), 'shape', 'crossEntropy', /Target 9 is out of bounds/);
+  throwsEngram(() => zeros([2, 3]).transpose(0, 5), 'shape', 'transpose', /Dimension out of range/);
+});
+
+test('the factories name the op, and the message reads op: problem', () => {
+  const cause = new Error('underlying');
+  const e = engramError('numeric', 'train', 'loss is NaN at step 3', cause);
+  assert.ok(e instanceof EngramError);
+  assert.equal(e.kind, 'numeric');
+  assert.equal(e.op, 'train');
+  assert.equal(e.message, 'train: loss is NaN at step 3');
+  assert.equal(e.torchMessage, 'loss is NaN at step 3');
+  assert.equal(e.cause, cause);
+  assert.equal(Object.keys(e).includes('cause'), false);
 });

@@ -360,6 +360,17 @@ test('gradients accumulate across backward calls; zeroGrad drops them; grad sett
   assert.equal(x.grad, null);
 });
 
+test('hasGrad: whether a gradient has accumulated, without leaving a handle behind', () => {
+  const x = leaf([1, -2]);
+  const before = liveTensors();
+  assert.equal(x.hasGrad, false);
+  tidy(() => x.mul(3).sum().backward());
+  assert.equal(x.hasGrad, true);
+  assert.equal(liveTensors(), before);
+  x.zeroGrad();
+  assert.equal(x.hasGrad, false);
+});
+
 test('leaf and graph metadata: requiresGrad, requiresGrad_, isLeaf, gradFn, retainGrad', () => {
   const x = tensor([1, 2], { dtype: 'float64' });
   assert.equal(x.requiresGrad, false);

@@ -8,6 +8,7 @@ import {
   Adam, AdamW, SGD, clipGradNorm, tensor, tidy, liveTensors, EngramError, LrScheduler, ReduceLROnPlateau,
   linearWarmup, cosineDecay, stepDecay, withWarmup, sequential, constantLr,
   type Optimizer, type Tensor, type OptimizerStateDict, type Schedule,
+  createModel, weightDecayGroups, zerosLike, Trainer, type AdamOptions,
 } from '../src/index.js';
 import { native } from '../src/tensor/native.js';
 import { assertClose, pythonWithTorch } from './helpers.js';
@@ -615,4 +616,84 @@ print(json.dumps({
     return lr;
   });
   assertNumbersClose(plateauLrs, torchOut.plateau as number[], 1e-15);
+});
+
+// ---- weight-decay parameter groups ------------------------------------------------------------------------
+
+test('weightDecayGroups: only 2-d+ `weight`s decay; biases, norms, memory tokens, u/v, spans do not', () => {
+  const models = [
+    createModel({ kind: 'rmt', vocabSize: 11, layers: 1, dModel: 16, heads: 2, dInner: 32, numMemTokens: 2 }),
+    createModel({ kind: 'adaptive-span', vocabSize: 11, layers: 1, dModel: 16, heads: 2, dInner: 32, memLen: 8 }),
+    createModel({ kind: 'expire-span', vocabSize: 11, layers: 1, dModel: 16, heads: 2, dInner: 32, memLen: 8 }),
+  ];
+  for (const model of models) {
+    const named = new Map(model.namedParameters().map(([n, p]) => [p, n]));
+    const isMatrixWeight = (p: Tensor): boolean => p.ndim >= 2 && /(^|\.)weight$/.test(named.get(p)!);
+    const groups = weightDecayGroups<AdamOptions>(model, 0.1);
+    assert.equal(groups.length, 2);
+    assert.equal(groups[0]!.weightDecay, 0.1);
+    assert.equal(groups[1]!.weightDecay, 0);
+    const decayed = groups[0]!.params.map((p) => named.get(p)!);
+    const kept = groups[1]!.params.map((p) => named.get(p)!);
+    assert.equal(decayed.length + kept.length, named.size);
+    for (const p of groups[0]!.params) assert.ok(isMatrixWeight(p), named.get(p));
+    for (const p of groups[1]!.params) assert.ok(!isMatrixWeight(p), named.get(p));
+    // order within a group is the model's
+    const order = [...named.values()];
+    assert.deepEqual(decayed, order.filter((n) => decayed.includes(n)));
+    for (const expected of ['layers.0.attn.q.weight', 'layers.0.ff.up.weight', 'embed.weight', 'head.weight']) assert.ok(decayed.includes(expected), expected);
+    for (const expected of ['layers.0.ff.up.bias', 'layers.0.ln1.weight', 'layers.0.ln1.bias', 'head.bias']) assert.ok(kept.includes(expected), expected);
+    model.dispose();
+  }
+  const rmt = createModel({ kind: 'rmt', vocabSize: 11, layers: 1, dModel: 16, heads: 2, dInner: 32, numMemTokens: 2 });
+  const kept = weightDecayGroups<AdamOptions>(rmt, 0.1)[1]!.params;
+  const names = new Map(rmt.namedParameters());
+  for (const n of ['memory.init', 'u', 'v']) assert.ok(kept.includes(names.get(n)!), n);
+  // weightDecay 0: one group, exactly model.parameters() (the optimiser state numbering of before)
+  const single = weightDecayGroups<AdamOptions>(rmt, 0);
+  assert.equal(single.length, 1);
+  assert.deepEqual(single[0]!.params, rmt.parameters());
+  assert.equal(single[0]!.weightDecay, undefined);
+  // the caller's rule wins
+  const onlyHead = weightDecayGroups<AdamOptions>(rmt, 0.1, (n) => n.startsWith('head.'));
+  assert.deepEqual(onlyHead[0]!.params, [names.get('head.weight'), names.get('head.bias')]);
+  rmt.dispose();
+});
+
+test('AdamW over weightDecayGroups: with zero gradients only the decayed group shrinks, by 1 - lr * wd', () => {
+  const model = createModel({ kind: 'rmt', vocabSize: 11, layers: 1, dModel: 16, heads: 2, dInner: 32, numMemTokens: 2 });
+  const named = model.namedParameters();
+  const before = new Map(named.map(([n, p]) => [n, p.toArray()]));
+  const opt = new AdamW(weightDecayGroups<AdamOptions>(model, 0.5), { lr: 0.1 });
+  for (const [, p] of named) p.grad = zerosLike(p);
+  opt.step();
+  const decayed = new Set(opt.paramGroups[0]!.params);
+  for (const [n, p] of named) {
+    if (decayed.has(p)) assertClose(p, tensor(before.get(n)! as number[]).mul(0.95).toArray(), { atol: 1e-7, rtol: 1e-6 });
+    else assert.deepEqual(p.toArray(), before.get(n), `${n} must not decay`);
+  }
+  for (const n of ['memory.init', 'u', 'v', 'layers.0.ln1.weight', 'layers.0.ff.up.bias']) {
+    assert.ok(!decayed.has(named.find(([m]) => m === n)![1]), n);
+  }
+  opt.dispose();
+  model.dispose();
+});
+
+test('the Trainer builds its optimiser from weightDecayGroups (one group when weightDecay is 0)', async () => {
+  const base = {
+    model: { kind: 'rmt', layers: 1, dModel: 16, heads: 2, dInner: 32, numMemTokens: 2 },
+    data: { kind: 'task', name: 'copy', options: { sourceLength: 4, numSegments: 2 } },
+    train: { batchSize: 2, evalBatches: 1 },
+  } as const;
+  for (const [weightDecay, groups] of [[0.1, [0.1, 0]], [0, [0]]] as const) {
+    const trainer = await Trainer.create({ ...base, optim: { optimizer: 'adamw', weightDecay } });
+    try {
+      assert.deepEqual(trainer.optimizer.paramGroups.map((g) => g.weightDecay), groups);
+      assert.equal(trainer.optimizer.params.length, trainer.model.parameters().length);
+      const init = trainer.model.namedParameters().find(([n]) => n === 'memory.init')![1];
+      assert.ok(trainer.optimizer.paramGroups.at(-1)!.params.includes(init)); // memory tokens: no decay
+    } finally {
+      trainer.dispose();
+    }
+  }
 });

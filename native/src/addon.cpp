@@ -133,8 +133,12 @@ struct KindedError : std::runtime_error {
   KindedError(std::string k, const std::string& m) : std::runtime_error(m), kind(std::move(k)) {}
 };
 
-// libtorch raises plain c10::Error for most problems; its messages are stable enough to sort
-// the common ones into kinds a caller can branch on.
+// The kind of an error libtorch raised without a more specific type (plain c10::Error,
+// NotImplementedError, std::runtime_error), read from its message. This is the fallback only:
+// rethrowAsEngram first sorts by the C++ type wherever libtorch gives one. Plain c10::Error covers
+// most TORCH_CHECKs (broadcast and matmul size mismatches, dtype checks, bad device strings, the
+// CPU allocator's out-of-memory); NotImplementedError means both "no kernel for this backend"
+// (a device problem) and, in libtorch 2.x, "not implemented for this dtype".
 std::string classify(const std::string& msg) {
   static const std::regex shape(
       "size of tensor|shape|sizes|must match|dimension|mat1 and mat2|cannot be multiplied|"
@@ -171,18 +175,36 @@ void throwEngram(Napi::Env env, const char* op, const std::string& kind, const s
   throw Napi::Error(env, err);
 }
 
+// The kind comes from the exception's C++ type where libtorch gives one (these classes exist in
+// libtorch 1.13 and 2.x alike): TORCH_CHECK_INDEX -> IndexError (a dim or index out of range),
+// TORCH_CHECK_TYPE -> TypeError, TORCH_CHECK_VALUE -> ValueError (an argument out of its range),
+// TORCH_CHECK_LINALG -> LinAlgError. Only untyped errors go through classify().
 void rethrowAsEngram(const Napi::CallbackInfo& info) {
   const char* op = static_cast<const char*>(info.Data());
   Napi::Env env = info.Env();
   try {
     throw;
-  } catch (const Napi::Error&) {
-    throw;
+  } catch (const Napi::Error& e) {
+    // An EngramError already built by throwEngram passes through; anything else is node-addon-api
+    // rejecting an argument of the wrong JS type (e.g. a string where a number was expected).
+    if (!errorClass.IsEmpty() && e.Value().IsObject() && e.Value().InstanceOf(errorClass.Value())) throw;
+    throwEngram(env, op, "config", "invalid argument: " + e.Message());
   } catch (const KindedError& e) {
     throwEngram(env, op, e.kind, e.what());
   } catch (const c10::OutOfMemoryError& e) {
     throwEngram(env, op, "oom", trim(e.what_without_backtrace()));
+  } catch (const c10::IndexError& e) {
+    throwEngram(env, op, "shape", trim(e.what_without_backtrace()));
+  } catch (const c10::TypeError& e) {
+    throwEngram(env, op, "dtype", trim(e.what_without_backtrace()));
+  } catch (const c10::ValueError& e) {
+    throwEngram(env, op, "config", trim(e.what_without_backtrace()));
+  } catch (const c10::LinAlgError& e) {
+    throwEngram(env, op, "numeric", trim(e.what_without_backtrace()));
+  } catch (const c10::EnforceFiniteError& e) {
+    throwEngram(env, op, "numeric", trim(e.what_without_backtrace()));
   } catch (const c10::Error& e) {
+    // plain c10::Error and NotImplementedError: no type to go by
     std::string msg = trim(e.what_without_backtrace());
     throwEngram(env, op, classify(msg), msg);
   } catch (const std::bad_alloc&) {

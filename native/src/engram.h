@@ -111,6 +111,8 @@ Napi::Value guarded(const Napi::CallbackInfo& info) {
 }
 
 // Defines and registers one exported function: OP(add) { return R(info, T(info,0) + T(info,1)); }
+// Each one is declared once on the TS side, in src/tensor/native.ts (test/native-api.test.ts
+// checks that the two lists agree).
 #define OP(name)                                                                  \
   static Napi::Value op_##name(const Napi::CallbackInfo& info);                   \
   static const ::engram::Registrar registrar_##name(#name, ::engram::guarded<op_##name>); \

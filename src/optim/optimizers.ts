@@ -1,16 +1,16 @@
 // Optimisers over parameter tensors with PyTorch's update rules (torch.optim.Adam, AdamW, SGD) and
 // gradient-norm clipping.
 //
-// The arithmetic is native: one call per parameter group per step (native.adamStep / sgdStep in
-// native/src/autograd_ops.cpp) rather than a dozen JS-dispatched ops per parameter. What stays in
+// The arithmetic is native: one call per parameter group per step (adamStep / sgdStep of
+// src/tensor/optim-kernels.ts) rather than a dozen JS-dispatched ops per parameter. What stays in
 // JS is bookkeeping: which parameters have a gradient this step, per-parameter step counts, and
 // the state tensors, which are ordinary Tensors kept out of tidy() scopes so that they save, load
 // and dispose like any other state.
 //
 // Parameters are numbered across groups in order (group 0's params, then group 1's, ...), as in
 // PyTorch's state_dict; state tensors are named `state.<index>.<name>` after that numbering.
-import { native } from '../tensor/native.js';
-import { EngramError } from '../tensor/errors.js';
+import { configError, disposedError, shapeError } from '../tensor/errors.js';
+import { adamStep, clipGradNormOf, sgdStep, zeroGrads } from '../tensor/optim-kernels.js';
 import { Tensor, zerosLike } from '../tensor/index.js';
 
 // ---- options and groups ----------------------------------------------------------------------------
@@ -84,16 +84,6 @@ interface Ready {
   state: ParamState;
 }
 
-const configError = (op: string, message: string): EngramError => new EngramError(`${op}: ${message}`, 'config', op);
-
-function hasGrad(p: Tensor): boolean {
-  // native.grad returns a new handle on the gradient; free it at once (a bare id, no JS wrapper).
-  const g = native.grad(p.id);
-  if (g === null) return false;
-  native.free(g);
-  return true;
-}
-
 // ---- the base class ------------------------------------------------------------------------------------
 
 export abstract class Optimizer<O extends BaseOptions> {
@@ -154,7 +144,7 @@ export abstract class Optimizer<O extends BaseOptions> {
     for (const group of this.paramGroups) {
       const ready: Ready[] = [];
       for (const param of group.params) {
-        if (!hasGrad(param)) continue;
+        if (!param.hasGrad) continue;
         ready.push({ param, state: this.#ensureState(param, group) });
       }
       if (ready.length === 0) continue;
@@ -166,7 +156,7 @@ export abstract class Optimizer<O extends BaseOptions> {
 
   /** Drops every parameter's gradient (PyTorch's zero_grad(set_to_none=True)). */
   zeroGrad(): void {
-    native.zeroGrad(this.params.map((p) => p.id));
+    zeroGrads(this.params);
   }
 
   /** Copies of the state tensors plus JSON-able hyper-parameters and step counts. */
@@ -234,7 +224,7 @@ export abstract class Optimizer<O extends BaseOptions> {
         const state = param && loaded.get(param);
         if (!state || !name) throw configError(op, `unexpected state tensor ${key} (no such parameter, or no step count for it)`);
         if (src.shape.join() !== param.shape.join()) {
-          throw new EngramError(`${op}: ${key} has shape [${src.shape}], its parameter [${param.shape}]`, 'shape', op);
+          throw shapeError(op, `${key} has shape [${src.shape}], its parameter [${param.shape}]`);
         }
         state.tensors[name] = zerosLike(param).keep().copy_(src);
       }
@@ -290,11 +280,9 @@ export abstract class Optimizer<O extends BaseOptions> {
   }
 
   #checkAlive(op: string): void {
-    if (this.#disposed) throw new EngramError(`${this.kind}.${op}: the optimiser was disposed`, 'disposed', `${this.kind}.${op}`);
+    if (this.#disposed) throw disposedError(`${this.kind}.${op}`, 'the optimiser was disposed; make a new one');
   }
 }
-
-const ids = (ts: Tensor[]): number[] => ts.map((t) => t.id);
 
 /** Items split into runs sharing a key, in first-seen order of the keys. */
 function batchBy<T, K>(items: T[], key: (item: T) => K): T[][] {
@@ -339,11 +327,11 @@ abstract class AdamFamily extends Optimizer<AdamOptions> {
     // The bias corrections use each parameter's own step count (as PyTorch); the counts differ only
     // for parameters that missed gradients on some steps, so this is one batch in the usual case.
     for (const batch of batchBy(ready, (r) => r.state.step)) {
-      native.adamStep(
-        ids(batch.map((r) => r.param)),
-        ids(batch.map((r) => r.state.tensors.expAvg!)),
-        ids(batch.map((r) => r.state.tensors.expAvgSq!)),
-        batch[0]!.state.step, group.lr, beta1, beta2, group.eps, group.weightDecay, this.decoupled,
+      adamStep(
+        batch.map((r) => r.param),
+        batch.map((r) => r.state.tensors.expAvg!),
+        batch.map((r) => r.state.tensors.expAvgSq!),
+        { step: batch[0]!.state.step, lr: group.lr, beta1, beta2, eps: group.eps, weightDecay: group.weightDecay, decoupled: this.decoupled },
       );
     }
   }
@@ -399,7 +387,7 @@ export class SGD extends Optimizer<SgdOptions> {
   protected override update(group: SgdOptions, ready: Ready[]): void {
     const { lr, momentum, dampening, weightDecay, nesterov } = group;
     if (momentum === 0) {
-      native.sgdStep(ids(ready.map((r) => r.param)), [], lr, 0, dampening, weightDecay, nesterov, false);
+      sgdStep(ready.map((r) => r.param), [], { lr, momentum: 0, dampening, weightDecay, nesterov, firstStep: false });
       for (const r of ready) r.state.step += 1;
       return;
     }
@@ -408,10 +396,10 @@ export class SGD extends Optimizer<SgdOptions> {
     // when some parameter first gets a gradient after the others (or momentum was just turned on).
     const isNew = (r: Ready): boolean => r.state.fresh.has('momentumBuffer');
     for (const batch of batchBy(ready, isNew)) {
-      native.sgdStep(
-        ids(batch.map((r) => r.param)),
-        ids(batch.map((r) => r.state.tensors.momentumBuffer!)),
-        lr, momentum, dampening, weightDecay, nesterov, isNew(batch[0]!),
+      sgdStep(
+        batch.map((r) => r.param),
+        batch.map((r) => r.state.tensors.momentumBuffer!),
+        { lr, momentum, dampening, weightDecay, nesterov, firstStep: isNew(batch[0]!) },
       );
     }
     for (const r of ready) r.state.step += 1;
@@ -430,5 +418,5 @@ export class SGD extends Optimizer<SgdOptions> {
 export function clipGradNorm(params: Tensor[], maxNorm: number, normType = 2): number {
   if (!(maxNorm >= 0)) throw configError('clipGradNorm', `maxNorm must be >= 0, got ${maxNorm}`);
   if (!(normType > 0)) throw configError('clipGradNorm', `normType must be > 0 (or Infinity), got ${normType}`);
-  return native.clipGradNorm(ids(params), maxNorm, normType);
+  return clipGradNormOf(params, maxNorm, normType);
 }

@@ -9,7 +9,7 @@
 // first optimiser step), and each scheduler.step(), called after optimizer.step(), moves to the
 // next. Every group is scaled from its own base lr, its `initialLr`, which the first scheduler
 // attached records from the group's lr at that time (PyTorch's initial_lr).
-import { EngramError } from '../tensor/errors.js';
+import { configError } from '../tensor/errors.js';
 
 /** The lr for a parameter group at a step (0 = before the first optimiser step), from its base lr. */
 export type Schedule = (step: number, baseLr: number) => number;
@@ -18,8 +18,6 @@ export type Schedule = (step: number, baseLr: number) => number;
 export interface HasParamGroups {
   readonly paramGroups: { lr: number; initialLr?: number }[];
 }
-
-const configError = (op: string, message: string): EngramError => new EngramError(`${op}: ${message}`, 'config', op);
 
 function checkSteps(op: string, name: string, value: number, min: number): void {
   if (!Number.isInteger(value) || value < min) throw configError(op, `${name} must be an integer >= ${min}, got ${value}`);

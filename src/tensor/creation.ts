@@ -2,7 +2,8 @@
 // shape-combining functions (cat, stack, where) that take several tensors.
 import { native } from './native.js';
 import { codeOf, dtypeOfArray, type DType } from './dtype.js';
-import { EngramError } from './errors.js';
+import { checkShape, checkSize } from './check.js';
+import { dtypeError, shapeError } from './errors.js';
 import { fromId, Tensor, type CreateOptions, type NestedArray, type Scalar } from './tensor.js';
 
 function made(id: number, o: CreateOptions): Tensor {
@@ -23,14 +24,22 @@ function inferShape(data: NestedArray): number[] {
   return shape;
 }
 
+// Every leaf must be a number or a boolean, every row as long as the first at its depth.
 function flattenInto(data: NestedArray, shape: number[], dim: number, out: number[]): void {
   if (dim === shape.length) {
-    if (Array.isArray(data)) throw new EngramError('tensor: ragged nested array (rows of different lengths)', 'shape', 'tensor');
-    out.push(typeof data === 'boolean' ? (data ? 1 : 0) : data);
+    if (Array.isArray(data)) throw shapeError('tensor', 'ragged nested array (rows of different lengths)');
+    if (typeof data === 'number') out.push(data);
+    else if (typeof data === 'boolean') out.push(data ? 1 : 0);
+    else {
+      const what = data === null || data === undefined ? String(data)
+        : typeof data === 'string' ? `the string '${data as string}'`
+        : typeof data === 'object' ? 'an object' : `a ${typeof data}`;
+      throw dtypeError('tensor', `element ${out.length} is ${what}; tensor() takes numbers or booleans (nested arrays of them, or a TypedArray)`);
+    }
     return;
   }
   if (!Array.isArray(data) || data.length !== shape[dim]) {
-    throw new EngramError(`tensor: ragged nested array at depth ${dim} (expected ${shape[dim]} elements)`, 'shape', 'tensor');
+    throw shapeError('tensor', `ragged nested array at depth ${dim} (expected ${shape[dim]} elements)`);
   }
   for (const d of data) flattenInto(d, shape, dim + 1, out);
 }
@@ -45,14 +54,15 @@ function flattenInto(data: NestedArray, shape: number[], dim: number, out: numbe
  */
 export function tensor(data: NestedArray | ArrayBufferView, options: CreateOptions & { shape?: number[] } = {}): Tensor {
   if (ArrayBuffer.isView(data)) {
+    codeOf(options.dtype, 'tensor'); // an unknown dtype fails here, naming tensor(), not a later to()
     // The requested dtype names the bytes only where the array type is ambiguous (16-bit floats
     // as Uint16 bits, bool as Uint8); otherwise the array's own type does, and we convert after.
     const raw = (data instanceof Uint16Array && (options.dtype === 'float16' || options.dtype === 'bfloat16')) ||
       (data instanceof Uint8Array && options.dtype === 'bool');
-    const own: DType = raw ? options.dtype! : dtypeOfArray(data);
+    const own: DType = raw ? options.dtype! : dtypeOfArray(data, 'tensor');
     const elements = data.byteLength / (data as unknown as { BYTES_PER_ELEMENT: number }).BYTES_PER_ELEMENT;
-    const shape = options.shape ?? [elements];
-    let t = fromId(native.fromArray(data, codeOf(own)!, shape));
+    const shape = options.shape === undefined ? [elements] : checkShape('tensor', options.shape);
+    let t = fromId(native.fromArray(data, codeOf(own, 'tensor')!, shape));
     if (options.dtype && options.dtype !== own) t = convert(t, options.dtype);
     if (options.device && options.device !== 'cpu') t = moveTo(t, options.device);
     if (options.requiresGrad) native.setRequiresGrad(t.id, true);
@@ -87,23 +97,23 @@ function moveTo(t: Tensor, device: string): Tensor {
 }
 
 export function scalar(value: Scalar, options: CreateOptions = {}): Tensor {
-  return made(native.scalarTensor(value, codeOf(options.dtype), dev(options)), options);
+  return made(native.scalarTensor(value, codeOf(options.dtype, 'scalar'), dev(options)), options);
 }
 export function zeros(shape: number[], options: CreateOptions = {}): Tensor {
-  return made(native.zeros(shape, codeOf(options.dtype), dev(options)), options);
+  return made(native.zeros(checkShape('zeros', shape), codeOf(options.dtype, 'zeros'), dev(options)), options);
 }
 export function ones(shape: number[], options: CreateOptions = {}): Tensor {
-  return made(native.ones(shape, codeOf(options.dtype), dev(options)), options);
+  return made(native.ones(checkShape('ones', shape), codeOf(options.dtype, 'ones'), dev(options)), options);
 }
 /** Uninitialised memory: fill it before reading (e.g. through dataView()). */
 export function empty(shape: number[], options: CreateOptions = {}): Tensor {
-  return made(native.empty(shape, codeOf(options.dtype), dev(options)), options);
+  return made(native.empty(checkShape('empty', shape), codeOf(options.dtype, 'empty'), dev(options)), options);
 }
 export function full(shape: number[], value: Scalar, options: CreateOptions = {}): Tensor {
-  return made(native.full(shape, value, codeOf(options.dtype), dev(options)), options);
+  return made(native.full(checkShape('full', shape), value, codeOf(options.dtype, 'full'), dev(options)), options);
 }
 export function eye(n: number, m = n, options: CreateOptions = {}): Tensor {
-  return made(native.eye(n, m, codeOf(options.dtype), dev(options)), options);
+  return made(native.eye(checkSize('eye', 'n', n), checkSize('eye', 'm', m), codeOf(options.dtype, 'eye'), dev(options)), options);
 }
 export const zerosLike = (t: Tensor): Tensor => fromId(native.zerosLike(t.id));
 export const onesLike = (t: Tensor): Tensor => fromId(native.onesLike(t.id));
@@ -115,10 +125,10 @@ export const fullLike = (t: Tensor, value: Scalar): Tensor => fromId(native.full
  */
 export function arange(start: number, end?: number, step = 1, options: CreateOptions = {}): Tensor {
   if (end === undefined) [start, end] = [0, start];
-  return made(native.arange(start, end, step, codeOf(options.dtype), dev(options)), options);
+  return made(native.arange(start, end, step, codeOf(options.dtype, 'arange'), dev(options)), options);
 }
 export function linspace(start: number, end: number, steps: number, options: CreateOptions = {}): Tensor {
-  return made(native.linspace(start, end, steps, codeOf(options.dtype), dev(options)), options);
+  return made(native.linspace(start, end, checkSize('linspace', 'steps', steps), codeOf(options.dtype, 'linspace'), dev(options)), options);
 }
 
 // ---- random (seeded by manualSeed) --------------------------------------------------------------------------
@@ -128,18 +138,18 @@ export function manualSeed(seed: number): void {
 }
 /** Uniform in [0, 1). */
 export function rand(shape: number[], options: CreateOptions = {}): Tensor {
-  return made(native.rand(shape, codeOf(options.dtype), dev(options)), options);
+  return made(native.rand(checkShape('rand', shape), codeOf(options.dtype, 'rand'), dev(options)), options);
 }
 /** Standard normal. */
 export function randn(shape: number[], options: CreateOptions = {}): Tensor {
-  return made(native.randn(shape, codeOf(options.dtype), dev(options)), options);
+  return made(native.randn(checkShape('randn', shape), codeOf(options.dtype, 'randn'), dev(options)), options);
 }
 /** Integers uniform in [low, high); int64 unless dtype says otherwise. */
 export function randint(low: number, high: number, shape: number[], options: CreateOptions = {}): Tensor {
-  return made(native.randint(low, high, shape, codeOf(options.dtype ?? 'int64'), dev(options)), options);
+  return made(native.randint(low, high, checkShape('randint', shape), codeOf(options.dtype ?? 'int64', 'randint'), dev(options)), options);
 }
 export function randperm(n: number, options: CreateOptions = {}): Tensor {
-  return made(native.randperm(n, codeOf(options.dtype ?? 'int64'), dev(options)), options);
+  return made(native.randperm(checkSize('randperm', 'n', n), codeOf(options.dtype ?? 'int64', 'randperm'), dev(options)), options);
 }
 export const randLike = (t: Tensor): Tensor => fromId(native.randLike(t.id));
 export const randnLike = (t: Tensor): Tensor => fromId(native.randnLike(t.id));

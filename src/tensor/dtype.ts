@@ -1,5 +1,5 @@
 // Names of dtypes and their codes in the addon (the values of c10::ScalarType).
-import { EngramError } from './errors.js';
+import { dtypeError } from './errors.js';
 
 export type DType = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
 
@@ -8,18 +8,18 @@ export const dtypeCode: Record<DType, number> = {
 };
 const dtypeByCode = new Map<number, DType>(Object.entries(dtypeCode).map(([k, v]) => [v, k as DType]));
 
-export function dtypeName(code: number): DType {
+/** op: the op that met the code, named in the error. */
+export function dtypeName(code: number, op: string): DType {
   const name = dtypeByCode.get(code);
-  if (!name) throw new EngramError(`unsupported dtype code ${code}`, 'dtype');
+  if (!name) throw dtypeError(op, `dtype code ${code} (c10::ScalarType) has no Engram dtype; use one of ${Object.keys(dtypeCode).join(', ')}`);
   return name;
 }
 
-export function codeOf(dtype: DType | undefined | null): number | null {
+/** The addon's code of a dtype (null for none); op names the op asking, for the error. */
+export function codeOf(dtype: DType | undefined | null, op: string): number | null {
   if (dtype == null) return null;
-  const code = dtypeCode[dtype];
-  if (code === undefined) {
-    throw new EngramError(`unknown dtype '${dtype}'; use one of ${Object.keys(dtypeCode).join(', ')}`, 'dtype');
-  }
+  const code = Object.hasOwn(dtypeCode, dtype) ? dtypeCode[dtype] : undefined;
+  if (code === undefined) throw dtypeError(op, `unknown dtype '${String(dtype)}'; use one of ${Object.keys(dtypeCode).join(', ')}`);
   return code;
 }
 
@@ -35,7 +35,7 @@ export const typedArrayOf = {
 } as const;
 
 /** The dtype a TypedArray's elements have (Uint16Array is ambiguous and needs an explicit dtype). */
-export function dtypeOfArray(a: ArrayBufferView): DType {
+export function dtypeOfArray(a: ArrayBufferView, op: string): DType {
   if (a instanceof Float32Array) return 'float32';
   if (a instanceof Float64Array) return 'float64';
   if (a instanceof BigInt64Array) return 'int64';
@@ -43,5 +43,5 @@ export function dtypeOfArray(a: ArrayBufferView): DType {
   if (a instanceof Int16Array) return 'int16';
   if (a instanceof Int8Array) return 'int8';
   if (a instanceof Uint8Array) return 'uint8';
-  throw new EngramError(`cannot infer a dtype from ${a.constructor.name}; pass { dtype } (Uint16Array holds float16 or bfloat16 bits)`, 'dtype');
+  throw dtypeError(op, `cannot infer a dtype from ${a.constructor.name}; pass { dtype } (Uint16Array holds float16 or bfloat16 bits)`);
 }

@@ -1,14 +1,15 @@
 // Neural-network functions, as torch.nn.functional: import { F } from 'engram'.
 import { native } from './native.js';
 import { codeOf, type DType } from './dtype.js';
-import { EngramError } from './errors.js';
+import { configError } from './errors.js';
+import { checkShape, checkSize } from './check.js';
 import { fromId, type Tensor } from './tensor.js';
 
 type Reduction = 'mean' | 'sum' | 'none';
 const pair = (v: number | number[]): number[] => (typeof v === 'number' ? [v] : v);
 
-export const softmax = (x: Tensor, dim: number, dtype?: DType): Tensor => fromId(native.softmax(x.id, dim, codeOf(dtype)));
-export const logSoftmax = (x: Tensor, dim: number, dtype?: DType): Tensor => fromId(native.logSoftmax(x.id, dim, codeOf(dtype)));
+export const softmax = (x: Tensor, dim: number, dtype?: DType): Tensor => fromId(native.softmax(x.id, dim, codeOf(dtype, 'softmax')));
+export const logSoftmax = (x: Tensor, dim: number, dtype?: DType): Tensor => fromId(native.logSoftmax(x.id, dim, codeOf(dtype, 'logSoftmax')));
 
 /**
  * softmax(scale * x) along dim with positions where mask is true excluded (set to -inf first).
@@ -25,11 +26,11 @@ export const sigmoid = (x: Tensor): Tensor => x.sigmoid();
 export const tanh = (x: Tensor): Tensor => x.tanh();
 
 export function layerNorm(x: Tensor, normalizedShape: number | number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
-  return fromId(native.layerNorm(x.id, pair(normalizedShape), weight?.id ?? null, bias?.id ?? null, eps));
+  return fromId(native.layerNorm(x.id, checkShape('layerNorm', pair(normalizedShape)), weight?.id ?? null, bias?.id ?? null, eps));
 }
 /** Zeroes elements with probability p and scales the rest by 1/(1-p) when training. */
 export function dropout(x: Tensor, p = 0.5, training = true): Tensor {
-  if (p < 0 || p > 1) throw new EngramError(`dropout: p must be in [0, 1], got ${p}`, 'config', 'dropout');
+  if (!(p >= 0 && p <= 1)) throw configError('dropout', `p must be in [0, 1], got ${p}`);
   return fromId(native.dropout(x.id, p, training));
 }
 /** Rows of weight [num, dim] at integer indices; paddingIdx rows get no gradient (negative counts from the end). */
@@ -102,7 +103,7 @@ export function maxPool2d(x: Tensor, kernel: number | [number, number], o: PoolO
   return fromId(native.maxPool2d(x.id, k, two(o.stride ?? k), two(o.padding ?? 0), o.ceilMode ?? false));
 }
 export function adaptiveAvgPool1d(x: Tensor, outputSize: number): Tensor {
-  return fromId(native.adaptiveAvgPool1d(x.id, [outputSize]));
+  return fromId(native.adaptiveAvgPool1d(x.id, [checkSize('adaptiveAvgPool1d', 'outputSize', outputSize)]));
 }
 
 /**

@@ -4,7 +4,7 @@
 //   const r = gradcheck((a, b) => a.mul(b).sum(1), [a, b]);
 //   assert.ok(r.ok, r.message);
 import { grad, noGrad } from './autograd.js';
-import { EngramError } from './errors.js';
+import { configError } from './errors.js';
 import { tidy } from './scope.js';
 import { tensor } from './creation.js';
 import type { Device, Tensor } from './tensor.js';
@@ -36,10 +36,10 @@ export interface GradcheckResult {
 export function gradcheck(fn: (...inputs: Tensor[]) => Tensor, inputs: Tensor[], opts: GradcheckOptions = {}): GradcheckResult {
   const { eps = 1e-6, atol = 1e-5, rtol = 1e-3 } = opts;
   const checked = inputs.map((t, i) => (t.requiresGrad ? i : -1)).filter((i) => i >= 0);
-  if (checked.length === 0) throw new EngramError('gradcheck: no input requires grad', 'config', 'gradcheck');
+  if (checked.length === 0) throw configError('gradcheck', 'no input requires grad; set requiresGrad on the inputs to check');
   for (const i of checked) {
     if (inputs[i]!.dtype !== 'float64') {
-      throw new EngramError(`gradcheck: input ${i} is ${inputs[i]!.dtype}; gradcheck needs float64`, 'config', 'gradcheck');
+      throw configError('gradcheck', `input ${i} is ${inputs[i]!.dtype}; gradcheck needs float64 (convert with .double())`);
     }
   }
   return tidy(() => {

@@ -1,7 +1,7 @@
 // Process-wide settings of the engine: threads, devices, build facts.
 import { native } from './native.js';
 import { codeOf, dtypeName, isFloating, type DType } from './dtype.js';
-import { EngramError } from './errors.js';
+import { dtypeError } from './errors.js';
 
 /** Whether libtorch was built with CUDA and a GPU is visible. */
 export const cudaAvailable = (): boolean => native.cudaAvailable();
@@ -27,7 +27,7 @@ export const buildInfo = (): { torchVersion: string; parallelInfo: string; cxx11
 
 /** The dtype of floating tensors made without one (float32 unless changed), as torch.set_default_dtype. */
 export function setDefaultDtype(dtype: DType): void {
-  if (!isFloating(dtype)) throw new EngramError(`setDefaultDtype: ${dtype} is not a floating dtype`, 'dtype', 'setDefaultDtype');
-  native.setDefaultDtype(codeOf(dtype)!);
+  if (!isFloating(dtype)) throw dtypeError('setDefaultDtype', `${dtype} is not a floating dtype; use float32, float64, float16 or bfloat16`);
+  native.setDefaultDtype(codeOf(dtype, 'setDefaultDtype')!);
 }
-export const getDefaultDtype = (): DType => dtypeName(native.getDefaultDtype());
+export const getDefaultDtype = (): DType => dtypeName(native.getDefaultDtype(), 'getDefaultDtype');

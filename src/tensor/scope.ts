@@ -9,6 +9,7 @@
 //     useless collections, so it is off there and turned on for tensors that escape or are kept.
 // Scopes are synchronous, like PyTorch's compute: do not await inside tidy().
 import { native } from './native.js';
+import { configError } from './errors.js';
 
 /** What the scope machinery needs from a tensor (implemented by Tensor). */
 export interface Tracked {
@@ -81,7 +82,7 @@ export function tidy<T>(fn: () => T): T {
   }
   leave();
   if (result instanceof Promise) {
-    throw new Error('engram: tidy() is synchronous; do not pass an async function');
+    throw configError('tidy', 'tidy() is synchronous; do not pass an async function');
   }
   const survivors = new Set<Tracked>();
   collectResult(result, survivors);

@@ -24,7 +24,7 @@ import { endianness } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { native } from './native.js';
 import { dtypeCode, dtypeName, type DType } from './dtype.js';
-import { EngramError } from './errors.js';
+import { EngramError, ioError } from './errors.js';
 import { fromId, Tensor, type Device } from './tensor.js';
 
 export interface LoadOptions {
@@ -63,12 +63,7 @@ const LITTLE_ENDIAN = endianness() === 'LE';
 
 // ---- errors ----------------------------------------------------------------------------------------
 
-function ioError(op: string, source: string, problem: string, cause?: unknown): EngramError {
-  const e = new EngramError(`${op}: ${source}: ${problem}`, 'io', op, problem);
-  if (cause !== undefined) Object.defineProperty(e, 'cause', { value: cause, enumerable: false, configurable: true });
-  return e;
-}
-const describe = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+const describe = (e: unknown): string => (e instanceof EngramError ? e.torchMessage : e instanceof Error ? e.message : String(e));
 
 // ---- safetensors: writing --------------------------------------------------------------------------
 
@@ -79,11 +74,11 @@ interface Prepared {
 }
 
 function checkTensors(op: string, target: string, tensors: Record<string, Tensor>): [string, Tensor][] {
-  if (tensors === null || typeof tensors !== 'object') throw ioError(op, target, 'tensors must be an object of name -> Tensor');
+  if (tensors === null || typeof tensors !== 'object') throw ioError(op, `${target}: tensors must be an object of name -> Tensor`);
   const entries = Object.entries(tensors);
   for (const [name, t] of entries) {
-    if (!(t instanceof Tensor)) throw ioError(op, target, `'${name}' is not a Tensor`);
-    if (t.isDisposed) throw ioError(op, target, `tensor '${name}' is disposed`);
+    if (!(t instanceof Tensor)) throw ioError(op, `${target}: '${name}' is not a Tensor`);
+    if (t.isDisposed) throw ioError(op, `${target}: tensor '${name}' is disposed`);
   }
   return entries;
 }
@@ -94,18 +89,18 @@ function compareBytes(a: string, b: string): number {
 
 // Synchronous: snapshots the tensors' bytes.
 function prepareSafetensors(op: string, target: string, tensors: Record<string, Tensor>, metadata?: Record<string, string>): Prepared {
-  if (!LITTLE_ENDIAN) throw ioError(op, target, 'safetensors needs a little-endian machine');
+  if (!LITTLE_ENDIAN) throw ioError(op, `${target}: safetensors needs a little-endian machine`);
   const entries = checkTensors(op, target, tensors);
   const header: Record<string, unknown> = {};
   if (metadata !== undefined && metadata !== null) {
-    if (typeof metadata !== 'object') throw ioError(op, target, 'metadata must be an object of string -> string');
+    if (typeof metadata !== 'object') throw ioError(op, `${target}: metadata must be an object of string -> string`);
     for (const [k, v] of Object.entries(metadata)) {
-      if (typeof v !== 'string') throw ioError(op, target, `metadata '${k}' is a ${typeof v}, not a string`);
+      if (typeof v !== 'string') throw ioError(op, `${target}: metadata '${k}' is a ${typeof v}, not a string`);
     }
     define(header, '__metadata__', { ...metadata });
   }
   const items = entries.map(([name, t]) => {
-    if (name === '__metadata__') throw ioError(op, target, "'__metadata__' is reserved and cannot name a tensor");
+    if (name === '__metadata__') throw ioError(op, `${target}: '__metadata__' is reserved and cannot name a tensor`);
     return { name, t, dtype: t.dtype, shape: t.shape };
   });
   items.sort((a, b) => stRank[b.dtype] - stRank[a.dtype] || compareBytes(a.name, b.name));
@@ -116,10 +111,10 @@ function prepareSafetensors(op: string, target: string, tensors: Record<string, 
     try {
       bytes = native.toArrayBuffer(t.id);
     } catch (e) {
-      throw ioError(op, target, `cannot read tensor '${name}': ${describe(e)}`, e);
+      throw ioError(op, `${target}: cannot read tensor '${name}': ${describe(e)}`, e);
     }
     const expected = shape.reduce((a, b) => a * b, 1) * itemSize[dtype];
-    if (bytes.byteLength !== expected) throw ioError(op, target, `tensor '${name}' gave ${bytes.byteLength} bytes, expected ${expected}`);
+    if (bytes.byteLength !== expected) throw ioError(op, `${target}: tensor '${name}' gave ${bytes.byteLength} bytes, expected ${expected}`);
     define(header, name, { dtype: stCode[dtype], shape, data_offsets: [offset, offset + bytes.byteLength] });
     parts.push(new Uint8Array(bytes));
     offset += bytes.byteLength;
@@ -184,11 +179,11 @@ const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isS
 
 /** Reads N from the first 8 bytes and checks it against the total length. */
 function headerLength(op: string, source: string, first8: Uint8Array, total: number): number {
-  if (total < 8) throw ioError(op, source, `not a safetensors file: ${total} bytes, shorter than the 8-byte header length`);
+  if (total < 8) throw ioError(op, `${source}: not a safetensors file: ${total} bytes, shorter than the 8-byte header length`);
   const n = Buffer.from(first8.buffer, first8.byteOffset, 8).readBigUInt64LE(0);
-  if (n > BigInt(MAX_HEADER)) throw ioError(op, source, `header length ${n} exceeds the limit of ${MAX_HEADER} bytes`);
+  if (n > BigInt(MAX_HEADER)) throw ioError(op, `${source}: header length ${n} exceeds the limit of ${MAX_HEADER} bytes`);
   const len = Number(n);
-  if (8 + len > total) throw ioError(op, source, `header length ${len} runs past the end of the file (${total} bytes)`);
+  if (8 + len > total) throw ioError(op, `${source}: header length ${len} runs past the end of the file (${total} bytes)`);
   return len;
 }
 
@@ -197,48 +192,48 @@ function parseHeader(op: string, source: string, json: Uint8Array, total: number
   try {
     text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(json);
   } catch (e) {
-    throw ioError(op, source, 'header is not valid UTF-8', e);
+    throw ioError(op, `${source}: header is not valid UTF-8`, e);
   }
-  if (!text.startsWith('{')) throw ioError(op, source, "header does not start with '{'");
+  if (!text.startsWith('{')) throw ioError(op, `${source}: header does not start with '{'`);
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    throw ioError(op, source, `header is not valid JSON (${describe(e)})`, e);
+    throw ioError(op, `${source}: header is not valid JSON (${describe(e)})`, e);
   }
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw ioError(op, source, 'header is not a JSON object');
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw ioError(op, `${source}: header is not a JSON object`);
   const metadata: Record<string, string> = {};
   const entries: Entry[] = [];
   for (const [name, info] of Object.entries(raw as Record<string, unknown>)) {
     if (name === '__metadata__') {
-      if (info === null || typeof info !== 'object' || Array.isArray(info)) throw ioError(op, source, '__metadata__ is not an object');
+      if (info === null || typeof info !== 'object' || Array.isArray(info)) throw ioError(op, `${source}: __metadata__ is not an object`);
       for (const [k, v] of Object.entries(info as Record<string, unknown>)) {
-        if (typeof v !== 'string') throw ioError(op, source, `__metadata__ '${k}' is not a string`);
+        if (typeof v !== 'string') throw ioError(op, `${source}: __metadata__ '${k}' is not a string`);
         define(metadata, k, v);
       }
       continue;
     }
-    if (info === null || typeof info !== 'object' || Array.isArray(info)) throw ioError(op, source, `tensor '${name}': entry is not an object`);
+    if (info === null || typeof info !== 'object' || Array.isArray(info)) throw ioError(op, `${source}: tensor '${name}': entry is not an object`);
     const { dtype: st, shape, data_offsets: offsets } = info as Record<string, unknown>;
-    if (typeof st !== 'string') throw ioError(op, source, `tensor '${name}': missing dtype`);
+    if (typeof st !== 'string') throw ioError(op, `${source}: tensor '${name}': missing dtype`);
     const dtype = dtypeOfSt.get(st);
     if (!dtype) {
       const why = unsupportedSt.has(st) ? 'is not supported by Engram' : 'is unknown';
-      throw ioError(op, source, `tensor '${name}': dtype '${st}' ${why} (supported: ${[...dtypeOfSt.keys()].join(', ')})`);
+      throw ioError(op, `${source}: tensor '${name}': dtype '${st}' ${why} (supported: ${[...dtypeOfSt.keys()].join(', ')})`);
     }
-    if (!Array.isArray(shape) || !shape.every(isCount)) throw ioError(op, source, `tensor '${name}': shape must be a list of non-negative integers`);
+    if (!Array.isArray(shape) || !shape.every(isCount)) throw ioError(op, `${source}: tensor '${name}': shape must be a list of non-negative integers`);
     if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount)) {
-      throw ioError(op, source, `tensor '${name}': data_offsets must be [begin, end] with non-negative integers`);
+      throw ioError(op, `${source}: tensor '${name}': data_offsets must be [begin, end] with non-negative integers`);
     }
     const [begin, end] = offsets as [number, number];
-    if (end < begin) throw ioError(op, source, `tensor '${name}': data_offsets [${begin}, ${end}] end before they begin`);
+    if (end < begin) throw ioError(op, `${source}: tensor '${name}': data_offsets [${begin}, ${end}] end before they begin`);
     let bytes = itemSize[dtype];
     for (const s of shape as number[]) {
       bytes *= s;
-      if (!Number.isSafeInteger(bytes)) throw ioError(op, source, `tensor '${name}': shape [${shape}] is too large`);
+      if (!Number.isSafeInteger(bytes)) throw ioError(op, `${source}: tensor '${name}': shape [${shape}] is too large`);
     }
     if (bytes !== end - begin) {
-      throw ioError(op, source, `tensor '${name}': shape [${shape}] of ${st} needs ${bytes} bytes but data_offsets [${begin}, ${end}] hold ${end - begin}`);
+      throw ioError(op, `${source}: tensor '${name}': shape [${shape}] of ${st} needs ${bytes} bytes but data_offsets [${begin}, ${end}] hold ${end - begin}`);
     }
     entries.push({ name, dtype, shape: shape as number[], begin, end });
   }
@@ -248,20 +243,20 @@ function parseHeader(op: string, source: string, json: Uint8Array, total: number
   let at = 0;
   for (const e of entries) {
     if (e.end > dataLength) {
-      throw ioError(op, source, `tensor '${e.name}': data_offsets [${e.begin}, ${e.end}] lie outside the ${dataLength}-byte data section`);
+      throw ioError(op, `${source}: tensor '${e.name}': data_offsets [${e.begin}, ${e.end}] lie outside the ${dataLength}-byte data section`);
     }
-    if (e.begin < at) throw ioError(op, source, `tensor '${e.name}': data_offsets [${e.begin}, ${e.end}] overlap the previous tensor (ending at ${at})`);
-    if (e.begin > at) throw ioError(op, source, `tensor '${e.name}': bytes ${at}..${e.begin} of the data section belong to no tensor`);
+    if (e.begin < at) throw ioError(op, `${source}: tensor '${e.name}': data_offsets [${e.begin}, ${e.end}] overlap the previous tensor (ending at ${at})`);
+    if (e.begin > at) throw ioError(op, `${source}: tensor '${e.name}': bytes ${at}..${e.begin} of the data section belong to no tensor`);
     at = e.end;
   }
-  if (at !== dataLength) throw ioError(op, source, `the tensors cover ${at} bytes but the data section holds ${dataLength} (trailing bytes)`);
+  if (at !== dataLength) throw ioError(op, `${source}: the tensors cover ${at} bytes but the data section holds ${dataLength} (trailing bytes)`);
   return { metadata, entries, dataStart };
 }
 
 function makeTensor(op: string, source: string, e: Entry, bytes: Uint8Array): number {
   if (e.dtype === 'bool') {
     for (let i = 0; i < bytes.length; i++) {
-      if (bytes[i]! > 1) throw ioError(op, source, `tensor '${e.name}': BOOL byte ${i} is ${bytes[i]}, not 0 or 1`);
+      if (bytes[i]! > 1) throw ioError(op, `${source}: tensor '${e.name}': BOOL byte ${i} is ${bytes[i]}, not 0 or 1`);
     }
   }
   // fromArray copies the bytes (the element type is given by the dtype code, so no alignment is needed).
@@ -309,8 +304,8 @@ function wrapAll(names: string[], ids: number[]): Record<string, Tensor> {
 /** Tensors from the bytes of a safetensors file (copied: the bytes may be reused afterwards). */
 export function fromSafetensorsBytes(bytes: Uint8Array, options: LoadOptions = {}): Record<string, Tensor> {
   const op = 'fromSafetensorsBytes', source = '<bytes>';
-  if (!LITTLE_ENDIAN) throw ioError(op, source, 'safetensors needs a little-endian machine');
-  if (!(bytes instanceof Uint8Array)) throw ioError(op, source, 'expected a Uint8Array');
+  if (!LITTLE_ENDIAN) throw ioError(op, `${source}: safetensors needs a little-endian machine`);
+  if (!(bytes instanceof Uint8Array)) throw ioError(op, `${source}: expected a Uint8Array`);
   const n = headerLength(op, source, bytes.subarray(0, 8), bytes.length);
   const { entries, dataStart } = parseHeader(op, source, bytes.subarray(8, 8 + n), bytes.length);
   return collectSync(entries.map((e) => e.name), (i) => {
@@ -324,7 +319,8 @@ async function readAt(fh: FileHandle, length: number, position: number): Promise
   let done = 0;
   while (done < length) {
     const { bytesRead } = await fh.read(buf, done, Math.min(length - done, 1 << 30), position + done);
-    if (bytesRead === 0) throw new Error(`unexpected end of file at byte ${position + done}`);
+    // (withFile names the op and file: this one is rewrapped there)
+    if (bytesRead === 0) throw ioError('read', `unexpected end of file at byte ${position + done}`);
     done += bytesRead;
   }
   return buf;
@@ -335,21 +331,21 @@ async function withFile<T>(op: string, path: string, fn: (fh: FileHandle, size: 
   try {
     fh = await open(path, 'r');
   } catch (e) {
-    throw ioError(op, path, `cannot open: ${describe(e)}`, e);
+    throw ioError(op, `${path}: cannot open: ${describe(e)}`, e);
   }
   try {
     const size = (await fh.stat()).size;
     return await fn(fh, size);
   } catch (e) {
-    if (e instanceof EngramError && e.kind === 'io') throw e;
-    throw ioError(op, path, `cannot read: ${describe(e)}`, e);
+    if (e instanceof EngramError && e.kind === 'io' && e.op === op) throw e;
+    throw ioError(op, `${path}: cannot read: ${describe(e)}`, e);
   } finally {
     await fh.close().catch(() => {});
   }
 }
 
 async function readParsed(op: string, path: string, fh: FileHandle, size: number): Promise<Parsed> {
-  if (!LITTLE_ENDIAN) throw ioError(op, path, 'safetensors needs a little-endian machine');
+  if (!LITTLE_ENDIAN) throw ioError(op, `${path}: safetensors needs a little-endian machine`);
   const first8 = size >= 8 ? await readAt(fh, 8, 0) : new Uint8Array(0);
   const n = headerLength(op, path, first8, size);
   return parseHeader(op, path, await readAt(fh, n, 8), size);
@@ -398,7 +394,7 @@ export async function saveTorch(path: string, tensors: Record<string, Tensor>): 
   try {
     bytes = native.pickleSave(entries.map(([n]) => n), entries.map(([, t]) => t.id));
   } catch (e) {
-    throw ioError(op, path, `cannot serialise: ${describe(e)}`, e);
+    throw ioError(op, `${path}: cannot serialise: ${describe(e)}`, e);
   }
   await writeFileAtomic(path, (fh) => writeAll(fh, bytes), op);
 }
@@ -411,16 +407,16 @@ export async function loadTorch(path: string, options: LoadOptions = {}): Promis
   try {
     loaded = native.pickleLoad(bytes);
   } catch (e) {
-    throw ioError(op, path, `not a readable PyTorch file of a dict of tensors: ${e instanceof EngramError ? e.torchMessage : describe(e)}`, e);
+    throw ioError(op, `${path}: not a readable PyTorch file of a dict of tensors: ${describe(e)}`, e);
   }
   const { names, ids } = loaded;
   for (let i = 0; i < ids.length; i++) {
     const code = native.dtype(ids[i]!);
     try {
-      dtypeName(code);
+      dtypeName(code, op);
     } catch {
       native.freeMany(ids);
-      throw ioError(op, path, `tensor '${names[i]}' has a dtype Engram does not support (ScalarType ${code})`);
+      throw ioError(op, `${path}: tensor '${names[i]}' has a dtype Engram does not support (ScalarType ${code})`);
     }
   }
   let reached = -1;
@@ -461,6 +457,6 @@ export async function writeFileAtomic(path: string, write: (fh: FileHandle) => P
     if (fh) await fh.close().catch(() => {});
     await unlink(tmp).catch(() => {});
     if (e instanceof EngramError && e.kind === 'io') throw e;
-    throw ioError(op, path, `cannot write: ${describe(e)}`, e);
+    throw ioError(op, `${path}: cannot write: ${describe(e)}`, e);
   }
 }

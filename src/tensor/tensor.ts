@@ -5,7 +5,8 @@
 // from the native side once and cached (no op changes them in place).
 import { native } from './native.js';
 import { codeOf, dtypeName, typedArrayOf, type DType, type TypedArray } from './dtype.js';
-import { EngramError } from './errors.js';
+import { configError, shapeError } from './errors.js';
+import { checkShape } from './check.js';
 import { keep as keepTensor, track, untrack, type Tracked } from './scope.js';
 
 export type Scalar = number | boolean;
@@ -44,7 +45,7 @@ export class Tensor implements Tracked {
     return (this.#shape ??= native.shape(this.id));
   }
   get dtype(): DType {
-    return (this.#dtype ??= dtypeName(native.dtype(this.id)));
+    return (this.#dtype ??= dtypeName(native.dtype(this.id), 'dtype'));
   }
   get device(): string {
     return native.device(this.id);
@@ -59,7 +60,7 @@ export class Tensor implements Tracked {
     if (dim === undefined) return this.numel;
     const n = this.ndim;
     const d = dim < 0 ? dim + n : dim;
-    if (d < 0 || d >= n) throw new EngramError(`size: dim ${dim} out of range for a ${n}-d tensor`, 'shape', 'size');
+    if (d < 0 || d >= n) throw shapeError('size', `dim ${dim} out of range for a ${n}-d tensor`);
     return this.shape[d]!;
   }
   strides(): number[] {
@@ -133,7 +134,7 @@ export class Tensor implements Tracked {
   /** to('float64'), to('cuda'), to({ dtype, device, copy }): a new tensor unless nothing changes. */
   to(target: DType | Device | { dtype?: DType; device?: Device; copy?: boolean }): Tensor {
     const o = typeof target === 'string' ? (isDevice(target) ? { device: target } : { dtype: target as DType }) : target;
-    return wrap(native.to(this.id, codeOf(o.dtype), o.device ?? null, o.copy ?? false));
+    return wrap(native.to(this.id, codeOf(o.dtype, 'to'), o.device ?? null, o.copy ?? false));
   }
   float(): Tensor {
     return this.to('float32');
@@ -183,6 +184,14 @@ export class Tensor implements Tracked {
   }
   set grad(g: Tensor | null) {
     native.setGrad(this.id, g === null ? null : g.id);
+  }
+  /** Whether a gradient has accumulated (without making a handle on it). */
+  get hasGrad(): boolean {
+    // native.grad returns a new handle on the gradient; free it at once (a bare id, no JS wrapper).
+    const g = native.grad(this.id);
+    if (g === null) return false;
+    native.free(g);
+    return true;
   }
   /** Drops the accumulated gradient (PyTorch's zero_grad(set_to_none=True)). */
   zeroGrad(): void {
@@ -325,7 +334,7 @@ export class Tensor implements Tracked {
   clamp(min: number | Tensor | null, max: number | Tensor | null = null): Tensor {
     if (min instanceof Tensor || max instanceof Tensor) {
       if (typeof min === 'number' || typeof max === 'number') {
-        throw new EngramError('clamp: bounds must both be tensors or both numbers', 'config', 'clamp');
+        throw configError('clamp', 'bounds must both be tensors or both numbers');
       }
       return wrap(native.clampTensor(this.id, min?.id ?? null, max?.id ?? null));
     }
@@ -334,8 +343,8 @@ export class Tensor implements Tracked {
   clampMin(min: number): Tensor { return this.clamp(min, null); }
   clampMax(max: number): Tensor { return this.clamp(null, max); }
 
-  softmax(dim: number, dtype?: DType): Tensor { return wrap(native.softmax(this.id, dim, codeOf(dtype))); }
-  logSoftmax(dim: number, dtype?: DType): Tensor { return wrap(native.logSoftmax(this.id, dim, codeOf(dtype))); }
+  softmax(dim: number, dtype?: DType): Tensor { return wrap(native.softmax(this.id, dim, codeOf(dtype, 'softmax'))); }
+  logSoftmax(dim: number, dtype?: DType): Tensor { return wrap(native.logSoftmax(this.id, dim, codeOf(dtype, 'logSoftmax'))); }
 
   // ---- in place (for parameter updates and initialisation; they return this) ----------------------------------
 
@@ -408,10 +417,10 @@ export class Tensor implements Tracked {
   // dim: a dim, a list of dims, or omitted for all; keepdim as in PyTorch.
 
   sum(dim?: number | number[] | null, keepdim = false, dtype?: DType): Tensor {
-    return keptAll(this, dim, keepdim, native.sum(this.id, dims(dim), keepdim, codeOf(dtype)));
+    return keptAll(this, dim, keepdim, native.sum(this.id, dims(dim), keepdim, codeOf(dtype, 'sum')));
   }
   mean(dim?: number | number[] | null, keepdim = false, dtype?: DType): Tensor {
-    return keptAll(this, dim, keepdim, native.mean(this.id, dims(dim), keepdim, codeOf(dtype)));
+    return keptAll(this, dim, keepdim, native.mean(this.id, dims(dim), keepdim, codeOf(dtype, 'mean')));
   }
   prod(dim?: number | null, keepdim = false): Tensor {
     return keptAll(this, dim, keepdim, native.prod(this.id, dim ?? null, keepdim));
@@ -434,8 +443,8 @@ export class Tensor implements Tracked {
   }
   argmax(dim?: number | null, keepdim = false): Tensor { return wrap(native.argmax(this.id, dim ?? null, keepdim)); }
   argmin(dim?: number | null, keepdim = false): Tensor { return wrap(native.argmin(this.id, dim ?? null, keepdim)); }
-  cumsum(dim: number, dtype?: DType): Tensor { return wrap(native.cumsum(this.id, dim, codeOf(dtype))); }
-  cumprod(dim: number, dtype?: DType): Tensor { return wrap(native.cumprod(this.id, dim, codeOf(dtype))); }
+  cumsum(dim: number, dtype?: DType): Tensor { return wrap(native.cumsum(this.id, dim, codeOf(dtype, 'cumsum'))); }
+  cumprod(dim: number, dtype?: DType): Tensor { return wrap(native.cumprod(this.id, dim, codeOf(dtype, 'cumprod'))); }
   logsumexp(dim: number | number[], keepdim = false): Tensor {
     return wrap(native.logsumexp(this.id, dims(dim)!, keepdim));
   }
@@ -465,14 +474,15 @@ export class Tensor implements Tracked {
 
   // ---- shape -----------------------------------------------------------------------------------------------
 
-  reshape(...shape: number[] | [number[]]): Tensor { return wrap(native.reshape(this.id, flatArgs(shape))); }
-  view(...shape: number[] | [number[]]): Tensor { return wrap(native.view(this.id, flatArgs(shape))); }
+  reshape(...shape: number[] | [number[]]): Tensor { return wrap(native.reshape(this.id, checkShape('reshape', flatArgs(shape), 1))); }
+  view(...shape: number[] | [number[]]): Tensor { return wrap(native.view(this.id, checkShape('view', flatArgs(shape), 1))); }
   permute(...order: number[] | [number[]]): Tensor { return wrap(native.permute(this.id, flatArgs(order))); }
   transpose(dim0: number, dim1: number): Tensor { return wrap(native.transpose(this.id, dim0, dim1)); }
   /** Transpose of the last two dims. */
   get mT(): Tensor { return this.transpose(-2, -1); }
   contiguous(): Tensor { return wrap(native.contiguous(this.id)); }
-  expand(...shape: number[] | [number[]]): Tensor { return wrap(native.expand(this.id, flatArgs(shape))); }
+  /** Broadcasts size-1 dims to the given sizes (views, no copy); -1 keeps a dim's size. */
+  expand(...shape: number[] | [number[]]): Tensor { return wrap(native.expand(this.id, checkShape('expand', flatArgs(shape), Infinity))); }
   expandAs(other: Tensor): Tensor { return this.expand(other.shape); }
   squeeze(dim?: number): Tensor { return wrap(native.squeeze(this.id, dim ?? null)); }
   unsqueeze(dim: number): Tensor { return wrap(native.unsqueeze(this.id, dim)); }
@@ -487,7 +497,7 @@ export class Tensor implements Tracked {
   split(sizes: number | number[], dim = 0): Tensor[] { return wrapAll(native.split(this.id, sizes, dim)); }
   chunk(chunks: number, dim = 0): Tensor[] { return wrapAll(native.chunk(this.id, chunks, dim)); }
   unbind(dim = 0): Tensor[] { return wrapAll(native.unbind(this.id, dim)); }
-  repeat(...repeats: number[] | [number[]]): Tensor { return wrap(native.repeat(this.id, flatArgs(repeats))); }
+  repeat(...repeats: number[] | [number[]]): Tensor { return wrap(native.repeat(this.id, checkShape('repeat', flatArgs(repeats)))); }
   repeatInterleave(repeats: number, dim?: number): Tensor { return wrap(native.repeatInterleave(this.id, repeats, dim ?? null)); }
   flip(...dimsToFlip: number[] | [number[]]): Tensor { return wrap(native.flip(this.id, flatArgs(dimsToFlip))); }
   roll(shifts: number | number[], dim: number | number[]): Tensor {
@@ -497,7 +507,7 @@ export class Tensor implements Tracked {
   unfold(dim: number, size: number, step: number): Tensor { return wrap(native.unfold(this.id, dim, size, step)); }
   /** A view with explicit sizes, strides and storage offset (in elements), as torch.as_strided. */
   asStrided(size: number[], stride: number[], storageOffset = 0): Tensor {
-    return wrap(native.asStrided(this.id, size, stride, storageOffset));
+    return wrap(native.asStrided(this.id, checkShape('asStrided', size), stride, storageOffset));
   }
   tril(diagonal = 0): Tensor { return wrap(native.tril(this.id, diagonal)); }
   triu(diagonal = 0): Tensor { return wrap(native.triu(this.id, diagonal)); }

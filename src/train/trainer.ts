@@ -15,7 +15,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } fr
 import { join } from 'node:path';
 import { EngramError, heapBytes, manualSeed, setNumThreads, type Tensor } from '../tensor/index.js';
 import { writeFileAtomic } from '../tensor/serialize.js';
-import { Adam, AdamW, clipGradNorm, constantLr, cosineDecay, LrScheduler, ReduceLROnPlateau, withWarmup, type Schedule } from '../optim/index.js';
+import { Adam, AdamW, clipGradNorm, constantLr, cosineDecay, LrScheduler, ReduceLROnPlateau, weightDecayGroups, withWarmup, type AdamOptions, type Schedule } from '../optim/index.js';
 import { createModel, resolveModelConfig, type MemoryState, type ModelConfig, type SegmentModel } from '../models/index.js';
 import { canonicalJson, resolveTrainConfig, type TrainConfig, type TrainConfigInput } from './config.js';
 import { addCounts, emptyCounts, summarize, type Metrics } from './metrics.js';
@@ -149,7 +149,8 @@ export class Trainer {
     this.runDir = options.runDir ?? null;
     this.#options = options;
     const o = config.optim;
-    const params = model.parameters();
+    // decay on weight matrices only (biases, norms, memory tokens, span parameters keep theirs)
+    const params = weightDecayGroups<AdamOptions>(model, o.weightDecay);
     const opts = { lr: o.lr, betas: o.betas, eps: o.eps, weightDecay: o.weightDecay };
     this.optimizer = o.optimizer === 'adamw' ? new AdamW(params, opts) : new Adam(params, opts);
     const steps = config.train.steps;

@@ -1,0 +1,48 @@
+// The addon's surface: every function it exports is declared once on the TS side
+// (src/tensor/native.ts) and vice versa, only the tensor layer imports it, and argument-type
+// mistakes that slip past TypeScript still arrive as EngramErrors naming the op.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { native, nativeOpNames } from '../src/tensor/native.js';
+import { EngramError } from '../src/index.js';
+
+test('the addon exports exactly the declared functions (no orphan either way)', () => {
+  const exported = Object.keys(native);
+  const declared = new Set<string>(nativeOpNames);
+  assert.equal(declared.size, nativeOpNames.length, 'a name is declared twice');
+  const undeclared = exported.filter((n) => !declared.has(n));
+  const missing = nativeOpNames.filter((n) => !(n in native));
+  assert.deepEqual(undeclared, [], `exported by the addon but not declared in native.ts: ${undeclared.join(', ')}`);
+  assert.deepEqual(missing, [], `declared in native.ts but not exported by the addon: ${missing.join(', ')}`);
+  for (const n of nativeOpNames) assert.equal(typeof native[n], 'function', n);
+});
+
+test('only src/tensor imports the native addon', () => {
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  const offenders: string[] = [];
+  const walk = (dir: string): void => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) walk(path);
+      else if (entry.name.endsWith('.ts') && /tensor\/native(\.js)?['"]/.test(readFileSync(path, 'utf8'))) {
+        const rel = relative(root, path);
+        if (!rel.startsWith(join('src', 'tensor'))) offenders.push(rel);
+      }
+    }
+  };
+  for (const dir of ['src', 'cli']) walk(join(root, dir));
+  assert.deepEqual(offenders, []);
+});
+
+test('a JS value of the wrong type reaching the addon is a config EngramError naming the op', () => {
+  for (const [call, op] of [
+    [() => native.zeros(['3'] as never, null, null), 'zeros'],
+    [() => native.full([2], 'x' as never, null, null), 'full'],
+  ] as const) {
+    assert.throws(call, (e: unknown) =>
+      e instanceof EngramError && e.kind === 'config' && e.op === op && /^\w+: invalid argument: /.test(e.message));
+  }
+});
