@@ -53,6 +53,12 @@ function version(found) {
   return [part('MAJOR'), part('MINOR'), part('PATCH')].join('.');
 }
 
+// libtorch 2.12 and later require C++20 in their headers (ATen's #error); older ones build as C++17.
+function cxxStandard(v) {
+  const [major, minor] = v.split('.').map(Number);
+  return major > 2 || (major === 2 && minor >= 12) ? 'c++20' : 'c++17';
+}
+
 export function findLibtorch() {
   const root = process.env.LIBTORCH;
   const found = root ? fromFolder(resolve(root)) : fromSystem();
@@ -68,6 +74,7 @@ export function findLibtorch() {
     include: found.include.filter((d) => d !== '/usr/include'),
     lib: found.lib,
     cxx11Abi: cxx11Abi(found),
+    cxxStandard: cxxStandard(version(found)),
     cuda,
     libraries: ['-ltorch', '-ltorch_cpu', '-lc10', ...(cuda ? ['-ltorch_cuda', '-lc10_cuda'] : [])],
   };

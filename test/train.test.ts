@@ -21,8 +21,7 @@ function readLog(dir: string): LogRecord[] {
 const trainLosses = (records: LogRecord[]): [number, number][] =>
   records.flatMap((r) => (r.type === 'train' ? [[r.step, r.loss] as [number, number]] : []));
 
-test('a tiny transformer learns 1-segment copy to high accuracy in a few seconds', async () => {
-  const started = performance.now();
+test('a tiny transformer learns 1-segment copy to high accuracy', async () => {
   const r = await train({
     model: { kind: 'transformer', layers: 2, dModel: 64, heads: 4, dInner: 128 },
     data: { kind: 'task', name: 'copy', options: { sourceLength: 8, numSegments: 1 } },
@@ -34,7 +33,6 @@ test('a tiny transformer learns 1-segment copy to high accuracy in a few seconds
   assert.ok(r.finalEval.accuracy > 0.95, `accuracy ${r.finalEval.accuracy}`);
   assert.ok(r.losses[0]!.loss > 2 && r.losses[r.losses.length - 1]!.loss < 0.2);
   assert.equal(r.metric?.name, 'accuracy');
-  assert.ok(performance.now() - started < 20_000);
 });
 
 test('with previousToken a tiny transformer learns 1-segment associative retrieval in a few hundred steps', async () => {
