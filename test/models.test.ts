@@ -4,13 +4,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   arange, cat, createModel, F, grad, tensor, TokenEmbedding, gradcheck, manualSeed, MultiHeadAttention, ones, randint, randn,
-  relShift, relSkew, segmentMask, sinusoidalDistances, tidy, type ModelConfig, type RelativePositions,
+  relShift, relSkew, segmentMask, sinusoidalDistances, tidy, type ModelConfig, type ModelConfigInput, type RelativePositions,
   type SegmentModel, type Tensor,
 } from '../src/index.js';
 import { assertClose, inFloat64 } from './helpers.js';
 
 const tiny = (kind: ModelConfig['kind'], extra: Partial<ModelConfig> = {}): SegmentModel =>
-  createModel({ kind, vocabSize: 11, layers: 2, dModel: 16, heads: 2, dInner: 32, ...extra });
+  createModel({ kind, vocabSize: 11, layers: 2, dModel: 16, heads: 2, dInner: 32, ...extra } as ModelConfigInput);
 
 test('segment mask equals SPEC §6 cell by cell (cache 2, read 2, sequence 3, write 2)', () => {
   // Rows: queries [r0 r1 | s0 s1 s2 | w0 w1]; columns: keys [c0 c1 | r0 r1 | s0 s1 s2 | w0 w1]; 1 = blocked.
