@@ -256,15 +256,16 @@ async function inspectCommand(runDir: string, raw: Record<string, unknown>): Pro
     const dir = o.out ?? join(runDir, 'inspect');
     const files = await writeInspection(inspection, { dir, decode, maxSpan: run.model.config.memLen });
     out(`${runDir}: ${run.model.config.kind}, ${tokens.length} tokens in ${inspection.segments.length} segment(s) of ${segmentLength}`);
-    if (inspection.spans) inspection.spans.forEach((heads, l) => out(`layer ${l} spans per head: ${heads.map((z) => z.toFixed(1)).join(', ')}`));
-    if (inspection.expireSpans) {
-      const live = inspection.segments.filter((s) => s.expireLive).map((s) => s.expireLive!);
-      inspection.expireSpans.forEach((spans, l) => {
-        const mean = spans.reduce((a, b) => a + b, 0) / spans.length;
-        const meanLive = live.reduce((a, s) => a + s[l]!, 0) / Math.max(1, live.length);
-        out(`layer ${l}: mean predicted span ${mean.toFixed(1)}, max ${Math.max(...spans).toFixed(1)}; mean live memories ${meanLive.toFixed(1)}`);
-      });
+    // The model's diagnostics, whatever its kind (Diagnostics: per head, per token, per layer, scalars).
+    const fixed = (x: number) => x.toFixed(1);
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+    for (const [name, layers] of Object.entries(inspection.perHead)) layers.forEach((heads, l) => out(`layer ${l} ${name} per head: ${heads.map(fixed).join(', ')}`));
+    for (const [name, layers] of Object.entries(inspection.perToken)) layers.forEach((values, l) => out(`layer ${l}: mean ${name} ${fixed(mean(values))}, max ${fixed(Math.max(...values))}`));
+    for (const name of new Set(inspection.segments.flatMap((s) => Object.keys(s.perLayer)))) {
+      const perSegment = inspection.segments.flatMap((s) => (s.perLayer[name] ? [s.perLayer[name]] : []));
+      out(`${name} per layer (mean over segments): ${perSegment[0]!.map((_, l) => fixed(mean(perSegment.map((v) => v[l]!)))).join(', ')}`);
     }
+    for (const [name, value] of Object.entries(inspection.scalars)) if (name !== 'memories attended') out(`${name}: ${value.toFixed(3)}`);
     const memory = inspection.segments.map((s) => s.memory).filter((m): m is number => m !== null);
     if (memory.length) out(`memories attended per segment (mean over layers): ${(memory.reduce((a, b) => a + b, 0) / memory.length).toFixed(1)} on average`);
     out(`wrote ${files.join(', ')}`);

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   AdaptiveSpanTransformer, createModel, grad, liveTensors, manualSeed, noGrad, randint, randn, SGD,
-  tensor, tidy, Trainer, type ModelConfigInput, type AdaptiveSpanOptions, type Tensor,
+  tensor, tidy, Trainer, type ModelConfigInputOf, type AdaptiveSpanOptions, type Tensor,
 } from '../src/index.js';
 import { AdaptiveSpan, DYNAMIC_INIT_FLOOR, trimmedWindow } from '../src/memory/adaptive-span.js';
 import { assertClose, inFloat64 } from './helpers.js';
@@ -13,7 +13,7 @@ import { assertClose, inFloat64 } from './helpers.js';
 const options = (o: Partial<AdaptiveSpanOptions> = {}): AdaptiveSpanOptions =>
   ({ ramp: 2, init: 0, lossCoef: 0, dynamic: false, trimStep: 1, ...o });
 
-const make = (adaptiveSpan: Partial<AdaptiveSpanOptions>, extra: Partial<ModelConfigInput> = {}): AdaptiveSpanTransformer =>
+const make = (adaptiveSpan: Partial<AdaptiveSpanOptions>, extra: Partial<ModelConfigInputOf<'adaptive-span'>> = {}): AdaptiveSpanTransformer =>
   createModel({
     kind: 'adaptive-span', vocabSize: 11, layers: 2, dModel: 16, heads: 2, dInner: 32, memLen: 16, adaptiveSpan, ...extra,
   }) as AdaptiveSpanTransformer;

@@ -4,17 +4,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  CompressiveTransformer, createModel, gradcheck, LayerNorm, manualSeed, MultiHeadAttention, randint, randn,
-  SequentialTransformer, tidy, Trainer, type CompressiveOptions, type MemoryState, type ModelConfigInput,
+  CompressiveTransformer, createModel, DecoderLayer, gradcheck, manualSeed, randint, randn,
+  SequentialTransformer, tidy, Trainer, type CompressiveOptions, type MemoryState, type ModelConfigInputOf,
   type SegmentModel, type SegmentOutput, type Tensor,
 } from '../src/index.js';
-import { attentionReconstructionLoss, compress, contentAttention } from '../src/memory/compressive.js';
+import { attentionReconstructionLoss, compress } from '../src/memory/compressive.js';
 import { assertClose, inFloat64 } from './helpers.js';
 
 const V = 11;
 const sizes = { vocabSize: V, layers: 2, dModel: 8, heads: 2, dInner: 16 } as const;
 
-const compressive = (memLen: number, options: Partial<CompressiveOptions>, extra: Partial<ModelConfigInput> = {}) =>
+const compressive = (memLen: number, options: Partial<CompressiveOptions>, extra: Partial<ModelConfigInputOf<'compressive'>> = {}) =>
   createModel({ kind: 'compressive', ...sizes, memLen, compressive: options, ...extra }) as CompressiveTransformer;
 
 /** Runs the blocks in order from the initial state; returns each block's output. */
@@ -137,38 +137,38 @@ test("the conv compressor's gradient (memories, weight, bias) matches finite dif
     assert.ok(r.ok, r.message);
 
     // Through the loss, f_c's weights are the inputs that learn; the attention is a constant.
-    const attention = new MultiHeadAttention(4, 2, 0, { relative: false });
+    const layer = new DecoderLayer({ dModel: 4, heads: 2, dInner: 8, dropout: 0, norm: 'post', relative: false });
     const queries = randn([2, 5, 4]);
     const fixed = old.detach();
     const w2 = randn([4, 4, 2]).mul(0.5).requiresGrad_();
     const b2 = randn([4]).requiresGrad_();
-    const loss = gradcheck((w, b) => attentionReconstructionLoss(attention, null, queries, fixed, compress(fixed, 'conv', 2, w!, b!)), [w2, b2]);
+    const loss = gradcheck((w, b) => attentionReconstructionLoss(layer, queries, fixed, compress(fixed, 'conv', 2, w!, b!)), [w2, b2]);
     assert.ok(loss.ok, loss.message);
-    attention.dispose();
+    layer.dispose();
   }));
 });
 
 test('the reconstruction attention is the layer attention without positions or mask (post- and pre-LN); identical memories give 0', () => {
   tidy(() => {
     manualSeed(7);
-    const attention = new MultiHeadAttention(8, 2, 0, { relative: false });
-    const norm = new LayerNorm(8);
-    norm.weight.detach().uniform_(0.5, 1.5);
-    norm.bias.detach().normal_(0, 0.3);
+    const post = new DecoderLayer({ dModel: 8, heads: 2, dInner: 16, dropout: 0, norm: 'post', relative: false });
+    const pre = new DecoderLayer({ dModel: 8, heads: 2, dInner: 16, dropout: 0, norm: 'pre', relative: false });
+    pre.ln1.weight.detach().uniform_(0.5, 1.5);
+    pre.ln1.bias.detach().normal_(0, 0.3);
     const h = randn([2, 3, 8]);
     const memories = randn([2, 5, 8]);
-    const direct = attention.forward({ query: h, context: memories, mask: null, positions: null });
-    assertClose(contentAttention(attention, null, h, memories), direct.toArray(), { atol: 1e-6 });
-    const normed = attention.forward({ query: norm.forward(h), context: norm.forward(memories), mask: null, positions: null });
-    assertClose(contentAttention(attention, norm, h, memories), normed.toArray(), { atol: 1e-6 });
+    const direct = post.attn.forward({ query: h, context: memories, mask: null, positions: null });
+    assertClose(post.frozenAttention(h, memories), direct.toArray(), { atol: 1e-6 });
+    const normed = pre.attn.forward({ query: pre.ln1.forward(h), context: pre.ln1.forward(memories), mask: null, positions: null });
+    assertClose(pre.frozenAttention(h, memories), normed.toArray(), { atol: 1e-6 });
 
     const pooled = compress(memories.narrow(1, 0, 4), 'mean', 2);
-    const expected = contentAttention(attention, null, h, pooled).sub(contentAttention(attention, null, h, memories.narrow(1, 0, 4))).square().mean();
-    assertClose(attentionReconstructionLoss(attention, null, h, memories.narrow(1, 0, 4), pooled), expected.item(), { atol: 1e-7 });
+    const expected = post.frozenAttention(h, pooled).sub(post.frozenAttention(h, memories.narrow(1, 0, 4))).square().mean();
+    assertClose(attentionReconstructionLoss(post, h, memories.narrow(1, 0, 4), pooled), expected.item(), { atol: 1e-7 });
     assert.ok(expected.item() > 1e-4, 'pooling loses something');
-    assertClose(attentionReconstructionLoss(attention, null, h, memories, memories), 0, { atol: 1e-7 });
-    attention.dispose();
-    norm.dispose();
+    assertClose(attentionReconstructionLoss(post, h, memories, memories), 0, { atol: 1e-7 });
+    post.dispose();
+    pre.dispose();
   });
 });
 
@@ -225,7 +225,7 @@ test('options are checked: the kind needs its options, f_c and the rate are vali
   const made = createModel({ kind: 'compressive', ...sizes, memLen: 4 });
   const config = made.config;
   made.dispose();
-  assert.throws(() => new CompressiveTransformer({ ...config, compressive: null }), /needs its options/);
+  assert.throws(() => new CompressiveTransformer({ ...config, compressive: null } as never), /needs its options/);
   assert.throws(() => compress(randn([1, 5, 4]), 'mean', 2), /not a multiple of the compression rate 2/);
 });
 

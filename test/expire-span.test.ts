@@ -100,13 +100,13 @@ test('the drop count is the batch minimum floored to a multiple of M; rows are c
 test('the init gives every span p·L (w = 0, b = logit(p))', () => tidy(() => {
   manualSeed(2);
   const model = make(16, { initFraction: 0.25, ramp: 4 });
-  model.recordTrace = true;
+  model.recordDiagnostics = true;
   model.forward(randint(0, 11, [2, 4]), model.initState(2));
   for (const p of model.spanPredictors) {
     assert.deepEqual(p.weight.toArray(), [Array(16).fill(0)]);
     assertClose(p.bias, [logit(0.25)], { atol: 1e-6 });
   }
-  assertClose(tensor(model.lastTrace!.spans), Array(2).fill(Array(2).fill(Array(4).fill(4))), { atol: 1e-5 });
+  assertClose(tensor(model.diagnostics().perToken['predicted span']!), Array(2).fill(Array(2).fill(Array(4).fill(4))), { atol: 1e-5 });
   model.dispose();
 }));
 
@@ -161,7 +161,7 @@ test('nothing whose mask is > 0 at the next query is ever dropped', () => tidy((
   const R = 4;
   let live = 0;
   dropVersusKeep('post', 20, ({ dropState, keepState, keeping, dropping }) => {
-    dropping.recordTrace = true; // from the next block on: the trace counts live memories too
+    dropping.recordDiagnostics = true; // from the next block on: the diagnostics count live memories too
     keepState.cache!.forEach((cache, l) => {
       // Every memory the non-dropping model holds, with its span from the same predictor.
       const spans = keeping.predictSpans(l, cache).toArray() as number[][];
@@ -174,8 +174,9 @@ test('nothing whose mask is > 0 at the next query is ever dropped', () => tidy((
         }
       }));
     });
-    const trace = dropping.lastTrace;
-    if (trace) trace.live.forEach((n, l) => assert.ok(n <= trace.memories[l]!, 'live memories are among the kept ones'));
+    const { perLayer } = dropping.diagnostics();
+    const kept = perLayer['memories kept']!;
+    perLayer['live memories']?.forEach((n, l) => assert.ok(n <= kept[l]!, 'live memories are among the kept ones'));
   });
   assert.ok(live > 100, 'the check covered many live memories');
 }));

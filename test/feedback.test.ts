@@ -6,15 +6,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   cat, createModel, F, FeedbackTransformer, grad, gradcheck, manualSeed, noGrad, randint, randn,
-  randperm, resolveModelConfig, liveTensors, tensor, tidy, train, type ModelConfigInput, type Tensor,
+  randperm, resolveModelConfig, liveTensors, tensor, tidy, train, type ModelConfigInputOf, type Tensor,
 } from '../src/index.js';
 import type { FeedbackState } from '../src/models/feedback.js';
 import { assertClose, inFloat64 } from './helpers.js';
 
 const V = 11;
-const config = (extra: Partial<ModelConfigInput> = {}): ModelConfigInput =>
+const config = (extra: Partial<ModelConfigInputOf<'feedback'>> = {}): ModelConfigInputOf<'feedback'> =>
   ({ kind: 'feedback', vocabSize: V, layers: 2, dModel: 16, heads: 2, dInner: 32, memLen: 4, ...extra });
-const make = (extra: Partial<ModelConfigInput> = {}) => createModel(config(extra)) as FeedbackTransformer;
+const make = (extra: Partial<ModelConfigInputOf<'feedback'>> = {}) => createModel(config(extra)) as FeedbackTransformer;
 
 /** Merge logits away from their uniform start, so that a wrong weighting shows. */
 function spreadMergeWeights(model: FeedbackTransformer): void {

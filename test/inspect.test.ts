@@ -31,11 +31,12 @@ test('inspect returns attention maps, memories per segment and Expire-Span spans
   assert.equal(last.attention[0]!.weights.length, 2);
   assert.equal(last.attention[0]!.weights[0]!.length, 4);
   for (const row of last.attention[1]!.weights[1]!) assert.ok(Math.abs(row.reduce((a, b) => a + b, 0) - 1) < 1e-4, 'rows sum to 1');
-  assert.equal(r.expireSpans!.length, 2);
-  assert.equal(r.expireSpans![0]!.length, stream.length, 'a span for every token of the stream');
-  assert.ok(r.expireSpans![0]!.every((e) => Math.abs(e - 1.6) < 1e-4), 'the initial span is p·L = 0.1 · 16');
+  const spans = r.perToken['predicted span']!;
+  assert.equal(spans.length, 2);
+  assert.equal(spans[0]!.length, stream.length, 'a span for every token of the stream');
+  assert.ok(spans[0]!.every((e) => Math.abs(e - 1.6) < 1e-4), 'the initial span is p·L = 0.1 · 16');
   assert.equal(r.segments[0]!.memory, 0, 'the first segment has no memory');
-  assert.ok(r.segments.every((s) => s.expireLive && s.expireLive.length === 2));
+  assert.ok(r.segments.every((s) => s.perLayer['live memories']?.length === 2 && s.perLayer['memories kept']?.length === 2));
   assert.equal(model.training, true, 'the model goes back to training mode');
   model.dispose();
 });
@@ -45,7 +46,7 @@ test("inspect keeps only the last segment's maps by default, and reports Adaptiv
   const model = createModel({ ...tiny, kind: 'adaptive-span', memLen: 12, adaptiveSpan: { init: 0.5, ramp: 2 } }) as AdaptiveSpanTransformer;
   const r = inspect(model, stream, { segmentLength: 8 });
   assert.deepEqual(r.segments.map((s) => s.attention.length), [0, 0, 2]);
-  assert.deepEqual(r.spans, [[6, 6], [6, 6]], 'z = init · L for every head of every layer');
+  assert.deepEqual(r.perHead['spans'], [[6, 6], [6, 6]], 'z = init · L for every head of every layer');
   assert.throws(() => inspect(model, [], { segmentLength: 8 }), /the input is empty/);
   model.dispose();
 });
@@ -57,9 +58,9 @@ test('writeInspection writes the data and the pictures that apply', async () => 
   const dir = tmp();
   const files = await writeInspection(r, { dir, decode: (id) => 'abcdefg'[id]!, maxSpan: 16 });
   const names = files.map((f) => f.slice(dir.length + 1)).sort();
-  assert.deepEqual(names, ['attention-layers-0-attn.svg', 'attention-layers-1-attn.svg', 'expire-spans-layer0.svg', 'expire-spans-layer1.svg', 'inspection.json', 'memory.svg']);
+  assert.deepEqual(names, ['attention-layers-0-attn.svg', 'attention-layers-1-attn.svg', 'inspection.json', 'memory.svg', 'predicted-span-layer0.svg', 'predicted-span-layer1.svg']);
   assert.deepEqual(JSON.parse(readFileSync(join(dir, 'inspection.json'), 'utf8')).tokens, stream);
-  const text = readFileSync(join(dir, 'expire-spans-layer0.svg'), 'utf8');
+  const text = readFileSync(join(dir, 'predicted-span-layer0.svg'), 'utf8');
   assert.equal((text.match(/<rect x=/g) ?? []).length, stream.length, 'one shaded cell per character');
   model.dispose();
 });
@@ -99,7 +100,7 @@ test('engram inspect writes its files for a task run and refuses --text there', 
   assert.equal(ok.status, 0, ok.stderr);
   assert.match(ok.stdout, /expire-span, 12 tokens in 3 segment\(s\) of 4/);
   assert.match(ok.stdout, /layer 0: mean predicted span 1\.6/);
-  assert.ok(existsSync(join(dir, 'inspect', 'expire-spans-layer0.svg')));
+  assert.ok(existsSync(join(dir, 'inspect', 'predicted-span-layer0.svg')));
   const bad = spawnSync(process.execPath, [cli, 'inspect', dir, '--text', 'abc'], { encoding: 'utf8' });
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--text is for language-model runs/);

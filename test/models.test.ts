@@ -4,13 +4,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   arange, cat, createModel, F, grad, tensor, TokenEmbedding, gradcheck, manualSeed, MultiHeadAttention, ones, randint, randn,
-  relShift, relSkew, segmentMask, sinusoidalDistances, tidy, type ModelConfig, type RelativePositions,
+  relShift, relSkew, segmentMask, sinusoidalDistances, tidy, type ModelConfig, type ModelConfigInput, type RelativePositions,
   type SegmentModel, type Tensor,
 } from '../src/index.js';
+import { modelKindSpecs, memoryDefaults } from '../src/index.js';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { assertClose, inFloat64 } from './helpers.js';
 
 const tiny = (kind: ModelConfig['kind'], extra: Partial<ModelConfig> = {}): SegmentModel =>
-  createModel({ kind, vocabSize: 11, layers: 2, dModel: 16, heads: 2, dInner: 32, ...extra });
+  createModel({ kind, vocabSize: 11, layers: 2, dModel: 16, heads: 2, dInner: 32, ...extra } as ModelConfigInput);
 
 test('segment mask equals SPEC §6 cell by cell (cache 2, read 2, sequence 3, write 2)', () => {
   // Rows: queries [r0 r1 | s0 s1 s2 | w0 w1]; columns: keys [c0 c1 | r0 r1 | s0 s1 s2 | w0 w1]; 1 = blocked.
@@ -203,6 +206,60 @@ test('invalid model configs are rejected with what is allowed', () => {
   assert.throws(() => createModel({ kind: 'gpt' as never, vocabSize: 5 }), /not one of transformer, xl/);
   assert.throws(() => createModel({ kind: 'transformer', vocabSize: 5, dModel: 30, heads: 4 }), /divisible/);
   assert.throws(() => createModel({ kind: 'transformer', vocabSize: 5, depth: 3 } as never), /unknown option\(s\) depth/);
+});
+
+test("every kind's registry entry: its rules, its memory defaults, and a Diagnostics record after a forward", () => {
+  tidy(() => {
+    assert.deepEqual(modelKindSpecs.map((s) => s.kind), ['transformer', 'xl', 'mem-transformer', 'mem-bottleneck', 'rmt', 'sequential', 'adaptive-span', 'expire-span', 'compressive', 'feedback']);
+    for (const spec of modelKindSpecs) {
+      const sizes = memoryDefaults({ kind: spec.kind }, 6);
+      assert.equal(sizes.memLen, spec.memoryDefaults.memLen === 'segment' ? 6 : 0, spec.kind);
+      // The defaults satisfy the kind's own rules, and breaking a 'required' rule is refused.
+      const model = createModel({ kind: spec.kind, vocabSize: 7, layers: 1, dModel: 8, heads: 2, dInner: 16, ...sizes } as ModelConfigInput);
+      if (spec.memLen.use === 'required') assert.throws(() => createModel({ kind: spec.kind, vocabSize: 7, ...sizes, memLen: 0 } as ModelConfigInput), /needs memLen > 0/);
+      if (spec.numMemTokens.use === 'none') assert.throws(() => createModel({ kind: spec.kind, vocabSize: 7, ...sizes, numMemTokens: 2 } as ModelConfigInput), /numMemTokens must be 0|has no memory tokens/);
+      assert.equal(spec.options === null, model.config.adaptiveSpan === null && model.config.expireSpan === null && model.config.compressive === null, spec.kind);
+      model.recordDiagnostics = true;
+      model.forward(randint(0, 7, [2, 3]), model.initState(2));
+      const d = model.diagnostics();
+      assert.deepEqual(Object.keys(d).sort(), ['perHead', 'perLayer', 'perToken', 'scalars'], spec.kind);
+      for (const v of Object.values(d.scalars)) assert.ok(Number.isFinite(v), spec.kind);
+      for (const v of Object.values(d.perLayer)) assert.equal(v.length, 1, `${spec.kind}: one value per layer`);
+      for (const v of Object.values(d.perHead)) assert.deepEqual([v.length, v[0]!.length], [1, 2], `${spec.kind}: [layer][head]`);
+      for (const v of Object.values(d.perToken)) assert.deepEqual([v.length, v[0]!.length, v[0]![0]!.length], [1, 2, 3], `${spec.kind}: [layer][row][position]`);
+      if (model.memoryFootprint) assert.equal(d.scalars['memories attended'], model.memoryFootprint(), spec.kind);
+      model.dispose();
+    }
+  });
+});
+
+test('one attention path: attention over keys/values projected beforehand, in pieces, equals the attention that projects them', () => {
+  tidy(() => {
+    manualSeed(3);
+    const attn = new MultiHeadAttention(8, 2, 0, { relative: false });
+    const [B, K, D, T] = [2, 2, 4, 5];
+    const query = randn([B, 1, 8]);
+    const context = randn([B, T, 8]);
+    const keyPe = randn([D, T]); // column d: distance d
+    // the query at the last key's position: key j at distance T - 1 - j
+    const distance = tensor([[4, 3, 2, 1, 0]], { dtype: 'int64' });
+    const direct = attn.forward({ query, context, mask: null, positions: { keyPe, distance } });
+    const [k, v] = attn.kv.forward(context).view(B, T, 2, K, D).permute(2, 0, 3, 1, 4).unbind(0);
+    const byKey = keyPe.flip(1); // [D, T]: key j is at distance T - 1 - j
+    const whole = attn.attendProjected({ query, keys: [[k!, v!]], keyPositions: byKey });
+    const pieces = attn.attendProjected({ query, keys: [[k!.narrow(2, 0, 2), v!.narrow(2, 0, 2)], [k!.narrow(2, 2, 3), v!.narrow(2, 2, 3)]], keyPositions: byKey });
+    assertClose(whole, direct.toArray(), { atol: 1e-6 });
+    assertClose(pieces, direct.toArray(), { atol: 1e-6 });
+    attn.dispose();
+  });
+});
+
+test('layering: src/memory imports nothing from src/models, and no code outside a mechanism asks which model it has', () => {
+  const root = join(import.meta.dirname, '..', '..', 'src');
+  const sources = (dir: string) => readdirSync(join(root, dir)).filter((f) => f.endsWith('.ts')).map((f) => readFileSync(join(root, dir, f), 'utf8'));
+  for (const text of sources('memory')) assert.doesNotMatch(text, /from '\.\.\/models\//);
+  for (const dir of ['inspect', 'train']) for (const text of sources(dir)) assert.doesNotMatch(text, /instanceof \w*Transformer|Kinds\.includes/);
+  for (const text of sources('models')) assert.doesNotMatch(text, /c\.compressive\?|c\.expireSpan\?|kind === 'xl'/);
 });
 
 test('building and disposing a model leaves no native tensor behind', async () => {

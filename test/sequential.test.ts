@@ -46,5 +46,6 @@ test('blocks with a cache give the outputs of one pass over the whole stream', (
 
 test('sequential models need a span', () => {
   assert.throws(() => createModel({ kind: 'sequential', vocabSize: 5 }), /needs memLen > 0/);
+  // @ts-expect-error: expireSpan options exist on kind 'expire-span' only, at compile time too
   assert.throws(() => createModel({ kind: 'sequential', vocabSize: 5, memLen: 4, expireSpan: { ramp: 4 } }), /belong to kind 'expire-span'/);
 });

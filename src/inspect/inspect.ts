@@ -4,12 +4,14 @@
 //   attention   every attention module's weights for every segment, [K][Tq][Tk] (batch row 0);
 //               keys are the memories the module attended to (oldest first) then the segment
 //   memory      memories attended besides the segment, per segment (SegmentModel.memoryFootprint)
-//   spans       Adaptive-Span: the span in tokens of every head of every layer (SPEC §2)
-//   expire      Expire-Span: the span predicted for every token of the stream by every layer, and
-//               per segment the memories kept and live (mask > 0 at the next query) (SPEC §3)
+//   the model's diagnostics (SegmentModel.diagnostics), whatever its kind:
+//     perLayer  per segment, e.g. Expire-Span's memories kept and live (mask > 0 at the next query)
+//     perHead   after the stream, e.g. Adaptive-Span's span in tokens of every head of every layer
+//     perToken  [layer][stream position], e.g. the span Expire-Span predicts for every token
+//     scalars   after the stream, e.g. the Feedback Transformer's merge weights
 import { EngramError, noGrad, tensor, tidy } from '../tensor/index.js';
 import { MultiHeadAttention } from '../nn/attention.js';
-import { AdaptiveSpanTransformer, ExpireSpanTransformer, type MemoryState, type SegmentModel } from '../models/index.js';
+import type { MemoryState, SegmentModel } from '../models/index.js';
 import { disposeState } from '../train/evaluate.js';
 
 export interface AttentionMap {
@@ -26,9 +28,8 @@ export interface SegmentInspection {
   attention: AttentionMap[];
   /** Memories attended besides the segment (mean over layers), when the model reports it. */
   memory: number | null;
-  /** Expire-Span: per layer, memories kept after the segment and live at the next query. */
-  expireMemories?: number[];
-  expireLive?: number[];
+  /** The model's per-layer diagnostics after the segment (Diagnostics.perLayer). */
+  perLayer: Record<string, number[]>;
 }
 
 export interface Inspection {
@@ -36,10 +37,12 @@ export interface Inspection {
   tokens: number[];
   segmentLength: number;
   segments: SegmentInspection[];
-  /** Adaptive-Span: [layer][head] span in tokens after the stream. */
-  spans?: number[][];
-  /** Expire-Span: [layer][stream position] predicted span of every token. */
-  expireSpans?: number[][];
+  /** The model's scalars after the stream (Diagnostics.scalars). */
+  scalars: Record<string, number>;
+  /** [layer][head] after the stream (Diagnostics.perHead), e.g. 'spans'. */
+  perHead: Record<string, number[][]>;
+  /** [layer][stream position]: Diagnostics.perToken of every segment (batch row 0), e.g. 'predicted span'. */
+  perToken: Record<string, number[][]>;
 }
 
 export interface InspectOptions {
@@ -55,14 +58,14 @@ export function inspect(model: SegmentModel, tokens: readonly number[], o: Inspe
   const which = o.attention ?? 'last';
   const attention = which !== 'none';
   const modules = model.namedModules().filter((e): e is [string, MultiHeadAttention] => e[1] instanceof MultiHeadAttention);
-  const tracer = model instanceof ExpireSpanTransformer ? model : null;
   const was = model.training;
+  const recordingDiagnostics = model.recordDiagnostics;
   const recording = modules.map(([, m]) => m.recordAttention);
   model.eval();
   for (const [, m] of modules) m.recordAttention = attention;
-  if (tracer) tracer.recordTrace = true;
+  model.recordDiagnostics = true;
   const segments: SegmentInspection[] = [];
-  const expireSpans: number[][] = [];
+  const perToken: Record<string, number[][]> = {};
   let state: MemoryState | null = null;
   try {
     noGrad(() => {
@@ -76,18 +79,17 @@ export function inspect(model: SegmentModel, tokens: readonly number[], o: Inspe
         if (state) disposeState(state);
         state = next;
         const keepMaps = which === 'all' || (which === 'last' && end === tokens.length);
-        const seg: SegmentInspection = {
+        const diagnostics = model.diagnostics();
+        segments.push({
           start, end,
           attention: keepMaps ? modules.map(([name, m]) => ({ module: name, weights: m.lastAttention ? firstRow(m.lastAttention.toArray()) : [] })) : [],
           memory: model.memoryFootprint?.() ?? null,
-        };
-        const trace = tracer?.lastTrace;
-        if (trace) {
-          seg.expireMemories = trace.memories;
-          seg.expireLive = trace.live;
-          trace.spans.forEach((rows, l) => (expireSpans[l] ??= []).push(...rows[0]!));
+          perLayer: diagnostics.perLayer,
+        });
+        for (const [name, layers] of Object.entries(diagnostics.perToken)) {
+          const stream = (perToken[name] ??= []);
+          layers.forEach((rows, l) => (stream[l] ??= []).push(...rows[0]!));
         }
-        segments.push(seg);
       }
     });
   } finally {
@@ -97,13 +99,11 @@ export function inspect(model: SegmentModel, tokens: readonly number[], o: Inspe
       m.lastAttention?.dispose();
       m.lastAttention = null;
     });
-    if (tracer) tracer.recordTrace = false;
+    model.recordDiagnostics = recordingDiagnostics;
     model.train(was);
   }
-  const result: Inspection = { kind: model.config.kind, tokens: [...tokens], segmentLength: o.segmentLength, segments };
-  if (model instanceof AdaptiveSpanTransformer) result.spans = model.spans();
-  if (expireSpans.length) result.expireSpans = expireSpans;
-  return result;
+  const { scalars, perHead } = model.diagnostics();
+  return { kind: model.config.kind, tokens: [...tokens], segmentLength: o.segmentLength, segments, scalars, perHead, perToken };
 }
 
 function firstRow(x: unknown): number[][][] {

@@ -1,6 +1,9 @@
 // An inspection as files: inspection.json (the plain data) and the SVG pictures that apply to the
-// model — attention of the last segment, Adaptive-Span's spans per layer and head, Expire-Span's
-// text shaded by predicted span and its live memories per segment. Files are written atomically.
+// model, drawn from its diagnostics whatever its kind: attention of the last segment; every
+// per-head entry as bars per layer and head (Adaptive-Span's spans: spans.svg); every per-token
+// entry as the text shaded by it, per layer (Expire-Span's predicted span:
+// predicted-span-layer<l>.svg); the per-layer entries per segment, else the memories attended
+// (memory.svg). Files are written atomically.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../tensor/serialize.js';
@@ -12,7 +15,7 @@ export interface ReportOptions {
   dir: string;
   /** Each token as text (a character, a symbol). */
   decode: (id: number) => string;
-  /** The model's maximum span (the shade's upper end for Expire-Span). */
+  /** The model's maximum span (the upper end of the bars' axis and of the text's shade). */
   maxSpan: number;
 }
 
@@ -38,34 +41,38 @@ export async function writeInspection(ins: Inspection, o: ReportOptions): Promis
       yLabel: 'queries',
     }));
   }
-  if (ins.spans) {
-    await write('spans.svg', groupedBars({
-      title: `${ins.kind}: attention span per layer and head`,
-      values: ins.spans,
+  const fileName = (name: string) => name.replace(/[^\w]+/g, '-');
+  for (const [name, values] of Object.entries(ins.perHead)) {
+    await write(`${fileName(name)}.svg`, groupedBars({
+      title: `${ins.kind}: ${name} per layer and head`,
+      values,
       groupLabel: (l) => `layer ${l}`,
       barLabel: (h) => `head ${h}`,
-      yLabel: 'span (tokens)',
+      yLabel: `${name} (tokens)`,
       yMax: o.maxSpan,
     }));
   }
-  if (ins.expireSpans) {
-    const text = ins.tokens.map(o.decode);
-    for (const [l, spans] of ins.expireSpans.entries()) {
-      await write(`expire-spans-layer${l}.svg`, shadedText({
-        title: `${ins.kind}: predicted span of each token, layer ${l}`,
-        legend: `darker = kept longer (white 0, darkest ${o.maxSpan} = the maximum span)`,
-        text, values: spans, maxValue: o.maxSpan,
+  const text = ins.tokens.map(o.decode);
+  for (const [name, layers] of Object.entries(ins.perToken)) {
+    for (const [l, values] of layers.entries()) {
+      await write(`${fileName(name)}-layer${l}.svg`, shadedText({
+        title: `${ins.kind}: ${name} of each token, layer ${l}`,
+        legend: `darker = larger (white 0, darkest ${o.maxSpan} = the maximum span)`,
+        text, values, maxValue: o.maxSpan,
       }));
     }
   }
-  const live = ins.segments.filter((s) => s.expireLive);
-  const series = live.length
-    ? live[0]!.expireLive!.map((_, l) => ({ name: `layer ${l}: live`, points: live.map((s, i) => ({ x: i + 1, y: s.expireLive![l]! })) }))
+  const names = [...new Set(ins.segments.flatMap((s) => Object.keys(s.perLayer)))];
+  const series = names.length
+    ? names.flatMap((name) => (ins.segments.find((s) => s.perLayer[name])!.perLayer[name]!).map((_, l) => ({
+      name: `layer ${l}: ${name}`,
+      points: ins.segments.map((s, i) => ({ x: i + 1, y: s.perLayer[name]?.[l] ?? null })),
+    })))
     : [{ name: 'memories attended', points: ins.segments.map((s, i) => ({ x: i + 1, y: s.memory })) }];
   if (series.some((s) => s.points.some((p) => p.y !== null))) {
     await write('memory.svg', lineChart({
       title: `${ins.kind}: memories per segment`,
-      xLabel: 'segment', yLabel: live.length ? 'live memories (mask > 0 at the next query)' : 'memories attended (mean over layers)',
+      xLabel: 'segment', yLabel: names.length ? `${names.join(', ')} per layer` : 'memories attended (mean over layers)',
       series,
       xTicks: ins.segments.length <= 20 ? ins.segments.map((_, i) => ({ x: i + 1, label: String(i + 1) })) : undefined,
     }));

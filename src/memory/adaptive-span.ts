@@ -17,9 +17,22 @@
 //
 // Shapes: B batch, M block (the queries), C cached positions, Tk = C + M keys, L maximum span,
 // H hidden, K heads.
+import { z } from 'zod';
 import { cat, F, noGrad, tidy, zeros, type Tensor } from '../tensor/index.js';
 import { Module } from '../nn/module.js';
-import type { AdaptiveSpanOptions } from '../models/types.js';
+
+/** The options of kind 'adaptive-span' (config key `adaptiveSpan`): the one place their defaults are written. */
+export const adaptiveSpanSchema = z.strictObject({
+  ramp: z.number().int().positive().default(32).describe('ramp R of the soft mask m_z, in tokens'),
+  init: z.number().min(0).max(1).default(0).describe('initial z / L of every head'),
+  lossCoef: z.number().min(0).default(2e-6).describe('λ of the span loss λ · mean_heads(z), per layer'),
+  dynamic: z.boolean().default(false).describe('dynamic span: z_t = L·σ(v·x_t + b) per query token instead of a learned z per head'),
+  trimStep: z.number().int().positive().default(64).describe('the trimmed window (max z + R) is rounded up to a multiple of this'),
+});
+/** Adaptive-Span's options with their defaults filled in. */
+export type AdaptiveSpanOptions = z.output<typeof adaptiveSpanSchema>;
+/** Adaptive-Span's options as a user writes them (any may be left out). */
+export type AdaptiveSpanOptionsInput = z.input<typeof adaptiveSpanSchema>;
 
 /**
  * Dynamic spans start at L·σ(b) = init·L, so b = logit(init); init 0 (the default) or 1 would make

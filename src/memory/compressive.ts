@@ -8,11 +8,25 @@
 // Shapes: B batch, M block length, R raw memories held (L = memLen of them, plus a remainder of
 // fewer than c, see advanceRawMemory), S compressed slots held (at most C), c compression rate,
 // n memories being compressed (a multiple of c), H hidden, K heads, D = H/K head size.
+import { z } from 'zod';
 import { cat, eye, F, zeros, EngramError, type Tensor } from '../tensor/index.js';
 import { Module } from '../nn/module.js';
-import type { LayerNorm } from '../nn/layers.js';
-import type { MultiHeadAttention } from '../nn/attention.js';
-import type { CompressiveOptions } from '../models/types.js';
+import type { DecoderLayer } from '../nn/decoder-layer.js';
+
+/** The options of kind 'compressive' (config key `compressive`): the one place their defaults are written. */
+export const compressiveSchema = z.strictObject({
+  compressedLen: z.number().int().positive().optional().describe('compressed memory slots per layer C (default: memLen)'),
+  rate: z.number().int().positive().default(3).describe('compression rate c'),
+  fn: z.enum(['mean', 'max', 'conv']).default('conv').describe('compression function f_c'),
+  reconstruction: z.boolean().default(true).describe("train f_c with the attention-reconstruction loss (no effect for 'mean'/'max')"),
+});
+/** The Compressive Transformer's options with their defaults filled in (compressedLen from memLen). */
+export type CompressiveOptions = Omit<z.output<typeof compressiveSchema>, 'compressedLen'> & { compressedLen: number };
+/** The Compressive Transformer's options as a user writes them (any may be left out). */
+export type CompressiveOptionsInput = z.input<typeof compressiveSchema>;
+/** Fills the default that depends on the rest of the model: C = memLen. */
+export const completeCompressiveOptions = (parsed: z.output<typeof compressiveSchema>, memLen: number): CompressiveOptions =>
+  ({ ...parsed, compressedLen: parsed.compressedLen ?? memLen });
 
 export type CompressionFn = CompressiveOptions['fn'];
 
@@ -101,32 +115,15 @@ export function appendCompressed(compressed: Tensor | null, slots: Tensor, compr
 }
 
 /**
- * The layer's content attention of queries [B, M, H] over memories [B, n, H] -> [B, M, H]: its
- * q / kv / out projections (and, for pre-LN layers, the layer norm it applies to its inputs) with
- * every weight DETACHED; no positions (content attention, as the paper describes the loss), no mask
- * (every old memory lies before every query), no dropout.
- */
-export function contentAttention(attention: MultiHeadAttention, norm: LayerNorm | null, queries: Tensor, memories: Tensor): Tensor {
-  const [B, M, H] = queries.shape as [number, number, number];
-  const n = memories.shape[1]!;
-  const K = attention.heads, D = attention.headDim;
-  const fixed = (t: Tensor | null) => t?.detach() ?? null;
-  const normed = (x: Tensor) => (norm ? F.layerNorm(x, H, fixed(norm.weight), fixed(norm.bias), norm.eps) : x);
-  const q = F.linear(normed(queries), attention.q.weight.detach(), fixed(attention.q.bias)).view(B, M, K, D).transpose(1, 2); // [B, K, M, D]
-  const [k, v] = F.linear(normed(memories), attention.kv.weight.detach(), fixed(attention.kv.bias))
-    .view(B, n, 2, K, D).permute(2, 0, 3, 1, 4).unbind(0); // [B, K, n, D] each
-  const probs = F.maskedSoftmax(q.matmul(k!.mT), null, { scale: 1 / Math.sqrt(D), dim: -1 }); // [B, K, M, n]
-  const mixed = probs.matmul(v!).transpose(1, 2).reshape(B, M, H); // [B, M, H]
-  return F.linear(mixed, attention.out.weight.detach(), fixed(attention.out.bias)); // [B, M, H]
-}
-
-/**
  * The attention-reconstruction loss of one layer: the mean over B·M·H elements of
  * (attn(h, old) − attn(h, f_c(old)))², with the current queries h [B, M, H] and the old memories
- * [B, n, H] detached, so that only f_c (through `compressed` [B, n/c, H]) receives a gradient.
+ * [B, n, H] detached, so that only f_c (through `compressed` [B, n/c, H]) receives a gradient. attn
+ * is the layer's own content attention with its weights held fixed (DecoderLayer.frozenAttention:
+ * no positions, as the paper describes the loss; no mask, as every old memory lies before every
+ * query; no dropout).
  */
-export function attentionReconstructionLoss(attention: MultiHeadAttention, norm: LayerNorm | null, queries: Tensor, old: Tensor, compressed: Tensor): Tensor {
+export function attentionReconstructionLoss(layer: DecoderLayer, queries: Tensor, old: Tensor, compressed: Tensor): Tensor {
   const h = queries.detach();
-  const target = contentAttention(attention, norm, h, old.detach()); // [B, M, H], a constant
-  return F.mseLoss(contentAttention(attention, norm, h, compressed), target);
+  const target = layer.frozenAttention(h, old.detach()); // [B, M, H], a constant
+  return F.mseLoss(layer.frozenAttention(h, compressed), target);
 }

@@ -18,8 +18,29 @@
 //
 // Shapes: B batch, M block length (queries), C cached memories, N = C + M keys, L maximum span,
 // R ramp, H hidden, P = L + R key positions.
+import { z } from 'zod';
 import { arange, F, zeros, type Tensor } from '../tensor/index.js';
 import { Module } from '../nn/module.js';
+
+/** The options of kind 'expire-span' (config key `expireSpan`): the one place their defaults are written. */
+export const expireSpanSchema = z.strictObject({
+  ramp: z.number().int().positive().default(32).describe('ramp R of the soft mask, in tokens'),
+  initFraction: z.number().gt(0).lt(1).default(0.1).describe('p: every initial span is p·L (b = logit(p), w = 0)'),
+  preDiv: z.number().gt(0).default(1).describe("ρ: the span predictor's input is divided by it (64 for large L)"),
+  lossCoef: z.number().min(0).default(1e-6).describe('α of the auxiliary loss α · Σ_i e_i / T'),
+  noisy: z.boolean().default(false).describe('noisy span regularisation in training: spans clamped to u·L, u ~ U(0,1), per block'),
+  drop: z.boolean().default(true).describe('physically drop expired memories (false keeps them masked, for tests)'),
+});
+/** Expire-Span's options with their defaults filled in. */
+export type ExpireSpanOptions = z.output<typeof expireSpanSchema>;
+/** Expire-Span's options as a user writes them (any may be left out). */
+export type ExpireSpanOptionsInput = z.input<typeof expireSpanSchema>;
+
+/**
+ * Width P of the key position table: a memory is still seen at distance e_i + R − 1 <= L + R − 1,
+ * so L + R distances.
+ */
+export const expireSpanPositions = (maxSpan: number, o: ExpireSpanOptions): number => maxSpan + o.ramp;
 
 /** e = L · σ(x · w / ρ + b): x [B, N, H], weight [1, H], bias [1] -> spans [B, N] in (0, L). */
 export function predictSpans(x: Tensor, weight: Tensor, bias: Tensor, maxSpan: number, preDiv: number): Tensor {

@@ -14,13 +14,16 @@
 //                 input), and with the full cache every span still finds its keys, so trimming
 //                 stays exact at any time. Storing L positions costs memory, not compute.
 //   after a step  afterOptimizerStep() clamps every z/L to [0, 1]
+//   diagnostics   'spans' per layer and head, in tokens
+//   registry      adaptiveSpanKind: options `adaptiveSpan` (schema and defaults in
+//                 src/memory/adaptive-span.ts), memLen > 0 required (the maximum span L)
 //
 // Shapes: B batch, M block (segment) length, C cached positions, L maximum span, H hidden,
 // K heads, D = H/K head size, V vocabulary, w the trimmed window (<= L).
-import type { Tensor } from '../tensor/index.js';
-import { AdaptiveSpan } from '../memory/adaptive-span.js';
+import { EngramError, type Tensor } from '../tensor/index.js';
+import { AdaptiveSpan, adaptiveSpanSchema } from '../memory/adaptive-span.js';
 import { SequentialTransformer, type LayerContext, type SequentialState } from './sequential.js';
-import type { ModelConfig } from './types.js';
+import type { Diagnostics, ModelConfig, ModelKindSpec } from './types.js';
 
 export class AdaptiveSpanTransformer extends SequentialTransformer {
   /** One per layer. */
@@ -33,8 +36,9 @@ export class AdaptiveSpanTransformer extends SequentialTransformer {
   trimming = true;
 
   constructor(config: ModelConfig) {
+    if (!config.adaptiveSpan) throw new EngramError("kind 'adaptive-span' needs config.adaptiveSpan (build it with createModel to fill the defaults)", 'config');
     super(config);
-    const options = config.adaptiveSpan!; // resolveModelConfig fills it for this kind
+    const options = config.adaptiveSpan;
     const { layers, heads, dModel } = config;
     this.adaptiveSpans = this.child('adaptiveSpans', Array.from({ length: layers }, () =>
       new AdaptiveSpan(options, this.span, heads, dModel)));
@@ -72,4 +76,19 @@ export class AdaptiveSpanTransformer extends SequentialTransformer {
   spans(): number[][] {
     return this.adaptiveSpans.map((s) => s.spans());
   }
+
+  override diagnostics(): Diagnostics {
+    const d = super.diagnostics();
+    d.perHead['spans'] = this.spans();
+    return d;
+  }
 }
+
+export const adaptiveSpanKind: ModelKindSpec<'adaptive-span'> = {
+  kind: 'adaptive-span',
+  build: (config) => new AdaptiveSpanTransformer(config),
+  options: { key: 'adaptiveSpan', schema: adaptiveSpanSchema },
+  memLen: { use: 'required', reason: 'its maximum span L' },
+  numMemTokens: { use: 'none' },
+  memoryDefaults: { memLen: 'segment', numMemTokens: 0 },
+};

@@ -21,12 +21,19 @@
 // Without the reconstruction loss a 'conv' f_c receives no gradient at all (the compressed memory
 // is detached), so it stays at its initialisation, the mean pool.
 //
+// Diagnostics: 'compressed slots' and 'raw memories' per layer after the last block. Registry:
+// compressiveKind (options `compressive`, schema and defaults in src/memory/compressive.ts, C
+// defaulting to memLen; memLen > 0 required).
+//
 // Shapes: B batch, M block length, R raw memories held, S compressed slots held (<= C), L = memLen,
 // C = compressedLen, c = rate, H hidden, K heads, D = H/K head size, V vocabulary.
 import { cat, EngramError, isGradEnabled, type Tensor } from '../tensor/index.js';
-import { Compressor, advanceRawMemory, appendCompressed, attentionReconstructionLoss } from '../memory/compressive.js';
-import { positionCount, SequentialTransformer, type LayerContext, type SequentialState } from './sequential.js';
-import type { CompressiveOptions, ModelConfig } from './types.js';
+import {
+  Compressor, advanceRawMemory, appendCompressed, attentionReconstructionLoss, completeCompressiveOptions, compressiveSchema,
+  type CompressiveOptions,
+} from '../memory/compressive.js';
+import { SequentialTransformer, type LayerContext, type SequentialState } from './sequential.js';
+import type { Diagnostics, ModelConfig, ModelKindSpec } from './types.js';
 
 export interface CompressiveState extends SequentialState {
   /**
@@ -44,14 +51,16 @@ export class CompressiveTransformer extends SequentialTransformer<CompressiveSta
   readonly compressors: Compressor[];
   /** Positions a query may see: L raw positions plus C compressed slots (keyPe's columns). */
   readonly windowLength: number;
+  /** Per layer after the last block: [raw memories, compressed slots]. */
+  #held: [number, number][] = [];
 
   constructor(config: ModelConfig) {
     // Checked before the base builds (and keeps) any parameter.
     if (!config.compressive) throw new EngramError("model kind 'compressive' needs its options (config.compressive); build it with createModel, which fills the defaults", 'config');
-    super(config);
+    super(config, config.memLen + config.compressive.compressedLen);
     const options = config.compressive;
     this.options = options;
-    this.windowLength = positionCount(config);
+    this.windowLength = this.keyPositions;
     this.compressors = this.child('compressors', Array.from({ length: config.layers }, () =>
       new Compressor(options.fn, options.rate, config.dModel)));
   }
@@ -90,12 +99,30 @@ export class CompressiveTransformer extends SequentialTransformer<CompressiveSta
       compressed.push(appendCompressed(previous, slots, compressedLen));
       if (reconstruct && compressor.learned) {
         const layer = this.layers[l]!;
-        const loss = attentionReconstructionLoss(layer.attn, layer.norm === 'pre' ? layer.ln1 : null, h, old, slots);
+        const loss = attentionReconstructionLoss(layer, h, old, slots);
         auxLoss = auxLoss ? auxLoss.add(loss) : loss;
       }
     }
+    this.#held = cache.map((raw, l) => [raw.shape[1]!, compressed[l]?.shape[1] ?? 0]);
     // Every layer sees the same number of positions, so the layers compress together: either all
     // hold compressed slots or none does.
     return { state: { cache, compressed: compressed.length ? compressed : null }, auxLoss };
   }
+
+  override diagnostics(): Diagnostics {
+    const d = super.diagnostics();
+    if (this.#held.length === 0) return d;
+    d.perLayer['raw memories'] = this.#held.map(([raw]) => raw);
+    d.perLayer['compressed slots'] = this.#held.map(([, slots]) => slots);
+    return d;
+  }
 }
+
+export const compressiveKind: ModelKindSpec<'compressive'> = {
+  kind: 'compressive',
+  build: (config) => new CompressiveTransformer(config),
+  options: { key: 'compressive', schema: compressiveSchema, complete: (parsed, config) => completeCompressiveOptions(parsed, config.memLen) },
+  memLen: { use: 'required', reason: 'its maximum span L' },
+  numMemTokens: { use: 'none' },
+  memoryDefaults: { memLen: 'segment', numMemTokens: 0 },
+};

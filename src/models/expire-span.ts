@@ -24,14 +24,21 @@
 // spans clamped to u·L for the mask and the loss; the drop decision uses the unclamped spans, so
 // noise never loses a memory that later blocks could need.
 //
+// Key positions: L + R distances (expireSpanPositions: a memory is seen up to distance e + R − 1).
+// Diagnostics: 'memories kept' per layer after the last block; while recordDiagnostics is on also
+// 'live memories' per layer (mask > 0 at the next block's first query; a mean over rows) and the
+// 'predicted span' of every token of the block, per layer and row. Registry: expireSpanKind
+// (options `expireSpan`, schema and defaults in src/memory/expire-span.ts; memLen > 0 required).
+//
 // Shapes: B batch, M block length, C cached memories (per layer), N = C + M keys, L maximum span,
 // R ramp, H hidden, K heads, D = H/K head size, V vocabulary.
 import { arange, cat, EngramError, rand, type Tensor } from '../tensor/index.js';
 import {
-  droppableMemories, dropCount, expiredMemories, expireMask, keptIndices, spanLoss, SpanPredictor,
+  droppableMemories, dropCount, expiredMemories, expireMask, expireSpanPositions, expireSpanSchema, keptIndices, spanLoss, SpanPredictor,
+  type ExpireSpanOptions,
 } from '../memory/expire-span.js';
-import { positionCount, SequentialTransformer, type LayerContext, type SequentialState } from './sequential.js';
-import type { ExpireSpanOptions, ModelConfig } from './types.js';
+import { SequentialTransformer, type LayerContext, type SequentialState } from './sequential.js';
+import type { Diagnostics, ModelConfig, ModelKindSpec } from './types.js';
 
 export interface ExpireSpanState extends SequentialState {
   /** Per layer [B, C_l, H]: the kept memories (layer inputs, detached), oldest first; null before the first block. */
@@ -40,14 +47,14 @@ export interface ExpireSpanState extends SequentialState {
   age: Tensor[] | null;
 }
 
-/** Inspection of one forward (recordTrace). */
-export interface ExpireSpanTrace {
-  /** [layer][batch row][block position]: the predicted span e_i of each of the block's tokens. */
-  spans: number[][][];
+/** What the last forward reports (diagnostics()). */
+interface ExpireSpanTrace {
   /** Per layer: memories kept after the block (cache length). */
   memories: number[];
-  /** Per layer: mean over rows of the memories whose mask is > 0 at the next block's first query. */
-  live: number[];
+  /** Recorded only: [layer][batch row][block position], the predicted span e_i of each of the block's tokens. */
+  spans: number[][][] | null;
+  /** Recorded only: per layer, mean over rows of the memories whose mask is > 0 at the next block's first query. */
+  live: number[] | null;
 }
 
 interface ExpireContext extends LayerContext {
@@ -61,17 +68,15 @@ export class ExpireSpanTransformer extends SequentialTransformer<ExpireSpanState
   readonly options: ExpireSpanOptions;
   /** One per layer: e = L · σ(w · h / ρ + b). */
   readonly spanPredictors: SpanPredictor[];
-  /** Store lastTrace on every forward (reads values back: for inspection, not for speed). */
-  recordTrace = false;
-  lastTrace: ExpireSpanTrace | null = null;
+  #trace: ExpireSpanTrace | null = null;
   /** u·L for the current block during noisy training, else null. */
   #spanLimit: number | null = null;
 
   constructor(config: ModelConfig) {
-    super(config);
     if (!config.expireSpan) {
       throw new EngramError("kind 'expire-span' needs config.expireSpan (build it with createModel to fill the defaults)", 'config');
     }
+    super(config, expireSpanPositions(config.memLen, config.expireSpan));
     this.options = config.expireSpan;
     this.spanPredictors = this.child('spanPredictors', Array.from({ length: config.layers }, () =>
       new SpanPredictor(config.dModel, this.span, this.options)));
@@ -103,7 +108,7 @@ export class ExpireSpanTransformer extends SequentialTransformer<ExpireSpanState
     const age = memory ? cat([state.age![l]!, blockAge], 1) : blockAge; // [B, N]
     const spans = memory ? cat([this.predictSpans(l, memory), this.predictSpans(l, h)], 1) : this.predictSpans(l, h); // [B, N]
     const limited = this.#spanLimit === null ? spans : spans.clampMax(this.#spanLimit); // [B, N]
-    const { soft, blocked, distance } = expireMask(limited, age, M, ramp, positionCount(this.config));
+    const { soft, blocked, distance } = expireMask(limited, age, M, ramp, this.keyPositions);
     const auxLoss = lossCoef > 0 ? spanLoss(limited, soft, lossCoef, ramp) : null;
     return { memory, mask: blocked, distance, softMask: soft, auxLoss, spans, age };
   }
@@ -112,7 +117,8 @@ export class ExpireSpanTransformer extends SequentialTransformer<ExpireSpanState
     const { ramp, drop } = this.options;
     const cache: Tensor[] = [];
     const ages: Tensor[] = [];
-    const trace: ExpireSpanTrace | null = this.recordTrace ? { spans: [], memories: [], live: [] } : null;
+    const recorded = this.recordDiagnostics;
+    const trace: ExpireSpanTrace = { memories: [], spans: recorded ? [] : null, live: recorded ? [] : null };
     inputs.forEach((h, l) => {
       const [B, M, H] = h.shape as [number, number, number];
       const ctx = contexts[l]!;
@@ -137,14 +143,33 @@ export class ExpireSpanTransformer extends SequentialTransformer<ExpireSpanState
       }
       cache.push(memories);
       ages.push(age);
-      if (trace) {
-        trace.spans.push(spans.narrow(1, N - M, M).toArray() as number[][]);
-        trace.memories.push(memories.shape[1]!);
+      trace.memories.push(memories.shape[1]!);
+      if (recorded) {
+        trace.spans!.push(spans.narrow(1, N - M, M).toArray() as number[][]);
         // Dropped memories are all expired, so live memories counted over cat(cache, block) are the kept ones.
-        trace.live.push(expiredMemories(spans, ctx.age, M, ramp).logicalNot().sum(-1, false, 'float64').mean().item());
+        trace.live!.push(expiredMemories(spans, ctx.age, M, ramp).logicalNot().sum(-1, false, 'float64').mean().item());
       }
     });
-    if (trace) this.lastTrace = trace;
+    this.#trace = trace;
     return { state: { cache, age: ages }, auxLoss: null };
   }
+
+  override diagnostics(): Diagnostics {
+    const d = super.diagnostics();
+    const trace = this.#trace;
+    if (!trace) return d;
+    d.perLayer['memories kept'] = trace.memories;
+    if (trace.live) d.perLayer['live memories'] = trace.live;
+    if (trace.spans) d.perToken['predicted span'] = trace.spans;
+    return d;
+  }
 }
+
+export const expireSpanKind: ModelKindSpec<'expire-span'> = {
+  kind: 'expire-span',
+  build: (config) => new ExpireSpanTransformer(config),
+  options: { key: 'expireSpan', schema: expireSpanSchema },
+  memLen: { use: 'required', reason: 'its maximum span L' },
+  numMemTokens: { use: 'none' },
+  memoryDefaults: { memLen: 'segment', numMemTokens: 0 },
+};

@@ -19,8 +19,11 @@
 //
 // Choices where the reference differs or is silent:
 //   - The first step of a stream has no memory: its attention reads nothing and adds nothing. The
-//     reference attends to L zero-filled memories instead, which still take attention weight;
-//     the two agree once L steps have been seen (SequentialTransformer makes the same choice).
+//     reference attends to L zero-filled memories instead, which still take attention weight
+//     (SequentialTransformer makes the same choice). Here the two never agree exactly: what the
+//     zero memories change in the first L steps goes into those steps' memories, each one vector
+//     merged from all layers and fed back to every layer, and so on into every later memory; the
+//     difference fades but does not end.
 //   - Keys and values: each memory is projected for all N layers at once, in one matmul, when it
 //     is made, and those projections are reused by every later step of the block (the
 //     reference's cache_postprocess). The carried memories are projected once per block (not kept
@@ -32,6 +35,11 @@
 //     autograd graph does not hold a copy per step; only the block's own keys/values grow by a
 //     concatenation per step (the reference writes into a preallocated buffer with a custom
 //     autograd function instead).
+//   - Each step runs the shared decoder layer (DecoderLayer.around) around the shared attention
+//     over those precomputed keys and values (MultiHeadAttention.attendProjected).
+//
+// Diagnostics: the merge weights ('merge weight: embedding', 'merge weight: layer l'). Registry:
+// feedbackKind (no options; memLen > 0 required, the span L).
 //
 // Shapes: B batch, M block length, t step in the block, C carried memories (<= L), F memories of
 // this block in the window (<= L), n = C' + F memories in step t's window, L maximum span,
@@ -40,8 +48,8 @@ import { cat, EngramError, F, stack, tidy, randn, zeros, type Tensor } from '../
 import { Module } from '../nn/module.js';
 import { Dropout, TokenEmbedding, LayerNorm, Linear } from '../nn/layers.js';
 import { DecoderLayer } from '../nn/decoder-layer.js';
-import type { MultiHeadAttention } from '../nn/attention.js';
-import type { MemoryState, ModelConfig, SegmentModel, SegmentOutput } from './types.js';
+import type { ProjectedKeys } from '../nn/attention.js';
+import { emptyDiagnostics, type Diagnostics, type MemoryState, type ModelConfig, type ModelKindSpec, type SegmentModel, type SegmentOutput } from './types.js';
 
 export interface FeedbackState extends MemoryState {
   /** [B, C, H]: the last C <= L merged memories, oldest first; null before the first block. */
@@ -75,6 +83,7 @@ export class FeedbackTransformer extends Module implements SegmentModel<Feedback
   readonly head: Linear;
   /** The maximum span L: memories each step attends to. */
   readonly span: number;
+  recordDiagnostics = false;
 
   constructor(readonly config: ModelConfig) {
     super();
@@ -133,9 +142,9 @@ export class FeedbackTransformer extends Module implements SegmentModel<Feedback
           let h = embedded.narrow(1, t, 1); // x_t^0 [B, 1, H]
           const representations = [h];
           this.layers.forEach((layer, l) => {
-            const window: Tensor[] = []; // [2, B, K, *, D] pieces, oldest first
-            if (old > 0) window.push(kvCarried!.select(1, l).narrow(3, C - old, old));
-            if (previous) window.push(previous.select(1, l));
+            const window: [Tensor, Tensor][] = []; // [k, v] pieces [B, K, *, D], oldest first
+            if (old > 0) window.push(kvCarried!.select(1, l).narrow(3, C - old, old).unbind(0) as [Tensor, Tensor]);
+            if (previous) window.push(previous.select(1, l).unbind(0) as [Tensor, Tensor]);
             const n = old + fresh; // keys C + t - n .. C + t - 1 of [carried | block]
             const record = rows && layer.attn.recordAttention
               ? (probs: Tensor) => rows[l]!.push(F.pad(probs.detach(), [C + t - n, M - t]).keep()) // [B, K, 1, C + M]
@@ -202,44 +211,27 @@ export class FeedbackTransformer extends Module implements SegmentModel<Feedback
   }
 
   /**
-   * Decoder layer l at one step, as DecoderLayer.forward with the keys and values given:
-   * h [B, 1, H] attends to window (pieces [2, B, K, *, D], oldest first, n keys in all) with
+   * Decoder layer l at one step: h [B, 1, H] attends to window (n keys in all, oldest first) with
    * key positions [D, n]. With nothing to attend to, the attention adds nothing.
    */
-  private layerStep(layer: DecoderLayer, h: Tensor, window: Tensor[], positions: Tensor, record?: (probs: Tensor) => void): Tensor {
-    if (layer.norm === 'post') {
-      const a = window.length ? layer.drop.forward(this.attend(layer.attn, h, window, positions, record)) : null;
-      const x = layer.ln1.forward(a ? h.add(a) : h);
-      return layer.ln2.forward(x.add(layer.ff.forward(x)));
-    }
-    const a = window.length ? layer.drop.forward(this.attend(layer.attn, layer.ln1.forward(h), window, positions, record)) : null;
-    const x = a ? h.add(a) : h;
-    return x.add(layer.ff.forward(layer.ln2.forward(x)));
+  private layerStep(layer: DecoderLayer, h: Tensor, window: ProjectedKeys, positions: Tensor, record?: (probs: Tensor) => void): Tensor {
+    return layer.around(h, (query) => (window.length ? layer.attn.attendProjected({ query, keys: window, keyPositions: positions, record }) : null));
   }
 
-  /**
-   * One query against precomputed keys/values, with MultiHeadAttention's parameters and scores:
-   * (q · k_j + q · keyPe[:, d_j]) / sqrt(D), softmax, attention dropout, mix, output projection.
-   */
-  private attend(attn: MultiHeadAttention, x: Tensor, window: Tensor[], positions: Tensor, record?: (probs: Tensor) => void): Tensor {
-    const B = x.shape[0]!, K = attn.heads, D = attn.headDim;
-    const q = attn.q.forward(x).view(B, K, 1, D); // [B, K, 1, D] (one position: [B, 1, K, D] has the same layout)
-    const pieces = window.map((kv) => kv.unbind(0)); // [k, v], each [B, K, *, D]
-    const content = pieces.length === 1
-      ? q.matmul(pieces[0]![0]!.mT)
-      : cat(pieces.map(([k]) => q.matmul(k!.mT)), -1); // [B, K, 1, n]
-    const scores = content.add(q.matmul(positions)); // [B, K, 1, n]
-    const weights = F.maskedSoftmax(scores, null, { scale: 1 / Math.sqrt(D) }); // [B, K, 1, n]
-    record?.(weights);
-    const probs = attn.drop.forward(weights);
-    let mixed: Tensor | null = null; // [B, K, 1, D]
-    let offset = 0;
-    for (const [, v] of pieces) {
-      const count = v!.shape[2]!;
-      const part = (pieces.length === 1 ? probs : probs.narrow(-1, offset, count)).matmul(v!);
-      mixed = mixed ? mixed.add(part) : part;
-      offset += count;
-    }
-    return attn.out.forward(mixed!.view(B, 1, K * D)); // [B, 1, H]
+  /** The merge weights of the embedding and of each layer's output (reads them back from the device). */
+  diagnostics(): Diagnostics {
+    const d = emptyDiagnostics();
+    const weights = tidy(() => this.mergeWeights().detach().toArray() as number[]);
+    weights.forEach((w, l) => { d.scalars[l === 0 ? 'merge weight: embedding' : `merge weight: layer ${l}`] = w; });
+    return d;
   }
 }
+
+export const feedbackKind: ModelKindSpec<'feedback'> = {
+  kind: 'feedback',
+  build: (config) => new FeedbackTransformer(config),
+  options: null,
+  memLen: { use: 'required', reason: 'its maximum span L' },
+  numMemTokens: { use: 'none' },
+  memoryDefaults: { memLen: 'segment', numMemTokens: 0 },
+};

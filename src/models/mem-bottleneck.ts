@@ -17,7 +17,7 @@ import { MultiHeadAttention } from '../nn/attention.js';
 import { sinusoidalDistances } from '../nn/positions.js';
 import { MemoryTokens } from '../memory/memory-tokens.js';
 import { nextCache } from '../memory/xl-cache.js';
-import type { ModelConfig, SegmentModel, SegmentOutput } from './types.js';
+import { emptyDiagnostics, type Diagnostics, type ModelConfig, type ModelKindSpec, type SegmentModel, type SegmentOutput } from './types.js';
 import type { SegmentState } from './segment-transformer.js';
 
 class BottleneckLayer extends Module {
@@ -54,6 +54,7 @@ export class MemBottleneck extends Module implements SegmentModel<SegmentState> 
   readonly layers: BottleneckLayer[];
   readonly head: Linear;
   readonly drop: Dropout;
+  recordDiagnostics = false;
 
   constructor(readonly config: ModelConfig) {
     super();
@@ -84,4 +85,18 @@ export class MemBottleneck extends Module implements SegmentModel<SegmentState> 
     const logits = this.head.forward(this.drop.forward(h)); // [B, M, V]
     return { logits, state: { cache: nextCache(state.cache, inputs, this.config.memLen), memory: null }, auxLoss: null };
   }
+
+  /** Nothing beyond its fixed memory tokens to report. */
+  diagnostics(): Diagnostics {
+    return emptyDiagnostics();
+  }
 }
+
+export const memBottleneckKind: ModelKindSpec<'mem-bottleneck'> = {
+  kind: 'mem-bottleneck',
+  build: (config) => new MemBottleneck(config),
+  options: null,
+  memLen: { use: 'optional' },
+  numMemTokens: { use: 'required' },
+  memoryDefaults: { memLen: 0, numMemTokens: 10 },
+};

@@ -1,126 +1,89 @@
-// Builds a model from its configuration, with errors that say what is allowed. Each mechanism's
-// options have their schema and defaults here, so the training configuration and the typed API
-// check them the same way.
-import { z } from 'zod';
+// Builds a model from its configuration, with errors that say what is allowed. Every kind has one
+// entry (ModelKindSpec), written beside its model class: its constructor, its mechanism's options
+// (schema and defaults, from src/memory), its rules on memLen / numMemTokens and its memory
+// defaults for training. This file only collects the entries and applies them the same way to
+// every kind, so the training configuration and the typed API check a configuration alike.
 import { EngramError } from '../tensor/index.js';
-import { SegmentTransformer } from './segment-transformer.js';
-import { MemBottleneck } from './mem-bottleneck.js';
-import { SequentialTransformer } from './sequential.js';
-import { AdaptiveSpanTransformer } from './adaptive-span.js';
-import { ExpireSpanTransformer } from './expire-span.js';
-import { CompressiveTransformer } from './compressive.js';
-import { FeedbackTransformer } from './feedback.js';
-import type { AdaptiveSpanOptions, CompressiveOptions, ExpireSpanOptions, ModelConfig, ModelKind, SegmentModel } from './types.js';
+import { memTransformerKind, rmtKind, transformerKind, xlKind } from './segment-transformer.js';
+import { memBottleneckKind } from './mem-bottleneck.js';
+import { sequentialKind } from './sequential.js';
+import { adaptiveSpanKind } from './adaptive-span.js';
+import { expireSpanKind } from './expire-span.js';
+import { compressiveKind } from './compressive.js';
+import { feedbackKind } from './feedback.js';
+import type { AnyModelKindSpec, CommonModelConfig, ModelConfig, ModelConfigInput, ModelKind, SegmentModel, SizeRule } from './types.js';
 
-export const modelKinds: readonly ModelKind[] = [
-  'transformer', 'xl', 'mem-transformer', 'mem-bottleneck', 'rmt',
-  'sequential', 'adaptive-span', 'expire-span', 'compressive', 'feedback',
+/** Every kind's entry, in the order kinds are listed to users. */
+export const modelKindSpecs: readonly AnyModelKindSpec[] = [
+  transformerKind, xlKind, memTransformerKind, memBottleneckKind, rmtKind,
+  sequentialKind, adaptiveSpanKind, expireSpanKind, compressiveKind, feedbackKind,
 ];
 
-/** Kinds that keep a window of memLen past positions with learned key positions (SPEC §1–§4, §7). */
-export const sequentialKinds: readonly ModelKind[] = ['sequential', 'adaptive-span', 'expire-span', 'compressive', 'feedback'];
+export const modelKinds: readonly ModelKind[] = modelKindSpecs.map((s) => s.kind);
 
-/** Kinds with memory tokens. */
-export const memoryTokenKinds: readonly ModelKind[] = ['mem-transformer', 'mem-bottleneck', 'rmt'];
-
-const positiveInt = z.number().int().positive();
-const fraction = z.number().min(0).max(1);
-
-export const adaptiveSpanSchema = z.strictObject({
-  ramp: positiveInt.default(32),
-  init: fraction.default(0),
-  lossCoef: z.number().min(0).default(2e-6),
-  dynamic: z.boolean().default(false),
-  trimStep: positiveInt.default(64),
-});
-export const expireSpanSchema = z.strictObject({
-  ramp: positiveInt.default(32),
-  initFraction: z.number().gt(0).lt(1).default(0.1),
-  preDiv: z.number().gt(0).default(1),
-  lossCoef: z.number().min(0).default(1e-6),
-  noisy: z.boolean().default(false),
-  drop: z.boolean().default(true),
-});
-export const compressiveSchema = z.strictObject({
-  /** Default: memLen. */
-  compressedLen: positiveInt.optional(),
-  rate: positiveInt.default(3),
-  fn: z.enum(['mean', 'max', 'conv']).default('conv'),
-  reconstruction: z.boolean().default(true),
-});
+/** The entry of a kind, or undefined when there is no such kind. */
+export const modelKindSpec = (kind: string): AnyModelKindSpec | undefined => modelKindSpecs.find((s) => s.kind === kind);
 
 /** SPEC §8's copy/reverse model: 4 layers, 4 heads, d_model 128, d_inner 256. */
-export const defaultModelConfig: Omit<ModelConfig, 'kind' | 'vocabSize'> = {
+export const defaultModelConfig: Omit<CommonModelConfig, 'vocabSize'> = {
   layers: 4, dModel: 128, heads: 4, dInner: 256, dropout: 0, norm: 'post', memLen: 0, numMemTokens: 0, previousToken: false,
-  adaptiveSpan: null, expireSpan: null, compressive: null,
 };
 
-/** A configuration as a user writes it: mechanism options partial (their defaults are filled in). */
-export type ModelConfigInput = Partial<Omit<ModelConfig, 'adaptiveSpan' | 'expireSpan' | 'compressive'>> & Pick<ModelConfig, 'kind' | 'vocabSize'> & {
-  adaptiveSpan?: Partial<AdaptiveSpanOptions> | null;
-  expireSpan?: Partial<ExpireSpanOptions> | null;
-  compressive?: Partial<CompressiveOptions> | null;
-};
+/** The configuration keys of the mechanisms' options, each owned by one kind. */
+const optionOwners = new Map(modelKindSpecs.flatMap((s) => (s.options ? [[s.options.key, s.kind] as const] : [])));
+
+/** A configuration read from a file or built from untyped values: checked at run time only. */
+export type UncheckedModelConfigInput = { kind: string; vocabSize: number } & Record<string, unknown>;
 
 /** Fills defaults and checks the configuration, with errors that say what is allowed. */
-export function resolveModelConfig(partial: ModelConfigInput): ModelConfig {
-  const known = new Set(Object.keys(defaultModelConfig).concat(['kind', 'vocabSize']));
-  const unknown = Object.keys(partial).filter((k) => !known.has(k));
+export function resolveModelConfig(input: ModelConfigInput): ModelConfig;
+export function resolveModelConfig(input: UncheckedModelConfigInput): ModelConfig;
+export function resolveModelConfig(input: ModelConfigInput | UncheckedModelConfigInput): ModelConfig {
+  const given = input as Record<string, unknown>;
+  const known = new Set([...Object.keys(defaultModelConfig), ...optionOwners.keys(), 'kind', 'vocabSize']);
+  const unknown = Object.keys(given).filter((k) => !known.has(k));
   const fail = (m: string): never => { throw new EngramError(`model config: ${m}`, 'config'); };
   if (unknown.length) fail(`unknown option(s) ${unknown.join(', ')}; allowed: ${[...known].join(', ')}`);
-  const kind = partial.kind;
-  if (!modelKinds.includes(kind)) fail(`kind '${kind}' is not one of ${modelKinds.join(', ')}`);
-  const options = <T>(name: 'adaptiveSpan' | 'expireSpan' | 'compressive', owner: ModelKind, schema: z.ZodType<T>): T | null => {
-    const given = partial[name];
-    if (kind !== owner) {
-      if (given) fail(`${name} options belong to kind '${owner}', not '${kind}'`);
-      return null;
-    }
-    const r = schema.safeParse(given ?? {});
-    if (!r.success) fail(`${name}: ${r.error.issues.map((i) => `${i.path.join('.') || '(options)'}: ${i.message}`).join('; ')}`);
-    return r.data as T;
-  };
-  const c: ModelConfig = {
-    ...defaultModelConfig,
-    ...partial,
-    adaptiveSpan: options('adaptiveSpan', 'adaptive-span', adaptiveSpanSchema),
-    expireSpan: options('expireSpan', 'expire-span', expireSpanSchema),
-    compressive: null,
-  };
-  const compressive = options('compressive', 'compressive', compressiveSchema);
-  if (compressive) c.compressive = { ...compressive, compressedLen: compressive.compressedLen ?? c.memLen };
-  for (const k of ['vocabSize', 'layers', 'dModel', 'heads', 'dInner'] as const) {
-    if (!Number.isInteger(c[k]) || c[k] <= 0) fail(`${k} must be a positive integer, got ${c[k]}`);
+  const spec = modelKindSpec(input.kind) ?? fail(`kind '${input.kind}' is not one of ${modelKinds.join(', ')}`);
+  const kind = spec.kind;
+  // Key order as saved in checkpoints: the sizes, the mechanisms' option keys, then the input's own.
+  const c: Record<string, unknown> = { ...defaultModelConfig, ...Object.fromEntries([...optionOwners.keys()].map((k) => [k, null])), ...given };
+  for (const [key, owner] of optionOwners) {
+    if (owner === kind) continue;
+    if (given[key]) fail(`${key} options belong to kind '${owner}', not '${kind}'`);
+    c[key] = null;
   }
-  if (c.dModel % c.heads !== 0) fail(`dModel (${c.dModel}) must be divisible by heads (${c.heads})`);
-  if (c.dModel % 2 !== 0) fail('dModel must be even (sinusoidal positions)');
-  if (!(c.dropout >= 0 && c.dropout < 1)) fail(`dropout must be in [0, 1), got ${c.dropout}`);
-  if (typeof c.previousToken !== 'boolean') fail(`previousToken must be true or false, got ${JSON.stringify(c.previousToken)}`);
-  if (c.norm !== 'post' && c.norm !== 'pre') fail(`norm must be 'post' or 'pre', got '${c.norm}'`);
-  if (!Number.isInteger(c.memLen) || c.memLen < 0) fail(`memLen must be a non-negative integer, got ${c.memLen}`);
-  if (!Number.isInteger(c.numMemTokens) || c.numMemTokens < 0) fail(`numMemTokens must be a non-negative integer, got ${c.numMemTokens}`);
-  if (c.kind === 'xl' && c.memLen === 0) fail("kind 'xl' needs memLen > 0 (memLen 0 is kind 'transformer')");
-  if (c.kind === 'transformer' && c.memLen > 0) fail("kind 'transformer' has no cache: use kind 'xl' for memLen > 0");
-  if (sequentialKinds.includes(c.kind) && c.memLen === 0) fail(`kind '${c.kind}' needs memLen > 0 (its maximum span L)`);
-  if (memoryTokenKinds.includes(c.kind) && c.numMemTokens === 0) fail(`kind '${c.kind}' needs numMemTokens > 0`);
-  if (!memoryTokenKinds.includes(c.kind) && c.numMemTokens > 0) fail(`kind '${c.kind}' has no memory tokens (numMemTokens must be 0)`);
-  return c;
+  if (spec.options) {
+    const { key, schema, complete } = spec.options;
+    const r = schema.safeParse(given[key] ?? {});
+    if (!r.success) fail(`${key}: ${r.error.issues.map((i) => `${i.path.join('.') || '(options)'}: ${i.message}`).join('; ')}`);
+    c[key] = complete ? complete(r.data as never, c as unknown as CommonModelConfig) : r.data;
+  }
+  const n = c as unknown as CommonModelConfig;
+  for (const k of ['vocabSize', 'layers', 'dModel', 'heads', 'dInner'] as const) {
+    if (!Number.isInteger(n[k]) || n[k] <= 0) fail(`${k} must be a positive integer, got ${n[k]}`);
+  }
+  if (n.dModel % n.heads !== 0) fail(`dModel (${n.dModel}) must be divisible by heads (${n.heads})`);
+  if (n.dModel % 2 !== 0) fail('dModel must be even (sinusoidal positions)');
+  if (!(n.dropout >= 0 && n.dropout < 1)) fail(`dropout must be in [0, 1), got ${n.dropout}`);
+  if (typeof n.previousToken !== 'boolean') fail(`previousToken must be true or false, got ${JSON.stringify(n.previousToken)}`);
+  if (n.norm !== 'post' && n.norm !== 'pre') fail(`norm must be 'post' or 'pre', got '${n.norm}'`);
+  if (!Number.isInteger(n.memLen) || n.memLen < 0) fail(`memLen must be a non-negative integer, got ${n.memLen}`);
+  if (!Number.isInteger(n.numMemTokens) || n.numMemTokens < 0) fail(`numMemTokens must be a non-negative integer, got ${n.numMemTokens}`);
+  checkSize(kind, 'memLen', 'cache', n.memLen, spec.memLen, fail);
+  checkSize(kind, 'numMemTokens', 'memory tokens', n.numMemTokens, spec.numMemTokens, fail);
+  return c as unknown as ModelConfig;
 }
 
-const constructors: Record<ModelKind, new (config: ModelConfig) => SegmentModel> = {
-  'transformer': SegmentTransformer,
-  'xl': SegmentTransformer,
-  'mem-transformer': SegmentTransformer,
-  'rmt': SegmentTransformer,
-  'mem-bottleneck': MemBottleneck,
-  'sequential': SequentialTransformer,
-  'adaptive-span': AdaptiveSpanTransformer,
-  'expire-span': ExpireSpanTransformer,
-  'compressive': CompressiveTransformer,
-  'feedback': FeedbackTransformer,
-};
+/** A kind's rule on one memory size. */
+function checkSize(kind: ModelKind, name: string, what: string, size: number, rule: SizeRule, fail: (m: string) => never): void {
+  if (rule.use === 'required' && size === 0) fail(`kind '${kind}' needs ${name} > 0${rule.reason ? ` (${rule.reason})` : ''}`);
+  if (rule.use === 'none' && size > 0) fail(`kind '${kind}' has no ${what}${rule.instead ? `: ${rule.instead}` : ` (${name} must be 0)`}`);
+}
 
-export function createModel(partial: ModelConfigInput): SegmentModel {
-  const config = resolveModelConfig(partial);
-  return new constructors[config.kind](config);
+/** Builds the model a configuration describes (filling its defaults first). */
+export function createModel(input: ModelConfigInput): SegmentModel {
+  const config = resolveModelConfig(input);
+  // The entry of config.kind gets a configuration of its own kind.
+  return (modelKindSpec(config.kind)!.build as (c: ModelConfig) => SegmentModel)(config);
 }

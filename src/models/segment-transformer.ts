@@ -18,7 +18,7 @@ import { nextCache } from '../memory/xl-cache.js';
 import { MemoryTokens } from '../memory/memory-tokens.js';
 import { cachedSegmentMask, seesLaterKeys, type SegmentLayout } from '../memory/segment-layout.js';
 import { TensorCache } from '../nn/tensor-cache.js';
-import type { MemoryState, ModelConfig, SegmentModel, SegmentOutput } from './types.js';
+import { emptyDiagnostics, type Diagnostics, type MemoryState, type ModelConfig, type ModelKindSpec, type SegmentModel, type SegmentOutput } from './types.js';
 
 export interface SegmentState extends MemoryState {
   /** Per layer [B, C, H]: past layer inputs (detached), or null before the first segment / without a cache. */
@@ -40,6 +40,7 @@ export class SegmentTransformer extends Module implements SegmentModel<SegmentSt
   /** Masks and position embeddings, by layout: built once, not per forward. */
   readonly #cache = new TensorCache();
   #footprint = 0;
+  recordDiagnostics = false;
 
   constructor(readonly config: ModelConfig) {
     super();
@@ -100,8 +101,51 @@ export class SegmentTransformer extends Module implements SegmentModel<SegmentSt
     return this.#footprint;
   }
 
+  diagnostics(): Diagnostics {
+    const d = emptyDiagnostics();
+    d.scalars['memories attended'] = this.#footprint;
+    return d;
+  }
+
   override dispose(): void {
     super.dispose();
     this.#cache.dispose();
   }
 }
+
+const build = (config: ModelConfig): SegmentModel => new SegmentTransformer(config);
+
+export const transformerKind: ModelKindSpec<'transformer'> = {
+  kind: 'transformer',
+  build,
+  options: null,
+  memLen: { use: 'none', instead: "use kind 'xl' for memLen > 0" },
+  numMemTokens: { use: 'none' },
+  memoryDefaults: { memLen: 0, numMemTokens: 0 },
+};
+export const xlKind: ModelKindSpec<'xl'> = {
+  kind: 'xl',
+  build,
+  options: null,
+  memLen: { use: 'required', reason: "memLen 0 is kind 'transformer'" },
+  numMemTokens: { use: 'none' },
+  // SPEC §9: memory = segment length
+  memoryDefaults: { memLen: 'segment', numMemTokens: 0 },
+};
+export const memTransformerKind: ModelKindSpec<'mem-transformer'> = {
+  kind: 'mem-transformer',
+  build,
+  options: null,
+  memLen: { use: 'optional' },
+  numMemTokens: { use: 'required' },
+  // RMT's enwik8 setting
+  memoryDefaults: { memLen: 0, numMemTokens: 10 },
+};
+export const rmtKind: ModelKindSpec<'rmt'> = {
+  kind: 'rmt',
+  build,
+  options: null,
+  memLen: { use: 'optional' },
+  numMemTokens: { use: 'required' },
+  memoryDefaults: { memLen: 0, numMemTokens: 10 },
+};

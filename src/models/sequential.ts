@@ -9,13 +9,19 @@
 //   cache         the last L inputs of each layer, detached (truncated BPTT, SPEC §0).
 //
 // The reference starts from a zero-filled cache of L positions; here the first block sees an empty
-// cache instead (nothing to attend to rather than L zero vectors), which is the same model once
-// L positions have been seen.
+// cache instead (nothing to attend to rather than L zero vectors). The two differ at the start of
+// every stream, and not only for the first L positions: the zero memories take attention weight in
+// layer 1 at the first L − 1 positions, the layer-2 inputs they changed are cached and read by layer 2 for
+// another L positions, and so on, one layer per L positions, so an N-layer model's outputs agree
+// with the reference's only from position N·L on.
 //
-// A mechanism is a subclass overriding the two hooks of the reference's base model:
+// A mechanism is a subclass overriding the hooks of the reference's base model, and owning its
+// registry entry (options schema, configuration rules, memory defaults: ./registry.ts):
+//   keyPositions (constructor)         how many distances its key position table covers
 //   layerContext(l, h, state)          what layer l attends to: memory, mask, distances, soft mask
 //                                      and the layer's auxiliary loss
 //   nextState(state, inputs, contexts) the state after the block, and an auxiliary loss
+//   diagnostics()                      what it reports about its memory (Diagnostics)
 //
 // Shapes: B batch, M block (segment) length, C cached positions, L maximum span, H hidden,
 // K heads, D = H/K head size, V vocabulary.
@@ -25,7 +31,7 @@ import { Dropout, TokenEmbedding, LayerNorm, Linear } from '../nn/layers.js';
 import { DecoderLayer } from '../nn/decoder-layer.js';
 import { TensorCache } from '../nn/tensor-cache.js';
 import { nextCache } from '../memory/xl-cache.js';
-import type { MemoryState, ModelConfig, SegmentModel, SegmentOutput } from './types.js';
+import { emptyDiagnostics, type Diagnostics, type MemoryState, type ModelConfig, type ModelKindSpec, type SegmentModel, type SegmentOutput } from './types.js';
 
 export interface SequentialState extends MemoryState {
   /** Per layer [B, C, H]: the memories layer l attends to besides the block (detached); null before the first block. */
@@ -48,15 +54,6 @@ export interface LayerContext {
   keyPe?: Tensor;
 }
 
-/**
- * Distances the key position embedding covers: the span L, plus the compressed slots that sit
- * before the raw memory (Compressive), or the ramp (Expire-Span: memory i is still seen at age
- * e_i + R - 1 <= L + R - 1).
- */
-export function positionCount(c: ModelConfig): number {
-  return c.memLen + (c.compressive?.compressedLen ?? 0) + (c.expireSpan?.ramp ?? 0);
-}
-
 export class SequentialTransformer<S extends SequentialState = SequentialState, Ctx extends LayerContext = LayerContext>
   extends Module implements SegmentModel<S> {
   readonly embed: TokenEmbedding;
@@ -68,19 +65,23 @@ export class SequentialTransformer<S extends SequentialState = SequentialState, 
   readonly drop: Dropout;
   /** The maximum span L. */
   readonly span: number;
+  /** Distances keyPe covers (its columns): L here; a mechanism that sees further passes its own count. */
+  readonly keyPositions: number;
+  recordDiagnostics = false;
   /** Masks and distance tables, by layout: built once, not per forward. */
   protected readonly tables = new TensorCache();
   #footprint = 0;
 
-  constructor(readonly config: ModelConfig) {
+  constructor(readonly config: ModelConfig, keyPositions = config.memLen) {
     super();
     const { vocabSize, layers, dModel, heads, dInner, dropout, norm, memLen } = config;
     this.span = memLen;
+    this.keyPositions = keyPositions;
     this.embed = this.child('embed', new TokenEmbedding(vocabSize, dModel, { previousToken: config.previousToken }));
     this.drop = this.child('drop', new Dropout(dropout));
     this.layers = this.child('layers', Array.from({ length: layers }, () =>
       new DecoderLayer({ dModel, heads, dInner, dropout, norm, relative: false })));
-    this.keyPe = this.param('keyPe', () => randn([dModel / heads, positionCount(config)]));
+    this.keyPe = this.param('keyPe', () => randn([dModel / heads, keyPositions]));
     this.finalNorm = norm === 'pre' ? this.child('finalNorm', new LayerNorm(dModel)) : null;
     this.head = this.child('head', new Linear(dModel, vocabSize));
   }
@@ -122,6 +123,13 @@ export class SequentialTransformer<S extends SequentialState = SequentialState, 
     return this.#footprint;
   }
 
+  /** The baseline reports the memories the last forward attended to; mechanisms add their own entries. */
+  diagnostics(): Diagnostics {
+    const d = emptyDiagnostics();
+    d.scalars['memories attended'] = this.#footprint;
+    return d;
+  }
+
   /** The baseline: the whole cache, with the sliding-window mask. */
   protected layerContext(l: number, h: Tensor, state: S): Ctx {
     const memory = state.cache?.[l] ?? null;
@@ -152,3 +160,12 @@ export class SequentialTransformer<S extends SequentialState = SequentialState, 
     this.tables.dispose();
   }
 }
+
+export const sequentialKind: ModelKindSpec<'sequential'> = {
+  kind: 'sequential',
+  build: (config) => new SequentialTransformer(config),
+  options: null,
+  memLen: { use: 'required', reason: 'its maximum span L' },
+  numMemTokens: { use: 'none' },
+  memoryDefaults: { memLen: 'segment', numMemTokens: 0 },
+};

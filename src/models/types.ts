@@ -5,8 +5,19 @@
 // The state is whatever the model remembers between segments (a per-layer cache, memory tokens,
 // ...). It is returned attached to the graph; the caller decides how far gradients run back
 // through it (SegmentModel.detachState), so truncated BPTT is a training option, not a model one.
+//
+// The configuration is a union discriminated on `kind`: a mechanism's options (their schemas and
+// defaults live with the mechanism in src/memory) exist, non-null, on their own kind only.
+// What a model reports about its memory is a Diagnostics record that inspection, the CLI and the
+// training log print without knowing the kind.
+import type { ZodType } from 'zod';
 import type { Tensor } from '../tensor/index.js';
 import type { Module } from '../nn/module.js';
+import type { AdaptiveSpanOptions, AdaptiveSpanOptionsInput } from '../memory/adaptive-span.js';
+import type { ExpireSpanOptions, ExpireSpanOptionsInput } from '../memory/expire-span.js';
+import type { CompressiveOptions, CompressiveOptionsInput } from '../memory/compressive.js';
+
+export type { AdaptiveSpanOptions, AdaptiveSpanOptionsInput, ExpireSpanOptions, ExpireSpanOptionsInput, CompressiveOptions, CompressiveOptionsInput };
 
 /** What a model carries from one segment to the next: named tensors (lists for per-layer caches). */
 export type MemoryState = Record<string, Tensor | Tensor[] | null>;
@@ -20,6 +31,26 @@ export interface SegmentOutput<S extends MemoryState = MemoryState> {
   auxLoss: Tensor | null;
 }
 
+/**
+ * What a model reports about its memory, as plain numbers under readable names ('spans',
+ * 'live memories', ...), so that a consumer prints or plots every entry the same way.
+ */
+export interface Diagnostics {
+  /** Single numbers (e.g. 'memories attended' by the last forward, mean over layers). */
+  scalars: Record<string, number>;
+  /** [layer]: one number per layer, of the last forward (e.g. Expire-Span's 'live memories'). */
+  perLayer: Record<string, number[]>;
+  /** [layer][head] (e.g. Adaptive-Span's 'spans' in tokens). */
+  perHead: Record<string, number[][]>;
+  /**
+   * [layer][batch row][block position] of the last forward (e.g. Expire-Span's 'predicted span' of
+   * every token); filled only while recordDiagnostics is on (it reads values back every forward).
+   */
+  perToken: Record<string, number[][][]>;
+}
+
+export const emptyDiagnostics = (): Diagnostics => ({ scalars: {}, perLayer: {}, perHead: {}, perToken: {} });
+
 export interface SegmentModel<S extends MemoryState = MemoryState> extends Module {
   /** The configuration the model was built from (serialisable; saved beside the weights). */
   readonly config: ModelConfig;
@@ -32,63 +63,41 @@ export interface SegmentModel<S extends MemoryState = MemoryState> extends Modul
    * Memories the last forward attended to besides the segment itself, mean over layers (and
    * batch rows): the cache for Transformer-XL and the sequential models (after Adaptive-Span's
    * trimming, Expire-Span's dropping; raw + compressed for Compressive), plus memory tokens. What
-   * attention pays for; evaluation reports its mean.
+   * attention pays for; evaluation reports its mean. A plain number kept by forward, so it is
+   * cheap enough to read after every step.
    */
   memoryFootprint?(): number;
   /** Called by the trainer after every optimiser step (e.g. Adaptive-Span clamps its spans). */
   afterOptimizerStep?(): void;
+  /** Record the per-token diagnostics in every forward (off by default: it reads values back from the device). */
+  recordDiagnostics: boolean;
+  /** The mechanism's diagnostics after the last forward (may read values back: for logs and inspection, not per step). */
+  diagnostics(): Diagnostics;
 }
 
-export type ModelKind =
+/** Kinds without mechanism options. */
+export type PlainModelKind =
   | 'transformer' | 'xl' | 'mem-transformer' | 'mem-bottleneck' | 'rmt'
   // the Expire-Span code base's family (learned key positions, a window of memLen past positions)
-  | 'sequential' | 'adaptive-span' | 'expire-span' | 'compressive' | 'feedback';
+  | 'sequential' | 'feedback';
 
-/** Adaptive attention span (SPEC §2). */
-export interface AdaptiveSpanOptions {
-  /** Ramp R of the soft mask (default 32). */
-  ramp: number;
-  /** Initial z / L of every head (default 0). */
-  init: number;
-  /** λ of the span loss λ · mean_heads(z), per layer (default 2e-6). */
-  lossCoef: number;
-  /** Dynamic span: z_t = L·σ(v·x_t + b) per query token instead of a learned z per head. */
-  dynamic: boolean;
-  /** Cache and key positions are trimmed to max z + R, rounded up to a multiple of this (default 64). */
-  trimStep: number;
+/** Each mechanism's options: the configuration key they sit under, for the one kind that has them. */
+interface MechanismOptions {
+  'adaptive-span': { adaptiveSpan: AdaptiveSpanOptions };
+  'expire-span': { expireSpan: ExpireSpanOptions };
+  'compressive': { compressive: CompressiveOptions };
 }
+interface MechanismOptionsInput {
+  'adaptive-span': { adaptiveSpan: AdaptiveSpanOptionsInput };
+  'expire-span': { expireSpan: ExpireSpanOptionsInput };
+  'compressive': { compressive: CompressiveOptionsInput };
+}
+type OptionKey = 'adaptiveSpan' | 'expireSpan' | 'compressive';
 
-/** Expire-Span (SPEC §3). */
-export interface ExpireSpanOptions {
-  /** Ramp R of the soft mask (default 32). */
-  ramp: number;
-  /** p: every initial span is p·L (b = logit(p), w = 0; default 0.1). */
-  initFraction: number;
-  /** ρ: the span predictor's input is divided by it (default 1; 64 for large L). */
-  preDiv: number;
-  /** α of the auxiliary loss α · Σ_i e_i / T (default 1e-6). */
-  lossCoef: number;
-  /** Noisy span regularisation during training (clamp spans to u·L, u ~ U(0,1), per block). */
-  noisy: boolean;
-  /** Physically drop expired memories (default true; false keeps them masked, for tests). */
-  drop: boolean;
-}
-
-/** Compressive Transformer (SPEC §4). */
-export interface CompressiveOptions {
-  /** Compressed memory slots per layer [C] (default: memLen). */
-  compressedLen: number;
-  /** Compression rate c (default 3). */
-  rate: number;
-  /** Compression function f_c (default 'conv'). */
-  fn: 'mean' | 'max' | 'conv';
-  /** Train f_c with the attention-reconstruction loss (default true; no effect for 'mean'/'max'). */
-  reconstruction: boolean;
-}
+export type ModelKind = PlainModelKind | keyof MechanismOptions;
 
 /** Hyper-parameters shared by all models (SPEC notation in brackets). */
-export interface ModelConfig {
-  kind: ModelKind;
+export interface CommonModelConfig {
   vocabSize: number;
   /** Layers [N]. */
   layers: number;
@@ -113,8 +122,55 @@ export interface ModelConfig {
    * one-layer route to "the value after key k" for associative retrieval. Off in the papers' models.
    */
   previousToken: boolean;
-  /** Options of the mechanism of kind 'adaptive-span', 'expire-span', 'compressive'; null for other kinds. */
-  adaptiveSpan: AdaptiveSpanOptions | null;
-  expireSpan: ExpireSpanOptions | null;
-  compressive: CompressiveOptions | null;
 }
+
+/**
+ * The configuration of kind K: the common hyper-parameters, and every mechanism's option key,
+ * non-null only for K's own mechanism (null on the others, as they are saved in checkpoints).
+ */
+export type ModelConfigOf<K extends ModelKind> = CommonModelConfig & { kind: K } & {
+  [O in OptionKey]: K extends keyof MechanismOptions ? (O extends keyof MechanismOptions[K] ? MechanismOptions[K][O] : null) : null;
+};
+
+/** A resolved configuration (createModel / resolveModelConfig fill the defaults): a union discriminated on `kind`. */
+export type ModelConfig = { [K in ModelKind]: ModelConfigOf<K> }[ModelKind];
+
+/** A configuration of kind K as a user writes it: kind and vocabSize, the rest optional; only K's mechanism options. */
+export type ModelConfigInputOf<K extends ModelKind> = Partial<Omit<CommonModelConfig, 'vocabSize'>> & { kind: K; vocabSize: number } & {
+  [O in OptionKey]?: (K extends keyof MechanismOptionsInput ? (O extends keyof MechanismOptionsInput[K] ? MechanismOptionsInput[K][O] : never) : never) | null;
+};
+
+/** A configuration as a user writes it: a union discriminated on `kind`. */
+export type ModelConfigInput = { [K in ModelKind]: ModelConfigInputOf<K> }[ModelKind];
+
+/**
+ * What the configuration of a kind requires of a memory size (memLen or numMemTokens): nothing
+ * (it must be 0; `instead` says what to use for a positive one), or a positive size (`reason`).
+ */
+export type SizeRule =
+  | { use: 'none'; instead?: string }
+  | { use: 'optional' }
+  | { use: 'required'; reason?: string };
+
+/** A mechanism's options in the configuration: their key, their schema (with the defaults). */
+export interface MechanismOptionsSpec<K extends keyof MechanismOptions = keyof MechanismOptions> {
+  key: keyof MechanismOptions[K] & OptionKey;
+  schema: ZodType;
+  /** Completes the parsed options with defaults that depend on the rest of the configuration. */
+  complete?: (parsed: never, config: CommonModelConfig) => MechanismOptions[K][keyof MechanismOptions[K]];
+}
+
+/** A kind's registry entry (./registry.ts): everything about the kind outside its model class. */
+export interface ModelKindSpec<K extends ModelKind = ModelKind> {
+  kind: K;
+  build(config: ModelConfigOf<K>): SegmentModel;
+  /** Its mechanism's options, or null for a kind without any. */
+  options: K extends keyof MechanismOptions ? MechanismOptionsSpec<K> : null;
+  memLen: SizeRule;
+  numMemTokens: SizeRule;
+  /** Defaults of the training configuration: memLen ('segment': the segment length) and memory tokens. */
+  memoryDefaults: { memLen: 'segment' | 0; numMemTokens: number };
+}
+
+/** The entry of any one kind (a union over kinds). */
+export type AnyModelKindSpec = { [K in ModelKind]: ModelKindSpec<K> }[ModelKind];

@@ -1,7 +1,13 @@
 // One decoder layer: self-attention over cat(cache, h) then a feed-forward, with post-LN (the
 // Transformer-XL reference: LN(h + Attn), LN(x + FF)) or pre-LN (h + Attn(LN h), x + FF(LN x)).
-// Shapes: B batch, T current positions, C cached positions, H hidden.
-import { cat, type Tensor } from '../tensor/index.js';
+//
+// The residual and normalisation structure is written once (around()): forward() wraps it around
+// self-attention over cat(cache, h); the Feedback Transformer wraps it around attention over keys
+// and values it projected beforehand; frozenAttention() is the layer's attention with detached
+// weights (the Compressive Transformer's reconstruction loss).
+//
+// Shapes: B batch, T current positions, C cached positions, n memories, H hidden.
+import { cat, F, type Tensor } from '../tensor/index.js';
 import { Module } from './module.js';
 import { Dropout, FeedForward, LayerNorm } from './layers.js';
 import { MultiHeadAttention, type LearnedPositions, type RelativePositions } from './attention.js';
@@ -40,14 +46,37 @@ export class DecoderLayer extends Module {
    */
   forward(h: Tensor, cache: Tensor | null, mask: Tensor | null, positions: RelativePositions | LearnedPositions | null, softMask: Tensor | null = null): Tensor {
     const context = cache ? cat([cache, h], 1) : h; // [B, C + T, H]
-    if (this.norm === 'post') {
-      const a = this.attn.forward({ query: h, context, mask, positions, softMask });
-      const x = this.ln1.forward(h.add(this.drop.forward(a)));
-      return this.ln2.forward(x.add(this.ff.forward(x)));
-    }
+    if (this.norm === 'post') return this.around(h, (query) => this.attn.forward({ query, context, mask, positions, softMask }));
+    // pre-LN: the queries are the block's rows of the normalised context (one LayerNorm for both)
     const normed = this.ln1.forward(context);
     const query = cache ? normed.narrow(1, cache.shape[1]!, h.shape[1]!) : normed;
-    const x = h.add(this.drop.forward(this.attn.forward({ query, context: normed, mask, positions, softMask })));
+    return this.around(h, (q) => this.attn.forward({ query: q, context: normed, mask, positions, softMask }), query);
+  }
+
+  /**
+   * The layer around an attention function: attend(query [B, T, H]) -> [B, T, H], or null when
+   * there is nothing to attend to (the attention then adds nothing). The query is h (post-LN) or
+   * LN(h) (pre-LN; `normedQuery` when the caller already has it).
+   */
+  around(h: Tensor, attend: (query: Tensor) => Tensor | null, normedQuery?: Tensor): Tensor {
+    if (this.norm === 'post') {
+      const a = attend(h);
+      const x = this.ln1.forward(a ? h.add(this.drop.forward(a)) : h);
+      return this.ln2.forward(x.add(this.ff.forward(x)));
+    }
+    const a = attend(normedQuery ?? this.ln1.forward(h));
+    const x = a ? h.add(this.drop.forward(a)) : h;
     return x.add(this.ff.forward(this.ln2.forward(x)));
+  }
+
+  /**
+   * The layer's content attention of queries [B, T, H] over memories [B, n, H] -> [B, T, H] with
+   * every weight held fixed (detached), including pre-LN's input normalisation: no positions, no
+   * mask, no dropout.
+   */
+  frozenAttention(queries: Tensor, memories: Tensor): Tensor {
+    const ln = this.ln1;
+    const normed = (x: Tensor) => (this.norm === 'pre' ? F.layerNorm(x, ln.dim, ln.weight.detach(), ln.bias.detach(), ln.eps) : x);
+    return this.attn.forward({ query: normed(queries), context: normed(memories), mask: null, positions: null }, { frozen: true });
   }
 }

@@ -10,7 +10,8 @@
 //   optim   Adam / AdamW, clipping, warmup, cosine decay, reduce-on-plateau (the RMT recipe)
 import { z } from 'zod';
 import { EngramError } from '../tensor/index.js';
-import { adaptiveSpanSchema, compressiveSchema, expireSpanSchema, memoryTokenKinds, modelKinds, sequentialKinds, type ModelKind } from '../models/index.js';
+import { modelKindSpec, modelKinds } from '../models/index.js';
+import { adaptiveSpanSchema, compressiveSchema, expireSpanSchema } from '../memory/index.js';
 import { makeTask, taskNames, type TaskName } from '../tasks/registry.js';
 
 const positiveInt = z.number().int().positive();
@@ -35,7 +36,7 @@ export const modelSchema = z.strictObject({
   memLen: memorySize.optional(),
   /** Memory tokens; default for rmt / mem-transformer / mem-bottleneck: 10 (RMT's enwik8 setting). */
   numMemTokens: memorySize.optional(),
-  /** Mechanism options (SPEC §2–§4), for their own kind only; defaults filled by the model registry. */
+  /** Mechanism options (SPEC §2–§4), for their own kind only; schemas and defaults live with each mechanism in src/memory. */
   adaptiveSpan: adaptiveSpanSchema.partial().optional(),
   expireSpan: expireSpanSchema.partial().optional(),
   compressive: compressiveSchema.partial().optional(),
@@ -243,13 +244,11 @@ export function setPath(target: Record<string, unknown>, path: string, value: un
   o[keys[keys.length - 1]!] = value;
 }
 
-/** Default memory sizes by model kind, so `kind: 'rmt'` alone is a working model. */
+/** Memory sizes with the kind's defaults (its registry entry), so `kind: 'rmt'` alone is a working model. */
 export function memoryDefaults(model: { kind: string; memLen?: MemorySize | undefined; numMemTokens?: MemorySize | undefined }, segmentLength: number): { memLen: number; numMemTokens: number } {
-  const kind = model.kind as ModelKind;
-  const usesCache = kind === 'xl' || sequentialKinds.includes(kind);
-  const memLen = resolveSize(model.memLen ?? (usesCache ? segmentLength : 0), segmentLength);
-  const usesTokens = memoryTokenKinds.includes(kind);
-  const numMemTokens = resolveSize(model.numMemTokens ?? (usesTokens ? 10 : 0), segmentLength);
+  const defaults = modelKindSpec(model.kind)?.memoryDefaults ?? { memLen: 0, numMemTokens: 0 };
+  const memLen = resolveSize(model.memLen ?? defaults.memLen, segmentLength);
+  const numMemTokens = resolveSize(model.numMemTokens ?? defaults.numMemTokens, segmentLength);
   return { memLen, numMemTokens };
 }
 

@@ -52,7 +52,7 @@ export type LogRecord =
   | { type: 'start'; step: number; time: string; config: TrainConfig; modelConfig: ModelConfig; parameters: number }
   | { type: 'resume'; step: number; time: string }
   | ({ type: 'train'; step: number; lr: number; tokensPerSec: number; elapsed: number } & Metrics)
-  | ({ type: 'eval'; step: number; lr: number } & Metrics)
+  | ({ type: 'eval'; step: number; lr: number; diagnostics: ReturnType<SegmentModel['diagnostics']> } & Metrics)
   | { type: 'checkpoint'; step: number; file: string }
   | { type: 'abort'; step: number; time: string }
   | { type: 'end'; step: number; time: string; elapsed: number };
@@ -379,7 +379,7 @@ export class Trainer {
         if ((t.evalEvery > 0 && this.step % t.evalEvery === 0) || last) {
           const e = this.evaluate();
           this.#afterEval(e);
-          this.#log({ type: 'eval', step: this.step, lr: this.lr, ...e });
+          this.#log({ type: 'eval', step: this.step, lr: this.lr, ...e, diagnostics: this.model.diagnostics() });
           emit({ type: 'eval', step: this.step, metrics: e, lr: this.lr });
           progress.note(`eval @ ${this.step}: ${describeMetrics(e)}  lr ${this.lr.toExponential(2)}`);
         }
