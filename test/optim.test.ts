@@ -628,7 +628,7 @@ test('weightDecayGroups: only 2-d+ `weight`s decay; biases, norms, memory tokens
   ];
   for (const model of models) {
     const named = new Map(model.namedParameters().map(([n, p]) => [p, n]));
-    const isMatrixWeight = (p: Tensor): boolean => p.ndim >= 2 && /(^|\.)weight$/.test(named.get(p)!);
+    const isMatrixWeight = (p: Tensor): boolean => p.ndim >= 2 && /(^|\.)weight$/.test(named.get(p)!) && !named.get(p)!.startsWith('spanPredictors.');
     const groups = weightDecayGroups<AdamOptions>(model, 0.1);
     assert.equal(groups.length, 2);
     assert.equal(groups[0]!.weightDecay, 0.1);
@@ -645,6 +645,10 @@ test('weightDecayGroups: only 2-d+ `weight`s decay; biases, norms, memory tokens
     for (const expected of ['layers.0.ff.up.bias', 'layers.0.ln1.weight', 'layers.0.ln1.bias', 'head.bias']) assert.ok(kept.includes(expected), expected);
     model.dispose();
   }
+  const expire = createModel({ kind: 'expire-span', vocabSize: 11, layers: 1, dModel: 16, heads: 2, dInner: 32, memLen: 8 });
+  const expireKept = new Set(weightDecayGroups<AdamOptions>(expire, 0.1)[1]!.params);
+  for (const [n, p] of expire.namedParameters()) if (n.startsWith('spanPredictors.')) assert.ok(expireKept.has(p), n);
+  expire.dispose();
   const rmt = createModel({ kind: 'rmt', vocabSize: 11, layers: 1, dModel: 16, heads: 2, dInner: 32, numMemTokens: 2 });
   const kept = weightDecayGroups<AdamOptions>(rmt, 0.1)[1]!.params;
   const names = new Map(rmt.namedParameters());

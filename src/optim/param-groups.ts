@@ -17,12 +17,13 @@ export type DecayRule = (name: string, param: Tensor) => boolean;
  * name) and has 2 or more dims, i.e. the weights of linear maps, embeddings and convolutions.
  * Nothing else decays: biases and LayerNorm gains (1-d), memory tokens (`init`), Transformer-XL's
  * u and v, key position tables (`keyPe`), Adaptive-Span's span parameters (`spanRatio`,
- * `spanWeight`, `spanBias`), Expire-Span's span predictor bias, Feedback's `mergeLogits`, the
- * previous-token table (`previous`). A new parameter that is not a map's `weight` does not decay
- * unless a caller's rule says so.
+ * `spanWeight`, `spanBias`), Expire-Span's span predictors (`spanPredictors.*`: their weight is a
+ * [1, H] map, but decaying it would pull every span towards the initial p·L, a prior the span loss
+ * already sets), Feedback's `mergeLogits`, the previous-token table (`previous`). A new parameter
+ * that is not a map's `weight` does not decay unless a caller's rule says so.
  */
 export const decaysByDefault: DecayRule = (name, param) =>
-  param.ndim >= 2 && (name === 'weight' || name.endsWith('.weight'));
+  param.ndim >= 2 && (name === 'weight' || name.endsWith('.weight')) && !name.startsWith('spanPredictors.');
 
 /**
  * Splits a model's parameters into a group with weightDecay and one with none, each in the
