@@ -8,6 +8,7 @@ export type ErrorKind =
   | 'oom' // out of memory
   | 'disposed' // a tensor used after dispose()
   | 'io' // files and serialisation
+  | 'numeric' // a non-finite loss or value where a finite one is needed
   | 'config'; // invalid options
 
 export class EngramError extends Error {
