@@ -562,7 +562,14 @@ export class Trainer {
           emit({ type: 'eval', step: this.step, metrics: e, lr: this.lr });
           progress.note(`eval @ ${this.step}: ${describeMetrics(e)}  lr ${this.lr.toExponential(2)}`);
         }
-        if (this.runDir && ((t.checkpointEvery > 0 && this.step % t.checkpointEvery === 0) || last)) await this.#checkpoint(emit);
+        if (this.runDir && ((t.checkpointEvery > 0 && this.step % t.checkpointEvery === 0) || last)) {
+          // A finite loss can still leave non-finite weights (a huge step): never checkpoint them.
+          if (!this.#weightsFinite()) {
+            this.#log({ type: 'nonfinite', step: this.step, loss: null, time: time() });
+            throw new EngramError(`training stopped: the weights after step ${this.step} are not finite${this.#lastCheckpointStep >= 0 ? `; the checkpoint of step ${this.#lastCheckpointStep} in ${this.runDir} is kept` : ''}; lower the learning rate (optim.lr ${this.config.optim.lr}) or clip gradients`, 'numeric', 'train');
+          }
+          await this.#checkpoint(emit);
+        }
         // Let timers and signal handlers run between steps (a step itself is synchronous).
         await new Promise<void>((resolve) => setImmediate(resolve));
       }
@@ -604,6 +611,11 @@ export class Trainer {
     const path = await this.saveCheckpoint();
     this.#log({ type: 'checkpoint', step: this.step, file: path });
     emit({ type: 'checkpoint', step: this.step, path });
+  }
+
+  /** Whether every parameter is finite (one reduction per parameter; run at checkpoints only). */
+  #weightsFinite(): boolean {
+    return tidy(() => this.model.parameters().every((p) => p.isfinite().all().item() !== 0));
   }
 
   #writeFile(name: string, text: string): void {
