@@ -260,7 +260,8 @@ async function runDirCase(r: FuzzRng, c: FuzzCase, ctx: Context): Promise<void> 
   else if (what === 'resume-changed') {
     const change = hostileConfig(r);
     detail.change = change;
-    config = deepMerge(structuredClone(ctx.goodConfig), change);
+    c.detail = detail;
+    if (!(await clean('deepMerge', () => { config = deepMerge(structuredClone(ctx.goodConfig), change); }))) return;
   } else if (what === 'resume-more') {
     detail.steps = 4 + r.int(3);
     config = deepMerge(ctx.goodConfig, { train: { steps: detail.steps } });
@@ -322,7 +323,7 @@ function cliCase(r: FuzzRng, c: FuzzCase, ctx: Context): void {
     for (let n = 1 + r.int(4); n > 0; n--) {
       const flag = r.pick(flagNames);
       const v = hostileValue(r);
-      const text = typeof v === 'string' ? v : JSON.stringify(v) ?? 'undefined';
+      const text = (typeof v === 'string' ? v : JSON.stringify(v) ?? 'undefined').replaceAll('\u0000', ''); // argv cannot hold NUL
       args.push(flag, flag === '--set' || flag === '--task-option' ? `${r.pick(configPaths)}=${text}` : text);
     }
   } else {
