@@ -179,25 +179,24 @@ test('a damaged checkpoint.json is a clean io error naming the file', async () =
   await train(tinyConfig, { runDir: run });
   const metaPath = join(run, 'checkpoint.json');
   const original = readFileSync(metaPath, 'utf8');
-  const edits: [string, (m: Record<string, any>) => void, RegExp][] = [
-    ['step -5', (m) => { m.step = -5; }, /checkpoint\.json is damaged \(step:/],
+  // [what, edit, message, also through the CLI (a child process: a few only, they are slow)]
+  const edits: [string, (m: Record<string, any>) => void, RegExp, boolean?][] = [
+    ['step -5', (m) => { m.step = -5; }, /checkpoint\.json is damaged \(step:/, true],
     ['step 2.5', (m) => { m.step = 2.5; }, /checkpoint\.json is damaged \(step:/],
-    ['a path outside', (m) => { m.tensorsFile = '../../../etc/passwd'; }, /damaged \(tensorsFile: a file name in the run directory/],
-    ['wrong types', (m) => { m.config.optim = 5; }, /holds a configuration Engram cannot use .*optim/],
+    ['a path outside', (m) => { m.tensorsFile = '../../../etc/passwd'; }, /damaged \(tensorsFile: a file name in the run directory/, true],
+    ['wrong types', (m) => { m.config.optim = 5; }, /holds a configuration Engram cannot use .*optim/, true],
     ['scheduler', (m) => { m.scheduler = 'x'; }, /damaged \(scheduler:/],
-    ['dModel', (m) => { m.config.model.dModel = 32; m.modelConfig.dModel = 32; }, /disagrees with checkpoint-4\.safetensors on config/],
+    ['dModel', (m) => { m.config.model.dModel = 32; m.modelConfig.dModel = 32; }, /disagrees with checkpoint-4\.safetensors on config/, true],
     ['missing tensors', (m) => { m.tensorsFile = 'checkpoint-9.safetensors'; }, /names checkpoint-9\.safetensors, which is missing/],
     ['not an object', (m) => { for (const k of Object.keys(m)) delete m[k]; }, /is not an Engram checkpoint/],
   ];
-  for (const [what, edit, pattern] of edits) {
+  for (const [what, edit, pattern, viaCli] of edits) {
     const m = JSON.parse(original) as Record<string, any>;
     edit(m);
     writeFileSync(metaPath, JSON.stringify(m));
     await assert.rejects(loadCheckpoint(run), (e: unknown) => e instanceof EngramError && e.kind === 'io' && pattern.test(e.message), what);
-    assertCleanError(engram(['train', '--out', 'run', '--resume', '--steps', '8'], dir), pattern);
+    if (viaCli) assertCleanError(engram(['train', '--out', 'run', '--resume', '--steps', '8'], dir), pattern);
   }
-  // the tensors of a model other than the checkpoint's (no checksum or metadata to tell): a clean error too
-  writeFileSync(metaPath, original);
   rmSync(dir, { recursive: true });
 });
 
@@ -247,16 +246,16 @@ test('every size has an upper bound checked before anything is built', () => {
 
 test('CLI: bad config files and absurd flags are one-line errors; --debug adds the trace', () => {
   const dir = tmp();
-  for (const [i, text] of ['42', '"x"', '[1,2]', 'null', `${'{"model":'.repeat(5000)}{}${'}'.repeat(5000)}`].entries()) {
+  for (const [i, text] of ['42', 'null', `${'{"model":'.repeat(5000)}{}${'}'.repeat(5000)}`].entries()) {
     writeFileSync(join(dir, `c${i}.json`), text);
     assertCleanError(engram(['train', '--config', `c${i}.json`, '--print-config'], dir), /--config: c\d\.json(:? must hold a JSON object|: the configuration nests deeper)/);
   }
   assertCleanError(engram(['train', '--set', 'model.layers=1e12', '--print-config'], dir), /model\.layers \(--layers\): must be <= 1024/);
-  assertCleanError(engram(['train', '--threads', '1000000', '--print-config'], dir), /train\.threads \(--threads\): must be <= 1024/);
   assertCleanError(engram(['train', '--task', 'copy', '--source-length', '1e6', '--print-config'], dir), /segments of/);
   assertCleanError(engram(['generate', 'run', '--length', '1e12'], dir), /--length: must be <=/);
   const debug = engram(['train', '--threads', '1000000', '--print-config', '--debug'], dir);
   assert.equal(debug.status, 2);
+  assert.match(debug.stderr, /^engram: invalid config:\n {2}- train\.threads \(--threads\): must be <= 1024/);
   assert.match(debug.stderr, /\n\s+at /);
   rmSync(dir, { recursive: true });
 });

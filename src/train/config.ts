@@ -105,9 +105,11 @@ export const trainSchema = z.strictObject({
   threads: nonNegativeInt.max(LIMITS.threads).default(0),
   /**
    * A step whose loss is NaN or infinite: 'stop' the run with an error (the last checkpoint, taken
-   * before, is kept), or 'skip' the batch (no optimiser step; counted in the log).
+   * before, is kept), or 'skip' the batch (no optimiser step; counted in the log). Default
+   * 'stop'; left out of the resolved config when not given, so that configurations saved before
+   * this option existed still compare equal (experiment reruns).
    */
-  nonFinite: z.enum(['stop', 'skip']).default('stop'),
+  nonFinite: z.enum(['stop', 'skip']).optional(),
 });
 
 export const plateauSchema = z.strictObject({

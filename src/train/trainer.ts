@@ -530,11 +530,11 @@ export class Trainer {
           this.#nonFiniteStep = false;
           skippedInARow += 1;
           const loss = Number.isFinite(m.loss) ? m.loss : null;
-          if (t.nonFinite === 'stop' || skippedInARow > MAX_SKIPPED_IN_A_ROW) {
+          if ((t.nonFinite ?? 'stop') === 'stop' || skippedInARow > MAX_SKIPPED_IN_A_ROW) {
             this.#log({ type: 'nonfinite', step: this.step, loss, time: time() });
             const kept = this.runDir ? (this.#lastCheckpointStep >= 0 ? `; the checkpoint of step ${this.#lastCheckpointStep} in ${this.runDir} is kept` : `; ${this.runDir} holds no checkpoint`) : '';
-            const why = t.nonFinite === 'stop' ? `the training loss at step ${this.step} is ${String(m.loss)}` : `${skippedInARow} batches in a row gave a non-finite loss (up to step ${this.step})`;
-            throw new EngramError(`training stopped: ${why}${kept}; lower the learning rate (optim.lr ${this.config.optim.lr}) or clip gradients${t.nonFinite === 'stop' ? ', or skip such batches (--on-nan skip)' : ''}`, 'numeric', 'train');
+            const why = (t.nonFinite ?? 'stop') === 'stop' ? `the training loss at step ${this.step} is ${String(m.loss)}` : `${skippedInARow} batches in a row gave a non-finite loss (up to step ${this.step})`;
+            throw new EngramError(`training stopped: ${why}${kept}; lower the learning rate (optim.lr ${this.config.optim.lr}) or clip gradients${(t.nonFinite ?? 'stop') === 'stop' ? ', or skip such batches (--on-nan skip)' : ''}`, 'numeric', 'train');
           }
           this.#log({ type: 'skip', step: this.step, loss });
           progress.note(`step ${this.step}: non-finite loss, batch skipped`);
