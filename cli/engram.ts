@@ -268,7 +268,7 @@ async function evalCommand(runDir: string, raw: Record<string, unknown>): Promis
 
 const generateSchema = z.strictObject({
   prompt: z.string().default(''),
-  length: z.number().int().positive().max(10_000_000).default(200),
+  length: z.number().int().positive().max(1_000_000).default(200),
   temperature: z.number().min(0).optional(),
   topK: z.number().int().min(0).default(0),
   seed: z.number().int().default(0),

@@ -102,6 +102,8 @@ export interface TrainResult {
   peakHeapBytes: number | null;
   /** Training loss of every step taken by this call, in order. */
   losses: { step: number; loss: number }[];
+  /** Batches skipped by this call for a non-finite loss (train.nonFinite 'skip'; 'skip' records in the log). */
+  skippedSteps: number;
 }
 
 /** One step's numbers. */
@@ -510,7 +512,7 @@ export class Trainer {
     let window = emptyCounts(), windowTokens = 0, windowTime = 0;
     let aborted = false;
     /** Non-finite steps in a row (train.nonFinite 'skip'); past MAX_SKIPPED_IN_A_ROW the run stops. */
-    let skippedInARow = 0;
+    let skippedInARow = 0, skippedSteps = 0;
     progress.start(t.steps, this.step);
     try {
       while (this.step < t.steps) {
@@ -536,6 +538,7 @@ export class Trainer {
             const why = (t.nonFinite ?? 'stop') === 'stop' ? `the training loss at step ${this.step} is ${String(m.loss)}` : `${skippedInARow} batches in a row gave a non-finite loss (up to step ${this.step})`;
             throw new EngramError(`training stopped: ${why}${kept}; lower the learning rate (optim.lr ${this.config.optim.lr}) or clip gradients${(t.nonFinite ?? 'stop') === 'stop' ? ', or skip such batches (--on-nan skip)' : ''}`, 'numeric', 'train');
           }
+          skippedSteps += 1;
           this.#log({ type: 'skip', step: this.step, loss });
           progress.note(`step ${this.step}: non-finite loss, batch skipped`);
         } else {
@@ -598,6 +601,7 @@ export class Trainer {
       secondsPerStep: this.#elapsed / Math.max(this.step, 1),
       peakHeapBytes: this.#peakHeap,
       losses,
+      skippedSteps,
     };
     if (finished && this.runDir) {
       this.#log({ type: 'end', step: this.step, time: time(), elapsed: this.#elapsed });
