@@ -9,7 +9,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  EngramError, Trainer, loadCheckpoint, resolveTrainConfig, train, deepMerge, LOCK_FILE, type TrainConfigInput,
+  EngramError, Trainer, loadCheckpoint, noGrad, resolveTrainConfig, train, deepMerge, LOCK_FILE, type TrainConfigInput,
 } from '../src/index.js';
 
 const cli = fileURLToPath(new URL('../cli/engram.js', import.meta.url));
@@ -220,6 +220,24 @@ test('a non-finite loss stops training naming the step and keeps the last good c
   assert.equal((readFileSync(join(skipDir, 'log.jsonl'), 'utf8').match(/"type":"skip"/g) ?? []).length, 10);
   rmSync(dir, { recursive: true });
   rmSync(skipDir, { recursive: true });
+});
+
+test('non-finite weights are never checkpointed', async () => {
+  const dir = tmp();
+  const trainer: Trainer = await Trainer.create({ ...tinyConfig, train: { ...tinyConfig.train, steps: 6, checkpointEvery: 2 } }, {
+    runDir: dir,
+    // after step 4's update, before its checkpoint: a weight turns infinite
+    onEvent: (e) => { if (e.type === 'step' && e.step === 4) noGrad(() => trainer.model.parameters()[0]!.mul_(Infinity)); },
+  });
+  try {
+    await assert.rejects(trainer.run(), (e: unknown) => e instanceof EngramError && e.kind === 'numeric' && /the weights after step 4 are not finite; the checkpoint of step 2 .* is kept/.test(e.message));
+  } finally {
+    trainer.dispose();
+  }
+  const { meta, tensors } = await loadCheckpoint(dir);
+  assert.equal(meta.step, 2);
+  for (const t of Object.values(tensors)) t.dispose();
+  rmSync(dir, { recursive: true });
 });
 
 test('every size has an upper bound checked before anything is built', () => {

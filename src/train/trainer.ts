@@ -513,6 +513,7 @@ export class Trainer {
     let aborted = false;
     /** Non-finite steps in a row (train.nonFinite 'skip'); past MAX_SKIPPED_IN_A_ROW the run stops. */
     let skippedInARow = 0, skippedSteps = 0;
+    const stopOnNonFinite = (t.nonFinite ?? 'stop') === 'stop';
     progress.start(t.steps, this.step);
     try {
       while (this.step < t.steps) {
@@ -532,11 +533,11 @@ export class Trainer {
           this.#nonFiniteStep = false;
           skippedInARow += 1;
           const loss = Number.isFinite(m.loss) ? m.loss : null;
-          if ((t.nonFinite ?? 'stop') === 'stop' || skippedInARow > MAX_SKIPPED_IN_A_ROW) {
+          if (stopOnNonFinite || skippedInARow > MAX_SKIPPED_IN_A_ROW) {
             this.#log({ type: 'nonfinite', step: this.step, loss, time: time() });
             const kept = this.runDir ? (this.#lastCheckpointStep >= 0 ? `; the checkpoint of step ${this.#lastCheckpointStep} in ${this.runDir} is kept` : `; ${this.runDir} holds no checkpoint`) : '';
-            const why = (t.nonFinite ?? 'stop') === 'stop' ? `the training loss at step ${this.step} is ${String(m.loss)}` : `${skippedInARow} batches in a row gave a non-finite loss (up to step ${this.step})`;
-            throw new EngramError(`training stopped: ${why}${kept}; lower the learning rate (optim.lr ${this.config.optim.lr}) or clip gradients${(t.nonFinite ?? 'stop') === 'stop' ? ', or skip such batches (--on-nan skip)' : ''}`, 'numeric', 'train');
+            const why = stopOnNonFinite ? `the training loss at step ${this.step} is ${String(m.loss)}` : `${skippedInARow} batches in a row gave a non-finite loss (up to step ${this.step})`;
+            throw new EngramError(`training stopped: ${why}${kept}; lower the learning rate (optim.lr ${this.config.optim.lr}) or clip gradients${stopOnNonFinite ? ', or skip such batches (--on-nan skip)' : ''}`, 'numeric', 'train');
           }
           skippedSteps += 1;
           this.#log({ type: 'skip', step: this.step, loss });
@@ -565,14 +566,7 @@ export class Trainer {
           emit({ type: 'eval', step: this.step, metrics: e, lr: this.lr });
           progress.note(`eval @ ${this.step}: ${describeMetrics(e)}  lr ${this.lr.toExponential(2)}`);
         }
-        if (this.runDir && ((t.checkpointEvery > 0 && this.step % t.checkpointEvery === 0) || last)) {
-          // A finite loss can still leave non-finite weights (a huge step): never checkpoint them.
-          if (!this.#weightsFinite()) {
-            this.#log({ type: 'nonfinite', step: this.step, loss: null, time: time() });
-            throw new EngramError(`training stopped: the weights after step ${this.step} are not finite${this.#lastCheckpointStep >= 0 ? `; the checkpoint of step ${this.#lastCheckpointStep} in ${this.runDir} is kept` : ''}; lower the learning rate (optim.lr ${this.config.optim.lr}) or clip gradients`, 'numeric', 'train');
-          }
-          await this.#checkpoint(emit);
-        }
+        if (this.runDir && ((t.checkpointEvery > 0 && this.step % t.checkpointEvery === 0) || last)) await this.#checkpoint(emit);
         // Let timers and signal handlers run between steps (a step itself is synchronous).
         await new Promise<void>((resolve) => setImmediate(resolve));
       }
@@ -612,6 +606,11 @@ export class Trainer {
   }
 
   async #checkpoint(emit: (e: TrainEvent) => void): Promise<void> {
+    // A finite loss can still leave non-finite weights (a huge step): never checkpoint them.
+    if (!this.#weightsFinite()) {
+      this.#log({ type: 'nonfinite', step: this.step, loss: null, time: new Date().toISOString() });
+      throw new EngramError(`training stopped: the weights after step ${this.step} are not finite${this.#lastCheckpointStep >= 0 ? `; the checkpoint of step ${this.#lastCheckpointStep} in ${this.runDir} is kept` : ''}; lower the learning rate (optim.lr ${this.config.optim.lr}) or clip gradients`, 'numeric', 'train');
+    }
     const path = await this.saveCheckpoint();
     this.#log({ type: 'checkpoint', step: this.step, file: path });
     emit({ type: 'checkpoint', step: this.step, path });
