@@ -205,7 +205,11 @@ async function trainCommand(opts: Record<string, unknown>): Promise<void> {
     base = (await readCheckpointMeta(dir)).config;
   }
   base = deepMerge(base, fromFile);
-  const config = resolveTrainConfig(deepMerge(base, flagOverrides(opts)));
+  const merged = deepMerge(base, flagOverrides(opts)) as Record<string, unknown>;
+  // `--source-length 16` alone: task options over the default task (not a data section without a kind)
+  const data = merged.data as Record<string, unknown> | undefined;
+  if (data && typeof data === 'object' && !Array.isArray(data) && !('kind' in data)) merged.data = deepMerge(resolveTrainConfig({}).data, data);
+  const config = resolveTrainConfig(merged);
   if (opts.printConfig) {
     out(JSON.stringify(config, null, 2));
     return;
