@@ -119,7 +119,7 @@ test('an experiment grid still reruns and resumes its cells under the lock rules
   rmSync(out, { recursive: true });
 });
 
-async function stopWith(signal: NodeJS.Signals, code: number): Promise<void> {
+async function stopWith(signal: NodeJS.Signals, code: number, alsoTrySecondWriter = false): Promise<void> {
   const dir = tmp();
   const child = spawn(process.execPath, [cli, 'train', ...tiny, '--steps', '1000000', '--checkpoint-every', '0', '--out', 'run'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
@@ -129,6 +129,12 @@ async function stopWith(signal: NodeJS.Signals, code: number): Promise<void> {
   // wait until steps are being logged, then signal
   for (let i = 0; i < 600 && !/"type":"train"/.test(existsSync(join(dir, 'run', 'log.jsonl')) ? readFileSync(join(dir, 'run', 'log.jsonl'), 'utf8') : ''); i++) {
     await new Promise((r) => setTimeout(r, 50));
+  }
+  if (alsoTrySecondWriter) {
+    // a second training into the same directory while the first runs: refused, naming the holder
+    const second = engram(['train', ...tiny, '--out', 'run', '--steps', '5'], dir);
+    const third = engram(['train', ...tiny, '--out', 'run', '--overwrite', '--steps', '5'], dir);
+    for (const r of [second, third]) assertCleanError(r, new RegExp(`run is in use by process ${child.pid} on ${hostname()}`));
   }
   child.kill(signal);
   const status = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
@@ -144,7 +150,7 @@ async function stopWith(signal: NodeJS.Signals, code: number): Promise<void> {
 }
 
 test('SIGTERM and SIGHUP checkpoint after the current step and exit 143 / 129', async () => {
-  await stopWith('SIGTERM', 143);
+  await stopWith('SIGTERM', 143, true);
   await stopWith('SIGHUP', 129);
 });
 

@@ -48,9 +48,17 @@ function isAlive(pid: number): boolean {
   }
 }
 
-function readHolder(path: string): LockHolder | null {
+function readRaw(path: string): string | null {
   try {
-    const h = JSON.parse(readFileSync(path, 'utf8')) as Partial<LockHolder>;
+    return readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+function readHolder(path: string, raw = readRaw(path)): LockHolder | null {
+  try {
+    const h = JSON.parse(raw ?? '') as Partial<LockHolder>;
     if (typeof h.pid === 'number' && Number.isInteger(h.pid) && h.pid > 0 && typeof h.host === 'string') return { pid: h.pid, host: h.host, started: String(h.started ?? '?') };
   } catch {
     // unreadable or half written: decided below
@@ -77,7 +85,8 @@ export function lockRunDir(dir: string): RunLock {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new EngramError(`cannot lock the run directory ${dir}: ${(e as Error).message}`, 'io', 'lockRunDir');
     }
-    const holder = readHolder(path);
+    const raw = readRaw(path);
+    const holder = readHolder(path, raw);
     let stale: boolean;
     if (holder) stale = holder.host === me.host && !isAlive(holder.pid);
     else stale = Date.now() - (statSafe(path) ?? 0) > 10_000; // a lock cut while being written
@@ -86,10 +95,13 @@ export function lockRunDir(dir: string): RunLock {
       const self = holder && holder.pid === process.pid && holder.host === me.host ? ' (this process: dispose the other Trainer first)' : '';
       throw new EngramError(`${dir} is in use by ${who}${self}: wait for it to finish or use another run directory (if no such run is going on, delete ${path})`, 'config', 'lockRunDir');
     }
+    // Remove the stale lock only if it is still the one judged (another process may have taken
+    // it over meanwhile; the window left is the gap between this read and the unlink).
+    if (readRaw(path) !== raw) continue;
     try {
       unlinkSync(path);
     } catch {
-      // another process took it over first: try again
+      // another process removed it first: try again
     }
   }
   held.add(path);
