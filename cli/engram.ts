@@ -167,6 +167,8 @@ let stopExitCode = 130;
  */
 function interruptSignal(): AbortSignal {
   const controller = new AbortController();
+  // After SIGHUP the terminal may be gone: a failed write to it must not end the run before its checkpoint.
+  process.stderr.on('error', () => {});
   for (const [name, code] of Object.entries(signalExitCodes)) {
     process.on(name, () => {
       if (controller.signal.aborted) process.exit(code);
