@@ -10,12 +10,18 @@
 // Configuration precedence: built-in defaults <- --config file <- flags. Every value is checked
 // (zod); an invalid one stops the command with every problem listed and exit status 2.
 // Progress goes to stderr (a bar on a terminal, lines otherwise); results to stdout.
+//
+// Exit status: 0 done; 2 a problem with what was asked (options, files, a run directory in use,
+// a non-finite loss), as one line `engram: <problem and what to do>` (a config's problems listed
+// below it); 1 an internal error (a bug: `engram: internal error: ...`); 130 / 143 / 129 after
+// SIGINT / SIGTERM / SIGHUP: the run stops after its current step and checkpoints first (a second
+// signal exits at once). Stack traces only with --debug or ENGRAM_DEBUG=1.
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { z } from 'zod';
 import {
-  EngramError, modelKinds, taskNames,
+  EngramError, checkDepth, modelKinds, taskNames,
   resolveTrainConfig, parseWith, deepMerge, setPath, describeMetrics, formatDuration,
   Trainer, hasCheckpoint, readCheckpointMeta, loadRun, runName,
   runExperiment, parseRecipe, builtinRecipes, defaultRecipe,
@@ -56,6 +62,7 @@ const configFlags: ConfigFlag[] = [
   { flags: '--eval-batches <n>', path: 'train.evalBatches', description: 'held-out batches per task evaluation' },
   { flags: '--checkpoint-every <n>', path: 'train.checkpointEvery', description: 'steps between checkpoints (0: at the end only)' },
   { flags: '--threads <n>', path: 'train.threads', description: "ATen threads (0: libtorch's choice)" },
+  { flags: '--on-nan <what>', path: 'train.nonFinite', description: "a step with a NaN / infinite loss: 'stop' the run (default; the last checkpoint is kept) or 'skip' the batch" },
   { flags: '--optimizer <name>', path: 'optim.optimizer', description: "'adam' or 'adamw'" },
   { flags: '--lr <x>', path: 'optim.lr', description: 'learning rate' },
   { flags: '--weight-decay <x>', path: 'optim.weightDecay', description: 'weight decay' },
@@ -118,13 +125,20 @@ function flagOverrides(opts: Record<string, unknown>): Record<string, unknown> {
   return o;
 }
 
-function readJson(path: string, what: string): unknown {
+/** A JSON file that must hold an object (a configuration or a recipe). */
+function readJson(path: string, what: string): Record<string, unknown> {
   if (!existsSync(path)) throw new EngramError(`${what}: no such file ${path}`, 'io');
+  let value: unknown;
   try {
-    return JSON.parse(readFileSync(path, 'utf8'));
+    value = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
-    throw new EngramError(`${what}: ${path} is not valid JSON: ${(e as Error).message}`, 'config');
+    throw new EngramError(`${what}: ${path} is not valid JSON: ${(e as Error).message.split('\n')[0]}`, 'config');
   }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new EngramError(`${what}: ${path} must hold a JSON object ({ ... }), not ${value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`}`, 'config');
+  }
+  checkDepth(value, `${what}: ${path}`);
+  return value as Record<string, unknown>;
 }
 
 /** Adds a flag hint to config error lines: '  - optim.lr: ...' -> '  - optim.lr (--lr): ...'. */
@@ -141,14 +155,28 @@ function progressMode(v: unknown): ProgressMode {
   return parseWith(z.enum(['auto', 'bar', 'lines', 'none']), v, 'invalid option value', () => '--progress');
 }
 
-/** Aborts on the first Ctrl-C (the run checkpoints and stops); a second one exits at once. */
+/** Exit status after a stop signal, by the shell's convention 128 + the signal's number. */
+const signalExitCodes = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
+/** The exit status of the signal that stopped the command (130 until one arrives). */
+let stopExitCode = 130;
+
+/**
+ * Aborts on the first SIGINT (Ctrl-C), SIGTERM (kill, schedulers) or SIGHUP (a closed terminal):
+ * the run checkpoints after its current step and stops. A second signal exits at once (the run
+ * directory's lock is released by its exit hook; the previous checkpoint stays intact).
+ */
 function interruptSignal(): AbortSignal {
   const controller = new AbortController();
-  process.on('SIGINT', () => {
-    if (controller.signal.aborted) process.exit(130);
-    process.stderr.write('\nstopping after this step (Ctrl-C again to quit now)...\n');
-    controller.abort();
-  });
+  // After SIGHUP the terminal may be gone: a failed write to it must not end the run before its checkpoint.
+  process.stderr.on('error', () => {});
+  for (const [name, code] of Object.entries(signalExitCodes)) {
+    process.on(name, () => {
+      if (controller.signal.aborted) process.exit(code);
+      stopExitCode = code;
+      process.stderr.write(`\n${name}: stopping after this step (${name === 'SIGINT' ? 'Ctrl-C' : 'the signal'} again to quit now)...\n`);
+      controller.abort();
+    });
+  }
   return controller.signal;
 }
 
@@ -169,25 +197,32 @@ async function trainCommand(opts: Record<string, unknown>): Promise<void> {
   const progress = progressMode(opts.progress);
   let base: unknown = {};
   const runDirFlag = opts.out as string | undefined;
-  if (opts.resume && runDirFlag && hasCheckpoint(runDirFlag)) base = (await readCheckpointMeta(runDirFlag)).config;
-  if (opts.config) base = deepMerge(base, readJson(opts.config as string, '--config'));
-  const config = resolveTrainConfig(deepMerge(base, flagOverrides(opts)));
+  if (opts.resume && opts.overwrite) throw new EngramError('--resume and --overwrite exclude each other (continue the run, or replace it)', 'config');
+  const fromFile = opts.config ? readJson(opts.config as string, '--config') : {};
+  if (opts.resume) {
+    const dir = runDirFlag ?? defaultRunDir(resolveTrainConfig(deepMerge(fromFile, flagOverrides(opts))));
+    if (!hasCheckpoint(dir)) throw new EngramError(`cannot resume: ${dir} has no checkpoint.json; nothing was changed (start a new run without --resume${existsSync(dir) ? ', adding --overwrite to replace what is there' : ''})`, 'io');
+    base = (await readCheckpointMeta(dir)).config;
+  }
+  base = deepMerge(base, fromFile);
+  const merged = deepMerge(base, flagOverrides(opts)) as Record<string, unknown>;
+  // `--source-length 16` alone: task options over the default task (not a data section without a kind)
+  const data = merged.data as Record<string, unknown> | undefined;
+  if (data && typeof data === 'object' && !Array.isArray(data) && !('kind' in data)) merged.data = deepMerge(resolveTrainConfig({}).data, data);
+  const config = resolveTrainConfig(merged);
   if (opts.printConfig) {
     out(JSON.stringify(config, null, 2));
     return;
   }
   const runDir = runDirFlag ?? defaultRunDir(config);
-  if (!opts.resume && hasCheckpoint(runDir)) {
-    throw new EngramError(`${runDir} already holds a run: add --resume to continue it, or choose another directory with --out`, 'config');
-  }
-  const trainer = await Trainer.create(config, { runDir, resume: Boolean(opts.resume), progress, signal: interruptSignal() });
+  const trainer = await Trainer.create(config, { runDir, resume: Boolean(opts.resume), overwrite: Boolean(opts.overwrite), progress, signal: interruptSignal() });
   try {
     process.stderr.write(`${trainer.step > 0 ? `resuming at step ${trainer.step}` : 'training'}: ${config.model.kind}, ${trainer.model.numParameters()} parameters; ` +
       `${trainer.objective.describe()}; ${config.train.steps} steps of ${config.train.batchSize}; run directory ${runDir}\n`);
     const r = await trainer.run();
     if (r.aborted) {
       out(`stopped at step ${r.step}/${config.train.steps}; continue with: engram train --out ${runDir} --resume`);
-      process.exitCode = 130;
+      process.exitCode = stopExitCode;
       return;
     }
     out(`step ${r.step}: ${r.finalEval ? describeMetrics(r.finalEval) : ''}`);
@@ -198,9 +233,9 @@ async function trainCommand(opts: Record<string, unknown>): Promise<void> {
 }
 
 const evalSchema = z.strictObject({
-  batches: z.number().int().positive().optional(),
+  batches: z.number().int().positive().max(1_000_000).optional(),
   seed: z.number().int().optional(),
-  segments: z.number().int().positive().optional(),
+  segments: z.number().int().positive().max(1_000_000).optional(),
   split: z.enum(['valid', 'test']).default('valid'),
   json: z.boolean().default(false),
 });
@@ -221,11 +256,11 @@ async function evalCommand(runDir: string, raw: Record<string, unknown>): Promis
 
 const generateSchema = z.strictObject({
   prompt: z.string().default(''),
-  length: z.number().int().positive().default(200),
+  length: z.number().int().positive().max(1_000_000).default(200),
   temperature: z.number().min(0).optional(),
   topK: z.number().int().min(0).default(0),
   seed: z.number().int().default(0),
-  samples: z.number().int().positive().default(5),
+  samples: z.number().int().positive().max(100_000).default(5),
 });
 
 async function generateCommand(runDir: string, raw: Record<string, unknown>): Promise<void> {
@@ -240,7 +275,7 @@ async function generateCommand(runDir: string, raw: Record<string, unknown>): Pr
 
 const inspectSchema = z.strictObject({
   text: z.string().min(1).optional(),
-  length: z.number().int().positive().default(512),
+  length: z.number().int().positive().max(1 << 20).default(512),
   offset: z.number().int().min(0).default(0),
   seed: z.number().int().default(0),
   attention: z.enum(['all', 'last', 'none']).default('last'),
@@ -326,12 +361,14 @@ function buildProgram(): Command {
   const program = new Command('engram')
     .description('Memory-augmented transformers on libtorch: train, evaluate, sample, compare')
     .showHelpAfterError('(add --help for usage)')
+    .option('--debug', 'print the stack trace of an error (also ENGRAM_DEBUG=1)')
     .exitOverride();
 
   addConfigFlags(program.command('train')
     .description('train a model on a task or a corpus; writes a run directory (log.jsonl, checkpoints, result.json)')
     .option('--out <dir>', 'run directory (default runs/<data>-<model>)')
     .option('--resume', "continue the run in --out from its checkpoint (its configuration is the base)")
+    .option('--overwrite', "replace the run already in --out (removes its checkpoints, log.jsonl, result.json, config.json, inspect/; keeps other files)")
     .option('--print-config', 'print the resolved configuration and exit')
     .addOption(progressOption()))
     .addHelpText('after', `
@@ -403,12 +440,19 @@ async function main(): Promise<void> {
       process.exitCode = e.exitCode === 0 ? 0 : 2;
       return;
     }
-    if (e instanceof EngramError && (e.kind === 'config' || e.kind === 'io')) {
-      process.stderr.write(`engram: ${withFlagHints(e.message)}\n`);
+    const debug = process.argv.includes('--debug') || process.env.ENGRAM_DEBUG === '1';
+    const trace = debug && e instanceof Error && e.stack ? `${e.stack}\n` : '';
+    if (e instanceof EngramError) {
+      // One line; a configuration's problems follow as '  - ' lines. libtorch's own traces are dropped.
+      const [first, ...rest] = withFlagHints(e.message).split('\n');
+      const list = rest.filter((l) => /^\s+- /.test(l));
+      process.stderr.write(`engram: ${[first, ...list].join('\n')}\n${trace}`);
       process.exitCode = 2;
       return;
     }
-    process.stderr.write(`engram: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    // Not one of ours: a bug, exit 1 (scripts can tell it from a problem with their input, exit 2).
+    const message = (e instanceof Error ? e.message : String(e)).split('\n')[0];
+    process.stderr.write(`engram: internal error: ${message}${trace ? '' : ' (run with --debug for the trace)'}\n${trace}`);
     process.exitCode = 1;
   }
 }

@@ -77,7 +77,7 @@ test('train, then eval and generate from the run directory', () => {
   assert.ok(existsSync(join(dir, 'run', 'checkpoint.json')));
   const again = engram(['train', '--task', 'copy', '--out', 'run'], dir);
   assert.equal(again.status, 2);
-  assert.match(again.stderr, /already holds a run: add --resume/);
+  assert.match(again.stderr, /already holds a run .*: resume it \(--resume\)/);
   const e = engram(['eval', 'run', '--json'], dir);
   assert.equal(e.status, 0, e.stderr);
   const metrics = JSON.parse(e.stdout) as { step: number; accuracy: number };

@@ -19,7 +19,7 @@
 // Tensors are ordered as the reference implementation orders them (widest dtype first, then by
 // name), so every tensor's data is aligned to its element size in the file.
 import { randomBytes } from 'node:crypto';
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { native } from './native.js';
@@ -436,6 +436,22 @@ async function writeAll(fh: FileHandle, data: Uint8Array): Promise<void> {
     const { bytesWritten } = await fh.write(data, done, Math.min(data.length - done, 1 << 30));
     done += bytesWritten;
   }
+}
+
+/** Names writeFileAtomic gives its temporary files: .<name>.<pid>.<12 hex>.tmp */
+const TEMP_FILE = /^\..+\.\d+\.[0-9a-f]{12}\.tmp$/;
+
+/**
+ * @internal Removes the temporary files that writes killed midway left in dir (a SIGKILL gives
+ * writeFileAtomic no chance to clean up). Call it only when no other process writes into dir
+ * (a run directory under its lock). Returns the names removed.
+ */
+export async function removeTempFiles(dir: string): Promise<string[]> {
+  const removed: string[] = [];
+  for (const f of await readdir(dir).catch(() => [] as string[])) {
+    if (TEMP_FILE.test(f) && (await unlink(join(dir, f)).then(() => true, () => false))) removed.push(f);
+  }
+  return removed;
 }
 
 /**

@@ -12,15 +12,23 @@
 // Both are written atomically (temporary file, fsync, rename). The JSON is written last and is the
 // commit point: a crash before it leaves the previous checkpoint intact; older tensor files are
 // removed only after it.
+//
+// Trust on load: checkpoint.json is checked with a schema (its config re-resolved as a new run's
+// would be, the tensor file a plain name inside the run directory), the tensor file against the
+// SHA-256 recorded in the JSON, and the JSON's config and model against the copies in the tensor
+// file's metadata. Any mismatch is an EngramError of kind 'io' naming the file. Checkpoints from
+// before checksums (no tensorsSha256) still load, unchecked by hash.
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync } from 'node:fs';
 import { readdir, readFile, unlink } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { EngramError, loadSafetensors, saveSafetensors, type Tensor } from '../tensor/index.js';
+import { z } from 'zod';
+import { EngramError, loadSafetensors, readSafetensorsHeader, saveSafetensors, type Tensor } from '../tensor/index.js';
 import { writeFileAtomic } from '../tensor/serialize.js';
 import type { ModelConfig, MemoryState } from '../models/index.js';
 import type { LrSchedulerState, OptimizerStateDict, ReduceLROnPlateauState } from '../optim/index.js';
 import type { StreamPosition } from '../tasks/stream.js';
-import type { TrainConfig } from './config.js';
+import { canonicalJson, resolveTrainConfig, type TrainConfig } from './config.js';
 import type { Metrics } from './metrics.js';
 
 export const CHECKPOINT_FILE = 'checkpoint.json';
@@ -49,8 +57,42 @@ export interface CheckpointMeta {
   /** Highest C-heap bytes sampled at the end of a forward pass so far (null: unknown). */
   peakHeapBytes?: number | null;
   tensorsFile: string;
+  /** SHA-256 (hex) of the tensor file; absent in checkpoints written before checksums. */
+  tensorsSha256?: string;
   savedAt: string;
 }
+
+const count = z.number().int().min(0);
+const metricsSchema = z.record(z.string(), z.number().nullable()).nullable();
+
+/** What checkpoint.json must hold; the config is re-resolved separately (resolveTrainConfig). */
+const metaSchema = z.object({
+  format: z.literal('engram-checkpoint'),
+  version: z.literal(1),
+  step: count,
+  config: z.record(z.string(), z.unknown()),
+  modelConfig: z.looseObject({ kind: z.string() }),
+  vocab: z.string().nullable(),
+  optimizer: z.looseObject({ kind: z.string(), stepCount: count, groups: z.array(z.record(z.string(), z.unknown())), steps: z.record(z.string(), count) }),
+  scheduler: z.looseObject({ lastStep: count, baseLrs: z.array(z.number()) }),
+  plateau: z.object({
+    state: z.looseObject({ best: z.number().nullable(), numBadEpochs: count, cooldownCounter: count, lastEpoch: z.number().int() }),
+    scale: z.number().positive(),
+  }).nullable(),
+  data: z.object({
+    taskRng: z.array(z.number().int()).optional(),
+    stream: z.looseObject({ epoch: count, step: count, batchSize: count, segmentLength: count, streamLength: count }).optional(),
+  }),
+  carry: z.record(z.string(), z.union([z.null(), z.literal('tensor'), z.object({ list: count })])).nullable(),
+  lastEval: metricsSchema,
+  bestEval: metricsSchema,
+  elapsed: z.number().min(0),
+  peakHeapBytes: z.number().nullable().optional(),
+  // a plain file name: the tensors live in the run directory, never elsewhere
+  tensorsFile: z.string().regex(/^(?!\.)[^/\\]+\.safetensors$/, 'a file name in the run directory, ending in .safetensors'),
+  tensorsSha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  savedAt: z.string(),
+});
 
 export function hasCheckpoint(dir: string): boolean {
   return existsSync(join(dir, CHECKPOINT_FILE));
@@ -88,9 +130,8 @@ export function unflattenState(tensors: Record<string, Tensor>, layout: CarryLay
 }
 
 /** Writes a checkpoint (tensors, then the JSON commit point) and removes older tensor files. */
-export async function saveCheckpoint(dir: string, meta: Omit<CheckpointMeta, 'tensorsFile' | 'savedAt' | 'format' | 'version'>, tensors: Record<string, Tensor>): Promise<string> {
+export async function saveCheckpoint(dir: string, meta: Omit<CheckpointMeta, 'tensorsFile' | 'tensorsSha256' | 'savedAt' | 'format' | 'version'>, tensors: Record<string, Tensor>): Promise<string> {
   const tensorsFile = `checkpoint-${meta.step}.safetensors`;
-  const full: CheckpointMeta = { format: 'engram-checkpoint', version: 1, ...meta, tensorsFile, savedAt: new Date().toISOString() };
   await saveSafetensors(join(dir, tensorsFile), tensors, {
     format: 'engram-checkpoint',
     step: String(meta.step),
@@ -98,6 +139,9 @@ export async function saveCheckpoint(dir: string, meta: Omit<CheckpointMeta, 'te
     modelConfig: JSON.stringify(meta.modelConfig),
     ...(meta.vocab !== null ? { vocab: meta.vocab } : {}),
   });
+  // Hashed as it lies on disk (read back from the page cache): what a load will find.
+  const tensorsSha256 = await sha256File(join(dir, tensorsFile), 'saveCheckpoint');
+  const full: CheckpointMeta = { format: 'engram-checkpoint', version: 1, ...meta, tensorsFile, tensorsSha256, savedAt: new Date().toISOString() };
   const json = Buffer.from(`${JSON.stringify(full, null, 2)}\n`);
   await writeFileAtomic(join(dir, CHECKPOINT_FILE), async (fh) => { await fh.writeFile(json); }, 'saveCheckpoint');
   for (const f of await readdir(dir)) {
@@ -106,25 +150,79 @@ export async function saveCheckpoint(dir: string, meta: Omit<CheckpointMeta, 'te
   return join(dir, tensorsFile);
 }
 
-export async function readCheckpointMeta(dir: string): Promise<CheckpointMeta> {
-  const path = join(dir, CHECKPOINT_FILE);
-  let meta: CheckpointMeta;
+/** SHA-256 (hex) of a file, read in chunks. */
+export async function sha256File(path: string, op = 'sha256File'): Promise<string> {
+  const hash = createHash('sha256');
   try {
-    meta = JSON.parse(await readFile(path, 'utf8')) as CheckpointMeta;
+    for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   } catch (e) {
-    throw new EngramError(`no readable checkpoint in ${dir}: ${(e as Error).message}`, 'io', 'loadCheckpoint');
+    throw new EngramError(`${op}: cannot read ${path}: ${(e as Error).message}`, 'io', op);
   }
-  if (meta.format !== 'engram-checkpoint' || meta.version !== 1) {
-    throw new EngramError(`${path} is not an Engram checkpoint (format ${String(meta.format)}, version ${String(meta.version)})`, 'io', 'loadCheckpoint');
-  }
-  return meta;
+  return hash.digest('hex');
 }
 
-/** The checkpoint of a run directory: its metadata and its tensors (the caller owns them). */
+/** checkpoint.json of a run directory, checked (schema, config) but without reading the tensors. */
+export async function readCheckpointMeta(dir: string): Promise<CheckpointMeta> {
+  const path = join(dir, CHECKPOINT_FILE);
+  const op = 'loadCheckpoint';
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(path, 'utf8'));
+  } catch (e) {
+    throw new EngramError(`no readable checkpoint in ${dir}: ${(e as Error).message}`, 'io', op);
+  }
+  const fields = raw as { format?: unknown; version?: unknown } | null;
+  if (fields === null || typeof fields !== 'object' || fields.format !== 'engram-checkpoint' || fields.version !== 1) {
+    throw new EngramError(`${path} is not an Engram checkpoint (format ${show(fields?.format)}, version ${show(fields?.version)})`, 'io', op);
+  }
+  const r = metaSchema.safeParse(raw);
+  if (!r.success) {
+    const problems = r.error.issues.map((i) => `${i.path.map(String).join('.') || '(top)'}: ${i.message}`);
+    throw new EngramError(`${path} is damaged (${problems.slice(0, 3).join('; ')}${problems.length > 3 ? '; ...' : ''}); restore it from a backup or start a new run`, 'io', op);
+  }
+  let config: TrainConfig;
+  try {
+    config = resolveTrainConfig(r.data.config);
+  } catch (e) {
+    const message = e instanceof EngramError ? e.message.replace(/\n\s*/g, ' ') : String(e);
+    throw new EngramError(`${path} holds a configuration Engram cannot use (${message}); restore it from a backup or start a new run`, 'io', op);
+  }
+  return { ...(r.data as unknown as CheckpointMeta), config };
+}
+
+/** The checkpoint of a run directory: its metadata and its verified tensors (the caller owns them). */
 export async function loadCheckpoint(dir: string): Promise<{ meta: CheckpointMeta; tensors: Record<string, Tensor> }> {
   const meta = await readCheckpointMeta(dir);
-  const tensors = await loadSafetensors(join(dir, meta.tensorsFile));
+  const op = 'loadCheckpoint';
+  const file = join(dir, meta.tensorsFile);
+  if (!existsSync(file)) throw new EngramError(`${join(dir, CHECKPOINT_FILE)} names ${meta.tensorsFile}, which is missing; restore it from a backup or start a new run`, 'io', op);
+  if (meta.tensorsSha256 !== undefined) {
+    const actual = await sha256File(file, op);
+    if (actual !== meta.tensorsSha256) {
+      throw new EngramError(`${file} is corrupt: its SHA-256 differs from the one recorded in ${CHECKPOINT_FILE}; restore it from a backup or start a new run`, 'io', op);
+    }
+  }
+  // The tensor file carries its own copy of the config and model: checkpoint.json must agree.
+  const { metadata } = await readSafetensorsHeader(file);
+  const raw = JSON.parse(await readFile(join(dir, CHECKPOINT_FILE), 'utf8')) as { config: unknown };
+  for (const [key, value] of [['config', raw.config], ['modelConfig', meta.modelConfig], ['step', String(meta.step)]] as const) {
+    const saved = metadata[key];
+    if (saved === undefined) continue;
+    let same: boolean;
+    try {
+      same = key === 'step' ? saved === value : canonicalJson(JSON.parse(saved)) === canonicalJson(value);
+    } catch {
+      same = false;
+    }
+    if (!same) throw new EngramError(`${join(dir, CHECKPOINT_FILE)} disagrees with ${meta.tensorsFile} on ${key}; restore it from a backup or start a new run`, 'io', op);
+  }
+  const tensors = await loadSafetensors(file);
   return { meta, tensors };
+}
+
+function show(v: unknown): string {
+  const s = JSON.stringify(v);
+  return s === undefined ? String(v) : s.length > 40 ? `${s.slice(0, 37)}...` : s;
 }
 
 /** Tensors whose names start with prefix, with the prefix removed. */

@@ -16,18 +16,32 @@ import { makeTask, taskNames, type TaskName } from '../tasks/registry.js';
 
 const positiveInt = z.number().int().positive();
 const nonNegativeInt = z.number().int().min(0);
+/**
+ * Upper bounds: generous for real use, but they stop an absurd value (a typo, `1e12`) before
+ * anything is allocated, with a message naming the option instead of a crash or a hang.
+ */
+export const LIMITS = {
+  layers: 1024, dModel: 65_536, heads: 4096, dInner: 262_144, memory: 1 << 20,
+  steps: 1e9, batchSize: 65_536, segmentsPerStep: 65_536, evalBatches: 1_000_000, threads: 1024, segmentLength: 1 << 16,
+  /** Elements of one activation, batch × (segment + memory) × dModel (2^32 floats: 16 GiB). */
+  activation: 2 ** 32,
+  /** Tokens of one step's batch (the task batch or the LM unroll), batch × segments × segment. */
+  batchTokens: 2 ** 28,
+  /** Elements of one layer's attention scores, batch × heads × segment × (segment + memory). */
+  attention: 2 ** 34,
+} as const;
 /** A memory size: a number, or relative to the segment length: 'segment' or 'segment/N' (rounded down, at least 1). */
-const memorySize = z.union([nonNegativeInt, z.string().regex(/^segment(\/[1-9]\d*)?$/, "a number, 'segment' or 'segment/N'")]);
+const memorySize = z.union([nonNegativeInt.max(LIMITS.memory), z.string().regex(/^segment(\/[1-9]\d*)?$/, "a number, 'segment' or 'segment/N'")]);
 type MemorySize = z.output<typeof memorySize>;
 const resolveSize = (size: MemorySize, segmentLength: number): number =>
   typeof size === 'number' ? size : Math.max(1, Math.floor(segmentLength / Number(size.split('/')[1] ?? 1)));
 
 export const modelSchema = z.strictObject({
   kind: z.enum(modelKinds as [string, ...string[]]).default('transformer'),
-  layers: positiveInt.default(2),
-  dModel: positiveInt.default(64),
-  heads: positiveInt.default(4),
-  dInner: positiveInt.default(128),
+  layers: positiveInt.max(LIMITS.layers).default(2),
+  dModel: positiveInt.max(LIMITS.dModel).default(64),
+  heads: positiveInt.max(LIMITS.heads).default(4),
+  dInner: positiveInt.max(LIMITS.dInner).default(128),
   dropout: z.number().min(0).lt(1).default(0),
   norm: z.enum(['post', 'pre']).default('post'),
   /** Each position's input also embeds the token before it in its segment (nn TokenEmbedding). */
@@ -54,7 +68,7 @@ const lmDataSchema = z.strictObject({
   /** 'tinyshakespeare', 'brown', or the path of a UTF-8 text file. */
   corpus: z.string().min(1).default('tinyshakespeare'),
   /** Tokens per segment M. */
-  segmentLength: positiveInt.default(64),
+  segmentLength: positiveInt.max(LIMITS.segmentLength).default(64),
   /** Fraction of the text held out for validation (the tail; a test split of the same size follows it). */
   validFraction: z.number().gt(0).lt(0.5).default(0.05),
   /** Evaluate on at most this many validation tokens (0: the whole split). */
@@ -65,13 +79,13 @@ export const dataSchema = z.discriminatedUnion('kind', [taskDataSchema, lmDataSc
   error: (issue) => (issue.code === 'invalid_union' ? "data.kind must be 'task' or 'lm'" : undefined),
 });
 
-const bpttSchema = z.union([nonNegativeInt, z.literal('all')], {
-  error: 'must be a non-negative integer or "all"',
+const bpttSchema = z.union([nonNegativeInt.max(LIMITS.segmentsPerStep), z.literal('all')], {
+  error: `must be an integer in [0, ${LIMITS.segmentsPerStep}] or "all"`,
 });
 
 export const trainSchema = z.strictObject({
-  steps: positiveInt.default(1000),
-  batchSize: positiveInt.default(32),
+  steps: positiveInt.max(LIMITS.steps).default(1000),
+  batchSize: positiveInt.max(LIMITS.batchSize).default(32),
   /**
    * Segments gradients run back through the carried state (SPEC §6): the state entering segment
    * τ of an n-segment unroll is detached when τ < n - k. 'all' (tasks only): the whole sample.
@@ -85,11 +99,18 @@ export const trainSchema = z.strictObject({
   /** Evaluate every N steps and at the end (0: only at the end). */
   evalEvery: nonNegativeInt.default(100),
   /** Held-out batches per task evaluation. */
-  evalBatches: positiveInt.default(4),
+  evalBatches: positiveInt.max(LIMITS.evalBatches).default(4),
   /** Checkpoint every N steps and at the end (0: only at the end). */
   checkpointEvery: nonNegativeInt.default(200),
   /** ATen threads (0: leave libtorch's choice). */
-  threads: nonNegativeInt.default(0),
+  threads: nonNegativeInt.max(LIMITS.threads).default(0),
+  /**
+   * A step whose loss is NaN or infinite: 'stop' the run with an error (the last checkpoint, taken
+   * before, is kept), or 'skip' the batch (no optimiser step; counted in the log). Default
+   * 'stop'; left out of the resolved config when not given, so that configurations saved before
+   * this option existed still compare equal (experiment reruns).
+   */
+  nonFinite: z.enum(['stop', 'skip']).optional(),
 });
 
 export const plateauSchema = z.strictObject({
@@ -217,11 +238,31 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> =>
  * data.kind replaces the whole data section (a task's options make no sense for a corpus).
  */
 export function deepMerge<T>(a: T, b: unknown): T {
+  checkDepth(a, 'deepMerge');
+  checkDepth(b, 'deepMerge');
+  return merge(a, b);
+}
+
+function merge<T>(a: T, b: unknown): T {
   if (!isPlainObject(a) || !isPlainObject(b)) return (b === undefined ? a : structuredClone(b)) as T;
   if ('kind' in a && 'kind' in b && a.kind !== b.kind && ('name' in a || 'corpus' in a)) return structuredClone(b) as T;
   const out: Record<string, unknown> = { ...a };
-  for (const [k, v] of Object.entries(b)) out[k] = k in out ? deepMerge(out[k], v) : structuredClone(v);
+  for (const [k, v] of Object.entries(b)) out[k] = k in out ? merge(out[k], v) : structuredClone(v);
   return out as T;
+}
+
+/** Configurations nest a few levels; deeper input is a mistake (and would overflow the stack). */
+export const MAX_CONFIG_DEPTH = 32;
+
+/** Throws a config error when objects / arrays in value nest deeper than MAX_CONFIG_DEPTH (iterative). */
+export function checkDepth(value: unknown, what: string): void {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (depth >= MAX_CONFIG_DEPTH) throw new EngramError(`${what}: the configuration nests deeper than ${MAX_CONFIG_DEPTH} levels; a configuration is { model, data, train, optim } with a few levels inside`, 'config', what);
+    for (const x of Object.values(v)) stack.push([x, depth + 1]);
+  }
 }
 
 /** JSON with object keys sorted: equal for equal configurations whatever the order keys were set in. */
@@ -257,26 +298,44 @@ export function memoryDefaults(model: { kind: string; memLen?: MemorySize | unde
  * the rules that tie sections together (LM needs a numeric BPTT depth).
  */
 export function resolveTrainConfig(input: unknown = {}): TrainConfig {
+  if (!isPlainObject(input)) throw new EngramError(`invalid config: expected an object { model, data, train, optim }, got ${show(input)}`, 'config');
+  checkDepth(input, 'invalid config');
   const parsed = parseWith(trainConfigSchema, input, 'invalid config');
   const isLm = parsed.data.kind === 'lm';
   const bpttDepth = parsed.train.bpttDepth ?? (isLm ? 0 : 'all');
   if (isLm && bpttDepth === 'all') {
     throw new EngramError("invalid config:\n  - train.bpttDepth: language modelling needs a number of segments (an unroll is bpttDepth + 1 segments), not 'all'", 'config');
   }
-  let segmentLength: number;
+  let segmentLength: number, numSegments: number;
   if (parsed.data.kind === 'task') {
     try {
-      segmentLength = makeTask(parsed.data.name as TaskName, parsed.data.options as never).segmentLength; // checks the task's options
+      ({ segmentLength, numSegments } = makeTask(parsed.data.name as TaskName, parsed.data.options as never)); // checks the task's options
     } catch (e) {
       if (e instanceof EngramError) throw new EngramError(`invalid config:\n  - data.options: ${e.message}`, 'config');
       throw e;
     }
   } else {
     segmentLength = parsed.data.segmentLength;
+    numSegments = (bpttDepth as number) + 1;
   }
   if (parsed.optim.decay === 'cosine' && parsed.optim.warmupSteps >= parsed.train.steps) {
     throw new EngramError(`invalid config:\n  - optim.warmupSteps (${parsed.optim.warmupSteps}) must be < train.steps (${parsed.train.steps}) with cosine decay`, 'config');
   }
   const model = { ...parsed.model, ...memoryDefaults(parsed.model, segmentLength) };
+  checkSizes(model, parsed.train.batchSize, segmentLength, numSegments);
   return { ...parsed, model, train: { ...parsed.train, bpttDepth } } as TrainConfig;
+}
+
+/** Products of sizes that stop absurd allocations before a model or a batch exists. */
+function checkSizes(model: { dModel: number; heads: number; memLen: number; numMemTokens: number }, batchSize: number, segmentLength: number, numSegments: number): void {
+  const problems: string[] = [];
+  if (segmentLength > LIMITS.segmentLength) problems.push(`data: segments of ${segmentLength} tokens; at most ${LIMITS.segmentLength} (use more segments)`);
+  const tokens = batchSize * numSegments * segmentLength;
+  if (tokens > LIMITS.batchTokens) problems.push(`train.batchSize × segments × segment = ${batchSize} × ${numSegments} × ${segmentLength} exceeds ${LIMITS.batchTokens} tokens a step; make one of them smaller`);
+  const width = segmentLength + model.memLen + model.numMemTokens;
+  const activation = batchSize * width * model.dModel;
+  if (activation > LIMITS.activation) problems.push(`train.batchSize × (segment + memory) × model.dModel = ${batchSize} × ${width} × ${model.dModel} exceeds ${LIMITS.activation} elements; make one of them smaller`);
+  const attention = batchSize * model.heads * (segmentLength + model.numMemTokens) * width;
+  if (attention > LIMITS.attention) problems.push(`train.batchSize × model.heads × segment × (segment + memory) = ${batchSize} × ${model.heads} × ${segmentLength + model.numMemTokens} × ${width} exceeds ${LIMITS.attention} attention scores; make one of them smaller`);
+  if (problems.length) throw new EngramError(`invalid config:\n${problems.map((p) => `  - ${p}`).join('\n')}`, 'config');
 }

@@ -172,7 +172,7 @@ export async function runExperiment(recipeInput: Recipe | RecipeInput, options: 
     }
     log(`${counter} ${label}: ${status === 'resumed' ? 'resuming from its checkpoint' : 'training'} (${cell.dir})`);
     const r = await train(cell.config, {
-      runDir: cell.dir, resume: true, progress: options.progress ?? 'none', label,
+      runDir: cell.dir, resume: true, overwrite: true, progress: options.progress ?? 'none', label, // a cell's folder is the experiment's own
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.onEvent ? { onEvent: (e: TrainEvent) => options.onEvent!(cell, e) } : {}),
     });

@@ -12,3 +12,4 @@ export * from './generate.js';
 export * from './plot.js';
 export * from './experiment.js';
 export * from './recipes.js';
+export { LOCK_FILE, lockRunDir, removeRunFiles, runDirEntries, type RunLock, type LockHolder } from './run-dir.js';

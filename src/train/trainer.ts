@@ -13,8 +13,8 @@
 // Shapes: B batch, M segment length, T = numSegments * M, V vocabulary.
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { EngramError, heapBytes, manualSeed, setNumThreads, type Tensor } from '../tensor/index.js';
-import { writeFileAtomic } from '../tensor/serialize.js';
+import { EngramError, heapBytes, manualSeed, setNumThreads, tidy, type Tensor } from '../tensor/index.js';
+import { removeTempFiles, writeFileAtomic } from '../tensor/serialize.js';
 import { Adam, AdamW, clipGradNorm, constantLr, cosineDecay, LrScheduler, ReduceLROnPlateau, weightDecayGroups, withWarmup, type AdamOptions, type Schedule } from '../optim/index.js';
 import { createModel, resolveModelConfig, type MemoryState, type ModelConfig, type SegmentModel } from '../models/index.js';
 import { canonicalJson, resolveTrainConfig, type TrainConfig, type TrainConfigInput } from './config.js';
@@ -22,6 +22,7 @@ import { addCounts, emptyCounts, summarize, type Metrics } from './metrics.js';
 import { createObjective, headline, isBetter, type HeadlineMetric, type Objective, type StepStats } from './objective.js';
 import { flattenState, hasCheckpoint, loadCheckpoint, saveCheckpoint, unflattenState, withPrefix, type CheckpointMeta } from './checkpoint.js';
 import { createProgress, type ProgressMode, type ProgressReporter } from './progress.js';
+import { describeEntries, lockRunDir, removeRunFiles, runDirEntries, type RunLock } from './run-dir.js';
 
 export const LOG_FILE = 'log.jsonl';
 export const RESULT_FILE = 'result.json';
@@ -30,8 +31,14 @@ export const CONFIG_FILE = 'config.json';
 export interface TrainOptions {
   /** Where the log, checkpoints and result go; null: nothing is written (no checkpoints, no resume). */
   runDir?: string | null;
-  /** Continue from runDir's checkpoint when there is one (else start fresh). */
+  /**
+   * Continue from runDir's checkpoint when there is one; else start fresh, which needs runDir to
+   * be empty (or `overwrite`): a directory holding a run but no readable checkpoint.json is an
+   * error, never silently replaced.
+   */
   resume?: boolean;
+  /** A fresh run may replace the run already in runDir (removes Engram's files of it, run-dir.ts). */
+  overwrite?: boolean;
   /** Stops the run between steps; a checkpoint is written first when there is a runDir. */
   signal?: AbortSignal;
   /** Progress for people (default 'none'): a bar on a TTY, plain lines otherwise with 'auto'. */
@@ -55,6 +62,8 @@ export type LogRecord =
   | ({ type: 'eval'; step: number; lr: number; diagnostics: ReturnType<SegmentModel['diagnostics']> } & Metrics)
   | { type: 'checkpoint'; step: number; file: string }
   | { type: 'abort'; step: number; time: string }
+  | { type: 'skip'; step: number; loss: number | null }
+  | { type: 'nonfinite'; step: number; loss: number | null; time: string }
   | { type: 'end'; step: number; time: string; elapsed: number };
 
 export interface TrainResult {
@@ -84,6 +93,8 @@ export interface TrainResult {
   peakHeapBytes: number | null;
   /** Training loss of every step taken by this call, in order. */
   losses: { step: number; loss: number }[];
+  /** Batches skipped by this call for a non-finite loss (train.nonFinite 'skip'; 'skip' records in the log). */
+  skippedSteps: number;
 }
 
 /** libtorch's seed for a step: distinct per (seed, step), a safe integer. */
@@ -102,7 +113,10 @@ export async function train(config: TrainConfigInput | TrainConfig, options: Tra
 }
 
 /** Fields that may change when resuming (they do not change what the steps compute). */
-const RESUMABLE_CHANGES = ['steps', 'logEvery', 'evalEvery', 'checkpointEvery', 'threads'] as const;
+const RESUMABLE_CHANGES = ['steps', 'logEvery', 'evalEvery', 'checkpointEvery', 'threads', 'nonFinite'] as const;
+
+/** With train.nonFinite 'skip', this many non-finite batches in a row stop the run (the weights are likely broken). */
+export const MAX_SKIPPED_IN_A_ROW = 10;
 
 function checkResumable(saved: TrainConfig, now: TrainConfig): void {
   const strip = (c: TrainConfig) => {
@@ -140,6 +154,10 @@ export class Trainer {
   #elapsed = 0;
   #peakHeap: number | null = null;
   #lastCheckpointStep = -1;
+  /** The run directory's lock, held from create() to dispose(). */
+  #lock: RunLock | null = null;
+  /** Set by #backward when the step's objective was not finite (no optimiser step was taken). */
+  #nonFiniteStep = false;
 
   private constructor(config: TrainConfig, model: SegmentModel, objective: Objective, options: TrainOptions) {
     this.config = config;
@@ -175,22 +193,47 @@ export class Trainer {
   static async create(input: TrainConfigInput | TrainConfig, options: TrainOptions = {}): Promise<Trainer> {
     const config = resolveTrainConfig(input);
     const runDir = options.runDir ?? null;
+    const lock = runDir ? lockRunDir(runDir) : null; // before anything in runDir is read or changed
     let checkpoint: { meta: CheckpointMeta; tensors: Record<string, Tensor> } | null = null;
-    if (runDir && hasCheckpoint(runDir)) {
-      if (!options.resume) {
-        throw new EngramError(`${runDir} already holds a checkpoint: resume it (--resume) or choose another run directory`, 'config', 'train');
+    let trainer: Trainer | null = null;
+    try {
+      let replace = false;
+      if (runDir) {
+        await removeTempFiles(runDir); // left by a process killed mid-write; ours alone under the lock
+        if (options.resume && hasCheckpoint(runDir)) {
+          checkpoint = await loadCheckpoint(runDir);
+          checkResumable(checkpoint.meta.config, config);
+        } else {
+          const entries = runDirEntries(runDir);
+          if (entries.length && !options.overwrite) {
+            const held = describeEntries(entries);
+            throw new EngramError(hasCheckpoint(runDir)
+              ? `${runDir} already holds a run (${held}): resume it (--resume), replace it (--overwrite) or choose another run directory`
+              : `${runDir} is not empty (${held}) and has no checkpoint.json to resume; nothing was changed: replace its run (--overwrite) or choose another run directory`, 'config', 'train');
+          }
+          replace = entries.length > 0;
+        }
       }
-      checkpoint = await loadCheckpoint(runDir);
-      checkResumable(checkpoint.meta.config, config);
+      if (config.train.threads > 0) setNumThreads(config.train.threads);
+      const objective = await createObjective(config, { vocab: checkpoint?.meta.vocab ?? null });
+      manualSeed(config.train.seed);
+      const { kind, memLen, numMemTokens, ...sizes } = config.model;
+      const model = createModel(resolveModelConfig({ ...sizes, kind: kind as ModelConfig['kind'], memLen, numMemTokens, vocabSize: objective.vocabSize }));
+      trainer = new Trainer(config, model, objective, options);
+      trainer.#lock = lock;
+      if (checkpoint) {
+        const { meta, tensors } = checkpoint;
+        checkpoint = null; // #restore owns the tensors now
+        trainer.#restore(meta, tensors);
+      }
+      if (replace) removeRunFiles(runDir!); // last: a failure above leaves the old run as it was
+      return trainer;
+    } catch (e) {
+      if (checkpoint) for (const t of Object.values(checkpoint.tensors)) t.dispose();
+      if (trainer) trainer.dispose();
+      else lock?.release();
+      throw e;
     }
-    if (config.train.threads > 0) setNumThreads(config.train.threads);
-    const objective = await createObjective(config, { vocab: checkpoint?.meta.vocab ?? null });
-    manualSeed(config.train.seed);
-    const { kind, memLen, numMemTokens, ...sizes } = config.model;
-    const model = createModel(resolveModelConfig({ ...sizes, kind: kind as ModelConfig['kind'], memLen, numMemTokens, vocabSize: objective.vocabSize }));
-    const trainer = new Trainer(config, model, objective, options);
-    if (checkpoint) trainer.#restore(checkpoint.meta, checkpoint.tensors);
-    return trainer;
   }
 
   get segmentLength(): number {
@@ -221,6 +264,10 @@ export class Trainer {
     for (const a of aux) objective = objective ? objective.add(a) : a;
     this.optimizer.zeroGrad();
     if (!objective) return;
+    // A NaN / infinite objective: no backward and no optimiser step, so the weights stay as they
+    // were; run() then stops or skips the batch (train.nonFinite).
+    this.#nonFiniteStep = !Number.isFinite(objective.item());
+    if (this.#nonFiniteStep) return;
     const heap = heapBytes(); // the forward's activations are all alive here: the step's high-water mark
     if (heap !== null) this.#peakHeap = Math.max(this.#peakHeap ?? 0, heap);
     objective.backward();
@@ -288,6 +335,21 @@ export class Trainer {
   }
 
   #restore(meta: CheckpointMeta, tensors: Record<string, Tensor>): void {
+    try {
+      this.#restoreState(meta, tensors);
+    } catch (e) {
+      const why = e instanceof Error ? e.message.split('\n')[0] : String(e);
+      throw new EngramError(`${join(this.runDir ?? '', meta.tensorsFile)} does not fit the model and optimiser of its checkpoint.json (${why}); restore the run from a backup or start a new one`, 'io', 'resume');
+    }
+    this.step = meta.step;
+    this.lastEval = meta.lastEval;
+    this.bestEval = meta.bestEval;
+    this.#elapsed = meta.elapsed;
+    this.#peakHeap = meta.peakHeapBytes ?? null;
+    this.#lastCheckpointStep = meta.step;
+  }
+
+  #restoreState(meta: CheckpointMeta, tensors: Record<string, Tensor>): void {
     let carry: MemoryState | null = null;
     try {
       this.model.loadStateDict(withPrefix(tensors, 'model.'));
@@ -303,31 +365,35 @@ export class Trainer {
       // the carried state's tensors are now the objective's; the rest were copied in
       for (const [name, t] of Object.entries(tensors)) if (!(carry && name.startsWith('carry.'))) t.dispose();
     }
-    this.step = meta.step;
-    this.lastEval = meta.lastEval;
-    this.bestEval = meta.bestEval;
-    this.#elapsed = meta.elapsed;
-    this.#peakHeap = meta.peakHeapBytes ?? null;
-    this.#lastCheckpointStep = meta.step;
   }
 
   #log(record: LogRecord): void {
-    if (this.runDir) appendFileSync(join(this.runDir, LOG_FILE), `${JSON.stringify(record)}\n`);
+    if (!this.runDir) return;
+    const path = join(this.runDir, LOG_FILE);
+    try {
+      appendFileSync(path, `${JSON.stringify(record)}\n`);
+    } catch (e) {
+      throw new EngramError(`cannot write ${path}: ${(e as Error).message}`, 'io', 'train');
+    }
   }
 
   /** Keeps the log records up to the checkpoint's step (a resumed run rewrites what came after). */
   #truncateLog(step: number): void {
     const path = join(this.runDir!, LOG_FILE);
     if (!existsSync(path)) return;
-    const kept = readFileSync(path, 'utf8').split('\n').filter((line) => {
-      if (!line.trim()) return false;
-      try {
-        return (JSON.parse(line) as { step: number }).step <= step;
-      } catch {
-        return false; // a line cut by a crash
-      }
-    });
-    writeFileSync(path, kept.map((l) => `${l}\n`).join(''));
+    try {
+      const kept = readFileSync(path, 'utf8').split('\n').filter((line) => {
+        if (!line.trim()) return false;
+        try {
+          return (JSON.parse(line) as { step: number }).step <= step;
+        } catch {
+          return false; // a line cut by a crash
+        }
+      });
+      writeFileSync(path, kept.map((l) => `${l}\n`).join(''));
+    } catch (e) {
+      throw new EngramError(`cannot rewrite ${path}: ${(e as Error).message}`, 'io', 'resume');
+    }
   }
 
   /** Trains to config.train.steps (or until aborted), evaluating, logging and checkpointing. */
@@ -340,7 +406,7 @@ export class Trainer {
     if (this.runDir) {
       mkdirSync(this.runDir, { recursive: true });
       if (resumed) this.#truncateLog(this.step);
-      else writeFileSync(join(this.runDir, LOG_FILE), '');
+      else this.#writeFile(LOG_FILE, '');
       await writeFileAtomic(join(this.runDir, CONFIG_FILE), async (fh) => { await fh.writeFile(`${JSON.stringify({ config: this.config, modelConfig: this.modelConfig }, null, 2)}\n`); }, 'train');
     }
     const time = () => new Date().toISOString();
@@ -349,6 +415,9 @@ export class Trainer {
     const losses: { step: number; loss: number }[] = [];
     let window = emptyCounts(), windowTokens = 0, windowTime = 0;
     let aborted = false;
+    /** Non-finite steps in a row (train.nonFinite 'skip'); past MAX_SKIPPED_IN_A_ROW the run stops. */
+    let skippedInARow = 0, skippedSteps = 0;
+    const stopOnNonFinite = (t.nonFinite ?? 'stop') === 'stop';
     progress.start(t.steps, this.step);
     try {
       while (this.step < t.steps) {
@@ -361,10 +430,28 @@ export class Trainer {
         const stats = this.trainStep();
         const seconds = (performance.now() - started) / 1000;
         this.#elapsed += seconds;
-        windowTime += seconds;
-        windowTokens += stats.tokens;
-        window = addCounts(window, stats.counts);
         const m = summarize(stats.counts);
+        if (this.#nonFiniteStep || !Number.isFinite(m.loss)) {
+          // The weights are unchanged (#backward took no optimiser step): stop before any
+          // checkpoint of this step, or skip the batch.
+          this.#nonFiniteStep = false;
+          skippedInARow += 1;
+          const loss = Number.isFinite(m.loss) ? m.loss : null;
+          if (stopOnNonFinite || skippedInARow > MAX_SKIPPED_IN_A_ROW) {
+            this.#log({ type: 'nonfinite', step: this.step, loss, time: time() });
+            const kept = this.runDir ? (this.#lastCheckpointStep >= 0 ? `; the checkpoint of step ${this.#lastCheckpointStep} in ${this.runDir} is kept` : `; ${this.runDir} holds no checkpoint`) : '';
+            const why = stopOnNonFinite ? `the training loss at step ${this.step} is ${String(m.loss)}` : `${skippedInARow} batches in a row gave a non-finite loss (up to step ${this.step})`;
+            throw new EngramError(`training stopped: ${why}${kept}; lower the learning rate (optim.lr ${this.config.optim.lr}) or clip gradients${stopOnNonFinite ? ', or skip such batches (--on-nan skip)' : ''}`, 'numeric', 'train');
+          }
+          skippedSteps += 1;
+          this.#log({ type: 'skip', step: this.step, loss });
+          progress.note(`step ${this.step}: non-finite loss, batch skipped`);
+        } else {
+          skippedInARow = 0;
+          windowTime += seconds;
+          windowTokens += stats.tokens;
+          window = addCounts(window, stats.counts);
+        }
         losses.push({ step: this.step, loss: m.loss });
         emit({ type: 'step', step: this.step, loss: m.loss, accuracy: m.accuracy, lr });
         const tokensPerSec = windowTokens / Math.max(windowTime, 1e-9);
@@ -412,6 +499,7 @@ export class Trainer {
       secondsPerStep: this.#elapsed / Math.max(this.step, 1),
       peakHeapBytes: this.#peakHeap,
       losses,
+      skippedSteps,
     };
     if (finished && this.runDir) {
       this.#log({ type: 'end', step: this.step, time: time(), elapsed: this.#elapsed });
@@ -422,13 +510,33 @@ export class Trainer {
   }
 
   async #checkpoint(emit: (e: TrainEvent) => void): Promise<void> {
+    // A finite loss can still leave non-finite weights (a huge step): never checkpoint them.
+    if (!this.#weightsFinite()) {
+      this.#log({ type: 'nonfinite', step: this.step, loss: null, time: new Date().toISOString() });
+      throw new EngramError(`training stopped: the weights after step ${this.step} are not finite${this.#lastCheckpointStep >= 0 ? `; the checkpoint of step ${this.#lastCheckpointStep} in ${this.runDir} is kept` : ''}; lower the learning rate (optim.lr ${this.config.optim.lr}) or clip gradients`, 'numeric', 'train');
+    }
     const path = await this.saveCheckpoint();
     this.#log({ type: 'checkpoint', step: this.step, file: path });
     emit({ type: 'checkpoint', step: this.step, path });
   }
 
-  /** Frees the model, the optimiser state and the carried state. */
+  /** Whether every parameter is finite (one reduction per parameter; run at checkpoints only). */
+  #weightsFinite(): boolean {
+    return tidy(() => this.model.parameters().every((p) => p.isfinite().all().item() !== 0));
+  }
+
+  #writeFile(name: string, text: string): void {
+    const path = join(this.runDir!, name);
+    try {
+      writeFileSync(path, text);
+    } catch (e) {
+      throw new EngramError(`cannot write ${path}: ${(e as Error).message}`, 'io', 'train');
+    }
+  }
+
+  /** Frees the model, the optimiser state and the carried state; releases the run directory. */
   dispose(): void {
+    this.#lock?.release();
     this.objective.dispose();
     this.optimizer.dispose();
     this.model.dispose();
