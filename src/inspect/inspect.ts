@@ -9,7 +9,7 @@
 //     perHead   after the stream, e.g. Adaptive-Span's span in tokens of every head of every layer
 //     perToken  [layer][stream position], e.g. the span Expire-Span predicts for every token
 //     scalars   after the stream, e.g. the Feedback Transformer's merge weights
-import { EngramError, noGrad, tensor, tidy } from '../tensor/index.js';
+import { configError, noGrad, tensor, tidy } from '../tensor/index.js';
 import { MultiHeadAttention } from '../nn/attention.js';
 import type { MemoryState, SegmentModel } from '../models/index.js';
 import { disposeState } from '../train/evaluate.js';
@@ -53,8 +53,8 @@ export interface InspectOptions {
 
 /** Runs `tokens` (one stream) through the model in eval mode, without gradients, and reports what it kept. */
 export function inspect(model: SegmentModel, tokens: readonly number[], o: InspectOptions): Inspection {
-  if (tokens.length === 0) throw new EngramError('inspect: the input is empty; give at least one token', 'config', 'inspect');
-  if (!Number.isInteger(o.segmentLength) || o.segmentLength <= 0) throw new EngramError(`inspect: segmentLength must be a positive integer, got ${o.segmentLength}`, 'config', 'inspect');
+  if (tokens.length === 0) throw configError('inspect', 'the input is empty; give at least one token');
+  if (!Number.isInteger(o.segmentLength) || o.segmentLength <= 0) throw configError('inspect', `segmentLength must be a positive integer, got ${o.segmentLength}`);
   const which = o.attention ?? 'last';
   const attention = which !== 'none';
   const modules = model.namedModules().filter((e): e is [string, MultiHeadAttention] => e[1] instanceof MultiHeadAttention);

@@ -9,7 +9,7 @@
 // fewer than c, see advanceRawMemory), S compressed slots held (at most C), c compression rate,
 // n memories being compressed (a multiple of c), H hidden, K heads, D = H/K head size.
 import { z } from 'zod';
-import { cat, eye, F, zeros, EngramError, type Tensor } from '../tensor/index.js';
+import { cat, configError, eye, F, shapeError, zeros, type Tensor } from '../tensor/index.js';
 import { Module } from '../nn/module.js';
 import type { DecoderLayer } from '../nn/decoder-layer.js';
 
@@ -36,7 +36,7 @@ export type CompressionFn = CompressiveOptions['fn'];
  */
 export function compress(old: Tensor, fn: CompressionFn, rate: number, weight: Tensor | null = null, bias: Tensor | null = null): Tensor {
   const [B, n, H] = old.shape as [number, number, number];
-  if (n % rate !== 0) throw new EngramError(`compress: ${n} memories are not a multiple of the compression rate ${rate}; pass whole groups of ${rate}`, 'shape', 'compress');
+  if (n % rate !== 0) throw shapeError('compress', `${n} memories are not a multiple of the compression rate ${rate}; pass whole groups of ${rate}`);
   const slots = n / rate;
   switch (fn) {
     case 'mean':
@@ -44,12 +44,12 @@ export function compress(old: Tensor, fn: CompressionFn, rate: number, weight: T
     case 'max':
       return old.reshape(B, slots, rate, H).max(2); // [B, k, H]
     case 'conv': {
-      if (!weight) throw new EngramError("compress: fn 'conv' needs the convolution's weight [H, H, c]", 'config', 'compress');
+      if (!weight) throw configError('compress', "fn 'conv' needs the convolution's weight [H, H, c]; pass it (a Compressor holds one)");
       const convolved = F.conv1d(old.transpose(1, 2), weight, bias, { stride: rate }); // [B, H, k]
       return convolved.transpose(1, 2); // [B, k, H]
     }
     default:
-      throw new EngramError(`compress: unknown compression function '${fn as string}'; use 'mean', 'max' or 'conv'`, 'config', 'compress');
+      throw configError('compress', `unknown compression function '${fn as string}'; use 'mean', 'max' or 'conv'`);
   }
 }
 
@@ -62,7 +62,7 @@ export class Compressor extends Module {
 
   constructor(readonly fn: CompressionFn, readonly rate: number, dModel: number) {
     super();
-    if (!Number.isInteger(rate) || rate < 1) throw new EngramError(`Compressor: the rate must be a positive integer, got ${rate}`, 'config');
+    if (!Number.isInteger(rate) || rate < 1) throw configError('Compressor', `the rate must be a positive integer, got ${rate}`);
     if (fn === 'conv') {
       // Starts as the mean pool (weight[o, i, t] = δ_oi / c), not PyTorch's random init: the
       // compressed memory is then useful from the first step and the reconstruction loss only has

@@ -20,7 +20,7 @@
 //
 // Shapes: B batch, M block (segment) length, C cached positions, L maximum span, H hidden,
 // K heads, D = H/K head size, V vocabulary, w the trimmed window (<= L).
-import { EngramError, type Tensor } from '../tensor/index.js';
+import { configError, type Tensor } from '../tensor/index.js';
 import { AdaptiveSpan, adaptiveSpanSchema } from '../memory/adaptive-span.js';
 import { SequentialTransformer, type LayerContext, type SequentialState } from './sequential.js';
 import type { Diagnostics, ModelConfig, ModelKindSpec } from './types.js';
@@ -36,7 +36,7 @@ export class AdaptiveSpanTransformer extends SequentialTransformer {
   trimming = true;
 
   constructor(config: ModelConfig) {
-    if (!config.adaptiveSpan) throw new EngramError("kind 'adaptive-span' needs config.adaptiveSpan (build it with createModel to fill the defaults)", 'config');
+    if (!config.adaptiveSpan) throw configError('AdaptiveSpanTransformer', "kind 'adaptive-span' needs config.adaptiveSpan; build the model with createModel, which fills the defaults");
     super(config);
     const options = config.adaptiveSpan;
     const { layers, heads, dModel } = config;

@@ -27,7 +27,7 @@
 //
 // Shapes: B batch, M block length, R raw memories held, S compressed slots held (<= C), L = memLen,
 // C = compressedLen, c = rate, H hidden, K heads, D = H/K head size, V vocabulary.
-import { cat, EngramError, isGradEnabled, type Tensor } from '../tensor/index.js';
+import { cat, configError, isGradEnabled, type Tensor } from '../tensor/index.js';
 import {
   Compressor, advanceRawMemory, appendCompressed, attentionReconstructionLoss, completeCompressiveOptions, compressiveSchema,
   type CompressiveOptions,
@@ -56,7 +56,7 @@ export class CompressiveTransformer extends SequentialTransformer<CompressiveSta
 
   constructor(config: ModelConfig) {
     // Checked before the base builds (and keeps) any parameter.
-    if (!config.compressive) throw new EngramError("model kind 'compressive' needs its options (config.compressive); build it with createModel, which fills the defaults", 'config');
+    if (!config.compressive) throw configError('CompressiveTransformer', "kind 'compressive' needs its options (config.compressive); build the model with createModel, which fills the defaults");
     super(config, config.memLen + config.compressive.compressedLen);
     const options = config.compressive;
     this.options = options;

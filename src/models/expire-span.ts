@@ -32,7 +32,7 @@
 //
 // Shapes: B batch, M block length, C cached memories (per layer), N = C + M keys, L maximum span,
 // R ramp, H hidden, K heads, D = H/K head size, V vocabulary.
-import { arange, cat, EngramError, rand, type Tensor } from '../tensor/index.js';
+import { arange, cat, configError, rand, type Tensor } from '../tensor/index.js';
 import {
   droppableMemories, dropCount, expiredMemories, expireMask, expireSpanPositions, expireSpanSchema, keptIndices, spanLoss, SpanPredictor,
   type ExpireSpanOptions,
@@ -74,7 +74,7 @@ export class ExpireSpanTransformer extends SequentialTransformer<ExpireSpanState
 
   constructor(config: ModelConfig) {
     if (!config.expireSpan) {
-      throw new EngramError("kind 'expire-span' needs config.expireSpan (build it with createModel to fill the defaults)", 'config');
+      throw configError('ExpireSpanTransformer', "kind 'expire-span' needs config.expireSpan; build the model with createModel, which fills the defaults");
     }
     super(config, expireSpanPositions(config.memLen, config.expireSpan));
     this.options = config.expireSpan;

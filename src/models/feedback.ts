@@ -44,7 +44,7 @@
 // Shapes: B batch, M block length, t step in the block, C carried memories (<= L), F memories of
 // this block in the window (<= L), n = C' + F memories in step t's window, L maximum span,
 // N layers, H hidden, K heads, D = H/K head size, V vocabulary.
-import { cat, EngramError, F, stack, tidy, randn, zeros, type Tensor } from '../tensor/index.js';
+import { cat, configError, F, shapeError, stack, tidy, randn, zeros, type Tensor } from '../tensor/index.js';
 import { Module } from '../nn/module.js';
 import { Dropout, TokenEmbedding, LayerNorm, Linear } from '../nn/layers.js';
 import { DecoderLayer } from '../nn/decoder-layer.js';
@@ -88,7 +88,7 @@ export class FeedbackTransformer extends Module implements SegmentModel<Feedback
   constructor(readonly config: ModelConfig) {
     super();
     const { vocabSize, layers, dModel, heads, dInner, dropout, norm, memLen } = config;
-    if (memLen <= 0) throw new EngramError(`feedback: memLen (the span L) must be positive, got ${memLen}`, 'config');
+    if (memLen <= 0) throw configError('FeedbackTransformer', `memLen (the span L) must be positive, got ${memLen}`);
     this.span = memLen;
     this.embed = this.child('embed', new TokenEmbedding(vocabSize, dModel, { previousToken: config.previousToken }));
     this.drop = this.child('drop', new Dropout(dropout));
@@ -114,7 +114,7 @@ export class FeedbackTransformer extends Module implements SegmentModel<Feedback
   }
 
   forward(tokens: Tensor, state: FeedbackState): SegmentOutput<FeedbackState> {
-    if (tokens.ndim !== 2) throw new EngramError(`feedback: tokens must be [batch, block], got [${tokens.shape}]`, 'shape');
+    if (tokens.ndim !== 2) throw shapeError('FeedbackTransformer.forward', `tokens must be [batch, block], got [${tokens.shape}]`);
     const [B, M] = tokens.shape as [number, number];
     const H = this.config.dModel, L = this.span, N = this.layers.length;
     const carriedIn = this.carried(state.memory, B);
@@ -183,7 +183,7 @@ export class FeedbackTransformer extends Module implements SegmentModel<Feedback
     if (!memory) return null;
     const [b, c, h] = memory.shape;
     if (memory.ndim !== 3 || b !== batch || h !== this.config.dModel) {
-      throw new EngramError(`feedback: the carried memory is [${memory.shape}], expected [${batch}, C, ${this.config.dModel}]; start a new stream with initState(${batch})`, 'shape');
+      throw shapeError('FeedbackTransformer.forward', `the carried memory is [${memory.shape}], expected [${batch}, C, ${this.config.dModel}]; start a new stream with initState(${batch})`);
     }
     return c! > this.span ? memory.narrow(1, c! - this.span, this.span) : memory;
   }

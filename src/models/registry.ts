@@ -3,7 +3,7 @@
 // (schema and defaults, from src/memory), its rules on memLen / numMemTokens and its memory
 // defaults for training. This file only collects the entries and applies them the same way to
 // every kind, so the training configuration and the typed API check a configuration alike.
-import { EngramError } from '../tensor/index.js';
+import { configError } from '../tensor/index.js';
 import { memTransformerKind, rmtKind, transformerKind, xlKind } from './segment-transformer.js';
 import { memBottleneckKind } from './mem-bottleneck.js';
 import { sequentialKind } from './sequential.js';
@@ -35,6 +35,9 @@ const optionOwners = new Map(modelKindSpecs.flatMap((s) => (s.options ? [[s.opti
 /** A configuration read from a file or built from untyped values: checked at run time only. */
 export type UncheckedModelConfigInput = { kind: string; vocabSize: number } & Record<string, unknown>;
 
+/** The op named by every error of resolveModelConfig and checkSize. */
+const op = 'resolveModelConfig';
+
 /** Fills defaults and checks the configuration, with errors that say what is allowed. */
 export function resolveModelConfig(input: ModelConfigInput): ModelConfig;
 export function resolveModelConfig(input: UncheckedModelConfigInput): ModelConfig;
@@ -42,43 +45,43 @@ export function resolveModelConfig(input: ModelConfigInput | UncheckedModelConfi
   const given = input as Record<string, unknown>;
   const known = new Set([...Object.keys(defaultModelConfig), ...optionOwners.keys(), 'kind', 'vocabSize']);
   const unknown = Object.keys(given).filter((k) => !known.has(k));
-  const fail = (m: string): never => { throw new EngramError(`model config: ${m}`, 'config'); };
-  if (unknown.length) fail(`unknown option(s) ${unknown.join(', ')}; allowed: ${[...known].join(', ')}`);
-  const spec = modelKindSpec(input.kind) ?? fail(`kind '${input.kind}' is not one of ${modelKinds.join(', ')}`);
+  if (unknown.length) throw configError(op, `unknown option(s) ${unknown.join(', ')}; allowed: ${[...known].join(', ')}`);
+  const spec = modelKindSpec(input.kind);
+  if (!spec) throw configError(op, `kind '${input.kind}' is not one of ${modelKinds.join(', ')}`);
   const kind = spec.kind;
   // Key order as saved in checkpoints: the sizes, the mechanisms' option keys, then the input's own.
   const c: Record<string, unknown> = { ...defaultModelConfig, ...Object.fromEntries([...optionOwners.keys()].map((k) => [k, null])), ...given };
   for (const [key, owner] of optionOwners) {
     if (owner === kind) continue;
-    if (given[key]) fail(`${key} options belong to kind '${owner}', not '${kind}'`);
+    if (given[key]) throw configError(op, `${key} options belong to kind '${owner}', not '${kind}'`);
     c[key] = null;
   }
   if (spec.options) {
     const { key, schema, complete } = spec.options;
     const r = schema.safeParse(given[key] ?? {});
-    if (!r.success) fail(`${key}: ${r.error.issues.map((i) => `${i.path.join('.') || '(options)'}: ${i.message}`).join('; ')}`);
+    if (!r.success) throw configError(op, `${key}: ${r.error.issues.map((i) => `${i.path.join('.') || '(options)'}: ${i.message}`).join('; ')}`);
     c[key] = complete ? complete(r.data as never, c as unknown as CommonModelConfig) : r.data;
   }
   const n = c as unknown as CommonModelConfig;
   for (const k of ['vocabSize', 'layers', 'dModel', 'heads', 'dInner'] as const) {
-    if (!Number.isInteger(n[k]) || n[k] <= 0) fail(`${k} must be a positive integer, got ${n[k]}`);
+    if (!Number.isInteger(n[k]) || n[k] <= 0) throw configError(op, `${k} must be a positive integer, got ${n[k]}`);
   }
-  if (n.dModel % n.heads !== 0) fail(`dModel (${n.dModel}) must be divisible by heads (${n.heads})`);
-  if (n.dModel % 2 !== 0) fail('dModel must be even (sinusoidal positions)');
-  if (!(n.dropout >= 0 && n.dropout < 1)) fail(`dropout must be in [0, 1), got ${n.dropout}`);
-  if (typeof n.previousToken !== 'boolean') fail(`previousToken must be true or false, got ${JSON.stringify(n.previousToken)}`);
-  if (n.norm !== 'post' && n.norm !== 'pre') fail(`norm must be 'post' or 'pre', got '${n.norm}'`);
-  if (!Number.isInteger(n.memLen) || n.memLen < 0) fail(`memLen must be a non-negative integer, got ${n.memLen}`);
-  if (!Number.isInteger(n.numMemTokens) || n.numMemTokens < 0) fail(`numMemTokens must be a non-negative integer, got ${n.numMemTokens}`);
-  checkSize(kind, 'memLen', 'cache', n.memLen, spec.memLen, fail);
-  checkSize(kind, 'numMemTokens', 'memory tokens', n.numMemTokens, spec.numMemTokens, fail);
+  if (n.dModel % n.heads !== 0) throw configError(op, `dModel (${n.dModel}) must be divisible by heads (${n.heads})`);
+  if (n.dModel % 2 !== 0) throw configError(op, 'dModel must be even (sinusoidal positions)');
+  if (!(n.dropout >= 0 && n.dropout < 1)) throw configError(op, `dropout must be in [0, 1), got ${n.dropout}`);
+  if (typeof n.previousToken !== 'boolean') throw configError(op, `previousToken must be true or false, got ${JSON.stringify(n.previousToken)}`);
+  if (n.norm !== 'post' && n.norm !== 'pre') throw configError(op, `norm must be 'post' or 'pre', got '${n.norm}'`);
+  if (!Number.isInteger(n.memLen) || n.memLen < 0) throw configError(op, `memLen must be a non-negative integer, got ${n.memLen}`);
+  if (!Number.isInteger(n.numMemTokens) || n.numMemTokens < 0) throw configError(op, `numMemTokens must be a non-negative integer, got ${n.numMemTokens}`);
+  checkSize(kind, 'memLen', 'cache', n.memLen, spec.memLen);
+  checkSize(kind, 'numMemTokens', 'memory tokens', n.numMemTokens, spec.numMemTokens);
   return c as unknown as ModelConfig;
 }
 
 /** A kind's rule on one memory size. */
-function checkSize(kind: ModelKind, name: string, what: string, size: number, rule: SizeRule, fail: (m: string) => never): void {
-  if (rule.use === 'required' && size === 0) fail(`kind '${kind}' needs ${name} > 0${rule.reason ? ` (${rule.reason})` : ''}`);
-  if (rule.use === 'none' && size > 0) fail(`kind '${kind}' has no ${what}${rule.instead ? `: ${rule.instead}` : ` (${name} must be 0)`}`);
+function checkSize(kind: ModelKind, name: string, what: string, size: number, rule: SizeRule): void {
+  if (rule.use === 'required' && size === 0) throw configError(op, `kind '${kind}' needs ${name} > 0${rule.reason ? ` (${rule.reason})` : ''}`);
+  if (rule.use === 'none' && size > 0) throw configError(op, `kind '${kind}' has no ${what}${rule.instead ? `: ${rule.instead}` : ` (${name} must be 0)`}`);
 }
 
 /** Builds the model a configuration describes (filling its defaults first). */

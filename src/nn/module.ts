@@ -2,7 +2,7 @@
 // ('layers.0.attn.qkv.weight'), a state dict over those names, train/eval mode.
 //
 // Parameters are kept out of tidy() scopes (they live as long as the module); dispose() frees them.
-import { EngramError, noGrad, tidy, type Tensor } from '../tensor/index.js';
+import { configError, noGrad, shapeError, tidy, type Tensor } from '../tensor/index.js';
 
 export abstract class Module {
   training = true;
@@ -45,7 +45,7 @@ export abstract class Module {
 
   #checkName(name: string): void {
     if (this.#params.has(name) || this.#buffers.has(name) || this.#children.has(name)) {
-      throw new EngramError(`${this.constructor.name}: '${name}' is registered twice`, 'config');
+      throw configError(this.constructor.name, `'${name}' is registered twice; give each parameter, buffer and sub-module its own name`);
     }
   }
 
@@ -87,16 +87,14 @@ export abstract class Module {
     const missing = Object.keys(own).filter((k) => !(k in state));
     const unexpected = Object.keys(state).filter((k) => !(k in own));
     if (strict && (missing.length || unexpected.length)) {
-      throw new EngramError(
-        `loadStateDict: ${missing.length ? `missing ${missing.join(', ')}` : ''}${missing.length && unexpected.length ? '; ' : ''}${unexpected.length ? `unexpected ${unexpected.join(', ')}` : ''}`,
-        'config',
-      );
+      const names = [missing.length ? `missing ${missing.join(', ')}` : '', unexpected.length ? `unexpected ${unexpected.join(', ')}` : ''].filter(Boolean).join('; ');
+      throw configError('Module.loadStateDict', `${names}; load a state dict saved from a model of the same configuration, or pass strict: false`);
     }
     for (const [name, target] of Object.entries(own)) {
       const source = state[name];
       if (!source) continue;
       if (source.shape.join(',') !== target.shape.join(',')) {
-        throw new EngramError(`loadStateDict: ${name} has shape [${source.shape}], the model needs [${target.shape}]`, 'shape');
+        throw shapeError('Module.loadStateDict', `${name} has shape [${source.shape}], the model needs [${target.shape}]; load a state dict saved from a model of the same configuration`);
       }
       noGrad(() => target.copy_(source));
     }

@@ -4,7 +4,7 @@ export * from './creation.js';
 export * as F from './functional.js';
 export { noGrad, enableGrad, isGradEnabled, grad, type GradOptions } from './autograd.js';
 export { tidy, keep, liveTensors } from './scope.js';
-export { EngramError, engramError, type ErrorKind } from './errors.js';
+export { EngramError, engramError, configError, shapeError, dtypeError, ioError, numericError, disposedError, type ErrorKind } from './errors.js';
 export { checkShape } from './check.js';
 export { type DType, type TypedArray, isFloating } from './dtype.js';
 export * from './runtime.js';

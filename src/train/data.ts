@@ -2,7 +2,7 @@
 // or a character-level corpus split into train / valid / test (SPEC §0, §8). objective.ts says
 // how each is trained on and evaluated.
 import { existsSync } from 'node:fs';
-import { EngramError } from '../tensor/index.js';
+import { configError } from '../tensor/index.js';
 import { makeTask, type TaskName } from '../tasks/registry.js';
 import { loadBrownText, loadTinyShakespeare, readTextFile, splitTokens } from '../tasks/corpus.js';
 import { CharVocab } from '../tasks/vocab.js';
@@ -27,7 +27,7 @@ export async function corpusText(corpus: string): Promise<string> {
   if (corpus === 'tinyshakespeare') return loadTinyShakespeare();
   if (corpus === 'brown') return loadBrownText();
   if (!existsSync(corpus)) {
-    throw new EngramError(`data.corpus: '${corpus}' is neither a built-in corpus (tinyshakespeare, brown) nor an existing file`, 'config');
+    throw configError('corpusText', `data.corpus '${corpus}' is neither a built-in corpus (tinyshakespeare, brown) nor an existing file; give one of those or a file's path`);
   }
   return readTextFile(corpus);
 }
@@ -44,7 +44,7 @@ export async function loadCorpus(section: LmDataSection, vocab: CharVocab | null
   const { train, valid, test } = splitTokens(ids, { train: 1 - 2 * f, valid: f, test: f });
   const need = 2 * section.segmentLength + 2;
   if (valid.length < need || train.length < need) {
-    throw new EngramError(`data: corpus '${section.corpus}' has ${ids.length} characters, too few for segments of ${section.segmentLength} with a validation fraction of ${f}`, 'config');
+    throw configError('loadCorpus', `corpus '${section.corpus}' has ${ids.length} characters, too few for segments of ${section.segmentLength} with a validation fraction of ${f}; use a longer corpus or shorter segments`);
   }
   return { vocab: v, train, valid, test };
 }

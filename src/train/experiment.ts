@@ -10,7 +10,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { EngramError } from '../tensor/index.js';
+import { configError, EngramError, engramError } from '../tensor/index.js';
 import { writeFileAtomic } from '../tensor/serialize.js';
 import { deepMerge, parseWith, resolveTrainConfig, sameConfig, type TrainConfig, type TrainConfigInput } from './config.js';
 import { readCheckpointMeta, hasCheckpoint } from './checkpoint.js';
@@ -55,7 +55,7 @@ export function parseRecipe(input: unknown): Recipe {
   for (const [what, list] of [['model', recipe.models], ['setting', recipe.settings]] as const) {
     const names = list.map((x) => x.name);
     const dup = names.find((n, i) => names.indexOf(n) !== i);
-    if (dup) throw new EngramError(`invalid recipe:\n  - two ${what}s are named '${dup}'`, 'config');
+    if (dup) throw configError('parseRecipe', `two ${what}s are named '${dup}'; give each ${what} its own name`);
   }
   return recipe;
 }
@@ -80,7 +80,7 @@ export function experimentCells(recipe: Recipe, out: string, overrides: TrainCon
       try {
         config = resolveTrainConfig(merged);
       } catch (e) {
-        if (e instanceof EngramError) throw new EngramError(`recipe cell '${model.name}' × '${setting.name}': ${e.message}`, 'config');
+        if (e instanceof EngramError) throw engramError('config', 'experimentCells', `recipe cell '${model.name}' × '${setting.name}': ${e.message}`, e);
         throw e;
       }
       cells.push({ model: model.name, setting: setting.name, dir: join(out, `${slug(model.name)}--${slug(setting.name)}`), config });

@@ -8,7 +8,7 @@
 // thus fall where they fell in training (every M tokens from the start).
 // Shapes: M segment length, m <= M tokens of the open segment, V vocabulary.
 import type { MemoryState, SegmentModel } from '../models/index.js';
-import { EngramError, noGrad, tensor, tidy } from '../tensor/index.js';
+import { configError, noGrad, tensor, tidy } from '../tensor/index.js';
 import { Rng } from '../tasks/random.js';
 import type { CharVocab } from '../tasks/vocab.js';
 import { IGNORE_INDEX } from '../tasks/types.js';
@@ -66,7 +66,7 @@ export class SegmentDecoder {
   /** Logits [V] of the token after everything pushed so far. */
   nextLogits(): Float32Array {
     if (this.#open.length === 0) {
-      if (!this.#lastLogits) throw new EngramError('SegmentDecoder: push at least one token before asking for logits', 'config', 'SegmentDecoder');
+      if (!this.#lastLogits) throw configError('SegmentDecoder.nextLogits', 'push at least one token before asking for logits');
       return this.#lastLogits;
     }
     return this.#run(false).logits;

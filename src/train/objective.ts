@@ -17,7 +17,7 @@
 // an Objective (a RunObjective with its data loaded) and never asks which kind it is.
 //
 // Shapes: B batch, M segment length, T = numSegments * M.
-import { EngramError, tidy, type Tensor } from '../tensor/index.js';
+import { configError, ioError, tidy, type Tensor } from '../tensor/index.js';
 import { createModel, type MemoryState, type SegmentModel } from '../models/index.js';
 import { Rng } from '../tasks/random.js';
 import { StreamBatcher } from '../tasks/stream.js';
@@ -205,7 +205,7 @@ export class TaskObjective implements Objective {
   restore(position: DataPosition, carry: MemoryState | null): void {
     if (carry) {
       disposeState(carry);
-      throw new EngramError('cannot resume: the checkpoint carries a memory state, but a task run starts every sample afresh; the checkpoint is not from a task run', 'io', 'resume');
+      throw ioError('TaskObjective.restore', 'cannot resume: the checkpoint carries a memory state, but a task run starts every sample afresh, so it is not from a task run; resume from the run that wrote it');
     }
     if (position.taskRng) this.#rng.setState(position.taskRng);
   }
@@ -231,7 +231,7 @@ export class TaskObjective implements Objective {
   }
 
   async inspectionInput(o: InspectionInputOptions): Promise<InspectionInput> {
-    if (o.text !== undefined) throw new EngramError('inspect: --text is for language-model runs; a task run inspects one of its samples (--seed)', 'config');
+    if (o.text !== undefined) throw configError('inspect', '--text is for language-model runs; a task run inspects one of its samples (--seed)');
     const task = this.task;
     return { tokens: task.sample(new Rng(o.seed)).tokens, decode: (id) => task.decode([id]) || ' ', segmentLength: task.segmentLength };
   }
@@ -283,7 +283,7 @@ export class LanguageModelRun implements RunObjective {
     const decode = (id: number) => vocab.decode([id]);
     if (o.text !== undefined) return { tokens: Array.from(vocab.encode(o.text)), decode, segmentLength: this.segmentLength };
     const { valid } = await this.corpus();
-    if (o.offset >= valid.length) throw new EngramError(`inspect: --offset ${o.offset} is past the end of the validation split (${valid.length} characters)`, 'config');
+    if (o.offset >= valid.length) throw configError('inspect', `--offset ${o.offset} is past the end of the validation split (${valid.length} characters); give an offset below ${valid.length}`);
     return { tokens: Array.from(valid.subarray(o.offset, o.offset + o.length)), decode, segmentLength: this.segmentLength };
   }
 }
@@ -298,7 +298,7 @@ export class LanguageModelObjective extends LanguageModelRun implements Objectiv
   constructor(section: LmDataSection, train: TrainSection, corpus: LmCorpus) {
     super(section, train, corpus.vocab, corpus);
     if (train.bpttDepth === 'all') {
-      throw new EngramError("LanguageModelObjective: train.bpttDepth must be a number of segments (an unroll is bpttDepth + 1 segments), not 'all'; resolve the configuration with resolveTrainConfig", 'config', 'LanguageModelObjective');
+      throw configError('LanguageModelObjective', "train.bpttDepth must be a number of segments (an unroll is bpttDepth + 1 segments), not 'all'; resolve the configuration with resolveTrainConfig");
     }
     this.depth = train.bpttDepth;
     this.data = corpus;
@@ -433,7 +433,7 @@ export async function loadRun(dir: string): Promise<LoadedRun> {
       const objective = new TaskObjective(data, config.train);
       return { ...base, kind: 'task', task: objective.task, objective };
     }
-    if (meta.vocab === null) throw new EngramError(`${dir}: the checkpoint of a language-model run has no vocabulary; train the run again`, 'io', 'loadRun');
+    if (meta.vocab === null) throw ioError('loadRun', `${dir}: the checkpoint of a language-model run has no vocabulary; train the run again`);
     const vocab = CharVocab.fromString(meta.vocab);
     return { ...base, kind: 'lm', vocab, objective: new LanguageModelRun(data, config.train, vocab) };
   } catch (e) {
