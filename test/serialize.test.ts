@@ -376,7 +376,8 @@ test('interop: a .pt saved by Engram is read by torch.load with equal values', a
   await saveTorch(path, ts);
   // libtorch's pickler tags the dict's types with torch.jit._pickle.restore_type_tag, which
   // torch.load's weights_only mode (the default from PyTorch 2.6) refuses unless it is allowlisted.
-  const load = 'safe = getattr(torch.serialization, "add_safe_globals", None)\n' +
+  const load = 'import torch.jit._pickle\n' +
+    'safe = getattr(torch.serialization, "add_safe_globals", None)\n' +
     'safe and safe([torch.jit._pickle.restore_type_tag])\n' +
     'd = torch.load(sys.argv[1]); assert isinstance(d, dict); dump(d)';
   const got = runPython(load, path) as Dumped;
