@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { z } from 'zod';
 import {
-  EngramError, checkDepth, modelKinds, taskNames,
+  EngramError, configError, ioError, checkDepth, modelKinds, taskNames,
   resolveTrainConfig, parseWith, deepMerge, setPath, describeMetrics, formatDuration,
   Trainer, hasCheckpoint, readCheckpointMeta, loadRun, runName,
   runExperiment, parseRecipe, builtinRecipes, defaultRecipe,
@@ -98,16 +98,16 @@ function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
-function splitAssignment(text: string, flag: string): [string, string] {
+function splitAssignment(text: string, flag: string, op: string): [string, string] {
   const i = text.indexOf('=');
-  if (i <= 0) throw new EngramError(`${flag} expects key=value, got '${text}'`, 'config');
+  if (i <= 0) throw configError(op, `${flag} expects key=value, got '${text}'`);
   return [text.slice(0, i), text.slice(i + 1)];
 }
 
-/** The configuration overrides that flags give. */
-function flagOverrides(opts: Record<string, unknown>): Record<string, unknown> {
+/** The configuration overrides that the flags of command op give. */
+function flagOverrides(opts: Record<string, unknown>, op: string): Record<string, unknown> {
   const o: Record<string, unknown> = {};
-  if (opts.task !== undefined && opts.corpus !== undefined) throw new EngramError('--task and --corpus exclude each other (a task, or language modelling on a corpus)', 'config');
+  if (opts.task !== undefined && opts.corpus !== undefined) throw configError(op, '--task and --corpus exclude each other (a task, or language modelling on a corpus)');
   if (opts.task !== undefined) o.data = { kind: 'task', name: opts.task };
   if (opts.corpus !== undefined) o.data = { kind: 'lm', corpus: opts.corpus };
   for (const f of configFlags) {
@@ -115,29 +115,29 @@ function flagOverrides(opts: Record<string, unknown>): Record<string, unknown> {
     if (v !== undefined) setPath(o, f.path, parseValue(String(v)));
   }
   for (const kv of (opts.taskOption as string[] | undefined) ?? []) {
-    const [k, v] = splitAssignment(kv, '--task-option');
+    const [k, v] = splitAssignment(kv, '--task-option', op);
     setPath(o, `data.options.${k}`, parseValue(v));
   }
   for (const kv of (opts.set as string[] | undefined) ?? []) {
-    const [k, v] = splitAssignment(kv, '--set');
+    const [k, v] = splitAssignment(kv, '--set', op);
     setPath(o, k, parseValue(v));
   }
   return o;
 }
 
-/** A JSON file that must hold an object (a configuration or a recipe). */
-function readJson(path: string, what: string): Record<string, unknown> {
-  if (!existsSync(path)) throw new EngramError(`${what}: no such file ${path}`, 'io');
+/** A JSON file that must hold an object (a configuration or a recipe), read for the command op. */
+function readJson(path: string, op: string, what: string): Record<string, unknown> {
+  if (!existsSync(path)) throw ioError(op, `${what}: no such file ${path}`);
   let value: unknown;
   try {
     value = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
-    throw new EngramError(`${what}: ${path} is not valid JSON: ${(e as Error).message.split('\n')[0]}`, 'config');
+    throw configError(op, `${what}: ${path} is not valid JSON: ${(e as Error).message.split('\n')[0]}`);
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new EngramError(`${what}: ${path} must hold a JSON object ({ ... }), not ${value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`}`, 'config');
+    throw configError(op, `${what}: ${path} must hold a JSON object ({ ... }), not ${value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`}`);
   }
-  checkDepth(value, `${what}: ${path}`);
+  checkDepth(value, op, `${what}: ${path}`);
   return value as Record<string, unknown>;
 }
 
@@ -151,8 +151,8 @@ function withFlagHints(message: string): string {
 
 const progressOption = () => new Option('--progress <mode>', 'progress display: auto (a bar on a terminal, lines otherwise), bar, lines, none').default('auto');
 
-function progressMode(v: unknown): ProgressMode {
-  return parseWith(z.enum(['auto', 'bar', 'lines', 'none']), v, 'invalid option value', () => '--progress');
+function progressMode(v: unknown, op: string): ProgressMode {
+  return parseWith(z.enum(['auto', 'bar', 'lines', 'none']), v, op, 'invalid option value', () => '--progress');
 }
 
 /** Exit status after a stop signal, by the shell's convention 128 + the signal's number. */
@@ -194,18 +194,18 @@ function defaultRunDir(config: TrainConfig): string {
 }
 
 async function trainCommand(opts: Record<string, unknown>): Promise<void> {
-  const progress = progressMode(opts.progress);
+  const progress = progressMode(opts.progress, 'train');
   let base: unknown = {};
   const runDirFlag = opts.out as string | undefined;
-  if (opts.resume && opts.overwrite) throw new EngramError('--resume and --overwrite exclude each other (continue the run, or replace it)', 'config');
-  const fromFile = opts.config ? readJson(opts.config as string, '--config') : {};
+  if (opts.resume && opts.overwrite) throw configError('train', '--resume and --overwrite exclude each other (continue the run, or replace it)');
+  const fromFile = opts.config ? readJson(opts.config as string, 'train', '--config') : {};
   if (opts.resume) {
-    const dir = runDirFlag ?? defaultRunDir(resolveTrainConfig(deepMerge(fromFile, flagOverrides(opts))));
-    if (!hasCheckpoint(dir)) throw new EngramError(`cannot resume: ${dir} has no checkpoint.json; nothing was changed (start a new run without --resume${existsSync(dir) ? ', adding --overwrite to replace what is there' : ''})`, 'io');
+    const dir = runDirFlag ?? defaultRunDir(resolveTrainConfig(deepMerge(fromFile, flagOverrides(opts, 'train'))));
+    if (!hasCheckpoint(dir)) throw ioError('train', `cannot resume: ${dir} has no checkpoint.json; nothing was changed (start a new run without --resume${existsSync(dir) ? ', adding --overwrite to replace what is there' : ''})`);
     base = (await readCheckpointMeta(dir)).config;
   }
   base = deepMerge(base, fromFile);
-  const merged = deepMerge(base, flagOverrides(opts)) as Record<string, unknown>;
+  const merged = deepMerge(base, flagOverrides(opts, 'train')) as Record<string, unknown>;
   // `--source-length 16` alone: task options over the default task (not a data section without a kind)
   const data = merged.data as Record<string, unknown> | undefined;
   if (data && typeof data === 'object' && !Array.isArray(data) && !('kind' in data)) merged.data = deepMerge(resolveTrainConfig({}).data, data);
@@ -243,7 +243,7 @@ const evalSchema = z.strictObject({
 const kebab = (k: string) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
 async function evalCommand(runDir: string, raw: Record<string, unknown>): Promise<void> {
-  const o = parseWith(evalSchema, numbers(raw, ['batches', 'seed', 'segments']), 'invalid option value', kebab);
+  const o = parseWith(evalSchema, numbers(raw, ['batches', 'seed', 'segments']), 'eval', 'invalid option value', kebab);
   const run = await loadRun(runDir);
   try {
     const { metrics, what } = await run.objective.evaluateRun(run.model, o);
@@ -264,7 +264,7 @@ const generateSchema = z.strictObject({
 });
 
 async function generateCommand(runDir: string, raw: Record<string, unknown>): Promise<void> {
-  const o = parseWith(generateSchema, numbers(raw, ['length', 'temperature', 'topK', 'seed', 'samples']), 'invalid option value', kebab);
+  const o = parseWith(generateSchema, numbers(raw, ['length', 'temperature', 'topK', 'seed', 'samples']), 'generate', 'invalid option value', kebab);
   const run = await loadRun(runDir);
   try {
     for (const line of run.objective.generate(run.model, o)) out(line);
@@ -283,7 +283,7 @@ const inspectSchema = z.strictObject({
 });
 
 async function inspectCommand(runDir: string, raw: Record<string, unknown>): Promise<void> {
-  const o = parseWith(inspectSchema, numbers(raw, ['length', 'offset', 'seed']), 'invalid option value', kebab);
+  const o = parseWith(inspectSchema, numbers(raw, ['length', 'offset', 'seed']), 'inspect', 'invalid option value', kebab);
   const run = await loadRun(runDir);
   try {
     const { tokens, decode, segmentLength } = await run.objective.inspectionInput(o);
@@ -314,15 +314,15 @@ async function experimentCommand(recipeArg: string | undefined, opts: Record<str
     for (const [name, r] of Object.entries(builtinRecipes)) out(`${name}${name === defaultRecipe.name ? ' (default)' : ''}: ${r.description ?? ''}`);
     return;
   }
-  const source = recipeArg === undefined ? defaultRecipe : builtinRecipes[recipeArg] ?? readJson(recipeArg, 'recipe');
+  const source = recipeArg === undefined ? defaultRecipe : builtinRecipes[recipeArg] ?? readJson(recipeArg, 'experiment', 'recipe');
   const recipe = parseRecipe(source);
   if (opts.printRecipe) {
     out(JSON.stringify(recipe, null, 2));
     return;
   }
-  const progress = progressMode(opts.progress);
-  const fromFile = opts.config ? readJson(opts.config as string, '--config') : {};
-  const overrides = deepMerge(fromFile, flagOverrides(opts)) as TrainConfigInput;
+  const progress = progressMode(opts.progress, 'experiment');
+  const fromFile = opts.config ? readJson(opts.config as string, 'experiment', '--config') : {};
+  const overrides = deepMerge(fromFile, flagOverrides(opts, 'experiment')) as TrainConfigInput;
   const outDir = (opts.out as string | undefined) ?? join('runs', 'experiments', recipe.name);
   if (opts.fresh) rmSync(outDir, { recursive: true, force: true });
   const log = (line: string) => process.stderr.write(`${line}\n`);

@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  tensor, randn, zeros, tidy, noGrad, manualSeed, randint, F, EngramError, saveSafetensors,
+  tensor, randn, zeros, tidy, noGrad, manualSeed, randint, F, configError, ioError, saveSafetensors,
   AdamW, clipGradNorm, LrScheduler, cosineDecay, type Tensor,
 } from '../src/index.js';
 
@@ -27,13 +27,13 @@ const { values: args } = parseArgs({
 });
 const int = (name: keyof typeof args): number => {
   const v = Number(args[name]);
-  if (!Number.isInteger(v) || v <= 0) throw new EngramError(`--${name} must be a positive integer, got '${args[name]}'`, 'config');
+  if (!Number.isInteger(v) || v <= 0) throw configError('char-mlp', `--${name} must be a positive integer, got '${args[name]}'`);
   return v;
 };
 const steps = int('steps'), context = int('context'), batch = int('batch');
 manualSeed(Number(args.seed));
 
-if (!existsSync(args.data!)) throw new EngramError(`--data: no such file ${args.data}`, 'io');
+if (!existsSync(args.data!)) throw ioError('char-mlp', `--data: no such file ${args.data}`);
 const text = await readFile(args.data!, 'utf8');
 const vocab = [...new Set(text)].sort();
 const ids = Int32Array.from(text, (c) => vocab.indexOf(c));

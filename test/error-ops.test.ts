@@ -1,9 +1,13 @@
-// Errors above the tensor layer (nn, memory, models, inspect, train) come from the same factories
+// Errors above the tensor layer (nn, memory, models, tasks, train, inspect) come from the same factories
 // as the tensor layer's: an EngramError of the right kind whose message reads `${op}: ${problem}`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
-  EngramError, Module, SegmentDecoder, compress, corpusText, createModel, experimentCells, inspect, parseRecipe, randn, tidy, zeros,
+  CharVocab, EngramError, Module, Rng, SegmentDecoder, StreamBatcher, compress, corpusText, createModel, deepMerge, experimentCells,
+  inspect, loadCheckpoint, lockRunDir, makeTask, parseRecipe, quadraticBlocks, randn, resolveTrainConfig, tidy, unflattenState, zeros,
   type ErrorKind,
 } from '../src/index.js';
 
@@ -71,4 +75,32 @@ test('train: corpora and recipes', async () => {
   // The resolver's message may list several problems, one per line, after the cell's name.
   const e = engramFrom(() => experimentCells(recipe, 'out'), 'config', 'experimentCells', /^experimentCells: recipe cell 'm' × 's': .*layers/s, false);
   assert.ok(e.cause instanceof EngramError, 'the resolver\'s own error is kept as the cause');
+});
+
+test('tasks: the registry, task options, the batcher, the generator and the vocabulary', () => {
+  engramFrom(() => makeTask('nope' as never), 'config', 'makeTask', /unknown task 'nope'; tasks: .*copy/);
+  engramFrom(() => makeTask('copy', { numSegment: 2 } as never), 'config', 'copy', /unknown option 'numSegment'; allowed: /);
+  engramFrom(() => new StreamBatcher(new Int32Array(10), { batchSize: 0, segmentLength: 2 }), 'config', 'StreamBatcher', /batchSize must be a positive integer, got 0/);
+  engramFrom(() => new Rng(1.5), 'config', 'Rng', /seed must be a safe integer/);
+  engramFrom(() => quadraticBlocks(1, 3, 1), 'config', 'quadraticBlocks', /D = 5 is not a perfect square/);
+  engramFrom(() => CharVocab.fromString('ba'), 'config', 'CharVocab.fromString', /not a saved vocabulary/);
+});
+
+test('train: configurations, checkpoints and run directories name their op', async () => {
+  // A configuration's problems follow its first line, one per '  - ' line.
+  engramFrom(() => resolveTrainConfig({ train: { threads: 1e6 } }), 'config', 'resolveTrainConfig', /^resolveTrainConfig: invalid config:\n {2}- train\.threads: must be <= 1024/, false);
+  engramFrom(() => parseRecipe({ name: 'r' }), 'config', 'parseRecipe', /^parseRecipe: invalid recipe:\n {2}- models: /, false);
+  let deep: unknown = {};
+  for (let i = 0; i < 40; i++) deep = { a: deep };
+  engramFrom(() => deepMerge({}, deep), 'config', 'deepMerge', /nests deeper than 32 levels/);
+  engramFrom(() => unflattenState({}, { h: 'tensor' }), 'io', 'unflattenState', /missing tensor carry\.h/);
+  const dir = mkdtempSync(join(tmpdir(), 'engram-error-ops-'));
+  try {
+    check(await loadCheckpoint(dir).catch((e: unknown) => e), 'io', 'loadCheckpoint', /no readable checkpoint in /);
+    const lock = lockRunDir(dir);
+    engramFrom(() => lockRunDir(dir), 'config', 'lockRunDir', /is in use by process \d+ .*\(this process: dispose the other Trainer first\)/);
+    lock.release();
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
 });

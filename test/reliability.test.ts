@@ -279,7 +279,7 @@ test('CLI: bad config files and absurd flags are one-line errors; --debug adds t
   assertCleanError(engram(['generate', 'run', '--length', '1e12'], dir), /--length: must be <=/);
   const debug = engram(['train', '--threads', '1000000', '--print-config', '--debug'], dir);
   assert.equal(debug.status, 2);
-  assert.match(debug.stderr, /^engram: invalid config:\n {2}- train\.threads \(--threads\): must be <= 1024/);
+  assert.match(debug.stderr, /^engram: resolveTrainConfig: invalid config:\n {2}- train\.threads \(--threads\): must be <= 1024/);
   assert.match(debug.stderr, /\n\s+at /);
   rmSync(dir, { recursive: true });
 });

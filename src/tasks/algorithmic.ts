@@ -28,7 +28,8 @@
 // Vocabulary: 0 = pad, then the words in ALGORITHMIC_WORDS order (variables first).
 // Shapes: T = numSegments × segmentLength >= length (labelled layout, labelled-task.ts).
 import type { Rng } from './random.js';
-import { checkInt, checkKeys, taskConfigError } from './sequence-task.js';
+import { checkInt, checkKeys } from './sequence-task.js';
+import { configError } from '../tensor/errors.js';
 import { LabelledTask, resolveSegments, segmentOptionKeys, type SegmentOptions } from './labelled-task.js';
 
 export interface AlgorithmicOptions extends SegmentOptions {
@@ -75,7 +76,7 @@ export class AlgorithmicTask extends LabelledTask {
     const task = 'algorithmic';
     checkKeys(task, options, optionKeys);
     const nv = options.numVariables ?? 3;
-    if (nv !== 3 && nv !== 5) throw taskConfigError(task, `numVariables must be 3 or 5 (the Feedback paper's two settings), got ${String(nv)}`);
+    if (nv !== 3 && nv !== 5) throw configError(task, `numVariables must be 3 or 5 (the Feedback paper's two settings), got ${String(nv)}`);
     this.numVariables = nv;
     this.numStatements = checkInt(task, 'numStatements', options.numStatements ?? 100, 1, 1_000_000);
     this.length = checkInt(task, 'length', options.length ?? 512, 1, 10_000_000);

@@ -13,16 +13,14 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { EngramError } from '../tensor/errors.js';
-
-const ioError = (op: string, message: string): EngramError => new EngramError(`${op}: ${message}`, 'io', op);
+import { configError, ioError } from '../tensor/errors.js';
 
 /** A UTF-8 text file's contents; failures are EngramError kind 'io'. */
 export async function readTextFile(path: string): Promise<string> {
   try {
     return await readFile(path, 'utf8');
   } catch (e) {
-    throw ioError('readTextFile', `cannot read ${path}: ${(e as Error).message}`);
+    throw ioError('readTextFile', `cannot read ${path}: ${(e as Error).message}`, e);
   }
 }
 
@@ -85,7 +83,7 @@ export async function loadBrownText(options: BrownOptions = {}): Promise<string>
     const known = [...new Set(files.map((f) => f.category))];
     const bad = options.categories.filter((c) => !known.includes(c));
     if (bad.length > 0) {
-      throw new EngramError(`loadBrownText: unknown categor${bad.length > 1 ? 'ies' : 'y'} ${bad.join(', ')}; categories: ${known.join(', ')}`, 'config', 'loadBrownText');
+      throw configError('loadBrownText', `unknown categor${bad.length > 1 ? 'ies' : 'y'} ${bad.join(', ')}; categories: ${known.join(', ')}`);
     }
     files = files.filter((f) => options.categories!.includes(f.category));
   }
@@ -114,10 +112,10 @@ export interface Split<T> {
 export function splitBounds(n: number, fractions: SplitFractions = {}): [number, number] {
   const train = fractions.train ?? 0.9, valid = fractions.valid ?? 0.05, test = fractions.test ?? 0.05;
   for (const [name, f] of [['train', train], ['valid', valid], ['test', test]] as const) {
-    if (typeof f !== 'number' || !(f >= 0 && f <= 1)) throw new EngramError(`split: ${name} fraction must be in [0, 1], got ${String(f)}`, 'config', 'split');
+    if (typeof f !== 'number' || !(f >= 0 && f <= 1)) throw configError('split', `${name} fraction must be in [0, 1], got ${String(f)}`);
   }
   if (Math.abs(train + valid + test - 1) > 1e-9) {
-    throw new EngramError(`split: fractions must sum to 1, got train ${train} + valid ${valid} + test ${test}`, 'config', 'split');
+    throw configError('split', `fractions must sum to 1, got train ${train} + valid ${valid} + test ${test}`);
   }
   const a = Math.round(n * train);
   const b = Math.min(n, a + Math.round(n * valid));

@@ -14,7 +14,8 @@
 // so the model cannot read an earlier answer back from its own stream.
 import type { Device } from '../tensor/index.js';
 import type { Rng } from './random.js';
-import { batchTensors, checkInt, segmentSizes, stripPadding, taskConfigError } from './sequence-task.js';
+import { batchTensors, checkInt, segmentSizes, stripPadding } from './sequence-task.js';
+import { configError } from '../tensor/errors.js';
 import { IGNORE_INDEX, PAD, type SegmentedTask, type TaskBatch, type TaskSample } from './types.js';
 
 export interface SegmentOptions {
@@ -37,7 +38,7 @@ export function resolveSegments(
   task: string, options: SegmentOptions, length: number, fallback: { numSegments: number } | { segmentLength: number },
 ): { numSegments: number; segmentLength: number } {
   if (options.numSegments !== undefined && options.segmentLength !== undefined) {
-    throw taskConfigError(task, `give numSegments or segmentLength, not both (got numSegments ${String(options.numSegments)}, segmentLength ${String(options.segmentLength)})`);
+    throw configError(task, `give numSegments or segmentLength, not both (got numSegments ${String(options.numSegments)}, segmentLength ${String(options.segmentLength)})`);
   }
   const byLength = options.segmentLength ?? (options.numSegments === undefined && 'segmentLength' in fallback ? fallback.segmentLength : undefined);
   if (byLength !== undefined) {
@@ -50,13 +51,13 @@ export function resolveSegments(
 
 /** Checks that value is a number in [0, 1]; returns it. */
 export function checkProbability(task: string, name: string, value: number): number {
-  if (typeof value !== 'number' || !(value >= 0 && value <= 1)) throw taskConfigError(task, `${name} must be a number in [0, 1], got ${String(value)}`);
+  if (typeof value !== 'number' || !(value >= 0 && value <= 1)) throw configError(task, `${name} must be a number in [0, 1], got ${String(value)}`);
   return value;
 }
 
 /** Checks that value is a boolean; returns it. */
 export function checkBoolean(task: string, name: string, value: boolean): boolean {
-  if (typeof value !== 'boolean') throw taskConfigError(task, `${name} must be true or false, got ${String(value)}`);
+  if (typeof value !== 'boolean') throw configError(task, `${name} must be true or false, got ${String(value)}`);
   return value;
 }
 

@@ -5,7 +5,7 @@
 // predicted ids with the shape of targets. Results are counts, so they add up over batches
 // (mergeCounts) before the ratio is taken; accuracy is NaN when nothing was counted.
 import { tidy, type Tensor } from '../tensor/index.js';
-import { EngramError } from '../tensor/errors.js';
+import { shapeError } from '../tensor/errors.js';
 import { isFloating } from '../tensor/dtype.js';
 import { IGNORE_INDEX } from './types.js';
 
@@ -27,7 +27,7 @@ function predicted(predictions: Tensor, targets: Tensor, op: string): Tensor {
   const p = predictions.shape, t = targets.shape;
   if (p.length === t.length + 1 && isFloating(predictions.dtype) && t.every((d, i) => d === p[i])) return predictions.argmax(-1);
   if (p.length === t.length && t.every((d, i) => d === p[i]) && !isFloating(predictions.dtype)) return predictions;
-  throw new EngramError(`${op}: expected logits [${t.join(', ')}, V] (floating) or predicted ids [${t.join(', ')}] (integer) for targets [${t.join(', ')}], got ${predictions.dtype} [${p.join(', ')}]`, 'shape', op);
+  throw shapeError(op, `expected logits [${t.join(', ')}, V] (floating) or predicted ids [${t.join(', ')}] (integer) for targets [${t.join(', ')}], got ${predictions.dtype} [${p.join(', ')}]`);
 }
 
 /** Per-token accuracy over the positions whose target is not ignoreIndex. */
@@ -47,7 +47,7 @@ export function tokenAccuracy(predictions: Tensor, targets: Tensor, ignoreIndex 
  */
 export function exactMatch(predictions: Tensor, targets: Tensor, answerMask?: Tensor, ignoreIndex = IGNORE_INDEX): Counts {
   if (answerMask && answerMask.shape.join() !== targets.shape.join()) {
-    throw new EngramError(`exactMatch: answerMask [${answerMask.shape.join(', ')}] must have the shape of targets [${targets.shape.join(', ')}]`, 'shape', 'exactMatch');
+    throw shapeError('exactMatch', `answerMask [${answerMask.shape.join(', ')}] must have the shape of targets [${targets.shape.join(', ')}]`);
   }
   const [correct, total] = tidy(() => {
     const B = targets.shape[0] ?? 1;

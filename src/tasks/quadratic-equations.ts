@@ -25,7 +25,8 @@
 // included, they say where a block ends); exact match on the whole answer block (block 6).
 // Vocabulary: 0 = pad, then the characters of QUADRATIC_CHARS in order.
 import type { Rng } from './random.js';
-import { checkKeys, SequenceTask, segmentSizes, taskConfigError } from './sequence-task.js';
+import { checkKeys, SequenceTask, segmentSizes } from './sequence-task.js';
+import { configError, shapeError } from '../tensor/errors.js';
 import { PAD } from './types.js';
 
 export interface QuadraticEquationsOptions {
@@ -59,7 +60,7 @@ export function quadraticBlocks(alpha: number, b: number, c: number): string[] {
   const blocks = [formatQuadratic(alpha, alpha * b, alpha * c), formatQuadratic(1, b, c)];
   if (D < 0) return [...blocks, `${head}<0`, 'x=none', 'x=none', 'none'];
   const r = Math.round(Math.sqrt(D));
-  if (r * r !== D) throw new Error(`quadraticBlocks: D = ${D} is not a perfect square`); // unreachable for integer roots
+  if (r * r !== D) throw configError('quadraticBlocks', `D = ${D} is not a perfect square; give b and c of a quadratic with integer roots`); // unreachable from sample()
   const x1 = (-b - r) / 2, x2 = (-b + r) / 2;
   return [...blocks, `${head}=${r}^2`, `x=(${-b}-${r})/2=${x1}`, `x=(${-b}+${r})/2=${x2}`, `${x1},${x2}`];
 }
@@ -83,7 +84,7 @@ export class QuadraticEquationsTask extends SequenceTask {
     const task = 'quadratic-equations';
     checkKeys(task, options, optionKeys);
     const f = options.noRealRootsFraction ?? 0.2;
-    if (typeof f !== 'number' || !(f >= 0 && f <= 1)) throw taskConfigError(task, `noRealRootsFraction must be a number in [0, 1], got ${String(f)}`);
+    if (typeof f !== 'number' || !(f >= 0 && f <= 1)) throw configError(task, `noRealRootsFraction must be a number in [0, 1], got ${String(f)}`);
     this.noRealRootsFraction = f;
     this.numSegments = options.numSegments ?? 1;
     this.segmentLength = segmentSizes(task, this.seqLength - 1, this.numSegments);
@@ -105,7 +106,7 @@ export class QuadraticEquationsTask extends SequenceTask {
     const blocks = quadraticBlocks(alpha, b, c);
     for (let k = 0; k < QUADRATIC_BLOCKS; k++) {
       const text = blocks[k]!;
-      if (text.length > QUADRATIC_BLOCK_WIDTH) throw new Error(`quadratic-equations: block '${text}' is wider than ${QUADRATIC_BLOCK_WIDTH}`);
+      if (text.length > QUADRATIC_BLOCK_WIDTH) throw shapeError('quadratic-equations', `block '${text}' is wider than ${QUADRATIC_BLOCK_WIDTH}`);
       for (let i = 0; i < QUADRATIC_BLOCK_WIDTH; i++) {
         seq[k * QUADRATIC_BLOCK_WIDTH + i] = i < text.length ? charId.get(text[i]!)! : 1; // 1 = ' '
       }

@@ -6,7 +6,7 @@
 // arithmetic, so results never depend on floating point. The state is seeded from a safe integer
 // by splitmix32 (the 32-bit variant of Steele et al.'s SplitMix: add the golden-ratio increment,
 // then a murmur3-style finaliser), four draws, one per state word.
-import { EngramError } from '../tensor/errors.js';
+import { configError } from '../tensor/errors.js';
 
 const TWO_32 = 4294967296;
 
@@ -29,7 +29,7 @@ export class Rng {
 
   /** A generator seeded from any safe integer (negative ones too); all 53 bits matter. */
   constructor(seed: number) {
-    if (!Number.isSafeInteger(seed)) throw new EngramError(`Rng: seed must be a safe integer, got ${seed}`, 'config', 'Rng');
+    if (!Number.isSafeInteger(seed)) throw configError('Rng', `seed must be a safe integer, got ${seed}`);
     const big = BigInt(seed);
     const lo = Number(BigInt.asUintN(32, big));
     const hi = Number(BigInt.asUintN(32, big >> 32n));
@@ -58,7 +58,7 @@ export class Rng {
 
   setState(words: readonly number[]): void {
     if (words.length !== 4 || words.some((w) => !Number.isInteger(w) || w < 0 || w >= TWO_32) || words.every((w) => w === 0)) {
-      throw new EngramError(`Rng: a state is four uint32 words, not all zero; got [${words.join(', ')}]`, 'config', 'Rng');
+      throw configError('Rng', `a state is four uint32 words, not all zero; got [${words.join(', ')}]`);
     }
     [this.#s0, this.#s1, this.#s2, this.#s3] = words as [number, number, number, number];
   }
@@ -90,7 +90,7 @@ export class Rng {
 
   /** Uniform integer in [0, n), n a positive integer <= 2^32; unbiased (rejection of the short tail). */
   int(n: number): number {
-    if (!Number.isInteger(n) || n < 1 || n > TWO_32) throw new EngramError(`Rng.int: n must be an integer in [1, 2^32], got ${n}`, 'config', 'Rng.int');
+    if (!Number.isInteger(n) || n < 1 || n > TWO_32) throw configError('Rng.int', `n must be an integer in [1, 2^32], got ${n}`);
     const limit = TWO_32 - (TWO_32 % n); // multiples of n below 2^32
     for (;;) {
       const x = this.nextUint32();
@@ -100,7 +100,7 @@ export class Rng {
 
   /** Uniform integer in [low, high], both ends included. */
   intBetween(low: number, high: number): number {
-    if (!(high >= low)) throw new EngramError(`Rng.intBetween: high (${high}) < low (${low})`, 'config', 'Rng.intBetween');
+    if (!(high >= low)) throw configError('Rng.intBetween', `high (${high}) < low (${low})`);
     return low + this.int(high - low + 1);
   }
 
@@ -122,7 +122,7 @@ export class Rng {
 
   /** k distinct integers from [0, n), in random order (partial Fisher–Yates). */
   sampleWithoutReplacement(n: number, k: number): number[] {
-    if (!Number.isInteger(k) || k < 0 || k > n) throw new EngramError(`Rng.sampleWithoutReplacement: need 0 <= k <= n, got k=${k}, n=${n}`, 'config', 'Rng.sampleWithoutReplacement');
+    if (!Number.isInteger(k) || k < 0 || k > n) throw configError('Rng.sampleWithoutReplacement', `need 0 <= k <= n, got k=${k}, n=${n}`);
     const pool = Array.from({ length: n }, (_, i) => i);
     for (let i = 0; i < k; i++) {
       const j = i + this.int(n - i);

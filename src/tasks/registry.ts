@@ -7,7 +7,7 @@ import { LongCopyTask, type LongCopyOptions } from './long-copy.js';
 import { CorridorTask, type CorridorOptions } from './corridor.js';
 import { ObjectCollisionTask, type ObjectCollisionOptions } from './object-collision.js';
 import { AlgorithmicTask, type AlgorithmicOptions } from './algorithmic.js';
-import { EngramError } from '../tensor/errors.js';
+import { configError } from '../tensor/errors.js';
 
 /** Options of each task, by name. */
 export interface TaskOptionsMap {
@@ -56,10 +56,10 @@ export function isTaskName(name: string): name is TaskName {
  */
 export function makeTask<N extends TaskName>(name: N, options: TaskOptionsMap[N] = {} as TaskOptionsMap[N]): TaskClassMap[N] {
   if (!isTaskName(name)) {
-    throw new EngramError(`makeTask: unknown task '${String(name)}'; tasks: ${taskNames.join(', ')}`, 'config', 'makeTask');
+    throw configError('makeTask', `unknown task '${String(name)}'; tasks: ${taskNames.join(', ')}`);
   }
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-    throw new EngramError(`makeTask: options of '${name}' must be an object`, 'config', 'makeTask');
+    throw configError('makeTask', `options of '${name}' must be an object`);
   }
   return builders[name](options);
 }

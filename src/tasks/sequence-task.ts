@@ -1,16 +1,14 @@
 // What all algorithmic tasks share: from a full sequence (source ⧺ target block) to the padded
 // tokens / targets / answer-mask rows of types.ts, segment sizing, option validation, batching.
 import { tensor, type Device } from '../tensor/index.js';
-import { EngramError } from '../tensor/errors.js';
+import { configError } from '../tensor/errors.js';
 import type { Rng } from './random.js';
 import { IGNORE_INDEX, PAD, type SegmentedTask, type TaskBatch, type TaskSample } from './types.js';
-
-export const taskConfigError = (task: string, message: string): EngramError => new EngramError(`${task}: ${message}`, 'config', task);
 
 /** Checks that value is an integer in [min, max]; returns it. */
 export function checkInt(task: string, name: string, value: number, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw taskConfigError(task, `${name} must be an integer in [${min}, ${max}], got ${String(value)}`);
+    throw configError(task, `${name} must be an integer in [${min}, ${max}], got ${String(value)}`);
   }
   return value;
 }
@@ -19,7 +17,7 @@ export function checkInt(task: string, name: string, value: number, min: number,
 export function checkKeys(task: string, options: object, allowed: readonly string[]): void {
   for (const key of Object.keys(options)) {
     if (!allowed.includes(key)) {
-      throw taskConfigError(task, `unknown option '${key}'; allowed: ${allowed.join(', ')}`);
+      throw configError(task, `unknown option '${key}'; allowed: ${allowed.join(', ')}`);
     }
   }
 }
@@ -34,7 +32,7 @@ export function segmentSizes(task: string, length: number, numSegments: number):
   if ((numSegments - 1) * segmentLength >= length) {
     const ok: number[] = [];
     for (let n = 1; n <= Math.min(length, 64); n++) if ((n - 1) * Math.ceil(length / n) < length) ok.push(n);
-    throw taskConfigError(task, `numSegments ${numSegments} leaves a segment of padding only (${length} tokens in segments of ${segmentLength}); use one of ${ok.join(', ')}${length > 64 ? ', ...' : ''}`);
+    throw configError(task, `numSegments ${numSegments} leaves a segment of padding only (${length} tokens in segments of ${segmentLength}); use one of ${ok.join(', ')}${length > 64 ? ', ...' : ''}`);
   }
   return segmentLength;
 }

@@ -18,7 +18,7 @@
 //
 // position() / restore() save and resume exactly where a run stopped.
 import { tensor, type Device, type Tensor } from '../tensor/index.js';
-import { EngramError } from '../tensor/errors.js';
+import { configError } from '../tensor/errors.js';
 import { IGNORE_INDEX } from './types.js';
 
 export interface StreamBatcherOptions {
@@ -56,8 +56,6 @@ export interface StreamPosition {
   streamLength: number;
 }
 
-const cfg = (message: string): EngramError => new EngramError(`StreamBatcher: ${message}`, 'config', 'StreamBatcher');
-
 export class StreamBatcher {
   readonly batchSize: number;
   readonly segmentLength: number;
@@ -72,15 +70,15 @@ export class StreamBatcher {
 
   constructor(data: Int32Array | ArrayLike<number>, options: StreamBatcherOptions) {
     const { batchSize: B, segmentLength: M } = options;
-    if (!Number.isInteger(B) || B < 1) throw cfg(`batchSize must be a positive integer, got ${B}`);
-    if (!Number.isInteger(M) || M < 1) throw cfg(`segmentLength must be a positive integer, got ${M}`);
+    if (!Number.isInteger(B) || B < 1) throw configError('StreamBatcher', `batchSize must be a positive integer, got ${B}`);
+    if (!Number.isInteger(M) || M < 1) throw configError('StreamBatcher', `segmentLength must be a positive integer, got ${M}`);
     const remainder = options.remainder ?? 'short';
-    if (!['short', 'pad', 'drop'].includes(remainder)) throw cfg(`remainder must be one of short, pad, drop, got '${String(remainder)}'`);
+    if (!['short', 'pad', 'drop'].includes(remainder)) throw configError('StreamBatcher', `remainder must be one of short, pad, drop, got '${String(remainder)}'`);
     this.#data = data instanceof Int32Array ? data : Int32Array.from(data);
     const S = Math.floor((this.#data.length - 1) / B);
-    if (S < 1) throw cfg(`${this.#data.length} tokens are too few for ${B} streams (need at least ${B + 1})`);
+    if (S < 1) throw configError('StreamBatcher', `${this.#data.length} tokens are too few for ${B} streams (need at least ${B + 1})`);
     const steps = remainder === 'drop' ? Math.floor(S / M) : Math.ceil(S / M);
-    if (steps < 1) throw cfg(`streams of ${S} positions hold no full segment of ${M} (remainder 'drop')`);
+    if (steps < 1) throw configError('StreamBatcher', `streams of ${S} positions hold no full segment of ${M} (remainder 'drop')`);
     this.batchSize = B;
     this.segmentLength = M;
     this.streamLength = S;
@@ -103,10 +101,10 @@ export class StreamBatcher {
   /** Continues from a saved position; throws if it was saved with other data sizes or options. */
   restore(p: StreamPosition): void {
     if (p.batchSize !== this.batchSize || p.segmentLength !== this.segmentLength || p.streamLength !== this.streamLength) {
-      throw cfg(`position saved for batchSize ${p.batchSize}, segmentLength ${p.segmentLength}, streamLength ${p.streamLength}; this batcher has ${this.batchSize}, ${this.segmentLength}, ${this.streamLength}`);
+      throw configError('StreamBatcher', `position saved for batchSize ${p.batchSize}, segmentLength ${p.segmentLength}, streamLength ${p.streamLength}; this batcher has ${this.batchSize}, ${this.segmentLength}, ${this.streamLength}`);
     }
     if (!Number.isInteger(p.epoch) || p.epoch < 0 || !Number.isInteger(p.step) || p.step < 0 || p.step >= this.stepsPerEpoch) {
-      throw cfg(`invalid position epoch ${p.epoch}, step ${p.step} (${this.stepsPerEpoch} steps per epoch)`);
+      throw configError('StreamBatcher', `invalid position epoch ${p.epoch}, step ${p.step} (${this.stepsPerEpoch} steps per epoch)`);
     }
     this.#epoch = p.epoch;
     this.#step = p.step;
@@ -114,7 +112,7 @@ export class StreamBatcher {
 
   /** Inputs and targets of a step as flat [B * m] arrays, without tensors or moving the position. */
   arraysAt(step: number): { tokens: Int32Array; targets: Int32Array; width: number } {
-    if (!Number.isInteger(step) || step < 0 || step >= this.stepsPerEpoch) throw cfg(`step ${step} out of range [0, ${this.stepsPerEpoch})`);
+    if (!Number.isInteger(step) || step < 0 || step >= this.stepsPerEpoch) throw configError('StreamBatcher', `step ${step} out of range [0, ${this.stepsPerEpoch})`);
     const B = this.batchSize, M = this.segmentLength, S = this.streamLength;
     const start = step * M;
     const m = Math.min(M, S - start); // real positions in this step

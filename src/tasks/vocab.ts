@@ -5,7 +5,7 @@
 //
 // Saved as a string: toString() is the characters in id order (id 1 first), and
 // CharVocab.fromString() restores it, so a checkpoint can carry its vocabulary in its metadata.
-import { EngramError } from '../tensor/errors.js';
+import { configError } from '../tensor/errors.js';
 
 export const UNKNOWN_ID = 0;
 
@@ -42,7 +42,7 @@ export class CharVocab {
     const codes = chars.map((c) => c.codePointAt(0)!);
     for (let i = 1; i < codes.length; i++) {
       if (codes[i]! <= codes[i - 1]!) {
-        throw new EngramError('CharVocab.fromString: not a saved vocabulary (characters must be distinct and in code-point order)', 'config', 'CharVocab.fromString');
+        throw configError('CharVocab.fromString', 'not a saved vocabulary (characters must be distinct and in code-point order)');
       }
     }
     return new CharVocab(chars);

@@ -16,12 +16,12 @@ export class EngramError extends Error {
   override name = 'EngramError';
   /**
    * The native addon calls this with all four arguments. Elsewhere use engramError() or the
-   * factories, which prefix the op and make it mandatory.
+   * factories, which prefix the op to the message.
    */
   constructor(
     message: string,
-    readonly kind: ErrorKind = 'torch',
-    readonly op: string = '',
+    readonly kind: ErrorKind,
+    readonly op: string,
     /** The message without the op prefix: libtorch's own for native errors. */
     readonly torchMessage: string = message,
   ) {

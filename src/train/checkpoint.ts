@@ -23,7 +23,7 @@ import { createReadStream, existsSync } from 'node:fs';
 import { readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { EngramError, loadSafetensors, readSafetensorsHeader, saveSafetensors, type Tensor } from '../tensor/index.js';
+import { EngramError, ioError, loadSafetensors, readSafetensorsHeader, saveSafetensors, type Tensor } from '../tensor/index.js';
 import { writeFileAtomic } from '../tensor/serialize.js';
 import type { ModelConfig, MemoryState } from '../models/index.js';
 import type { LrSchedulerState, OptimizerStateDict, ReduceLROnPlateauState } from '../optim/index.js';
@@ -120,7 +120,7 @@ export function unflattenState(tensors: Record<string, Tensor>, layout: CarryLay
   const state: MemoryState = {};
   const get = (name: string): Tensor => {
     const t = tensors[name];
-    if (!t) throw new EngramError(`checkpoint: missing tensor ${name}`, 'io');
+    if (!t) throw ioError('unflattenState', `missing tensor ${name}`);
     return t;
   };
   for (const [key, l] of Object.entries(layout)) {
@@ -156,7 +156,7 @@ export async function sha256File(path: string, op = 'sha256File'): Promise<strin
   try {
     for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   } catch (e) {
-    throw new EngramError(`${op}: cannot read ${path}: ${(e as Error).message}`, 'io', op);
+    throw ioError(op, `cannot read ${path}: ${(e as Error).message}`, e);
   }
   return hash.digest('hex');
 }
@@ -169,23 +169,23 @@ export async function readCheckpointMeta(dir: string): Promise<CheckpointMeta> {
   try {
     raw = JSON.parse(await readFile(path, 'utf8'));
   } catch (e) {
-    throw new EngramError(`no readable checkpoint in ${dir}: ${(e as Error).message}`, 'io', op);
+    throw ioError(op, `no readable checkpoint in ${dir}: ${(e as Error).message}`, e);
   }
   const fields = raw as { format?: unknown; version?: unknown } | null;
   if (fields === null || typeof fields !== 'object' || fields.format !== 'engram-checkpoint' || fields.version !== 1) {
-    throw new EngramError(`${path} is not an Engram checkpoint (format ${show(fields?.format)}, version ${show(fields?.version)})`, 'io', op);
+    throw ioError(op, `${path} is not an Engram checkpoint (format ${show(fields?.format)}, version ${show(fields?.version)})`);
   }
   const r = metaSchema.safeParse(raw);
   if (!r.success) {
     const problems = r.error.issues.map((i) => `${i.path.map(String).join('.') || '(top)'}: ${i.message}`);
-    throw new EngramError(`${path} is damaged (${problems.slice(0, 3).join('; ')}${problems.length > 3 ? '; ...' : ''}); restore it from a backup or start a new run`, 'io', op);
+    throw ioError(op, `${path} is damaged (${problems.slice(0, 3).join('; ')}${problems.length > 3 ? '; ...' : ''}); restore it from a backup or start a new run`);
   }
   let config: TrainConfig;
   try {
     config = resolveTrainConfig(r.data.config);
   } catch (e) {
     const message = e instanceof EngramError ? e.message.replace(/\n\s*/g, ' ') : String(e);
-    throw new EngramError(`${path} holds a configuration Engram cannot use (${message}); restore it from a backup or start a new run`, 'io', op);
+    throw ioError(op, `${path} holds a configuration Engram cannot use (${message}); restore it from a backup or start a new run`, e);
   }
   return { ...(r.data as unknown as CheckpointMeta), config };
 }
@@ -195,11 +195,11 @@ export async function loadCheckpoint(dir: string): Promise<{ meta: CheckpointMet
   const meta = await readCheckpointMeta(dir);
   const op = 'loadCheckpoint';
   const file = join(dir, meta.tensorsFile);
-  if (!existsSync(file)) throw new EngramError(`${join(dir, CHECKPOINT_FILE)} names ${meta.tensorsFile}, which is missing; restore it from a backup or start a new run`, 'io', op);
+  if (!existsSync(file)) throw ioError(op, `${join(dir, CHECKPOINT_FILE)} names ${meta.tensorsFile}, which is missing; restore it from a backup or start a new run`);
   if (meta.tensorsSha256 !== undefined) {
     const actual = await sha256File(file, op);
     if (actual !== meta.tensorsSha256) {
-      throw new EngramError(`${file} is corrupt: its SHA-256 differs from the one recorded in ${CHECKPOINT_FILE}; restore it from a backup or start a new run`, 'io', op);
+      throw ioError(op, `${file} is corrupt: its SHA-256 differs from the one recorded in ${CHECKPOINT_FILE}; restore it from a backup or start a new run`);
     }
   }
   // The tensor file carries its own copy of the config and model: checkpoint.json must agree.
@@ -214,7 +214,7 @@ export async function loadCheckpoint(dir: string): Promise<{ meta: CheckpointMet
     } catch {
       same = false;
     }
-    if (!same) throw new EngramError(`${join(dir, CHECKPOINT_FILE)} disagrees with ${meta.tensorsFile} on ${key}; restore it from a backup or start a new run`, 'io', op);
+    if (!same) throw ioError(op, `${join(dir, CHECKPOINT_FILE)} disagrees with ${meta.tensorsFile} on ${key}; restore it from a backup or start a new run`);
   }
   const tensors = await loadSafetensors(file);
   return { meta, tensors };

@@ -9,7 +9,7 @@
 //   train   steps, batch, BPTT depth (SPEC §6), seeds, evaluation and checkpoint cadence
 //   optim   Adam / AdamW, clipping, warmup, cosine decay, reduce-on-plateau (the RMT recipe)
 import { z } from 'zod';
-import { EngramError } from '../tensor/index.js';
+import { EngramError, configError, engramError } from '../tensor/index.js';
 import { modelKindSpec, modelKinds } from '../models/index.js';
 import { adaptiveSpanSchema, compressiveSchema, expireSpanSchema } from '../memory/index.js';
 import { makeTask, taskNames, type TaskName } from '../tasks/registry.js';
@@ -221,10 +221,13 @@ function allowedKeys(schema: z.ZodType, path: readonly PropertyKey[]): string[] 
   return shape ? Object.keys(shape) : null;
 }
 
-/** Parses with a schema; failures become one EngramError of kind 'config' listing every problem. */
-export function parseWith<T extends z.ZodType>(schema: T, input: unknown, title: string, label?: (path: string) => string): z.output<T> {
+/**
+ * Parses with a schema; failures become one config error of `op` listing every problem under
+ * `title`: `${op}: ${title}:` then one `  - ` line per problem.
+ */
+export function parseWith<T extends z.ZodType>(schema: T, input: unknown, op: string, title: string, label?: (path: string) => string): z.output<T> {
   const r = schema.safeParse(input, { reportInput: true });
-  if (!r.success) throw new EngramError(formatIssues(r.error.issues, schema, title, label), 'config', title);
+  if (!r.success) throw configError(op, formatIssues(r.error.issues, schema, title, label));
   return r.data;
 }
 
@@ -254,13 +257,16 @@ function merge<T>(a: T, b: unknown): T {
 /** Configurations nest a few levels; deeper input is a mistake (and would overflow the stack). */
 export const MAX_CONFIG_DEPTH = 32;
 
-/** Throws a config error when objects / arrays in value nest deeper than MAX_CONFIG_DEPTH (iterative). */
-export function checkDepth(value: unknown, what: string): void {
+/**
+ * Throws a config error of `op` when objects / arrays in value nest deeper than MAX_CONFIG_DEPTH
+ * (iterative); `what` (a file, say) follows the op in the message.
+ */
+export function checkDepth(value: unknown, op: string, what?: string): void {
   const stack: [unknown, number][] = [[value, 0]];
   while (stack.length) {
     const [v, depth] = stack.pop()!;
     if (v === null || typeof v !== 'object') continue;
-    if (depth >= MAX_CONFIG_DEPTH) throw new EngramError(`${what}: the configuration nests deeper than ${MAX_CONFIG_DEPTH} levels; a configuration is { model, data, train, optim } with a few levels inside`, 'config', what);
+    if (depth >= MAX_CONFIG_DEPTH) throw configError(op, `${what === undefined ? '' : `${what}: `}the configuration nests deeper than ${MAX_CONFIG_DEPTH} levels; a configuration is { model, data, train, optim } with a few levels inside`);
     for (const x of Object.values(v)) stack.push([x, depth + 1]);
   }
 }
@@ -298,20 +304,21 @@ export function memoryDefaults(model: { kind: string; memLen?: MemorySize | unde
  * the rules that tie sections together (LM needs a numeric BPTT depth).
  */
 export function resolveTrainConfig(input: unknown = {}): TrainConfig {
-  if (!isPlainObject(input)) throw new EngramError(`invalid config: expected an object { model, data, train, optim }, got ${show(input)}`, 'config');
-  checkDepth(input, 'invalid config');
-  const parsed = parseWith(trainConfigSchema, input, 'invalid config');
+  const op = 'resolveTrainConfig';
+  if (!isPlainObject(input)) throw configError(op, `invalid config: expected an object { model, data, train, optim }, got ${show(input)}`);
+  checkDepth(input, op);
+  const parsed = parseWith(trainConfigSchema, input, op, 'invalid config');
   const isLm = parsed.data.kind === 'lm';
   const bpttDepth = parsed.train.bpttDepth ?? (isLm ? 0 : 'all');
   if (isLm && bpttDepth === 'all') {
-    throw new EngramError("invalid config:\n  - train.bpttDepth: language modelling needs a number of segments (an unroll is bpttDepth + 1 segments), not 'all'", 'config');
+    throw configError(op, "invalid config:\n  - train.bpttDepth: language modelling needs a number of segments (an unroll is bpttDepth + 1 segments), not 'all'");
   }
   let segmentLength: number, numSegments: number;
   if (parsed.data.kind === 'task') {
     try {
       ({ segmentLength, numSegments } = makeTask(parsed.data.name as TaskName, parsed.data.options as never)); // checks the task's options
     } catch (e) {
-      if (e instanceof EngramError) throw new EngramError(`invalid config:\n  - data.options: ${e.message}`, 'config');
+      if (e instanceof EngramError) throw engramError('config', op, `invalid config:\n  - data.options: ${e.message}`, e);
       throw e;
     }
   } else {
@@ -319,15 +326,15 @@ export function resolveTrainConfig(input: unknown = {}): TrainConfig {
     numSegments = (bpttDepth as number) + 1;
   }
   if (parsed.optim.decay === 'cosine' && parsed.optim.warmupSteps >= parsed.train.steps) {
-    throw new EngramError(`invalid config:\n  - optim.warmupSteps (${parsed.optim.warmupSteps}) must be < train.steps (${parsed.train.steps}) with cosine decay`, 'config');
+    throw configError(op, `invalid config:\n  - optim.warmupSteps (${parsed.optim.warmupSteps}) must be < train.steps (${parsed.train.steps}) with cosine decay`);
   }
   const model = { ...parsed.model, ...memoryDefaults(parsed.model, segmentLength) };
-  checkSizes(model, parsed.train.batchSize, segmentLength, numSegments);
+  checkSizes(op, model, parsed.train.batchSize, segmentLength, numSegments);
   return { ...parsed, model, train: { ...parsed.train, bpttDepth } } as TrainConfig;
 }
 
 /** Products of sizes that stop absurd allocations before a model or a batch exists. */
-function checkSizes(model: { dModel: number; heads: number; memLen: number; numMemTokens: number }, batchSize: number, segmentLength: number, numSegments: number): void {
+function checkSizes(op: string, model: { dModel: number; heads: number; memLen: number; numMemTokens: number }, batchSize: number, segmentLength: number, numSegments: number): void {
   const problems: string[] = [];
   if (segmentLength > LIMITS.segmentLength) problems.push(`data: segments of ${segmentLength} tokens; at most ${LIMITS.segmentLength} (use more segments)`);
   const tokens = batchSize * numSegments * segmentLength;
@@ -337,5 +344,5 @@ function checkSizes(model: { dModel: number; heads: number; memLen: number; numM
   if (activation > LIMITS.activation) problems.push(`train.batchSize × (segment + memory) × model.dModel = ${batchSize} × ${width} × ${model.dModel} exceeds ${LIMITS.activation} elements; make one of them smaller`);
   const attention = batchSize * model.heads * (segmentLength + model.numMemTokens) * width;
   if (attention > LIMITS.attention) problems.push(`train.batchSize × model.heads × segment × (segment + memory) = ${batchSize} × ${model.heads} × ${segmentLength + model.numMemTokens} × ${width} exceeds ${LIMITS.attention} attention scores; make one of them smaller`);
-  if (problems.length) throw new EngramError(`invalid config:\n${problems.map((p) => `  - ${p}`).join('\n')}`, 'config');
+  if (problems.length) throw configError(op, `invalid config:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
 }

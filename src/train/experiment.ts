@@ -51,7 +51,7 @@ export type RecipeInput = z.input<typeof recipeSchema>;
 export type MetricName = NonNullable<Recipe['metric']>;
 
 export function parseRecipe(input: unknown): Recipe {
-  const recipe = parseWith(recipeSchema, input, 'invalid recipe');
+  const recipe = parseWith(recipeSchema, input, 'parseRecipe', 'invalid recipe');
   for (const [what, list] of [['model', recipe.models], ['setting', recipe.settings]] as const) {
     const names = list.map((x) => x.name);
     const dup = names.find((n, i) => names.indexOf(n) !== i);

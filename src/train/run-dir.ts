@@ -15,7 +15,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { EngramError } from '../tensor/index.js';
+import { configError, ioError } from '../tensor/index.js';
 
 export const LOCK_FILE = '.engram.lock';
 
@@ -74,7 +74,7 @@ export function lockRunDir(dir: string): RunLock {
   try {
     mkdirSync(dir, { recursive: true });
   } catch (e) {
-    throw new EngramError(`cannot create the run directory ${dir}: ${(e as Error).message}`, 'io', 'lockRunDir');
+    throw ioError('lockRunDir', `cannot create the run directory ${dir}: ${(e as Error).message}`, e);
   }
   const path = join(dir, LOCK_FILE);
   const me: LockHolder = { pid: process.pid, host: hostname(), started: new Date().toISOString() };
@@ -83,7 +83,7 @@ export function lockRunDir(dir: string): RunLock {
       writeFileSync(path, `${JSON.stringify(me)}\n`, { flag: 'wx' });
       break;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new EngramError(`cannot lock the run directory ${dir}: ${(e as Error).message}`, 'io', 'lockRunDir');
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError('lockRunDir', `cannot lock the run directory ${dir}: ${(e as Error).message}`, e);
     }
     const raw = readRaw(path);
     const holder = readHolder(path, raw);
@@ -93,7 +93,7 @@ export function lockRunDir(dir: string): RunLock {
     if (!stale || attempt >= 3) {
       const who = holder ? `process ${holder.pid} on ${holder.host}, since ${holder.started}` : 'a process that is starting';
       const self = holder && holder.pid === process.pid && holder.host === me.host ? ' (this process: dispose the other Trainer first)' : '';
-      throw new EngramError(`${dir} is in use by ${who}${self}: wait for it to finish or use another run directory (if no such run is going on, delete ${path})`, 'config', 'lockRunDir');
+      throw configError('lockRunDir', `${dir} is in use by ${who}${self}: wait for it to finish or use another run directory (if no such run is going on, delete ${path})`);
     }
     // Remove the stale lock only if it is still the one judged (another process may have taken
     // it over meanwhile; the window left is the gap between this read and the unlink).

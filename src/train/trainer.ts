@@ -13,7 +13,7 @@
 // Shapes: B batch, M segment length, T = numSegments * M, V vocabulary.
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { EngramError, heapBytes, manualSeed, setNumThreads, tidy, type Tensor } from '../tensor/index.js';
+import { configError, heapBytes, ioError, manualSeed, numericError, setNumThreads, tidy, type Tensor } from '../tensor/index.js';
 import { removeTempFiles, writeFileAtomic } from '../tensor/serialize.js';
 import { Adam, AdamW, clipGradNorm, constantLr, cosineDecay, LrScheduler, ReduceLROnPlateau, weightDecayGroups, withWarmup, type AdamOptions, type Schedule } from '../optim/index.js';
 import { createModel, resolveModelConfig, type MemoryState, type ModelConfig, type SegmentModel } from '../models/index.js';
@@ -130,7 +130,7 @@ function checkResumable(saved: TrainConfig, now: TrainConfig): void {
     for (const section of ['model', 'data', 'train', 'optim'] as const) {
       if (canonicalJson(saved[section]) !== canonicalJson(now[section])) diff.push(`${section}: checkpoint ${JSON.stringify(saved[section])}, now ${JSON.stringify(now[section])}`);
     }
-    throw new EngramError(`cannot resume: the configuration differs from the checkpoint's (only ${RESUMABLE_CHANGES.join(', ')} may change${saved.optim.decay === 'cosine' ? ', steps not with cosine decay' : ''}):\n  ${diff.join('\n  ')}`, 'config', 'resume');
+    throw configError('resume', `the configuration differs from the checkpoint's (only ${RESUMABLE_CHANGES.join(', ')} may change${saved.optim.decay === 'cosine' ? ', steps not with cosine decay' : ''}):\n  ${diff.join('\n  ')}`);
   }
 }
 
@@ -207,9 +207,9 @@ export class Trainer {
           const entries = runDirEntries(runDir);
           if (entries.length && !options.overwrite) {
             const held = describeEntries(entries);
-            throw new EngramError(hasCheckpoint(runDir)
+            throw configError('train', hasCheckpoint(runDir)
               ? `${runDir} already holds a run (${held}): resume it (--resume), replace it (--overwrite) or choose another run directory`
-              : `${runDir} is not empty (${held}) and has no checkpoint.json to resume; nothing was changed: replace its run (--overwrite) or choose another run directory`, 'config', 'train');
+              : `${runDir} is not empty (${held}) and has no checkpoint.json to resume; nothing was changed: replace its run (--overwrite) or choose another run directory`);
           }
           replace = entries.length > 0;
         }
@@ -299,7 +299,7 @@ export class Trainer {
 
   /** Writes a checkpoint of the current step into runDir. */
   async saveCheckpoint(): Promise<string> {
-    if (!this.runDir) throw new EngramError('saveCheckpoint: the trainer has no run directory', 'config', 'saveCheckpoint');
+    if (!this.runDir) throw configError('saveCheckpoint', 'the trainer has no run directory');
     const optim = this.optimizer.stateDict();
     const tensors: Record<string, Tensor> = {};
     for (const [k, v] of Object.entries(this.model.stateDict())) tensors[`model.${k}`] = v;
@@ -339,7 +339,7 @@ export class Trainer {
       this.#restoreState(meta, tensors);
     } catch (e) {
       const why = e instanceof Error ? e.message.split('\n')[0] : String(e);
-      throw new EngramError(`${join(this.runDir ?? '', meta.tensorsFile)} does not fit the model and optimiser of its checkpoint.json (${why}); restore the run from a backup or start a new one`, 'io', 'resume');
+      throw ioError('resume', `${join(this.runDir ?? '', meta.tensorsFile)} does not fit the model and optimiser of its checkpoint.json (${why}); restore the run from a backup or start a new one`, e);
     }
     this.step = meta.step;
     this.lastEval = meta.lastEval;
@@ -373,7 +373,7 @@ export class Trainer {
     try {
       appendFileSync(path, `${JSON.stringify(record)}\n`);
     } catch (e) {
-      throw new EngramError(`cannot write ${path}: ${(e as Error).message}`, 'io', 'train');
+      throw ioError('train', `cannot write ${path}: ${(e as Error).message}`, e);
     }
   }
 
@@ -392,7 +392,7 @@ export class Trainer {
       });
       writeFileSync(path, kept.map((l) => `${l}\n`).join(''));
     } catch (e) {
-      throw new EngramError(`cannot rewrite ${path}: ${(e as Error).message}`, 'io', 'resume');
+      throw ioError('resume', `cannot rewrite ${path}: ${(e as Error).message}`, e);
     }
   }
 
@@ -441,7 +441,7 @@ export class Trainer {
             this.#log({ type: 'nonfinite', step: this.step, loss, time: time() });
             const kept = this.runDir ? (this.#lastCheckpointStep >= 0 ? `; the checkpoint of step ${this.#lastCheckpointStep} in ${this.runDir} is kept` : `; ${this.runDir} holds no checkpoint`) : '';
             const why = stopOnNonFinite ? `the training loss at step ${this.step} is ${String(m.loss)}` : `${skippedInARow} batches in a row gave a non-finite loss (up to step ${this.step})`;
-            throw new EngramError(`training stopped: ${why}${kept}; lower the learning rate (optim.lr ${this.config.optim.lr}) or clip gradients${stopOnNonFinite ? ', or skip such batches (--on-nan skip)' : ''}`, 'numeric', 'train');
+            throw numericError('train', `training stopped: ${why}${kept}; lower the learning rate (optim.lr ${this.config.optim.lr}) or clip gradients${stopOnNonFinite ? ', or skip such batches (--on-nan skip)' : ''}`);
           }
           skippedSteps += 1;
           this.#log({ type: 'skip', step: this.step, loss });
@@ -513,7 +513,7 @@ export class Trainer {
     // A finite loss can still leave non-finite weights (a huge step): never checkpoint them.
     if (!this.#weightsFinite()) {
       this.#log({ type: 'nonfinite', step: this.step, loss: null, time: new Date().toISOString() });
-      throw new EngramError(`training stopped: the weights after step ${this.step} are not finite${this.#lastCheckpointStep >= 0 ? `; the checkpoint of step ${this.#lastCheckpointStep} in ${this.runDir} is kept` : ''}; lower the learning rate (optim.lr ${this.config.optim.lr}) or clip gradients`, 'numeric', 'train');
+      throw numericError('train', `training stopped: the weights after step ${this.step} are not finite${this.#lastCheckpointStep >= 0 ? `; the checkpoint of step ${this.#lastCheckpointStep} in ${this.runDir} is kept` : ''}; lower the learning rate (optim.lr ${this.config.optim.lr}) or clip gradients`);
     }
     const path = await this.saveCheckpoint();
     this.#log({ type: 'checkpoint', step: this.step, file: path });
@@ -530,7 +530,7 @@ export class Trainer {
     try {
       writeFileSync(path, text);
     } catch (e) {
-      throw new EngramError(`cannot write ${path}: ${(e as Error).message}`, 'io', 'train');
+      throw ioError('train', `cannot write ${path}: ${(e as Error).message}`, e);
     }
   }
 
