@@ -13,7 +13,7 @@
 //
 // Exit status: 0 done; 2 a problem with what was asked (options, files, a run directory in use,
 // a non-finite loss), as one line `engram: <problem and what to do>` (a config's problems listed
-// below it); 1 an internal error (a bug: `engram: internal error: ...`); 130 / 143 / 129 after
+// below it), and also an internal error (a bug: `engram: internal error: ...`); 130 / 143 / 129 after
 // SIGINT / SIGTERM / SIGHUP: the run stops after its current step and checkpoints first (a second
 // signal exits at once). Stack traces only with --debug or ENGRAM_DEBUG=1.
 import { existsSync, readFileSync, rmSync } from 'node:fs';
@@ -450,10 +450,11 @@ async function main(): Promise<void> {
       process.exitCode = 2;
       return;
     }
-    // Not one of ours: a bug, exit 1 (scripts can tell it from a problem with their input, exit 2).
+    // Not one of ours: a bug in Engram. Still one line and exit 2, as every error; the words
+    // 'internal error' tell it from a problem with the input (the fuzz test fails on them).
     const message = (e instanceof Error ? e.message : String(e)).split('\n')[0];
-    process.stderr.write(`engram: internal error: ${message}${trace ? '' : ' (run with --debug for the trace)'}\n${trace}`);
-    process.exitCode = 1;
+    process.stderr.write(`engram: internal error: ${message}; this is a bug in Engram${trace ? '' : ': rerun with --debug and report the trace'}\n${trace}`);
+    process.exitCode = 2;
   }
 }
 
