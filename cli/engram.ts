@@ -5,6 +5,8 @@
 //   engram eval       <run-dir> [--batches n] [--segments n] [--split valid|test]
 //   engram generate   <run-dir> [--prompt text] [--length n] [--temperature t] [--top-k k] [--seed s]
 //   engram inspect    <run-dir> [--text t | --length n --offset k | --seed s] [--out dir]
+//   engram export     <run-dir> <dir> [--overwrite]                   a model folder; eval, generate
+//                                                                       and inspect take one in place of <run-dir>
 //   engram experiment [recipe.json | built-in name] [--out dir] [--steps n] [--set path=value]
 //
 // Configuration precedence: built-in defaults <- --config file <- flags. Every value is checked
@@ -23,7 +25,7 @@ import { z } from 'zod';
 import {
   EngramError, configError, ioError, checkDepth, modelKinds, taskNames,
   resolveTrainConfig, parseWith, deepMerge, setPath, describeMetrics, formatDuration,
-  Trainer, hasCheckpoint, readCheckpointMeta, loadRun, runName,
+  Trainer, hasCheckpoint, readCheckpointMeta, loadRun, runName, exportRun, MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE,
   runExperiment, parseRecipe, builtinRecipes, defaultRecipe,
   inspect, writeInspection,
   type TrainConfig, type TrainConfigInput, type ProgressMode,
@@ -247,8 +249,8 @@ async function evalCommand(runDir: string, raw: Record<string, unknown>): Promis
   const run = await loadRun(runDir);
   try {
     const { metrics, what } = await run.objective.evaluateRun(run.model, o);
-    if (o.json) out(JSON.stringify({ run: runDir, step: run.meta.step, ...metrics }));
-    else out(`${runDir} @ step ${run.meta.step} on ${what}: ${describeMetrics(metrics)}`);
+    if (o.json) out(JSON.stringify({ run: runDir, step: run.step, ...metrics }));
+    else out(`${runDir} @ step ${run.step} on ${what}: ${describeMetrics(metrics)}`);
   } finally {
     run.model.dispose();
   }
@@ -304,6 +306,17 @@ async function inspectCommand(runDir: string, raw: Record<string, unknown>): Pro
     const memory = inspection.segments.map((s) => s.memory).filter((m): m is number => m !== null);
     if (memory.length) out(`memories attended per segment (mean over layers): ${(memory.reduce((a, b) => a + b, 0) / memory.length).toFixed(1)} on average`);
     out(`wrote ${files.join(', ')}`);
+  } finally {
+    run.model.dispose();
+  }
+}
+
+async function exportCommand(runDir: string, dir: string, opts: Record<string, unknown>): Promise<void> {
+  if (!hasCheckpoint(runDir)) throw ioError('export', `${runDir} has no checkpoint.json; give a run directory that engram train wrote`);
+  const run = await loadRun(runDir);
+  try {
+    await exportRun(run, dir, { overwrite: Boolean(opts.overwrite) });
+    out(`${runDir} @ step ${run.step}: ${run.model.config.kind}, ${run.model.numParameters()} parameters; wrote ${join(dir, MODEL_CONFIG_FILE)} and ${join(dir, MODEL_WEIGHTS_FILE)}`);
   } finally {
     run.model.dispose();
   }
@@ -381,7 +394,7 @@ Examples:
 
   program.command('eval')
     .description("evaluate a run's checkpoint on held-out data")
-    .argument('<run-dir>', 'a run directory (with checkpoint.json)')
+    .argument('<run-dir>', 'a run directory (with checkpoint.json) or a model folder (engram export)')
     .option('--batches <n>', 'tasks: held-out batches (default: the run\'s evalBatches)')
     .option('--seed <n>', "tasks: seed of the held-out samples (default: the run's evalSeed)")
     .option('--segments <n>', 'tasks: evaluate with this many segments instead (same sample length)')
@@ -391,7 +404,7 @@ Examples:
 
   program.command('generate')
     .description("sample text from a language-model run given a prompt, or generate answers for a task run's samples")
-    .argument('<run-dir>', 'a run directory (with checkpoint.json)')
+    .argument('<run-dir>', 'a run directory (with checkpoint.json) or a model folder (engram export)')
     .option('--prompt <text>', 'language modelling: text to continue')
     .option('--length <n>', 'language modelling: characters to generate (default 200)')
     .option('--temperature <t>', 'sampling temperature; 0 is greedy (default 0.8 for text, 0 for task answers)')
@@ -402,7 +415,7 @@ Examples:
 
   program.command('inspect')
     .description('run a checkpoint over a text or a task sample and show what it keeps in memory: inspection.json and SVG plots (attention, Adaptive-Span spans per layer and head, Expire-Span spans per character and live memories)')
-    .argument('<run-dir>', 'a run directory (with checkpoint.json)')
+    .argument('<run-dir>', 'a run directory (with checkpoint.json) or a model folder (engram export)')
     .option('--text <text>', 'language modelling: the text to read (default: --length characters of the validation split from --offset)')
     .option('--length <n>', 'language modelling: characters of the validation split (default 512)')
     .option('--offset <n>', 'language modelling: where in the validation split to start (default 0)')
@@ -410,6 +423,13 @@ Examples:
     .option('--attention <which>', "attention maps kept: 'all' segments, the 'last' one, or 'none' (default last)")
     .option('--out <dir>', 'output folder (default <run-dir>/inspect)')
     .action((dir: string, opts: Record<string, unknown>) => inspectCommand(dir, opts));
+
+  program.command('export')
+    .description('write a model folder: config.json (model config, vocabulary or task, segment length, training configuration, checksum) and model.safetensors (weights only); eval, generate and inspect take it in place of the run')
+    .argument('<run-dir>', 'a run directory (with checkpoint.json)')
+    .argument('<dir>', 'the model folder to write (new or empty)')
+    .option('--overwrite', 'replace the model files of a folder that is not empty (other files are kept)')
+    .action((runDir: string, dir: string, opts: Record<string, unknown>) => exportCommand(runDir, dir, opts));
 
   addConfigFlags(program.command('experiment')
     .description('run a grid of models × settings from a recipe; reruns skip finished cells and resume interrupted ones; writes results.md, plot.svg, results.json')

@@ -6,6 +6,7 @@ export * from './data.js';
 export * from './objective.js';
 export * from './evaluate.js';
 export * from './checkpoint.js';
+export * from './model-folder.js';
 export * from './progress.js';
 export * from './trainer.js';
 export * from './generate.js';

@@ -30,7 +30,8 @@ import { accuracyCounts, crossEntropySum, type MetricCounts, type Metrics } from
 import { unroll } from './unroll.js';
 import { disposeState, evaluateLm, evaluateTask, splitSegments } from './evaluate.js';
 import { generateAnswers, generateText } from './generate.js';
-import { loadCheckpoint, withPrefix, type CheckpointMeta } from './checkpoint.js';
+import { hasCheckpoint, loadCheckpoint, withPrefix, type CheckpointMeta } from './checkpoint.js';
+import { isModelFolder, loadModel, saveModel } from './model-folder.js';
 
 /** The number a run is judged by. */
 export type HeadlineMetric = 'accuracy' | 'bpc';
@@ -404,40 +405,59 @@ export function runName(data: DataSection): string {
 }
 
 interface LoadedRunBase {
+  /** The run directory or model folder it was loaded from. */
   dir: string;
-  meta: CheckpointMeta;
+  /** 'run': a run directory's checkpoint; 'model-folder': a folder written by saveModel / engram export. */
+  source: 'run' | 'model-folder';
+  /** Optimiser steps the weights had taken. */
+  step: number;
+  /** The configuration the model was trained with. */
   config: TrainConfig;
-  /** The checkpoint's model, in eval mode. */
+  /** The model, in eval mode (the caller disposes it). */
   model: SegmentModel;
 }
 
-/** A run directory's checkpoint as a model ready for evaluation or sampling, with its objective. */
+/** A run directory's checkpoint or a model folder as a model ready for evaluation or sampling, with its objective. */
 export type LoadedRun =
   | (LoadedRunBase & { kind: 'task'; task: SegmentedTask; objective: TaskObjective })
   | (LoadedRunBase & { kind: 'lm'; vocab: CharVocab; objective: LanguageModelRun });
 
+/** Loads a model folder (config.json + model.safetensors) or else a run directory's checkpoint. */
 export async function loadRun(dir: string): Promise<LoadedRun> {
-  const { meta, tensors } = await loadCheckpoint(dir);
-  let model: SegmentModel;
-  try {
-    model = createModel(meta.modelConfig);
-    model.loadStateDict(withPrefix(tensors, 'model.'));
-    model.eval();
-  } finally {
-    for (const t of Object.values(tensors)) t.dispose();
+  let base: LoadedRunBase, vocabText: string | null;
+  if (!hasCheckpoint(dir) && isModelFolder(dir)) {
+    const { model, config } = await loadModel(dir);
+    base = { dir, source: 'model-folder', step: config.step, config: config.training, model };
+    vocabText = config.vocab;
+  } else {
+    const { meta, tensors } = await loadCheckpoint(dir);
+    let model: SegmentModel;
+    try {
+      model = createModel(meta.modelConfig);
+      model.loadStateDict(withPrefix(tensors, 'model.'));
+      model.eval();
+    } finally {
+      for (const t of Object.values(tensors)) t.dispose();
+    }
+    base = { dir, source: 'run', step: meta.step, config: meta.config, model };
+    vocabText = meta.vocab;
   }
-  const config = meta.config, data = config.data;
-  const base = { dir, meta, config, model };
+  const { config, model } = base, data = config.data;
   try {
     if (data.kind === 'task') {
       const objective = new TaskObjective(data, config.train);
       return { ...base, kind: 'task', task: objective.task, objective };
     }
-    if (meta.vocab === null) throw ioError('loadRun', `${dir}: the checkpoint of a language-model run has no vocabulary; train the run again`);
-    const vocab = CharVocab.fromString(meta.vocab);
+    if (vocabText === null) throw ioError('loadRun', `${dir}: the checkpoint of a language-model run has no vocabulary; train the run again`);
+    const vocab = CharVocab.fromString(vocabText);
     return { ...base, kind: 'lm', vocab, objective: new LanguageModelRun(data, config.train, vocab) };
   } catch (e) {
     model.dispose();
     throw e;
   }
+}
+
+/** Writes a loaded run's model as a model folder (weights only; see model-folder.ts). */
+export async function exportRun(run: LoadedRun, dir: string, { overwrite = false }: { overwrite?: boolean } = {}): Promise<void> {
+  await saveModel(run.model, dir, { training: run.config, vocab: run.kind === 'lm' ? run.vocab.toString() : null, step: run.step, overwrite });
 }
