@@ -15,7 +15,7 @@
 // and their metadata's model config against config.json's: a damaged file is an 'io' error, a
 // config that does not describe the weights (an edited dModel) a 'config' error, each naming
 // the file and what to do.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -124,6 +124,11 @@ export async function saveModel(model: SegmentModel, dir: string, extras: SaveMo
     step,
     weightsSha256: '',
   };
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    throw ioError(op, `cannot create the model folder ${dir}: ${(e as Error).message}`, e);
+  }
   const weights = join(dir, MODEL_WEIGHTS_FILE);
   await saveSafetensors(weights, model.stateDict(), { format: MODEL_FORMAT, modelConfig: JSON.stringify(model.config) });
   config.weightsSha256 = await sha256File(weights, op);
