@@ -17,8 +17,8 @@ function engram(args: string[], cwd?: string): { status: number | null; stdout: 
 test('--help works for the program and every command', () => {
   const top = engram(['--help']);
   assert.equal(top.status, 0);
-  for (const cmd of ['train', 'eval', 'generate', 'experiment']) assert.match(top.stdout, new RegExp(`\\n  ${cmd} `));
-  for (const cmd of ['train', 'eval', 'generate', 'experiment']) {
+  for (const cmd of ['train', 'eval', 'generate', 'export', 'experiment']) assert.match(top.stdout, new RegExp(`\\n  ${cmd} `));
+  for (const cmd of ['train', 'eval', 'generate', 'export', 'experiment']) {
     const r = engram([cmd, '--help']);
     assert.equal(r.status, 0, `${cmd}: ${r.stderr}`);
     assert.match(r.stdout, new RegExp(`^Usage: engram ${cmd} `));

@@ -107,6 +107,8 @@ test('saveModel refuses a non-empty folder unless overwrite; a damaged or mismat
   writeFileSync(join(folder, 'notes.txt'), 'mine');
   await assert.rejects(exportRun(run, folder), (e: unknown) => e instanceof EngramError && e.kind === 'config' && e.op === 'saveModel' && /not empty .*--overwrite/.test(e.message));
   await exportRun(run, folder, { overwrite: true });
+  await assert.rejects(exportRun(run, runDir, { overwrite: true }), (e: unknown) => e instanceof EngramError && e.kind === 'config' && /is a run directory/.test(e.message));
+  assert.equal((await loadRun(runDir).then((r) => { r.model.dispose(); return r.source; })), 'run');
   assert.equal(readFileSync(join(folder, 'notes.txt'), 'utf8'), 'mine', 'other files are kept');
   await assert.rejects(saveModel(run.model, join(dir, 'lm'), { training: { ...run.config, data: { kind: 'lm', corpus: 'x', segmentLength: 8, maxEvalTokens: 0 } } as never, vocab: null }), /needs its vocabulary/);
   run.model.dispose();

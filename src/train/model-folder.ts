@@ -11,7 +11,8 @@
 //                            carried memory); its metadata repeats the format and model config
 //
 // Both are written atomically; config.json last, as the commit point. An existing non-empty
-// folder is refused unless overwrite is set. On load the weights are checked against the SHA-256
+// folder is refused unless overwrite is set (which replaces these two files and keeps the rest),
+// and a run directory always (its own config.json is the run's). On load the weights are checked against the SHA-256
 // and their metadata's model config against config.json's: a damaged file is an 'io' error, a
 // config that does not describe the weights (an edited dModel) a 'config' error, each naming
 // the file and what to do.
@@ -24,7 +25,7 @@ import { writeFileAtomic } from '../tensor/serialize.js';
 import { createModel, type ModelConfig, type SegmentModel } from '../models/index.js';
 import { CharVocab } from '../tasks/vocab.js';
 import { canonicalJson, resolveTrainConfig, type TrainConfig } from './config.js';
-import { sha256File } from './checkpoint.js';
+import { hasCheckpoint, sha256File } from './checkpoint.js';
 import { taskOf } from './data.js';
 
 export const MODEL_FORMAT = 'engram-model';
@@ -104,6 +105,7 @@ export async function saveModel(model: SegmentModel, dir: string, extras: SaveMo
   if (vocab !== null && CharVocab.fromString(vocab).size !== model.config.vocabSize) {
     throw configError(op, `the vocabulary has ${CharVocab.fromString(vocab).size} characters but the model ${model.config.vocabSize} token ids; pass the vocabulary the model was trained with`);
   }
+  if (hasCheckpoint(dir)) throw configError(op, `${dir} is a run directory (it holds checkpoint.json); write the model folder elsewhere`);
   if (existsSync(dir) && !overwrite) {
     let entries: string[];
     try {
