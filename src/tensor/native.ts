@@ -215,7 +215,7 @@ const coreOps = {
   clipGradNorm: op<(params: Id[], maxNorm: number, normType: number) => number>(),
 
   // serialisation
-  pickleSave: op<(names: string[], ids: Id[]) => Buffer>(),
+  pickleSave: op<(names: string[], ids: Id[]) => Uint8Array>(),
   pickleLoad: op<(bytes: Uint8Array) => { names: string[]; ids: Id[] }>(),
 };
 
@@ -255,7 +255,7 @@ export const nativeOpNames: readonly (keyof NativeAddon)[] = [
 // (shared/notes/libtorch-binding.md); a user's own setting wins.
 process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
 
-function findAddon(): string {
+function findAddon(): string | null {
   if (process.env.ENGRAM_ADDON) return process.env.ENGRAM_ADDON;
   // dist/src/tensor/native.js or src/tensor/native.ts: walk up to the package root.
   let dir = dirname(fileURLToPath(import.meta.url));
@@ -264,9 +264,16 @@ function findAddon(): string {
     if (existsSync(candidate)) return candidate;
     dir = dirname(dir);
   }
-  throw engramError('io', 'loadAddon', 'the native addon is not built; run: bash scripts/setup.sh  (or npm run build:addon)');
+  return null;
 }
 
-export const native: NativeAddon = createRequire(import.meta.url)(findAddon());
-// The addon builds every error it throws with this class (op name, kind, libtorch's message).
-native.setErrorClass(EngramError);
+// Without a built addon the library still imports (its names, configs and schemas, the CLI's
+// --help); the first native call throws. A built addon is the plain object: no indirection per op.
+const addonPath = findAddon();
+const notBuilt = (): never => {
+  throw engramError('io', 'loadAddon', "the native addon is not built; in the engram package run: node scripts/build-addon.mjs  (a checkout: bash scripts/setup.sh)");
+};
+export const native: NativeAddon = addonPath !== null
+  ? createRequire(import.meta.url)(addonPath)
+  : new Proxy({} as NativeAddon, { get: notBuilt });
+if (addonPath !== null) native.setErrorClass(EngramError);

@@ -390,7 +390,7 @@ export async function readSafetensorsHeader(source: string | Uint8Array): Promis
 export async function saveTorch(path: string, tensors: Record<string, Tensor>): Promise<void> {
   const op = 'saveTorch';
   const entries = checkTensors(op, path, tensors);
-  let bytes: Buffer;
+  let bytes: Uint8Array;
   try {
     bytes = native.pickleSave(entries.map(([n]) => n), entries.map(([, t]) => t.id));
   } catch (e) {
@@ -430,7 +430,7 @@ export async function loadTorch(path: string, options: LoadOptions = {}): Promis
 
 // ---- atomic files ----------------------------------------------------------------------------------------
 
-async function writeAll(fh: FileHandle, data: Uint8Array): Promise<void> {
+async function writeAll(fh: WritableFile, data: Uint8Array): Promise<void> {
   let done = 0;
   while (done < data.length) {
     const { bytesWritten } = await fh.write(data, done, Math.min(data.length - done, 1 << 30));
@@ -454,12 +454,19 @@ export async function removeTempFiles(dir: string): Promise<string[]> {
   return removed;
 }
 
+/** What writeFileAtomic's callback writes through: the part of node:fs/promises' FileHandle it
+ *  needs, declared here so that Engram's declarations compile without Node's types. */
+export interface WritableFile {
+  writeFile(data: string | Uint8Array): Promise<void>;
+  write(data: Uint8Array, offset?: number, length?: number): Promise<{ bytesWritten: number }>;
+}
+
 /**
  * @internal Writes a file atomically: write(fh) fills a new temporary file in the same directory,
  * which is flushed to disk and renamed over path. On any failure the temporary file is removed,
  * path is left as it was, and the error is rethrown as an EngramError of kind 'io'.
  */
-export async function writeFileAtomic(path: string, write: (fh: FileHandle) => Promise<void>, op = 'writeFile'): Promise<void> {
+export async function writeFileAtomic(path: string, write: (fh: WritableFile) => Promise<void>, op = 'writeFile'): Promise<void> {
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   let fh: FileHandle | undefined;
   try {

@@ -19,9 +19,16 @@ export interface ProgressReporter {
   stop(): void;
 }
 
+/** Where progress goes: any text sink; 'bar' needs a terminal (process.stderr or a tty.WriteStream).
+ *  Declared here so that Engram's declarations compile without Node's types. */
+export interface ProgressStream {
+  write(text: string): unknown;
+  isTTY?: boolean;
+}
+
 export interface ProgressOptions {
   /** Where to write (default process.stderr: stdout stays for results). */
-  stream?: NodeJS.WriteStream;
+  stream?: ProgressStream;
   /** Prefix of every line, e.g. the experiment cell. */
   label?: string;
   /** Plain-line mode: a line every this many steps. */
@@ -51,7 +58,7 @@ class LineProgress implements ProgressReporter {
   #total = 0;
   #from = 0;
   #started = 0;
-  constructor(readonly stream: NodeJS.WritableStream, readonly label: string, readonly every: number) {}
+  constructor(readonly stream: ProgressStream, readonly label: string, readonly every: number) {}
   start(total: number, from: number): void {
     this.#total = total;
     this.#from = from;
@@ -73,9 +80,9 @@ class LineProgress implements ProgressReporter {
 class BarProgress implements ProgressReporter {
   readonly #multi: cliProgress.MultiBar;
   #bar: cliProgress.SingleBar | null = null;
-  constructor(stream: NodeJS.WriteStream, readonly label: string) {
+  constructor(stream: ProgressStream, readonly label: string) {
     this.#multi = new cliProgress.MultiBar({
-      stream,
+      stream: stream as NodeJS.WriteStream, // a terminal: cli-progress moves its cursor
       format: `${label}{bar} {value}/{total} | loss {loss}{acc} | {tps} tok/s | lr {lr} | ETA {eta_formatted}`,
       barsize: 24,
       hideCursor: true,
