@@ -213,7 +213,8 @@ test("every kind's registry entry: its rules, its memory defaults, and a Diagnos
     assert.deepEqual(modelKindSpecs.map((s) => s.kind), ['transformer', 'xl', 'mem-transformer', 'mem-bottleneck', 'rmt', 'sequential', 'adaptive-span', 'expire-span', 'compressive', 'feedback']);
     for (const spec of modelKindSpecs) {
       const sizes = memoryDefaults({ kind: spec.kind }, 6);
-      assert.equal(sizes.memLen, spec.memoryDefaults.memLen === 'segment' ? 6 : 0, spec.kind);
+      assert.equal(sizes.memLen, spec.memLen.use === 'required' ? 6 : 0, spec.kind);
+      assert.equal(sizes.numMemTokens, spec.numMemTokens.use === 'required' ? 10 : 0, spec.kind);
       // The defaults satisfy the kind's own rules, and breaking a 'required' rule is refused.
       const model = createModel({ kind: spec.kind, vocabSize: 7, layers: 1, dModel: 8, heads: 2, dInner: 16, ...sizes } as ModelConfigInput);
       if (spec.memLen.use === 'required') assert.throws(() => createModel({ kind: spec.kind, vocabSize: 7, ...sizes, memLen: 0 } as ModelConfigInput), /needs memLen > 0/);

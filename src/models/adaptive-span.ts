@@ -90,5 +90,4 @@ export const adaptiveSpanKind: ModelKindSpec<'adaptive-span'> = {
   options: { key: 'adaptiveSpan', schema: adaptiveSpanSchema },
   memLen: { use: 'required', reason: 'its maximum span L' },
   numMemTokens: { use: 'none' },
-  memoryDefaults: { memLen: 'segment', numMemTokens: 0 },
 };

@@ -124,5 +124,4 @@ export const compressiveKind: ModelKindSpec<'compressive'> = {
   options: { key: 'compressive', schema: compressiveSchema, complete: (parsed, config) => completeCompressiveOptions(parsed, config.memLen) },
   memLen: { use: 'required', reason: 'its maximum span L' },
   numMemTokens: { use: 'none' },
-  memoryDefaults: { memLen: 'segment', numMemTokens: 0 },
 };

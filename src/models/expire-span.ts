@@ -171,5 +171,4 @@ export const expireSpanKind: ModelKindSpec<'expire-span'> = {
   options: { key: 'expireSpan', schema: expireSpanSchema },
   memLen: { use: 'required', reason: 'its maximum span L' },
   numMemTokens: { use: 'none' },
-  memoryDefaults: { memLen: 'segment', numMemTokens: 0 },
 };

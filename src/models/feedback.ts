@@ -233,5 +233,4 @@ export const feedbackKind: ModelKindSpec<'feedback'> = {
   options: null,
   memLen: { use: 'required', reason: 'its maximum span L' },
   numMemTokens: { use: 'none' },
-  memoryDefaults: { memLen: 'segment', numMemTokens: 0 },
 };

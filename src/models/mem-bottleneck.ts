@@ -98,5 +98,4 @@ export const memBottleneckKind: ModelKindSpec<'mem-bottleneck'> = {
   options: null,
   memLen: { use: 'optional' },
   numMemTokens: { use: 'required' },
-  memoryDefaults: { memLen: 0, numMemTokens: 10 },
 };

@@ -121,7 +121,6 @@ export const transformerKind: ModelKindSpec<'transformer'> = {
   options: null,
   memLen: { use: 'none', instead: "use kind 'xl' for memLen > 0" },
   numMemTokens: { use: 'none' },
-  memoryDefaults: { memLen: 0, numMemTokens: 0 },
 };
 export const xlKind: ModelKindSpec<'xl'> = {
   kind: 'xl',
@@ -129,8 +128,6 @@ export const xlKind: ModelKindSpec<'xl'> = {
   options: null,
   memLen: { use: 'required', reason: "memLen 0 is kind 'transformer'" },
   numMemTokens: { use: 'none' },
-  // SPEC §9: memory = segment length
-  memoryDefaults: { memLen: 'segment', numMemTokens: 0 },
 };
 export const memTransformerKind: ModelKindSpec<'mem-transformer'> = {
   kind: 'mem-transformer',
@@ -138,8 +135,6 @@ export const memTransformerKind: ModelKindSpec<'mem-transformer'> = {
   options: null,
   memLen: { use: 'optional' },
   numMemTokens: { use: 'required' },
-  // RMT's enwik8 setting
-  memoryDefaults: { memLen: 0, numMemTokens: 10 },
 };
 export const rmtKind: ModelKindSpec<'rmt'> = {
   kind: 'rmt',
@@ -147,5 +142,4 @@ export const rmtKind: ModelKindSpec<'rmt'> = {
   options: null,
   memLen: { use: 'optional' },
   numMemTokens: { use: 'required' },
-  memoryDefaults: { memLen: 0, numMemTokens: 10 },
 };

@@ -16,7 +16,7 @@
 // with the reference's only from position N·L on.
 //
 // A mechanism is a subclass overriding the hooks of the reference's base model, and owning its
-// registry entry (options schema, configuration rules, memory defaults: ./registry.ts):
+// registry entry (options schema, configuration rules: ./registry.ts):
 //   keyPositions (constructor)         how many distances its key position table covers
 //   layerContext(l, h, state)          what layer l attends to: memory, mask, distances, soft mask
 //                                      and the layer's auxiliary loss
@@ -167,5 +167,4 @@ export const sequentialKind: ModelKindSpec<'sequential'> = {
   options: null,
   memLen: { use: 'required', reason: 'its maximum span L' },
   numMemTokens: { use: 'none' },
-  memoryDefaults: { memLen: 'segment', numMemTokens: 0 },
 };

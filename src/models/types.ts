@@ -168,8 +168,6 @@ export interface ModelKindSpec<K extends ModelKind = ModelKind> {
   options: K extends keyof MechanismOptions ? MechanismOptionsSpec<K> : null;
   memLen: SizeRule;
   numMemTokens: SizeRule;
-  /** Defaults of the training configuration: memLen ('segment': the segment length) and memory tokens. */
-  memoryDefaults: { memLen: 'segment' | 0; numMemTokens: number };
 }
 
 /** The entry of any one kind (a union over kinds). */

@@ -291,11 +291,15 @@ export function setPath(target: Record<string, unknown>, path: string, value: un
   o[keys[keys.length - 1]!] = value;
 }
 
-/** Memory sizes with the kind's defaults (its registry entry), so `kind: 'rmt'` alone is a working model. */
+/**
+ * Memory sizes with defaults from the kind's registry entry, so `kind: 'rmt'` alone is a working
+ * model: a size the kind requires defaults to the segment length for memLen (SPEC §9: memory =
+ * segment length) and to 10 memory tokens (RMT's enwik8 setting); any other size to 0.
+ */
 export function memoryDefaults(model: { kind: string; memLen?: MemorySize | undefined; numMemTokens?: MemorySize | undefined }, segmentLength: number): { memLen: number; numMemTokens: number } {
-  const defaults = modelKindSpec(model.kind)?.memoryDefaults ?? { memLen: 0, numMemTokens: 0 };
-  const memLen = resolveSize(model.memLen ?? defaults.memLen, segmentLength);
-  const numMemTokens = resolveSize(model.numMemTokens ?? defaults.numMemTokens, segmentLength);
+  const spec = modelKindSpec(model.kind);
+  const memLen = resolveSize(model.memLen ?? (spec?.memLen.use === 'required' ? 'segment' : 0), segmentLength);
+  const numMemTokens = resolveSize(model.numMemTokens ?? (spec?.numMemTokens.use === 'required' ? 10 : 0), segmentLength);
   return { memLen, numMemTokens };
 }
 
