@@ -20,23 +20,16 @@
 // signal exits at once). Stack traces only with --debug or ENGRAM_DEBUG=1.
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { z } from 'zod';
 import {
-  EngramError, configError, ioError, checkDepth, modelKinds, taskNames,
+  EngramError, configError, ioError, checkDepth, engramVersion, modelKinds, taskNames,
   resolveTrainConfig, parseWith, deepMerge, setPath, describeMetrics, formatDuration,
   Trainer, hasCheckpoint, readCheckpointMeta, loadRun, runName, exportRun, MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE,
   runExperiment, parseRecipe, builtinRecipes, defaultRecipe,
   inspect, writeInspection,
   type TrainConfig, type TrainConfigInput, type ProgressMode,
 } from '../src/index.js';
-
-/** The version in the package's package.json (this file runs as dist/cli/engram.js). */
-function packageVersion(): string {
-  const path = fileURLToPath(new URL('../../package.json', import.meta.url));
-  return (JSON.parse(readFileSync(path, 'utf8')) as { version: string }).version;
-}
 
 // ---- flags that set configuration values ------------------------------------------------------------
 
@@ -380,7 +373,7 @@ function addConfigFlags(cmd: Command): Command {
 function buildProgram(): Command {
   const program = new Command('engram')
     .description('Memory-augmented transformers on libtorch: train, evaluate, sample, compare')
-    .version(packageVersion(), '-V, --version', "print engram's version")
+    .version(engramVersion(), '-V, --version', "print engram's version")
     .showHelpAfterError('(add --help for usage)')
     .option('--debug', 'print the stack trace of an error (also ENGRAM_DEBUG=1)')
     .exitOverride();
