@@ -2,8 +2,19 @@
 # Makes this checkout ready to run: libtorch (+ OpenBLAS), npm packages, the native addon, the
 # TypeScript build. Idempotent: each step is skipped when already done, so both README commands
 # call it. Set LIBTORCH=/path to use a libtorch folder or a pip torch package instead of Debian's.
+#
+#   --tests   also what only the tests need: Debian's python3-torch (the PyTorch twin and the
+#             interop tests run against it) and chromium (the viewer's browser test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+with_tests=0
+for arg in "$@"; do
+  case "$arg" in
+    --tests) with_tests=1 ;;
+    *) printf 'engram setup: unknown option %s (known: --tests)\n' "$arg"; exit 2 ;;
+  esac
+done
 
 say() { printf 'engram setup: %s\n' "$*"; }
 need_root() {
@@ -41,15 +52,23 @@ if [ -z "${LIBTORCH:-}" ] && command -v dpkg-query >/dev/null \
   apt_install libopenblas0-pthread
 fi
 
-# 3. npm packages (skipped when node_modules matches the lockfile).
+# 3. For the tests: PyTorch for Debian's /usr/bin/python3 (the twin and interop tests) and Chromium.
+if [ "$with_tests" = 1 ]; then
+  missing=()
+  /usr/bin/python3 -c 'import torch' 2>/dev/null || missing+=(python3-torch)
+  command -v chromium >/dev/null || missing+=(chromium)
+  if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
+fi
+
+# 4. npm packages (skipped when node_modules matches the lockfile).
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing npm packages"
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
-# 4. The native addon (skips itself when sources and libtorch are unchanged).
+# 5. The native addon (skips itself when sources and libtorch are unchanged).
 node scripts/build-addon.mjs
 
-# 5. TypeScript.
+# 6. TypeScript.
 npx --no-install tsc -p .
 say "ready"
