@@ -6,4 +6,5 @@ export * from './memory/index.js';
 export * from './models/index.js';
 export * from './tasks/index.js';
 export * from './train/index.js';
+export * from './infer/index.js';
 export * from './inspect/index.js';

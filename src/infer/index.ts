@@ -1,0 +1,2 @@
+// Inference: decoding segment models over unbounded streams.
+export * from './decoder.js';
