@@ -1,0 +1,204 @@
+// The PyTorch twin (python/engram_torch.py) against Engram: for every model kind, and the variants
+// that take other code paths (post- and pre-LN, previousToken, RMT with and without a cache,
+// Compressive's three compression functions and its remainder path, Expire-Span with memories
+// dropped and with drop off, Adaptive-Span trimming static and dynamic spans, Feedback with a span
+// shorter than a segment), a tiny Engram model with perturbed weights is saved as a model folder,
+// run over 4 segments with the state carried (eval mode, batch 2), and the twin loads the folder
+// and must give the same logits: max |Δ| <= 1e-9 in float64, <= 1e-4 in float32. One Python
+// process checks every case. Skipped when no Python can import torch.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  createModel, manualSeed, noGrad, randint, randn, resolveTrainConfig, saveModel, saveSafetensors, setDefaultDtype, stack, tensor,
+  type DType, type ModelConfigInput, type SegmentModel, type Tensor,
+} from '../src/index.js';
+import { pythonWithTorch } from './helpers.js';
+
+const twin = fileURLToPath(new URL('../../python/engram_torch.py', import.meta.url));
+const py = pythonWithTorch();
+const skip = py ? false : 'no Python with torch (/usr/bin/python3 -c "import torch" fails): install python3-torch to compare the PyTorch twin';
+
+const V = 23;
+const VOCAB = 'abcdefghijklmnopqrstuv'; // 22 characters + the unknown id = V
+const SEGMENTS = 4, BATCH = 2, M = 4;
+const tiny = { vocabSize: V, layers: 2, dModel: 16, heads: 2, dInner: 24 };
+
+interface Case {
+  name: string;
+  config: ModelConfigInput;
+  /** Sets weights a plain perturbation would not reach (spans). */
+  adjust?: (model: SegmentModel) => void;
+  /** Checks on Engram's state after the last segment (that the path under test was taken). */
+  check?: (state: Record<string, unknown>) => void;
+}
+
+const set = (model: SegmentModel, name: string, values: number[]) =>
+  noGrad(() => { model.stateDict()[name]!.copy_(tensor(values, { dtype: model.stateDict()[name]!.dtype })); });
+
+const cacheLengths = (state: Record<string, unknown>, key = 'cache') => (state[key] as Tensor[]).map((t) => t.shape[1]!);
+
+const CASES: Case[] = [
+  { name: 'transformer', config: { ...tiny, kind: 'transformer' } },
+  { name: 'transformer-pre-prev', config: { ...tiny, kind: 'transformer', norm: 'pre', previousToken: true } },
+  { name: 'xl', config: { ...tiny, kind: 'xl', memLen: 6 } },
+  { name: 'xl-pre-short', config: { ...tiny, kind: 'xl', memLen: 3, norm: 'pre' } },
+  { name: 'mem-transformer', config: { ...tiny, kind: 'mem-transformer', numMemTokens: 2 } },
+  { name: 'mem-transformer-cache-pre', config: { ...tiny, kind: 'mem-transformer', numMemTokens: 1, memLen: 4, norm: 'pre' } },
+  { name: 'mem-bottleneck', config: { ...tiny, kind: 'mem-bottleneck', numMemTokens: 2, memLen: 4, previousToken: true } },
+  { name: 'rmt', config: { ...tiny, kind: 'rmt', numMemTokens: 2 } },
+  { name: 'rmt-cache', config: { ...tiny, kind: 'rmt', numMemTokens: 3, memLen: 5 } },
+  { name: 'rmt-m1-pre', config: { ...tiny, kind: 'rmt', numMemTokens: 1, norm: 'pre' } },
+  { name: 'sequential', config: { ...tiny, kind: 'sequential', memLen: 6 } },
+  { name: 'sequential-pre-short-prev', config: { ...tiny, kind: 'sequential', memLen: 3, norm: 'pre', previousToken: true } },
+  {
+    name: 'adaptive-span-trimmed', config: { ...tiny, kind: 'adaptive-span', memLen: 16, adaptiveSpan: { ramp: 2, trimStep: 2 } },
+    adjust: (m) => { set(m, 'adaptiveSpans.0.spanRatio', [0.1, 0.25]); set(m, 'adaptiveSpans.1.spanRatio', [0.6, 0.05]); },
+  },
+  { name: 'adaptive-span-dynamic-pre', config: { ...tiny, kind: 'adaptive-span', memLen: 12, norm: 'pre', adaptiveSpan: { ramp: 3, trimStep: 4, dynamic: true, init: 0.3 } } },
+  {
+    name: 'expire-span-dropping', config: { ...tiny, kind: 'expire-span', memLen: 16, expireSpan: { ramp: 2, initFraction: 0.1 } },
+    // memories expire and are dropped: far fewer kept than the 16 positions seen
+    check: (s) => assert.ok(cacheLengths(s).every((n) => n < SEGMENTS * M - M), `cache lengths ${cacheLengths(s)}`),
+  },
+  { name: 'expire-span-pre', config: { ...tiny, kind: 'expire-span', memLen: 8, norm: 'pre', expireSpan: { ramp: 3, initFraction: 0.4, preDiv: 2 } } },
+  {
+    name: 'expire-span-no-drop', config: { ...tiny, kind: 'expire-span', memLen: 6, expireSpan: { ramp: 2, drop: false } },
+    check: (s) => assert.deepEqual(cacheLengths(s), [7, 7]),
+  },
+  { name: 'compressive-mean', config: { ...tiny, kind: 'compressive', memLen: 4, compressive: { rate: 2, fn: 'mean', compressedLen: 3 } } },
+  { name: 'compressive-max', config: { ...tiny, kind: 'compressive', memLen: 4, compressive: { rate: 2, fn: 'max' } } },
+  {
+    name: 'compressive-conv-pre-remainder', config: { ...tiny, kind: 'compressive', memLen: 3, norm: 'pre', compressive: { rate: 3, fn: 'conv', compressedLen: 2 } },
+    check: (s) => assert.ok((s.compressed as Tensor[]).every((t) => t.shape[1] === 2)),
+  },
+  { name: 'feedback', config: { ...tiny, kind: 'feedback', memLen: 6 } },
+  { name: 'feedback-pre-short', config: { ...tiny, kind: 'feedback', memLen: 3, norm: 'pre', previousToken: true } },
+];
+
+/** Every parameter moved off its initialisation (LayerNorms, biases, zero-initialised predictors and merge logits). */
+function perturb(model: SegmentModel): void {
+  noGrad(() => {
+    for (const [name, p] of model.namedParameters()) {
+      const scale = /spanPredictors\..*weight/.test(name) ? 0.35 : /mergeLogits|\.u$|\.v$/.test(name) ? 0.5 : /spanRatio|spanBias/.test(name) ? 0 : 0.2;
+      if (scale > 0) p.add_(randn(p.shape).mul(scale));
+    }
+  });
+}
+
+/** The shapes of a state's tensors by key (lists per layer), as the driver reports the twin's. */
+function stateShapes(state: Record<string, unknown>): Record<string, number[][] | null> {
+  const shapes = (v: unknown) => (v === null ? null : (Array.isArray(v) ? (v as Tensor[]) : [v as Tensor]).map((t) => [...t.shape]));
+  return Object.fromEntries(Object.entries(state).map(([k, v]) => [k, shapes(v)]));
+}
+
+/** Writes the case's model folder and Engram's logits; returns the parameter count and the final state's shapes. */
+async function writeCase(dir: string, c: Case, dtype: DType): Promise<{ params: number; shapes: Record<string, number[][] | null> }> {
+  setDefaultDtype(dtype);
+  try {
+    manualSeed(7);
+    const model = createModel(c.config);
+    perturb(model);
+    c.adjust?.(model);
+    model.eval();
+    const { vocabSize: _, ...modelInput } = c.config; // the training config takes it from the data
+    const training = resolveTrainConfig({ model: modelInput, data: { kind: 'lm', corpus: 'unused.txt', segmentLength: M }, train: { bpttDepth: 1 } });
+    await saveModel(model, dir, { training, vocab: VOCAB });
+    const tokens = randint(0, V, [SEGMENTS, BATCH, M], { dtype: 'int64' });
+    let shapes: Record<string, number[][] | null> = {};
+    const logits = noGrad(() => {
+      let state = model.initState(BATCH);
+      const out: Tensor[] = [];
+      for (let s = 0; s < SEGMENTS; s++) {
+        const o = model.forward(tokens.select(0, s), state);
+        out.push(o.logits);
+        state = o.state;
+      }
+      c.check?.(state);
+      shapes = stateShapes(state);
+      return stack(out); // [S, B, M, V]
+    });
+    await saveSafetensors(join(dir, 'engram.safetensors'), { tokens, logits });
+    const params = model.numParameters();
+    model.dispose();
+    return { params, shapes };
+  } finally {
+    setDefaultDtype('float32');
+  }
+}
+
+// One process for every case: load each folder, run the segments, report max |Δ logits|; then the
+// twin's refusals and its command line.
+const DRIVER = `
+import io, json, sys, contextlib, torch
+sys.path.insert(0, sys.argv[1])
+import engram_torch as et
+cases = json.loads(sys.stdin.read())
+out = {"diffs": {}, "shapes": {}}
+torch.manual_seed(0)
+for case in cases:
+    model = et.load_model(case["dir"])
+    data, _ = et.read_safetensors(case["dir"] + "/engram.safetensors")
+    state = model.init_state(data["tokens"].shape[1])
+    worst = 0.0
+    with torch.no_grad():
+        for s in range(data["tokens"].shape[0]):
+            logits, state, _ = model(data["tokens"][s], state)
+            assert logits.dtype == data["logits"].dtype, (logits.dtype, data["logits"].dtype)
+            worst = max(worst, float((logits - data["logits"][s]).abs().max()))
+    out["diffs"][case["name"]] = worst
+    shapes = lambda v: None if v is None else [list(t.shape) for t in (v if isinstance(v, list) else [v])]
+    out["shapes"][case["name"]] = {k: shapes(v) for k, v in state.items()}
+refusals = []
+base = {"kind": "sequential", "vocabSize": 5, "memLen": 4}
+for bad in [{"initialMemory": "zeros"}, {"norm": "rms"}, {"kind": "compressive", "compressive": {"fn": "attention"}},
+            {"kind": "expire-span", "expireSpan": {"ramp": 2, "windowIncludesSelf": False}}]:
+    try:
+        et.build_model({**base, **bad})
+        refusals.append(None)
+    except et.ConfigError as e:
+        refusals.append(str(e))
+out["refusals"] = refusals
+buf = io.StringIO()
+with contextlib.redirect_stdout(buf):
+    et._main([cases[0]["dir"], "--text", "abc dcba"])
+out["main"] = buf.getvalue()
+print(json.dumps(out))
+`;
+
+test('the PyTorch twin gives Engram\'s logits for every kind (float64 <= 1e-9, float32 <= 1e-4)', { skip }, async () => {
+  const root = mkdtempSync(join(tmpdir(), 'engram-twin-'));
+  try {
+    const cases: { name: string; dir: string; dtype: DType; params: number; shapes: Record<string, number[][] | null>; tol: number }[] = [];
+    for (const dtype of ['float64', 'float32'] as const) {
+      for (const c of CASES) {
+        const dir = join(root, `${c.name}-${dtype}`);
+        const { params, shapes } = await writeCase(dir, c, dtype);
+        cases.push({ name: `${c.name} ${dtype}`, dir, dtype, params, shapes, tol: dtype === 'float64' ? 1e-9 : 1e-4 });
+      }
+    }
+    const r = spawnSync(py!, ['-c', DRIVER, join(twin, '..')], { input: JSON.stringify(cases), encoding: 'utf8', timeout: 120_000 });
+    assert.equal(r.status, 0, `the twin's driver failed:\n${r.stderr}`);
+    const out = JSON.parse(r.stdout) as { diffs: Record<string, number>; shapes: Record<string, unknown>; refusals: (string | null)[]; main: string };
+    if (process.env.ENGRAM_TWIN_VERBOSE) console.log(JSON.stringify(out, null, 1));
+    const failures = cases.filter((c) => !(out.diffs[c.name]! <= c.tol)).map((c) => `${c.name}: max |Δ| ${out.diffs[c.name]} > ${c.tol}`);
+    assert.deepEqual(failures, [], failures.join('\n'));
+    assert.equal(Object.keys(out.diffs).length, cases.length);
+    // the same memory after the last segment (e.g. Expire-Span's kept memories per layer, which the logits cannot show)
+    for (const c of cases) assert.deepEqual(out.shapes[c.name], c.shapes, `${c.name}: the state's shapes`);
+    // a field or value the twin does not implement is refused, naming it
+    assert.match(out.refusals[0]!, /initialMemory="zeros"/);
+    assert.match(out.refusals[1]!, /norm="rms"/);
+    assert.match(out.refusals[2]!, /compressive\.fn="attention"/);
+    assert.match(out.refusals[3]!, /windowIncludesSelf=false/);
+    // the command line: the parameter count as Engram counts it, and a bits-per-character figure
+    assert.match(out.main, new RegExp(`kind transformer, ${cases[0]!.params.toLocaleString('en-US')} parameters`));
+    assert.match(out.main, /bits per character: \d+\.\d+ over 8 characters/);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
