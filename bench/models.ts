@@ -1,25 +1,32 @@
-// Model benchmark: training tokens/s of Engram's plain transformer, Transformer-XL and RMT on the
-// SPEC §10 configuration, against the same architecture written in plain PyTorch
-// (bench/models_torch.py) on Debian's libtorch, in the same run, alternately round by round, with
-// the same thread settings and the same weights and batches.
+// Model benchmark: training tokens/s of every model kind Engram benchmarks (SPEC §10), against the
+// same models in plain PyTorch, the PyTorch twin (python/engram_torch.py, driven by
+// bench/models_twin.py) on Debian's libtorch, in the same run, alternately round by round, with the
+// same thread settings and the same weights and batches.
 //
 //   npm run bench:models [-- --threads N] [--rounds R] [--steps S] [--warmup W]
-//                           [--models transformer,xl,rmt] [--vocab V] [--dropout P] [--no-torch] [--no-install]
+//                           [--models transformer,xl,rmt,...] [--vocab V] [--dropout P] [--no-torch] [--no-install]
+//                           [--smoke]
 //
 // Configuration (SPEC §10): 4 layers, H 256, 4 heads, FFN 1024, segment 128, batch 16, Adam (lr 1e-3).
 //   transformer  kind 'transformer': one segment per step, nothing carried
 //   xl           kind 'xl', memLen 128: one segment per step, the cache carried (detached) across steps
 //   rmt          kind 'rmt', 16 memory tokens: two segments per step, one backward through both
 //                (BPTT depth 1), the memory carried (detached) into the next step
+//   adaptive-span, adaptive-span-max, expire-span, compressive, feedback: the Expire-Span code
+//                base's models, one segment per step, the state carried (detached)
 // A step is what the trainer does (src/train/trainer.ts, LM mode): inside tidy(), unroll, sum of
-// per-segment cross-entropy sums / tokens, zeroGrad, backward, Adam step, loss.item().
+// per-segment cross-entropy sums / tokens plus the models' auxiliary losses, zeroGrad, backward,
+// Adam step, afterOptimizerStep, loss.item(); the twin's step is the same in PyTorch.
 // Tokens/s = B * M * segments per step / seconds; median over rounds of `steps` steps each,
 // after `warmup` steps. Before timing, PyTorch loads Engram's initial weights and batches (through
-// saveTorch / torch.load), both compute the loss and gradient norm of the same two segments, and
-// the parameter counts are compared: the two sides run the same model on the same data.
+// saveTorch / torch.load), both compute the objective and gradient norm of the same two segments,
+// and the parameter counts are compared: the two sides run the same model on the same data.
+//
+// --smoke: every model at a tiny size (2 layers, H 32, segment 16, batch 2, memories 1/8), one
+// round of one step, no warm-up: proves both sides run end to end; its numbers mean nothing.
 //
 // The last line printed is one JSON object:
-//   {"models": {"transformer": {"engram", "torch", "ratio"}, "xl": {...}, "rmt": {...}}, ...}
+//   {"models": {"transformer": {"engram", "torch", "ratio"}, "xl": {...}, ...}, ...}
 // tokens/s; torch and ratio (Engram / PyTorch) null when PyTorch is not available.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -36,9 +43,10 @@ function argValue(name: string): string | undefined {
   const i = process.argv.indexOf(name);
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
-const rounds = Math.max(1, Number(argValue('--rounds') ?? 5));
-const stepsPerRound = Math.max(1, Number(argValue('--steps') ?? 4));
-const warmupSteps = Math.max(0, Number(argValue('--warmup') ?? 3));
+const smoke = process.argv.includes('--smoke');
+const rounds = Math.max(1, Number(argValue('--rounds') ?? (smoke ? 1 : 5)));
+const stepsPerRound = Math.max(1, Number(argValue('--steps') ?? (smoke ? 1 : 4)));
+const warmupSteps = Math.max(0, Number(argValue('--warmup') ?? (smoke ? 0 : 3)));
 const threadsArg = Number(argValue('--threads') ?? 2); // SPEC §10 and the binding notes: 2 threads
 const vocabSize = Number(argValue('--vocab') ?? 256);
 const dropout = Number(argValue('--dropout') ?? 0);
@@ -47,9 +55,12 @@ const mayInstall = !process.argv.includes('--no-install');
 
 // ---- the models ------------------------------------------------------------------------------------
 
-const BATCH = 16;
-const SEGMENT = 128;
-const BASE = { vocabSize, layers: 4, dModel: 256, heads: 4, dInner: 1024, dropout, norm: 'post' as const, previousToken: false, adaptiveSpan: null, expireSpan: null, compressive: null };
+const BATCH = smoke ? 2 : 16;
+const SEGMENT = smoke ? 16 : 128;
+const SIZES = smoke ? { layers: 2, dModel: 32, heads: 4, dInner: 64 } : { layers: 4, dModel: 256, heads: 4, dInner: 1024 };
+const BASE = { vocabSize, ...SIZES, dropout, norm: 'post' as const, previousToken: false, adaptiveSpan: null, expireSpan: null, compressive: null };
+/** A memory size of the SPEC §10 configuration (an eighth of it with --smoke). */
+const mem = (n: number): number => (smoke ? Math.max(2, n / 8) : n);
 
 interface BenchModel {
   name: 'transformer' | 'xl' | 'rmt' | 'adaptive-span' | 'adaptive-span-max' | 'expire-span' | 'compressive' | 'feedback';
@@ -62,45 +73,42 @@ interface BenchModel {
   carry: boolean;
   /** SPEC §10's tokens/s of the public PyTorch code on this kind of machine. */
   published: [number, number];
-  /** Whether bench/models_torch.py re-implements it (else: Engram against the published figure only). */
-  torch: boolean;
 }
 
 const ALL_MODELS: BenchModel[] = [
   {
     name: 'transformer', label: 'plain transformer', segments: 1, bptt: 0, carry: false, published: [6070, 6070],
-    config: { ...BASE, kind: 'transformer', memLen: 0, numMemTokens: 0 }, torch: true,
+    config: { ...BASE, kind: 'transformer', memLen: 0, numMemTokens: 0 },
   },
   {
     name: 'xl', label: 'Transformer-XL mem 128', segments: 1, bptt: 0, carry: true, published: [4200, 4200],
-    config: { ...BASE, kind: 'xl', memLen: 128, numMemTokens: 0 }, torch: true,
+    config: { ...BASE, kind: 'xl', memLen: mem(128), numMemTokens: 0 },
   },
   {
     name: 'rmt', label: 'RMT 16 mem tokens, BPTT 2 segments', segments: 2, bptt: 1, carry: true, published: [4400, 4780],
-    config: { ...BASE, kind: 'rmt', memLen: 0, numMemTokens: 16 }, torch: true,
+    config: { ...BASE, kind: 'rmt', memLen: 0, numMemTokens: mem(16) },
   },
-  // The Expire-Span code base's models (SPEC §10 gives no PyTorch re-implementation here: the
-  // ratio is against the published figure). Spans at their initial values (Adaptive-Span: z = 0,
+  // The Expire-Span code base's models. Spans at their initial values (Adaptive-Span: z = 0,
   // trimmed to one trim step; Expire-Span: p·L = 51).
   {
-    name: 'adaptive-span', label: 'Adaptive-Span L 512, short spans (trimmed)', segments: 1, bptt: 0, carry: true, published: [6040, 6040], torch: false,
-    config: { ...BASE, kind: 'adaptive-span', memLen: 512, numMemTokens: 0, adaptiveSpan: { ramp: 32, init: 0, lossCoef: 2e-6, dynamic: false, trimStep: 64 } },
+    name: 'adaptive-span', label: 'Adaptive-Span L 512, short spans (trimmed)', segments: 1, bptt: 0, carry: true, published: [6040, 6040],
+    config: { ...BASE, kind: 'adaptive-span', memLen: mem(512), numMemTokens: 0, adaptiveSpan: { ramp: mem(32), init: 0, lossCoef: 2e-6, dynamic: false, trimStep: mem(64) } },
   },
   {
-    name: 'adaptive-span-max', label: 'Adaptive-Span L 512, spans at the maximum', segments: 1, bptt: 0, carry: true, published: [2450, 2450], torch: false,
-    config: { ...BASE, kind: 'adaptive-span', memLen: 512, numMemTokens: 0, adaptiveSpan: { ramp: 32, init: 1, lossCoef: 2e-6, dynamic: false, trimStep: 64 } },
+    name: 'adaptive-span-max', label: 'Adaptive-Span L 512, spans at the maximum', segments: 1, bptt: 0, carry: true, published: [2450, 2450],
+    config: { ...BASE, kind: 'adaptive-span', memLen: mem(512), numMemTokens: 0, adaptiveSpan: { ramp: mem(32), init: 1, lossCoef: 2e-6, dynamic: false, trimStep: mem(64) } },
   },
   {
-    name: 'expire-span', label: 'Expire-Span L 512', segments: 1, bptt: 0, carry: true, published: [4880, 4880], torch: false,
-    config: { ...BASE, kind: 'expire-span', memLen: 512, numMemTokens: 0, expireSpan: { ramp: 32, initFraction: 0.1, preDiv: 1, lossCoef: 1e-6, noisy: false, drop: true } },
+    name: 'expire-span', label: 'Expire-Span L 512', segments: 1, bptt: 0, carry: true, published: [4880, 4880],
+    config: { ...BASE, kind: 'expire-span', memLen: mem(512), numMemTokens: 0, expireSpan: { ramp: mem(32), initFraction: 0.1, preDiv: 1, lossCoef: 1e-6, noisy: false, drop: true } },
   },
   {
-    name: 'compressive', label: 'Compressive, 128 raw + 128 compressed (rate 4, conv)', segments: 1, bptt: 0, carry: true, published: [4660, 4660], torch: false,
-    config: { ...BASE, kind: 'compressive', memLen: 128, numMemTokens: 0, compressive: { compressedLen: 128, rate: 4, fn: 'conv', reconstruction: true } },
+    name: 'compressive', label: 'Compressive, 128 raw + 128 compressed (rate 4, conv)', segments: 1, bptt: 0, carry: true, published: [4660, 4660],
+    config: { ...BASE, kind: 'compressive', memLen: mem(128), numMemTokens: 0, compressive: { compressedLen: mem(128), rate: 4, fn: 'conv', reconstruction: true } },
   },
   {
-    name: 'feedback', label: 'Feedback, L 128', segments: 1, bptt: 0, carry: true, published: [1010, 1010], torch: false,
-    config: { ...BASE, kind: 'feedback', memLen: 128, numMemTokens: 0 },
+    name: 'feedback', label: 'Feedback, L 128', segments: 1, bptt: 0, carry: true, published: [1010, 1010],
+    config: { ...BASE, kind: 'feedback', memLen: mem(128), numMemTokens: 0 },
   },
 ];
 const wanted = (argValue('--models') ?? ALL_MODELS.map((m) => m.name).join(',')).split(',').map((s) => s.trim());
@@ -146,6 +154,24 @@ class EngramBench {
     return BATCH * SEGMENT * this.spec.segments;
   }
 
+  /**
+   * The trainer's objective over segments [B, M] from `initial` (null: fresh): the sum of the
+   * per-segment cross-entropy sums / tokens, plus the models' auxiliary losses; and the last state.
+   */
+  objective(tokens: Tensor[], targets: Tensor[], initial: MemoryState | null, depth: BpttDepth): { loss: Tensor; state: MemoryState } {
+    const losses: Tensor[] = [];
+    const aux: Tensor[] = [];
+    const { state } = unroll(this.model, tokens, initial, {
+      bpttDepth: depth,
+      onSegment: (τ, out) => {
+        losses.push(crossEntropySum(out.logits, targets[τ]!));
+        if (out.auxLoss) aux.push(out.auxLoss);
+      },
+    });
+    const ce = losses.reduce((a, b) => a.add(b)).div(BATCH * SEGMENT * tokens.length);
+    return { loss: aux.reduce((a, b) => a.add(b), ce), state };
+  }
+
   /** One training step, as the trainer's LM step; returns the loss. */
   step(): number {
     const { segments, bptt, carry } = this.spec;
@@ -153,15 +179,11 @@ class EngramBench {
     const r = tidy(() => {
       const tokens = picks.map((i) => this.tokens.select(0, i));
       const targets = picks.map((i) => this.targets.select(0, i));
-      const losses: Tensor[] = [];
-      const { state } = unroll(this.model, tokens, carry ? this.#carry : null, {
-        bpttDepth: bptt,
-        onSegment: (τ, out) => losses.push(crossEntropySum(out.logits, targets[τ]!)),
-      });
-      const loss = losses.reduce((a, b) => a.add(b)).div(BATCH * SEGMENT * segments);
+      const { loss, state } = this.objective(tokens, targets, carry ? this.#carry : null, bptt);
       this.optimizer.zeroGrad();
       loss.backward();
       this.optimizer.step();
+      this.model.afterOptimizerStep?.();
       return { loss: loss.item(), carry: carry ? this.model.detachState(state) : null };
     });
     disposeState(this.#carry);
@@ -177,17 +199,12 @@ class EngramBench {
     return { seconds: (performance.now() - t0) / 1000, loss };
   }
 
-  /** Loss of the first n pool batches as consecutive segments from a fresh state, and the gradient norm (eval mode, no step). */
+  /** Objective of the first n pool batches as consecutive segments from a fresh state, and the gradient norm (eval mode, no step). */
   check(n: number, depth: BpttDepth = 'all'): { loss: number; gradNorm: number } {
     this.model.eval();
     const out = tidy(() => {
-      const targets = Array.from({ length: n }, (_, i) => this.targets.select(0, i));
-      const losses: Tensor[] = [];
-      unroll(this.model, Array.from({ length: n }, (_, i) => this.tokens.select(0, i)), null, {
-        bpttDepth: depth,
-        onSegment: (τ, o) => losses.push(crossEntropySum(o.logits, targets[τ]!)),
-      });
-      const loss = losses.reduce((a, b) => a.add(b)).div(BATCH * SEGMENT * n);
+      const pick = (t: Tensor) => Array.from({ length: n }, (_, i) => t.select(0, i));
+      const { loss } = this.objective(pick(this.tokens), pick(this.targets), null, depth);
       this.optimizer.zeroGrad();
       loss.backward();
       let sq = 0;
@@ -235,7 +252,7 @@ async function main(): Promise<void> {
   if (threadsArg > 0) setNumThreads(threadsArg);
   const threads = getNumThreads();
   const info = buildInfo();
-  const started = await startTorchWorker('models_torch.py', { wantTorch, mayInstall, threads });
+  const started = await startTorchWorker('models_twin.py', { wantTorch, mayInstall, threads });
   worker = started.worker;
   const torchNote = started.note;
 
@@ -243,7 +260,7 @@ async function main(): Promise<void> {
   console.log(threadSettings(threads));
   console.log(torchNote);
   console.log(
-    `config (SPEC §10): 4 layers, H 256, 4 heads, FFN 1024, segment ${SEGMENT}, batch ${BATCH}, vocab ${vocabSize}, ` +
+    `config (${smoke ? '--smoke, not SPEC §10' : 'SPEC §10'}): ${SIZES.layers} layers, H ${SIZES.dModel}, ${SIZES.heads} heads, FFN ${SIZES.dInner}, segment ${SEGMENT}, batch ${BATCH}, vocab ${vocabSize}, ` +
       `dropout ${dropout}, post-LN, Adam lr 1e-3 (zero_grad set_to_none on both sides)`,
   );
   console.log(
@@ -260,13 +277,14 @@ async function main(): Promise<void> {
       try {
         const params = ours.model.numParameters();
         let torchOk = false;
-        if (worker && spec.torch) {
+        if (worker) {
           const path = join(dir, `${spec.name}.pt`);
           await ours.save(path);
           const built = await askTorch({
             op: 'build',
             weights: path,
-            config: { ...spec.config, batch: BATCH, segment: SEGMENT, segments: spec.segments, bptt: spec.bptt, carry: spec.carry, lr: 1e-3 },
+            model: spec.config,
+            bench: { batch: BATCH, segment: SEGMENT, segments: spec.segments, bptt: spec.bptt, carry: spec.carry, lr: 1e-3 },
           });
           rmSync(path, { force: true });
           if (built) {
@@ -306,7 +324,7 @@ async function main(): Promise<void> {
             else torchOk = false;
           }
         }
-        if (spec.torch) await askTorch({ op: 'free' });
+        if (torchOk) await askTorch({ op: 'free' });
         const engram = median(mineRates);
         const torch = torchOk && theirRates.length ? median(theirRates) : null;
         const ratio = torch ? engram / torch : null;

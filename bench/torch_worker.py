@@ -1,4 +1,4 @@
-"""What the PyTorch sides of the benchmarks (engine_torch.py, models_torch.py) share: the
+"""What the PyTorch sides of the benchmarks (engine_torch.py, models_twin.py) share: the
 environment they report, and the --serve loop bench/torch-worker.ts talks to."""
 import json
 import os
