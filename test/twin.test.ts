@@ -4,8 +4,11 @@
 // dropped and with drop off, Adaptive-Span trimming static and dynamic spans, Feedback with a span
 // shorter than a segment), a tiny Engram model with perturbed weights is saved as a model folder,
 // run over 4 segments with the state carried (eval mode, batch 2), and the twin loads the folder
-// and must give the same logits: max |Δ| <= 1e-9 in float64, <= 1e-4 in float32. One Python
-// process checks every case. Skipped when no Python can import torch.
+// and must give the same logits: max |Δ| <= 1e-9 in float64, <= 1e-4 in float32, and the same
+// state shapes. In training mode (dropout 0) the objective, every segment's auxiliary loss (span
+// losses, Compressive's reconstruction loss) and every parameter's gradient must agree as well.
+// One Python process checks every case. Skipped when no Python can import torch.
+// ENGRAM_TWIN_VERBOSE=1 prints the driver's report.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -14,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  createModel, manualSeed, noGrad, randint, randn, resolveTrainConfig, saveModel, saveSafetensors, setDefaultDtype, stack, tensor,
+  createModel, crossEntropySum, manualSeed, tidy, zeros, noGrad, randint, randn, resolveTrainConfig, saveModel, saveSafetensors, setDefaultDtype, stack, tensor,
   type DType, type ModelConfigInput, type SegmentModel, type Tensor,
 } from '../src/index.js';
 import { pythonWithTorch } from './helpers.js';
@@ -96,6 +99,36 @@ function stateShapes(state: Record<string, unknown>): Record<string, number[][] 
   return Object.fromEntries(Object.entries(state).map(([k, v]) => [k, shapes(v)]));
 }
 
+/**
+ * Training mode over the same segments (dropout 0, so deterministic): the objective the trainer
+ * backpropagates, Σ_s CE_s / (B·M) + aux_s with the state carried attached (full BPTT), each
+ * segment's auxiliary loss (NaN: none), and the gradient of every parameter ('grad.<name>').
+ */
+function trainingPass(model: SegmentModel, tokens: Tensor): Record<string, Tensor> {
+  model.train();
+  const targets = randint(0, V, [SEGMENTS, BATCH, M], { dtype: 'int64' });
+  const out: Record<string, Tensor> = { targets };
+  tidy(() => {
+    let state = model.initState(BATCH);
+    let objective: Tensor | null = null;
+    const aux: number[] = [];
+    for (let s = 0; s < SEGMENTS; s++) {
+      const o = model.forward(tokens.select(0, s), state);
+      const term = crossEntropySum(o.logits, targets.select(0, s)).div(BATCH * M);
+      const total = o.auxLoss ? term.add(o.auxLoss) : term;
+      objective = objective ? objective.add(total) : total;
+      aux.push(o.auxLoss ? o.auxLoss.item() : NaN);
+      state = o.state;
+    }
+    objective!.backward();
+    out['train.objective'] = objective!.detach().keep();
+    out['train.aux'] = tensor(aux, { dtype: 'float64' }).keep();
+    for (const [name, p] of model.namedParameters()) out[`grad.${name}`] = (p.grad ?? zeros(p.shape)).clone().keep();
+  });
+  model.eval();
+  return out;
+}
+
 /** Writes the case's model folder and Engram's logits; returns the parameter count and the final state's shapes. */
 async function writeCase(dir: string, c: Case, dtype: DType): Promise<{ params: number; shapes: Record<string, number[][] | null> }> {
   setDefaultDtype(dtype);
@@ -122,7 +155,8 @@ async function writeCase(dir: string, c: Case, dtype: DType): Promise<{ params: 
       shapes = stateShapes(state);
       return stack(out); // [S, B, M, V]
     });
-    await saveSafetensors(join(dir, 'engram.safetensors'), { tokens, logits });
+    const train = trainingPass(model, tokens);
+    await saveSafetensors(join(dir, 'engram.safetensors'), { tokens, logits, ...train });
     const params = model.numParameters();
     model.dispose();
     return { params, shapes };
@@ -138,7 +172,7 @@ import io, json, sys, contextlib, torch
 sys.path.insert(0, sys.argv[1])
 import engram_torch as et
 cases = json.loads(sys.stdin.read())
-out = {"diffs": {}, "shapes": {}}
+out = {"diffs": {}, "shapes": {}, "train": {}}
 torch.manual_seed(0)
 for case in cases:
     model = et.load_model(case["dir"])
@@ -151,6 +185,24 @@ for case in cases:
             assert logits.dtype == data["logits"].dtype, (logits.dtype, data["logits"].dtype)
             worst = max(worst, float((logits - data["logits"][s]).abs().max()))
     out["diffs"][case["name"]] = worst
+    # training mode (dropout 0): the objective, each segment's auxiliary loss, every parameter's gradient
+    model.train()
+    state = model.init_state(data["tokens"].shape[1])
+    objective, aux = 0, []
+    for s in range(data["tokens"].shape[0]):
+        logits, state, aux_loss = model(data["tokens"][s], state)
+        V = logits.shape[-1]
+        term = torch.nn.functional.cross_entropy(logits.reshape(-1, V), data["targets"][s].reshape(-1), reduction="sum") / data["targets"][s].numel()
+        objective = objective + (term + aux_loss if aux_loss is not None else term)
+        aux.append(float("nan") if aux_loss is None else float(aux_loss))
+    objective.backward()
+    grads = {n: (p.grad if p.grad is not None else torch.zeros_like(p)) for n, p in model.named_parameters()}
+    out["train"][case["name"]] = {
+        "objective": abs(float(objective) - float(data["train.objective"])),
+        "aux": [a != a if b != b else abs(a - b) for a, b in zip(aux, data["train.aux"].tolist())],
+        "grad": max(float((grads[n] - data["grad." + n]).abs().max()) for n in grads),
+        "names": sorted(grads) == sorted(k[5:] for k in data if k.startswith("grad.")),
+    }
     shapes = lambda v: None if v is None else [list(t.shape) for t in (v if isinstance(v, list) else [v])]
     out["shapes"][case["name"]] = {k: shapes(v) for k, v in state.items()}
 refusals = []
@@ -183,11 +235,18 @@ test('the PyTorch twin gives Engram\'s logits for every kind (float64 <= 1e-9, f
     }
     const r = spawnSync(py!, ['-c', DRIVER, join(twin, '..')], { input: JSON.stringify(cases), encoding: 'utf8', timeout: 120_000 });
     assert.equal(r.status, 0, `the twin's driver failed:\n${r.stderr}`);
-    const out = JSON.parse(r.stdout) as { diffs: Record<string, number>; shapes: Record<string, unknown>; refusals: (string | null)[]; main: string };
+    const out = JSON.parse(r.stdout) as { diffs: Record<string, number>; train: Record<string, { objective: number; aux: (number | boolean)[]; grad: number; names: boolean }>; shapes: Record<string, unknown>; refusals: (string | null)[]; main: string };
     if (process.env.ENGRAM_TWIN_VERBOSE) console.log(JSON.stringify(out, null, 1));
     const failures = cases.filter((c) => !(out.diffs[c.name]! <= c.tol)).map((c) => `${c.name}: max |Δ| ${out.diffs[c.name]} > ${c.tol}`);
     assert.deepEqual(failures, [], failures.join('\n'));
     assert.equal(Object.keys(out.diffs).length, cases.length);
+    // training mode: the same objective, auxiliary losses (or none) and gradients
+    const trainFailures = cases.flatMap((c) => {
+      const t = out.train[c.name]!;
+      const bad = [t.objective, t.grad, ...t.aux.map((a) => (a === true ? 0 : a === false ? Infinity : a))].some((d) => !(Number(d) <= c.tol));
+      return bad || !t.names ? [`${c.name}: training ${JSON.stringify(t)}`] : [];
+    });
+    assert.deepEqual(trainFailures, [], trainFailures.join('\n'));
     // the same memory after the last segment (e.g. Expire-Span's kept memories per layer, which the logits cannot show)
     for (const c of cases) assert.deepEqual(out.shapes[c.name], c.shapes, `${c.name}: the state's shapes`);
     // a field or value the twin does not implement is refused, naming it
