@@ -62,6 +62,11 @@ class ConfigError(ValueError):
 _COMMON_DEFAULTS = {"layers": 4, "dModel": 128, "heads": 4, "dInner": 256, "dropout": 0.0, "norm": "post",
                     "memLen": 0, "numMemTokens": 0, "previousToken": False}
 # Each mechanism's options: name -> (default, check). A field missing here is one the twin does not implement.
+def _only(value):
+    """A field whose other values reproduce reference code the twin does not implement: only Engram's default passes."""
+    return (lambda v: v == value, f"{json.dumps(value)}, Engram's default; the twin implements no other value")
+
+
 _is_bool = (lambda v: isinstance(v, bool), "true or false")
 _pos_int = (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "a positive integer")
 _nonneg = (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0, "a number >= 0")
@@ -72,11 +77,17 @@ _OPTIONS = {
     "expireSpan": ("expire-span", {
         "ramp": (32, _pos_int), "initFraction": (0.1, (lambda v: isinstance(v, (int, float)) and 0 < v < 1, "a number in (0, 1)")),
         "preDiv": (1.0, (lambda v: isinstance(v, (int, float)) and v > 0, "a number > 0")), "lossCoef": (1e-6, _nonneg),
-        "noisy": (False, _is_bool), "drop": (True, _is_bool)}),
+        "noisy": (False, _is_bool), "drop": (True, _is_bool), "keyPositions": ("all", _only("all"))}),
     "compressive": ("compressive", {
         "compressedLen": (None, _pos_int), "rate": (3, _pos_int),
         "fn": ("conv", (lambda v: v in ("mean", "max", "conv"), "'mean', 'max' or 'conv'")),
-        "reconstruction": (True, _is_bool)}),
+        "reconstruction": (True, _is_bool), "scheme": ("fifo", _only("fifo"))}),
+}
+# Options that reproduce the reference code's semantics (SPEC's deviations), on the kinds whose code
+# path they change: accepted missing, null, or at Engram's default (the semantics the twin has).
+_REFERENCE_OPTIONS = {
+    "window": "with-query", "initialMemory": "empty", "finalNorm": True,
+    "rmtCache": {"readSeesCache": False, "writeSeesCache": True, "rows": "sequence"},
 }
 # Which kinds have a cache (memLen) and memory tokens: 'none' (must be 0), 'optional', 'required'.
 _SIZES = {
@@ -92,7 +103,7 @@ def resolve_config(config):
     and value checked. Raises ConfigError naming any field or value the twin does not know."""
     if not isinstance(config, dict):
         raise ConfigError(f"a model config is a dict (config.json's 'model' section), got {type(config).__name__}")
-    known = {"kind", "vocabSize", *_COMMON_DEFAULTS, *_OPTIONS}
+    known = {"kind", "vocabSize", *_COMMON_DEFAULTS, *_OPTIONS, *_REFERENCE_OPTIONS}
     unknown = [k for k in config if k not in known]
     if unknown:
         raise ConfigError("engram_torch does not implement model config field(s) "
@@ -101,6 +112,18 @@ def resolve_config(config):
     kind = config.get("kind")
     if kind not in KINDS:
         raise ConfigError(f"kind={json.dumps(kind)} is not one of {', '.join(KINDS)}")
+    for key, default in _REFERENCE_OPTIONS.items():
+        given = config.get(key)
+        if given is None:
+            continue
+        if isinstance(default, dict) and isinstance(given, dict):
+            odd = {k: v for k, v in given.items() if default.get(k, object()) != v}
+        else:
+            odd = {} if given == default else {"": given}
+        if odd:
+            shown = ", ".join(f"{key}{'.' + k if k else ''}={json.dumps(v)}" for k, v in odd.items())
+            raise ConfigError(f"engram_torch does not implement {shown} (a reference-reproducing option); "
+                              f"it runs only {key}={json.dumps(default)}, Engram's default")
     c = {**_COMMON_DEFAULTS, **{k: None for k in _OPTIONS}, **config}
     for k in ("vocabSize", "layers", "dModel", "heads", "dInner"):
         if not _pos_int[0](c[k]):

@@ -208,7 +208,8 @@ for case in cases:
 refusals = []
 base = {"kind": "sequential", "vocabSize": 5, "memLen": 4}
 for bad in [{"initialMemory": "zeros"}, {"norm": "rms"}, {"kind": "compressive", "compressive": {"fn": "attention"}},
-            {"kind": "expire-span", "expireSpan": {"ramp": 2, "windowIncludesSelf": False}}]:
+            {"kind": "expire-span", "expireSpan": {"ramp": 2, "windowIncludesSelf": False}}, {"window": "before-query"},
+            {"window": "with-query", "initialMemory": "empty"}]:
     try:
         et.build_model({**base, **bad})
         refusals.append(None)
@@ -254,6 +255,8 @@ test('the PyTorch twin gives Engram\'s logits for every kind (float64 <= 1e-9, f
     assert.match(out.refusals[1]!, /norm="rms"/);
     assert.match(out.refusals[2]!, /compressive\.fn="attention"/);
     assert.match(out.refusals[3]!, /windowIncludesSelf=false/);
+    assert.match(out.refusals[4]!, /window="before-query"/); // a reference-reproducing option at another value than Engram's
+    assert.equal(out.refusals[5], null); // ... and at Engram's own, accepted
     // the command line: the parameter count as Engram counts it, and a bits-per-character figure
     assert.match(out.main, new RegExp(`kind transformer, ${cases[0]!.params.toLocaleString('en-US')} parameters`));
     assert.match(out.main, /bits per character: \d+\.\d+ over 8 characters/);
