@@ -13,7 +13,8 @@ A twin of every model kind of Engram (src/models/*.ts): the same parameter names
 
 API
     load_model(folder, dtype=None, device='cpu') -> nn.Module (eval mode)
-        Reads config.json and model.safetensors (the weights' SHA-256 is checked against config.json).
+        Reads config.json and model.safetensors (the weights' SHA-256 and the model config saved with
+        them are checked against config.json, as Engram's loadModel does).
         dtype: torch.float32 / torch.float64 (default: the weights' own). The module also carries
         .folder_config (config.json as a dict), .vocab (the LM vocabulary string or None) and
         .segment_length.
@@ -1003,7 +1004,13 @@ def load_model(folder, dtype=None, device="cpu"):
         digest = hashlib.sha256(f.read()).hexdigest()
     if folder_config.get("weightsSha256") not in (None, digest):
         raise ValueError(f"{weights_path} is corrupt: its SHA-256 differs from the one in config.json")
-    tensors, _ = read_safetensors(weights_path)
+    tensors, metadata = read_safetensors(weights_path)
+    if metadata.get("format") != "engram-model":
+        raise ValueError(f"{weights_path} is not an Engram model's weights (format {metadata.get('format')!r})")
+    saved = json.loads(metadata.get("modelConfig", "null")) or {}
+    differ = sorted(k for k in set(saved) | set(folder_config["model"]) if saved.get(k) != folder_config["model"].get(k))
+    if differ:
+        raise ValueError(f"{config_path} does not describe {weights_path}: they differ on model {', '.join(differ[:3])}")
     if dtype is None:
         floats = [t.dtype for t in tensors.values() if t.is_floating_point()]
         dtype = floats[0] if floats else torch.float32

@@ -12,7 +12,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -260,6 +260,9 @@ test('the PyTorch twin gives Engram\'s logits for every kind (float64 <= 1e-9, f
     // the command line: the parameter count as Engram counts it, and a bits-per-character figure
     assert.match(out.main, new RegExp(`kind transformer, ${cases[0]!.params.toLocaleString('en-US')} parameters`));
     assert.match(out.main, /bits per character: \d+\.\d+ over 8 characters/);
+    // the twin ships with the package
+    const pkg = JSON.parse(readFileSync(join(twin, '..', '..', 'package.json'), 'utf8')) as { files: string[] };
+    assert.ok(pkg.files.includes('python'), "package.json's files include python/");
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
