@@ -23,7 +23,8 @@ import {
 import { pythonWithTorch } from './helpers.js';
 
 const twin = fileURLToPath(new URL('../../python/engram_torch.py', import.meta.url));
-const py = pythonWithTorch();
+// ENGRAM_TWIN_PYTHON: another Python to check the twin with (e.g. one with torch 2.x)
+const py = process.env.ENGRAM_TWIN_PYTHON ?? pythonWithTorch();
 const skip = py ? false : 'no Python with torch (/usr/bin/python3 -c "import torch" fails): install python3-torch to compare the PyTorch twin';
 
 const V = 23;
