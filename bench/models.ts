@@ -19,7 +19,7 @@
 // Adam step, afterOptimizerStep, loss.item(); the twin's step is the same in PyTorch.
 // Tokens/s = B * M * segments per step / seconds; median over rounds of `steps` steps each,
 // after `warmup` steps. Before timing, PyTorch loads Engram's initial weights and batches (through
-// saveTorch / torch.load), both compute the objective and gradient norm of the same two segments,
+// saveSafetensors / engram_torch.read_safetensors), both compute the objective and gradient norm of the same two segments,
 // and the parameter counts are compared: the two sides run the same model on the same data.
 //
 // --smoke: every model at a tiny size (2 layers, H 32, segment 16, batch 2, memories 1/8), one
@@ -33,7 +33,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTorchWorker, threadSettings, type TorchWorker } from './torch-worker.js';
 import {
-  Adam, buildInfo, createModel, crossEntropySum, disposeState, getNumThreads, manualSeed, randint, saveTorch,
+  Adam, buildInfo, createModel, crossEntropySum, disposeState, getNumThreads, manualSeed, randint, saveSafetensors,
   setNumThreads, tidy, unroll, type BpttDepth, type MemoryState, type ModelConfig, type SegmentModel, type Tensor,
 } from '../src/index.js';
 
@@ -218,7 +218,7 @@ class EngramBench {
 
   /** Weights and batches for PyTorch (Engram's state dict names, plus data.tokens / data.targets). */
   async save(path: string): Promise<void> {
-    await saveTorch(path, { ...this.model.stateDict(), 'data.tokens': this.tokens, 'data.targets': this.targets });
+    await saveSafetensors(path, { ...this.model.stateDict(), 'data.tokens': this.tokens, 'data.targets': this.targets });
   }
 
   dispose(): void {
@@ -278,7 +278,7 @@ async function main(): Promise<void> {
         const params = ours.model.numParameters();
         let torchOk = false;
         if (worker) {
-          const path = join(dir, `${spec.name}.pt`);
+          const path = join(dir, `${spec.name}.safetensors`);
           await ours.save(path);
           const built = await askTorch({
             op: 'build',

@@ -17,7 +17,7 @@ PyTorch's defaults), after_optimizer_step (Adaptive-Span's clamp), loss.item().
   {"op": "train", "steps": n}           -> {"seconds", "loss"}
   {"op": "free"}, {"op": "quit"}
 "model" is Engram's model config; "bench" holds batch, segment, segments, bptt, carry, lr. The
-weights file (torch.save format, written by Engram's saveTorch) holds Engram's state dict plus
+weights file (safetensors, written by Engram's saveSafetensors) holds Engram's state dict plus
 "data.tokens" and "data.targets" [P, B, M]: the batches both sides train on, in turn.
 """
 import argparse
@@ -44,7 +44,7 @@ class Bench:
         self.model = engram_torch.build_model(model_config)
         B, M, n = bench["batch"], bench["segment"], bench["segments"]
         if weights:
-            saved = torch.load(weights)
+            saved, _ = engram_torch.read_safetensors(weights)
             self.tokens = saved.pop("data.tokens")
             self.targets = saved.pop("data.targets")
             self.model.load_state_dict(saved, strict=True)
