@@ -21,9 +21,13 @@ API
     build_model(config) -> nn.Module with freshly initialised weights (Engram's initialisations)
         config: the `model` section of config.json (missing fields take Engram's defaults). A field
         or value the twin does not implement raises ConfigError naming it: the twin never computes
-        something other than Engram silently.
+        something other than Engram silently. The options that reproduce the reference code
+        (window, initialMemory, finalNorm, rmtCache, expireSpan.keyPositions, compressive.scheme)
+        pass only missing, null or at Engram's default, the semantics the twin has.
     read_safetensors(path) -> (tensors: dict name -> tensor, metadata: dict)
     encode(vocab, text) -> int64 tensor of token ids (Engram's CharVocab: id 0 = unknown character)
+    bits_per_character(model, text) -> float: a language model's bits per character of text, segment by
+        segment (model.segment_length) with the state carried
 
     Every model: init_state(batch) -> state; forward(tokens [B, M] int64, state) -> (logits [B, M, V],
     state, aux_loss 0-d tensor or None); detach_state(state) -> state; after_optimizer_step()
@@ -48,7 +52,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["load_model", "build_model", "read_safetensors", "encode", "ConfigError", "KINDS"]
+__all__ = ["load_model", "build_model", "read_safetensors", "encode", "bits_per_character", "ConfigError", "KINDS"]
 
 KINDS = ("transformer", "xl", "mem-transformer", "mem-bottleneck", "rmt",
          "sequential", "adaptive-span", "expire-span", "compressive", "feedback")
@@ -1030,12 +1034,12 @@ def encode(vocab, text):
     return torch.tensor([ids.get(ch, 0) for ch in text], dtype=torch.int64)
 
 
-def bits_per_character(model, text, batch_segment=None):
+def bits_per_character(model, text, segment_length=None):
     """Bits per character of text (each character predicted from the ones before it), segment by segment with the state carried."""
     ids = encode(model.vocab, text).to(model.head.weight.device)
     if ids.numel() < 2:
         raise ValueError("the text needs at least 2 characters")
-    M = batch_segment or model.segment_length or 64
+    M = segment_length or model.segment_length or 64
     inputs, targets = ids[:-1], ids[1:]
     state = model.init_state(1)
     total = 0.0

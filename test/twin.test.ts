@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  createModel, crossEntropySum, manualSeed, tidy, zeros, noGrad, randint, randn, resolveTrainConfig, saveModel, saveSafetensors, setDefaultDtype, stack, tensor,
+  CharVocab, createModel, crossEntropySum, loadModel, manualSeed, tidy, zeros, noGrad, randint, randn, resolveTrainConfig, saveModel, saveSafetensors, setDefaultDtype, stack, tensor,
   type DType, type ModelConfigInput, type SegmentModel, type Tensor,
 } from '../src/index.js';
 import { pythonWithTorch } from './helpers.js';
@@ -166,6 +166,30 @@ async function writeCase(dir: string, c: Case, dtype: DType): Promise<{ params: 
   }
 }
 
+const BPC_TEXT = 'abc dcba'; // ' ' is not in the vocabulary: the unknown id
+
+/** Engram's bits per character of text from a model folder: each character after the first predicted, segment by segment, state carried. */
+async function engramBitsPerCharacter(dir: string, text: string): Promise<number> {
+  setDefaultDtype('float64');
+  const { model, config } = await loadModel(dir);
+  try {
+    const ids = Array.from(CharVocab.fromString(config.vocab!).encode(text));
+    let state = model.initState(1);
+    let total = 0;
+    for (let start = 0; start < ids.length - 1; start += config.segmentLength) {
+      const input = ids.slice(start, Math.min(start + config.segmentLength, ids.length - 1));
+      const target = ids.slice(start + 1, start + 1 + input.length);
+      const out = noGrad(() => model.forward(tensor([input], { dtype: 'int64' }), state)); // a few tiny tensors, left to the GC
+      total += crossEntropySum(out.logits, tensor([target], { dtype: 'int64' })).item();
+      state = out.state;
+    }
+    return total / (ids.length - 1) / Math.LN2;
+  } finally {
+    model.dispose();
+    setDefaultDtype('float32');
+  }
+}
+
 // One process for every case: load each folder, run the segments, report max |Δ logits|; then the
 // twin's refusals and its command line.
 const DRIVER = `
@@ -219,7 +243,7 @@ for bad in [{"initialMemory": "zeros"}, {"norm": "rms"}, {"kind": "compressive",
 out["refusals"] = refusals
 buf = io.StringIO()
 with contextlib.redirect_stdout(buf):
-    et._main([cases[0]["dir"], "--text", "abc dcba"])
+    et._main([cases[0]["dir"], "--text", "${BPC_TEXT}"])
 out["main"] = buf.getvalue()
 print(json.dumps(out))
 `;
@@ -260,7 +284,9 @@ test('the PyTorch twin gives Engram\'s logits for every kind (float64 <= 1e-9, f
     assert.equal(out.refusals[5], null); // ... and at Engram's own, accepted
     // the command line: the parameter count as Engram counts it, and a bits-per-character figure
     assert.match(out.main, new RegExp(`kind transformer, ${cases[0]!.params.toLocaleString('en-US')} parameters`));
-    assert.match(out.main, /bits per character: \d+\.\d+ over 8 characters/);
+    const bpc = /bits per character: (\d+\.\d+) over 8 characters/.exec(out.main);
+    assert.ok(bpc, out.main);
+    assert.equal(bpc[1], (await engramBitsPerCharacter(cases[0]!.dir, BPC_TEXT)).toFixed(4));
     // the twin ships with the package
     const pkg = JSON.parse(readFileSync(join(twin, '..', '..', 'package.json'), 'utf8')) as { files: string[] };
     assert.ok(pkg.files.includes('python'), "package.json's files include python/");
