@@ -19,8 +19,9 @@
 // Adam step, afterOptimizerStep, loss.item(); the twin's step is the same in PyTorch.
 // Tokens/s = B * M * segments per step / seconds; median over rounds of `steps` steps each,
 // after `warmup` steps. Before timing, PyTorch loads Engram's initial weights and batches (through
-// saveSafetensors / engram_torch.read_safetensors), both compute the objective and gradient norm of the same two segments,
-// and the parameter counts are compared: the two sides run the same model on the same data.
+// saveSafetensors / engram_torch.read_safetensors), both compute the objective and gradient norm
+// of the same two segments, and the parameter counts are compared: the two sides run the same
+// model on the same data.
 //
 // --smoke: every model at a tiny size (2 layers, H 32, segment 16, batch 2, memories 1/8), one
 // round of one step, no warm-up: proves both sides run end to end; its numbers mean nothing.
@@ -324,7 +325,7 @@ async function main(): Promise<void> {
             else torchOk = false;
           }
         }
-        if (torchOk) await askTorch({ op: 'free' });
+        await askTorch({ op: 'free' }); // null without a worker
         const engram = median(mineRates);
         const torch = torchOk && theirRates.length ? median(theirRates) : null;
         const ratio = torch ? engram / torch : null;
