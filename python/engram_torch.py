@@ -66,7 +66,8 @@ class ConfigError(ValueError):
 
 _COMMON_DEFAULTS = {"layers": 4, "dModel": 128, "heads": 4, "dInner": 256, "dropout": 0.0, "norm": "post",
                     "memLen": 0, "numMemTokens": 0, "previousToken": False}
-# Each mechanism's options: name -> (default, check). A field missing here is one the twin does not implement.
+
+
 def _only(value):
     """A field whose other values reproduce reference code the twin does not implement: only Engram's default passes."""
     return (lambda v: v == value, f"{json.dumps(value)}, Engram's default; the twin implements no other value")
@@ -75,6 +76,8 @@ def _only(value):
 _is_bool = (lambda v: isinstance(v, bool), "true or false")
 _pos_int = (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "a positive integer")
 _nonneg = (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0, "a number >= 0")
+# Each mechanism's options: name -> (default, (check, what it allows)). A field missing here is one
+# the twin does not implement.
 _OPTIONS = {
     "adaptiveSpan": ("adaptive-span", {
         "ramp": (32, _pos_int), "init": (0.0, (lambda v: isinstance(v, (int, float)) and 0 <= v <= 1, "a number in [0, 1]")),
@@ -168,7 +171,7 @@ def resolve_config(config):
             if v is None and name == "compressedLen":
                 v = c["memLen"]
             if not check(v):
-                raise ConfigError(f"{key}.{name}={json.dumps(v)} is not implemented (must be {what})")
+                raise ConfigError(f"{key}.{name}={json.dumps(v)} is not valid or not implemented (must be {what})")
             opts[name] = v
         c[key] = opts
     return c
