@@ -29,8 +29,9 @@ export const defaultModelConfig: Omit<CommonModelConfig, 'vocabSize'> = {
   layers: 4, dModel: 128, heads: 4, dInner: 256, dropout: 0, norm: 'post', memLen: 0, numMemTokens: 0, previousToken: false,
 };
 
-/** The configuration keys of the mechanisms' options, each owned by one kind. */
-const optionOwners = new Map(modelKindSpecs.flatMap((s) => (s.options ? [[s.options.key, s.kind] as const] : [])));
+/** The configuration keys of the kinds' options, each with the kinds that own it. */
+const optionOwners = new Map<string, ModelKind[]>();
+for (const s of modelKindSpecs) for (const o of s.options) optionOwners.set(o.key, [...(optionOwners.get(o.key) ?? []), s.kind]);
 
 /** A configuration read from a file or built from untyped values: checked at run time only. */
 export type UncheckedModelConfigInput = { kind: string; vocabSize: number } & Record<string, unknown>;
@@ -51,14 +52,16 @@ export function resolveModelConfig(input: ModelConfigInput | UncheckedModelConfi
   const kind = spec.kind;
   // Key order as saved in checkpoints: the sizes, the mechanisms' option keys, then the input's own.
   const c: Record<string, unknown> = { ...defaultModelConfig, ...Object.fromEntries([...optionOwners.keys()].map((k) => [k, null])), ...given };
-  for (const [key, owner] of optionOwners) {
-    if (owner === kind) continue;
-    if (given[key]) throw configError(op, `${key} options belong to kind '${owner}', not '${kind}'`);
+  for (const [key, owners] of optionOwners) {
+    if (owners.includes(kind)) continue;
+    if (given[key] !== undefined && given[key] !== null) {
+      throw configError(op, `${key} options belong to kind${owners.length > 1 ? 's' : ''} ${owners.map((o) => `'${o}'`).join(', ')}, not '${kind}'`);
+    }
     c[key] = null;
   }
-  if (spec.options) {
-    const { key, schema, complete } = spec.options;
-    const r = schema.safeParse(given[key] ?? {});
+  for (const { key, schema, complete } of spec.options) {
+    // Left out (or null, as configurations saved before the option existed): the defaults.
+    const r = schema.safeParse(given[key] ?? undefined);
     if (!r.success) throw configError(op, `${key}: ${r.error.issues.map((i) => `${i.path.join('.') || '(options)'}: ${i.message}`).join('; ')}`);
     c[key] = complete ? complete(r.data as never, c as unknown as CommonModelConfig) : r.data;
   }
@@ -75,6 +78,8 @@ export function resolveModelConfig(input: ModelConfigInput | UncheckedModelConfi
   if (!Number.isInteger(n.numMemTokens) || n.numMemTokens < 0) throw configError(op, `numMemTokens must be a non-negative integer, got ${n.numMemTokens}`);
   checkSize(kind, 'memLen', 'cache', n.memLen, spec.memLen);
   checkSize(kind, 'numMemTokens', 'memory tokens', n.numMemTokens, spec.numMemTokens);
+  const problem = spec.check?.(c as never);
+  if (problem) throw configError(op, problem);
   return c as unknown as ModelConfig;
 }
 
