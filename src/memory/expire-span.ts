@@ -48,15 +48,14 @@ export type ExpireSpanOptionsInput = z.input<typeof expireSpanSchema>;
 export const expireSpanPositions = (maxSpan: number, o: ExpireSpanOptions): number => maxSpan + o.ramp;
 
 /**
- * The key position table with option keyPositions 'block-length' (the reference's): keyPe [D, P]
- * with every column but distances 1 … min(L, M) zeroed, so that other keys (older ones, and the
- * query itself) get no position term. [D, P]; the zeroed columns get no gradient.
+ * Option keyPositions 'block-length' (the reference's key positions): the columns of the key
+ * position table [D, P] that are kept, 1 at distances 1 … min(L, M) and 0 elsewhere, [P] in
+ * `dtype`. keyPe times it gives every other key (older ones, and the query itself) no position
+ * term, and its zeroed columns no gradient.
  */
-export function blockLengthKeyPositions(keyPe: Tensor, maxSpan: number, block: number): Tensor {
-  const P = keyPe.shape[1]!;
-  const d = arange(0, P, 1, { dtype: 'int64' });
-  const kept = d.ge(1).logicalAnd(d.le(Math.min(maxSpan, block))).to(keyPe.dtype); // [P]
-  return keyPe.mul(kept);
+export function blockLengthColumns(positions: number, maxSpan: number, block: number, dtype: Tensor['dtype']): Tensor {
+  const d = arange(0, positions, 1, { dtype: 'int64' });
+  return d.ge(1).logicalAnd(d.le(Math.min(maxSpan, block))).to(dtype); // [P]
 }
 
 /** e = L · σ(x · w / ρ + b): x [B, N, H], weight [1, H], bias [1] -> spans [B, N] in (0, L). */

@@ -40,7 +40,7 @@
 import { arange, cat, configError, rand, type Tensor } from '../tensor/index.js';
 import { checkSequentialWindow } from '../memory/sequential-window.js';
 import {
-  blockLengthKeyPositions, droppableMemories, dropCount, expiredMemories, expireMask, expireSpanPositions, expireSpanSchema, keptIndices, spanLoss, SpanPredictor,
+  blockLengthColumns, droppableMemories, dropCount, expiredMemories, expireMask, expireSpanPositions, expireSpanSchema, keptIndices, spanLoss, SpanPredictor,
   type ExpireSpanOptions,
 } from '../memory/expire-span.js';
 import { SequentialTransformer, sequentialWindowOptions, type LayerContext, type SequentialState } from './sequential.js';
@@ -119,7 +119,9 @@ export class ExpireSpanTransformer extends SequentialTransformer<ExpireSpanState
     const limited = this.#spanLimit === null ? spans : spans.clampMax(this.#spanLimit); // [B, N]
     const { soft, blocked, distance } = expireMask(limited, age, M, ramp, this.keyPositions, this.windowOffset);
     const auxLoss = lossCoef > 0 ? spanLoss(limited, soft, lossCoef, ramp) : null;
-    const keyPe = this.options.keyPositions === 'block-length' ? blockLengthKeyPositions(this.keyPe, this.span, M) : undefined; // [D, P]
+    const keyPe = this.options.keyPositions === 'block-length' // [D, P]
+      ? this.keyPe.mul(this.tables.get(`block-length-columns:${M},${this.keyPe.dtype}`, () => blockLengthColumns(this.keyPositions, this.span, M, this.keyPe.dtype)))
+      : undefined;
     return { memory, mask: blocked, distance, softMask: soft, auxLoss, spans, age, keyPe };
   }
 
