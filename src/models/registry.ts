@@ -1,6 +1,7 @@
 // Builds a model from its configuration, with errors that say what is allowed. Every kind has one
-// entry (ModelKindSpec), written beside its model class: its constructor, its mechanism's options
-// (schema and defaults, from src/memory) and its rules on memLen / numMemTokens (which also give
+// entry (ModelKindSpec), written beside its model class: its constructor, its option keys (schemas
+// and defaults, from src/memory; a key such as `initialMemory` may belong to several kinds), a
+// check of their combinations, and its rules on memLen / numMemTokens (which also give
 // training's default sizes: src/train/config.ts memoryDefaults). This file only collects the entries and applies them the same way to
 // every kind, so the training configuration and the typed API check a configuration alike.
 import { configError } from '../tensor/index.js';

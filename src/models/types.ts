@@ -7,7 +7,8 @@
 // through it (SegmentModel.detachState), so truncated BPTT is a training option, not a model one.
 //
 // The configuration is a union discriminated on `kind`: a mechanism's options (their schemas and
-// defaults live with the mechanism in src/memory) exist, non-null, on their own kind only.
+// defaults live with the mechanism in src/memory) exist, non-null, on their own kind only; so do
+// the options that reproduce the reference code (docs/deviations.md), on the kinds they apply to.
 // What a model reports about its memory is a Diagnostics record that inspection, the CLI and the
 // training log print without knowing the kind.
 import type { ZodType } from 'zod';
