@@ -59,7 +59,7 @@ interface OverlapContext extends LayerContext {
   slots: Tensor;
 }
 
-export class CompressiveTransformer extends SequentialTransformer<CompressiveState, LayerContext> {
+export class CompressiveTransformer extends SequentialTransformer<CompressiveState> {
   readonly options: CompressiveOptions;
   /** f_c per layer (the 'conv' compressors are learned per layer). */
   readonly compressors: Compressor[];
@@ -82,10 +82,9 @@ export class CompressiveTransformer extends SequentialTransformer<CompressiveSta
   /** No memory, or (initialMemory 'zeros') per layer L zero raw memories and C zero slots. */
   override initState(batch: number): CompressiveState {
     if (this.initialMemory === 'empty') return { cache: null, compressed: null };
-    const layers = this.layers.map(() => null);
     return {
-      cache: layers.map(() => this.zeroMemories(batch, this.span)), // [B, L, H] each
-      compressed: layers.map(() => this.zeroMemories(batch, this.options.compressedLen)), // [B, C, H] each
+      cache: this.layers.map(() => this.zeroMemories(batch, this.span)), // [B, L, H] each
+      compressed: this.layers.map(() => this.zeroMemories(batch, this.options.compressedLen)), // [B, C, H] each
     };
   }
 

@@ -20,8 +20,8 @@
 // Choices where the reference differs or is silent:
 //   - The first step of a stream has no memory: its attention reads nothing and adds nothing. The
 //     reference attends to L zero-filled memories instead, which still take attention weight
-//     (SequentialTransformer makes the same choice); option initialMemory 'zeros' does the same
-//     (initState returns them; docs/deviations.md F). Here the two never agree exactly: what the
+//     (SequentialTransformer makes the same choice); option initialMemory 'zeros' reproduces the
+//     reference (initState returns them; docs/deviations.md F). Here the two never agree exactly: what the
 //     zero memories change in the first L steps goes into those steps' memories, each one vector
 //     merged from all layers and fed back to every layer, and so on into every later memory; the
 //     difference fades but does not end.

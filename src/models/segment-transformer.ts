@@ -12,6 +12,7 @@
 // outputs), and RMT's `rmtCache` (who sees the cache, which rows it keeps: ../memory/segment-layout.ts).
 //
 // Shapes: B batch, M segment length, m memory tokens, C cached positions, H hidden, V vocabulary.
+import { z } from 'zod';
 import { cat, getDefaultDtype, randn, type Tensor } from '../tensor/index.js';
 import { Module } from '../nn/module.js';
 import { Dropout, TokenEmbedding, LayerNorm, Linear } from '../nn/layers.js';
@@ -21,7 +22,6 @@ import type { RelativePositions } from '../nn/attention.js';
 import { nextCache } from '../memory/xl-cache.js';
 import { MemoryTokens } from '../memory/memory-tokens.js';
 import { cachedSegmentMask, rmtCacheSchema, seesLaterKeys, type RmtCacheOptions, type SegmentLayout } from '../memory/segment-layout.js';
-import { z } from 'zod';
 import { TensorCache } from '../nn/tensor-cache.js';
 import { emptyDiagnostics, type Diagnostics, type MemoryState, type ModelConfig, type ModelKindSpec, type SegmentModel, type SegmentOutput } from './types.js';
 
