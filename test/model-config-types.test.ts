@@ -13,6 +13,12 @@ test('a kind that does not exist and options on the wrong kind do not compile, a
   assert.throws(() => createModel({ kind: 'xl', vocabSize: 10, memLen: 4, expireSpan: { ramp: 4 } }), /belong to kind 'expire-span'/);
   // @ts-expect-error: an option of the mechanism that it does not have
   assert.throws(() => createModel({ kind: 'expire-span', vocabSize: 10, memLen: 4, expireSpan: { span: 4 } }), /expireSpan/);
+  // @ts-expect-error: the sequential family's window is not an option of kind 'xl'
+  assert.throws(() => createModel({ kind: 'xl', vocabSize: 10, memLen: 4, window: 'before-query' }), /window options belong to kinds/);
+  // @ts-expect-error: rmtCache belongs to kind 'rmt'
+  assert.throws(() => createModel({ kind: 'mem-transformer', vocabSize: 10, numMemTokens: 2, rmtCache: { rows: 'all' } }), /belong to kind 'rmt'/);
+  // @ts-expect-error: finalNorm is not an option of the sequential family
+  assert.throws(() => createModel({ kind: 'feedback', vocabSize: 10, memLen: 4, finalNorm: false }), /finalNorm options belong to kinds/);
 });
 
 test("a resolved configuration narrows on kind: the mechanism's options are there, typed, with their defaults", () => {

@@ -219,7 +219,11 @@ test("every kind's registry entry: its rules, its memory defaults, and a Diagnos
       const model = createModel({ kind: spec.kind, vocabSize: 7, layers: 1, dModel: 8, heads: 2, dInner: 16, ...sizes } as ModelConfigInput);
       if (spec.memLen.use === 'required') assert.throws(() => createModel({ kind: spec.kind, vocabSize: 7, ...sizes, memLen: 0 } as ModelConfigInput), /needs memLen > 0/);
       if (spec.numMemTokens.use === 'none') assert.throws(() => createModel({ kind: spec.kind, vocabSize: 7, ...sizes, numMemTokens: 2 } as ModelConfigInput), /numMemTokens must be 0|has no memory tokens/);
-      assert.equal(spec.options === null, model.config.adaptiveSpan === null && model.config.expireSpan === null && model.config.compressive === null, spec.kind);
+      // A kind's own option keys are filled (non-null), every other kind's are null.
+      const own = new Set<string>(spec.options.map((o) => o.key));
+      for (const key of ['adaptiveSpan', 'expireSpan', 'compressive', 'window', 'initialMemory', 'finalNorm', 'rmtCache']) {
+        assert.equal((model.config as unknown as Record<string, unknown>)[key] !== null, own.has(key), `${spec.kind}: ${key}`);
+      }
       model.recordDiagnostics = true;
       model.forward(randint(0, 7, [2, 3]), model.initState(2));
       const d = model.diagnostics();

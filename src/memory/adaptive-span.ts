@@ -62,6 +62,18 @@ export function trimmedWindow(maxSpan: number, ramp: number, step: number, maxWi
   return Math.min(maxWindow, Math.ceil(visible / step) * step);
 }
 
+/**
+ * The reference code's trimmed window (with window 'before-query': ranks 0 … w − 1 are distances
+ * 1 … w): w = L − trim, trim = ⌊min(L − 1, L − min(L, ⌈maxSpan + R⌉)) / step⌋ · step, at least 1.
+ * Equal to trimmedWindow whenever step divides L; else it can be larger by less than step. It
+ * changes outputs only through the 1e-8 of the renormalisation, but an exact reproduction needs it.
+ */
+export function referenceTrimmedWindow(maxSpan: number, ramp: number, step: number, maxWindow: number): number {
+  const L = maxWindow;
+  const trim = Math.floor(Math.min(L - 1, L - Math.min(L, Math.ceil(maxSpan + ramp))) / step) * step;
+  return L - trim;
+}
+
 /** One layer's adaptive span: its parameters, its mask, its loss, its clamp and its trim length. */
 export class AdaptiveSpan extends Module {
   /** Static spans: z/L per head [K]; null when dynamic. */
@@ -72,8 +84,11 @@ export class AdaptiveSpan extends Module {
   /** Dynamic: the mean z_t per head over the last forward's batch and queries (tokens). */
   #lastMeanSpans: number[] | null = null;
 
-  /** maxSpan L, K heads, H the layer's hidden size (the dynamic spans' input). */
-  constructor(readonly options: AdaptiveSpanOptions, readonly maxSpan: number, readonly heads: number, dModel: number) {
+  /**
+   * maxSpan L, K heads, H the layer's hidden size (the dynamic spans' input); `referenceTrim`: trim
+   * as the reference code (referenceTrimmedWindow; with window 'before-query').
+   */
+  constructor(readonly options: AdaptiveSpanOptions, readonly maxSpan: number, readonly heads: number, dModel: number, readonly referenceTrim = false) {
     super();
     const { init, dynamic } = options;
     if (dynamic) {
@@ -120,7 +135,7 @@ export class AdaptiveSpan extends Module {
     });
     if (!this.spanRatio) this.#lastMeanSpans = stats.slice(1);
     const { ramp, trimStep } = this.options;
-    return trimmedWindow(stats[0]!, ramp, trimStep, this.maxSpan);
+    return (this.referenceTrim ? referenceTrimmedWindow : trimmedWindow)(stats[0]!, ramp, trimStep, this.maxSpan);
   }
 
   /** Keeps z/L in [0, 1] (after each optimiser step); nothing to do for dynamic spans (σ bounds them). */

@@ -5,11 +5,20 @@
 //   ‖ attn(h, mem_old) − attn(h, f_c(mem_old)) ‖²
 // with the layer's own attention weights held fixed (stop-gradient into the rest of the model).
 //
+// Scheme 'overlap' (option compressive.scheme; the transformer-sequential reference code,
+// docs/deviations.md H): per layer X = cat(raw [L], block [M]); the M oldest rows of X are pooled
+// by groups of c into M/c new slots, Z = cat(compressed [C], new); query i (group g = ⌊i/c⌋) attends,
+// in one softmax, to the raw rows X[i … i + L − 1] (distances L … 1) and to the C + 1 slots
+// Z[g … g + C]; key positions: raw key at distance d ← keyPe[:, d − 1], slot Z[g + C − r] ←
+// keyPe[:, L + r] for r < C and none for r = C; after the block raw ← the last L rows of X and
+// compressed ← the last C slots of Z. A row is raw and compressed at once for a while (overlap).
+// Both memories start as zeros (initialMemory 'zeros' is required), so their sizes never change.
+//
 // Shapes: B batch, M block length, R raw memories held (L = memLen of them, plus a remainder of
 // fewer than c, see advanceRawMemory), S compressed slots held (at most C), c compression rate,
 // n memories being compressed (a multiple of c), H hidden, K heads, D = H/K head size.
 import { z } from 'zod';
-import { cat, configError, eye, F, shapeError, zeros, type Tensor } from '../tensor/index.js';
+import { cat, configError, eye, F, shapeError, tensor, zeros, type Tensor } from '../tensor/index.js';
 import { Module } from '../nn/module.js';
 import type { DecoderLayer } from '../nn/decoder-layer.js';
 
@@ -19,9 +28,17 @@ export const compressiveSchema = z.strictObject({
   rate: z.number().int().positive().default(3).describe('compression rate c'),
   fn: z.enum(['mean', 'max', 'conv']).default('conv').describe('compression function f_c'),
   reconstruction: z.boolean().default(true).describe("train f_c with the attention-reconstruction loss (no effect for 'mean'/'max')"),
+  scheme: z.enum(['fifo', 'overlap']).default('fifo')
+    .describe("'fifo': a row is raw or compressed, never both (Engram); 'overlap': the reference code's scheme (needs initialMemory 'zeros', fn 'mean' or 'max')"),
 });
-/** The Compressive Transformer's options with their defaults filled in (compressedLen from memLen). */
-export type CompressiveOptions = Omit<z.output<typeof compressiveSchema>, 'compressedLen'> & { compressedLen: number };
+/**
+ * The Compressive Transformer's options with their defaults filled in (compressedLen from memLen;
+ * scheme, added later, may be missing from a configuration saved before it existed: read it as 'fifo').
+ */
+export type CompressiveOptions = Omit<z.output<typeof compressiveSchema>, 'compressedLen' | 'scheme'> & {
+  compressedLen: number;
+  scheme?: z.output<typeof compressiveSchema>['scheme'];
+};
 /** The Compressive Transformer's options as a user writes them (any may be left out). */
 export type CompressiveOptionsInput = z.input<typeof compressiveSchema>;
 /** Fills the default that depends on the rest of the model: C = memLen. */
@@ -29,6 +46,41 @@ export const completeCompressiveOptions = (parsed: z.output<typeof compressiveSc
   ({ ...parsed, compressedLen: parsed.compressedLen ?? memLen });
 
 export type CompressionFn = CompressiveOptions['fn'];
+
+/** The combination check of kind 'compressive': a one-line message, or null. */
+export function checkCompressiveScheme(o: CompressiveOptions, initialMemory: 'empty' | 'zeros'): string | null {
+  if (o.scheme !== 'overlap') return null;
+  if (initialMemory !== 'zeros') return "compressive.scheme 'overlap' needs initialMemory 'zeros' (its first queries attend to L zero raw rows and C zero slots, as the reference code's)";
+  if (o.fn === 'conv') return "compressive.scheme 'overlap' pools with fn 'mean' (the reference code's) or 'max'; 'conv' is trained by the reconstruction loss of the 'fifo' scheme";
+  return null;
+}
+
+/**
+ * Scheme 'overlap': who attends to whom among the keys [slots Z (C + M/c) | raw X_raw (L) | block
+ * (M)] of M queries, and each key's keyPe column (see the header): the mask bool [M, Tk] (true: not
+ * allowed) or the columns int64 [M, Tk] (L + C: a zero column, for slot r = C and for masked keys),
+ * Tk = C + M/c + L + M.
+ */
+export function overlapWindow(compressedLen: number, block: number, rate: number, memLen: number, table: 'mask' | 'column'): Tensor {
+  const C = compressedLen, M = block, L = memLen, slots = C + M / rate;
+  const Tk = slots + L + M;
+  const blocked = new Uint8Array(M * Tk).fill(1);
+  const column: number[][] = [];
+  for (let i = 0; i < M; i++) {
+    const row = new Array<number>(Tk).fill(L + C);
+    const g = Math.floor(i / rate);
+    for (let s = g; s <= g + C; s++) { // slots Z[g … g + C]; r = g + C − s, 0 the newest
+      blocked[i * Tk + s] = 0;
+      row[s] = s === g ? L + C : L + (g + C - s);
+    }
+    for (let j = i; j < i + L; j++) { // X[i … i + L − 1], X = cat(raw, block): distance L + i − j
+      blocked[i * Tk + slots + j] = 0;
+      row[slots + j] = L + i - j - 1;
+    }
+    column.push(row);
+  }
+  return table === 'mask' ? tensor(blocked, { dtype: 'bool', shape: [M, Tk] }) : tensor(column, { dtype: 'int64' });
+}
 
 /**
  * f_c over n = k·c memories, oldest first: [B, n, H] -> [B, k, H], slot s summarising memories

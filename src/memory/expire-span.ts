@@ -30,9 +30,14 @@ export const expireSpanSchema = z.strictObject({
   lossCoef: z.number().min(0).default(1e-6).describe('α of the auxiliary loss α · Σ_i e_i / T'),
   noisy: z.boolean().default(false).describe('noisy span regularisation in training: spans clamped to u·L, u ~ U(0,1), per block'),
   drop: z.boolean().default(true).describe('physically drop expired memories (false keeps them masked, for tests)'),
+  keyPositions: z.enum(['all', 'block-length']).default('all')
+    .describe("'all': every key gets keyPe[:, d] at its distance d; 'block-length': only keys at distances 1 … min(L, M), as the reference code"),
 });
-/** Expire-Span's options with their defaults filled in. */
-export type ExpireSpanOptions = z.output<typeof expireSpanSchema>;
+/**
+ * Expire-Span's options with their defaults filled in (keyPositions, added later, may be missing
+ * from a configuration saved before it existed: read it as 'all').
+ */
+export type ExpireSpanOptions = Omit<z.output<typeof expireSpanSchema>, 'keyPositions'> & { keyPositions?: z.output<typeof expireSpanSchema>['keyPositions'] };
 /** Expire-Span's options as a user writes them (any may be left out). */
 export type ExpireSpanOptionsInput = z.input<typeof expireSpanSchema>;
 
@@ -41,6 +46,17 @@ export type ExpireSpanOptionsInput = z.input<typeof expireSpanSchema>;
  * so L + R distances.
  */
 export const expireSpanPositions = (maxSpan: number, o: ExpireSpanOptions): number => maxSpan + o.ramp;
+
+/**
+ * Option keyPositions 'block-length' (the reference's key positions): the columns of the key
+ * position table [D, P] that are kept, 1 at distances 1 … min(L, M) and 0 elsewhere, [P] in
+ * `dtype`. keyPe times it gives every other key (older ones, and the query itself) no position
+ * term, and its zeroed columns no gradient.
+ */
+export function blockLengthColumns(positions: number, maxSpan: number, block: number, dtype: Tensor['dtype']): Tensor {
+  const d = arange(0, positions, 1, { dtype: 'int64' });
+  return d.ge(1).logicalAnd(d.le(Math.min(maxSpan, block))).to(dtype); // [P]
+}
 
 /** e = L · σ(x · w / ρ + b): x [B, N, H], weight [1, H], bias [1] -> spans [B, N] in (0, L). */
 export function predictSpans(x: Tensor, weight: Tensor, bias: Tensor, maxSpan: number, preDiv: number): Tensor {
@@ -85,16 +101,17 @@ export interface ExpireMask {
 /**
  * The masks of M queries over N memories: spans [B, N] (float), ages int64 [B, N] measured from the
  * first query; `positions` is the width of the key position table (P = L + R: a memory is seen at
- * most at distance e + R − 1 < L + R).
+ * most at distance e + R − 1 < L + R); `nearest` the nearest distance a query may see: 0 (itself)
+ * or 1 (window 'before-query', the reference's causal mask).
  */
-export function expireMask(spans: Tensor, ages: Tensor, queries: number, ramp: number, positions: number): ExpireMask {
+export function expireMask(spans: Tensor, ages: Tensor, queries: number, ramp: number, positions: number, nearest = 0): ExpireMask {
   const queryOffset = arange(0, queries, 1, { dtype: 'int64' }).view(1, queries, 1); // [1, M, 1]
   const distance = ages.unsqueeze(1).add(queryOffset); // [B, M, N]: t − i
   const remaining = spans.unsqueeze(1).sub(distance.to(spans.dtype)); // [B, M, N]: r_ti
   const soft = remaining.div(ramp).add(1).clamp(0, 1); // [B, M, N]
   // −inf before the softmax where m = 0, so that a memory past its ramp takes no share at all (the
   // soft mask alone would still let it dilute the others through the softmax's denominator).
-  const blocked = distance.lt(0).logicalOr(soft.le(0)); // [B, M, N]
+  const blocked = distance.lt(nearest).logicalOr(soft.le(0)); // [B, M, N]
   return { soft: soft.unsqueeze(1), blocked: blocked.unsqueeze(1), distance: distance.clamp(0, positions - 1).unsqueeze(1) };
 }
 

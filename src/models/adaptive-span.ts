@@ -8,7 +8,8 @@
 //                 cut to its last w - 1 positions and the key position table keyPe [D, L] to its
 //                 first w columns before the attention, so a short span really costs less
 //                 (the cut keys have m_z = 0 in every head: outputs are unchanged);
-//                 soft mask m_z(x) [1|B, K, M, C + M] over the window's distances, after softmax
+//                 soft mask m_z(x) [1|B, K, M, C + M] over the window's ranks (the distances,
+//                 less 1 with window 'before-query', as the reference), after softmax
 //   cache         kept L long between blocks, untrimmed: a span can grow after the block (an
 //                 optimiser step moves static spans; dynamic spans depend on the next block's
 //                 input), and with the full cache every span still finds its keys, so trimming
@@ -22,7 +23,8 @@
 // K heads, D = H/K head size, V vocabulary, w the trimmed window (<= L).
 import { configError, type Tensor } from '../tensor/index.js';
 import { AdaptiveSpan, adaptiveSpanSchema } from '../memory/adaptive-span.js';
-import { SequentialTransformer, type LayerContext, type SequentialState } from './sequential.js';
+import { checkSequentialWindow } from '../memory/sequential-window.js';
+import { SequentialTransformer, sequentialWindowOptions, type LayerContext, type SequentialState } from './sequential.js';
 import type { Diagnostics, ModelConfig, ModelKindSpec } from './types.js';
 
 export class AdaptiveSpanTransformer extends SequentialTransformer {
@@ -41,7 +43,7 @@ export class AdaptiveSpanTransformer extends SequentialTransformer {
     const options = config.adaptiveSpan;
     const { layers, heads, dModel } = config;
     this.adaptiveSpans = this.child('adaptiveSpans', Array.from({ length: layers }, () =>
-      new AdaptiveSpan(options, this.span, heads, dModel)));
+      new AdaptiveSpan(options, this.span, heads, dModel, this.windowOffset === 1)));
   }
 
   protected override layerContext(l: number, h: Tensor, state: SequentialState): LayerContext {
@@ -51,9 +53,10 @@ export class AdaptiveSpanTransformer extends SequentialTransformer {
     const cache = state.cache?.[l] ?? null; // [B, C, H]
     const cached = cache?.shape[1] ?? 0;
     const M = h.shape[1]!;
-    // The oldest key a window of w distances reaches is w - 1 positions before the first query.
+    // The oldest key a window of w ranks reaches is w - 1 + f positions before the first query
+    // (f the window's offset: ranks 0 … w - 1 are distances f … w - 1 + f).
     const w = this.trimming ? visible : this.span;
-    const kept = this.trimming ? Math.min(cached, w - 1) : cached;
+    const kept = this.trimming ? Math.min(cached, w - 1 + this.windowOffset) : cached;
     const memory = cache && kept > 0 ? cache.narrow(1, cached - kept, kept) : null; // [B, kept, H]
     const { mask, distance } = this.window(kept, M, w); // [M, kept + M]
     const x = this.tables.get(`adaptive-distance:${kept},${M},${w},${z.dtype}`, () => distance.to(z.dtype)); // x of m_z(x), floats [M, kept + M]
@@ -87,7 +90,8 @@ export class AdaptiveSpanTransformer extends SequentialTransformer {
 export const adaptiveSpanKind: ModelKindSpec<'adaptive-span'> = {
   kind: 'adaptive-span',
   build: (config) => new AdaptiveSpanTransformer(config),
-  options: { key: 'adaptiveSpan', schema: adaptiveSpanSchema },
+  options: [{ key: 'adaptiveSpan', schema: adaptiveSpanSchema.prefault({}) }, ...sequentialWindowOptions],
   memLen: { use: 'required', reason: 'its maximum span L' },
   numMemTokens: { use: 'none' },
+  check: (c) => checkSequentialWindow(c.window, c.initialMemory),
 };

@@ -21,17 +21,23 @@
 // Without the reconstruction loss a 'conv' f_c receives no gradient at all (the compressed memory
 // is detached), so it stays at its initialisation, the mean pool.
 //
+// Options reproducing the reference code (docs/deviations.md F, H): initialMemory 'zeros' starts
+// each stream with L zero raw memories and C zero slots per layer; compressive.scheme 'overlap' is
+// the reference's memory scheme (src/memory/compressive.ts: slots pooled from the M oldest rows of
+// cat(raw, block) while those rows are still raw keys, one softmax over L raw rows and C + 1 slots).
+//
 // Diagnostics: 'compressed slots' and 'raw memories' per layer after the last block. Registry:
 // compressiveKind (options `compressive`, schema and defaults in src/memory/compressive.ts, C
 // defaulting to memLen; memLen > 0 required).
 //
 // Shapes: B batch, M block length, R raw memories held, S compressed slots held (<= C), L = memLen,
 // C = compressedLen, c = rate, H hidden, K heads, D = H/K head size, V vocabulary.
-import { cat, configError, isGradEnabled, type Tensor } from '../tensor/index.js';
+import { cat, configError, isGradEnabled, shapeError, zeros, type Tensor } from '../tensor/index.js';
 import {
-  Compressor, advanceRawMemory, appendCompressed, attentionReconstructionLoss, completeCompressiveOptions, compressiveSchema,
-  type CompressiveOptions,
+  Compressor, advanceRawMemory, appendCompressed, attentionReconstructionLoss, checkCompressiveScheme, completeCompressiveOptions,
+  compressiveSchema, overlapWindow, type CompressiveOptions,
 } from '../memory/compressive.js';
+import { initialMemorySchema } from '../memory/sequential-window.js';
 import { SequentialTransformer, type LayerContext, type SequentialState } from './sequential.js';
 import type { Diagnostics, ModelConfig, ModelKindSpec } from './types.js';
 
@@ -43,6 +49,14 @@ export interface CompressiveState extends SequentialState {
   cache: Tensor[] | null;
   /** Per layer [B, S, H]: the compressed slots (S <= C), oldest first, detached; null until the first compression. */
   compressed: Tensor[] | null;
+}
+
+/** Scheme 'overlap': what nextState keeps of a layer's context. */
+interface OverlapContext extends LayerContext {
+  /** X = cat(raw, block) [B, L + M, H]. */
+  x: Tensor;
+  /** Z = cat(compressed, new slots) [B, C + M/c, H]. */
+  slots: Tensor;
 }
 
 export class CompressiveTransformer extends SequentialTransformer<CompressiveState> {
@@ -65,12 +79,18 @@ export class CompressiveTransformer extends SequentialTransformer<CompressiveSta
       new Compressor(options.fn, options.rate, config.dModel)));
   }
 
-  override initState(_batch: number): CompressiveState {
-    return { cache: null, compressed: null };
+  /** No memory, or (initialMemory 'zeros') per layer L zero raw memories and C zero slots. */
+  override initState(batch: number): CompressiveState {
+    if (this.initialMemory === 'empty') return { cache: null, compressed: null };
+    return {
+      cache: this.layers.map(() => this.zeroMemories(batch, this.span)), // [B, L, H] each
+      compressed: this.layers.map(() => this.zeroMemories(batch, this.options.compressedLen)), // [B, C, H] each
+    };
   }
 
   /** cat(compressed, raw) as one contiguous past, with the sliding window of L + C positions. */
   protected override layerContext(l: number, h: Tensor, state: CompressiveState): LayerContext {
+    if (this.options.scheme === 'overlap') return this.overlapContext(l, h, state);
     const parts = [state.compressed?.[l], state.cache?.[l]].filter((t): t is Tensor => t !== undefined);
     const memory = parts.length === 0 ? null : parts.length === 1 ? parts[0]! : cat(parts, 1); // [B, S + R, H]
     const { mask, distance } = this.window(memory?.shape[1] ?? 0, h.shape[1]!, this.windowLength);
@@ -78,7 +98,8 @@ export class CompressiveTransformer extends SequentialTransformer<CompressiveSta
   }
 
   /** Advances both FIFOs of every layer; the reconstruction loss of each compression trains f_c. */
-  protected override nextState(state: CompressiveState, inputs: Tensor[], _contexts: LayerContext[]): { state: CompressiveState; auxLoss: Tensor | null } {
+  protected override nextState(state: CompressiveState, inputs: Tensor[], contexts: LayerContext[]): { state: CompressiveState; auxLoss: Tensor | null } {
+    if (this.options.scheme === 'overlap') return this.overlapNextState(contexts as OverlapContext[]);
     const { rate, compressedLen, reconstruction } = this.options;
     // Only while a gradient can train f_c: in evaluation there is nothing to learn from it.
     const reconstruct = reconstruction && this.training && isGradEnabled();
@@ -109,6 +130,45 @@ export class CompressiveTransformer extends SequentialTransformer<CompressiveSta
     return { state: { cache, compressed: compressed.length ? compressed : null }, auxLoss };
   }
 
+  /**
+   * Scheme 'overlap' (the reference code's; src/memory/compressive.ts): keys [Z (C + M/c) | raw (L) |
+   * block (M)], Z = cat(compressed, f_c(the M oldest rows of cat(raw, block))), with the mask and
+   * keyPe columns of overlapWindow; keyPe gets a zero column L + C (slot r = C has no position term).
+   * Pre-LN normalises after pooling (the layer's ln1 runs over the whole context).
+   */
+  private overlapContext(l: number, h: Tensor, state: CompressiveState): OverlapContext {
+    const M = h.shape[1]!;
+    const { rate, compressedLen: C } = this.options, L = this.span;
+    if (M % rate !== 0) throw shapeError('CompressiveTransformer.forward', `compressive.scheme 'overlap' needs the block length (${M}) to be a multiple of the rate ${rate}; use whole groups, as the reference code`);
+    const raw = state.cache![l]!, compressed = state.compressed![l]!; // [B, L, H], [B, C, H]
+    const x = cat([raw, h], 1); // X [B, L + M, H]
+    const slots = cat([compressed, this.compressors[l]!.forward(x.narrow(1, 0, M))], 1); // Z [B, C + M/c, H]
+    const key = `${C},${M},${rate},${L}`;
+    const mask = this.tables.get(`overlap-mask:${key}`, () => overlapWindow(C, M, rate, L, 'mask')); // [M, C + M/c + L + M]
+    const column = this.tables.get(`overlap-column:${key}`, () => overlapWindow(C, M, rate, L, 'column')); // [M, C + M/c + L + M]
+    const zeroColumn = this.tables.get(`overlap-zero-column:${this.keyPe.dtype}`, () => zeros([this.keyPe.shape[0]!, 1], { dtype: this.keyPe.dtype })); // [D, 1]
+    return {
+      memory: cat([slots, raw], 1), // [B, C + M/c + L, H]
+      mask,
+      distance: column,
+      softMask: null,
+      auxLoss: null,
+      keyPe: cat([this.keyPe, zeroColumn], 1), // [D, L + C + 1]
+      x,
+      slots,
+    };
+  }
+
+  /** Scheme 'overlap': raw ← the last L rows of X, compressed ← the last C slots of Z, detached. */
+  private overlapNextState(contexts: OverlapContext[]): { state: CompressiveState; auxLoss: Tensor | null } {
+    const L = this.span, C = this.options.compressedLen;
+    const last = (t: Tensor, n: number) => t.narrow(1, t.shape[1]! - n, n).detach();
+    const cache = contexts.map((ctx) => last(ctx.x, L)); // [B, L, H] each
+    const compressed = contexts.map((ctx) => last(ctx.slots, C)); // [B, C, H] each
+    this.#held = cache.map(() => [L, C]);
+    return { state: { cache, compressed }, auxLoss: null };
+  }
+
   override diagnostics(): Diagnostics {
     const d = super.diagnostics();
     if (this.#held.length === 0) return d;
@@ -121,7 +181,11 @@ export class CompressiveTransformer extends SequentialTransformer<CompressiveSta
 export const compressiveKind: ModelKindSpec<'compressive'> = {
   kind: 'compressive',
   build: (config) => new CompressiveTransformer(config),
-  options: { key: 'compressive', schema: compressiveSchema, complete: (parsed, config) => completeCompressiveOptions(parsed, config.memLen) },
+  options: [
+    { key: 'compressive', schema: compressiveSchema.prefault({}), complete: (parsed, config) => completeCompressiveOptions(parsed, config.memLen) },
+    { key: 'initialMemory', schema: initialMemorySchema },
+  ],
   memLen: { use: 'required', reason: 'its maximum span L' },
   numMemTokens: { use: 'none' },
+  check: (c) => checkCompressiveScheme(c.compressive, c.initialMemory),
 };

@@ -24,7 +24,12 @@
 // spans clamped to u·L for the mask and the loss; the drop decision uses the unclamped spans, so
 // noise never loses a memory that later blocks could need.
 //
-// Key positions: L + R distances (expireSpanPositions: a memory is seen up to distance e + R − 1).
+// Key positions: L + R distances (expireSpanPositions: a memory is seen up to distance e + R − 1);
+// with expireSpan.keyPositions 'block-length' only distances 1 … min(L, M) get one (the reference).
+// Options reproducing the reference (docs/deviations.md E, F, G): window 'before-query' blocks the
+// query itself (distance 0; spans, ramp and key positions keep the true distance), initialMemory
+// 'zeros' starts each stream with M zero memories per layer at ages M … 1 (made at the first block,
+// whose length M initState does not know), with spans predicted from them like any memory.
 // Diagnostics: 'memories kept' per layer after the last block; while recordDiagnostics is on also
 // 'live memories' per layer (mask > 0 at the next block's first query; a mean over rows) and the
 // 'predicted span' of every token of the block, per layer and row. Registry: expireSpanKind
@@ -33,11 +38,12 @@
 // Shapes: B batch, M block length, C cached memories (per layer), N = C + M keys, L maximum span,
 // R ramp, H hidden, K heads, D = H/K head size, V vocabulary.
 import { arange, cat, configError, rand, type Tensor } from '../tensor/index.js';
+import { checkSequentialWindow } from '../memory/sequential-window.js';
 import {
-  droppableMemories, dropCount, expiredMemories, expireMask, expireSpanPositions, expireSpanSchema, keptIndices, spanLoss, SpanPredictor,
+  blockLengthColumns, droppableMemories, dropCount, expiredMemories, expireMask, expireSpanPositions, expireSpanSchema, keptIndices, spanLoss, SpanPredictor,
   type ExpireSpanOptions,
 } from '../memory/expire-span.js';
-import { SequentialTransformer, type LayerContext, type SequentialState } from './sequential.js';
+import { SequentialTransformer, sequentialWindowOptions, type LayerContext, type SequentialState } from './sequential.js';
 import type { Diagnostics, ModelConfig, ModelKindSpec } from './types.js';
 
 export interface ExpireSpanState extends SequentialState {
@@ -103,14 +109,20 @@ export class ExpireSpanTransformer extends SequentialTransformer<ExpireSpanState
   protected override layerContext(l: number, h: Tensor, state: ExpireSpanState): ExpireContext {
     const [B, M] = h.shape as [number, number];
     const { ramp, lossCoef } = this.options;
-    const memory = state.cache?.[l] ?? null;
+    // Before a stream's first block: no memory, or (initialMemory 'zeros') M zero vectors at ages M … 1.
+    const start = !state.cache && this.initialMemory === 'zeros';
+    const memory = start ? this.zeroMemories(B, M) : state.cache?.[l] ?? null; // [B, C, H]
+    const memoryAge = start ? this.tables.get(`initial-age:${M}`, () => arange(M, 0, -1, { dtype: 'int64' })).expand(B, M) : state.age?.[l]; // [B, C]
     const blockAge = this.tables.get(`block-age:${M}`, () => arange(0, M, 1, { dtype: 'int64' }).neg()).expand(B, M); // [B, M]
-    const age = memory ? cat([state.age![l]!, blockAge], 1) : blockAge; // [B, N]
+    const age = memory ? cat([memoryAge!, blockAge], 1) : blockAge; // [B, N]
     const spans = memory ? cat([this.predictSpans(l, memory), this.predictSpans(l, h)], 1) : this.predictSpans(l, h); // [B, N]
     const limited = this.#spanLimit === null ? spans : spans.clampMax(this.#spanLimit); // [B, N]
-    const { soft, blocked, distance } = expireMask(limited, age, M, ramp, this.keyPositions);
+    const { soft, blocked, distance } = expireMask(limited, age, M, ramp, this.keyPositions, this.windowOffset);
     const auxLoss = lossCoef > 0 ? spanLoss(limited, soft, lossCoef, ramp) : null;
-    return { memory, mask: blocked, distance, softMask: soft, auxLoss, spans, age };
+    const keyPe = this.options.keyPositions === 'block-length' // [D, P]
+      ? this.keyPe.mul(this.tables.get(`block-length-columns:${M},${this.keyPe.dtype}`, () => blockLengthColumns(this.keyPositions, this.span, M, this.keyPe.dtype)))
+      : undefined;
+    return { memory, mask: blocked, distance, softMask: soft, auxLoss, spans, age, keyPe };
   }
 
   protected override nextState(state: ExpireSpanState, inputs: Tensor[], contexts: ExpireContext[]): { state: ExpireSpanState; auxLoss: Tensor | null } {
@@ -168,7 +180,8 @@ export class ExpireSpanTransformer extends SequentialTransformer<ExpireSpanState
 export const expireSpanKind: ModelKindSpec<'expire-span'> = {
   kind: 'expire-span',
   build: (config) => new ExpireSpanTransformer(config),
-  options: { key: 'expireSpan', schema: expireSpanSchema },
+  options: [{ key: 'expireSpan', schema: expireSpanSchema.prefault({}) }, ...sequentialWindowOptions],
   memLen: { use: 'required', reason: 'its maximum span L' },
   numMemTokens: { use: 'none' },
+  check: (c) => checkSequentialWindow(c.window, c.initialMemory),
 };

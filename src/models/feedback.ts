@@ -20,7 +20,8 @@
 // Choices where the reference differs or is silent:
 //   - The first step of a stream has no memory: its attention reads nothing and adds nothing. The
 //     reference attends to L zero-filled memories instead, which still take attention weight
-//     (SequentialTransformer makes the same choice). Here the two never agree exactly: what the
+//     (SequentialTransformer makes the same choice); option initialMemory 'zeros' reproduces the
+//     reference (initState returns them; docs/deviations.md F). Here the two never agree exactly: what the
 //     zero memories change in the first L steps goes into those steps' memories, each one vector
 //     merged from all layers and fed back to every layer, and so on into every later memory; the
 //     difference fades but does not end.
@@ -44,11 +45,12 @@
 // Shapes: B batch, M block length, t step in the block, C carried memories (<= L), F memories of
 // this block in the window (<= L), n = C' + F memories in step t's window, L maximum span,
 // N layers, H hidden, K heads, D = H/K head size, V vocabulary.
-import { cat, configError, F, shapeError, stack, tidy, randn, zeros, type Tensor } from '../tensor/index.js';
+import { cat, configError, F, shapeError, stack, tidy, randn, zeros, type Device, type Tensor } from '../tensor/index.js';
 import { Module } from '../nn/module.js';
 import { Dropout, TokenEmbedding, LayerNorm, Linear } from '../nn/layers.js';
 import { DecoderLayer } from '../nn/decoder-layer.js';
 import type { ProjectedKeys } from '../nn/attention.js';
+import { initialMemorySchema } from '../memory/sequential-window.js';
 import { emptyDiagnostics, type Diagnostics, type MemoryState, type ModelConfig, type ModelKindSpec, type SegmentModel, type SegmentOutput } from './types.js';
 
 export interface FeedbackState extends MemoryState {
@@ -100,8 +102,10 @@ export class FeedbackTransformer extends Module implements SegmentModel<Feedback
     this.head = this.child('head', new Linear(dModel, vocabSize));
   }
 
-  initState(_batch: number): FeedbackState {
-    return { memory: null };
+  /** No memory, or (initialMemory 'zeros') L zero merged memories [B, L, H] (pre-LN: their keys W_k β). */
+  initState(batch: number): FeedbackState {
+    if ((this.config.initialMemory ?? 'empty') === 'empty') return { memory: null };
+    return { memory: zeros([batch, this.span, this.config.dModel], { dtype: this.keyPe.dtype, device: this.keyPe.device as Device }) };
   }
 
   detachState(state: FeedbackState): FeedbackState {
@@ -230,7 +234,7 @@ export class FeedbackTransformer extends Module implements SegmentModel<Feedback
 export const feedbackKind: ModelKindSpec<'feedback'> = {
   kind: 'feedback',
   build: (config) => new FeedbackTransformer(config),
-  options: null,
+  options: [{ key: 'initialMemory', schema: initialMemorySchema }],
   memLen: { use: 'required', reason: 'its maximum span L' },
   numMemTokens: { use: 'none' },
 };

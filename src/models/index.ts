@@ -1,5 +1,5 @@
 export * from './types.js';
-export { SegmentTransformer, type SegmentState } from './segment-transformer.js';
+export { SegmentTransformer, finalNormSchema, type SegmentState } from './segment-transformer.js';
 export { MemBottleneck } from './mem-bottleneck.js';
 export { SequentialTransformer, type SequentialState, type LayerContext } from './sequential.js';
 export { AdaptiveSpanTransformer } from './adaptive-span.js';

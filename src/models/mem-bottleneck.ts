@@ -95,7 +95,7 @@ export class MemBottleneck extends Module implements SegmentModel<SegmentState> 
 export const memBottleneckKind: ModelKindSpec<'mem-bottleneck'> = {
   kind: 'mem-bottleneck',
   build: (config) => new MemBottleneck(config),
-  options: null,
+  options: [],
   memLen: { use: 'optional' },
   numMemTokens: { use: 'required' },
 };

@@ -1,6 +1,7 @@
 // Builds a model from its configuration, with errors that say what is allowed. Every kind has one
-// entry (ModelKindSpec), written beside its model class: its constructor, its mechanism's options
-// (schema and defaults, from src/memory) and its rules on memLen / numMemTokens (which also give
+// entry (ModelKindSpec), written beside its model class: its constructor, its option keys (schemas
+// and defaults, from src/memory; a key such as `initialMemory` may belong to several kinds), a
+// check of their combinations, and its rules on memLen / numMemTokens (which also give
 // training's default sizes: src/train/config.ts memoryDefaults). This file only collects the entries and applies them the same way to
 // every kind, so the training configuration and the typed API check a configuration alike.
 import { configError } from '../tensor/index.js';
@@ -29,8 +30,9 @@ export const defaultModelConfig: Omit<CommonModelConfig, 'vocabSize'> = {
   layers: 4, dModel: 128, heads: 4, dInner: 256, dropout: 0, norm: 'post', memLen: 0, numMemTokens: 0, previousToken: false,
 };
 
-/** The configuration keys of the mechanisms' options, each owned by one kind. */
-const optionOwners = new Map(modelKindSpecs.flatMap((s) => (s.options ? [[s.options.key, s.kind] as const] : [])));
+/** The configuration keys of the kinds' options, each with the kinds that own it. */
+const optionOwners = new Map<string, ModelKind[]>();
+for (const s of modelKindSpecs) for (const o of s.options) optionOwners.set(o.key, [...(optionOwners.get(o.key) ?? []), s.kind]);
 
 /** A configuration read from a file or built from untyped values: checked at run time only. */
 export type UncheckedModelConfigInput = { kind: string; vocabSize: number } & Record<string, unknown>;
@@ -51,14 +53,16 @@ export function resolveModelConfig(input: ModelConfigInput | UncheckedModelConfi
   const kind = spec.kind;
   // Key order as saved in checkpoints: the sizes, the mechanisms' option keys, then the input's own.
   const c: Record<string, unknown> = { ...defaultModelConfig, ...Object.fromEntries([...optionOwners.keys()].map((k) => [k, null])), ...given };
-  for (const [key, owner] of optionOwners) {
-    if (owner === kind) continue;
-    if (given[key]) throw configError(op, `${key} options belong to kind '${owner}', not '${kind}'`);
+  for (const [key, owners] of optionOwners) {
+    if (owners.includes(kind)) continue;
+    if (given[key] !== undefined && given[key] !== null) {
+      throw configError(op, `${key} options belong to kind${owners.length > 1 ? 's' : ''} ${owners.map((o) => `'${o}'`).join(', ')}, not '${kind}'`);
+    }
     c[key] = null;
   }
-  if (spec.options) {
-    const { key, schema, complete } = spec.options;
-    const r = schema.safeParse(given[key] ?? {});
+  for (const { key, schema, complete } of spec.options) {
+    // Left out (or null, as configurations saved before the option existed): the defaults.
+    const r = schema.safeParse(given[key] ?? undefined);
     if (!r.success) throw configError(op, `${key}: ${r.error.issues.map((i) => `${i.path.join('.') || '(options)'}: ${i.message}`).join('; ')}`);
     c[key] = complete ? complete(r.data as never, c as unknown as CommonModelConfig) : r.data;
   }
@@ -75,6 +79,8 @@ export function resolveModelConfig(input: ModelConfigInput | UncheckedModelConfi
   if (!Number.isInteger(n.numMemTokens) || n.numMemTokens < 0) throw configError(op, `numMemTokens must be a non-negative integer, got ${n.numMemTokens}`);
   checkSize(kind, 'memLen', 'cache', n.memLen, spec.memLen);
   checkSize(kind, 'numMemTokens', 'memory tokens', n.numMemTokens, spec.numMemTokens);
+  const problem = spec.check?.(c as never);
+  if (problem) throw configError(op, problem);
   return c as unknown as ModelConfig;
 }
 

@@ -7,7 +7,12 @@
 //   rmt              m read + m write tokens carried across segments (RMT, SPEC §6); memLen > 0
 //                    gives RMT + Transformer-XL cache
 //
+// Options that reproduce LM-RMT (docs/deviations.md): `finalNorm: false` (pre-LN without the
+// LayerNorm after the last layer, as LM-RMT's pre_lnorm; RMT then carries the raw write-block
+// outputs), and RMT's `rmtCache` (who sees the cache, which rows it keeps: ../memory/segment-layout.ts).
+//
 // Shapes: B batch, M segment length, m memory tokens, C cached positions, H hidden, V vocabulary.
+import { z } from 'zod';
 import { cat, getDefaultDtype, randn, type Tensor } from '../tensor/index.js';
 import { Module } from '../nn/module.js';
 import { Dropout, TokenEmbedding, LayerNorm, Linear } from '../nn/layers.js';
@@ -16,7 +21,7 @@ import { sinusoidalDistances } from '../nn/positions.js';
 import type { RelativePositions } from '../nn/attention.js';
 import { nextCache } from '../memory/xl-cache.js';
 import { MemoryTokens } from '../memory/memory-tokens.js';
-import { cachedSegmentMask, seesLaterKeys, type SegmentLayout } from '../memory/segment-layout.js';
+import { cachedSegmentMask, rmtCacheSchema, seesLaterKeys, type RmtCacheOptions, type SegmentLayout } from '../memory/segment-layout.js';
 import { TensorCache } from '../nn/tensor-cache.js';
 import { emptyDiagnostics, type Diagnostics, type MemoryState, type ModelConfig, type ModelKindSpec, type SegmentModel, type SegmentOutput } from './types.js';
 
@@ -39,6 +44,8 @@ export class SegmentTransformer extends Module implements SegmentModel<SegmentSt
   readonly drop: Dropout;
   /** Masks and position embeddings, by layout: built once, not per forward. */
   readonly #cache = new TensorCache();
+  /** RMT with a cache: who sees it and which rows it keeps; null for the other kinds. */
+  readonly #rmtCache: RmtCacheOptions | null;
   #footprint = 0;
   recordDiagnostics = false;
 
@@ -53,8 +60,10 @@ export class SegmentTransformer extends Module implements SegmentModel<SegmentSt
     const D = dModel / heads;
     this.u = this.param('u', () => randn([heads, D]).mul(0.02));
     this.v = this.param('v', () => randn([heads, D]).mul(0.02));
-    this.finalNorm = norm === 'pre' ? this.child('finalNorm', new LayerNorm(dModel)) : null;
+    // Configurations saved before the option existed have no finalNorm key: pre-LN then has one.
+    this.finalNorm = norm === 'pre' && (config.finalNorm ?? true) ? this.child('finalNorm', new LayerNorm(dModel)) : null;
     this.head = this.child('head', new Linear(dModel, vocabSize));
+    this.#rmtCache = config.kind === 'rmt' ? config.rmtCache ?? rmtCacheSchema.parse(undefined) : null;
   }
 
   initState(batch: number): SegmentState {
@@ -74,7 +83,10 @@ export class SegmentTransformer extends Module implements SegmentModel<SegmentSt
       read: blocks ? blocks.read.shape[1]! : 0,
       sequence: M,
       write: blocks?.write ? blocks.write.shape[1]! : 0,
+      readSeesCache: this.#rmtCache?.readSeesCache ?? false,
+      writeSeesCache: this.#rmtCache?.writeSeesCache ?? true,
     };
+    const cacheAllRows = this.#rmtCache?.rows === 'all';
     this.#footprint = layout.cached + layout.read;
     const x = this.embed.forward(tokens); // [B, M, H]
     let h = this.drop.forward(blocks ? cat([blocks.read, x, ...(blocks.write ? [blocks.write] : [])], 1) : x); // [B, T, H]
@@ -86,9 +98,9 @@ export class SegmentTransformer extends Module implements SegmentModel<SegmentSt
     const r = this.#cache.get(`r:${keys},${distances},${getDefaultDtype()}`, () => sinusoidalDistances(keys - 1, distances, H));
     const positions: RelativePositions = { u: this.u, v: this.v, r: this.drop.forward(r), bidirectional };
 
-    const layerInputs: Tensor[] = []; // [B, M, H] per layer, at the sequence positions
+    const layerInputs: Tensor[] = []; // per layer [B, M, H] at the sequence positions, or [B, T, H] (rmtCache.rows 'all')
     this.layers.forEach((layer, l) => {
-      layerInputs.push(h.narrow(1, layout.read, M));
+      layerInputs.push(cacheAllRows ? h : h.narrow(1, layout.read, M));
       h = layer.forward(h, state.cache?.[l] ?? null, mask, positions);
     });
     const out = this.finalNorm ? this.finalNorm.forward(h) : h; // [B, T, H]
@@ -115,31 +127,46 @@ export class SegmentTransformer extends Module implements SegmentModel<SegmentSt
 
 const build = (config: ModelConfig): SegmentModel => new SegmentTransformer(config);
 
+/** Option `finalNorm` of the Transformer-XL family. */
+export const finalNormSchema = z.boolean().default(true)
+  .describe("pre-LN: a LayerNorm after the last layer (false: none, as LM-RMT's pre_lnorm)");
+const finalNormOption = { key: 'finalNorm', schema: finalNormSchema } as const;
+const checkFinalNorm = (c: { norm: 'post' | 'pre'; finalNorm: boolean }): string | null =>
+  (!c.finalNorm && c.norm !== 'pre' ? "finalNorm: false applies to norm 'pre' only (post-LN has no final LayerNorm to leave out)" : null);
+
 export const transformerKind: ModelKindSpec<'transformer'> = {
   kind: 'transformer',
   build,
-  options: null,
+  options: [finalNormOption],
   memLen: { use: 'none', instead: "use kind 'xl' for memLen > 0" },
   numMemTokens: { use: 'none' },
+  check: checkFinalNorm,
 };
 export const xlKind: ModelKindSpec<'xl'> = {
   kind: 'xl',
   build,
-  options: null,
+  options: [finalNormOption],
   memLen: { use: 'required', reason: "memLen 0 is kind 'transformer'" },
   numMemTokens: { use: 'none' },
+  check: checkFinalNorm,
 };
 export const memTransformerKind: ModelKindSpec<'mem-transformer'> = {
   kind: 'mem-transformer',
   build,
-  options: null,
+  options: [finalNormOption],
   memLen: { use: 'optional' },
   numMemTokens: { use: 'required' },
+  check: checkFinalNorm,
 };
 export const rmtKind: ModelKindSpec<'rmt'> = {
   kind: 'rmt',
   build,
-  options: null,
+  options: [finalNormOption, { key: 'rmtCache', schema: rmtCacheSchema.prefault({}) }],
   memLen: { use: 'optional' },
   numMemTokens: { use: 'required' },
+  check: (c) => {
+    const { readSeesCache, writeSeesCache, rows } = c.rmtCache;
+    if (c.memLen === 0 && (readSeesCache || !writeSeesCache || rows !== 'sequence')) return 'rmtCache options need a cache (memLen > 0)';
+    return checkFinalNorm(c);
+  },
 };

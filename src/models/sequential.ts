@@ -8,12 +8,13 @@
 //                 by every head and layer: logits += q_i · keyPe[:, distance(i, j)];
 //   cache         the last L inputs of each layer, detached (truncated BPTT, SPEC §0).
 //
-// The reference starts from a zero-filled cache of L positions; here the first block sees an empty
-// cache instead (nothing to attend to rather than L zero vectors). The two differ at the start of
-// every stream, and not only for the first L positions: the zero memories take attention weight in
-// layer 1 at the first L − 1 positions, the layer-2 inputs they changed are cached and read by layer 2 for
-// another L positions, and so on, one layer per L positions, so an N-layer model's outputs agree
-// with the reference's only from position N·L on.
+// Two options reproduce the reference code exactly (../memory/sequential-window.ts,
+// docs/deviations.md E and F): `window: 'before-query'` (query i sees the L positions before it,
+// the key at distance d taking keyPe[:, d − 1]) and `initialMemory: 'zeros'` (a stream starts from
+// a cache of L zero vectors per layer). By default the first block sees an empty cache instead
+// (nothing to attend to rather than L zero vectors). The two differ at the start of every stream,
+// and not only for the first L positions: the zero memories take attention weight in layer 1, the
+// layer-2 inputs they changed are cached and read by layer 2 for another L positions, and so on.
 //
 // A mechanism is a subclass overriding the hooks of the reference's base model, and owning its
 // registry entry (options schema, configuration rules: ./registry.ts):
@@ -25,12 +26,15 @@
 //
 // Shapes: B batch, M block (segment) length, C cached positions, L maximum span, H hidden,
 // K heads, D = H/K head size, V vocabulary.
-import { arange, randn, type Tensor } from '../tensor/index.js';
+import { arange, randn, zeros, type Device, type Tensor } from '../tensor/index.js';
 import { Module } from '../nn/module.js';
 import { Dropout, TokenEmbedding, LayerNorm, Linear } from '../nn/layers.js';
 import { DecoderLayer } from '../nn/decoder-layer.js';
 import { TensorCache } from '../nn/tensor-cache.js';
 import { nextCache } from '../memory/xl-cache.js';
+import {
+  checkSequentialWindow, initialMemorySchema, sequentialWindowSchema, windowOffset, type InitialMemory,
+} from '../memory/sequential-window.js';
 import { emptyDiagnostics, type Diagnostics, type MemoryState, type ModelConfig, type ModelKindSpec, type SegmentModel, type SegmentOutput } from './types.js';
 
 export interface SequentialState extends MemoryState {
@@ -44,7 +48,10 @@ export interface LayerContext {
   memory: Tensor | null;
   /** bool [M, C + M] or [B, 1, M, C + M]: true where attention is not allowed. */
   mask: Tensor;
-  /** int64 [M, C + M] or [B, 1, M, C + M]: distance of each key from each query, in [0, L). */
+  /**
+   * int64 [M, C + M] or [B, 1, M, C + M]: the keyPe column of each key for each query, in [0, L):
+   * its distance, less the window's offset (the rank among the keys the window allows).
+   */
   distance: Tensor;
   /** [B|1, K|1, M, C + M]: soft mask applied after the softmax and renormalised, or null. */
   softMask: Tensor | null;
@@ -67,6 +74,10 @@ export class SequentialTransformer<S extends SequentialState = SequentialState, 
   readonly span: number;
   /** Distances keyPe covers (its columns): L here; a mechanism that sees further passes its own count. */
   readonly keyPositions: number;
+  /** The nearest distance the window lets a query see: 0 (itself; default) or 1 (window 'before-query'). */
+  readonly windowOffset: number;
+  /** How a stream starts: with no memory (default) or zero-filled memories (the reference). */
+  readonly initialMemory: InitialMemory;
   recordDiagnostics = false;
   /** Masks and distance tables, by layout: built once, not per forward. */
   protected readonly tables = new TensorCache();
@@ -77,6 +88,9 @@ export class SequentialTransformer<S extends SequentialState = SequentialState, 
     const { vocabSize, layers, dModel, heads, dInner, dropout, norm, memLen } = config;
     this.span = memLen;
     this.keyPositions = keyPositions;
+    // Configurations saved before these options existed (or kinds without them) have null: the defaults.
+    this.windowOffset = windowOffset(config.window ?? sequentialWindowSchema.parse(undefined));
+    this.initialMemory = config.initialMemory ?? initialMemorySchema.parse(undefined);
     this.embed = this.child('embed', new TokenEmbedding(vocabSize, dModel, { previousToken: config.previousToken }));
     this.drop = this.child('drop', new Dropout(dropout));
     this.layers = this.child('layers', Array.from({ length: layers }, () =>
@@ -86,8 +100,14 @@ export class SequentialTransformer<S extends SequentialState = SequentialState, 
     this.head = this.child('head', new Linear(dModel, vocabSize));
   }
 
-  initState(_batch: number): S {
-    return { cache: null } as S;
+  /** No cache, or (initialMemory 'zeros') per layer L zero vectors [B, L, H], positions −L … −1. */
+  initState(batch: number): S {
+    return { cache: this.initialMemory === 'zeros' ? this.layers.map(() => this.zeroMemories(batch, this.span)) : null } as S;
+  }
+
+  /** [B, n, H] zero vectors in the parameters' dtype and device: the reference's initial memories. */
+  protected zeroMemories(batch: number, n: number): Tensor {
+    return zeros([batch, n, this.config.dModel], { dtype: this.keyPe.dtype, device: this.keyPe.device as Device });
   }
 
   /** Every tensor of the state detached (new handles). */
@@ -144,14 +164,15 @@ export class SequentialTransformer<S extends SequentialState = SequentialState, 
 
   /**
    * The sliding window over cat(C contiguous cached positions, M block positions): query i (at
-   * position C + i) sees key j when 0 <= C + i - j < L. Returns the mask (true: not allowed) and
-   * the distances clamped to [0, L). `span` defaults to L.
+   * position C + i) sees key j when its rank r = C + i − j − f lies in [0, L), f the window's offset
+   * (0: distances 0 … L − 1; 1, window 'before-query': distances 1 … L). Returns the mask (true: not
+   * allowed) and the ranks clamped to [0, L) (the keyPe columns). `span` defaults to L.
    */
   window(cached: number, block: number, span = this.span): { mask: Tensor; distance: Tensor } {
-    const L = span;
-    const d = () => arange(cached, cached + block, 1, { dtype: 'int64' }).unsqueeze(1).sub(arange(0, cached + block, 1, { dtype: 'int64' })); // [M, C + M]
-    const mask = this.tables.get(`window-mask:${cached},${block},${L}`, () => { const x = d(); return x.lt(0).logicalOr(x.ge(L)); });
-    const distance = this.tables.get(`window-distance:${cached},${block},${L}`, () => d().clamp(0, L - 1));
+    const L = span, f = this.windowOffset;
+    const rank = () => arange(cached - f, cached + block - f, 1, { dtype: 'int64' }).unsqueeze(1).sub(arange(0, cached + block, 1, { dtype: 'int64' })); // [M, C + M]
+    const mask = this.tables.get(`window-mask:${cached},${block},${L},${f}`, () => { const x = rank(); return x.lt(0).logicalOr(x.ge(L)); });
+    const distance = this.tables.get(`window-distance:${cached},${block},${L},${f}`, () => rank().clamp(0, L - 1));
     return { mask, distance };
   }
 
@@ -161,10 +182,17 @@ export class SequentialTransformer<S extends SequentialState = SequentialState, 
   }
 }
 
+/** The options `window` and `initialMemory` of the kinds that have both (their schemas: ../memory/sequential-window.ts). */
+export const sequentialWindowOptions = [
+  { key: 'window', schema: sequentialWindowSchema },
+  { key: 'initialMemory', schema: initialMemorySchema },
+] as const;
+
 export const sequentialKind: ModelKindSpec<'sequential'> = {
   kind: 'sequential',
   build: (config) => new SequentialTransformer(config),
-  options: null,
+  options: sequentialWindowOptions,
   memLen: { use: 'required', reason: 'its maximum span L' },
   numMemTokens: { use: 'none' },
+  check: (c) => checkSequentialWindow(c.window, c.initialMemory),
 };

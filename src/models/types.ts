@@ -7,7 +7,8 @@
 // through it (SegmentModel.detachState), so truncated BPTT is a training option, not a model one.
 //
 // The configuration is a union discriminated on `kind`: a mechanism's options (their schemas and
-// defaults live with the mechanism in src/memory) exist, non-null, on their own kind only.
+// defaults live with the mechanism in src/memory) exist, non-null, on their own kind only; so do
+// the options that reproduce the reference code (docs/deviations.md), on the kinds they apply to.
 // What a model reports about its memory is a Diagnostics record that inspection, the CLI and the
 // training log print without knowing the kind.
 import type { ZodType } from 'zod';
@@ -16,8 +17,13 @@ import type { Module } from '../nn/module.js';
 import type { AdaptiveSpanOptions, AdaptiveSpanOptionsInput } from '../memory/adaptive-span.js';
 import type { ExpireSpanOptions, ExpireSpanOptionsInput } from '../memory/expire-span.js';
 import type { CompressiveOptions, CompressiveOptionsInput } from '../memory/compressive.js';
+import type { RmtCacheOptions, RmtCacheOptionsInput } from '../memory/segment-layout.js';
+import type { InitialMemory, SequentialWindow } from '../memory/sequential-window.js';
 
-export type { AdaptiveSpanOptions, AdaptiveSpanOptionsInput, ExpireSpanOptions, ExpireSpanOptionsInput, CompressiveOptions, CompressiveOptionsInput };
+export type {
+  AdaptiveSpanOptions, AdaptiveSpanOptionsInput, ExpireSpanOptions, ExpireSpanOptionsInput, CompressiveOptions, CompressiveOptionsInput,
+  RmtCacheOptions, RmtCacheOptionsInput, InitialMemory, SequentialWindow,
+};
 
 /** What a model carries from one segment to the next: named tensors (lists for per-layer caches). */
 export type MemoryState = Record<string, Tensor | Tensor[] | null>;
@@ -75,24 +81,45 @@ export interface SegmentModel<S extends MemoryState = MemoryState> extends Modul
   diagnostics(): Diagnostics;
 }
 
-/** Kinds without mechanism options. */
-export type PlainModelKind =
-  | 'transformer' | 'xl' | 'mem-transformer' | 'mem-bottleneck' | 'rmt'
-  // the Expire-Span code base's family (learned key positions, a window of memLen past positions)
-  | 'sequential' | 'feedback';
+/** Kinds without options of their own. */
+export type PlainModelKind = 'mem-bottleneck';
 
-/** Each mechanism's options: the configuration key they sit under, for the one kind that has them. */
+/**
+ * Each kind's options: the configuration keys they sit under. A mechanism's options (adaptiveSpan,
+ * expireSpan, compressive) belong to one kind; the options that reproduce the reference code
+ * (docs/deviations.md) belong to every kind whose code path they change: `window` and
+ * `initialMemory` to the sequential family, `finalNorm` to the Transformer-XL family, `rmtCache` to RMT.
+ */
 interface MechanismOptions {
-  'adaptive-span': { adaptiveSpan: AdaptiveSpanOptions };
-  'expire-span': { expireSpan: ExpireSpanOptions };
-  'compressive': { compressive: CompressiveOptions };
+  'transformer': { finalNorm: boolean };
+  'xl': { finalNorm: boolean };
+  'mem-transformer': { finalNorm: boolean };
+  'rmt': { finalNorm: boolean; rmtCache: RmtCacheOptions };
+  'sequential': { window: SequentialWindow; initialMemory: InitialMemory };
+  'adaptive-span': { adaptiveSpan: AdaptiveSpanOptions; window: SequentialWindow; initialMemory: InitialMemory };
+  'expire-span': { expireSpan: ExpireSpanOptions; window: SequentialWindow; initialMemory: InitialMemory };
+  'compressive': { compressive: CompressiveOptions; initialMemory: InitialMemory };
+  'feedback': { initialMemory: InitialMemory };
 }
 interface MechanismOptionsInput {
-  'adaptive-span': { adaptiveSpan: AdaptiveSpanOptionsInput };
-  'expire-span': { expireSpan: ExpireSpanOptionsInput };
-  'compressive': { compressive: CompressiveOptionsInput };
+  'transformer': { finalNorm: boolean };
+  'xl': { finalNorm: boolean };
+  'mem-transformer': { finalNorm: boolean };
+  'rmt': { finalNorm: boolean; rmtCache: RmtCacheOptionsInput };
+  'sequential': { window: SequentialWindow; initialMemory: InitialMemory };
+  'adaptive-span': { adaptiveSpan: AdaptiveSpanOptionsInput; window: SequentialWindow; initialMemory: InitialMemory };
+  'expire-span': { expireSpan: ExpireSpanOptionsInput; window: SequentialWindow; initialMemory: InitialMemory };
+  'compressive': { compressive: CompressiveOptionsInput; initialMemory: InitialMemory };
+  'feedback': { initialMemory: InitialMemory };
 }
-type OptionKey = 'adaptiveSpan' | 'expireSpan' | 'compressive';
+/** The option keys every resolved configuration has (null on the kinds they do not belong to). */
+type BaseOptionKey = 'adaptiveSpan' | 'expireSpan' | 'compressive';
+/**
+ * Option keys added later (the reference options): optional in a resolved configuration, since one
+ * saved before they existed lacks them; the models read a missing one as its default.
+ */
+type LaterOptionKey = 'window' | 'initialMemory' | 'finalNorm' | 'rmtCache';
+type OptionKey = BaseOptionKey | LaterOptionKey;
 
 export type ModelKind = PlainModelKind | keyof MechanismOptions;
 
@@ -124,12 +151,16 @@ export interface CommonModelConfig {
   previousToken: boolean;
 }
 
+/** The value of option key O on kind K: its options, or null on a kind it does not belong to. */
+type OptionOf<K extends ModelKind, O extends OptionKey> =
+  K extends keyof MechanismOptions ? (O extends keyof MechanismOptions[K] ? MechanismOptions[K][O] : null) : null;
+
 /**
- * The configuration of kind K: the common hyper-parameters, and every mechanism's option key,
- * non-null only for K's own mechanism (null on the others, as they are saved in checkpoints).
+ * The configuration of kind K: the common hyper-parameters, and every option key, non-null only on
+ * the kinds it belongs to (null on the others, as they are saved in checkpoints).
  */
-export type ModelConfigOf<K extends ModelKind> = CommonModelConfig & { kind: K } & {
-  [O in OptionKey]: K extends keyof MechanismOptions ? (O extends keyof MechanismOptions[K] ? MechanismOptions[K][O] : null) : null;
+export type ModelConfigOf<K extends ModelKind> = CommonModelConfig & { kind: K } & { [O in BaseOptionKey]: OptionOf<K, O> } & {
+  [O in LaterOptionKey]?: OptionOf<K, O> | undefined;
 };
 
 /** A resolved configuration (createModel / resolveModelConfig fill the defaults): a union discriminated on `kind`. */
@@ -152,9 +183,10 @@ export type SizeRule =
   | { use: 'optional' }
   | { use: 'required'; reason?: string };
 
-/** A mechanism's options in the configuration: their key, their schema (with the defaults). */
+/** One option key of a kind in the configuration: the key, its schema (with the defaults). */
 export interface MechanismOptionsSpec<K extends keyof MechanismOptions = keyof MechanismOptions> {
   key: keyof MechanismOptions[K] & OptionKey;
+  /** Parses the value given under the key (undefined when left out) and fills its defaults. */
   schema: ZodType;
   /** Completes the parsed options with defaults that depend on the rest of the configuration. */
   complete?: (parsed: never, config: CommonModelConfig) => MechanismOptions[K][keyof MechanismOptions[K]];
@@ -164,10 +196,15 @@ export interface MechanismOptionsSpec<K extends keyof MechanismOptions = keyof M
 export interface ModelKindSpec<K extends ModelKind = ModelKind> {
   kind: K;
   build(config: ModelConfigOf<K>): SegmentModel;
-  /** Its mechanism's options, or null for a kind without any. */
-  options: K extends keyof MechanismOptions ? MechanismOptionsSpec<K> : null;
+  /** Its option keys (empty for a kind without any). */
+  options: K extends keyof MechanismOptions ? readonly MechanismOptionsSpec<K>[] : readonly [];
   memLen: SizeRule;
   numMemTokens: SizeRule;
+  /**
+   * Checks the kind's options together once all are parsed (e.g. the reference's window needs the
+   * reference's initial memory): a one-line message for a combination that makes no sense, or null.
+   */
+  check?: (config: CommonModelConfig & { kind: K } & { [O in OptionKey]: OptionOf<K, O> }) => string | null;
 }
 
 /** The entry of any one kind (a union over kinds). */

@@ -11,7 +11,10 @@
 import { z } from 'zod';
 import { EngramError, configError, engramError } from '../tensor/index.js';
 import { modelKindSpec, modelKinds } from '../models/index.js';
-import { adaptiveSpanSchema, compressiveSchema, expireSpanSchema } from '../memory/index.js';
+import {
+  adaptiveSpanSchema, compressiveSchema, expireSpanSchema, initialMemorySchema, rmtCacheSchema, sequentialWindowSchema,
+} from '../memory/index.js';
+import { finalNormSchema } from '../models/index.js';
 import { makeTask, taskNames, type TaskName } from '../tasks/registry.js';
 
 const positiveInt = z.number().int().positive();
@@ -52,8 +55,19 @@ export const modelSchema = z.strictObject({
   numMemTokens: memorySize.optional(),
   /** Mechanism options (SPEC §2–§4), for their own kind only; schemas and defaults live with each mechanism in src/memory. */
   adaptiveSpan: adaptiveSpanSchema.partial().optional(),
-  expireSpan: expireSpanSchema.partial().optional(),
-  compressive: compressiveSchema.partial().optional(),
+  // Fields added later carry no default here, so that a configuration saved before them still
+  // resolves to the same object (experiment reruns compare them); the model fills the default.
+  expireSpan: expireSpanSchema.extend({ keyPositions: expireSpanSchema.shape.keyPositions.unwrap() }).partial().optional(),
+  compressive: compressiveSchema.extend({ scheme: compressiveSchema.shape.scheme.unwrap() }).partial().optional(),
+  /**
+   * Options that reproduce the reference code (docs/deviations.md), each for the kinds it belongs
+   * to (the model's registry checks): the sequential family's window and initial memory, the
+   * Transformer-XL family's finalNorm (pre-LN), RMT's cache.
+   */
+  window: sequentialWindowSchema.unwrap().optional(),
+  initialMemory: initialMemorySchema.unwrap().optional(),
+  finalNorm: finalNormSchema.unwrap().optional(),
+  rmtCache: rmtCacheSchema.partial().optional(),
 });
 
 const taskDataSchema = z.strictObject({
