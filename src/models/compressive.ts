@@ -77,6 +77,12 @@ export class CompressiveTransformer extends SequentialTransformer<CompressiveSta
     return { memory, mask, distance, softMask: null, auxLoss: null };
   }
 
+  /** Decoding: the compressed slots, then the raw memory (as layerContext reads them). */
+  protected override layerMemory(l: number, state: CompressiveState): Tensor | null {
+    const parts = [state.compressed?.[l], state.cache?.[l]].filter((t): t is Tensor => t !== undefined);
+    return parts.length === 0 ? null : parts.length === 1 ? parts[0]! : cat(parts, 1); // [B, S + R, H]
+  }
+
   /** Advances both FIFOs of every layer; the reconstruction loss of each compression trains f_c. */
   protected override nextState(state: CompressiveState, inputs: Tensor[], _contexts: LayerContext[]): { state: CompressiveState; auxLoss: Tensor | null } {
     const { rate, compressedLen, reconstruction } = this.options;

@@ -91,6 +91,25 @@ export class ExpireSpanTransformer extends SequentialTransformer<ExpireSpanState
     return super.forward(tokens, state);
   }
 
+  /** Decoding runs in evaluation: no noisy span limit left from a training forward. */
+  override openSegment(state: ExpireSpanState, batch: number) {
+    this.#spanLimit = null;
+    return super.openSegment(state, batch);
+  }
+
+  /**
+   * Decoding: the block's first `rows` rows join the memories with their ages rows, ..., 1 (from
+   * the next row), and the cached memories age by rows.
+   */
+  protected override stateAfterPrefix(state: ExpireSpanState, inputs: Tensor[], rows: number): ExpireSpanState {
+    const B = inputs[0]!.shape[0]!;
+    const prefixAge = arange(rows, 0, -1, { dtype: 'int64' }).unsqueeze(0).expand(B, rows); // [B, rows]
+    return {
+      ...super.stateAfterPrefix(state, inputs, rows),
+      age: inputs.map((_, l) => (state.age ? cat([state.age[l]!.add(rows), prefixAge], 1) : prefixAge)),
+    };
+  }
+
   /**
    * Spans e [B, N] of layer l's inputs x [B, N, H]: the predictor reads the key/value input, which
    * for pre-LN is LN(x).

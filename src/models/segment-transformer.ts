@@ -18,7 +18,8 @@ import { nextCache } from '../memory/xl-cache.js';
 import { MemoryTokens } from '../memory/memory-tokens.js';
 import { cachedSegmentMask, seesLaterKeys, type SegmentLayout } from '../memory/segment-layout.js';
 import { TensorCache } from '../nn/tensor-cache.js';
-import { emptyDiagnostics, type Diagnostics, type MemoryState, type ModelConfig, type ModelKindSpec, type SegmentModel, type SegmentOutput } from './types.js';
+import { emptyDiagnostics, type Diagnostics, type MemoryState, type ModelConfig, type ModelKindSpec, type OpenSegment, type SegmentModel, type SegmentOutput } from './types.js';
+import { TransformerOpenSegment } from './segment-transformer-decoding.js';
 
 export interface SegmentState extends MemoryState {
   /** Per layer [B, C, H]: past layer inputs (detached), or null before the first segment / without a cache. */
@@ -95,6 +96,11 @@ export class SegmentTransformer extends Module implements SegmentModel<SegmentSt
     const logits = this.head.forward(this.drop.forward(out.narrow(1, layout.read, M))); // [B, M, V]
     const memory = this.memoryTokens?.mode === 'recurrent' ? out.narrow(1, layout.read + M, layout.write) : null;
     return { logits, state: { cache: nextCache(state.cache, layerInputs, this.config.memLen), memory }, auxLoss: null };
+  }
+
+  /** Incremental decoding (./segment-transformer-decoding.ts). */
+  openSegment(state: SegmentState, batch: number): OpenSegment<SegmentState> {
+    return new TransformerOpenSegment(this, state, batch, this.#cache);
   }
 
   memoryFootprint(): number {

@@ -25,13 +25,14 @@
 //
 // Shapes: B batch, M block (segment) length, C cached positions, L maximum span, H hidden,
 // K heads, D = H/K head size, V vocabulary.
-import { arange, randn, type Tensor } from '../tensor/index.js';
+import { arange, cat, randn, type Tensor } from '../tensor/index.js';
 import { Module } from '../nn/module.js';
 import { Dropout, TokenEmbedding, LayerNorm, Linear } from '../nn/layers.js';
 import { DecoderLayer } from '../nn/decoder-layer.js';
 import { TensorCache } from '../nn/tensor-cache.js';
 import { nextCache } from '../memory/xl-cache.js';
-import { emptyDiagnostics, type Diagnostics, type MemoryState, type ModelConfig, type ModelKindSpec, type SegmentModel, type SegmentOutput } from './types.js';
+import { emptyDiagnostics, type Diagnostics, type MemoryState, type ModelConfig, type ModelKindSpec, type OpenSegment, type SegmentModel, type SegmentOutput } from './types.js';
+import { SequentialOpenSegment } from './sequential-decoding.js';
 
 export interface SequentialState extends MemoryState {
   /** Per layer [B, C, H]: the memories layer l attends to besides the block (detached); null before the first block. */
@@ -117,6 +118,30 @@ export class SequentialTransformer<S extends SequentialState = SequentialState, 
     const next = this.nextState(state, inputs, contexts);
     if (next.auxLoss) losses.push(next.auxLoss);
     return { logits, state: next.state, auxLoss: losses.length ? losses.reduce((a, b) => a.add(b)) : null };
+  }
+
+  /** Incremental decoding through the mechanism's hooks (./sequential-decoding.ts). */
+  openSegment(state: S, batch: number): OpenSegment<S> {
+    return new SequentialOpenSegment<S, Ctx>(this, state, batch, {
+      layerContext: (l, h, s) => this.layerContext(l, h, s),
+      nextState: (s, inputs, contexts) => this.nextState(s, inputs, contexts),
+      stateAfterPrefix: (s, inputs, rows) => this.stateAfterPrefix(s, inputs, rows),
+      layerMemory: (l, s) => this.layerMemory(l, s),
+    });
+  }
+
+  /**
+   * Decoding: the state whose memory also holds a block's first `rows` rows, layer inputs [B, rows, H]
+   * per layer, so that layerContext gives the block's next rows what it gives them in the whole
+   * block. The baseline appends them to each layer's cache (the window's distances then continue).
+   */
+  protected stateAfterPrefix(state: S, inputs: Tensor[], _rows: number): S {
+    return { ...state, cache: inputs.map((h, l) => (state.cache ? cat([state.cache[l]!, h], 1) : h)) };
+  }
+
+  /** Decoding: what layer l may attend to besides the block (every context's memory is its newest rows). */
+  protected layerMemory(l: number, state: S): Tensor | null {
+    return state.cache?.[l] ?? null;
   }
 
   memoryFootprint(): number {
