@@ -147,18 +147,28 @@ for (const [name, config, prepare] of cases) {
   });
 }
 
-test('expire-span drops and adaptive-span trims while decoding (the cases above exercise them)', () => {
+test('while decoding on the cached path, expire-span drops memories and adaptive-span trims its keys', () => {
   manualSeed(7);
-  const expire = createModel(cases.find(([n]) => n === 'expire-span dropping')![1]) as ExpireSpanTransformer;
-  cases.find(([n]) => n === 'expire-span dropping')![2]!(expire);
+  const [, expireConfig, prepareExpire] = cases.find(([n]) => n === 'expire-span dropping')!;
+  const expire = createModel(expireConfig) as ExpireSpanTransformer;
+  prepareExpire!(expire);
   const adaptive = createModel(cases.find(([n]) => n === 'adaptive-span trimming')![1]) as AdaptiveSpanTransformer;
+  const stream = [Array.from({ length: 7 * M }, (_, i) => (i * 5) % V), Array.from({ length: 7 * M }, (_, i) => (i * 3 + 1) % V)];
+  const sizes = Array.from({ length: 7 * M }, () => 1);
   try {
-    const stream = [Array.from({ length: 7 * M }, (_, i) => (i * 5) % V), Array.from({ length: 7 * M }, (_, i) => (i * 3 + 1) % V)];
-    chunked(expire, false, stream, [7 * M]); // the recompute path's last forward: the state after block 7
-    const kept = expire.diagnostics().perLayer['memories kept']!;
-    assert.ok(kept.every((c) => c < 6 * M), `memories were dropped (kept ${kept})`);
-    // adaptive: spans of 0.1·12 tokens with ramp 2 see 4 distances of the 12 cached
-    assert.ok(adaptive.spans().flat().every((z) => Math.ceil(z) + 2 < 12));
+    assert.equal(countForwards(expire, () => chunked(expire, true, stream, sizes)), 0);
+    const kept = expire.diagnostics().perLayer['memories kept']!; // after the last commit (nextState)
+    assert.ok(kept.every((c) => c < 6 * M), `memories were dropped (kept ${kept} of ${7 * M})`);
+
+    const windows: number[] = [];
+    const window = adaptive.window;
+    adaptive.window = (cached, block, span) => { windows.push(span ?? adaptive.span); return window.call(adaptive, cached, block, span); };
+    try {
+      chunked(adaptive, true, stream, sizes);
+    } finally {
+      adaptive.window = window;
+    }
+    assert.ok(windows.length > 0 && windows.every((w) => w < adaptive.span), `trimmed windows (${[...new Set(windows)]}) of ${adaptive.span}`);
   } finally {
     expire.dispose();
     adaptive.dispose();
