@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  createModel, Decoder, EngramError, manualSeed, noGrad, randn, tidy,
+  createModel, Decoder, EngramError, liveTensors, manualSeed, noGrad, randn, tidy,
   type AdaptiveSpanTransformer, type ExpireSpanTransformer, type ModelConfigInput, type SegmentModel, type Tensor,
 } from '../src/index.js';
 
@@ -141,6 +141,11 @@ for (const [name, config, prepare] of cases) {
       const sizes = [3, 6, 1, 2, 5, 2, 3];
       assert.ok(sizes.reduce((a, b) => a + b) <= stream[0]!.length);
       assertLogitsClose(chunked(model, true, stream, sizes), chunked(model, false, stream, sizes), 'chunks');
+
+      // Nothing is left behind once a decoder is disposed (the model's tables are built already).
+      const live = liveTensors();
+      decode(model, true, prompt, steps);
+      assert.equal(liveTensors(), live, 'every tensor of the cached path is freed');
     } finally {
       model.dispose();
     }
