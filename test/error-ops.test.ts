@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  CharVocab, EngramError, Module, Rng, SegmentDecoder, StreamBatcher, compress, corpusText, createModel, deepMerge, experimentCells,
+  CharVocab, Decoder, EngramError, Module, Rng, StreamBatcher, compress, corpusText, createModel, deepMerge, experimentCells,
   inspect, loadCheckpoint, lockRunDir, makeTask, parseRecipe, quadraticBlocks, randn, resolveTrainConfig, tidy, unflattenState, zeros,
   type ErrorKind,
 } from '../src/index.js';
@@ -62,7 +62,7 @@ test('memory and models: compression, model configs, forward and inspect', () =>
     const model = createModel({ kind: 'feedback', vocabSize: 5, memLen: 4, layers: 1, dModel: 8, heads: 2, dInner: 16 });
     engramFrom(() => model.forward(zeros([4], { dtype: 'int64' }), model.initState(1)), 'shape', 'FeedbackTransformer.forward', /tokens must be \[batch, block\]/);
     engramFrom(() => inspect(model, [], { segmentLength: 4 }), 'config', 'inspect', /the input is empty/);
-    engramFrom(() => new SegmentDecoder(model, 4).nextLogits(), 'config', 'SegmentDecoder.nextLogits', /push at least one token/);
+    engramFrom(() => new Decoder(model, 4).feed([[]]), 'config', 'Decoder.feed', /feed at least one token/);
     model.dispose();
   });
 });

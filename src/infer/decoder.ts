@@ -10,12 +10,15 @@
 // Two paths with the same results:
 //   recompute  every feed re-runs model.forward over the whole open segment from the committed
 //              state (O(m) work per new token; needs nothing of the model but forward);
-//   cached     (not yet: see the open issue on incremental decoding) per-layer keys and values of
-//              the open segment are kept, so each new token costs one position's work.
+//   cached     the model's open segment (SegmentModel.openSegment) keeps per-layer keys and values
+//              of the open segment, so each new token costs one position's work; at the boundary
+//              it commits the state forward(whole segment) would have given. The default where
+//              the model has one (every built-in kind).
+// Both run without gradients and in evaluation mode (no dropout), whatever mode the model is in.
 //
 // Shapes: B batch rows, n tokens per feed, m tokens in the open segment, M segment length,
 // V vocabulary.
-import type { MemoryState, SegmentModel } from '../models/index.js';
+import type { MemoryState, OpenSegment, SegmentModel } from '../models/index.js';
 import { cat, configError, noGrad, tensor, tidy, keep, type Tensor } from '../tensor/index.js';
 
 export interface DecoderOptions {
@@ -23,6 +26,12 @@ export interface DecoderOptions {
   batch?: number;
   /** Use the cached path where the model has one (default true); false forces the recompute path. */
   cached?: boolean;
+}
+
+/** Keeps every tensor of a state out of the current scope (the decoder owns it). */
+function keepState<S extends MemoryState>(state: S): S {
+  for (const v of Object.values(state)) (Array.isArray(v) ? v : v ? [v] : []).forEach((t) => keep(t));
+  return state;
 }
 
 /** Frees every tensor of a state. */
@@ -38,6 +47,8 @@ export class Decoder {
   readonly batch: number;
   readonly cached: boolean;
   #state: MemoryState | null = null;
+  /** The cached path's open segment (null at a boundary, or on the recompute path). */
+  #segment: OpenSegment | null = null;
   /** [B][m]: the open segment's tokens per row. */
   #open: number[][];
   #position = 0;
@@ -47,7 +58,10 @@ export class Decoder {
     this.batch = o.batch ?? 1;
     if (!Number.isSafeInteger(this.batch) || this.batch < 1) throw configError('Decoder', `batch must be a positive integer (got ${this.batch})`);
     if (!Number.isSafeInteger(segmentLength) || segmentLength < 1) throw configError('Decoder', `segmentLength must be a positive integer (got ${segmentLength})`);
-    this.cached = false; // o.cached: the cached path is not there yet
+    this.cached = (o.cached ?? true) && typeof model.openSegment === 'function';
+    if (!this.cached && model.dependsOnSegmentLength) {
+      throw configError('Decoder', `this ${model.config.kind} model's outputs depend on the whole segment's length (its reference options), so recomputing a part of a segment gives other logits; decode it with cached: true`);
+    }
     this.#open = Array.from({ length: this.batch }, () => []);
   }
 
@@ -71,17 +85,45 @@ export class Decoder {
     this.#check(tokens);
     const n = tokens[0]!.length;
     const pieces: Tensor[] = [];
-    for (let start = 0; start < n;) {
-      const take = Math.min(n - start, this.segmentLength - this.openLength);
-      tokens.forEach((row, b) => this.#open[b]!.push(...row.slice(start, start + take)));
-      pieces.push(this.#runOpen(take));
-      start += take;
-      this.#position += take;
+    const training = this.model.training;
+    if (training) this.model.eval();
+    try {
+      for (let start = 0; start < n;) {
+        const take = Math.min(n - start, this.segmentLength - this.openLength);
+        const chunk = tokens.map((row) => row.slice(start, start + take));
+        chunk.forEach((row, b) => this.#open[b]!.push(...row));
+        pieces.push(this.cached ? this.#feedCached(chunk) : this.#runOpen(take));
+        start += take;
+        this.#position += take;
+      }
+    } finally {
+      if (training) this.model.train();
     }
     if (pieces.length === 1) return pieces[0]!;
     const all = cat(pieces, 1);
     pieces.forEach((p) => p.dispose());
     return all;
+  }
+
+  /** The cached path: feeds a chunk [B][take] to the open segment; commits a full segment. */
+  #feedCached(chunk: number[][]): Tensor {
+    const take = chunk[0]!.length;
+    const commit = this.openLength === this.segmentLength;
+    const r = noGrad(() => tidy(() => {
+      this.#state ??= keepState(this.model.initState(this.batch));
+      this.#segment ??= this.model.openSegment!(this.#state, this.batch, this.segmentLength);
+      const tokens = tensor(Int32Array.from(chunk.flat()), { dtype: 'int64', shape: [this.batch, take] });
+      const logits = this.#segment.feed(tokens).float().contiguous();
+      const state = commit ? keepState(this.#segment.commit()) : null;
+      return { logits, state };
+    }));
+    if (r.state) {
+      this.#segment = null; // commit() ended it
+      disposeState(this.#state);
+      this.#state = r.state;
+      this.#open = Array.from({ length: this.batch }, () => []);
+    }
+    return r.logits;
   }
 
   /** Runs the open segment; returns the logits of its last `take` positions; commits a full segment. */
@@ -92,8 +134,7 @@ export class Decoder {
       const tokens = tensor(Int32Array.from(this.#open.flat()), { dtype: 'int64', shape: [this.batch, m] });
       const out = this.model.forward(tokens, this.#state ?? this.model.initState(this.batch));
       const logits = out.logits.narrow(1, m - take, take).float().contiguous();
-      const state = commit ? this.model.detachState(out.state) : null;
-      if (state) for (const v of Object.values(state)) (Array.isArray(v) ? v : v ? [v] : []).forEach((t) => keep(t));
+      const state = commit ? keepState(this.model.detachState(out.state)) : null;
       return { logits, state };
     }));
     if (commit) {
@@ -120,6 +161,8 @@ export class Decoder {
 
   /** Frees the carried state; the decoder cannot be fed afterwards. */
   dispose(): void {
+    this.#segment?.dispose();
+    this.#segment = null;
     disposeState(this.#state);
     this.#state = null;
     this.#disposed = true;

@@ -51,6 +51,17 @@ export interface CompressiveState extends SequentialState {
   compressed: Tensor[] | null;
 }
 
+/** Scheme 'overlap': what a block adds to the state while it runs (never carried past it). */
+type OverlapBlockState = CompressiveState & {
+  /**
+   * Within a block of M <= L rows (blockStart): per layer Z = cat(compressed, f_c(the M oldest raw
+   * rows)) [B, C + M/c, H], the slots every row of the block may see.
+   */
+  slots?: Tensor[];
+  /** While decoding: per layer the block's rows fed so far [B, p, H] (stateAfterPrefix). */
+  prefix?: Tensor[];
+};
+
 /** Scheme 'overlap': what nextState keeps of a layer's context. */
 interface OverlapContext extends LayerContext {
   /** X = cat(raw, block) [B, L + M, H]. */
@@ -88,13 +99,47 @@ export class CompressiveTransformer extends SequentialTransformer<CompressiveSta
     };
   }
 
+  /** Scheme 'overlap' makes the mask and the slots follow the block length. */
+  get dependsOnSegmentLength(): boolean {
+    return this.options.scheme === 'overlap';
+  }
+
+  /** Scheme 'overlap' decodes blocks of M <= L rows, whole groups of c (the slots then pool raw rows only). */
+  override openSegment(state: CompressiveState, batch: number, segmentLength: number) {
+    const { scheme, rate } = this.options;
+    if (scheme === 'overlap' && (segmentLength > this.span || segmentLength % rate !== 0)) {
+      throw configError('CompressiveTransformer.openSegment', `compressive.scheme 'overlap' decodes segments of at most memLen (${this.span}) tokens in whole groups of the rate ${rate} (got ${segmentLength}): longer blocks pool rows of the block itself into the slots; decode with such a segment length`);
+    }
+    return super.openSegment(state, batch, segmentLength);
+  }
+
+  /** Scheme 'overlap', M <= L: the slots of the block, pooled from the M oldest raw rows of each layer. */
+  protected override blockStart(state: CompressiveState, _batch: number, M: number): CompressiveState {
+    if (this.options.scheme !== 'overlap' || M > this.span || M % this.options.rate !== 0 || !state.cache || !state.compressed) return state;
+    const compressed = state.compressed;
+    const slots = state.cache.map((raw, l) => cat([compressed[l]!, this.compressors[l]!.forward(raw.narrow(1, 0, M))], 1));
+    return { ...state, slots } as OverlapBlockState;
+  }
+
+  /** Decoding, scheme 'overlap': the raw memory stays; the block's first rows are kept beside it. */
+  protected override stateAfterPrefix(state: CompressiveState, inputs: Tensor[], rows: number): CompressiveState {
+    return this.options.scheme === 'overlap' ? { ...state, prefix: inputs } as OverlapBlockState : super.stateAfterPrefix(state, inputs, rows);
+  }
+
   /** cat(compressed, raw) as one contiguous past, with the sliding window of L + C positions. */
-  protected override layerContext(l: number, h: Tensor, state: CompressiveState): LayerContext {
-    if (this.options.scheme === 'overlap') return this.overlapContext(l, h, state);
+  protected override layerContext(l: number, h: Tensor, state: CompressiveState, blockLength: number): LayerContext {
+    if (this.options.scheme === 'overlap') return this.overlapContext(l, h, state, blockLength);
     const parts = [state.compressed?.[l], state.cache?.[l]].filter((t): t is Tensor => t !== undefined);
     const memory = parts.length === 0 ? null : parts.length === 1 ? parts[0]! : cat(parts, 1); // [B, S + R, H]
     const { mask, distance } = this.window(memory?.shape[1] ?? 0, h.shape[1]!, this.windowLength);
     return { memory, mask, distance, softMask: null, auxLoss: null };
+  }
+
+  /** Decoding: the compressed slots, then the raw memory (as layerContext reads them). */
+  protected override layerMemory(l: number, state: CompressiveState): Tensor | null {
+    if (this.options.scheme === 'overlap') return cat([(state as OverlapBlockState).slots![l]!, state.cache![l]!], 1); // [B, C + M/c + L, H]
+    const parts = [state.compressed?.[l], state.cache?.[l]].filter((t): t is Tensor => t !== undefined);
+    return parts.length === 0 ? null : parts.length === 1 ? parts[0]! : cat(parts, 1); // [B, S + R, H]
   }
 
   /** Advances both FIFOs of every layer; the reconstruction loss of each compression trains f_c. */
@@ -134,21 +179,24 @@ export class CompressiveTransformer extends SequentialTransformer<CompressiveSta
    * Scheme 'overlap' (the reference code's; src/memory/compressive.ts): keys [Z (C + M/c) | raw (L) |
    * block (M)], Z = cat(compressed, f_c(the M oldest rows of cat(raw, block))), with the mask and
    * keyPe columns of overlapWindow; keyPe gets a zero column L + C (slot r = C has no position term).
-   * Pre-LN normalises after pooling (the layer's ln1 runs over the whole context).
+   * Pre-LN normalises after pooling (the layer's ln1 runs over the whole context). Decoding feeds
+   * rows [p, p + n) of the block (p rows in state.prefix): their rows of the tables, over the keys
+   * [Z | raw | the block's first p + n rows].
    */
-  private overlapContext(l: number, h: Tensor, state: CompressiveState): OverlapContext {
-    const M = h.shape[1]!;
+  private overlapContext(l: number, h: Tensor, state: OverlapBlockState, M: number): OverlapContext {
     const { rate, compressedLen: C } = this.options, L = this.span;
     if (M % rate !== 0) throw shapeError('CompressiveTransformer.forward', `compressive.scheme 'overlap' needs the block length (${M}) to be a multiple of the rate ${rate}; use whole groups, as the reference code`);
     const raw = state.cache![l]!, compressed = state.compressed![l]!; // [B, L, H], [B, C, H]
-    const x = cat([raw, h], 1); // X [B, L + M, H]
-    const slots = cat([compressed, this.compressors[l]!.forward(x.narrow(1, 0, M))], 1); // Z [B, C + M/c, H]
-    const key = `${C},${M},${rate},${L}`;
-    const mask = this.tables.get(`overlap-mask:${key}`, () => overlapWindow(C, M, rate, L, 'mask')); // [M, C + M/c + L + M]
-    const column = this.tables.get(`overlap-column:${key}`, () => overlapWindow(C, M, rate, L, 'column')); // [M, C + M/c + L + M]
+    const prefix = state.prefix?.[l];
+    const p = prefix?.shape[1] ?? 0, n = h.shape[1]!;
+    const x = cat(prefix ? [raw, prefix, h] : [raw, h], 1); // X [B, L + p + n, H]
+    const slots = state.slots?.[l] ?? cat([compressed, this.compressors[l]!.forward(x.narrow(1, 0, M))], 1); // Z [B, C + M/c, H]
+    const key = `${C},${M},${rate},${L}`, rows = `${key}:${p},${n}`, keys = C + M / rate + L + p + n;
+    const mask = this.tables.get(`overlap-mask:${rows}`, () => overlapWindow(C, M, rate, L, 'mask').narrow(0, p, n).narrow(1, 0, keys).contiguous()); // [n, keys]
+    const column = this.tables.get(`overlap-column:${rows}`, () => overlapWindow(C, M, rate, L, 'column').narrow(0, p, n).narrow(1, 0, keys).contiguous()); // [n, keys]
     const zeroColumn = this.tables.get(`overlap-zero-column:${this.keyPe.dtype}`, () => zeros([this.keyPe.shape[0]!, 1], { dtype: this.keyPe.dtype })); // [D, 1]
     return {
-      memory: cat([slots, raw], 1), // [B, C + M/c + L, H]
+      memory: cat(prefix ? [slots, raw, prefix] : [slots, raw], 1), // [B, C + M/c + L + p, H]
       mask,
       distance: column,
       softMask: null,

@@ -28,8 +28,9 @@
 // with expireSpan.keyPositions 'block-length' only distances 1 … min(L, M) get one (the reference).
 // Options reproducing the reference (docs/deviations.md E, F, G): window 'before-query' blocks the
 // query itself (distance 0; spans, ramp and key positions keep the true distance), initialMemory
-// 'zeros' starts each stream with M zero memories per layer at ages M … 1 (made at the first block,
-// whose length M initState does not know), with spans predicted from them like any memory.
+// 'zeros' starts each stream with M zero memories per layer at ages M … 1 (made by blockStart at the
+// first block, whose length M initState does not know), with spans predicted from them like any
+// memory. Both make a position's output depend on M (dependsOnSegmentLength): decoding is told M.
 // Diagnostics: 'memories kept' per layer after the last block; while recordDiagnostics is on also
 // 'live memories' per layer (mask > 0 at the next block's first query; a mean over rows) and the
 // 'predicted span' of every token of the block, per layer and row. Registry: expireSpanKind
@@ -97,6 +98,37 @@ export class ExpireSpanTransformer extends SequentialTransformer<ExpireSpanState
     return super.forward(tokens, state);
   }
 
+  /** Decoding runs in evaluation: no noisy span limit left from a training forward. */
+  override openSegment(state: ExpireSpanState, batch: number, segmentLength: number) {
+    this.#spanLimit = null;
+    return super.openSegment(state, batch, segmentLength);
+  }
+
+  /** The reference options make a position's output depend on the block's length (the initial memory, the key positions). */
+  get dependsOnSegmentLength(): boolean {
+    return this.initialMemory === 'zeros' || this.options.keyPositions === 'block-length';
+  }
+
+  /** Before a stream's first block, initialMemory 'zeros' gives each layer M zero memories at ages M … 1. */
+  protected override blockStart(state: ExpireSpanState, batch: number, M: number): ExpireSpanState {
+    if (state.cache || this.initialMemory !== 'zeros') return state;
+    const age = arange(M, 0, -1, { dtype: 'int64' }).expand(batch, M); // [B, M]
+    return { cache: this.layers.map(() => this.zeroMemories(batch, M)), age: this.layers.map(() => age) };
+  }
+
+  /**
+   * Decoding: the block's first `rows` rows join the memories with their ages rows, ..., 1 (from
+   * the next row), and the cached memories age by rows.
+   */
+  protected override stateAfterPrefix(state: ExpireSpanState, inputs: Tensor[], rows: number): ExpireSpanState {
+    const B = inputs[0]!.shape[0]!;
+    const prefixAge = arange(rows, 0, -1, { dtype: 'int64' }).unsqueeze(0).expand(B, rows); // [B, rows]
+    return {
+      ...super.stateAfterPrefix(state, inputs, rows),
+      age: inputs.map((_, l) => (state.age ? cat([state.age[l]!.add(rows), prefixAge], 1) : prefixAge)),
+    };
+  }
+
   /**
    * Spans e [B, N] of layer l's inputs x [B, N, H]: the predictor reads the key/value input, which
    * for pre-LN is LN(x).
@@ -106,13 +138,11 @@ export class ExpireSpanTransformer extends SequentialTransformer<ExpireSpanState
     return this.spanPredictors[l]!.forward(input);
   }
 
-  protected override layerContext(l: number, h: Tensor, state: ExpireSpanState): ExpireContext {
-    const [B, M] = h.shape as [number, number];
+  protected override layerContext(l: number, h: Tensor, state: ExpireSpanState, blockLength: number): ExpireContext {
+    const [B, M] = h.shape as [number, number]; // M rows of a block of blockLength (fewer when decoding)
     const { ramp, lossCoef } = this.options;
-    // Before a stream's first block: no memory, or (initialMemory 'zeros') M zero vectors at ages M … 1.
-    const start = !state.cache && this.initialMemory === 'zeros';
-    const memory = start ? this.zeroMemories(B, M) : state.cache?.[l] ?? null; // [B, C, H]
-    const memoryAge = start ? this.tables.get(`initial-age:${M}`, () => arange(M, 0, -1, { dtype: 'int64' })).expand(B, M) : state.age?.[l]; // [B, C]
+    const memory = state.cache?.[l] ?? null; // [B, C, H]
+    const memoryAge = state.age?.[l]; // [B, C]
     const blockAge = this.tables.get(`block-age:${M}`, () => arange(0, M, 1, { dtype: 'int64' }).neg()).expand(B, M); // [B, M]
     const age = memory ? cat([memoryAge!, blockAge], 1) : blockAge; // [B, N]
     const spans = memory ? cat([this.predictSpans(l, memory), this.predictSpans(l, h)], 1) : this.predictSpans(l, h); // [B, N]
@@ -120,7 +150,7 @@ export class ExpireSpanTransformer extends SequentialTransformer<ExpireSpanState
     const { soft, blocked, distance } = expireMask(limited, age, M, ramp, this.keyPositions, this.windowOffset);
     const auxLoss = lossCoef > 0 ? spanLoss(limited, soft, lossCoef, ramp) : null;
     const keyPe = this.options.keyPositions === 'block-length' // [D, P]
-      ? this.keyPe.mul(this.tables.get(`block-length-columns:${M},${this.keyPe.dtype}`, () => blockLengthColumns(this.keyPositions, this.span, M, this.keyPe.dtype)))
+      ? this.keyPe.mul(this.tables.get(`block-length-columns:${blockLength},${this.keyPe.dtype}`, () => blockLengthColumns(this.keyPositions, this.span, blockLength, this.keyPe.dtype)))
       : undefined;
     return { memory, mask: blocked, distance, softMask: soft, auxLoss, spans, age, keyPe };
   }

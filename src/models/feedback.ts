@@ -51,7 +51,8 @@ import { Dropout, TokenEmbedding, LayerNorm, Linear } from '../nn/layers.js';
 import { DecoderLayer } from '../nn/decoder-layer.js';
 import type { ProjectedKeys } from '../nn/attention.js';
 import { initialMemorySchema } from '../memory/sequential-window.js';
-import { emptyDiagnostics, type Diagnostics, type MemoryState, type ModelConfig, type ModelKindSpec, type SegmentModel, type SegmentOutput } from './types.js';
+import { emptyDiagnostics, type Diagnostics, type MemoryState, type ModelConfig, type ModelKindSpec, type OpenSegment, type SegmentModel, type SegmentOutput } from './types.js';
+import { GrowingRows, OpenSegmentBase } from './open-segment.js';
 
 export interface FeedbackState extends MemoryState {
   /** [B, C, H]: the last C <= L merged memories, oldest first; null before the first block. */
@@ -220,6 +221,73 @@ export class FeedbackTransformer extends Module implements SegmentModel<Feedback
    */
   private layerStep(layer: DecoderLayer, h: Tensor, window: ProjectedKeys, positions: Tensor, record?: (probs: Tensor) => void): Tensor {
     return layer.around(h, (query) => (window.length ? layer.attn.attendProjected({ query, keys: window, keyPositions: positions, record }) : null));
+  }
+
+  /**
+   * Incremental decoding: forward()'s steps, run as the tokens arrive. The carried memories' keys
+   * and values are projected once at open, the segment's memories' as they are made (the same
+   * window of the last L), so a token costs one step.
+   */
+  openSegment(state: FeedbackState, batch: number): OpenSegment<FeedbackState> {
+    const model = this;
+    const H = this.config.dModel, L = this.span, N = this.layers.length;
+    return new (class extends OpenSegmentBase<FeedbackState> {
+      readonly carriedIn = model.carried(state.memory, batch)?.detach().keep() ?? null; // a handle of its own
+
+      readonly C = this.carriedIn?.shape[1] ?? 0;
+      readonly weights = model.mergeWeights().keep(); // [N + 1]
+      readonly keyPeOldestFirst = model.keyPe.flip(1).keep(); // [D, L]
+      readonly projection = model.memoryProjection();
+      readonly kvCarried: Tensor | null = this.carriedIn ? model.project(this.carriedIn, this.projection).contiguous().keep() : null; // [2, N, B, K, C, D]
+      /** [2, N, B, K, F, D]: the segment's last F <= L memories' keys and values. */
+      kvBlock: Tensor | null = null;
+      readonly memories = new GrowingRows(); // [B, t, H]
+      constructor() {
+        super(batch, 'FeedbackTransformer.openSegment');
+        this.projection.weight.keep();
+        this.projection.bias?.keep();
+      }
+      protected step(tokens: Tensor, offset: number): Tensor {
+        const embedded = model.drop.forward(this.embed(model.embed, tokens)); // [B, n, H]
+        const outputs: Tensor[] = [];
+        const C = this.C;
+        for (let i = 0; i < tokens.shape[1]!; i++) {
+          const t = offset + i;
+          const fresh = Math.min(t, L), old = Math.min(C, L - fresh);
+          const positions = this.keyPeOldestFirst.narrow(1, L - old - fresh, old + fresh); // [D, n]: distances n .. 1
+          let h = embedded.narrow(1, i, 1); // x_t^0 [B, 1, H]
+          const representations = [h];
+          const previous = this.kvBlock;
+          model.layers.forEach((layer, l) => {
+            const window: [Tensor, Tensor][] = [];
+            if (old > 0) window.push(this.kvCarried!.select(1, l).narrow(3, C - old, old).unbind(0) as [Tensor, Tensor]);
+            if (previous) window.push(previous.select(1, l).unbind(0) as [Tensor, Tensor]);
+            h = model.layerStep(layer, h, window, positions); // x_t^{l+1} [B, 1, H]
+            representations.push(h);
+          });
+          const memory = this.weights.matmul(stack(representations).view(N + 1, batch * H)).view(batch, 1, H); // m_t [B, 1, H]
+          const kv = model.project(memory, this.projection); // [2, N, B, K, 1, D]
+          const kept = previous && fresh === L ? previous.narrow(4, 1, L - 1) : previous; // drop m_{t-L}
+          this.kvBlock = (kept ? cat([kept, kv], 4) : kv.contiguous()).keep();
+          previous?.dispose();
+          this.memories.append(memory);
+          outputs.push(h);
+        }
+        const out = outputs.length === 1 ? outputs[0]! : cat(outputs, 1); // [B, n, H]
+        return model.head.forward(model.drop.forward(model.finalNorm ? model.finalNorm.forward(out) : out)); // [B, n, V]
+      }
+      protected finish(): FeedbackState {
+        const made = this.memories.tensor;
+        const all = made ? (this.carriedIn ? cat([this.carriedIn, made], 1) : made) : this.carriedIn; // [B, C + M, H]
+        const length = all?.shape[1] ?? 0;
+        const memory = all && length > L ? all.narrow(1, length - L, L) : all;
+        return { ...state, memory: memory?.detach() ?? null };
+      }
+      protected release(): void {
+        for (const t of [this.carriedIn, this.weights, this.keyPeOldestFirst, this.projection.weight, this.projection.bias, this.kvCarried, this.kvBlock]) t?.dispose();
+        this.memories.dispose();
+      }
+    })();
   }
 
   /** The merge weights of the embedding and of each layer's output (reads them back from the device). */

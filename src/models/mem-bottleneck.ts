@@ -17,7 +17,8 @@ import { MultiHeadAttention } from '../nn/attention.js';
 import { sinusoidalDistances } from '../nn/positions.js';
 import { MemoryTokens } from '../memory/memory-tokens.js';
 import { nextCache } from '../memory/xl-cache.js';
-import { emptyDiagnostics, type Diagnostics, type ModelConfig, type ModelKindSpec, type SegmentModel, type SegmentOutput } from './types.js';
+import { emptyDiagnostics, type Diagnostics, type ModelConfig, type ModelKindSpec, type OpenSegment, type SegmentModel, type SegmentOutput } from './types.js';
+import { GrowingRows, OpenSegmentBase } from './open-segment.js';
 import type { SegmentState } from './segment-transformer.js';
 
 class BottleneckLayer extends Module {
@@ -38,13 +39,23 @@ class BottleneckLayer extends Module {
   }
   /** memory [B, m, H], h [B, M, H], cache [B, C, H] | null -> [memory, h] */
   forward(memory: Tensor, h: Tensor, cache: Tensor | null): [Tensor, Tensor] {
-    const [n0, n1, n2, n3] = this.norms as [LayerNorm, LayerNorm, LayerNorm, LayerNorm];
+    const m = this.updateMemory(memory, cache);
+    return [m, this.readMemory(m, h)];
+  }
+
+  /** Stage 1: the memory [B, m, H] attends to [memory; cache] and is updated. */
+  updateMemory(memory: Tensor, cache: Tensor | null): Tensor {
+    const [n0, n1] = this.norms as [LayerNorm, LayerNorm];
     const context = cache ? cat([memory, cache], 1) : memory;
-    let m = n0.forward(memory.add(this.drop.forward(this.memAttn.forward({ query: memory, context, mask: null, positions: null }))));
-    m = n1.forward(m.add(this.memFF.forward(m)));
-    let x = n2.forward(h.add(this.drop.forward(this.seqAttn.forward({ query: h, context: m, mask: null, positions: null }))));
-    x = n3.forward(x.add(this.seqFF.forward(x)));
-    return [m, x];
+    const m = n0.forward(memory.add(this.drop.forward(this.memAttn.forward({ query: memory, context, mask: null, positions: null }))));
+    return n1.forward(m.add(this.memFF.forward(m)));
+  }
+
+  /** Stage 2: the sequence h [B, M, H] reads the updated memory [B, m, H] only. */
+  readMemory(m: Tensor, h: Tensor): Tensor {
+    const [, , n2, n3] = this.norms as [LayerNorm, LayerNorm, LayerNorm, LayerNorm];
+    const x = n2.forward(h.add(this.drop.forward(this.seqAttn.forward({ query: h, context: m, mask: null, positions: null }))));
+    return n3.forward(x.add(this.seqFF.forward(x)));
   }
 }
 
@@ -84,6 +95,44 @@ export class MemBottleneck extends Module implements SegmentModel<SegmentState> 
     });
     const logits = this.head.forward(this.drop.forward(h)); // [B, M, V]
     return { logits, state: { cache: nextCache(state.cache, inputs, this.config.memLen), memory: null }, auxLoss: null };
+  }
+
+  /**
+   * Incremental decoding: every layer's memory depends on the state only (stage 1 runs once, at
+   * open), and each token reads it alone, so a token costs its own rows' work.
+   */
+  openSegment(state: SegmentState, batch: number): OpenSegment<SegmentState> {
+    const model = this;
+    return new (class extends OpenSegmentBase<SegmentState> {
+      /** Per layer [B, m, H]: the memory the sequence reads (kept). */
+      readonly memories: Tensor[] = [];
+      readonly inputs = model.layers.map(() => new GrowingRows());
+      constructor() {
+        super(batch, 'MemBottleneck.openSegment');
+        let memory = model.memoryTokens.initial(batch); // [B, m, H]
+        model.layers.forEach((layer, l) => {
+          memory = layer.updateMemory(memory, state.cache?.[l] ?? null);
+          this.memories.push(memory.keep());
+        });
+      }
+      protected step(tokens: Tensor, offset: number): Tensor {
+        const n = tokens.shape[1]!;
+        const positions = sinusoidalDistances(offset + n - 1, n, model.config.dModel).flip(0); // [n, H], rows offset ... offset + n - 1
+        let h = model.drop.forward(this.embed(model.embed, tokens).add(positions)); // [B, n, H]
+        model.layers.forEach((layer, l) => {
+          this.inputs[l]!.append(h);
+          h = layer.readMemory(this.memories[l]!, h);
+        });
+        return model.head.forward(model.drop.forward(h)); // [B, n, V]
+      }
+      protected finish(): SegmentState {
+        return { cache: nextCache(state.cache, this.inputs.map((rows) => rows.tensor!), model.config.memLen), memory: null };
+      }
+      protected release(): void {
+        this.memories.forEach((m) => m.dispose());
+        this.inputs.forEach((rows) => rows.dispose());
+      }
+    })();
   }
 
   /** Nothing beyond its fixed memory tokens to report. */

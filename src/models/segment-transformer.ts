@@ -23,7 +23,8 @@ import { nextCache } from '../memory/xl-cache.js';
 import { MemoryTokens } from '../memory/memory-tokens.js';
 import { cachedSegmentMask, rmtCacheSchema, seesLaterKeys, type RmtCacheOptions, type SegmentLayout } from '../memory/segment-layout.js';
 import { TensorCache } from '../nn/tensor-cache.js';
-import { emptyDiagnostics, type Diagnostics, type MemoryState, type ModelConfig, type ModelKindSpec, type SegmentModel, type SegmentOutput } from './types.js';
+import { emptyDiagnostics, type Diagnostics, type MemoryState, type ModelConfig, type ModelKindSpec, type OpenSegment, type SegmentModel, type SegmentOutput } from './types.js';
+import { TransformerOpenSegment } from './segment-transformer-decoding.js';
 
 export interface SegmentState extends MemoryState {
   /** Per layer [B, C, H]: past layer inputs (detached), or null before the first segment / without a cache. */
@@ -44,8 +45,8 @@ export class SegmentTransformer extends Module implements SegmentModel<SegmentSt
   readonly drop: Dropout;
   /** Masks and position embeddings, by layout: built once, not per forward. */
   readonly #cache = new TensorCache();
-  /** RMT with a cache: who sees it and which rows it keeps; null for the other kinds. */
-  readonly #rmtCache: RmtCacheOptions | null;
+  /** Who sees the cache and which rows it keeps (RMT's rmtCache; the defaults for the other kinds). */
+  readonly cacheLayout: { readSeesCache: boolean; writeSeesCache: boolean; allRows: boolean };
   #footprint = 0;
   recordDiagnostics = false;
 
@@ -63,7 +64,8 @@ export class SegmentTransformer extends Module implements SegmentModel<SegmentSt
     // Configurations saved before the option existed have no finalNorm key: pre-LN then has one.
     this.finalNorm = norm === 'pre' && (config.finalNorm ?? true) ? this.child('finalNorm', new LayerNorm(dModel)) : null;
     this.head = this.child('head', new Linear(dModel, vocabSize));
-    this.#rmtCache = config.kind === 'rmt' ? config.rmtCache ?? rmtCacheSchema.parse(undefined) : null;
+    const rmtCache: RmtCacheOptions = config.kind === 'rmt' ? config.rmtCache ?? rmtCacheSchema.parse({}) : rmtCacheSchema.parse({});
+    this.cacheLayout = { readSeesCache: rmtCache.readSeesCache, writeSeesCache: rmtCache.writeSeesCache, allRows: rmtCache.rows === 'all' };
   }
 
   initState(batch: number): SegmentState {
@@ -83,10 +85,10 @@ export class SegmentTransformer extends Module implements SegmentModel<SegmentSt
       read: blocks ? blocks.read.shape[1]! : 0,
       sequence: M,
       write: blocks?.write ? blocks.write.shape[1]! : 0,
-      readSeesCache: this.#rmtCache?.readSeesCache ?? false,
-      writeSeesCache: this.#rmtCache?.writeSeesCache ?? true,
+      readSeesCache: this.cacheLayout.readSeesCache,
+      writeSeesCache: this.cacheLayout.writeSeesCache,
     };
-    const cacheAllRows = this.#rmtCache?.rows === 'all';
+    const cacheAllRows = this.cacheLayout.allRows;
     this.#footprint = layout.cached + layout.read;
     const x = this.embed.forward(tokens); // [B, M, H]
     let h = this.drop.forward(blocks ? cat([blocks.read, x, ...(blocks.write ? [blocks.write] : [])], 1) : x); // [B, T, H]
@@ -107,6 +109,11 @@ export class SegmentTransformer extends Module implements SegmentModel<SegmentSt
     const logits = this.head.forward(this.drop.forward(out.narrow(1, layout.read, M))); // [B, M, V]
     const memory = this.memoryTokens?.mode === 'recurrent' ? out.narrow(1, layout.read + M, layout.write) : null;
     return { logits, state: { cache: nextCache(state.cache, layerInputs, this.config.memLen), memory }, auxLoss: null };
+  }
+
+  /** Incremental decoding (./segment-transformer-decoding.ts). */
+  openSegment(state: SegmentState, batch: number): OpenSegment<SegmentState> {
+    return new TransformerOpenSegment(this, state, batch, this.#cache);
   }
 
   memoryFootprint(): number {

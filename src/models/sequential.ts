@@ -19,14 +19,15 @@
 // A mechanism is a subclass overriding the hooks of the reference's base model, and owning its
 // registry entry (options schema, configuration rules: ./registry.ts):
 //   keyPositions (constructor)         how many distances its key position table covers
-//   layerContext(l, h, state)          what layer l attends to: memory, mask, distances, soft mask
+//   blockStart(state, B, M)            the state a block starts from (an initial memory sized by M)
+//   layerContext(l, h, state, M)       what layer l attends to: memory, mask, distances, soft mask
 //                                      and the layer's auxiliary loss
 //   nextState(state, inputs, contexts) the state after the block, and an auxiliary loss
 //   diagnostics()                      what it reports about its memory (Diagnostics)
 //
 // Shapes: B batch, M block (segment) length, C cached positions, L maximum span, H hidden,
 // K heads, D = H/K head size, V vocabulary.
-import { arange, randn, zeros, type Device, type Tensor } from '../tensor/index.js';
+import { arange, cat, randn, zeros, type Device, type Tensor } from '../tensor/index.js';
 import { Module } from '../nn/module.js';
 import { Dropout, TokenEmbedding, LayerNorm, Linear } from '../nn/layers.js';
 import { DecoderLayer } from '../nn/decoder-layer.js';
@@ -35,7 +36,8 @@ import { nextCache } from '../memory/xl-cache.js';
 import {
   checkSequentialWindow, initialMemorySchema, sequentialWindowSchema, windowOffset, type InitialMemory,
 } from '../memory/sequential-window.js';
-import { emptyDiagnostics, type Diagnostics, type MemoryState, type ModelConfig, type ModelKindSpec, type SegmentModel, type SegmentOutput } from './types.js';
+import { emptyDiagnostics, type Diagnostics, type MemoryState, type ModelConfig, type ModelKindSpec, type OpenSegment, type SegmentModel, type SegmentOutput } from './types.js';
+import { SequentialOpenSegment } from './sequential-decoding.js';
 
 export interface SequentialState extends MemoryState {
   /** Per layer [B, C, H]: the memories layer l attends to besides the block (detached); null before the first block. */
@@ -119,14 +121,16 @@ export class SequentialTransformer<S extends SequentialState = SequentialState, 
     return out as S;
   }
 
-  forward(tokens: Tensor, state: S): SegmentOutput<S> {
+  forward(tokens: Tensor, given: S): SegmentOutput<S> {
+    const [B, M] = tokens.shape as [number, number];
+    const state = this.blockStart(given, B, M);
     let h = this.drop.forward(this.embed.forward(tokens)); // [B, M, H]
     const inputs: Tensor[] = []; // layer inputs [B, M, H]
     const contexts: Ctx[] = [];
     const losses: Tensor[] = [];
     this.layers.forEach((layer, l) => {
       inputs.push(h);
-      const ctx = this.layerContext(l, h, state);
+      const ctx = this.layerContext(l, h, state, M);
       contexts.push(ctx);
       if (ctx.auxLoss) losses.push(ctx.auxLoss);
       h = layer.forward(h, ctx.memory, ctx.mask, { keyPe: ctx.keyPe ?? this.keyPe, distance: ctx.distance }, ctx.softMask);
@@ -137,6 +141,40 @@ export class SequentialTransformer<S extends SequentialState = SequentialState, 
     const next = this.nextState(state, inputs, contexts);
     if (next.auxLoss) losses.push(next.auxLoss);
     return { logits, state: next.state, auxLoss: losses.length ? losses.reduce((a, b) => a.add(b)) : null };
+  }
+
+  /** Incremental decoding through the mechanism's hooks (./sequential-decoding.ts). */
+  openSegment(state: S, batch: number, segmentLength: number): OpenSegment<S> {
+    return new SequentialOpenSegment<S, Ctx>(this, state, batch, segmentLength, {
+      blockStart: (s) => this.blockStart(s, batch, segmentLength),
+      layerContext: (l, h, s) => this.layerContext(l, h, s, segmentLength),
+      nextState: (s, inputs, contexts) => this.nextState(s, inputs, contexts),
+      stateAfterPrefix: (s, inputs, rows) => this.stateAfterPrefix(s, inputs, rows),
+      layerMemory: (l, s) => this.layerMemory(l, s),
+    });
+  }
+
+  /**
+   * The state a block of `length` rows starts from: `state` itself, unless the initial memory
+   * depends on the block's length (Expire-Span's initialMemory 'zeros'). New tensors, if any, are
+   * the caller's.
+   */
+  protected blockStart(state: S, _batch: number, _length: number): S {
+    return state;
+  }
+
+  /**
+   * Decoding: the state whose memory also holds a block's first `rows` rows, layer inputs [B, rows, H]
+   * per layer, so that layerContext gives the block's next rows what it gives them in the whole
+   * block. The baseline appends them to each layer's cache (the window's distances then continue).
+   */
+  protected stateAfterPrefix(state: S, inputs: Tensor[], _rows: number): S {
+    return { ...state, cache: inputs.map((h, l) => (state.cache ? cat([state.cache[l]!, h], 1) : h)) };
+  }
+
+  /** Decoding: what layer l may attend to besides the block (every context's memory is its newest rows). */
+  protected layerMemory(l: number, state: S): Tensor | null {
+    return state.cache?.[l] ?? null;
   }
 
   memoryFootprint(): number {
@@ -150,8 +188,11 @@ export class SequentialTransformer<S extends SequentialState = SequentialState, 
     return d;
   }
 
-  /** The baseline: the whole cache, with the sliding-window mask. */
-  protected layerContext(l: number, h: Tensor, state: S): Ctx {
+  /**
+   * What layer l attends to for rows h [B, n, H] of a block of `blockLength` rows (n = blockLength
+   * in forward(); fewer when decoding). The baseline: the whole cache, with the sliding-window mask.
+   */
+  protected layerContext(l: number, h: Tensor, state: S, _blockLength: number): Ctx {
     const memory = state.cache?.[l] ?? null;
     const { mask, distance } = this.window(memory?.shape[1] ?? 0, h.shape[1]!);
     return { memory, mask, distance, softMask: null, auxLoss: null } as Ctx;

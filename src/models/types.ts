@@ -57,6 +57,28 @@ export interface Diagnostics {
 
 export const emptyDiagnostics = (): Diagnostics => ({ scalars: {}, perLayer: {}, perHead: {}, perToken: {} });
 
+/**
+ * A segment being decoded incrementally (SegmentModel.openSegment): its tokens arrive a few at a
+ * time, and each feed costs the work of the new positions only (per-layer keys and values of the
+ * earlier ones are kept). Runs without gradients, in evaluation mode.
+ */
+export interface OpenSegment<S extends MemoryState = MemoryState> {
+  /** Positions fed so far (< the segment length the caller decodes with). */
+  readonly length: number;
+  /**
+   * Appends tokens int64 [B, n] to the segment; returns the logits [B, n, V] of those positions,
+   * the same as forward(all the segment's tokens so far, state) gives there.
+   */
+  feed(tokens: Tensor): Tensor;
+  /**
+   * Ends the segment: the state forward(the whole segment, state) would return, detached. The
+   * caller owns it; the open segment cannot be fed afterwards.
+   */
+  commit(): S;
+  /** Frees what the open segment holds (not the state it was opened on, which stays the caller's). */
+  dispose(): void;
+}
+
 export interface SegmentModel<S extends MemoryState = MemoryState> extends Module {
   /** The configuration the model was built from (serialisable; saved beside the weights). */
   readonly config: ModelConfig;
@@ -65,6 +87,19 @@ export interface SegmentModel<S extends MemoryState = MemoryState> extends Modul
   forward(tokens: Tensor, state: S): SegmentOutput<S>;
   /** The same state with gradients stopped (new handles; the input state is left as it is). */
   detachState(state: S): S;
+  /**
+   * Starts decoding a segment incrementally from `state` (batch rows B), for kinds that can (all
+   * built-in ones): see OpenSegment. `segmentLength` is the length the segment will have when
+   * committed (what forward() would be given). The state must outlive the open segment.
+   */
+  openSegment?(state: S, batch: number, segmentLength: number): OpenSegment<S>;
+  /**
+   * True when a position's output depends on its segment's whole length, not only on the tokens up
+   * to it (Expire-Span with its reference options: the initial memory and the key positions follow
+   * the block length). Such a model decodes only through openSegment, which is told that length;
+   * forward() on a part of a segment gives other logits than the whole segment gives there.
+   */
+  readonly dependsOnSegmentLength?: boolean;
   /**
    * Memories the last forward attended to besides the segment itself, mean over layers (and
    * batch rows): the cache for Transformer-XL and the sequential models (after Adaptive-Span's

@@ -6,7 +6,9 @@
 // and an optional soft mask applied after the softmax and renormalised (Adaptive-Span, Expire-Span):
 //     a'_ij = m_ij a_ij / (Σ_j m_ij a_ij + 1e-8)
 //
-// One path for every model: forward() projects queries, keys and values itself; attendProjected()
+// One path for every model: forward() projects queries, keys and values itself; forwardCached()
+// (incremental decoding) projects only the new rows and reads the earlier ones' keys and values
+// from a KeyValueCache; attendProjected()
 // takes keys and values projected beforehand (the Feedback Transformer projects each memory once
 // for all layers) with a key position table per key; both end in mix() (softmax, masks, recording,
 // dropout, values, output projection). `frozen` runs the same attention with detached weights and
@@ -100,26 +102,72 @@ export class MultiHeadAttention extends Module {
    * attention trains only what produced its inputs.
    */
   forward({ query, context, mask, positions, softMask = null }: AttentionInput, { frozen = false } = {}): Tensor {
-    const [B, Tq] = query.shape as [number, number];
-    const Tk = context.shape[1]!;
-    const K = this.heads, D = this.headDim;
     const q = this.queries(query, frozen); // [B, K, Tq, D]
-    const [k, v] = project(this.kv, context, frozen).view(B, Tk, 2, K, D).permute(2, 0, 3, 1, 4).unbind(0); // [B, K, Tk, D] each
+    const [k, v] = this.keysValues(context, frozen); // [B, K, Tk, D] each
+    return this.attendKeys(q, k, v, { mask, positions, softMask, frozen });
+  }
+
+  /**
+   * Incremental decoding: the queries attend to the keys and values of earlier rows held in
+   * `cache` plus those of `context` (the query rows' own inputs, appended to the cache first; null
+   * to append nothing), as forward() would over cat(earlier rows, context). `keys` (default all)
+   * attends to the newest `keys` cached rows only. mask, distances and soft mask are [.., Tq, keys].
+   * Relative positions: a causal table may be longer than the keys (distances R-1 ... 0, the last
+   * `keys` rows are used) and its projection is kept in the cache while the same table is given.
+   */
+  forwardCached({ query, context, mask, positions, softMask = null }: Omit<AttentionInput, 'context'> & { context: Tensor | null }, cache: KeyValueCache, keys?: number): Tensor {
+    const q = this.queries(query); // [B, K, Tq, D]
+    if (context) cache.append(...this.keysValues(context));
+    const total = cache.length;
+    const used = keys ?? total;
+    const narrow = (t: Tensor) => (used === total ? t : t.narrow(2, total - used, used));
+    let relativeKeys: Tensor | undefined;
+    if (positions && isRelative(positions) && this.r && !positions.bidirectional) {
+      if (cache.relativeSource !== positions.r) {
+        cache.setRelative(positions.r, this.relativeKeys(positions.r));
+      }
+      const rk = cache.relative!; // [K, D, R]
+      const R = rk.shape[2]!;
+      relativeKeys = R === used ? rk : rk.narrow(2, R - used, used); // distances used-1 ... 0
+    }
+    return this.attendKeys(q, narrow(cache.key!), narrow(cache.value!), { mask, positions, softMask, relativeKeys });
+  }
+
+  /** Keys and values of inputs [B, Tk, H] -> [B, K, Tk, D] each. */
+  keysValues(context: Tensor, frozen = false): [Tensor, Tensor] {
+    const [B, Tk] = context.shape as [number, number];
+    const [k, v] = project(this.kv, context, frozen).view(B, Tk, 2, this.heads, this.headDim).permute(2, 0, 3, 1, 4).unbind(0);
+    return [k!, v!];
+  }
+
+  /** W_r R: relative position embeddings [R, H] -> [K, D, R]. */
+  private relativeKeys(r: Tensor, frozen = false): Tensor {
+    return project(this.r!, r, frozen).view(-1, this.heads, this.headDim).permute(1, 2, 0);
+  }
+
+  /**
+   * Scores of queries q [B, K, Tq, D] against keys k [B, K, Tk, D] under the position scheme, then
+   * mix() with the values v. `relativeKeys` [K, D, Tk]: W_r R projected beforehand (decoding).
+   */
+  private attendKeys(q: Tensor, k: Tensor, v: Tensor, o: { mask: Tensor | null; positions: RelativePositions | LearnedPositions | null; softMask: Tensor | null; frozen?: boolean; relativeKeys?: Tensor }): Tensor {
+    const [B, K, Tq] = q.shape as [number, number, number];
+    const Tk = k.shape[2]!;
+    const positions = o.positions;
     let scores: Tensor;
     if (positions && !isRelative(positions)) {
       const byDistance = q.matmul(positions.keyPe); // [B, K, Tq, L]
       const d = positions.distance;
       const index = (d.ndim === 2 ? d.view(1, 1, Tq, Tk) : d).expand(B, K, Tq, Tk);
-      scores = q.matmul(k!.mT).add(byDistance.gather(-1, index)); // [B, K, Tq, Tk]
+      scores = q.matmul(k.mT).add(byDistance.gather(-1, index)); // [B, K, Tq, Tk]
     } else if (positions && this.r) {
-      const content = q.add(positions.u.unsqueeze(1)).matmul(k!.mT); // [B, K, Tq, Tk]
-      const rk = this.r.forward(positions.r).view(-1, K, D).permute(1, 2, 0); // [K, D, R]
+      const content = q.add(positions.u.unsqueeze(1)).matmul(k.mT); // [B, K, Tq, Tk]
+      const rk = o.relativeKeys ?? this.relativeKeys(positions.r, o.frozen); // [K, D, R]
       const byDistance = q.add(positions.v.unsqueeze(1)).matmul(rk); // [B, K, Tq, R]
       scores = content.add(positions.bidirectional ? relSkew(byDistance) : relShift(byDistance));
     } else {
-      scores = q.matmul(k!.mT);
+      scores = q.matmul(k.mT);
     }
-    return this.mix(scores, [v!], { mask, softMask, frozen });
+    return this.mix(scores, [v], { mask: o.mask, softMask: o.softMask, frozen: o.frozen ?? false });
   }
 
   /**
@@ -167,6 +215,57 @@ export class MultiHeadAttention extends Module {
       offset += count;
     }
     return project(this.out, mixed!.transpose(1, 2).reshape(B, Tq, K * this.headDim), o.frozen ?? false); // [B, Tq, H]
+  }
+}
+
+/**
+ * Decoding: the keys and values [B, K, T, D] of the rows a layer has seen so far (earlier rows are
+ * never recomputed), and the projection W_r R of the relative position table in use. Owns its
+ * tensors (kept out of scopes); dispose() frees them.
+ */
+export class KeyValueCache {
+  #key: Tensor | null = null;
+  #value: Tensor | null = null;
+  #relative: Tensor | null = null;
+  #relativeSource: Tensor | null = null;
+
+  /** [B, K, T, D], or null before the first rows. */
+  get key(): Tensor | null {
+    return this.#key;
+  }
+  get value(): Tensor | null {
+    return this.#value;
+  }
+  /** Rows T held. */
+  get length(): number {
+    return this.#key?.shape[2] ?? 0;
+  }
+  /** [K, D, R] W_r R of the table relativeSource, or null. */
+  get relative(): Tensor | null {
+    return this.#relative;
+  }
+  get relativeSource(): Tensor | null {
+    return this.#relativeSource;
+  }
+
+  /** Appends the keys and values [B, K, n, D] of n new rows. */
+  append(key: Tensor, value: Tensor): void {
+    const [k, v] = [this.#key, this.#value];
+    this.#key = (k ? cat([k, key], 2) : key.contiguous()).keep();
+    this.#value = (v ? cat([v, value], 2) : value.contiguous()).keep();
+    k?.dispose();
+    v?.dispose();
+  }
+
+  setRelative(source: Tensor, projected: Tensor): void {
+    this.#relative?.dispose();
+    this.#relative = projected.keep();
+    this.#relativeSource = source;
+  }
+
+  dispose(): void {
+    for (const t of [this.#key, this.#value, this.#relative]) t?.dispose();
+    this.#key = this.#value = this.#relative = this.#relativeSource = null;
   }
 }
 

@@ -4,13 +4,14 @@
 // The residual and normalisation structure is written once (around()): forward() wraps it around
 // self-attention over cat(cache, h); the Feedback Transformer wraps it around attention over keys
 // and values it projected beforehand; frozenAttention() is the layer's attention with detached
-// weights (the Compressive Transformer's reconstruction loss).
+// weights (the Compressive Transformer's reconstruction loss); forwardCached() is forward() for new
+// rows over the keys and values of earlier rows kept in a KeyValueCache (incremental decoding).
 //
 // Shapes: B batch, T current positions, C cached positions, n memories, H hidden.
 import { cat, F, type Tensor } from '../tensor/index.js';
 import { Module } from './module.js';
 import { Dropout, FeedForward, LayerNorm } from './layers.js';
-import { MultiHeadAttention, type LearnedPositions, type RelativePositions } from './attention.js';
+import { MultiHeadAttention, type KeyValueCache, type LearnedPositions, type RelativePositions } from './attention.js';
 
 export interface LayerOptions {
   dModel: number;
@@ -51,6 +52,24 @@ export class DecoderLayer extends Module {
     const normed = this.ln1.forward(context);
     const query = cache ? normed.narrow(1, cache.shape[1]!, h.shape[1]!) : normed;
     return this.around(h, (q) => this.attn.forward({ query: q, context: normed, mask, positions, softMask }), query);
+  }
+
+  /**
+   * Incremental decoding: new rows h [B, n, H] attend to the rows cached in `cache` (their keys and
+   * values, see cacheRows) and to themselves, whose keys and values are appended to the cache. As
+   * forward(h, earlier rows, ...), with mask, distances and soft mask over the newest `keys` rows
+   * of the cache (after the append; default all).
+   */
+  forwardCached(h: Tensor, cache: KeyValueCache, mask: Tensor | null, positions: RelativePositions | LearnedPositions | null, softMask: Tensor | null = null, keys?: number): Tensor {
+    const attend = (query: Tensor) => this.attn.forwardCached({ query, context: query, mask, positions, softMask }, cache, keys);
+    if (this.norm === 'post') return this.around(h, attend);
+    const normed = this.ln1.forward(h); // pre-LN: per row, so the cached rows' normalisation is unchanged
+    return this.around(h, attend, normed);
+  }
+
+  /** Appends the keys and values of layer inputs x [B, T, H] (rows attended later, not queries) to a decoding cache. */
+  cacheRows(x: Tensor, cache: KeyValueCache): void {
+    cache.append(...this.attn.keysValues(this.norm === 'pre' ? this.ln1.forward(x) : x));
   }
 
   /**

@@ -1,19 +1,17 @@
 // Sampling from a trained segment model: text from a language model given a prompt, or
 // the answers of task samples generated token by token (not teacher-forced).
 //
-// A segment model reads fixed segments and carries its state between them, so decoding keeps the
-// state committed at the last segment boundary and the tokens of the segment being written: the
-// next token's logits come from running that partial segment on the committed state; when the
-// segment is full it is run once more to commit the state of the next one. Segment boundaries
-// thus fall where they fell in training (every M tokens from the start).
-// Shapes: M segment length, m <= M tokens of the open segment, V vocabulary.
-import type { MemoryState, SegmentModel } from '../models/index.js';
-import { configError, noGrad, tensor, tidy } from '../tensor/index.js';
+// Decoding goes through the Decoder (src/infer): segment boundaries fall where they fell in
+// training (every M tokens from the start), and each new token costs one position's work (the
+// cached path) where the model decodes incrementally.
+// Shapes: M segment length, V vocabulary.
+import type { SegmentModel } from '../models/index.js';
+import { tidy } from '../tensor/index.js';
+import { Decoder } from '../infer/decoder.js';
 import { Rng } from '../tasks/random.js';
 import type { CharVocab } from '../tasks/vocab.js';
 import { IGNORE_INDEX } from '../tasks/types.js';
 import type { SegmentedTask } from '../tasks/types.js';
-import { disposeState } from './evaluate.js';
 
 export interface SamplingOptions {
   /** 0: greedy (argmax). */
@@ -44,47 +42,12 @@ export function sampleToken(logits: Float32Array, o: SamplingOptions, rng: Rng):
   return best;
 }
 
-/** Feeds tokens one by one into a segment model and gives the next token's logits. */
-export class SegmentDecoder {
-  #state: MemoryState | null = null;
-  #open: number[] = [];
-  #lastLogits: Float32Array | null = null;
-
-  constructor(readonly model: SegmentModel, readonly segmentLength: number) {}
-
-  /** Appends a token; runs and commits the segment when it is full. */
-  push(token: number): void {
-    this.#open.push(token);
-    if (this.#open.length < this.segmentLength) return;
-    const r = this.#run(true);
-    disposeState(this.#state);
-    this.#state = r.state;
-    this.#lastLogits = r.logits;
-    this.#open = [];
-  }
-
-  /** Logits [V] of the token after everything pushed so far. */
-  nextLogits(): Float32Array {
-    if (this.#open.length === 0) {
-      if (!this.#lastLogits) throw configError('SegmentDecoder.nextLogits', 'push at least one token before asking for logits');
-      return this.#lastLogits;
-    }
-    return this.#run(false).logits;
-  }
-
-  #run(commit: boolean): { logits: Float32Array; state: MemoryState | null } {
-    return noGrad(() => tidy(() => {
-      const tokens = tensor(Int32Array.from(this.#open), { dtype: 'int64', shape: [1, this.#open.length] });
-      const out = this.model.forward(tokens, this.#state ?? this.model.initState(1));
-      const logits = out.logits.select(0, 0).select(0, this.#open.length - 1).float().data() as Float32Array;
-      return { logits, state: commit ? this.model.detachState(out.state) : null };
-    }));
-  }
-
-  dispose(): void {
-    disposeState(this.#state);
-    this.#state = null;
-  }
+/** Feeds tokens [n] to a batch-1 decoder: the logits [V] of the token after the last one. */
+function feedOne(decoder: Decoder, tokens: number[]): Float32Array {
+  return tidy(() => {
+    const logits = decoder.feed([tokens]); // [1, n, V]
+    return logits.select(0, 0).select(0, tokens.length - 1).data() as Float32Array;
+  });
 }
 
 export interface GenerateTextOptions extends SamplingOptions {
@@ -96,16 +59,16 @@ export interface GenerateTextOptions extends SamplingOptions {
 
 /** Continues a prompt with a language model read in segments of M: the generated characters (without the prompt). */
 export function generateText(model: SegmentModel, vocab: CharVocab, segmentLength: number, o: GenerateTextOptions): string {
-  const decoder = new SegmentDecoder(model, segmentLength);
+  const decoder = new Decoder(model, segmentLength);
   const rng = new Rng(o.seed);
   try {
-    const prompt = vocab.encode(o.prompt.length > 0 ? o.prompt : '\n');
-    for (const id of prompt) decoder.push(id);
+    const prompt = Array.from(vocab.encode(o.prompt.length > 0 ? o.prompt : '\n'));
+    let logits = feedOne(decoder, prompt);
     const out: number[] = [];
     for (let i = 0; i < o.length; i++) {
-      const id = sampleToken(decoder.nextLogits(), o, rng);
+      const id = sampleToken(logits, o, rng);
       out.push(id);
-      decoder.push(id);
+      if (i < o.length - 1) logits = feedOne(decoder, [id]);
     }
     return vocab.decode(out);
   } finally {
@@ -142,16 +105,16 @@ export function generateAnswers(model: SegmentModel, task: SegmentedTask, o: Gen
     const scored = sample.targets.flatMap((t, p) => (t !== IGNORE_INDEX ? [p] : []));
     if (scored.length === 0) continue;
     const first = scored[0]!, last = scored[scored.length - 1]!;
-    const decoder = new SegmentDecoder(model, task.segmentLength);
+    const decoder = new Decoder(model, task.segmentLength);
     try {
-      for (let p = 0; p <= first; p++) decoder.push(sample.tokens[p]!);
+      let logits = feedOne(decoder, sample.tokens.slice(0, first + 1));
       const expected: number[] = [], generated: number[] = [];
       let correct = 0, total = 0;
       for (let p = first; p <= last; p++) {
         const target = sample.targets[p]!;
         let next: number;
         if (target !== IGNORE_INDEX) {
-          next = sampleToken(decoder.nextLogits(), o, sampleRng);
+          next = sampleToken(logits, o, sampleRng);
           expected.push(target);
           generated.push(next);
           if (sample.answerMask[p]) {
@@ -161,7 +124,7 @@ export function generateAnswers(model: SegmentModel, task: SegmentedTask, o: Gen
         } else {
           next = sample.tokens[p + 1]!;
         }
-        if (p < last) decoder.push(task.targetsAreNextTokens === false ? sample.tokens[p + 1]! : next);
+        if (p < last) logits = feedOne(decoder, [task.targetsAreNextTokens === false ? sample.tokens[p + 1]! : next]);
       }
       results.push({
         input: task.decode(sample.tokens.slice(0, first + 1)),

@@ -1,0 +1,255 @@
+// Incremental (cached) decoding against the recompute path, for every kind: greedy tokens equal and
+// logits within 1e-5 over several segment boundaries, batch 2, feeding a prompt as one chunk that
+// crosses a boundary, then token by token, and in chunks that cross boundaries. The cached path
+// must not call forward() (it cannot silently fall back to recomputing), and the Decoder's
+// configuration errors stay.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  createModel, Decoder, EngramError, liveTensors, manualSeed, noGrad, randn, tensor, tidy,
+  type AdaptiveSpanTransformer, type ExpireSpanTransformer, type ModelConfigInput, type SegmentModel, type Tensor,
+} from '../src/index.js';
+
+const V = 9, M = 4;
+const small = { vocabSize: V, layers: 2, dModel: 8, heads: 2, dInner: 16, dropout: 0.1 } as const;
+
+/** name -> (configuration, what to do to the fresh model so that its mechanism acts). */
+const cases: [string, ModelConfigInput, ((m: SegmentModel) => void)?][] = [
+  ['transformer', { ...small, kind: 'transformer' }],
+  ['xl', { ...small, kind: 'xl', memLen: 6 }],
+  ['xl pre-LN', { ...small, kind: 'xl', memLen: 5, norm: 'pre' }],
+  ['xl previousToken', { ...small, kind: 'xl', memLen: 4, previousToken: true }],
+  ['mem-transformer', { ...small, kind: 'mem-transformer', numMemTokens: 2 }],
+  ['mem-transformer with cache, pre-LN', { ...small, kind: 'mem-transformer', numMemTokens: 3, memLen: 4, norm: 'pre' }],
+  ['rmt', { ...small, kind: 'rmt', numMemTokens: 2 }],
+  ['rmt one memory token', { ...small, kind: 'rmt', numMemTokens: 1 }],
+  ['rmt with cache, pre-LN, previousToken', { ...small, kind: 'rmt', numMemTokens: 2, memLen: 5, norm: 'pre', previousToken: true }],
+  ['mem-bottleneck', { ...small, kind: 'mem-bottleneck', numMemTokens: 2, memLen: 4, previousToken: true }],
+  ['sequential', { ...small, kind: 'sequential', memLen: 6 }],
+  ['sequential pre-LN', { ...small, kind: 'sequential', memLen: 3, norm: 'pre' }],
+  ['adaptive-span trimming', { ...small, kind: 'adaptive-span', memLen: 12, adaptiveSpan: { ramp: 2, init: 0.1, trimStep: 1 } }],
+  ['adaptive-span dynamic, pre-LN', { ...small, kind: 'adaptive-span', memLen: 12, norm: 'pre', adaptiveSpan: { ramp: 2, init: 0.2, trimStep: 2, dynamic: true } },
+    (m) => randomize((m as AdaptiveSpanTransformer).adaptiveSpans.map((s) => s.spanWeight!), 1)],
+  ['expire-span dropping', { ...small, kind: 'expire-span', memLen: 8, expireSpan: { ramp: 2, initFraction: 0.3 } },
+    (m) => randomize((m as ExpireSpanTransformer).spanPredictors.map((p) => p.weight), 3)],
+  ['expire-span pre-LN, previousToken', { ...small, kind: 'expire-span', memLen: 6, norm: 'pre', previousToken: true, expireSpan: { ramp: 1, initFraction: 0.2 } },
+    (m) => randomize((m as ExpireSpanTransformer).spanPredictors.map((p) => p.weight), 3)],
+  ['compressive conv', { ...small, kind: 'compressive', memLen: 4, compressive: { rate: 2, compressedLen: 3, fn: 'conv' } },
+    (m) => randomize(m.namedParameters().filter(([name]) => name.includes('compressors')).map(([, p]) => p), 0.3)],
+  ['compressive max, pre-LN', { ...small, kind: 'compressive', memLen: 3, norm: 'pre', compressive: { rate: 2, compressedLen: 4, fn: 'max' } }],
+  ['feedback', { ...small, kind: 'feedback', memLen: 5 }],
+  ['feedback pre-LN, previousToken', { ...small, kind: 'feedback', memLen: 3, norm: 'pre', previousToken: true }],
+  // The options that reproduce the reference implementations (docs/deviations.md).
+  ['sequential reference window, zeros', { ...small, kind: 'sequential', memLen: 6, window: 'before-query', initialMemory: 'zeros' }],
+  ['adaptive-span reference window', { ...small, kind: 'adaptive-span', memLen: 8, window: 'before-query', initialMemory: 'zeros', adaptiveSpan: { ramp: 2, init: 0.3, trimStep: 1 } }],
+  ['expire-span reference keys, zeros', { ...small, kind: 'expire-span', memLen: 6, window: 'before-query', initialMemory: 'zeros', expireSpan: { ramp: 2, initFraction: 0.3, keyPositions: 'block-length' } },
+    (m) => randomize((m as ExpireSpanTransformer).spanPredictors.map((p) => p.weight), 3)],
+  ['compressive overlap scheme', { ...small, kind: 'compressive', memLen: 4, initialMemory: 'zeros', compressive: { scheme: 'overlap', fn: 'mean', rate: 2, compressedLen: 2 } }],
+  ['feedback zeros', { ...small, kind: 'feedback', memLen: 4, initialMemory: 'zeros' }],
+  ['rmt reference cache', { ...small, kind: 'rmt', numMemTokens: 2, memLen: 4, norm: 'pre', finalNorm: false, rmtCache: { readSeesCache: true, writeSeesCache: true, rows: 'all' } }],
+  ['rmt cache unseen by the write block', { ...small, kind: 'rmt', numMemTokens: 2, memLen: 5, rmtCache: { readSeesCache: false, writeSeesCache: false, rows: 'all' } }],
+  ['xl pre-LN without final norm', { ...small, kind: 'xl', memLen: 4, norm: 'pre', finalNorm: false }],
+];
+
+function randomize(params: Tensor[], scale: number): void {
+  noGrad(() => tidy(() => { for (const p of params) p.copy_(randn(p.shape).mul(scale)); }));
+}
+
+/** Argmax of each row's last position: logits [B, n, V] -> B tokens. */
+function greedy(logits: Tensor): number[] {
+  const rows = logits.toArray() as number[][][];
+  return rows.map((r) => { const last = r[r.length - 1]!; return last.indexOf(Math.max(...last)); });
+}
+
+/** Feeds a prompt chunk, then `steps` greedy tokens one at a time: the tokens fed and every logit row. */
+function decode(model: SegmentModel, cached: boolean, prompt: number[][], steps: number): { tokens: number[][]; logits: number[][][] } {
+  const d = new Decoder(model, M, { batch: prompt.length, cached });
+  assert.equal(d.cached, cached);
+  const tokens = prompt.map((row) => [...row]);
+  const logits: number[][][] = prompt.map(() => []);
+  const take = (t: Tensor) => (t.toArray() as number[][][]).forEach((rows, b) => logits[b]!.push(...rows));
+  try {
+    tidy(() => {
+      let out = d.feed(prompt);
+      take(out);
+      for (let s = 0; s < steps; s++) {
+        const next = greedy(out);
+        next.forEach((t, b) => tokens[b]!.push(t));
+        out = d.feed(next.map((t) => [t]));
+        take(out);
+      }
+    });
+    assert.equal(d.position, prompt[0]!.length + steps);
+    return { tokens, logits };
+  } finally {
+    d.dispose();
+  }
+}
+
+/** Feeds the stream in chunks of the given sizes: every logit row. */
+function chunked(model: SegmentModel, cached: boolean, stream: number[][], sizes: number[]): number[][][] {
+  const d = new Decoder(model, M, { batch: stream.length, cached });
+  const logits: number[][][] = stream.map(() => []);
+  try {
+    tidy(() => {
+      let at = 0;
+      for (const size of sizes) {
+        const out = d.feed(stream.map((row) => row.slice(at, at + size)));
+        (out.toArray() as number[][][]).forEach((rows, b) => logits[b]!.push(...rows));
+        at += size;
+      }
+    });
+    return logits;
+  } finally {
+    d.dispose();
+  }
+}
+
+function assertLogitsClose(actual: number[][][], expected: number[][][], what: string): void {
+  let worst = 0;
+  expected.forEach((rows, b) => rows.forEach((row, i) => row.forEach((e, v) => {
+    worst = Math.max(worst, Math.abs(actual[b]![i]![v]! - e));
+  })));
+  assert.equal(actual.flat().length, expected.flat().length, `${what}: as many positions`);
+  assert.ok(worst <= 1e-5, `${what}: logits differ by ${worst}`);
+}
+
+/**
+ * Logits [B][positions][V] of forward() over the stream's whole segments, state carried, in
+ * evaluation mode: what training computes (the reference for the models whose outputs depend on the
+ * segment's length, which the recompute path cannot give).
+ */
+function segmentLogits(model: SegmentModel, stream: number[][]): number[][][] {
+  const training = model.training;
+  model.eval();
+  const B = stream.length, segments = Math.floor(stream[0]!.length / M);
+  const logits: number[][][] = stream.map(() => []);
+  try {
+    noGrad(() => tidy(() => {
+      let state = model.initState(B);
+      for (let s = 0; s < segments; s++) {
+        const tokens = tensor(Int32Array.from(stream.flatMap((row) => row.slice(s * M, (s + 1) * M))), { dtype: 'int64', shape: [B, M] });
+        const out = model.forward(tokens, state);
+        (out.logits.float().toArray() as number[][][]).forEach((rows, b) => logits[b]!.push(...rows));
+        state = out.state;
+      }
+    }));
+  } finally {
+    model.train(training);
+  }
+  return logits;
+}
+
+/** The first `positions` rows of each batch row's logits. */
+const firstRows = (logits: number[][][], positions: number) => logits.map((rows) => rows.slice(0, positions));
+
+/** Counts the model's forward() calls while fn runs. */
+function countForwards(model: SegmentModel, fn: () => void): number {
+  const forward = model.forward;
+  let calls = 0;
+  model.forward = (...args) => { calls += 1; return forward.apply(model, args); };
+  try {
+    fn();
+  } finally {
+    model.forward = forward;
+  }
+  return calls;
+}
+
+for (const [name, config, prepare] of cases) {
+  test(`${name}: cached decoding equals recomputing (batch 2, 4+ boundaries)`, () => {
+    manualSeed(7);
+    const model = createModel(config);
+    prepare?.(model);
+    model.train(); // the decoder decodes in evaluation mode whatever the model's mode (dropout is on here)
+    try {
+      const prompt = [[1, 2, 3, 4, 5, 6], [8, 7, 0, 3, 3, 1]]; // crosses the first boundary
+      const steps = 4 * M + 1;
+      if (model.dependsOnSegmentLength) {
+        // Recomputing a part of a segment is not defined for it: the reference is forward() over whole segments.
+        assert.throws(() => new Decoder(model, M, { cached: false }), (e: unknown) => e instanceof EngramError && /decode it with cached: true/.test(e.message));
+        let cached!: ReturnType<typeof decode>;
+        assert.equal(countForwards(model, () => { cached = decode(model, true, prompt, steps); }), 0, 'the cached path never runs forward()');
+        const whole = segmentLogits(model, cached.tokens);
+        const positions = whole[0]!.length;
+        assert.ok(positions >= 4 * M);
+        assertLogitsClose(firstRows(cached.logits, positions), whole, 'greedy');
+        const sizes = [3, 6, 1, 2, 5, 2, 3];
+        assertLogitsClose(firstRows(chunked(model, true, cached.tokens, sizes), positions), whole, 'chunks');
+        const live = liveTensors();
+        decode(model, true, prompt, steps);
+        assert.equal(liveTensors(), live, 'every tensor of the cached path is freed');
+        return;
+      }
+      let cached!: ReturnType<typeof decode>;
+      const cachedForwards = countForwards(model, () => { cached = decode(model, true, prompt, steps); });
+      let reference!: ReturnType<typeof decode>;
+      const recomputeForwards = countForwards(model, () => { reference = decode(model, false, prompt, steps); });
+      assert.equal(cachedForwards, 0, 'the cached path never runs forward()');
+      assert.ok(recomputeForwards > steps, 'the recompute path does');
+      assert.ok(model.training, 'the model is back in its mode');
+      assert.deepEqual(cached.tokens, reference.tokens);
+      assertLogitsClose(cached.logits, reference.logits, 'greedy');
+
+      // Chunks that cross boundaries, over the greedy stream.
+      const stream = reference.tokens;
+      const sizes = [3, 6, 1, 2, 5, 2, 3];
+      assert.ok(sizes.reduce((a, b) => a + b) <= stream[0]!.length);
+      assertLogitsClose(chunked(model, true, stream, sizes), chunked(model, false, stream, sizes), 'chunks');
+
+      // Nothing is left behind once a decoder is disposed (the model's tables are built already).
+      const live = liveTensors();
+      decode(model, true, prompt, steps);
+      assert.equal(liveTensors(), live, 'every tensor of the cached path is freed');
+    } finally {
+      model.dispose();
+    }
+  });
+}
+
+test('while decoding on the cached path, expire-span drops memories and adaptive-span trims its keys', () => {
+  manualSeed(7);
+  const [, expireConfig, prepareExpire] = cases.find(([n]) => n === 'expire-span dropping')!;
+  const expire = createModel(expireConfig) as ExpireSpanTransformer;
+  prepareExpire!(expire);
+  const adaptive = createModel(cases.find(([n]) => n === 'adaptive-span trimming')![1]) as AdaptiveSpanTransformer;
+  const stream = [Array.from({ length: 7 * M }, (_, i) => (i * 5) % V), Array.from({ length: 7 * M }, (_, i) => (i * 3 + 1) % V)];
+  const sizes = Array.from({ length: 7 * M }, () => 1);
+  try {
+    assert.equal(countForwards(expire, () => chunked(expire, true, stream, sizes)), 0);
+    const kept = expire.diagnostics().perLayer['memories kept']!; // after the last commit (nextState)
+    assert.ok(kept.every((c) => c < 6 * M), `memories were dropped (kept ${kept} of ${7 * M})`);
+
+    const windows: number[] = [];
+    const window = adaptive.window;
+    adaptive.window = (cached, block, span) => { windows.push(span ?? adaptive.span); return window.call(adaptive, cached, block, span); };
+    try {
+      chunked(adaptive, true, stream, sizes);
+    } finally {
+      adaptive.window = window;
+    }
+    assert.ok(windows.length > 0 && windows.every((w) => w < adaptive.span), `trimmed windows (${[...new Set(windows)]}) of ${adaptive.span}`);
+  } finally {
+    expire.dispose();
+    adaptive.dispose();
+  }
+});
+
+test('the decoder reports bad tokens and row counts as configuration errors', () => {
+  manualSeed(1);
+  const model = createModel({ ...small, kind: 'xl', memLen: 4 });
+  const d = new Decoder(model, M, { batch: 2 });
+  const configError = (re: RegExp) => (e: unknown) => e instanceof EngramError && e.kind === 'config' && re.test(e.message) && !e.message.includes('\n');
+  try {
+    assert.throws(() => d.feed([[1], [V]]), configError(/token 9 at row 1, position 0 is not an id in \[0, 9\)/));
+    assert.throws(() => d.feed([[1]]), configError(/expected 2 rows of tokens \(got 1\)/));
+    assert.throws(() => d.feed([[1, 2], [3]]), configError(/every row needs the same number of tokens/));
+    assert.throws(() => d.feed([[], []]), configError(/feed at least one token/));
+    tidy(() => d.feed([[1], [2]]));
+    assert.equal(d.position, 1);
+  } finally {
+    d.dispose();
+    model.dispose();
+  }
+  assert.throws(() => d.feed([[1], [2]]), configError(/disposed/));
+});
