@@ -1,6 +1,6 @@
 // engram serve: trained models over HTTP (fastify), bound to 127.0.0.1 unless told otherwise.
 //
-//   GET    /v1/models         the served models
+//   GET    /v1/models         the served models and the server's limits
 //   POST   /v1/generate       { model, prompt, maxTokens, temperature, topK, topP, stop, seed, stream, session }
 //                             -> { text, finishReason, ... }; "stream": true -> server-sent events:
 //                             `event: token` per token, then `event: done` with the summary
@@ -227,6 +227,7 @@ export async function createServer(options: ServeOptions): Promise<EngramServer>
       busy: m.queue.busy,
       waiting: m.queue.waiting,
     })),
+    limits,
   }));
 
   app.get('/v1/sessions', async () => ({
