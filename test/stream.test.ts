@@ -3,14 +3,18 @@
 // whole-text evaluation without reading its input whole.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   EngramError, train, loadRun, generate, complete, score, sampleNext, generateText, evaluateLm, createModel, CharVocab, Rng, TextSession,
   type LoadedRun, type TextModel, type ScoreChunk,
 } from '../src/index.js';
 
+const cli = fileURLToPath(new URL('../cli/engram.js', import.meta.url));
+const engram = (args: string[], input?: string) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 120_000, ...(input !== undefined ? { input } : {}) });
 const text = 'the quick brown fox jumps over the lazy dog; café au lait. '.repeat(40);
 let dir: string, run: LoadedRun & { kind: 'lm' }, lm: TextModel;
 
@@ -23,6 +27,7 @@ before(async () => {
   assert.equal(loaded.kind, 'lm');
   run = loaded as LoadedRun & { kind: 'lm' };
   lm = { model: run.model, vocab: run.vocab, segmentLength: 8 };
+  await train({ model: { kind: 'xl', layers: 1, dModel: 16, heads: 2, dInner: 32 }, data: { kind: 'task', name: 'copy', options: { sourceLength: 4, numSegments: 2 } }, train: { steps: 1, batchSize: 2, evalBatches: 1 } }, { runDir: join(dir, 'task') });
 });
 
 after(() => {
@@ -200,12 +205,54 @@ test('score reads a long stream lazily, chunk by chunk, in constant memory', asy
 });
 
 test('task runs are refused with a clear error', async () => {
-  const taskDir = join(dir, 'task');
-  await train({ model: { kind: 'xl', layers: 1, dModel: 16, heads: 2, dInner: 32 }, data: { kind: 'task', name: 'copy', options: { sourceLength: 4, numSegments: 2 } }, train: { steps: 1, batchSize: 2, evalBatches: 1 } }, { runDir: taskDir });
-  const task = await loadRun(taskDir);
+  const task = await loadRun(join(dir, 'task'));
   try {
     await assert.rejects(complete(task, 'x'), (e: unknown) => e instanceof EngramError && /is a task run \(copy\).*need a language-model run/.test(e.message));
   } finally {
     task.model.dispose();
   }
+});
+
+test('engram generate --stream prints characters as they are made; --top-p and --stop reach the sampler', async () => {
+  const runDir = join(dir, 'run');
+  const args = ['generate', runDir, '--prompt', 'the ', '--length', '300', '--seed', '2', '--temperature', '1'];
+  const plain = engram(args);
+  assert.equal(plain.status, 0, plain.stderr);
+  const child = spawn(process.execPath, [cli, ...args, '--stream'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const pieces: string[] = [];
+  child.stdout.on('data', (d: Buffer) => pieces.push(d.toString()));
+  assert.equal(await new Promise((resolve) => child.on('exit', resolve)), 0);
+  assert.equal(pieces.join(''), plain.stdout, 'the same text as without --stream');
+  assert.ok(pieces.length > 1, `written in pieces as it was made (${pieces.length})`);
+
+  const o = { maxTokens: 300, seed: 2, temperature: 1 };
+  const withTopP = engram([...args, '--top-p', '0.5']);
+  assert.equal(withTopP.stdout, `the ${(await complete(run, 'the ', { ...o, topP: 0.5 })).text}\n`);
+  const stop = plain.stdout.slice(30, 32);
+  const stopped = engram([...args, '--stop', 'QQQQ', '--stop', stop, '--stream']);
+  assert.equal(stopped.stdout, `${plain.stdout.slice(0, plain.stdout.indexOf(stop))}\n`);
+  const task = engram(['generate', join(dir, 'task'), '--stream']);
+  assert.equal(task.status, 2);
+  assert.match(task.stderr, /--stream, --top-p and --stop are for language-model runs/);
+});
+
+test('engram score prints bits per character per --chunk and in all; reads standard input; --unknown error refuses', async () => {
+  const runDir = join(dir, 'run');
+  const file = join(dir, 'cli-score.txt');
+  const sample = text.slice(0, 500);
+  writeFileSync(file, sample);
+  const r = engram(['score', runDir, file, '--chunk', '128']);
+  assert.equal(r.status, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  assert.equal(lines.length, 4 + 1);
+  assert.match(lines[0]!, /^characters 0-128: \d+\.\d{4} bpc \(cumulative \d+\.\d{4}\)$/);
+  const expected = evaluateLm(run.model, run.vocab.encode(sample), { batchSize: 1, segmentLength: 8 }).bpc;
+  assert.equal(lines[4], `${file}: 500 characters, ${expected.toFixed(4)} bits per character over 499 predicted`);
+  const stdin = engram(['score', runDir, '-', '--chunk', '128'], sample);
+  assert.equal(stdin.stdout, r.stdout.replace(file, 'stdin'));
+  const strange = engram(['score', runDir, '-', '--unknown', 'error'], 'the ζ');
+  assert.equal(strange.status, 2);
+  assert.match(strange.stderr, /^engram: score: character "ζ" \(U\+03B6\) is not in the model's vocabulary/);
+  assert.match(engram(['score', runDir, '-'], 'the ζ').stdout, /1 outside the vocabulary/);
+  assert.match(engram(['score', runDir, file, '--chunk', '0']).stderr, /--chunk/);
 });
