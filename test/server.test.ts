@@ -4,7 +4,7 @@
 // time limit, graceful close; and the CLI (engram serve / view) stopped by SIGTERM with exit 0.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -357,4 +357,18 @@ test('a copy of a model folder under the same name is served as name-2', async (
     const { models } = await (await fetch(`${url}/v1/models`)).json() as { models: { name: string }[] };
     assert.deepEqual(models.map((m) => m.name), ['tiny-lm', 'tiny-lm-2']);
   });
+});
+
+test('engram serve / view refuse a bad flag value or a missing model with one engram: line and exit 2', () => {
+  const run = (args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 60_000 });
+  for (const [args, pattern] of [
+    [['serve', lmDir, '--port', '70000'], /^engram: serve: invalid option value:\n {2}- --port: /],
+    [['view', lmDir, '--queue', '-1'], /^engram: view: invalid option value:\n {2}- --queue: /],
+    [['serve', lmDir, '--session-ttl', 'soon'], /--session-ttl/],
+    [['serve', join(dir, 'no-such-model')], /^engram: loadCheckpoint: no readable checkpoint/],
+  ] as [string[], RegExp][]) {
+    const r = run(args);
+    assert.equal(r.status, 2, args.join(' '));
+    assert.match(r.stderr, pattern);
+  }
 });
