@@ -123,7 +123,7 @@ export interface GenerateOptions {
   topK?: number;
   /** Sample among the most likely tokens whose probabilities sum to p (1, the default: all). */
   topP?: number;
-  /** Stop before the first of these strings would be written; it is not yielded. */
+  /** Stop at the first of these strings: it is not yielded (a session's stream still holds it, as the model wrote it). */
   stop?: readonly string[];
   /** Seed of the sampling (default 0): the same seed, prompt and options give the same tokens. */
   seed?: number;

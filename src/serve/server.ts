@@ -20,7 +20,7 @@ import { basename, resolve } from 'node:path';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { loadRun, type LoadedRun } from '../train/objective.js';
-import { EngramError } from '../tensor/errors.js';
+import { EngramError, configError, ioError } from '../tensor/errors.js';
 import { generate, score, textModel, type GenerateSummary, type TextModel } from '../infer/stream.js';
 import { HttpError, stoppedError, type StopReason } from './http-error.js';
 import { ModelQueue } from './queue.js';
@@ -127,7 +127,7 @@ function uniqueName(run: LoadedRun, taken: Set<string>): string {
 export async function createServer(options: ServeOptions): Promise<EngramServer> {
   const limits: ServeLimits = { ...defaultLimits };
   for (const k of Object.keys(defaultLimits) as (keyof ServeLimits)[]) if (options[k] !== undefined) limits[k] = options[k];
-  if (options.models.length === 0) throw new EngramError('serve: give at least one model folder or run directory', 'config', 'serve');
+  if (options.models.length === 0) throw configError('serve', 'give at least one model folder or run directory');
   const owned: LoadedRun[] = [];
   const models = new Map<string, Served>();
   const taken = new Set<string>();
@@ -336,7 +336,7 @@ export async function startServer(options: ServeOptions): Promise<EngramServer> 
     await server.app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 8080 });
   } catch (e) {
     await server.close();
-    throw new EngramError(`serve: cannot listen on ${options.host ?? '127.0.0.1'}:${options.port ?? 8080}: ${(e as Error).message}`, 'io', 'serve');
+    throw ioError('serve', `cannot listen on ${options.host ?? '127.0.0.1'}:${options.port ?? 8080}: ${(e as Error).message}`, e);
   }
   const address = server.app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
