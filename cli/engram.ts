@@ -3,7 +3,12 @@
 //
 //   engram train      [--config file.json] [flags]        train one model (a run directory)
 //   engram eval       <run-dir> [--batches n] [--segments n] [--split valid|test]
-//   engram generate   <run-dir> [--prompt text] [--length n] [--temperature t] [--top-k k] [--seed s]
+//   engram generate   <run-dir> [--prompt text] [--length n] [--temperature t] [--top-k k] [--top-p p]
+//                     [--stop text]... [--seed s] [--stream]
+//   engram score      <run-dir> <file | -> [--chunk n] [--unknown map|error]   bits per character, read in chunks
+//   engram serve      <run-dir>... [--host h] [--port n] [--max-sessions n] [--session-ttl s] [--queue n]
+//                     [--timeout s] [--max-tokens n] [--max-prompt n] [--body-limit bytes] [--grace s]
+//   engram view       <run-dir> [--port n] [--no-open]                  serve one model; open the memory viewer
 //   engram inspect    <run-dir> [--text t | --length n --offset k | --seed s] [--out dir]
 //   engram export     <run-dir> <dir> [--overwrite]                   a model folder; eval, generate
 //                                                                       and inspect take one in place of <run-dir>
@@ -18,6 +23,7 @@
 // below it), and also an internal error (a bug: `engram: internal error: ...`); 130 / 143 / 129 after
 // SIGINT / SIGTERM / SIGHUP: the run stops after its current step and checkpoints first (a second
 // signal exits at once). Stack traces only with --debug or ENGRAM_DEBUG=1.
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
@@ -27,9 +33,10 @@ import {
   resolveTrainConfig, parseWith, deepMerge, setPath, describeMetrics, formatDuration,
   Trainer, hasCheckpoint, readCheckpointMeta, loadRun, runName, exportRun, MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE,
   runExperiment, parseRecipe, builtinRecipes, defaultRecipe,
-  inspect, writeInspection,
+  inspect, writeInspection, generate, score,
   type TrainConfig, type TrainConfigInput, type ProgressMode,
 } from '../src/index.js';
+import { startServer, defaultLimits, type EngramServer } from '../src/serve/server.js';
 
 // ---- flags that set configuration values ------------------------------------------------------------
 
@@ -261,18 +268,128 @@ const generateSchema = z.strictObject({
   length: z.number().int().positive().max(1_000_000).default(200),
   temperature: z.number().min(0).optional(),
   topK: z.number().int().min(0).default(0),
+  topP: z.number().gt(0).max(1).default(1),
+  stop: z.array(z.string().min(1)).default([]),
   seed: z.number().int().default(0),
   samples: z.number().int().positive().max(100_000).default(5),
+  stream: z.boolean().default(false),
 });
 
 async function generateCommand(runDir: string, raw: Record<string, unknown>): Promise<void> {
-  const o = parseWith(generateSchema, numbers(raw, ['length', 'temperature', 'topK', 'seed', 'samples']), 'generate', 'invalid option value', kebab);
+  const o = parseWith(generateSchema, numbers(raw, ['length', 'temperature', 'topK', 'topP', 'seed', 'samples']), 'generate', 'invalid option value', kebab);
+  const streaming = o.stream || o.topP < 1 || o.stop.length > 0;
   const run = await loadRun(runDir);
   try {
-    for (const line of run.objective.generate(run.model, o)) out(line);
+    if (!streaming) {
+      for (const line of run.objective.generate(run.model, o)) out(line);
+      return;
+    }
+    if (run.kind !== 'lm') throw configError('generate', '--stream, --top-p and --stop are for language-model runs; this is a task run');
+    // the streaming generator: --stream writes each character as it is made
+    const write = (text: string) => (o.stream ? process.stdout.write(text) : undefined);
+    write(o.prompt);
+    let text = '';
+    for await (const t of generate(run, o.prompt, { maxTokens: o.length, temperature: o.temperature ?? 0.8, topK: o.topK, topP: o.topP, stop: o.stop, seed: o.seed })) {
+      text += t.text;
+      write(t.text);
+    }
+    if (o.stream) out();
+    else out(`${o.prompt}${text}`);
   } finally {
     run.model.dispose();
   }
+}
+
+const scoreSchema = z.strictObject({
+  chunk: z.number().int().positive().max(1 << 24).default(4096),
+  unknown: z.enum(['map', 'error']).default('map'),
+});
+
+async function scoreCommand(runDir: string, file: string, raw: Record<string, unknown>): Promise<void> {
+  const o = parseWith(scoreSchema, numbers(raw, ['chunk']), 'score', 'invalid option value', kebab);
+  if (file !== '-' && !existsSync(file)) throw ioError('score', `no such file ${file}`);
+  const run = await loadRun(runDir);
+  try {
+    let start = 0, characters = 0, unknown = 0;
+    let last: { totalTokens: number; cumulativeBitsPerToken: number } | null = null;
+    for await (const c of score(run, file === '-' ? process.stdin : { path: file }, { chunkSize: o.chunk, unknown: o.unknown })) {
+      out(`characters ${start}-${start + c.characters}: ${c.bitsPerToken.toFixed(4)} bpc (cumulative ${c.cumulativeBitsPerToken.toFixed(4)})`);
+      start += c.characters;
+      characters += c.characters;
+      unknown += c.unknown;
+      last = c;
+    }
+    const name = file === '-' ? 'stdin' : file;
+    if (!last || last.totalTokens === 0) throw configError('score', `${name} has fewer than 2 characters: nothing to predict`);
+    out(`${name}: ${characters} characters, ${last.cumulativeBitsPerToken.toFixed(4)} bits per character over ${last.totalTokens} predicted` + (unknown > 0 ? `; ${unknown} outside the vocabulary (scored as unknown)` : ''));
+  } finally {
+    run.model.dispose();
+  }
+}
+
+const serveSchema = z.strictObject({
+  host: z.string().min(1).default('127.0.0.1'),
+  port: z.number().int().min(0).max(65535).default(8080),
+  maxSessions: z.number().int().positive().default(defaultLimits.maxSessions),
+  sessionTtl: z.number().positive().default(defaultLimits.sessionTtlMs / 1000),
+  queue: z.number().int().min(0).default(defaultLimits.queue),
+  timeout: z.number().positive().default(defaultLimits.timeoutMs / 1000),
+  maxTokens: z.number().int().positive().default(defaultLimits.maxTokens),
+  maxPrompt: z.number().int().positive().default(defaultLimits.maxPromptChars),
+  bodyLimit: z.number().int().positive().default(defaultLimits.bodyLimit),
+  grace: z.number().min(0).default(defaultLimits.graceMs / 1000),
+  open: z.boolean().default(true),
+});
+
+/** Serves models until SIGTERM / SIGINT / SIGHUP, then closes gracefully (exit 0); a second signal exits at once. */
+async function serveUntilSignal(server: EngramServer): Promise<void> {
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    for (const [name, code] of Object.entries(signalExitCodes)) {
+      process.on(name, () => {
+        if (stopping) process.exit(code);
+        stopping = true;
+        process.stderr.write(`${name}: closing (in-flight requests have ${server.limits.graceMs / 1000} s to finish)\n`);
+        server.close().then(resolve, (e: unknown) => {
+          process.stderr.write(`engram: closing the server failed: ${(e as Error).message}\n`);
+          process.exitCode = 2;
+          resolve();
+        });
+      });
+    }
+  });
+}
+
+async function startFromFlags(models: string[], raw: Record<string, unknown>, op: string) {
+  const o = parseWith(serveSchema, numbers(raw, ['port', 'maxSessions', 'sessionTtl', 'queue', 'timeout', 'maxTokens', 'maxPrompt', 'bodyLimit', 'grace']), op, 'invalid option value', kebab);
+  const server = await startServer({
+    models, host: o.host, port: o.port, maxSessions: o.maxSessions, sessionTtlMs: o.sessionTtl * 1000, queue: o.queue,
+    timeoutMs: o.timeout * 1000, maxTokens: o.maxTokens, maxPromptChars: o.maxPrompt, bodyLimit: o.bodyLimit, graceMs: o.grace * 1000,
+  });
+  return { server, open: o.open };
+}
+
+async function serveCommand(models: string[], raw: Record<string, unknown>): Promise<void> {
+  const { server } = await startFromFlags(models, raw, 'serve');
+  out(`engram serve: listening on ${server.url} (models: ${[...server.context.models.keys()].join(', ')})`);
+  await serveUntilSignal(server);
+}
+
+/** The desktop's opener of URLs, where there is one (none on a headless Linux). */
+function openCommand(): [string, string[]] | null {
+  if (process.platform === 'darwin') return ['open', []];
+  if (process.platform === 'win32') return ['cmd', ['/c', 'start', '""']];
+  if (!process.env.DISPLAY && !process.env.WAYLAND_DISPLAY) return null;
+  return ['xdg-open', []];
+}
+
+async function viewCommand(model: string, raw: Record<string, unknown>): Promise<void> {
+  const { server, open } = await startFromFlags([model], raw, 'view');
+  const url = `${server.url}/`;
+  out(`engram view: the memory viewer of ${[...server.context.models.keys()][0]} is at ${url}`);
+  const opener = open ? openCommand() : null;
+  if (opener) spawn(opener[0], [...opener[1], url], { stdio: 'ignore', detached: true }).on('error', () => {}).unref();
+  await serveUntilSignal(server);
 }
 
 const inspectSchema = z.strictObject({
@@ -410,9 +527,47 @@ Examples:
     .option('--length <n>', 'language modelling: characters to generate (default 200)')
     .option('--temperature <t>', 'sampling temperature; 0 is greedy (default 0.8 for text, 0 for task answers)')
     .option('--top-k <k>', 'sample among the k most likely tokens (0: all)')
+    .option('--top-p <p>', 'language modelling: sample among the most likely tokens whose probabilities sum to p (default 1: all)')
+    .option('--stop <text>', 'language modelling: stop before this text (repeatable)', collect)
     .option('--seed <n>', 'seed of the samples and of the sampling (default 0)')
     .option('--samples <n>', 'tasks: samples to answer (default 5)')
+    .option('--stream', 'language modelling: print each character as it is made')
     .action((dir: string, opts: Record<string, unknown>) => generateCommand(dir, opts));
+
+  program.command('score')
+    .description("a language model's bits per character on a text file of any length, read in chunks with the memory carried")
+    .argument('<run-dir>', 'a run directory (with checkpoint.json) or a model folder (engram export)')
+    .argument('<file>', "the text to score ('-': standard input)")
+    .option('--chunk <n>', 'characters per chunk: a line of output each (default 4096)')
+    .option('--unknown <policy>', "characters outside the vocabulary: 'map' them to the unknown id (default) or 'error'")
+    .action((dir: string, file: string, opts: Record<string, unknown>) => scoreCommand(dir, file, opts));
+
+  const serveFlags = (cmd: Command): Command => cmd
+    .option('--host <host>', 'interface to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every interface)')
+    .option('--port <n>', 'port (default 8080; 0: any free port)')
+    .option('--max-sessions <n>', `sessions open at once; the least recently used idle one makes room (default ${defaultLimits.maxSessions})`)
+    .option('--session-ttl <s>', `seconds a session lives unused (default ${defaultLimits.sessionTtlMs / 1000})`)
+    .option('--queue <n>', `requests that may wait for a busy model; more get 429 (default ${defaultLimits.queue})`)
+    .option('--timeout <s>', `seconds a request may take, waiting included (default ${defaultLimits.timeoutMs / 1000})`)
+    .option('--max-tokens <n>', `tokens one generation may ask for (default ${defaultLimits.maxTokens})`)
+    .option('--max-prompt <n>', `characters of a prompt (default ${defaultLimits.maxPromptChars})`)
+    .option('--body-limit <bytes>', `bytes of a request body (default ${defaultLimits.bodyLimit})`)
+    .option('--grace <s>', `on SIGTERM, seconds in-flight requests have to finish before they are cut short (default ${defaultLimits.graceMs / 1000})`);
+
+  serveFlags(program.command('serve')
+    .description('serve models over HTTP: GET /v1/models, POST /v1/generate (SSE with "stream": true), /v1/score, /v1/inspect, sessions; the memory viewer at /')
+    .argument('<run-dirs...>', 'model folders or run directories (each served under its folder name)'))
+    .addHelpText('after', `
+Examples:
+  engram serve runs/lm-tinyshakespeare-xl --port 8080
+  curl -s localhost:8080/v1/generate -H 'content-type: application/json' -d '{"prompt": "ROMEO:", "maxTokens": 100}'`)
+    .action((dirs: string[], opts: Record<string, unknown>) => serveCommand(dirs, opts));
+
+  serveFlags(program.command('view')
+    .description("serve one model and open its memory viewer in the browser (prints the address)")
+    .argument('<run-dir>', 'a model folder or run directory')
+    .option('--no-open', 'print the address only'))
+    .action((dir: string, opts: Record<string, unknown>) => viewCommand(dir, opts));
 
   program.command('inspect')
     .description('run a checkpoint over a text or a task sample and show what it keeps in memory: inspection.json and SVG plots (attention, Adaptive-Span spans per layer and head, Expire-Span spans per character and live memories)')
