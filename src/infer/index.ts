@@ -1,2 +1,3 @@
 // Inference: decoding segment models over unbounded streams.
 export * from './decoder.js';
+export * from './trace.js';

@@ -15,18 +15,9 @@ import { configError, noGrad, tensor, tidy, type Tensor } from '../tensor/index.
 import { MultiHeadAttention } from '../nn/attention.js';
 import type { MemoryState, ModelConfig, SegmentModel } from '../models/index.js';
 import { disposeState } from '../train/evaluate.js';
+import type { AxisLabel } from './axis-label.js';
 
-/** Where a row or column of an attention map comes from. */
-export interface AxisLabel {
-  /**
-   * memory: a kept past position (the stream position when known); compressed: a compressed
-   * memory slot; read / write: memory tokens before / after the segment (RMT, Memory
-   * Transformer); slot: a bottleneck slot; segment: a token of the segment.
-   */
-  part: 'memory' | 'compressed' | 'read' | 'write' | 'slot' | 'segment';
-  /** Stream position of the token it holds, or null for slots. */
-  position: number | null;
-}
+export type { AxisLabel };
 
 export interface AttentionMap {
   /** The module's name in the model ('layers.0.attn'). */
