@@ -25,9 +25,10 @@ let run: { start: TraceStart | null; segments: TraceSegment[]; tokens: TraceToke
 let selected: number | null = null;
 let controller: AbortController | null = null;
 let models: ModelInfo[] = [];
+let chosenShade: string | null = null;
 
 const shown = (label: string): string => (label === ' ' ? '␣' : label === '\n' ? '⏎' : label === '\t' ? '⇥' : label);
-const fmt = (x: number): string => (Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 10 ? x.toFixed(1) : x.toFixed(2));
+const fmt = (x: number): string => (Number.isInteger(x) || Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 10 ? x.toFixed(1) : x.toFixed(2));
 
 async function loadModels(): Promise<void> {
   const res = await fetch('/viewer/models');
@@ -81,7 +82,6 @@ function receive(r: TraceRecord | { type: 'error'; message: string }): void {
   switch (r.type) {
     case 'start':
       run.start = r;
-      fillShades(r);
       break;
     case 'segment':
       run.segments.push(r);
@@ -134,21 +134,14 @@ function shades(): Shade[] {
   return list;
 }
 
-function fillShades(s: TraceStart): void {
-  const before = shadeSelect.value;
-  shadeSelect.replaceChildren();
-  // per-token diagnostics are known once the first token arrives: fill again then
-  void s;
-  for (const sh of shades()) shadeSelect.add(new Option(sh.name, sh.name, false, sh.name === before));
-}
-
+/** The shade the user picked, else the first that applies (a per-token diagnostic, else the loss). */
 function currentShade(): Shade | null {
   const all = shades();
-  if (shadeSelect.options.length !== all.length) {
-    const before = shadeSelect.value;
-    shadeSelect.replaceChildren(...all.map((sh) => new Option(sh.name, sh.name, false, sh.name === before)));
+  const wanted = all.find((sh) => sh.name === chosenShade) ?? all[0] ?? null;
+  if ([...shadeSelect.options].map((o) => o.value).join('\n') !== all.map((sh) => sh.name).join('\n')) {
+    shadeSelect.replaceChildren(...all.map((sh) => new Option(sh.name, sh.name, false, sh === wanted)));
   }
-  return all.find((sh) => sh.name === shadeSelect.value) ?? all[0] ?? null;
+  return wanted;
 }
 
 function addSegmentBlock(seg: TraceSegment): void {
@@ -237,7 +230,7 @@ function renderMemory(): void {
       name: `layer ${l}`, values: segs.map((s, i) => Math.max(0, (i ? kept(i - 1, l) : 0) + (s.end - s.start) - kept(i, l))),
     }))));
   }
-  if (!names.length && segs.some((s) => s.memory !== null)) charts.append(lineChart('memories attended', [{ name: 'mean over layers', values: segs.map((s) => s.memory) }]));
+  if (!names.length && segs.some((s) => s.memory !== null)) charts.append(lineChart('memories attended', [{ name: 'layer mean', values: segs.map((s) => s.memory) }]));
   box.append(charts);
 
   const last = segs[segs.length - 1]!;
@@ -249,6 +242,9 @@ function renderMemory(): void {
   const scalars = Object.entries(last.scalars);
   if (scalars.length) box.insertAdjacentHTML('beforeend', `<h3>After segment ${last.index + 1}</h3><table class="scalars">${scalars.map(([k, v]) => `<tr><td>${escape(k)}</td><td>${fmt(v)}</td></tr>`).join('')}</table>`);
   renderSlots(box);
+  if (!box.childElementCount || (!charts.childElementCount && box.childElementCount === 1)) {
+    box.insertAdjacentHTML('beforeend', `<p class="muted">A ${escape(run.start?.kind ?? '')} model reports no memory diagnostics: its attention is below.</p>`);
+  }
 }
 
 /** RMT and the Memory Transformer: attention between the memory slots and the segment, per segment. */
@@ -268,7 +264,10 @@ function renderSlots(box: HTMLElement): void {
     const labels = reads.map((_, i) => `slot ${i}`);
     const columns = segs.map((s) => `seg ${s.index + 1}`);
     const parts = segs.map(() => 'segment');
-    box.append(heatmap({ title: `${module}: read — attention of the segment's tokens to each memory slot`, values: read, rowLabels: labels, colLabels: columns, rowParts: labels.map(() => 'read'), colParts: parts, className: 'slots-read' }));
+    const pair = document.createElement('div');
+    pair.className = 'charts';
+    box.append(pair);
+    pair.append(heatmap({ title: `${module} read: the segment's tokens → each memory slot`, values: read, rowLabels: labels, colLabels: columns, rowParts: labels.map(() => 'read'), colParts: parts, className: 'slots-read' }));
     const writes = slotsOf(maps[0]!, 'write');
     if (writes.length) {
       // write: how much each write slot attends to the segment's tokens (the rest goes to the slots)
@@ -276,7 +275,7 @@ function renderSlots(box: HTMLElement): void {
         const q = a.queries.findIndex((x) => x.part === 'write') + w;
         return mean2(a)[q]!.reduce((s, v, j) => s + (a.keys[j]!.part === 'segment' ? v : 0), 0);
       }));
-      box.append(heatmap({ title: `${module}: write — attention of each write slot to the segment's tokens`, values: write, rowLabels: labels, colLabels: columns, rowParts: labels.map(() => 'write'), colParts: parts, className: 'slots-write' }));
+      pair.append(heatmap({ title: `${module} write: each write slot → the segment's tokens`, values: write, rowLabels: labels, colLabels: columns, rowParts: labels.map(() => 'write'), colParts: parts, className: 'slots-write' }));
     }
   }
 }
@@ -290,7 +289,7 @@ function mean2(a: TraceAttention): number[][] {
 }
 
 function lineChart(title: string, series: { name: string; values: (number | null)[] }[]): HTMLElement {
-  const W = 300, H = 170, m = { top: 22, right: 70, bottom: 30, left: 36 };
+  const W = 320, H = 170, m = { top: 22, right: 90, bottom: 30, left: 36 };
   const n = Math.max(...series.map((s) => s.values.length));
   const x = d3.scaleLinear().domain([1, Math.max(2, n)]).range([m.left, W - m.right]);
   const y = d3.scaleLinear().domain([0, Math.max(1, ...series.flatMap((s) => s.values.filter((v): v is number => v !== null)))]).nice().range([H - m.bottom, m.top]);
@@ -306,7 +305,7 @@ function lineChart(title: string, series: { name: string; values: (number | null
     svg.selectAll(null).data(s.values.map((v, k) => [k, v] as const).filter(([, v]) => v !== null)).join('circle')
       .attr('cx', ([k]) => x(k + 1)).attr('cy', ([, v]) => y(v!)).attr('r', 2.5).attr('fill', colour(String(i)))
       .append('title').text(([k, v]) => `${s.name}, segment ${k + 1}: ${v}`);
-    svg.append('text').attr('x', W - m.right + 6).attr('y', m.top + 10 + i * 13).attr('fill', colour(String(i))).text(s.name);
+    svg.append('text').attr('x', W - m.right + 6).attr('y', m.top + 10 + i * 13).style('fill', colour(String(i))).text(s.name);
   });
   const div = document.createElement('div');
   div.className = 'chart';
@@ -348,6 +347,7 @@ function renderAttention(): void {
     rowParts: map.queries.map((q) => q.part), colParts: map.keys.map((k) => k.part),
     rowTitles: map.queries.map((q) => (q.position === null ? q.part : `${q.part} #${q.position}`)),
     colTitles: map.keys.map((k) => (k.position === null ? k.part : `${k.part} #${k.position}`)),
+    colPositions: map.keys.map((k) => k.position),
     className: 'attention',
   }));
 }
@@ -362,6 +362,8 @@ interface HeatmapOptions {
   colParts: string[];
   rowTitles?: string[];
   colTitles?: string[];
+  /** Each column's stream position (or null): a dashed line marks where an earlier segment began. */
+  colPositions?: (number | null)[];
   className: string;
 }
 
@@ -369,20 +371,18 @@ interface HeatmapOptions {
 function heatmap(o: HeatmapOptions): HTMLElement {
   const rows = o.values.length, cols = Math.max(1, ...o.values.map((r) => r.length));
   const cell = Math.max(4, Math.min(18, Math.floor(900 / cols)));
-  const every = (n: number) => Math.max(1, Math.ceil(9 / cell)) * (n > 0 ? 1 : 1);
-  const m = { top: 64, left: 64, right: 20, bottom: 56 };
-  const W = Math.max(m.left + cols * cell + m.right, 420), H = m.top + rows * cell + m.bottom;
+  const m = { top: 48, left: 52, right: 20, bottom: 56 };
+  const W = Math.max(m.left + cols * cell + m.right, m.left + 400), H = m.top + rows * cell + m.bottom;
   const max = Math.max(1e-9, ...o.values.flat());
   const colour = (v: number) => d3.interpolateBlues(v / max);
   const svg = d3.create('svg').attr('width', W).attr('height', H).attr('class', `heatmap ${o.className}`);
-  svg.append('text').attr('x', 4).attr('y', 13).style('font-weight', '600').style('font-size', '12px').text(o.title);
   const g = svg.append('g').attr('transform', `translate(${m.left},${m.top})`);
   g.selectAll('rect.cell').data(o.values.flatMap((row, i) => row.map((v, j) => ({ i, j, v })))).join('rect')
     .attr('class', 'cell').attr('x', (d) => d.j * cell).attr('y', (d) => d.i * cell).attr('width', cell).attr('height', cell)
     .attr('fill', (d) => colour(d.v))
     .append('title').text((d) => `${o.rowTitles?.[d.i] ?? o.rowLabels[d.i]} → ${o.colTitles?.[d.j] ?? o.colLabels[d.j]}: ${d.v.toFixed(4)}`);
   g.append('rect').attr('width', cols * cell).attr('height', rows * cell).attr('fill', 'none').attr('stroke', '#444');
-  const step = every(cell);
+  const step = Math.ceil(9 / cell); // label every row and column when the cells are large enough
   g.selectAll('text.row-label').data(o.rowLabels.map((l, i) => ({ l, i })).filter((d) => d.i % step === 0)).join('text')
     .attr('class', 'label row-label').attr('x', -4).attr('y', (d) => d.i * cell + cell / 2 + 3).attr('text-anchor', 'end').text((d) => d.l);
   g.selectAll('text.col-label').data(o.colLabels.map((l, j) => ({ l, j })).filter((d) => d.j % step === 0)).join('text')
@@ -395,29 +395,41 @@ function heatmap(o: HeatmapOptions): HTMLElement {
     return acc;
   }, []);
   const colRuns = runs(o.colParts), rowRuns = runs(o.rowParts);
+  // earlier segments' boundaries among the memories (every M stream positions)
+  const M = run.start?.segmentLength ?? 0;
+  o.colPositions?.forEach((p, j) => {
+    if (M && j > 0 && p !== null && p % M === 0 && o.colParts[j] === o.colParts[j - 1]) {
+      g.append('line').attr('class', 'segment-boundary').attr('x1', j * cell).attr('x2', j * cell).attr('y1', -40).attr('y2', rows * cell)
+        .attr('stroke', '#98a2b3').attr('stroke-dasharray', '3 2');
+    }
+  });
   for (const r of colRuns.slice(1)) g.append('line').attr('class', 'boundary').attr('x1', r.from * cell).attr('x2', r.from * cell).attr('y1', -40).attr('y2', rows * cell + 6).attr('stroke', '#d92d20').attr('stroke-width', 2);
   for (const r of rowRuns.slice(1)) g.append('line').attr('class', 'boundary').attr('y1', r.from * cell).attr('y2', r.from * cell).attr('x1', -40).attr('x2', cols * cell + 6).attr('stroke', '#d92d20').attr('stroke-width', 2);
   if (colRuns.length > 1 || colRuns[0]?.part !== 'segment') {
-    for (const r of colRuns) g.append('text').attr('class', 'part').attr('x', ((r.from + r.to) / 2) * cell).attr('y', rows * cell + 16).attr('text-anchor', 'middle').attr('fill', '#d92d20').text(r.part);
+    for (const r of colRuns) g.append('text').attr('class', 'part').attr('x', ((r.from + r.to) / 2) * cell).attr('y', rows * cell + 16).attr('text-anchor', 'middle').style('fill', '#d92d20').text(r.part);
   }
   svg.append(() => colourLegend([0, max], (t) => d3.interpolateBlues(t), 'attention weight', 220, true))
     .attr('x', m.left).attr('y', m.top + rows * cell + 22);
-  const div = document.createElement('div');
-  div.append(svg.node()!);
+  const div = document.createElement('figure');
+  div.className = 'map';
+  const caption = document.createElement('figcaption');
+  caption.textContent = o.title;
+  div.append(caption, svg.node()!);
   return div;
 }
 
 /** A colour bar with its axis: the scale every shade on the page is read against. */
 function colourLegend(domain: [number, number], colours: (t: number) => string, title: string, width: number, nested = false): SVGSVGElement {
-  const H = 34;
-  const svg = d3.create('svg').attr('width', width + 120).attr('height', H).attr('class', 'colour-legend');
+  const H = 34, left = 8;
+  const svg = d3.create('svg').attr('width', left + width + 16 + title.length * 7).attr('height', H).attr('class', 'colour-legend');
+  const bar = svg.append('g').attr('transform', `translate(${left},0)`);
   const id = `grad-${Math.random().toString(36).slice(2)}`;
   const gradient = svg.append('defs').append('linearGradient').attr('id', id);
   for (let i = 0; i <= 10; i++) gradient.append('stop').attr('offset', `${i * 10}%`).attr('stop-color', colours(i / 10));
-  svg.append('rect').attr('x', 0).attr('y', 2).attr('width', width).attr('height', 10).attr('fill', `url(#${id})`).attr('stroke', '#888');
+  bar.append('rect').attr('x', 0).attr('y', 2).attr('width', width).attr('height', 10).attr('fill', `url(#${id})`).attr('stroke', '#888');
   const x = d3.scaleLinear().domain(domain).range([0, width]);
-  svg.append('g').attr('transform', 'translate(0,12)').call(d3.axisBottom(x).ticks(5).tickSize(4));
-  svg.append('text').attr('x', width + 8).attr('y', 11).text(title);
+  bar.append('g').attr('transform', 'translate(0,12)').call(d3.axisBottom(x).ticks(5).tickSize(4));
+  bar.append('text').attr('x', width + 8).attr('y', 11).text(title);
   if (nested) svg.attr('overflow', 'visible');
   return svg.node()!;
 }
@@ -439,7 +451,7 @@ function scheduleRender(): void {
 $('run').addEventListener('click', () => void start());
 textInput.addEventListener('keydown', (e) => { if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) void start(); });
 modelSelect.addEventListener('change', describeModel);
-shadeSelect.addEventListener('change', scheduleRender);
+shadeSelect.addEventListener('change', () => { chosenShade = shadeSelect.value; scheduleRender(); });
 segmentSelect.addEventListener('change', scheduleRender);
 moduleSelect.addEventListener('change', scheduleRender);
 loadModels().catch((e: unknown) => setStatus(`cannot list the models: ${(e as Error).message}`, true));
