@@ -41,7 +41,7 @@ async function loadModels(): Promise<void> {
 function describeModel(): void {
   const m = models.find((x) => x.name === modelSelect.value);
   $('model-info').textContent = m ? `${m.kind}, segments of ${m.segmentLength} tokens, input: ${m.input === 'text' ? 'characters' : `token ids in [0, ${m.vocabSize})`}` : 'no model is served';
-  if (m && textInput.value === '') textInput.placeholder = m.input === 'text' ? 'Type or paste text, then Run (Ctrl+Enter)' : 'Type token ids separated by spaces, then Run (Ctrl+Enter)';
+  if (m && textInput.value === '') textInput.placeholder = m.input === 'text' ? 'Type or paste text: it runs when you pause (or press Run, Ctrl+Enter)' : 'Type token ids separated by spaces: it runs when you pause (or press Run)';
 }
 
 /** Posts the text and renders the records as they stream in. */
@@ -448,8 +448,15 @@ function scheduleRender(): void {
   });
 }
 
-$('run').addEventListener('click', () => void start());
-textInput.addEventListener('keydown', (e) => { if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) void start(); });
+// Run on demand, and again whenever the text rests for a moment after an edit.
+let typing = 0;
+const runNow = () => { clearTimeout(typing); void start(); };
+$('run').addEventListener('click', runNow);
+textInput.addEventListener('keydown', (e) => { if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) runNow(); });
+textInput.addEventListener('input', () => {
+  clearTimeout(typing);
+  if (textInput.value.trim() !== '') typing = window.setTimeout(runNow, 800);
+});
 modelSelect.addEventListener('change', describeModel);
 shadeSelect.addEventListener('change', () => { chosenShade = shadeSelect.value; scheduleRender(); });
 segmentSelect.addEventListener('change', scheduleRender);
