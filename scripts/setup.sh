@@ -69,6 +69,7 @@ fi
 # 5. The native addon (skips itself when sources and libtorch are unchanged).
 node scripts/build-addon.mjs
 
-# 6. TypeScript.
+# 6. TypeScript, and the memory viewer's page (bundled into dist/viewer).
 npx --no-install tsc -p .
+node scripts/build-viewer.mjs
 say "ready"

@@ -61,13 +61,25 @@ test('writeInspection writes the data and the pictures that apply', async () => 
   assert.deepEqual(names, ['attention-layers-0-attn.svg', 'attention-layers-1-attn.svg', 'inspection.json', 'memory.svg', 'predicted-span-layer0.svg', 'predicted-span-layer1.svg']);
   assert.deepEqual(JSON.parse(readFileSync(join(dir, 'inspection.json'), 'utf8')).tokens, stream);
   const text = readFileSync(join(dir, 'predicted-span-layer0.svg'), 'utf8');
-  assert.equal((text.match(/<rect x=/g) ?? []).length, stream.length, 'one shaded cell per character');
+  assert.equal((text.match(/<rect class="cell"/g) ?? []).length, stream.length, 'one shaded cell per character');
+  assert.equal((text.match(/class="boundary"/g) ?? []).length, 3, 'a mark where each of the 3 segments begins');
+  assert.match(text, /url\(#colour-scale\)/, 'a colour scale');
+  const map = readFileSync(join(dir, 'attention-layers-0-attn.svg'), 'utf8');
+  // the last segment (4 queries) over the 8 memories still kept (positions 8-15) and itself: each labelled with its character
+  const labels = [...map.matchAll(/<text class="label"[^>]*>([^<]*)<\/text>/g)].map((x) => x[1]);
+  assert.deepEqual(labels, [...stream.slice(16), ...stream.slice(8)].map((id) => 'abcdefg'[id]), 'row labels, then column labels');
+  assert.equal((map.match(/class="boundary"/g) ?? []).length, 1, 'the memory / segment boundary');
+  assert.match(map, />memory<\/text>[\s\S]*>segment<\/text>/);
   model.dispose();
 });
 
 test('the pictures: cells, bars and shades follow the values', () => {
   const map = heatmap({ title: 't', values: [[1, 0], [0.5, 0.5]], xLabel: 'x', yLabel: 'y' });
-  assert.equal((map.match(/<rect x=/g) ?? []).length, 3 + 1, 'zero cells are not drawn (3 cells and the frame)');
+  assert.equal((map.match(/<rect class="cell"/g) ?? []).length, 3, 'zero cells are not drawn');
+  const marked = heatmap({ title: 't', values: [[0.2, 0.4, 0.4]], xLabel: 'x', yLabel: 'y', colParts: ['memory', 'memory', 'segment'], colSegmentStarts: [1], max: 0.4 });
+  assert.equal((marked.match(/class="boundary"/g) ?? []).length, 1, 'a line where the memories end');
+  assert.equal((marked.match(/class="segment-boundary"/g) ?? []).length, 1, 'a dashed line where an earlier segment began');
+  assert.match(marked, /fill="rgb\(8,48,107\)"/, 'the scale reaches its darkest at max');
   const bars = groupedBars({ title: 't', values: [[1, 2, 3], [4, 5, 6]], groupLabel: String, barLabel: String, yLabel: 'y' });
   assert.equal((bars.match(/<title>/g) ?? []).length, 6);
   const shaded = shadedText({ title: 't', legend: 'l', text: ['a', 'b'], values: [0, 10], maxValue: 10 });

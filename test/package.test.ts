@@ -31,7 +31,7 @@ test('the packed package installs, builds its addon, type-checks and runs from a
   const files = packed[0]!.files.map((f) => f.path);
   await t.test('the tarball holds the library, CLI, addon sources, install scripts and data, and no test, bench or example code', () => {
     for (const f of ['package.json', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/cli/engram.js', 'native/binding.gyp', 'native/src/addon.cpp',
-      'scripts/build-addon.mjs', 'scripts/find-libtorch.mjs', 'data/tinyshakespeare.txt']) {
+      'scripts/build-addon.mjs', 'scripts/find-libtorch.mjs', 'data/tinyshakespeare.txt', 'dist/viewer/index.html', 'dist/viewer/app.js']) {
       assert.ok(files.includes(f), `${f} is in the tarball`);
     }
     const stray = files.filter((f) => /^(dist\/)?(test|bench|examples)\//.test(f) || f.endsWith('.map') || f.startsWith('native/build/'));

@@ -2,3 +2,4 @@
 export * from './decoder.js';
 export * from './sampling.js';
 export * from './stream.js';
+export * from './trace.js';

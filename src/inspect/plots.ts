@@ -1,6 +1,8 @@
 // Pictures of what a model keeps, as standalone SVG (see src/train/plot.ts for why SVG is written
-// here): an attention heatmap, the spans of Adaptive-Span's heads, and a text with each character
-// shaded by a value (the Expire-Span paper's figure: how long the model keeps each character).
+// here): an attention heatmap (its rows and columns labelled with their tokens, the memory /
+// segment boundaries marked, a colour scale), the spans of Adaptive-Span's heads, and a text with
+// each character shaded by a value (the Expire-Span paper's figure: how long the model keeps each
+// character), the segment boundaries marked.
 import { COLORS, esc } from '../train/plot.js';
 
 const num = (x: number): string => (Math.round(x * 100) / 100).toString();
@@ -15,28 +17,79 @@ const shade = (v: number): string => {
 
 export interface HeatmapOptions {
   title: string;
-  /** [rows][columns] in [0, 1] (attention weights). */
+  /** [rows][columns], shaded from 0 (white) to max (dark): attention weights. */
   values: number[][];
   xLabel: string;
   yLabel: string;
   /** Largest cell side in pixels (default 12; smaller when the matrix is large). */
   cell?: number;
+  /** The colour scale's upper end (default 1). */
+  max?: number;
+  /** Each row's and column's label (a token's text, 'r0' for a memory slot), drawn when the cells are large enough. */
+  rowLabels?: string[];
+  colLabels?: string[];
+  /** What each row and column is ('memory', 'segment', 'read'...): a red line marks where it changes, each part named. */
+  rowParts?: string[];
+  colParts?: string[];
+  /** Columns before which a dashed line marks where an earlier segment began (among the memories). */
+  colSegmentStarts?: number[];
 }
 
-/** A matrix as shaded cells, row 0 at the top. */
+/** Consecutive runs of equal parts: [part, first index, end index). */
+function partRuns(parts: readonly string[]): [string, number, number][] {
+  const runs: [string, number, number][] = [];
+  parts.forEach((p, i) => {
+    const last = runs[runs.length - 1];
+    if (last && last[0] === p) last[2] = i + 1;
+    else runs.push([p, i, i + 1]);
+  });
+  return runs;
+}
+
+/** The colour scale: a bar shaded from 0 to max with its ticks, at (x, y). */
+function colourScale(x: number, y: number, max: number, title: string): string {
+  const w = 160;
+  const stops = Array.from({ length: 11 }, (_, i) => `<stop offset="${i * 10}%" stop-color="${shade(i / 10)}"/>`).join('');
+  const ticks = [0, 0.5, 1].map((f) => `<line x1="${num(x + f * w)}" y1="${y + 10}" x2="${num(x + f * w)}" y2="${y + 14}" stroke="#333"/><text x="${num(x + f * w)}" y="${y + 25}" text-anchor="middle" font-size="10">${num(f * max)}</text>`).join('');
+  return `<defs><linearGradient id="colour-scale">${stops}</linearGradient></defs>`
+    + `<rect class="scale" x="${x}" y="${y}" width="${w}" height="10" fill="url(#colour-scale)" stroke="#888"/>${ticks}<text x="${x + w + 8}" y="${y + 9}" font-size="11">${esc(title)}</text>`;
+}
+
+/** A matrix as shaded cells, row 0 at the top, with its labels, part boundaries and colour scale. */
 export function heatmap(o: HeatmapOptions): string {
   const rows = o.values.length, cols = Math.max(1, ...o.values.map((r) => r.length));
   const cell = Math.max(1, Math.min(o.cell ?? 12, Math.floor(720 / cols), Math.floor(720 / Math.max(1, rows))));
-  const m = { top: 40, left: 48, right: 16, bottom: 40 };
-  const w = m.left + cols * cell + m.right, h = m.top + rows * cell + m.bottom;
-  const out = [header(Math.max(w, 240), h)];
-  out.push(`<text x="${m.left}" y="24" font-size="14" font-weight="bold">${esc(o.title)}</text>`);
+  const max = o.max ?? 1;
+  const labelled = (labels?: string[]) => (labels && cell >= 3 ? labels : null);
+  const rowLabels = labelled(o.rowLabels), colLabels = labelled(o.colLabels);
+  const step = Math.ceil(9 / cell); // a label every `step` rows / columns, so that they do not overlap
+  const m = { top: colLabels ? 72 : 40, left: rowLabels ? 72 : 48, right: 16, bottom: 76 };
+  const pw = cols * cell, ph = rows * cell;
+  const w = Math.max(m.left + pw + m.right, 360, 32 + o.title.length * 8), h = m.top + ph + m.bottom;
+  const out = [header(w, h)];
+  out.push(`<text x="16" y="24" font-size="14" font-weight="bold">${esc(o.title)}</text>`);
   o.values.forEach((row, i) => row.forEach((v, j) => {
-    if (v > 1e-3) out.push(`<rect x="${m.left + j * cell}" y="${m.top + i * cell}" width="${cell}" height="${cell}" fill="${shade(v)}"/>`);
+    if (v > 1e-3 * max) out.push(`<rect class="cell" x="${m.left + j * cell}" y="${m.top + i * cell}" width="${cell}" height="${cell}" fill="${shade(v / max)}"/>`);
   }));
-  out.push(`<rect x="${m.left}" y="${m.top}" width="${cols * cell}" height="${rows * cell}" fill="none" stroke="#333"/>`);
-  out.push(`<text x="${num(m.left + (cols * cell) / 2)}" y="${h - 14}" text-anchor="middle">${esc(o.xLabel)}</text>`);
-  out.push(`<text transform="translate(20 ${num(m.top + (rows * cell) / 2)}) rotate(-90)" text-anchor="middle">${esc(o.yLabel)}</text>`);
+  out.push(`<rect x="${m.left}" y="${m.top}" width="${pw}" height="${ph}" fill="none" stroke="#333"/>`);
+  rowLabels?.forEach((l, i) => {
+    if (i % step === 0) out.push(`<text class="label" x="${m.left - 4}" y="${num(m.top + i * cell + cell / 2 + 3)}" text-anchor="end" font-family="monospace" font-size="9">${esc(l)}</text>`);
+  });
+  colLabels?.forEach((l, j) => {
+    if (j % step === 0) out.push(`<text class="label" transform="translate(${num(m.left + j * cell + cell / 2 + 3)} ${m.top - 4}) rotate(-90)" font-family="monospace" font-size="9">${esc(l)}</text>`);
+  });
+  for (const j of o.colSegmentStarts ?? []) {
+    out.push(`<line class="segment-boundary" x1="${m.left + j * cell}" y1="${m.top}" x2="${m.left + j * cell}" y2="${m.top + ph}" stroke="#98a2b3" stroke-dasharray="3 2"/>`);
+  }
+  const colRuns = partRuns(o.colParts ?? []), rowRuns = partRuns(o.rowParts ?? []);
+  for (const [, from] of colRuns.slice(1)) out.push(`<line class="boundary" x1="${m.left + from * cell}" y1="${m.top - 8}" x2="${m.left + from * cell}" y2="${m.top + ph + 8}" stroke="#d92d20" stroke-width="2"/>`);
+  for (const [, from] of rowRuns.slice(1)) out.push(`<line class="boundary" x1="${m.left - 8}" y1="${m.top + from * cell}" x2="${m.left + pw + 8}" y2="${m.top + from * cell}" stroke="#d92d20" stroke-width="2"/>`);
+  if (colRuns.length > 1) {
+    for (const [part, from, to] of colRuns) out.push(`<text x="${num(m.left + ((from + to) / 2) * cell)}" y="${m.top + ph + 18}" text-anchor="middle" font-size="11" fill="#d92d20">${esc(part)}</text>`);
+  }
+  out.push(`<text x="${num(m.left + pw / 2)}" y="${m.top + ph + 34}" text-anchor="middle">${esc(o.xLabel)}</text>`);
+  out.push(`<text transform="translate(14 ${num(m.top + ph / 2)}) rotate(-90)" text-anchor="middle">${esc(o.yLabel)}</text>`);
+  out.push(colourScale(m.left, m.top + ph + 44, max, 'attention weight'));
   out.push('</svg>');
   return `${out.join('\n')}\n`;
 }
@@ -93,8 +146,10 @@ export interface ShadedTextOptions {
   maxValue: number;
   /** Positions per line (default 64). */
   width?: number;
-  /** What the shade means, printed under the title. */
+  /** What the shade means, printed under the title and beside the colour scale. */
   legend: string;
+  /** Tokens per segment: a red mark where each segment begins (none when absent). */
+  segmentLength?: number;
 }
 
 /** Text with each position's background shaded by its value (the Expire-Span paper's figure). */
@@ -102,17 +157,21 @@ export function shadedText(o: ShadedTextOptions): string {
   const perLine = o.width ?? 64, cw = 11, lh = 20;
   const lines = Math.ceil(o.text.length / perLine);
   const m = { top: 64, left: 16 };
-  const w = m.left * 2 + perLine * cw, h = m.top + lines * lh + 16;
+  const w = Math.max(m.left * 2 + perLine * cw, 420), h = m.top + lines * lh + 48;
   const out = [header(w, h)];
   out.push(`<text x="${m.left}" y="24" font-size="14" font-weight="bold">${esc(o.title)}</text>`);
   out.push(`<text x="${m.left}" y="44" fill="#555">${esc(o.legend)}</text>`);
   o.text.forEach((ch, i) => {
     const x = m.left + (i % perLine) * cw, y = m.top + Math.floor(i / perLine) * lh;
     const v = (o.values[i] ?? 0) / Math.max(o.maxValue, 1e-9);
-    out.push(`<rect x="${x}" y="${y}" width="${cw}" height="${lh - 2}" fill="${shade(v)}"><title>${esc(`${i}: ${num(o.values[i] ?? 0)}`)}</title></rect>`);
+    out.push(`<rect class="cell" x="${x}" y="${y}" width="${cw}" height="${lh - 2}" fill="${shade(v)}"><title>${esc(`${i}: ${num(o.values[i] ?? 0)}`)}</title></rect>`);
     const shown = ch === '\n' ? '⏎' : ch === ' ' ? '' : ch;
     if (shown) out.push(`<text x="${x + cw / 2}" y="${y + 14}" text-anchor="middle" font-family="monospace" fill="${v > 0.55 ? '#ffffff' : '#000000'}">${esc(shown)}</text>`);
+    if (o.segmentLength && i % o.segmentLength === 0) {
+      out.push(`<line class="boundary" x1="${x}" y1="${y - 2}" x2="${x}" y2="${y + lh}" stroke="#d92d20" stroke-width="2"><title>segment ${i / o.segmentLength + 1}</title></line>`);
+    }
   });
+  out.push(colourScale(m.left, m.top + lines * lh + 10, o.maxValue, o.segmentLength ? 'red marks: segment boundaries' : ''));
   out.push('</svg>');
   return `${out.join('\n')}\n`;
 }

@@ -1,5 +1,6 @@
 // An inspection as files: inspection.json (the plain data) and the SVG pictures that apply to the
-// model, drawn from its diagnostics whatever its kind: attention of the last segment; every
+// model, drawn from its diagnostics whatever its kind: attention of the last segment (queries and
+// keys labelled with their tokens, the memory / segment boundaries marked); every
 // per-head entry as bars per layer and head (Adaptive-Span's spans: spans.svg); every per-token
 // entry as the text shaded by it, per layer (Expire-Span's predicted span:
 // predicted-span-layer<l>.svg); the per-layer entries per segment, else the memories attended
@@ -9,7 +10,7 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../tensor/serialize.js';
 import { lineChart } from '../train/plot.js';
 import { groupedBars, heatmap, shadedText } from './plots.js';
-import type { Inspection } from './inspect.js';
+import type { AxisLabel, Inspection } from './inspect.js';
 
 export interface ReportOptions {
   dir: string;
@@ -30,6 +31,9 @@ export async function writeInspection(ins: Inspection, o: ReportOptions): Promis
   await write('inspection.json', `${JSON.stringify(ins)}\n`);
 
   const last = ins.segments[ins.segments.length - 1];
+  // a row or column is labelled with its token's text, or its slot ('r0': the first read slot)
+  const label = (a: AxisLabel, i: number, axis: AxisLabel[]): string =>
+    a.position !== null ? o.decode(ins.tokens[a.position]!).replace(' ', '␣').replace('\n', '⏎') : `${a.part[0]}${axis.slice(0, i).filter((b) => b.part === a.part).length}`;
   for (const map of last?.attention ?? []) {
     if (map.weights.length === 0) continue;
     const K = map.weights.length;
@@ -37,8 +41,15 @@ export async function writeInspection(ins: Inspection, o: ReportOptions): Promis
     await write(`attention-${map.module.replace(/[^\w]+/g, '-')}.svg`, heatmap({
       title: `${ins.kind}: ${map.module}, last segment (mean of ${K} heads)`,
       values: mean,
+      max: Math.max(1e-9, ...mean.flat()),
       xLabel: 'keys: memories (oldest first), then the segment',
       yLabel: 'queries',
+      rowLabels: map.queries.map((q, i) => label(q, i, map.queries)),
+      colLabels: map.keys.map((k, i) => label(k, i, map.keys)),
+      rowParts: map.queries.map((q) => q.part),
+      colParts: map.keys.map((k) => k.part),
+      colSegmentStarts: map.keys.flatMap((k, j) =>
+        (j > 0 && k.part === map.keys[j - 1]!.part && k.position !== null && k.position % ins.segmentLength === 0 ? [j] : [])),
     }));
   }
   const fileName = (name: string) => name.replace(/[^\w]+/g, '-');
@@ -58,7 +69,7 @@ export async function writeInspection(ins: Inspection, o: ReportOptions): Promis
       await write(`${fileName(name)}-layer${l}.svg`, shadedText({
         title: `${ins.kind}: ${name} of each token, layer ${l}`,
         legend: `darker = larger (white 0, darkest ${o.maxSpan} = the maximum span)`,
-        text, values, maxValue: o.maxSpan,
+        text, values, maxValue: o.maxSpan, segmentLength: ins.segmentLength,
       }));
     }
   }
