@@ -225,6 +225,8 @@ async function launchTrainWorkers(opts: Record<string, unknown>): Promise<void> 
     ...(opts.masterPort !== undefined ? { masterPort: intFlag(opts, 'masterPort', '--master-port')! } : {}),
     command: process.execPath,
     args: [...process.execArgv, process.argv[1]!, ...args],
+    // the other ranks stop by themselves within the collectives' timeout; past it they are stopped
+    ...(opts.distTimeout !== undefined && Number(opts.distTimeout) > 0 ? { graceSeconds: Number(opts.distTimeout) } : {}),
   });
   process.exitCode = r.exitCode;
 }

@@ -12,6 +12,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { configError } from '../tensor/index.js';
 import { DEFAULT_MASTER_PORT, workerEnv } from './env.js';
+import { DEFAULT_TIMEOUT_SECONDS } from './process-group.js';
 
 export interface LaunchOptions {
   /** Workers on this machine. */
@@ -29,7 +30,7 @@ export interface LaunchOptions {
   args: string[];
   /** Base environment of the workers (default process.env). */
   env?: NodeJS.ProcessEnv;
-  /** Seconds the other workers get to stop by themselves after one failed (default 30). */
+  /** Seconds the other workers get to stop by themselves after one failed (default 60, the collectives' default timeout). */
   graceSeconds?: number;
   /** Where the launcher's own lines go (default stderr). */
   log?: (line: string) => void;
@@ -75,7 +76,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   const masterPort = o.masterPort ?? (nnodes === 1 ? await freePort() : DEFAULT_MASTER_PORT);
   const worldSize = nnodes * o.nproc;
   const log = o.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const graceMs = (o.graceSeconds ?? 30) * 1000;
+  const graceMs = (o.graceSeconds ?? DEFAULT_TIMEOUT_SECONDS) * 1000;
 
   const children: ChildProcess[] = [];
   const exits: WorkerExit[] = [];
