@@ -40,6 +40,17 @@ function losses(run: string): number[] {
     .filter((r) => r.type === 'train').map((r) => r.loss);
 }
 
+/** The final evaluation of a finished run (its result.json). */
+function finalEval(run: string): Record<string, number> {
+  return (JSON.parse(readFileSync(join(dir, run, 'result.json'), 'utf8')) as { finalEval: Record<string, number> }).finalEval;
+}
+
+/** Sharded evaluation, counts summed over the ranks: the single process's metrics. */
+function assertSameEval(a: Record<string, number>, b: Record<string, number>): void {
+  assert.deepEqual(Object.keys(a).sort(), Object.keys(b).sort());
+  for (const k of Object.keys(a)) assert.ok(Math.abs(a[k]! - b[k]!) <= 1e-5 * Math.max(1, Math.abs(b[k]!)), `${k}: ${a[k]} vs ${b[k]}`);
+}
+
 function assertClose(a: number[], b: number[], tol: number): void {
   assert.equal(a.length, b.length);
   a.forEach((x, i) => assert.ok(Math.abs(x - b[i]!) <= tol, `step ${i + 1}: ${x} vs ${b[i]}`));
@@ -123,6 +134,7 @@ test('two processes give the losses of one with the same global batch, across a 
   const rest = engram(['train', '--out', 'lm-2', '--resume', '--steps', '20', '--nproc', '2', '--progress', 'none']);
   assert.equal(rest.status, 0, rest.stderr);
   assertClose(losses('lm-2'), losses('lm-1'), 1e-5);
+  assertSameEval(finalEval('lm-2'), finalEval('lm-1'));
 
   // its carried memory belongs to two ranks: one process cannot take it over
   const single = engram(['train', '--out', 'lm-2', '--resume', '--steps', '30', '--progress', 'none']);
@@ -136,6 +148,7 @@ test('two processes give the losses of one with the same global batch: task run 
   const two = engram(['train', ...taskArgs, '--steps', '20', '--out', 'task-2', '--nproc', '2']);
   assert.equal(two.status, 0, two.stderr);
   assertClose(losses('task-2'), losses('task-1'), 1e-5);
+  assertSameEval(finalEval('task-2'), finalEval('task-1'));
 });
 
 test('a shard is an equal part of the batch; LM streams split over ranks read what one process reads', () => {

@@ -8,7 +8,7 @@
 //   allGather(t)                 every rank's t, in rank order
 //   averageGradients(params)     DDP's gradient averaging, in buckets of bucketBytes
 //   sumNumbers(xs)               a few JS numbers summed over the ranks (float64)
-import { allGather, allReduceGradients, allReduceInPlace, barrier, broadcastInPlace, createGroup, destroyGroup, tensor, configError, type CollectiveBackend, type Tensor } from '../tensor/index.js';
+import { allGather, allReduceGradients, allReduceInPlace, barrier, broadcastInPlace, createGroup, destroyGroup, tensor, configError, type CollectiveBackend, type Device, type Tensor } from '../tensor/index.js';
 import type { DistEnv } from './env.js';
 
 export interface ProcessGroupOptions {
@@ -29,6 +29,8 @@ export class ProcessGroup {
   readonly backend: CollectiveBackend;
   readonly timeoutSeconds: number;
   readonly bucketBytes: number;
+  /** Where this rank's collectives run: cpu for gloo, cuda:<LOCAL_RANK> for nccl. */
+  readonly device: Device;
   /** Seconds spent in collectives so far (gradient averaging and the rest). */
   commSeconds = 0;
   #id: number | null;
@@ -40,6 +42,7 @@ export class ProcessGroup {
     this.backend = backend;
     this.timeoutSeconds = timeoutSeconds;
     this.bucketBytes = bucketBytes;
+    this.device = (backend === 'nccl' ? `cuda:${env.localRank}` : 'cpu') as Device;
   }
 
   /** Joins the job (blocks until every rank has, or the timeout). */
@@ -93,12 +96,17 @@ export class ProcessGroup {
 
   /** Sums a few numbers over the ranks (in float64: exact for counts). */
   sumNumbers(xs: readonly number[]): number[] {
-    const t = tensor(Float64Array.from(xs), { dtype: 'float64' });
+    const host = tensor(Float64Array.from(xs), { dtype: 'float64' });
+    const t = this.device === 'cpu' ? host : host.to({ device: this.device });
     try {
       this.allReduce([t]);
-      return Array.from(t.data() as Float64Array);
+      const back = t === host ? t : t.to({ device: 'cpu' });
+      const values = Array.from(back.data() as Float64Array);
+      if (back !== t) back.dispose();
+      return values;
     } finally {
-      t.dispose();
+      host.dispose();
+      if (t !== host) t.dispose();
     }
   }
 

@@ -36,6 +36,8 @@ export interface StreamBatcherOptions {
   device?: Device;
   /** This rank's share of the streams in a data-parallel job (default: all of them). */
   shard?: Shard | null;
+  /** Whether the ranks' shares may differ by a stream (evaluation; default false: W must divide B). */
+  unevenShards?: boolean;
 }
 
 /** A rank's place in a data-parallel job: it reads the rank-th of worldSize equal parts of a batch. */
@@ -44,13 +46,17 @@ export interface Shard {
   worldSize: number;
 }
 
-/** The rows [from, from + count) of a batch of `batchSize` that a shard reads; W must divide B. */
-export function shardRows(batchSize: number, shard: Shard | null | undefined, op = 'shard'): { from: number; count: number } {
+/**
+ * The rows [from, from + count) of a batch of `batchSize` that a shard reads. Training needs equal
+ * parts (W must divide B: the ranks' gradients are averaged); `uneven` allows parts that differ by
+ * one row (evaluation, whose counts are summed).
+ */
+export function shardRows(batchSize: number, shard: Shard | null | undefined, op = 'shard', uneven = false): { from: number; count: number } {
   if (!shard || shard.worldSize === 1) return { from: 0, count: batchSize };
   const { rank, worldSize: W } = shard;
-  if (batchSize % W !== 0) throw configError(op, `the batch size ${batchSize} does not split evenly over ${W} ranks; use a batch size that is a multiple of ${W}`);
-  const count = batchSize / W;
-  return { from: rank * count, count };
+  if (!uneven && batchSize % W !== 0) throw configError(op, `the batch size ${batchSize} does not split evenly over ${W} ranks; use a batch size that is a multiple of ${W}`);
+  const from = Math.floor((rank * batchSize) / W);
+  return { from, count: Math.floor(((rank + 1) * batchSize) / W) - from };
 }
 
 export interface StreamSegment {
@@ -108,7 +114,7 @@ export class StreamBatcher {
     this.streamLength = S;
     this.stepsPerEpoch = steps;
     this.remainder = remainder;
-    const rows = shardRows(B, options.shard, 'StreamBatcher');
+    const rows = shardRows(B, options.shard, 'StreamBatcher', options.unevenShards ?? false);
     this.firstStream = rows.from;
     this.localBatchSize = rows.count;
     this.#device = options.device;

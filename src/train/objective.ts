@@ -32,9 +32,9 @@ import { IGNORE_INDEX, type SegmentedTask } from '../tasks/types.js';
 import { makeTask, type TaskName } from '../tasks/registry.js';
 import type { DataSection, LmDataSection, TaskDataSection, TrainConfig, TrainSection } from './config.js';
 import { loadCorpus, taskOf, type LmCorpus } from './data.js';
-import { accuracyCounts, crossEntropySum, type MetricCounts, type Metrics } from './metrics.js';
+import { accuracyCounts, crossEntropySum, summarize, type MetricCounts, type Metrics } from './metrics.js';
 import { unroll } from './unroll.js';
-import { disposeState, evaluateLm, evaluateTask, splitSegments } from './evaluate.js';
+import { disposeState, evaluateLm, evaluateLmCounts, evaluateTask, evaluateTaskCounts, splitSegments } from './evaluate.js';
 import { generateAnswers, generateText } from './generate.js';
 import { hasCheckpoint, loadCheckpoint, withPrefix, type CheckpointMeta } from './checkpoint.js';
 import { isModelFolder, loadModel, saveModel } from './model-folder.js';
@@ -118,8 +118,11 @@ export interface Objective extends RunObjective {
   describe(): string;
   /** Reads the next batch, runs it and hands its loss to `backward`; libtorch's seed is set by the caller. */
   step(model: SegmentModel, backward: BackwardFn): StepStats;
-  /** Held-out metrics during training (tasks: the fixed evaluation batches; LM: the validation split). */
-  evaluate(model: SegmentModel): Metrics;
+  /**
+   * Held-out metrics during training (tasks: the fixed evaluation batches; LM: the validation split).
+   * With a shard, this rank's part of them: `reduce` sums its counts over the ranks.
+   */
+  evaluate(model: SegmentModel, reduce?: (counts: MetricCounts) => MetricCounts): Metrics;
   position(): DataPosition;
   /** Continues from a checkpoint's data position and carried state (the objective owns `carry` then). */
   restore(position: DataPosition, carry: MemoryState | null): void;
@@ -148,9 +151,11 @@ export class TaskObjective implements Objective {
   readonly #rng: Rng;
 
   readonly #rows: { from: number; count: number };
+  readonly #shard: Shard | null;
 
   constructor(readonly section: TaskDataSection, readonly train: TrainSection, shard: Shard | null = null) {
     this.task = taskOf(section);
+    this.#shard = shard;
     this.#rows = shardRows(train.batchSize, shard, 'TaskObjective');
     this.#rng = new Rng(train.seed);
   }
@@ -207,9 +212,11 @@ export class TaskObjective implements Objective {
     return { counts, tokens: rows.count * n * M };
   }
 
-  evaluate(model: SegmentModel): Metrics {
+  evaluate(model: SegmentModel, reduce?: (counts: MetricCounts) => MetricCounts): Metrics {
     const t = this.train;
-    return evaluateTask(model, this.task, { batches: t.evalBatches, batchSize: t.batchSize, seed: t.evalSeed });
+    const o = { batches: t.evalBatches, batchSize: t.batchSize, seed: t.evalSeed };
+    if (!reduce) return evaluateTask(model, this.task, o);
+    return summarize(reduce(evaluateTaskCounts(model, this.task, { ...o, shard: this.#shard })));
   }
 
   position(): DataPosition {
@@ -307,6 +314,7 @@ export class LanguageModelObjective extends LanguageModelRun implements Objectiv
   /** BPTT depth k: an unroll is k + 1 segments. */
   readonly depth: number;
   readonly #batcher: StreamBatcher;
+  readonly #shard: Shard | null;
   #carry: MemoryState | null = null;
 
   constructor(section: LmDataSection, train: TrainSection, corpus: LmCorpus, shard: Shard | null = null) {
@@ -316,6 +324,7 @@ export class LanguageModelObjective extends LanguageModelRun implements Objectiv
     }
     this.depth = train.bpttDepth;
     this.data = corpus;
+    this.#shard = shard;
     this.#batcher = new StreamBatcher(corpus.train, { batchSize: train.batchSize, segmentLength: section.segmentLength, remainder: 'drop', shard });
   }
 
@@ -378,8 +387,10 @@ export class LanguageModelObjective extends LanguageModelRun implements Objectiv
     return { counts: r.counts, tokens: r.tokens };
   }
 
-  evaluate(model: SegmentModel): Metrics {
-    return evaluateLm(model, this.data.valid, { batchSize: this.train.batchSize, segmentLength: this.segmentLength, maxTokens: this.section.maxEvalTokens });
+  evaluate(model: SegmentModel, reduce?: (counts: MetricCounts) => MetricCounts): Metrics {
+    const o = { batchSize: this.train.batchSize, segmentLength: this.segmentLength, maxTokens: this.section.maxEvalTokens };
+    if (!reduce) return evaluateLm(model, this.data.valid, o);
+    return summarize(reduce(evaluateLmCounts(model, this.data.valid, { ...o, shard: this.#shard })));
   }
 
   position(): DataPosition {

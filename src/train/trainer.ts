@@ -15,8 +15,8 @@
 // gradients are averaged over the ranks (in buckets) before clipping and the optimiser step, so
 // every rank takes the same step, equal to the single-process step on the whole batch. The step's
 // counts are summed over the ranks, so losses and metrics are the job's. Rank 0 alone writes the
-// log, checkpoints and result; a checkpoint gathers every rank's carried state. Every rank
-// evaluates the whole held-out set (the same numbers on all).
+// log, checkpoints and result; a checkpoint gathers every rank's carried state. Evaluation is
+// sharded the same way and its counts summed, so every rank has the job's metrics.
 //
 // Shapes: B batch, M segment length, T = numSegments * M, V vocabulary.
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -26,7 +26,7 @@ import { removeTempFiles, writeFileAtomic } from '../tensor/serialize.js';
 import { Adam, AdamW, clipGradNorm, constantLr, cosineDecay, LrScheduler, ReduceLROnPlateau, weightDecayGroups, withWarmup, type AdamOptions, type Schedule } from '../optim/index.js';
 import { createModel, resolveModelConfig, type MemoryState, type ModelConfig, type SegmentModel } from '../models/index.js';
 import { canonicalJson, resolveTrainConfig, type TrainConfig, type TrainConfigInput } from './config.js';
-import { addCounts, emptyCounts, summarize, type Metrics } from './metrics.js';
+import { addCounts, emptyCounts, summarize, type MetricCounts, type Metrics } from './metrics.js';
 import { createObjective, headline, isBetter, type HeadlineMetric, type Objective, type StepStats } from './objective.js';
 import { carryPrefix, flattenState, hasCheckpoint, loadCheckpoint, saveCheckpoint, unflattenState, withPrefix, type CarryLayout, type CheckpointMeta } from './checkpoint.js';
 import { createProgress, type ProgressMode, type ProgressReporter } from './progress.js';
@@ -287,16 +287,11 @@ export class Trainer {
     return this.processGroup ? this.#jobStats(stats, this.processGroup) : stats;
   }
 
-  /** A rank's step counts summed over the job (the models' auxiliary losses averaged). */
+  /** A rank's step counts summed over the job; also agrees whether a rank was asked to stop. */
   #jobStats(stats: StepStats, pg: ProcessGroup): StepStats {
-    const c = stats.counts;
-    const [lossSum, tokens, answerTokens, correct, samples, exact, auxSum, memorySum, forwards, read, stopping] = pg.sumNumbers([
-      c.lossSum, c.tokens, c.answerTokens, c.correct, c.samples, c.exact, c.auxSum, c.memorySum ?? 0, c.forwards ?? 0, stats.tokens,
-      this.#options.signal?.aborted ? 1 : 0,
-    ]) as [number, number, number, number, number, number, number, number, number, number, number];
-    this.#jobStopping = stopping > 0; // a rank was asked to stop: all stop after this step
-    const counts = { lossSum, tokens, answerTokens, correct, samples, exact, auxSum: auxSum / pg.worldSize, batches: c.batches, ...(c.forwards !== undefined ? { memorySum, forwards } : {}) };
-    return { counts, tokens: read };
+    const [counts, read, stopping] = jobCounts(pg, stats.counts, [stats.tokens, this.#options.signal?.aborted ? 1 : 0]);
+    this.#jobStopping = stopping! > 0; // a rank was asked to stop: all stop after this step
+    return { counts, tokens: read! };
   }
 
   #backward(ce: Tensor | null, tokens: number, aux: Tensor[]): void {
@@ -323,7 +318,8 @@ export class Trainer {
 
   /** Held-out metrics now (tasks: the fixed evaluation batches; LM: the validation split). */
   evaluate(): Metrics {
-    return this.objective.evaluate(this.model);
+    const pg = this.processGroup;
+    return pg ? this.objective.evaluate(this.model, (c) => jobCounts(pg, c, [])[0]) : this.objective.evaluate(this.model);
   }
 
   /** The headline metric of an evaluation: accuracy for tasks (higher is better), bpc for LM. */
@@ -616,6 +612,17 @@ export class Trainer {
     this.optimizer.dispose();
     this.model.dispose();
   }
+}
+
+/**
+ * Counts of each rank summed over the job (the models' auxiliary losses, which each rank computes
+ * per batch, averaged), with a few more numbers summed in the same all-reduce.
+ */
+function jobCounts(pg: ProcessGroup, c: MetricCounts, extra: number[]): [MetricCounts, ...number[]] {
+  const sums = pg.sumNumbers([c.lossSum, c.tokens, c.answerTokens, c.correct, c.samples, c.exact, c.auxSum, c.memorySum ?? 0, c.forwards ?? 0, ...extra]);
+  const [lossSum, tokens, answerTokens, correct, samples, exact, auxSum, memorySum, forwards] = sums as [number, number, number, number, number, number, number, number, number];
+  const counts: MetricCounts = { lossSum, tokens, answerTokens, correct, samples, exact, auxSum: auxSum / pg.worldSize, batches: c.batches, ...(c.forwards !== undefined ? { memorySum, forwards } : {}) };
+  return [counts, ...sums.slice(9)];
 }
 
 /** 'loss 0.123  acc 0.987  exact 0.950' or 'bpc 1.234  acc 0.456'. */
