@@ -233,7 +233,7 @@ async function launchTrainWorkers(opts: Record<string, unknown>): Promise<void> 
 
 async function trainCommand(opts: Record<string, unknown>): Promise<void> {
   const distEnv = distEnvFrom();
-  if (opts.nproc !== undefined && !distEnv) return launchTrainWorkers(opts);
+  if (opts.nproc !== undefined && !distEnv && !opts.printConfig) return launchTrainWorkers(opts);
   const rank = distEnv?.rank ?? 0;
   const progress = rank === 0 ? progressMode(opts.progress, 'train') : 'none';
   let base: unknown = {};
