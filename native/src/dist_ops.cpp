@@ -13,8 +13,13 @@
 // differs (CommGroup below).
 #include "engram.h"
 
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/function_hook.h>
+#include <torch/csrc/autograd/variable.h>
+
 #include <chrono>
 #include <cstdlib>
+#include <memory>
 #include <regex>
 
 #if __has_include(<gloo/algorithm.h>) && __has_include(<torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>)
@@ -28,7 +33,7 @@
 #define ENGRAM_HAS_GLOO 0
 #endif
 
-#if ENGRAM_HAS_GLOO && defined(ENGRAM_LIBTORCH_CUDA) && ENGRAM_LIBTORCH_CUDA && __has_include(<nccl.h>)
+#if ENGRAM_HAS_GLOO && defined(ENGRAM_LIBTORCH_CUDA) && ENGRAM_LIBTORCH_CUDA && __has_include(<nccl.h>) && __has_include(<cuda_runtime_api.h>)
 #define ENGRAM_HAS_NCCL 1
 #ifndef USE_C10D_NCCL
 #define USE_C10D_NCCL  // 2.x's header compiles its content only under this macro
@@ -273,6 +278,149 @@ OP(distAllReduceGrads) {
   return info.Env().Undefined();
 }
 
+// ---- gradient averaging that overlaps backward ----------------------------------------------------
+// DDP's scheme on libtorch's autograd: a post-hook on each parameter's gradient accumulator marks
+// its gradient ready during backward; a bucket whose gradients are all ready starts its all-reduce
+// at once (buckets start in index order on every rank, as Gloo needs the same order everywhere),
+// so communication runs while backward computes the rest. finish() starts what is left (buckets
+// with a parameter that got no gradient this step), waits, and writes back the averages.
+// Buckets hold parameters in reverse order, about the order backward produces their gradients.
+
+namespace {
+
+struct Reducer {
+  int64_t group;
+  std::vector<at::Tensor> params;
+  std::vector<std::shared_ptr<torch::autograd::Node>> accumulators;  // held: the hooks live on them
+  std::vector<std::vector<size_t>> buckets;                           // parameter indices
+  std::vector<size_t> bucketOf;
+  std::vector<size_t> waiting;  // gradients not yet ready, per bucket, this step
+  std::vector<bool> ready;
+  std::vector<at::Tensor> flats;
+  std::vector<c10::intrusive_ptr<c10d::Work>> works;
+  size_t launched = 0;
+  bool active = false;
+};
+std::vector<std::shared_ptr<Reducer>> reducers;
+
+Reducer& reducerAt(int64_t id) {
+  if (id < 0 || static_cast<size_t>(id) >= reducers.size() || !reducers[id]) fail("config", "gradient reducer " + std::to_string(id) + " was destroyed or never created");
+  return *reducers[id];
+}
+
+void launchBucket(Reducer& r, size_t k) {
+  Group& g = groupAt(r.group);
+  std::vector<at::Tensor> parts;
+  for (size_t i : r.buckets[k]) {
+    const at::Tensor& p = r.params[i];
+    at::Tensor grad = p.grad();
+    parts.push_back(grad.defined() ? grad.reshape({-1}) : at::zeros({p.numel()}, p.options()));
+  }
+  r.flats[k] = at::cat(parts);
+  std::vector<at::Tensor> one{r.flats[k]};
+  r.works[k] = g.pg->allreduce(one);
+}
+
+// Starts every bucket that is ready and whose predecessors have started.
+void launchReady(Reducer& r) {
+  while (r.launched < r.buckets.size() && r.waiting[r.launched] == 0) launchBucket(r, r.launched++);
+}
+
+struct GradReady : torch::autograd::FunctionPostHook {
+  std::shared_ptr<Reducer> reducer;
+  size_t index;
+  GradReady(std::shared_ptr<Reducer> r, size_t i) : reducer(std::move(r)), index(i) {}
+  torch::autograd::variable_list operator()(const torch::autograd::variable_list& outputs,
+                                            const torch::autograd::variable_list& /*inputs*/) override {
+    Reducer& r = *reducer;
+    if (r.active && !r.ready[index]) {
+      r.ready[index] = true;
+      if (--r.waiting[r.bucketOf[index]] == 0) launchReady(r);
+    }
+    return outputs;
+  }
+};
+
+}  // namespace
+
+// distReducerCreate(group, params[], bucketBytes) -> id. Parameters that do not require a gradient are left out.
+OP(distReducerCreate) {
+  int64_t group = I(info, 0);
+  groupAt(group);
+  auto all = TL(info, 1);
+  int64_t bucketBytes = std::max<int64_t>(1, I(info, 2));
+  auto r = std::make_shared<Reducer>();
+  r->group = group;
+  for (auto& p : all) if (p.requires_grad() && p.is_leaf()) r->params.push_back(p);
+  r->bucketOf.resize(r->params.size());
+  int64_t bytes = 0;
+  for (size_t n = r->params.size(); n-- > 0;) {
+    const at::Tensor& p = r->params[n];
+    if (r->buckets.empty() || bytes >= bucketBytes || r->params[r->buckets.back().front()].scalar_type() != p.scalar_type()) {
+      r->buckets.emplace_back();
+      bytes = 0;
+    }
+    r->buckets.back().push_back(n);
+    r->bucketOf[n] = r->buckets.size() - 1;
+    bytes += p.numel() * p.element_size();
+  }
+  for (size_t i = 0; i < r->params.size(); ++i) {
+    auto acc = torch::autograd::impl::grad_accumulator(r->params[i]);
+    acc->add_post_hook(std::make_unique<GradReady>(r, i));
+    r->accumulators.push_back(std::move(acc));
+  }
+  reducers.push_back(std::move(r));
+  return Napi::Number::New(info.Env(), static_cast<double>(reducers.size() - 1));
+}
+
+// Before backward: nothing is ready yet.
+OP(distReducerBegin) {
+  Reducer& r = reducerAt(I(info, 0));
+  r.waiting.assign(r.buckets.size(), 0);
+  for (size_t k = 0; k < r.buckets.size(); ++k) r.waiting[k] = r.buckets[k].size();
+  r.ready.assign(r.params.size(), false);
+  r.flats.assign(r.buckets.size(), at::Tensor());
+  r.works.assign(r.buckets.size(), c10::intrusive_ptr<c10d::Work>());
+  r.launched = 0;
+  r.active = true;
+  return info.Env().Undefined();
+}
+
+// After backward: starts what is left, waits, writes each gradient's average over the ranks
+// (gradients that backward did not produce stay undefined).
+OP(distReducerFinish) {
+  Reducer& r = reducerAt(I(info, 0));
+  Group& g = groupAt(r.group);
+  r.active = false;
+  collective(g, "gradient all-reduce", [&] {
+    while (r.launched < r.buckets.size()) launchBucket(r, r.launched++);
+    for (auto& w : r.works) waitFor(w);
+  });
+  for (size_t k = 0; k < r.buckets.size(); ++k) {
+    r.flats[k].div_(g.size);
+    int64_t offset = 0;
+    for (size_t i : r.buckets[k]) {
+      at::Tensor grad = r.params[i].grad();
+      int64_t n = r.params[i].numel();
+      if (grad.defined()) grad.copy_(r.flats[k].narrow(0, offset, n).view_as(grad));
+      offset += n;
+    }
+  }
+  r.flats.clear();
+  r.works.clear();
+  return info.Env().Undefined();
+}
+
+OP(distReducerDestroy) {
+  int64_t id = I(info, 0);
+  if (id >= 0 && static_cast<size_t>(id) < reducers.size() && reducers[id]) {
+    reducers[id]->active = false;
+    reducers[id]->accumulators.clear();  // frees the hooks, and with them their hold on the reducer
+    reducers[id].reset();
+  }
+  return info.Env().Undefined();
+}
+
 // Which backends this addon was built with.
 OP(distBackends) {
   auto arr = Napi::Array::New(info.Env());
@@ -296,6 +444,10 @@ OP(distAllGather) { noGloo(); return info.Env().Undefined(); }
 OP(distBarrier) { noGloo(); return info.Env().Undefined(); }
 OP(distAllReduceGrads) { noGloo(); return info.Env().Undefined(); }
 OP(distBackends) { return Napi::Array::New(info.Env()); }
+OP(distReducerCreate) { noGloo(); return info.Env().Undefined(); }
+OP(distReducerBegin) { noGloo(); return info.Env().Undefined(); }
+OP(distReducerFinish) { noGloo(); return info.Env().Undefined(); }
+OP(distReducerDestroy) { return info.Env().Undefined(); }
 
 #endif
 

@@ -8,7 +8,7 @@
 //   allGather(t)                 every rank's t, in rank order
 //   averageGradients(params)     DDP's gradient averaging, in buckets of bucketBytes
 //   sumNumbers(xs)               a few JS numbers summed over the ranks (float64)
-import { allGather, allReduceGradients, allReduceInPlace, barrier, broadcastInPlace, createGroup, destroyGroup, tensor, configError, type CollectiveBackend, type Device, type Tensor } from '../tensor/index.js';
+import { allGather, allReduceGradients, createGradientReducer, destroyGradientReducer, reducerBegin, reducerFinish, allReduceInPlace, barrier, broadcastInPlace, createGroup, destroyGroup, tensor, configError, type CollectiveBackend, type Device, type Tensor } from '../tensor/index.js';
 import type { DistEnv } from './env.js';
 
 export interface ProcessGroupOptions {
@@ -92,6 +92,19 @@ export class ProcessGroup {
   /** Averages the gradients of params over the ranks (params without a gradient are left out). */
   averageGradients(params: readonly Tensor[]): void {
     this.#timed((g) => allReduceGradients(g, params, this.bucketBytes));
+  }
+
+  /**
+   * Averages the gradients of params over the ranks while backward runs (DDP's overlap): call
+   * begin() before backward and finish() after it. Parameters are fixed at creation.
+   */
+  gradientReducer(params: readonly Tensor[]): { begin(): void; finish(): void; destroy(): void } {
+    const reducer = createGradientReducer(this.#group(), params, this.bucketBytes);
+    return {
+      begin: () => reducerBegin(reducer),
+      finish: () => this.#timed(() => reducerFinish(reducer)),
+      destroy: () => destroyGradientReducer(reducer),
+    };
   }
 
   /** Sums a few numbers over the ranks (in float64: exact for counts). */

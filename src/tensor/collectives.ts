@@ -53,6 +53,18 @@ export function allReduceGradients(group: number, params: readonly Tensor[], buc
   native.distAllReduceGrads(group, ids(params), bucketBytes);
 }
 
+/**
+ * DDP's overlapped gradient averaging: hooks on the parameters' gradient accumulators start each
+ * bucket's all-reduce during backward as soon as its gradients are ready. begin() before backward,
+ * finish() after it (waits and writes the averages); returns the reducer's id.
+ */
+export function createGradientReducer(group: number, params: readonly Tensor[], bucketBytes: number): number {
+  return native.distReducerCreate(group, ids(params), bucketBytes);
+}
+export const reducerBegin = (reducer: number): void => native.distReducerBegin(reducer);
+export const reducerFinish = (reducer: number): void => native.distReducerFinish(reducer);
+export const destroyGradientReducer = (reducer: number): void => native.distReducerDestroy(reducer);
+
 /** The backends this addon was built with ('gloo', and 'nccl' with a CUDA libtorch). */
 export function collectiveBackends(): CollectiveBackend[] {
   return native.distBackends() as CollectiveBackend[];

@@ -223,6 +223,10 @@ const coreOps = {
   distBarrier: op<(group: number) => void>(),
   distAllReduceGrads: op<(group: number, params: Id[], bucketBytes: number) => void>(),
   distBackends: op<() => string[]>(),
+  distReducerCreate: op<(group: number, params: Id[], bucketBytes: number) => number>(),
+  distReducerBegin: op<(reducer: number) => void>(),
+  distReducerFinish: op<(reducer: number) => void>(),
+  distReducerDestroy: op<(reducer: number) => void>(),
 
   // serialisation
   pickleSave: op<(names: string[], ids: Id[]) => Uint8Array>(),

@@ -12,7 +12,7 @@
 //
 // Data parallelism (options.processGroup, src/distributed): every rank builds the same model and
 // takes rank 0's weights (broadcast); the objective reads the rank's share of each batch; the
-// gradients are averaged over the ranks (in buckets) before clipping and the optimiser step, so
+// gradients are averaged over the ranks (in buckets, overlapping backward) before clipping and the optimiser step, so
 // every rank takes the same step, equal to the single-process step on the whole batch. The step's
 // counts are summed over the ranks, so losses and metrics are the job's. Rank 0 alone writes the
 // log, checkpoints and result; a checkpoint gathers every rank's carried state. Evaluation is
@@ -174,6 +174,8 @@ export class Trainer {
   #lock: RunLock | null = null;
   /** Set by #backward when the step's objective was not finite (no optimiser step was taken). */
   #nonFiniteStep = false;
+  /** In a job: averages the gradients over the ranks while backward runs (made on the first step). */
+  #reducer: ReturnType<ProcessGroup['gradientReducer']> | null = null;
   /** In a job: some rank's signal asked to stop (agreed at the last step, so every rank stops together). */
   #jobStopping = false;
   /** Whether the run checkpoints (on rank 0; every rank takes part in gathering the carried states). */
@@ -309,8 +311,10 @@ export class Trainer {
     if (this.#nonFiniteStep) return;
     const heap = heapBytes(); // the forward's activations are all alive here: the step's high-water mark
     if (heap !== null) this.#peakHeap = Math.max(this.#peakHeap ?? 0, heap);
+    const pg = this.processGroup;
+    if (pg) (this.#reducer ??= pg.gradientReducer(this.optimizer.params)).begin();
     objective.backward();
-    this.processGroup?.averageGradients(this.optimizer.params);
+    this.#reducer?.finish();
     if (this.config.optim.clipGradNorm > 0) clipGradNorm(this.optimizer.params, this.config.optim.clipGradNorm);
     this.optimizer.step();
     this.model.afterOptimizerStep?.();
@@ -608,6 +612,7 @@ export class Trainer {
   /** Frees the model, the optimiser state and the carried state; releases the run directory. */
   dispose(): void {
     this.#lock?.release();
+    this.#reducer?.destroy();
     this.objective.dispose();
     this.optimizer.dispose();
     this.model.dispose();
