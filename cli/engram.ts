@@ -34,6 +34,7 @@ import {
   Trainer, hasCheckpoint, readCheckpointMeta, loadRun, runName, exportRun, MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE,
   runExperiment, parseRecipe, builtinRecipes, defaultRecipe,
   inspect, writeInspection, generate, score,
+  ProcessGroup, distEnvFrom, launch,
   type TrainConfig, type TrainConfigInput, type ProgressMode,
 } from '../src/index.js';
 import { startServer, defaultLimits, type EngramServer } from '../src/serve/server.js';
@@ -202,8 +203,46 @@ function defaultRunDir(config: TrainConfig): string {
   return join('runs', `${runName(config.data)}-${config.model.kind}`);
 }
 
+// Flags of the launcher (`--nproc`): the workers are started without them (they read the job from
+// their environment, as under torchrun).
+const launchFlags = ['--nproc', '--nnodes', '--node-rank', '--master-addr', '--master-port'];
+
+function intFlag(opts: Record<string, unknown>, key: string, flag: string): number | undefined {
+  const raw = opts[key];
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n)) throw configError('train', `${flag} must be an integer, got '${String(raw)}'`);
+  return n;
+}
+
+/** `engram train --nproc N ...`: this machine's N workers of the job, each `engram train ...` without the launch flags. */
+async function launchTrainWorkers(opts: Record<string, unknown>): Promise<void> {
+  const args: string[] = [];
+  const argv = process.argv.slice(2);
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (launchFlags.includes(a)) i++; // and its value
+    else if (!launchFlags.some((f) => a.startsWith(`${f}=`))) args.push(a);
+  }
+  const r = await launch({
+    nproc: intFlag(opts, 'nproc', '--nproc')!,
+    nnodes: intFlag(opts, 'nnodes', '--nnodes') ?? 1,
+    nodeRank: intFlag(opts, 'nodeRank', '--node-rank') ?? 0,
+    ...(opts.masterAddr !== undefined ? { masterAddr: String(opts.masterAddr) } : {}),
+    ...(opts.masterPort !== undefined ? { masterPort: intFlag(opts, 'masterPort', '--master-port')! } : {}),
+    command: process.execPath,
+    args: [...process.execArgv, process.argv[1]!, ...args],
+    // the other ranks stop by themselves within the collectives' timeout; past it they are stopped
+    ...(opts.distTimeout !== undefined && Number(opts.distTimeout) > 0 ? { graceSeconds: Number(opts.distTimeout) } : {}),
+  });
+  process.exitCode = r.exitCode;
+}
+
 async function trainCommand(opts: Record<string, unknown>): Promise<void> {
-  const progress = progressMode(opts.progress, 'train');
+  const distEnv = distEnvFrom();
+  if (opts.nproc !== undefined && !distEnv && !opts.printConfig) return launchTrainWorkers(opts);
+  const rank = distEnv?.rank ?? 0;
+  const progress = rank === 0 ? progressMode(opts.progress, 'train') : 'none';
   let base: unknown = {};
   const runDirFlag = opts.out as string | undefined;
   if (opts.resume && opts.overwrite) throw configError('train', '--resume and --overwrite exclude each other (continue the run, or replace it)');
@@ -224,20 +263,33 @@ async function trainCommand(opts: Record<string, unknown>): Promise<void> {
     return;
   }
   const runDir = runDirFlag ?? defaultRunDir(config);
-  const trainer = await Trainer.create(config, { runDir, resume: Boolean(opts.resume), overwrite: Boolean(opts.overwrite), progress, signal: interruptSignal() });
+  const backend = (opts.backend as string | undefined) ?? 'gloo';
+  if (backend !== 'gloo' && backend !== 'nccl') throw configError('train', `--backend must be gloo or nccl, got '${backend}'`);
+  const timeoutSeconds = opts.distTimeout !== undefined ? Number(opts.distTimeout) : undefined;
+  if (timeoutSeconds !== undefined && !(timeoutSeconds > 0)) throw configError('train', `--dist-timeout must be a positive number of seconds, got '${String(opts.distTimeout)}'`);
+  const processGroup = distEnv ? ProcessGroup.init(distEnv, { backend, ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}) }) : null;
+  let trainer: Trainer;
   try {
-    process.stderr.write(`${trainer.step > 0 ? `resuming at step ${trainer.step}` : 'training'}: ${config.model.kind}, ${trainer.model.numParameters()} parameters; ` +
-      `${trainer.objective.describe()}; ${config.train.steps} steps of ${config.train.batchSize}; run directory ${runDir}\n`);
+    trainer = await Trainer.create(config, { runDir, resume: Boolean(opts.resume), overwrite: Boolean(opts.overwrite), progress, signal: interruptSignal(), processGroup });
+  } catch (e) {
+    processGroup?.destroy();
+    throw e;
+  }
+  const print = rank === 0 ? out : () => {}; // results from rank 0 only
+  try {
+    if (rank === 0) process.stderr.write(`${trainer.step > 0 ? `resuming at step ${trainer.step}` : 'training'}: ${config.model.kind}, ${trainer.model.numParameters()} parameters; ` +
+      `${trainer.objective.describe()}; ${config.train.steps} steps of ${config.train.batchSize}${processGroup ? ` over ${processGroup.worldSize} processes` : ''}; run directory ${runDir}\n`);
     const r = await trainer.run();
     if (r.aborted) {
-      out(`stopped at step ${r.step}/${config.train.steps}; continue with: engram train --out ${runDir} --resume`);
+      print(`stopped at step ${r.step}/${config.train.steps}; continue with: engram train --out ${runDir} --resume`);
       process.exitCode = stopExitCode;
       return;
     }
-    out(`step ${r.step}: ${r.finalEval ? describeMetrics(r.finalEval) : ''}`);
-    out(`trained in ${formatDuration(r.elapsed)} (${Math.round(r.tokensPerSec)} tokens/s); run directory ${runDir}`);
+    print(`step ${r.step}: ${r.finalEval ? describeMetrics(r.finalEval) : ''}`);
+    print(`trained in ${formatDuration(r.elapsed)} (${Math.round(r.tokensPerSec)} tokens/s); run directory ${runDir}`);
   } finally {
     trainer.dispose();
+    processGroup?.destroy();
   }
 }
 
@@ -501,13 +553,22 @@ function buildProgram(): Command {
     .option('--resume', "continue the run in --out from its checkpoint (its configuration is the base)")
     .option('--overwrite', "replace the run already in --out (removes its checkpoints, log.jsonl, result.json, config.json, inspect/; keeps other files)")
     .option('--print-config', 'print the resolved configuration and exit')
+    .option('--nproc <n>', 'data-parallel: start n worker processes on this machine (the global batch --batch-size is split over all ranks)')
+    .option('--nnodes <n>', 'data-parallel: machines in the job (default 1); run the same command on each')
+    .option('--node-rank <r>', "data-parallel: this machine's index, 0 .. nnodes - 1 (default 0)")
+    .option('--master-addr <host>', 'data-parallel: host of node 0, which serves the rendezvous (default 127.0.0.1)')
+    .option('--master-port <port>', 'data-parallel: its port (default: a free one on one machine, 29500 on several)')
+    .option('--backend <name>', "data-parallel: c10d backend, 'gloo' (CPU, default) or 'nccl' (CUDA)")
+    .option('--dist-timeout <seconds>', 'data-parallel: how long a rank waits for the others before the job stops (default 60)')
     .addOption(progressOption()))
     .addHelpText('after', `
 Examples:
   engram train --task copy --source-length 8 --segments 2 --model rmt --mem-tokens 8 --steps 300
   engram train --corpus tinyshakespeare --model xl --segment-length 64 --bptt 0 --steps 2000
   engram train --config my-run.json --lr 1e-3
-  engram train --out runs/copy-rmt --resume --steps 600`)
+  engram train --out runs/copy-rmt --resume --steps 600
+  engram train --corpus tinyshakespeare --model xl --batch-size 16 --nproc 2     (data-parallel, 2 processes)
+  (workers started by torchrun-style launchers read MASTER_ADDR, MASTER_PORT, WORLD_SIZE, RANK, LOCAL_RANK)`)
     .action((opts: Record<string, unknown>) => trainCommand(opts));
 
   program.command('eval')

@@ -10,7 +10,8 @@
         "src/nn_ops.cpp",
         "src/autograd_ops.cpp",
         "src/fused_ops.cpp",
-        "src/io_ops.cpp"
+        "src/io_ops.cpp",
+        "src/dist_ops.cpp"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
@@ -19,7 +20,8 @@
       "defines": [
         "NAPI_VERSION=8",
         "NAPI_CPP_EXCEPTIONS",
-        "_GLIBCXX_USE_CXX11_ABI=<!(node ../scripts/find-libtorch.mjs --field cxx11Abi)"
+        "_GLIBCXX_USE_CXX11_ABI=<!(node ../scripts/find-libtorch.mjs --field cxx11Abi)",
+        "ENGRAM_LIBTORCH_CUDA=<!(node ../scripts/find-libtorch.mjs --field cudaFlag)"
       ],
       "cflags!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20"],

@@ -76,6 +76,8 @@ export function findLibtorch() {
     cxx11Abi: cxx11Abi(found),
     cxxStandard: cxxStandard(version(found)),
     cuda,
+    // 1/0 for the preprocessor (native/src/dist_ops.cpp builds NCCL process groups only with CUDA).
+    cudaFlag: cuda ? 1 : 0,
     libraries: ['-ltorch', '-ltorch_cpu', '-lc10', ...(cuda ? ['-ltorch_cuda', '-lc10_cuda'] : [])],
   };
 }

@@ -51,6 +51,12 @@ if [ -z "${LIBTORCH:-}" ] && command -v dpkg-query >/dev/null \
   && ! dpkg-query -W -f='${Status}' libopenblas0-pthread 2>/dev/null | grep -q "ok installed"; then
   apt_install libopenblas0-pthread
 fi
+# Gloo's headers (Debian ships them apart from libtorch-dev): without them the addon builds without
+# data-parallel training (src/distributed), whose process groups are c10d's ProcessGroupGloo.
+if [ -z "${LIBTORCH:-}" ] && command -v dpkg-query >/dev/null \
+  && ! dpkg-query -W -f='${Status}' libgloo-dev 2>/dev/null | grep -q "ok installed"; then
+  apt_install libgloo-dev
+fi
 
 # 3. For the tests: PyTorch for Debian's /usr/bin/python3 (the twin and interop tests) and Chromium.
 if [ "$with_tests" = 1 ]; then

@@ -8,3 +8,4 @@ export * from './tasks/index.js';
 export * from './train/index.js';
 export * from './infer/index.js';
 export * from './inspect/index.js';
+export * from './distributed/index.js';

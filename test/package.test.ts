@@ -31,7 +31,8 @@ test('the packed package installs, builds its addon, type-checks and runs from a
   const files = packed[0]!.files.map((f) => f.path);
   await t.test('the tarball holds the library, CLI, addon sources, install scripts and data, and no test, bench or example code', () => {
     for (const f of ['package.json', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/cli/engram.js', 'native/binding.gyp', 'native/src/addon.cpp',
-      'scripts/build-addon.mjs', 'scripts/find-libtorch.mjs', 'data/tinyshakespeare.txt', 'dist/viewer/index.html', 'dist/viewer/app.js']) {
+      'scripts/build-addon.mjs', 'scripts/find-libtorch.mjs', 'data/tinyshakespeare.txt', 'dist/viewer/index.html', 'dist/viewer/app.js',
+      'dist/src/serve/index.js', 'python/engram_torch.py']) {
       assert.ok(files.includes(f), `${f} is in the tarball`);
     }
     const stray = files.filter((f) => /^(dist\/)?(test|bench|examples)\//.test(f) || f.endsWith('.map') || f.startsWith('native/build/'));
@@ -52,6 +53,11 @@ test('the packed package installs, builds its addon, type-checks and runs from a
     run(app, process.execPath, [join(repo, 'node_modules', 'typescript', 'bin', 'tsc'), '--strict', '--module', 'nodenext', '--outDir', 'build', 'quickstart.ts']);
     const out = run(app, process.execPath, [join('build', 'quickstart.js')]);
     assert.match(out, /^xl: \d+ parameters\nrmt: \d+ parameters, accuracy \d\.\d{3} after 2 steps\n$/);
+  });
+
+  await t.test("the server's entry point 'engram/serve' resolves from the installed package", () => {
+    const out = run(app, process.execPath, ['--input-type=module', '-e', "const s = await import('engram/serve'); console.log(typeof s.startServer)"]);
+    assert.equal(out.trim(), 'function');
   });
 
   await t.test('the CLI: --version, --help, a 2-step train on the shipped tinyshakespeare', () => {

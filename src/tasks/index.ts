@@ -25,5 +25,5 @@ export {
   readTextFile, loadTinyShakespeare, TINY_SHAKESPEARE_PATH, loadBrownText, brownFiles, stripBrownTags,
   splitText, splitTokens, splitBounds, type SplitFractions, type Split, type BrownOptions,
 } from './corpus.js';
-export { StreamBatcher, type StreamBatcherOptions, type StreamSegment, type StreamPosition } from './stream.js';
+export { StreamBatcher, shardRows, type StreamBatcherOptions, type StreamSegment, type StreamPosition, type Shard } from './stream.js';
 export { tokenAccuracy, exactMatch, bitsPerCharacter, perplexity, mergeCounts, type Counts } from './metrics.js';

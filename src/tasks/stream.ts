@@ -17,6 +17,10 @@
 // `first` tells the caller to reset the models' state.
 //
 // position() / restore() save and resume exactly where a run stopped.
+//
+// Data parallelism: with `shard` {rank, worldSize}, a batcher reads only streams
+// [rank * B/W, (rank + 1) * B/W) of the same B streams (W must divide B), so the ranks of a job
+// together read exactly what one process reads with batch B.
 import { tensor, type Device, type Tensor } from '../tensor/index.js';
 import { configError } from '../tensor/errors.js';
 import { IGNORE_INDEX } from './types.js';
@@ -30,10 +34,33 @@ export interface StreamBatcherOptions {
   remainder?: 'short' | 'pad' | 'drop';
   /** Where the tensors are made (default cpu). */
   device?: Device;
+  /** This rank's share of the streams in a data-parallel job (default: all of them). */
+  shard?: Shard | null;
+  /** Whether the ranks' shares may differ by a stream (evaluation; default false: W must divide B). */
+  unevenShards?: boolean;
+}
+
+/** A rank's place in a data-parallel job: it reads the rank-th of worldSize equal parts of a batch. */
+export interface Shard {
+  rank: number;
+  worldSize: number;
+}
+
+/**
+ * The rows [from, from + count) of a batch of `batchSize` that a shard reads. Training needs equal
+ * parts (W must divide B: the ranks' gradients are averaged); `uneven` allows parts that differ by
+ * one row (evaluation, whose counts are summed).
+ */
+export function shardRows(batchSize: number, shard: Shard | null | undefined, op = 'shard', uneven = false): { from: number; count: number } {
+  if (!shard || shard.worldSize === 1) return { from: 0, count: batchSize };
+  const { rank, worldSize: W } = shard;
+  if (!uneven && batchSize % W !== 0) throw configError(op, `the batch size ${batchSize} does not split evenly over ${W} ranks; use a batch size that is a multiple of ${W}`);
+  const from = Math.floor((rank * batchSize) / W);
+  return { from, count: Math.floor(((rank + 1) * batchSize) / W) - from };
 }
 
 export interface StreamSegment {
-  /** [B, m] int64, m = M except in a short last step. */
+  /** [B, m] int64, m = M except in a short last step (B / W rows for a shard). */
   tokens: Tensor;
   /** [B, m] int64 next tokens (-100 in 'pad' padding). */
   targets: Tensor;
@@ -63,6 +90,9 @@ export class StreamBatcher {
   readonly streamLength: number;
   readonly stepsPerEpoch: number;
   readonly remainder: 'short' | 'pad' | 'drop';
+  /** The streams this batcher reads: [firstStream, firstStream + localBatchSize). */
+  readonly firstStream: number;
+  readonly localBatchSize: number;
   readonly #data: Int32Array;
   readonly #device: Device | undefined;
   #epoch = 0;
@@ -84,6 +114,9 @@ export class StreamBatcher {
     this.streamLength = S;
     this.stepsPerEpoch = steps;
     this.remainder = remainder;
+    const rows = shardRows(B, options.shard, 'StreamBatcher', options.unevenShards ?? false);
+    this.firstStream = rows.from;
+    this.localBatchSize = rows.count;
     this.#device = options.device;
   }
 
@@ -110,10 +143,10 @@ export class StreamBatcher {
     this.#step = p.step;
   }
 
-  /** Inputs and targets of a step as flat [B * m] arrays, without tensors or moving the position. */
+  /** Inputs and targets of a step as flat [b * m] arrays (b = localBatchSize), without tensors or moving the position. */
   arraysAt(step: number): { tokens: Int32Array; targets: Int32Array; width: number } {
     if (!Number.isInteger(step) || step < 0 || step >= this.stepsPerEpoch) throw configError('StreamBatcher', `step ${step} out of range [0, ${this.stepsPerEpoch})`);
-    const B = this.batchSize, M = this.segmentLength, S = this.streamLength;
+    const B = this.localBatchSize, M = this.segmentLength, S = this.streamLength, first = this.firstStream;
     const start = step * M;
     const m = Math.min(M, S - start); // real positions in this step
     const width = this.remainder === 'pad' ? M : m;
@@ -121,7 +154,7 @@ export class StreamBatcher {
     const targets = new Int32Array(B * width).fill(IGNORE_INDEX);
     const d = this.#data;
     for (let b = 0; b < B; b++) {
-      const from = b * S + start;
+      const from = (first + b) * S + start;
       tokens.set(d.subarray(from, from + m), b * width);
       targets.set(d.subarray(from + 1, from + m + 1), b * width);
     }
@@ -132,7 +165,7 @@ export class StreamBatcher {
   next(): StreamSegment {
     const step = this.#step, epoch = this.#epoch;
     const { tokens, targets, width } = this.arraysAt(step);
-    const shape = [this.batchSize, width];
+    const shape = [this.localBatchSize, width];
     const o = this.#device ? { shape, device: this.#device } : { shape };
     const last = step === this.stepsPerEpoch - 1;
     if (last) {

@@ -10,7 +10,9 @@ export type ErrorKind =
   | 'numeric' // a computation that failed numerically (non-finite values, singular matrices)
   | 'disposed' // a tensor used after dispose()
   | 'io' // files and serialisation
-  | 'config'; // invalid options and arguments
+  | 'config' // invalid options and arguments
+  | 'distributed' // a collective failed: another rank died or closed its connection
+  | 'timeout'; // a collective or the rendezvous did not complete within the process group's timeout
 
 export class EngramError extends Error {
   override name = 'EngramError';

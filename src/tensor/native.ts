@@ -214,6 +214,20 @@ const coreOps = {
   sgdStep: op<(params: Id[], buffers: Id[], lr: number, momentum: number, dampening: number, weightDecay: number, nesterov: boolean, firstStep: boolean) => void>(),
   clipGradNorm: op<(params: Id[], maxNorm: number, normType: number) => number>(),
 
+  // collectives over c10d process groups (native/src/dist_ops.cpp); groups are small ids too
+  distInit: op<(backend: string, masterAddr: string, masterPort: number, rank: number, worldSize: number, timeoutMs: number) => number>(),
+  distDestroy: op<(group: number) => void>(),
+  distAllReduce: op<(group: number, ts: Id[], average: boolean) => void>(),
+  distBroadcast: op<(group: number, ts: Id[], root: number) => void>(),
+  distAllGather: op<(group: number, t: Id) => Id[]>(),
+  distBarrier: op<(group: number) => void>(),
+  distAllReduceGrads: op<(group: number, params: Id[], bucketBytes: number) => void>(),
+  distBackends: op<() => string[]>(),
+  distReducerCreate: op<(group: number, params: Id[], bucketBytes: number) => number>(),
+  distReducerBegin: op<(reducer: number) => void>(),
+  distReducerFinish: op<(reducer: number) => void>(),
+  distReducerDestroy: op<(reducer: number) => void>(),
+
   // serialisation
   pickleSave: op<(names: string[], ids: Id[]) => Uint8Array>(),
   pickleLoad: op<(bytes: Uint8Array) => { names: string[]; ids: Id[] }>(),

@@ -1,7 +1,9 @@
 // Checkpoints: everything a run needs to continue exactly where it stopped.
 //
 //   <run>/checkpoint-<step>.safetensors   tensors: model.<name> (weights), optim.<state> (Adam's
-//                                         moments), carry.<key>[.<i>] (an LM run's carried memory);
+//                                         moments), carry.<key>[.<i>] (an LM run's carried memory;
+//                                         carry.rank<r>.<key>[.<i>] for each rank r of a
+//                                         data-parallel job, whose ranks carry their own streams);
 //                                         the config and vocabulary also sit in its metadata, so
 //                                         the file alone describes its model
 //   <run>/checkpoint.json                 the step, the resolved config, the model config, the
@@ -50,6 +52,8 @@ export interface CheckpointMeta {
   plateau: { state: ReduceLROnPlateauState; scale: number } | null;
   data: { taskRng?: number[]; stream?: StreamPosition };
   carry: CarryLayout | null;
+  /** Ranks of the data-parallel job that wrote it (absent: 1); a carried state is saved per rank. */
+  worldSize?: number;
   lastEval: Metrics | null;
   bestEval: Metrics | null;
   /** Seconds of training before this checkpoint (for throughput over resumed runs). */
@@ -84,6 +88,7 @@ const metaSchema = z.object({
     stream: z.looseObject({ epoch: count, step: count, batchSize: count, segmentLength: count, streamLength: count }).optional(),
   }),
   carry: z.record(z.string(), z.union([z.null(), z.literal('tensor'), z.object({ list: count })])).nullable(),
+  worldSize: z.number().int().min(1).optional(),
   lastEval: metricsSchema,
   bestEval: metricsSchema,
   elapsed: z.number().min(0),
@@ -113,6 +118,11 @@ export function flattenState(state: MemoryState, prefix = 'carry.'): { tensors: 
     }
   }
   return { tensors, layout };
+}
+
+/** The name prefix of a rank's carried state: 'carry.' in a single process, 'carry.rank<r>.' in a job of several. */
+export function carryPrefix(rank: number, worldSize: number): string {
+  return worldSize > 1 ? `carry.rank${rank}.` : 'carry.';
 }
 
 /** Rebuilds a state saved with flattenState. */

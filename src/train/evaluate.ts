@@ -4,11 +4,13 @@
 //   evaluation of a run (and of every run with that seed) sees the same samples.
 // - Language modelling (SPEC §0): the whole validation split cut into B contiguous streams and
 //   read segment by segment, the state carried from each segment to the next, as in training.
+// - In a data-parallel job (`shard`), each rank evaluates its part of every batch (task rows or LM
+//   streams) and returns counts; the caller sums them over the ranks (Trainer.evaluate).
 // Shapes: B batch, M segment length, T = numSegments * M.
 import { tidy, noGrad, type Tensor } from '../tensor/index.js';
 import type { MemoryState, SegmentModel } from '../models/index.js';
 import { Rng } from '../tasks/random.js';
-import { StreamBatcher } from '../tasks/stream.js';
+import { shardRows, StreamBatcher, type Shard } from '../tasks/stream.js';
 import type { SegmentedTask } from '../tasks/types.js';
 import { unroll } from './unroll.js';
 import { accuracyCounts, addCounts, crossEntropySum, emptyCounts, summarize, type MetricCounts, type Metrics } from './metrics.js';
@@ -42,16 +44,21 @@ export interface TaskEvalOptions {
   batches: number;
   batchSize: number;
   seed: number;
+  /** This rank's part of each batch (default: all of it). */
+  shard?: Shard | null;
 }
 
 /** Counts over `batches` fixed held-out batches of a task. */
 export function evaluateTaskCounts(model: SegmentModel, task: SegmentedTask, o: TaskEvalOptions): MetricCounts {
   const rng = new Rng(o.seed);
+  const rows = shardRows(o.batchSize, o.shard, 'evaluateTask', true);
   return inEvalMode(model, () => {
     let total = emptyCounts();
     for (let b = 0; b < o.batches; b++) {
       const counts = tidy(() => {
-        const batch = task.batch(o.batchSize, rng);
+        const full = task.batch(o.batchSize, rng);
+        const part = (t: Tensor) => (rows.count === o.batchSize ? t : t.narrow(0, rows.from, rows.count));
+        const batch = { tokens: part(full.tokens), targets: part(full.targets), answerMask: full.answerMask ? part(full.answerMask) : null };
         const tokens = splitSegments(batch.tokens, task.numSegments, task.segmentLength);
         const targets = splitSegments(batch.targets, task.numSegments, task.segmentLength);
         let lossSum = 0, aux = 0, memorySum = 0, forwards = 0;
@@ -64,7 +71,7 @@ export function evaluateTaskCounts(model: SegmentModel, task: SegmentedTask, o: 
             if (footprint !== undefined) { memorySum += footprint; forwards += 1; }
           },
         });
-        const acc = accuracyCounts(outputs.map((o) => o.logits), batch.targets, batch.answerMask ?? null, true);
+        const acc = accuracyCounts(outputs.map((o) => o.logits), batch.targets, batch.answerMask, true);
         return { ...acc, lossSum, tokens: batch.targets.ne(-100).sum().item(), auxSum: aux, batches: 1, memorySum, forwards };
       });
       total = addCounts(total, counts);
@@ -82,22 +89,33 @@ export interface LmEvalOptions {
   segmentLength: number;
   /** Stop after about this many tokens (0 or absent: the whole split). */
   maxTokens?: number;
+  /** This rank's streams (default: all of them). */
+  shard?: Shard | null;
 }
 
 /** Bits per character (and accuracy) of a token array read as B streams with the state carried. */
 export function evaluateLm(model: SegmentModel, tokens: Int32Array, o: LmEvalOptions): Metrics {
+  return summarize(evaluateLmCounts(model, tokens, o));
+}
+
+/** evaluateLm's counts (a shard's: the caller sums them over the ranks). */
+export function evaluateLmCounts(model: SegmentModel, tokens: Int32Array, o: LmEvalOptions): MetricCounts {
   // Fewer streams than asked when the split is short, so that every stream holds a segment.
   const batchSize = Math.max(1, Math.min(o.batchSize, Math.floor((tokens.length - 1) / o.segmentLength)));
-  const batcher = new StreamBatcher(tokens, { batchSize, segmentLength: o.segmentLength, remainder: 'short' });
+  const batcher = new StreamBatcher(tokens, { batchSize, segmentLength: o.segmentLength, remainder: 'short', shard: o.shard ?? null, unevenShards: true });
+  const streams = batcher.localBatchSize;
   return inEvalMode(model, () => {
     let state: MemoryState | null = null;
     let total = emptyCounts();
+    let jobTokens = 0; // tokens read by all ranks (every stream reads as many): where maxTokens stops
     try {
       for (let i = 0; i < batcher.stepsPerEpoch; i++) {
-        if (o.maxTokens && total.tokens >= o.maxTokens) break;
+        if (o.maxTokens && jobTokens >= o.maxTokens) break;
+        if (streams === 0) break; // more ranks than streams: this one has none
         const r = tidy(() => {
           const seg = batcher.next();
-          const out = model.forward(seg.tokens, state ?? model.initState(batchSize));
+          jobTokens += batchSize * seg.tokens.shape[1]!;
+          const out = model.forward(seg.tokens, state ?? model.initState(streams));
           const lossSum = crossEntropySum(out.logits, seg.targets).item();
           const acc = accuracyCounts([out.logits], seg.targets, null, false);
           const footprint = model.memoryFootprint?.();
@@ -114,6 +132,6 @@ export function evaluateLm(model: SegmentModel, tokens: Int32Array, o: LmEvalOpt
     } finally {
       disposeState(state);
     }
-    return summarize(total);
+    return total;
   });
 }

@@ -16,19 +16,25 @@
 // it evaluates or inspects the validation split, so `generate` works without it. The trainer holds
 // an Objective (a RunObjective with its data loaded) and never asks which kind it is.
 //
+// Data parallelism (src/distributed): with a shard {rank, worldSize} an objective reads its rank's
+// part of every batch (a task: rows [rank * B/W, (rank + 1) * B/W) of the batch one process would
+// draw, so the ranks' samples together are the single-process stream for the seed; LM: the same
+// share of the B streams) and hands backward the scored tokens of the whole job's batch, so that
+// averaging the ranks' gradients gives the single-process gradient.
+//
 // Shapes: B batch, M segment length, T = numSegments * M.
 import { configError, ioError, tidy, type Tensor } from '../tensor/index.js';
 import { createModel, type MemoryState, type SegmentModel } from '../models/index.js';
 import { Rng } from '../tasks/random.js';
-import { StreamBatcher } from '../tasks/stream.js';
+import { shardRows, StreamBatcher, type Shard } from '../tasks/stream.js';
 import { CharVocab } from '../tasks/vocab.js';
 import { IGNORE_INDEX, type SegmentedTask } from '../tasks/types.js';
 import { makeTask, type TaskName } from '../tasks/registry.js';
 import type { DataSection, LmDataSection, TaskDataSection, TrainConfig, TrainSection } from './config.js';
 import { loadCorpus, taskOf, type LmCorpus } from './data.js';
-import { accuracyCounts, crossEntropySum, type MetricCounts, type Metrics } from './metrics.js';
+import { accuracyCounts, crossEntropySum, summarize, type MetricCounts, type Metrics } from './metrics.js';
 import { unroll } from './unroll.js';
-import { disposeState, evaluateLm, evaluateTask, splitSegments } from './evaluate.js';
+import { disposeState, evaluateLm, evaluateLmCounts, evaluateTask, evaluateTaskCounts, splitSegments } from './evaluate.js';
 import { generateAnswers, generateText } from './generate.js';
 import { hasCheckpoint, loadCheckpoint, withPrefix, type CheckpointMeta } from './checkpoint.js';
 import { isModelFolder, loadModel, saveModel } from './model-folder.js';
@@ -47,8 +53,8 @@ export interface StepStats {
 }
 
 /**
- * Takes a step's summed cross-entropy (null: nothing scored), the number of scored tokens and the
- * auxiliary losses, and runs backward and the optimiser on them.
+ * Takes a step's summed cross-entropy (null: nothing scored), the number of scored tokens in the
+ * whole job's batch (all ranks) and the auxiliary losses, and runs backward and the optimiser on them.
  */
 export type BackwardFn = (ce: Tensor | null, tokens: number, aux: Tensor[]) => void;
 
@@ -112,8 +118,11 @@ export interface Objective extends RunObjective {
   describe(): string;
   /** Reads the next batch, runs it and hands its loss to `backward`; libtorch's seed is set by the caller. */
   step(model: SegmentModel, backward: BackwardFn): StepStats;
-  /** Held-out metrics during training (tasks: the fixed evaluation batches; LM: the validation split). */
-  evaluate(model: SegmentModel): Metrics;
+  /**
+   * Held-out metrics during training (tasks: the fixed evaluation batches; LM: the validation split).
+   * With a shard, this rank's part of them: `reduce` sums its counts over the ranks.
+   */
+  evaluate(model: SegmentModel, reduce?: (counts: MetricCounts) => MetricCounts): Metrics;
   position(): DataPosition;
   /** Continues from a checkpoint's data position and carried state (the objective owns `carry` then). */
   restore(position: DataPosition, carry: MemoryState | null): void;
@@ -141,8 +150,13 @@ export class TaskObjective implements Objective {
   readonly task: SegmentedTask;
   readonly #rng: Rng;
 
-  constructor(readonly section: TaskDataSection, readonly train: TrainSection) {
+  readonly #rows: { from: number; count: number };
+  readonly #shard: Shard | null;
+
+  constructor(readonly section: TaskDataSection, readonly train: TrainSection, shard: Shard | null = null) {
     this.task = taskOf(section);
+    this.#shard = shard;
+    this.#rows = shardRows(train.batchSize, shard, 'TaskObjective');
     this.#rng = new Rng(train.seed);
   }
 
@@ -171,8 +185,12 @@ export class TaskObjective implements Objective {
   step(model: SegmentModel, backward: BackwardFn): StepStats {
     const { batchSize: B, bpttDepth } = this.train;
     const n = this.task.numSegments, M = this.task.segmentLength;
+    const rows = this.#rows;
     const counts = tidy(() => {
-      const batch = this.task.batch(B, this.#rng);
+      const full = this.task.batch(B, this.#rng);
+      const jobScored = rows.count === B ? null : full.targets.ne(IGNORE_INDEX).sum().item();
+      const part = (t: Tensor) => (rows.count === B ? t : t.narrow(0, rows.from, rows.count));
+      const batch = { tokens: part(full.tokens), targets: part(full.targets), answerMask: full.answerMask ? part(full.answerMask) : null };
       const tokens = splitSegments(batch.tokens, n, M);
       const targets = splitSegments(batch.targets, n, M);
       const scored = targets.map((t) => t.ne(IGNORE_INDEX).sum().item());
@@ -186,17 +204,19 @@ export class TaskObjective implements Objective {
       });
       const total = scored.reduce((a, b) => a + b, 0);
       const ce = losses.length ? losses.reduce((a, b) => a.add(b)) : null;
-      backward(ce, total, aux);
-      const acc = accuracyCounts(outputs.map((o) => o.logits), batch.targets, batch.answerMask ?? null, true);
+      backward(ce, jobScored ?? total, aux);
+      const acc = accuracyCounts(outputs.map((o) => o.logits), batch.targets, batch.answerMask, true);
       const auxSum = aux.reduce((s, a) => s + a.item(), 0);
       return { ...acc, lossSum: ce?.item() ?? 0, tokens: total, auxSum, batches: 1 };
     });
-    return { counts, tokens: B * n * M };
+    return { counts, tokens: rows.count * n * M };
   }
 
-  evaluate(model: SegmentModel): Metrics {
+  evaluate(model: SegmentModel, reduce?: (counts: MetricCounts) => MetricCounts): Metrics {
     const t = this.train;
-    return evaluateTask(model, this.task, { batches: t.evalBatches, batchSize: t.batchSize, seed: t.evalSeed });
+    const o = { batches: t.evalBatches, batchSize: t.batchSize, seed: t.evalSeed };
+    if (!reduce) return evaluateTask(model, this.task, o);
+    return summarize(reduce(evaluateTaskCounts(model, this.task, { ...o, shard: this.#shard })));
   }
 
   position(): DataPosition {
@@ -294,16 +314,18 @@ export class LanguageModelObjective extends LanguageModelRun implements Objectiv
   /** BPTT depth k: an unroll is k + 1 segments. */
   readonly depth: number;
   readonly #batcher: StreamBatcher;
+  readonly #shard: Shard | null;
   #carry: MemoryState | null = null;
 
-  constructor(section: LmDataSection, train: TrainSection, corpus: LmCorpus) {
+  constructor(section: LmDataSection, train: TrainSection, corpus: LmCorpus, shard: Shard | null = null) {
     super(section, train, corpus.vocab, corpus);
     if (train.bpttDepth === 'all') {
       throw configError('LanguageModelObjective', "train.bpttDepth must be a number of segments (an unroll is bpttDepth + 1 segments), not 'all'; resolve the configuration with resolveTrainConfig");
     }
     this.depth = train.bpttDepth;
     this.data = corpus;
-    this.#batcher = new StreamBatcher(corpus.train, { batchSize: train.batchSize, segmentLength: section.segmentLength, remainder: 'drop' });
+    this.#shard = shard;
+    this.#batcher = new StreamBatcher(corpus.train, { batchSize: train.batchSize, segmentLength: section.segmentLength, remainder: 'drop', shard });
   }
 
   get vocabSize(): number {
@@ -349,7 +371,8 @@ export class LanguageModelObjective extends LanguageModelRun implements Objectiv
       });
       const total = targets.reduce((s, t) => s + t.numel, 0);
       const ce = losses.reduce((a, b) => a.add(b));
-      backward(ce, total, aux);
+      backward(ce, (total * batcher.batchSize) / batcher.localBatchSize, aux); // every stream of the job scores as many
+
       let acc = { answerTokens: 0, correct: 0, samples: 0, exact: 0 };
       outputs.forEach((o, i) => {
         const a = accuracyCounts([o.logits], targets[i]!, null, false);
@@ -364,8 +387,10 @@ export class LanguageModelObjective extends LanguageModelRun implements Objectiv
     return { counts: r.counts, tokens: r.tokens };
   }
 
-  evaluate(model: SegmentModel): Metrics {
-    return evaluateLm(model, this.data.valid, { batchSize: this.train.batchSize, segmentLength: this.segmentLength, maxTokens: this.section.maxEvalTokens });
+  evaluate(model: SegmentModel, reduce?: (counts: MetricCounts) => MetricCounts): Metrics {
+    const o = { batchSize: this.train.batchSize, segmentLength: this.segmentLength, maxTokens: this.section.maxEvalTokens };
+    if (!reduce) return evaluateLm(model, this.data.valid, o);
+    return summarize(reduce(evaluateLmCounts(model, this.data.valid, { ...o, shard: this.#shard })));
   }
 
   position(): DataPosition {
@@ -388,10 +413,10 @@ export class LanguageModelObjective extends LanguageModelRun implements Objectiv
  * The objective of a configuration with its data loaded. A language model's vocabulary is built
  * from the whole text unless one is given (a checkpoint's, so that ids mean what they meant).
  */
-export async function createObjective(config: TrainConfig, { vocab = null }: { vocab?: string | null } = {}): Promise<Objective> {
+export async function createObjective(config: TrainConfig, { vocab = null, shard = null }: { vocab?: string | null; shard?: Shard | null } = {}): Promise<Objective> {
   const data = config.data;
-  if (data.kind === 'task') return new TaskObjective(data, config.train);
-  return new LanguageModelObjective(data, config.train, await loadCorpus(data, vocab !== null ? CharVocab.fromString(vocab) : null));
+  if (data.kind === 'task') return new TaskObjective(data, config.train, shard);
+  return new LanguageModelObjective(data, config.train, await loadCorpus(data, vocab !== null ? CharVocab.fromString(vocab) : null), shard);
 }
 
 /** The headline metric of a data section: accuracy for tasks, bpc for language modelling. */

@@ -10,6 +10,14 @@
 // (seed, step) before every step (dropout), so a run resumed from a checkpoint draws exactly what
 // the uninterrupted run would have drawn, whatever libtorch's generator state was.
 //
+// Data parallelism (options.processGroup, src/distributed): every rank builds the same model and
+// takes rank 0's weights (broadcast); the objective reads the rank's share of each batch; the
+// gradients are averaged over the ranks (in buckets, overlapping backward) before clipping and the optimiser step, so
+// every rank takes the same step, equal to the single-process step on the whole batch. The step's
+// counts are summed over the ranks, so losses and metrics are the job's. Rank 0 alone writes the
+// log, checkpoints and result; a checkpoint gathers every rank's carried state. Evaluation is
+// sharded the same way and its counts summed, so every rank has the job's metrics.
+//
 // Shapes: B batch, M segment length, T = numSegments * M, V vocabulary.
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,11 +26,12 @@ import { removeTempFiles, writeFileAtomic } from '../tensor/serialize.js';
 import { Adam, AdamW, clipGradNorm, constantLr, cosineDecay, LrScheduler, ReduceLROnPlateau, weightDecayGroups, withWarmup, type AdamOptions, type Schedule } from '../optim/index.js';
 import { createModel, resolveModelConfig, type MemoryState, type ModelConfig, type SegmentModel } from '../models/index.js';
 import { canonicalJson, resolveTrainConfig, type TrainConfig, type TrainConfigInput } from './config.js';
-import { addCounts, emptyCounts, summarize, type Metrics } from './metrics.js';
+import { addCounts, emptyCounts, summarize, type MetricCounts, type Metrics } from './metrics.js';
 import { createObjective, headline, isBetter, type HeadlineMetric, type Objective, type StepStats } from './objective.js';
-import { flattenState, hasCheckpoint, loadCheckpoint, saveCheckpoint, unflattenState, withPrefix, type CheckpointMeta } from './checkpoint.js';
+import { carryPrefix, flattenState, hasCheckpoint, loadCheckpoint, saveCheckpoint, unflattenState, withPrefix, type CarryLayout, type CheckpointMeta } from './checkpoint.js';
 import { createProgress, type ProgressMode, type ProgressReporter } from './progress.js';
 import { describeEntries, lockRunDir, removeRunFiles, runDirEntries, type RunLock } from './run-dir.js';
+import type { ProcessGroup } from '../distributed/process-group.js';
 
 export const LOG_FILE = 'log.jsonl';
 export const RESULT_FILE = 'result.json';
@@ -47,6 +56,11 @@ export interface TrainOptions {
   label?: string;
   /** Every step, evaluation and checkpoint as it happens. */
   onEvent?: (event: TrainEvent) => void;
+  /**
+   * The data-parallel job this process is a rank of (src/distributed); null: a single process.
+   * Every rank gets the same configuration and runDir; rank 0 writes, the others read it to resume.
+   */
+  processGroup?: ProcessGroup | null;
 }
 
 export type TrainEvent =
@@ -143,7 +157,9 @@ export class Trainer {
   readonly optimizer: Adam | AdamW;
   readonly scheduler: LrScheduler;
   readonly plateau: ReduceLROnPlateau | null;
+  /** Where this process writes (rank 0's run directory; null on the other ranks). */
   readonly runDir: string | null;
+  readonly processGroup: ProcessGroup | null;
   /** Optimiser steps taken. */
   step = 0;
   lastEval: Metrics | null = null;
@@ -158,13 +174,21 @@ export class Trainer {
   #lock: RunLock | null = null;
   /** Set by #backward when the step's objective was not finite (no optimiser step was taken). */
   #nonFiniteStep = false;
+  /** In a job: averages the gradients over the ranks while backward runs (made on the first step). */
+  #reducer: ReturnType<ProcessGroup['gradientReducer']> | null = null;
+  /** In a job: some rank's signal asked to stop (agreed at the last step, so every rank stops together). */
+  #jobStopping = false;
+  /** Whether the run checkpoints (on rank 0; every rank takes part in gathering the carried states). */
+  readonly #checkpoints: boolean;
 
   private constructor(config: TrainConfig, model: SegmentModel, objective: Objective, options: TrainOptions) {
     this.config = config;
     this.model = model;
     this.modelConfig = model.config;
     this.objective = objective;
-    this.runDir = options.runDir ?? null;
+    this.processGroup = options.processGroup ?? null;
+    this.runDir = this.processGroup && !this.processGroup.isMain ? null : options.runDir ?? null;
+    this.#checkpoints = options.runDir != null; // the same on every rank: saving is collective
     this.#options = options;
     const o = config.optim;
     // decay on weight matrices only (biases, norms, memory tokens, span parameters keep theirs)
@@ -193,12 +217,16 @@ export class Trainer {
   static async create(input: TrainConfigInput | TrainConfig, options: TrainOptions = {}): Promise<Trainer> {
     const config = resolveTrainConfig(input);
     const runDir = options.runDir ?? null;
-    const lock = runDir ? lockRunDir(runDir) : null; // before anything in runDir is read or changed
+    const pg = options.processGroup ?? null;
+    const writer = !pg || pg.isMain; // the other ranks only read runDir's checkpoint
+    const lock = runDir && writer ? lockRunDir(runDir) : null; // before anything in runDir is read or changed
     let checkpoint: { meta: CheckpointMeta; tensors: Record<string, Tensor> } | null = null;
     let trainer: Trainer | null = null;
     try {
       let replace = false;
-      if (runDir) {
+      if (runDir && !writer) {
+        if (options.resume && hasCheckpoint(runDir)) checkpoint = await loadCheckpoint(runDir);
+      } else if (runDir) {
         await removeTempFiles(runDir); // left by a process killed mid-write; ours alone under the lock
         if (options.resume && hasCheckpoint(runDir)) {
           checkpoint = await loadCheckpoint(runDir);
@@ -215,7 +243,8 @@ export class Trainer {
         }
       }
       if (config.train.threads > 0) setNumThreads(config.train.threads);
-      const objective = await createObjective(config, { vocab: checkpoint?.meta.vocab ?? null });
+      if (checkpoint && !writer) checkResumable(checkpoint.meta.config, config);
+      const objective = await createObjective(config, { vocab: checkpoint?.meta.vocab ?? null, shard: pg });
       manualSeed(config.train.seed);
       const { kind, memLen, numMemTokens, ...sizes } = config.model;
       const model = createModel(resolveModelConfig({ ...sizes, kind: kind as ModelConfig['kind'], memLen, numMemTokens, vocabSize: objective.vocabSize }));
@@ -226,6 +255,7 @@ export class Trainer {
         checkpoint = null; // #restore owns the tensors now
         trainer.#restore(meta, tensors);
       }
+      pg?.broadcast(model.parameters(), 0); // every rank starts from rank 0's weights
       if (replace) removeRunFiles(runDir!); // last: a failure above leaves the old run as it was
       return trainer;
     } catch (e) {
@@ -256,21 +286,35 @@ export class Trainer {
     const stats = this.objective.step(this.model, (ce, tokens, aux) => this.#backward(ce, tokens, aux));
     this.scheduler.step();
     this.step += 1;
-    return stats;
+    return this.processGroup ? this.#jobStats(stats, this.processGroup) : stats;
+  }
+
+  /** A rank's step counts summed over the job; also agrees whether a rank was asked to stop. */
+  #jobStats(stats: StepStats, pg: ProcessGroup): StepStats {
+    const [counts, read, stopping] = jobCounts(pg, stats.counts, [stats.tokens, this.#options.signal?.aborted ? 1 : 0]);
+    this.#jobStopping = stopping! > 0; // a rank was asked to stop: all stop after this step
+    return { counts, tokens: read! };
   }
 
   #backward(ce: Tensor | null, tokens: number, aux: Tensor[]): void {
-    let objective = ce ? ce.div(Math.max(1, tokens)) : null;
+    // tokens: scored in the whole job's batch. A rank's share of the mean is ce * W / tokens, so
+    // that the ranks' average gradient is the gradient of the job's mean (W = 1: ce / tokens).
+    const world = this.processGroup?.worldSize ?? 1;
+    let objective = ce ? ce.div(Math.max(1, tokens) / world) : null;
     for (const a of aux) objective = objective ? objective.add(a) : a;
     this.optimizer.zeroGrad();
     if (!objective) return;
     // A NaN / infinite objective: no backward and no optimiser step, so the weights stay as they
-    // were; run() then stops or skips the batch (train.nonFinite).
-    this.#nonFiniteStep = !Number.isFinite(objective.item());
+    // were; run() then stops or skips the batch (train.nonFinite). In a job, on every rank if on any.
+    const finite = Number.isFinite(objective.item());
+    this.#nonFiniteStep = this.processGroup ? this.processGroup.sumNumbers([finite ? 0 : 1])[0]! > 0 : !finite;
     if (this.#nonFiniteStep) return;
     const heap = heapBytes(); // the forward's activations are all alive here: the step's high-water mark
     if (heap !== null) this.#peakHeap = Math.max(this.#peakHeap ?? 0, heap);
+    const pg = this.processGroup;
+    if (pg) (this.#reducer ??= pg.gradientReducer(this.optimizer.params)).begin();
     objective.backward();
+    this.#reducer?.finish();
     if (this.config.optim.clipGradNorm > 0) clipGradNorm(this.optimizer.params, this.config.optim.clipGradNorm);
     this.optimizer.step();
     this.model.afterOptimizerStep?.();
@@ -278,7 +322,8 @@ export class Trainer {
 
   /** Held-out metrics now (tasks: the fixed evaluation batches; LM: the validation split). */
   evaluate(): Metrics {
-    return this.objective.evaluate(this.model);
+    const pg = this.processGroup;
+    return pg ? this.objective.evaluate(this.model, (c) => jobCounts(pg, c, [])[0]) : this.objective.evaluate(this.model);
   }
 
   /** The headline metric of an evaluation: accuracy for tasks (higher is better), bpc for LM. */
@@ -297,19 +342,40 @@ export class Trainer {
     }
   }
 
-  /** Writes a checkpoint of the current step into runDir. */
+  /**
+   * The carried state's tensors under their checkpoint names; in a job every rank's, gathered (a
+   * collective: every rank calls it; `gathered` are new tensors the caller frees).
+   */
+  #carryTensors(): { tensors: Record<string, Tensor>; layout: CarryLayout; gathered: boolean } | null {
+    const carried = this.objective.carry;
+    if (!carried) return null;
+    const flat = flattenState(carried);
+    const pg = this.processGroup;
+    if (!pg) return { ...flat, gathered: false };
+    const tensors: Record<string, Tensor> = {};
+    for (const [name, t] of Object.entries(flat.tensors)) {
+      pg.allGather(t).forEach((g, r) => (tensors[carryPrefix(r, pg.worldSize) + name.slice('carry.'.length)] = g));
+    }
+    return { tensors, layout: flat.layout, gathered: true };
+  }
+
+  /** Writes a checkpoint of the current step into runDir (in a job: called on every rank, rank 0 writes). */
   async saveCheckpoint(): Promise<string> {
-    if (!this.runDir) throw configError('saveCheckpoint', 'the trainer has no run directory');
+    if (!this.#checkpoints) throw configError('saveCheckpoint', 'the trainer has no run directory');
+    const carried = this.#carryTensors();
+    if (!this.runDir) {
+      if (carried?.gathered) for (const t of Object.values(carried.tensors)) t.dispose();
+      this.#lastCheckpointStep = this.step;
+      return '';
+    }
     const optim = this.optimizer.stateDict();
     const tensors: Record<string, Tensor> = {};
     for (const [k, v] of Object.entries(this.model.stateDict())) tensors[`model.${k}`] = v;
     for (const [k, v] of Object.entries(optim.tensors)) tensors[`optim.${k}`] = v;
     let carry = null;
-    const carried = this.objective.carry;
     if (carried) {
-      const flat = flattenState(carried);
-      Object.assign(tensors, flat.tensors);
-      carry = flat.layout;
+      Object.assign(tensors, carried.tensors);
+      carry = carried.layout;
     }
     try {
       const path = await saveCheckpoint(this.runDir, {
@@ -322,6 +388,7 @@ export class Trainer {
         plateau: this.plateau ? { state: this.plateau.stateDict(), scale: this.#lrScale.paramGroups[0]!.lr } : null,
         data: this.objective.position(),
         carry,
+        ...(this.processGroup ? { worldSize: this.processGroup.worldSize } : {}),
         lastEval: this.lastEval,
         bestEval: this.bestEval,
         elapsed: this.#elapsed,
@@ -331,10 +398,16 @@ export class Trainer {
       return path;
     } finally {
       for (const t of Object.values(optim.tensors)) t.dispose();
+      if (carried?.gathered) for (const t of Object.values(carried.tensors)) t.dispose();
     }
   }
 
   #restore(meta: CheckpointMeta, tensors: Record<string, Tensor>): void {
+    const world = this.processGroup?.worldSize ?? 1;
+    if (meta.carry && (meta.worldSize ?? 1) !== world) {
+      for (const t of Object.values(tensors)) t.dispose();
+      throw configError('resume', `the checkpoint was written by a job of ${meta.worldSize ?? 1} process(es), each carrying the memory of its own streams; resume it with ${meta.worldSize ?? 1} (--nproc / WORLD_SIZE)`);
+    }
     try {
       this.#restoreState(meta, tensors);
     } catch (e) {
@@ -351,6 +424,7 @@ export class Trainer {
 
   #restoreState(meta: CheckpointMeta, tensors: Record<string, Tensor>): void {
     let carry: MemoryState | null = null;
+    const prefix = carryPrefix(this.processGroup?.rank ?? 0, this.processGroup?.worldSize ?? 1);
     try {
       this.model.loadStateDict(withPrefix(tensors, 'model.'));
       this.optimizer.loadStateDict({ tensors: withPrefix(tensors, 'optim.'), meta: meta.optimizer });
@@ -359,11 +433,11 @@ export class Trainer {
         this.#lrScale.paramGroups[0]!.lr = meta.plateau.scale;
       }
       this.scheduler.loadStateDict(meta.scheduler);
-      if (meta.carry) carry = unflattenState(tensors, meta.carry);
+      if (meta.carry) carry = unflattenState(tensors, meta.carry, prefix);
       this.objective.restore(meta.data, carry);
     } finally {
       // the carried state's tensors are now the objective's; the rest were copied in
-      for (const [name, t] of Object.entries(tensors)) if (!(carry && name.startsWith('carry.'))) t.dispose();
+      for (const [name, t] of Object.entries(tensors)) if (!(carry && name.startsWith(prefix))) t.dispose();
     }
   }
 
@@ -421,7 +495,7 @@ export class Trainer {
     progress.start(t.steps, this.step);
     try {
       while (this.step < t.steps) {
-        if (signal?.aborted) {
+        if (this.processGroup ? this.#jobStopping : signal?.aborted) {
           aborted = true;
           break;
         }
@@ -470,12 +544,12 @@ export class Trainer {
           emit({ type: 'eval', step: this.step, metrics: e, lr: this.lr });
           progress.note(`eval @ ${this.step}: ${describeMetrics(e)}  lr ${this.lr.toExponential(2)}`);
         }
-        if (this.runDir && ((t.checkpointEvery > 0 && this.step % t.checkpointEvery === 0) || last)) await this.#checkpoint(emit);
+        if (this.#checkpoints && ((t.checkpointEvery > 0 && this.step % t.checkpointEvery === 0) || last)) await this.#checkpoint(emit);
         // Let timers and signal handlers run between steps (a step itself is synchronous).
         await new Promise<void>((resolve) => setImmediate(resolve));
       }
       if (aborted) {
-        if (this.runDir && this.#lastCheckpointStep !== this.step) await this.#checkpoint(emit);
+        if (this.#checkpoints && this.#lastCheckpointStep !== this.step) await this.#checkpoint(emit);
         this.#log({ type: 'abort', step: this.step, time: time() });
         progress.note(`stopped at step ${this.step}${this.runDir ? ` (checkpoint in ${this.runDir})` : ''}`);
       }
@@ -516,6 +590,7 @@ export class Trainer {
       throw numericError('train', `training stopped: the weights after step ${this.step} are not finite${this.#lastCheckpointStep >= 0 ? `; the checkpoint of step ${this.#lastCheckpointStep} in ${this.runDir} is kept` : ''}; lower the learning rate (optim.lr ${this.config.optim.lr}) or clip gradients`);
     }
     const path = await this.saveCheckpoint();
+    if (!this.runDir) return; // another rank writes
     this.#log({ type: 'checkpoint', step: this.step, file: path });
     emit({ type: 'checkpoint', step: this.step, path });
   }
@@ -537,10 +612,22 @@ export class Trainer {
   /** Frees the model, the optimiser state and the carried state; releases the run directory. */
   dispose(): void {
     this.#lock?.release();
+    this.#reducer?.destroy();
     this.objective.dispose();
     this.optimizer.dispose();
     this.model.dispose();
   }
+}
+
+/**
+ * Counts of each rank summed over the job (the models' auxiliary losses, which each rank computes
+ * per batch, averaged), with a few more numbers summed in the same all-reduce.
+ */
+function jobCounts(pg: ProcessGroup, c: MetricCounts, extra: number[]): [MetricCounts, ...number[]] {
+  const sums = pg.sumNumbers([c.lossSum, c.tokens, c.answerTokens, c.correct, c.samples, c.exact, c.auxSum, c.memorySum ?? 0, c.forwards ?? 0, ...extra]);
+  const [lossSum, tokens, answerTokens, correct, samples, exact, auxSum, memorySum, forwards] = sums as [number, number, number, number, number, number, number, number, number];
+  const counts: MetricCounts = { lossSum, tokens, answerTokens, correct, samples, exact, auxSum: auxSum / pg.worldSize, batches: c.batches, ...(c.forwards !== undefined ? { memorySum, forwards } : {}) };
+  return [counts, ...sums.slice(9)];
 }
 
 /** 'loss 0.123  acc 0.987  exact 0.950' or 'bpc 1.234  acc 0.456'. */
