@@ -20,7 +20,10 @@ export interface DistEnv {
 
 export const DEFAULT_MASTER_PORT = 29500;
 
-function intVar(env: NodeJS.ProcessEnv, name: string, fallback: number | null, min: number, max = Number.MAX_SAFE_INTEGER): number {
+/** An environment as process.env holds it (spelled out so that the declarations need no Node types). */
+export type Environment = Record<string, string | undefined>;
+
+function intVar(env: Environment, name: string, fallback: number | null, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const raw = env[name];
   if (raw === undefined || raw === '') {
     if (fallback === null) throw configError('distributed', `${name} is not set; a worker of a job with WORLD_SIZE=${env.WORLD_SIZE} needs MASTER_ADDR, MASTER_PORT, WORLD_SIZE and RANK (as torchrun sets them)`);
@@ -32,7 +35,7 @@ function intVar(env: NodeJS.ProcessEnv, name: string, fallback: number | null, m
 }
 
 /** The job this process belongs to, or null for a single-process run. */
-export function distEnvFrom(env: NodeJS.ProcessEnv = process.env): DistEnv | null {
+export function distEnvFrom(env: Environment = process.env): DistEnv | null {
   const worldSize = intVar(env, 'WORLD_SIZE', 1, 1);
   if (worldSize === 1) return null;
   const rank = intVar(env, 'RANK', null, 0, worldSize - 1);

@@ -29,7 +29,7 @@ export interface LaunchOptions {
   command: string;
   args: string[];
   /** Base environment of the workers (default process.env). */
-  env?: NodeJS.ProcessEnv;
+  env?: Record<string, string | undefined>;
   /** Seconds the other workers get to stop by themselves after one failed (default 60, the collectives' default timeout). */
   graceSeconds?: number;
   /** Where the launcher's own lines go (default stderr). */
@@ -40,7 +40,8 @@ export interface WorkerExit {
   rank: number;
   pid: number;
   code: number | null;
-  signal: NodeJS.Signals | null;
+  /** The signal that ended it ('SIGTERM', …), null when it exited by itself. */
+  signal: string | null;
 }
 
 export interface LaunchResult {
