@@ -7,11 +7,12 @@
 // - In a data-parallel job (`shard`), each rank evaluates its part of every batch (task rows or LM
 //   streams) and returns counts; the caller sums them over the ranks (Trainer.evaluate).
 // Shapes: B batch, M segment length, T = numSegments * M.
-import { tidy, noGrad, type Tensor } from '../tensor/index.js';
+import { cat, tidy, noGrad, type Tensor } from '../tensor/index.js';
 import type { MemoryState, SegmentModel } from '../models/index.js';
 import { Rng } from '../tasks/random.js';
 import { shardRows, StreamBatcher, type Shard } from '../tasks/stream.js';
 import type { SegmentedTask } from '../tasks/types.js';
+import { answerBreakdown } from '../tasks/metrics.js';
 import { unroll } from './unroll.js';
 import { accuracyCounts, addCounts, crossEntropySum, emptyCounts, summarize, type MetricCounts, type Metrics } from './metrics.js';
 
@@ -72,7 +73,14 @@ export function evaluateTaskCounts(model: SegmentModel, task: SegmentedTask, o: 
           },
         });
         const acc = accuracyCounts(outputs.map((o) => o.logits), batch.targets, batch.answerMask, true);
-        return { ...acc, lossSum, tokens: batch.targets.ne(-100).sum().item(), auxSum: aux, batches: 1, memorySum, forwards };
+        // per sample on the host: how many different answers, exact match per kind of sample
+        const predicted = cat(outputs.map((o) => o.logits.argmax(-1)), 1); // [b, T]
+        const ints = (t: Tensor) => t.to('int32').data() as Int32Array;
+        const answers = answerBreakdown(ints(predicted), ints(batch.targets), batch.answerMask ? ints(batch.answerMask) : null, batch.targets.shape[0]!, task.answerKinds);
+        return {
+          ...acc, lossSum, tokens: batch.targets.ne(-100).sum().item(), auxSum: aux, batches: 1, memorySum, forwards,
+          distinct: answers.distinct, distinctTargets: answers.distinctTargets, ...(answers.kinds ? { kinds: answers.kinds } : {}),
+        };
       });
       total = addCounts(total, counts);
     }

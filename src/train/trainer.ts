@@ -717,18 +717,33 @@ export class Trainer {
  * per batch, averaged), with a few more numbers summed in the same all-reduce.
  */
 function jobCounts(pg: ProcessGroup, c: MetricCounts, extra: number[]): [MetricCounts, ...number[]] {
-  const sums = pg.sumNumbers([c.lossSum, c.tokens, c.answerTokens, c.correct, c.samples, c.exact, c.auxSum, c.memorySum ?? 0, c.forwards ?? 0, ...extra]);
+  // An evaluation's answer counts (every rank has the same kinds: one task): distinct answers are
+  // counted per rank's part of a batch, so answers two ranks share count twice.
+  const kinds = Object.keys(c.kinds ?? {}).sort();
+  const answers = c.distinct !== undefined ? [c.distinct, c.distinctTargets ?? 0, ...kinds.flatMap((k) => [c.kinds![k]!.samples, c.kinds![k]!.exact])] : [];
+  const sums = pg.sumNumbers([c.lossSum, c.tokens, c.answerTokens, c.correct, c.samples, c.exact, c.auxSum, c.memorySum ?? 0, c.forwards ?? 0, ...answers, ...extra]);
   const [lossSum, tokens, answerTokens, correct, samples, exact, auxSum, memorySum, forwards] = sums as [number, number, number, number, number, number, number, number, number];
   const counts: MetricCounts = { lossSum, tokens, answerTokens, correct, samples, exact, auxSum: auxSum / pg.worldSize, batches: c.batches, ...(c.forwards !== undefined ? { memorySum, forwards } : {}) };
-  return [counts, ...sums.slice(9)];
+  if (answers.length) {
+    const a = sums.slice(9, 9 + answers.length);
+    counts.distinct = a[0]!;
+    counts.distinctTargets = a[1]!;
+    if (c.kinds) counts.kinds = Object.fromEntries(kinds.map((k, i) => [k, { samples: a[2 + 2 * i]!, exact: a[3 + 2 * i]! }]));
+  }
+  return [counts, ...sums.slice(9 + answers.length)];
 }
 
-/** 'loss 0.123  acc 0.987  exact 0.950' or 'bpc 1.234  acc 0.456'. */
+/**
+ * 'loss 0.123  acc 0.987  exact 0.950' or 'bpc 1.234  acc 0.456'; a task evaluation adds exact
+ * match per kind of sample and 'distinct 0.031/0.969' (distinct answers predicted / expected per sample).
+ */
 export function describeMetrics(m: Metrics): string {
   const parts = [`loss ${m.loss.toFixed(4)}`];
   if (m.exactMatch === undefined) parts.push(`bpc ${m.bpc.toFixed(4)}`);
   parts.push(`acc ${m.accuracy.toFixed(4)}`);
   if (m.exactMatch !== undefined) parts.push(`exact ${m.exactMatch.toFixed(4)}`);
+  for (const [kind, v] of Object.entries(m.exactMatchBy ?? {})) parts.push(`exact[${kind}] ${Number.isFinite(v) ? v.toFixed(4) : '–'}`);
+  if (m.distinctAnswers !== undefined) parts.push(`distinct ${m.distinctAnswers.toFixed(3)}/${(m.distinctTargets ?? NaN).toFixed(3)}`);
   return parts.join('  ');
 }
 
