@@ -75,8 +75,9 @@ export function perplexity(meanLoss: number): number {
 
 /** What answerBreakdown counts over a batch. */
 export interface AnswerBreakdown {
-  /** Samples with at least one answer position. */
+  /** Samples with at least one answer position, and those whose every answer position is right. */
   samples: number;
+  exact: number;
   /** Distinct predicted answers among them, and distinct expected answers (the reference: a model that answers by rote has far fewer). */
   distinct: number;
   distinctTargets: number;
@@ -101,7 +102,7 @@ export function answerBreakdown(
   const T = batch === 0 ? 0 : targets.length / batch;
   const answers = new Set<string>(), expected = new Set<string>();
   const byKind = kinds ? Object.fromEntries(kinds.names.map((n) => [n, { samples: 0, exact: 0 }])) : null;
-  let samples = 0;
+  let samples = 0, exact = 0;
   for (let b = 0; b < batch; b++) {
     const from = b * T;
     const got: number[] = [], want: number[] = [];
@@ -115,12 +116,14 @@ export function answerBreakdown(
     samples += 1;
     answers.add(got.join(','));
     expected.add(want.join(','));
+    const right = got.every((g, i) => g === want[i]);
+    if (right) exact += 1;
     if (kinds && byKind) {
       const name = kinds.names[kinds.of(Array.prototype.slice.call(targets, from, from + T) as number[])];
       if (name === undefined) throw shapeError('answerBreakdown', `the task's answerKinds.of gave no kind of ${kinds.names.join(', ')} for sample ${b}`);
       byKind[name]!.samples += 1;
-      if (got.every((g, i) => g === want[i])) byKind[name]!.exact += 1;
+      if (right) byKind[name]!.exact += 1;
     }
   }
-  return { samples, distinct: answers.size, distinctTargets: expected.size, kinds: byKind };
+  return { samples, exact, distinct: answers.size, distinctTargets: expected.size, kinds: byKind };
 }

@@ -258,12 +258,12 @@ function answersTable(recipe: Recipe, cells: CellResult[]): string[] {
   const f = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(3));
   const rows = cells.map((c) => {
     const m = c.finalEval;
-    return `| ${single ? c.model : `${c.model} / ${c.setting}`} | ${f(m?.exactMatch)} | ${kinds.map((k) => f(m?.exactMatchBy?.[k])).join(' | ')} | ${f(m?.distinctAnswers)} | ${f(m?.distinctTargets)} |`;
+    return `| ${single ? c.model : `${c.model} / ${c.setting}`} | ${f(m?.exactMatch)} | ${kinds.map((k) => f(m?.exactMatchBy?.[k])).join(' | ')} | ${f(m?.exactMatchGenerated)} | ${f(m?.distinctAnswers)} | ${f(m?.distinctTargets)} |`;
   });
   return [
-    'exact match by kind of sample, and distinct answers per sample within a held-out batch (predicted; expected, which a perfect model matches):',
-    '', `| model | exact | ${kinds.map((k) => `exact ${k}`).join(' | ')} | distinct predicted | distinct expected |`,
-    `|---|---:|${kinds.map(() => '---:').join('|')}|---:|---:|`, ...rows, '',
+    'exact match by kind of sample (teacher-forced), of the answers generated token by token, and distinct generated answers per sample within a held-out batch (expected: what a perfect model gives):',
+    '', `| model | exact | ${kinds.map((k) => `exact ${k}`).join(' | ')} | exact generated | distinct generated | distinct expected |`,
+    `|---|---:|${kinds.map(() => '---:').join('|')}|---:|---:|---:|`, ...rows, '',
   ];
 }
 

@@ -26,11 +26,13 @@ export interface MetricCounts {
   memorySum?: number;
   forwards?: number;
   /**
-   * Evaluation of a task only (tasks/metrics.ts answerBreakdown): distinct predicted and expected
-   * answers, summed over batches (each batch counts its own), and exact match per kind of sample.
+   * Evaluation of a task with answerKinds only (evaluate.ts answerCounts): distinct generated
+   * and expected answers, summed over batches (each batch counts its own), generated answers
+   * exactly right, and exact match (teacher-forced) per kind of sample.
    */
   distinct?: number;
   distinctTargets?: number;
+  generatedExact?: number;
   kinds?: Record<string, { samples: number; exact: number }>;
 }
 
@@ -42,7 +44,7 @@ export function addCounts(a: MetricCounts, b: MetricCounts): MetricCounts {
     correct: a.correct + b.correct, samples: a.samples + b.samples, exact: a.exact + b.exact,
     auxSum: a.auxSum + b.auxSum, batches: a.batches + b.batches,
     memorySum: (a.memorySum ?? 0) + (b.memorySum ?? 0), forwards: (a.forwards ?? 0) + (b.forwards ?? 0),
-    ...(a.distinct !== undefined || b.distinct !== undefined ? { distinct: (a.distinct ?? 0) + (b.distinct ?? 0), distinctTargets: (a.distinctTargets ?? 0) + (b.distinctTargets ?? 0) } : {}),
+    ...(a.distinct !== undefined || b.distinct !== undefined ? { distinct: (a.distinct ?? 0) + (b.distinct ?? 0), distinctTargets: (a.distinctTargets ?? 0) + (b.distinctTargets ?? 0), generatedExact: (a.generatedExact ?? 0) + (b.generatedExact ?? 0) } : {}),
     ...(a.kinds || b.kinds ? { kinds: addKinds(a.kinds, b.kinds) } : {}),
   };
 }
@@ -76,12 +78,14 @@ export interface Metrics {
    */
   exactMatchBy?: Record<string, number>;
   /**
-   * Task evaluation: distinct predicted answers per sample (within each held-out batch); 1 / batch
-   * when the model gives one answer to everything. distinctTargets: the same of the expected
-   * answers, the value a perfect model reaches.
+   * Task evaluation (tasks with answerKinds): distinct answers per sample within each held-out
+   * batch, generated free-running (greedy, as `engram generate`); 1 / batch when the model gives
+   * one answer to everything. distinctTargets: the same of the expected answers, the value a
+   * perfect model reaches. exactMatchGenerated: generated answers exactly right.
    */
   distinctAnswers?: number;
   distinctTargets?: number;
+  exactMatchGenerated?: number;
   tokens: number;
 }
 
@@ -95,6 +99,7 @@ export function summarize(c: MetricCounts): Metrics {
   if (c.distinct !== undefined && c.samples > 0) {
     m.distinctAnswers = c.distinct / c.samples;
     m.distinctTargets = (c.distinctTargets ?? 0) / c.samples;
+    m.exactMatchGenerated = (c.generatedExact ?? 0) / c.samples;
   }
   return m;
 }

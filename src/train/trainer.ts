@@ -720,22 +720,22 @@ function jobCounts(pg: ProcessGroup, c: MetricCounts, extra: number[]): [MetricC
   // An evaluation's answer counts (every rank has the same kinds: one task): distinct answers are
   // counted per rank's part of a batch, so answers two ranks share count twice.
   const kinds = Object.keys(c.kinds ?? {}).sort();
-  const answers = c.distinct !== undefined ? [c.distinct, c.distinctTargets ?? 0, ...kinds.flatMap((k) => [c.kinds![k]!.samples, c.kinds![k]!.exact])] : [];
+  const answers = c.distinct !== undefined || c.kinds ? [c.distinct ?? 0, c.distinctTargets ?? 0, c.generatedExact ?? 0, ...kinds.flatMap((k) => [c.kinds![k]!.samples, c.kinds![k]!.exact])] : [];
   const sums = pg.sumNumbers([c.lossSum, c.tokens, c.answerTokens, c.correct, c.samples, c.exact, c.auxSum, c.memorySum ?? 0, c.forwards ?? 0, ...answers, ...extra]);
   const [lossSum, tokens, answerTokens, correct, samples, exact, auxSum, memorySum, forwards] = sums as [number, number, number, number, number, number, number, number, number];
   const counts: MetricCounts = { lossSum, tokens, answerTokens, correct, samples, exact, auxSum: auxSum / pg.worldSize, batches: c.batches, ...(c.forwards !== undefined ? { memorySum, forwards } : {}) };
   if (answers.length) {
     const a = sums.slice(9, 9 + answers.length);
-    counts.distinct = a[0]!;
-    counts.distinctTargets = a[1]!;
-    if (c.kinds) counts.kinds = Object.fromEntries(kinds.map((k, i) => [k, { samples: a[2 + 2 * i]!, exact: a[3 + 2 * i]! }]));
+    if (c.distinct !== undefined) Object.assign(counts, { distinct: a[0]!, distinctTargets: a[1]!, generatedExact: a[2]! });
+    if (c.kinds) counts.kinds = Object.fromEntries(kinds.map((k, i) => [k, { samples: a[3 + 2 * i]!, exact: a[4 + 2 * i]! }]));
   }
   return [counts, ...sums.slice(9 + answers.length)];
 }
 
 /**
- * 'loss 0.123  acc 0.987  exact 0.950' or 'bpc 1.234  acc 0.456'; a task evaluation adds exact
- * match per kind of sample and 'distinct 0.031/0.969' (distinct answers predicted / expected per sample).
+ * 'loss 0.123  acc 0.987  exact 0.950' or 'bpc 1.234  acc 0.456'; a task with kinds of sample
+ * adds exact match per kind, of the generated answers, and 'distinct 0.031/0.969' (distinct
+ * answers generated / expected per sample).
  */
 export function describeMetrics(m: Metrics): string {
   const parts = [`loss ${m.loss.toFixed(4)}`];
@@ -743,6 +743,7 @@ export function describeMetrics(m: Metrics): string {
   parts.push(`acc ${m.accuracy.toFixed(4)}`);
   if (m.exactMatch !== undefined) parts.push(`exact ${m.exactMatch.toFixed(4)}`);
   for (const [kind, v] of Object.entries(m.exactMatchBy ?? {})) parts.push(`exact[${kind}] ${Number.isFinite(v) ? v.toFixed(4) : '–'}`);
+  if (m.exactMatchGenerated !== undefined) parts.push(`exact(generated) ${m.exactMatchGenerated.toFixed(4)}`);
   if (m.distinctAnswers !== undefined) parts.push(`distinct ${m.distinctAnswers.toFixed(3)}/${(m.distinctTargets ?? NaN).toFixed(3)}`);
   return parts.join('  ');
 }
