@@ -40,12 +40,13 @@ const segmentCount = positiveInt.max(MAX_STAGE_SEGMENTS);
 
 const stageText = /^\s*(\d+)\s*\.\.\s*(\d+)\s*(?:\/\s*(\d+)\s*)?$/;
 
+const segmentsForms = "must be a list of segment counts [1, 2, 3], { from, to, step }, or text '1,2,3', '1..9' or '1..9/2'";
 /** The stages' segment counts, in any of the accepted forms. */
 const segmentsSchema = z.union([
   z.array(segmentCount),
   z.strictObject({ from: segmentCount, to: segmentCount, step: segmentCount.default(1) }),
-  z.string().regex(/^\s*\d+(\s*,\s*\d+)*\s*$|^\s*\d+\s*\.\.\s*\d+\s*(\/\s*\d+\s*)?$/),
-], { error: "must be a list of segment counts [1, 2, 3], { from, to, step }, or text '1,2,3', '1..9' or '1..9/2'" });
+  z.string().regex(/^\s*\d+(\s*,\s*\d+)*\s*$|^\s*\d+\s*\.\.\s*\d+\s*(\/\s*\d+\s*)?$/, segmentsForms),
+], { error: segmentsForms });
 
 export const curriculumMetrics = ['accuracy', 'exactMatch', 'loss'] as const;
 export type CurriculumMetric = (typeof curriculumMetrics)[number];
