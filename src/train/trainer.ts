@@ -10,6 +10,10 @@
 // (seed, step) before every step (dropout), so a run resumed from a checkpoint draws exactly what
 // the uninterrupted run would have drawn, whatever libtorch's generator state was.
 //
+// A curriculum over segments (train.curriculum, curriculum.ts) cuts the task finer between two
+// steps, stage by stage, the weights and optimiser state carrying on; the stage is logged and
+// checkpointed. train.initFrom (init-from.ts) gives a fresh run another run's weights.
+//
 // Data parallelism (options.processGroup, src/distributed): every rank builds the same model and
 // takes rank 0's weights (broadcast); the objective reads the rank's share of each batch; the
 // gradients are averaged over the ranks (in buckets, overlapping backward) before clipping and the optimiser step, so
