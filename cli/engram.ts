@@ -72,6 +72,10 @@ const configFlags: ConfigFlag[] = [
   { flags: '--eval-batches <n>', path: 'train.evalBatches', description: 'held-out batches per task evaluation' },
   { flags: '--checkpoint-every <n>', path: 'train.checkpointEvery', description: 'steps between checkpoints (0: at the end only)' },
   { flags: '--threads <n>', path: 'train.threads', description: "ATen threads (0: libtorch's choice)" },
+  { flags: '--curriculum <stages>', path: 'train.curriculum.segments', description: "task: grow the segments during the run, stage by stage: '1,2,3,6,9', '1..9' or '1..9/2' (with --curriculum-every and/or --curriculum-threshold)" },
+  { flags: '--curriculum-every <steps>', path: 'train.curriculum.advance.everySteps', description: 'curriculum: steps each stage lasts' },
+  { flags: '--curriculum-threshold <x>', path: 'train.curriculum.advance.threshold', description: 'curriculum: a stage ends when the held-out accuracy reaches x (metric: --set train.curriculum.advance.metric=exactMatch)' },
+  { flags: '--init-from <dir>', path: 'train.initFrom', description: "start from this run directory's or model folder's weights (same model; fresh optimiser)" },
   { flags: '--on-nan <what>', path: 'train.nonFinite', description: "a step with a NaN / infinite loss: 'stop' the run (default; the last checkpoint is kept) or 'skip' the batch" },
   { flags: '--optimizer <name>', path: 'optim.optimizer', description: "'adam' or 'adamw'" },
   { flags: '--lr <x>', path: 'optim.lr', description: 'learning rate' },
@@ -278,7 +282,9 @@ async function trainCommand(opts: Record<string, unknown>): Promise<void> {
   const print = rank === 0 ? out : () => {}; // results from rank 0 only
   try {
     if (rank === 0) process.stderr.write(`${trainer.step > 0 ? `resuming at step ${trainer.step}` : 'training'}: ${config.model.kind}, ${trainer.model.numParameters()} parameters; ` +
-      `${trainer.objective.describe()}; ${config.train.steps} steps of ${config.train.batchSize}${processGroup ? ` over ${processGroup.worldSize} processes` : ''}; run directory ${runDir}\n`);
+      `${trainer.objective.describe()}; ${config.train.steps} steps of ${config.train.batchSize}${processGroup ? ` over ${processGroup.worldSize} processes` : ''}; run directory ${runDir}` +
+      `${trainer.curriculum ? `; curriculum over ${trainer.curriculum.config.segments.join(', ')} segments, at ${trainer.curriculum.describe()}` : ''}` +
+      `${trainer.initFrom ? `; weights from ${trainer.initFrom.dir} (step ${trainer.initFrom.step})` : ''}\n`);
     const r = await trainer.run();
     if (r.aborted) {
       print(`stopped at step ${r.step}/${config.train.steps}; continue with: engram train --out ${runDir} --resume`);
@@ -567,6 +573,8 @@ Examples:
   engram train --corpus tinyshakespeare --model xl --segment-length 64 --bptt 0 --steps 2000
   engram train --config my-run.json --lr 1e-3
   engram train --out runs/copy-rmt --resume --steps 600
+  engram train --task copy --model rmt --mem-tokens 8 --curriculum 1..6 --curriculum-threshold 0.99 --eval-every 50
+  engram train --task copy --segments 6 --model rmt --init-from runs/copy-2seg-rmt
   engram train --corpus tinyshakespeare --model xl --batch-size 16 --nproc 2     (data-parallel, 2 processes)
   (workers started by torchrun-style launchers read MASTER_ADDR, MASTER_PORT, WORLD_SIZE, RANK, LOCAL_RANK)`)
     .action((opts: Record<string, unknown>) => trainCommand(opts));

@@ -1,6 +1,6 @@
 // The data layer: algorithmic and memory tasks (SPEC §8), language-modelling streams, metrics.
 export { Rng } from './random.js';
-export { PAD, IGNORE_INDEX, type TaskBatch, type TaskSample, type SegmentedTask } from './types.js';
+export { PAD, IGNORE_INDEX, type TaskBatch, type TaskSample, type SegmentedTask, type AnswerKinds } from './types.js';
 export { CopyTask, type CopyOptions } from './copy.js';
 export { ReverseTask, type ReverseOptions } from './reverse.js';
 export { START, FIRST_SYMBOL, type SymbolTaskOptions } from './symbols.js';
@@ -26,4 +26,4 @@ export {
   splitText, splitTokens, splitBounds, type SplitFractions, type Split, type BrownOptions,
 } from './corpus.js';
 export { StreamBatcher, shardRows, type StreamBatcherOptions, type StreamSegment, type StreamPosition, type Shard } from './stream.js';
-export { tokenAccuracy, exactMatch, bitsPerCharacter, perplexity, mergeCounts, type Counts } from './metrics.js';
+export { tokenAccuracy, exactMatch, bitsPerCharacter, perplexity, mergeCounts, answerBreakdown, type Counts, type AnswerBreakdown } from './metrics.js';

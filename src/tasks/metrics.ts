@@ -7,7 +7,7 @@
 import { tidy, type Tensor } from '../tensor/index.js';
 import { shapeError } from '../tensor/errors.js';
 import { isFloating } from '../tensor/dtype.js';
-import { IGNORE_INDEX } from './types.js';
+import { IGNORE_INDEX, type AnswerKinds } from './types.js';
 
 export interface Counts {
   correct: number;
@@ -71,4 +71,59 @@ export function bitsPerCharacter(meanLoss: number | Tensor): number | Tensor {
 /** Perplexity from a mean cross-entropy in nats: exp(loss). */
 export function perplexity(meanLoss: number): number {
   return Math.exp(meanLoss);
+}
+
+/** What answerBreakdown counts over a batch. */
+export interface AnswerBreakdown {
+  /** Samples with at least one answer position, and those whose every answer position is right. */
+  samples: number;
+  exact: number;
+  /** Distinct predicted answers among them, and distinct expected answers (the reference: a model that answers by rote has far fewer). */
+  distinct: number;
+  distinctTargets: number;
+  /** Per kind of sample (task.answerKinds), its samples and exact matches; every name present. */
+  kinds: Record<string, { samples: number; exact: number }> | null;
+}
+
+/**
+ * Per-sample view of predicted answers, on plain arrays [B * T] (row-major, T = targets.length / B):
+ * how many different answers the model gives (the answer: the predicted ids at the answer
+ * positions, answerMask, else where the target is scored), and exact match split by kind of
+ * sample. A model that prints one memorised answer for every input has 1 distinct answer however
+ * often it happens to be right.
+ */
+export function answerBreakdown(
+  predicted: ArrayLike<number>, targets: ArrayLike<number>, answerMask: ArrayLike<number | boolean> | null, batch: number,
+  kinds?: AnswerKinds, ignoreIndex = IGNORE_INDEX,
+): AnswerBreakdown {
+  if (predicted.length !== targets.length || (answerMask && answerMask.length !== targets.length) || batch < 0 || (batch === 0 ? targets.length !== 0 : targets.length % batch !== 0)) {
+    throw shapeError('answerBreakdown', `predicted (${predicted.length}), targets (${targets.length}) and answerMask (${answerMask?.length ?? 'none'}) must hold batch (${batch}) rows of the same length`);
+  }
+  const T = batch === 0 ? 0 : targets.length / batch;
+  const answers = new Set<string>(), expected = new Set<string>();
+  const byKind = kinds ? Object.fromEntries(kinds.names.map((n) => [n, { samples: 0, exact: 0 }])) : null;
+  let samples = 0, exact = 0;
+  for (let b = 0; b < batch; b++) {
+    const from = b * T;
+    const got: number[] = [], want: number[] = [];
+    for (let p = from; p < from + T; p++) {
+      const isAnswer = answerMask ? Boolean(answerMask[p]) : targets[p] !== ignoreIndex;
+      if (!isAnswer) continue;
+      got.push(predicted[p]!);
+      want.push(targets[p]!);
+    }
+    if (got.length === 0) continue;
+    samples += 1;
+    answers.add(got.join(','));
+    expected.add(want.join(','));
+    const right = got.every((g, i) => g === want[i]);
+    if (right) exact += 1;
+    if (kinds && byKind) {
+      const name = kinds.names[kinds.of(Array.prototype.slice.call(targets, from, from + T) as number[])];
+      if (name === undefined) throw shapeError('answerBreakdown', `the task's answerKinds.of gave no kind of ${kinds.names.join(', ')} for sample ${b}`);
+      byKind[name]!.samples += 1;
+      if (right) byKind[name]!.exact += 1;
+    }
+  }
+  return { samples, exact, distinct: answers.size, distinctTargets: expected.size, kinds: byKind };
 }

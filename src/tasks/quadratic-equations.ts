@@ -27,7 +27,7 @@
 import type { Rng } from './random.js';
 import { checkKeys, SequenceTask, segmentSizes } from './sequence-task.js';
 import { configError, shapeError } from '../tensor/errors.js';
-import { PAD } from './types.js';
+import { PAD, type AnswerKinds } from './types.js';
 
 export interface QuadraticEquationsOptions {
   /** Segments the sample is cut into (default 1; 6 puts one 30-character block in each segment). */
@@ -66,6 +66,8 @@ export function quadraticBlocks(alpha: number, b: number, c: number): string[] {
 }
 
 const charId = new Map<string, number>([...QUADRATIC_CHARS].map((ch, i) => [ch, i + 1]));
+/** Id of 'n', the first character of the answer 'none'. */
+const NONE_FIRST = charId.get('n')!;
 
 export class QuadraticEquationsTask extends SequenceTask {
   readonly name = 'quadratic-equations';
@@ -78,6 +80,15 @@ export class QuadraticEquationsTask extends SequenceTask {
   protected readonly seqLength = QUADRATIC_BLOCKS * QUADRATIC_BLOCK_WIDTH;
   protected readonly scoredFrom = QUADRATIC_BLOCK_WIDTH;
   protected readonly answerFrom = (QUADRATIC_BLOCKS - 1) * QUADRATIC_BLOCK_WIDTH;
+  /**
+   * Exact match is reported apart for equations with and without real roots: about a fifth have
+   * none, and a model answering 'none' to everything would otherwise still score. The kind is read
+   * from the answer block's first character (targets[p] = seq[p + 1]): 'n' of 'none'.
+   */
+  readonly answerKinds: AnswerKinds = {
+    names: ['realRoots', 'noRealRoots'],
+    of: (targets) => (targets[this.answerFrom - 1] === NONE_FIRST ? 1 : 0),
+  };
 
   constructor(options: QuadraticEquationsOptions = {}) {
     super();

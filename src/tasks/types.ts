@@ -56,4 +56,15 @@ export interface SegmentedTask {
    * next token back instead of the prediction.
    */
   readonly targetsAreNextTokens?: boolean;
+  /**
+   * Kinds of sample whose exact match is reported apart (quadratic equations: with and without
+   * real roots), so that a model that answers one kind by rote shows it: the kinds' names (they
+   * key Metrics.exactMatchBy) and the kind of a sample, index into names, from its targets row [T].
+   */
+  readonly answerKinds?: AnswerKinds;
+}
+
+export interface AnswerKinds {
+  readonly names: readonly string[];
+  of(targets: ArrayLike<number>): number;
 }

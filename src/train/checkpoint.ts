@@ -32,6 +32,7 @@ import type { LrSchedulerState, OptimizerStateDict, ReduceLROnPlateauState } fro
 import type { StreamPosition } from '../tasks/stream.js';
 import { canonicalJson, resolveTrainConfig, type TrainConfig } from './config.js';
 import type { Metrics } from './metrics.js';
+import { curriculumStateSchema, type CurriculumState } from './curriculum.js';
 
 export const CHECKPOINT_FILE = 'checkpoint.json';
 
@@ -56,6 +57,8 @@ export interface CheckpointMeta {
   worldSize?: number;
   lastEval: Metrics | null;
   bestEval: Metrics | null;
+  /** Where a run with train.curriculum stands (absent without one). */
+  curriculum?: CurriculumState;
   /** Seconds of training before this checkpoint (for throughput over resumed runs). */
   elapsed: number;
   /** Highest C-heap bytes sampled at the end of a forward pass so far (null: unknown). */
@@ -67,7 +70,8 @@ export interface CheckpointMeta {
 }
 
 const count = z.number().int().min(0);
-const metricsSchema = z.record(z.string(), z.number().nullable()).nullable();
+/** Metrics: numbers (NaN saved as null) and records of numbers (exactMatchBy). */
+const metricsSchema = z.record(z.string(), z.union([z.number().nullable(), z.record(z.string(), z.number().nullable())])).nullable();
 
 /** What checkpoint.json must hold; the config is re-resolved separately (resolveTrainConfig). */
 const metaSchema = z.object({
@@ -91,6 +95,7 @@ const metaSchema = z.object({
   worldSize: z.number().int().min(1).optional(),
   lastEval: metricsSchema,
   bestEval: metricsSchema,
+  curriculum: curriculumStateSchema.optional(),
   elapsed: z.number().min(0),
   peakHeapBytes: z.number().nullable().optional(),
   // a plain file name: the tensors live in the run directory, never elsewhere

@@ -16,6 +16,7 @@ import {
 } from '../memory/index.js';
 import { finalNormSchema } from '../models/index.js';
 import { makeTask, taskNames, type TaskName } from '../tasks/registry.js';
+import { curriculumSchema, resolveCurriculum, type CurriculumConfig } from './curriculum.js';
 
 const positiveInt = z.number().int().positive();
 const nonNegativeInt = z.number().int().min(0);
@@ -125,6 +126,13 @@ export const trainSchema = z.strictObject({
    * this option existed still compare equal (experiment reruns).
    */
   nonFinite: z.enum(['stop', 'skip']).optional(),
+  /** Curriculum over segments (curriculum.ts): the task's number of segments grows during the run. Tasks only. */
+  curriculum: curriculumSchema.optional(),
+  /**
+   * A run directory or model folder whose weights a fresh run starts from (shapes checked; the
+   * optimiser starts afresh): staged training by hand. A resumed run takes its checkpoint's instead.
+   */
+  initFrom: z.string().min(1).optional(),
 });
 
 export const plateauSchema = z.strictObject({
@@ -164,7 +172,7 @@ export type ModelSection = Omit<z.output<typeof modelSchema>, 'memLen' | 'numMem
 export type DataSection = z.output<typeof dataSchema>;
 export type TaskDataSection = z.output<typeof taskDataSchema>;
 export type LmDataSection = z.output<typeof lmDataSchema>;
-export type TrainSection = Omit<z.output<typeof trainSchema>, 'bpttDepth'> & { bpttDepth: number | 'all' };
+export type TrainSection = Omit<z.output<typeof trainSchema>, 'bpttDepth' | 'curriculum'> & { bpttDepth: number | 'all'; curriculum?: CurriculumConfig };
 export type OptimSection = z.output<typeof optimSchema>;
 export type PlateauSection = z.output<typeof plateauSchema>;
 
@@ -331,24 +339,58 @@ export function resolveTrainConfig(input: unknown = {}): TrainConfig {
   if (isLm && bpttDepth === 'all') {
     throw configError(op, "invalid config:\n  - train.bpttDepth: language modelling needs a number of segments (an unroll is bpttDepth + 1 segments), not 'all'");
   }
+  const staged = parsed.train.curriculum ? curriculumStages(op, parsed.train.curriculum, parsed.train.evalEvery, parsed.data) : null;
+  const data = staged?.data ?? parsed.data;
   let segmentLength: number, numSegments: number;
-  if (parsed.data.kind === 'task') {
+  if (data.kind === 'task') {
     try {
-      ({ segmentLength, numSegments } = makeTask(parsed.data.name as TaskName, parsed.data.options as never)); // checks the task's options
+      ({ segmentLength, numSegments } = makeTask(data.name as TaskName, data.options as never)); // checks the task's options
     } catch (e) {
       if (e instanceof EngramError) throw engramError('config', op, `invalid config:\n  - data.options: ${e.message}`, e);
       throw e;
     }
   } else {
-    segmentLength = parsed.data.segmentLength;
+    segmentLength = data.segmentLength;
     numSegments = (bpttDepth as number) + 1;
   }
   if (parsed.optim.decay === 'cosine' && parsed.optim.warmupSteps >= parsed.train.steps) {
     throw configError(op, `invalid config:\n  - optim.warmupSteps (${parsed.optim.warmupSteps}) must be < train.steps (${parsed.train.steps}) with cosine decay`);
   }
+  // memory sizes relative to the segment: the target's (a curriculum's last stage), the task the model is for
   const model = { ...parsed.model, ...memoryDefaults(parsed.model, segmentLength) };
   checkSizes(op, model, parsed.train.batchSize, segmentLength, numSegments);
-  return { ...parsed, model, train: { ...parsed.train, bpttDepth } } as TrainConfig;
+  for (const stage of staged?.stages ?? []) checkSizes(op, model, parsed.train.batchSize, stage.segmentLength, stage.numSegments);
+  return { ...parsed, data, model, train: { ...parsed.train, bpttDepth, ...(staged ? { curriculum: staged.curriculum } : {}) } } as TrainConfig;
+}
+
+/**
+ * A curriculum checked against the data (curriculum.ts): tasks only, every stage a valid cut of
+ * the task; data.options.numSegments becomes the target (the last stage).
+ */
+function curriculumStages(op: string, raw: z.output<typeof curriculumSchema>, evalEvery: number, data: z.output<typeof dataSchema>):
+  { curriculum: CurriculumConfig; data: TaskDataSection; stages: { numSegments: number; segmentLength: number }[] } {
+  const { curriculum, problems } = resolveCurriculum(raw, evalEvery);
+  const fail = (lines: string[]) => configError(op, `invalid config:\n${lines.map((l) => `  - ${l}`).join('\n')}`);
+  if (data.kind !== 'task') {
+    throw fail([...problems, "train.curriculum: grows the number of segments of a task; language modelling has none to grow (an unroll is train.bpttDepth + 1 segments): leave the curriculum out"]);
+  }
+  const target = curriculum?.segments[curriculum.segments.length - 1];
+  const options = data.options as { numSegments?: unknown; segmentLength?: unknown };
+  if (options.segmentLength !== undefined) problems.push('train.curriculum: sets the number of segments stage by stage; remove data.options.segmentLength');
+  if (target !== undefined && options.numSegments !== undefined && options.numSegments !== target) {
+    problems.push(`data.options.numSegments (${String(options.numSegments)}) must be the curriculum's target, its last stage (${target}), or left out`);
+  }
+  if (problems.length || !curriculum) throw fail(problems);
+  const stages = curriculum.segments.map((n, i) => {
+    try {
+      const task = makeTask(data.name as TaskName, { ...data.options, numSegments: n } as never);
+      return { numSegments: task.numSegments, segmentLength: task.segmentLength };
+    } catch (e) {
+      if (e instanceof EngramError) throw engramError('config', op, `invalid config:\n  - train.curriculum.segments: stage ${i + 1} (${n} segments): ${e.message}`, e);
+      throw e;
+    }
+  });
+  return { curriculum, data: { ...data, options: { ...data.options, numSegments: target } }, stages };
 }
 
 /** Products of sizes that stop absurd allocations before a model or a batch exists. */

@@ -7,12 +7,14 @@
 // - In a data-parallel job (`shard`), each rank evaluates its part of every batch (task rows or LM
 //   streams) and returns counts; the caller sums them over the ranks (Trainer.evaluate).
 // Shapes: B batch, M segment length, T = numSegments * M.
-import { tidy, noGrad, type Tensor } from '../tensor/index.js';
+import { cat, tidy, noGrad, type Tensor } from '../tensor/index.js';
 import type { MemoryState, SegmentModel } from '../models/index.js';
 import { Rng } from '../tasks/random.js';
 import { shardRows, StreamBatcher, type Shard } from '../tasks/stream.js';
 import type { SegmentedTask } from '../tasks/types.js';
+import { answerBreakdown } from '../tasks/metrics.js';
 import { unroll } from './unroll.js';
+import { Decoder } from '../infer/decoder.js';
 import { accuracyCounts, addCounts, crossEntropySum, emptyCounts, summarize, type MetricCounts, type Metrics } from './metrics.js';
 
 /** Frees every tensor of a state (after it has been replaced). */
@@ -72,12 +74,54 @@ export function evaluateTaskCounts(model: SegmentModel, task: SegmentedTask, o: 
           },
         });
         const acc = accuracyCounts(outputs.map((o) => o.logits), batch.targets, batch.answerMask, true);
-        return { ...acc, lossSum, tokens: batch.targets.ne(-100).sum().item(), auxSum: aux, batches: 1, memorySum, forwards };
+        const counts: MetricCounts = { ...acc, lossSum, tokens: batch.targets.ne(-100).sum().item(), auxSum: aux, batches: 1, memorySum, forwards };
+        if (task.answerKinds) Object.assign(counts, answerCounts(model, task, outputs.map((o) => o.logits), batch));
+        return counts;
       });
       total = addCounts(total, counts);
     }
     return total;
   });
+}
+
+/**
+ * For a task with answerKinds (quadratic equations), on the host: exact match per kind of sample
+ * (teacher-forced, as exactMatch), and the answers generated free-running, as `engram generate`
+ * does: each row is fed up to its answer's first position, then its own greedy predictions. A
+ * model that prints one memorised answer for every input shows as few distinct generated answers
+ * (`distinct`) against the expected ones (`distinctTargets`), however often that answer is right.
+ * Needs the answer positions to be the same in every row and contiguous (the sequence tasks'
+ * layout); otherwise only the kinds are counted.
+ */
+function answerCounts(model: SegmentModel, task: SegmentedTask, logits: Tensor[], batch: { tokens: Tensor; targets: Tensor; answerMask: Tensor | null }): Partial<MetricCounts> {
+  const ints = (t: Tensor) => t.to('int32').data() as Int32Array;
+  const [B, T] = batch.targets.shape as [number, number];
+  const targets = ints(batch.targets), mask = batch.answerMask ? ints(batch.answerMask) : null;
+  const teacherForced = answerBreakdown(ints(cat(logits.map((l) => l.argmax(-1)), 1)), targets, mask, B, task.answerKinds);
+  const out: Partial<MetricCounts> = teacherForced.kinds ? { kinds: teacherForced.kinds } : {};
+  if (B === 0 || !mask || task.targetsAreNextTokens === false) return out;
+  const positions: number[] = [];
+  for (let p = 0; p < T; p++) if (mask[p]) positions.push(p);
+  const first = positions[0], last = positions[positions.length - 1];
+  if (first === undefined || last! - first + 1 !== positions.length) return out;
+  for (let b = 1; b < B; b++) for (let p = 0; p < T; p++) if (mask[b * T + p] !== mask[p]) return out;
+  // targets[p] is the token after input p: the answer's first token is predicted at `first`
+  const tokens = ints(batch.tokens);
+  const generated = Int32Array.from(targets);
+  const decoder = new Decoder(model, task.segmentLength, { batch: B });
+  try {
+    let next = tidy(() => ints(decoder.feed(Array.from({ length: B }, (_, b) => Array.from(tokens.subarray(b * T, b * T + first + 1)))).select(1, first).argmax(-1)));
+    for (let p = first; ; p++) {
+      for (let b = 0; b < B; b++) generated[b * T + p] = next[b]!;
+      if (p === last) break;
+      const fed = Array.from(next, (t) => [t]);
+      next = tidy(() => ints(decoder.feed(fed).select(1, 0).argmax(-1)));
+    }
+  } finally {
+    decoder.dispose();
+  }
+  const free = answerBreakdown(generated, targets, mask, B);
+  return { ...out, distinct: free.distinct, distinctTargets: free.distinctTargets, generatedExact: free.exact };
 }
 
 export function evaluateTask(model: SegmentModel, task: SegmentedTask, o: TaskEvalOptions): Metrics {

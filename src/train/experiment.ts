@@ -242,7 +242,29 @@ export function resultsTable(recipe: Recipe, cells: CellResult[], metric: Metric
     `training time (total ${formatDuration(total)}):`, '', header, rule, ...times, '',
   ];
   if (recipe.costTable ?? recipe.settings.length === 1) lines.push(...costTable(recipe, cells, metric));
+  lines.push(...answersTable(recipe, cells));
   return lines.join('\n');
+}
+
+/**
+ * For tasks whose exact match is split by kind of sample (quadratic equations: with and without
+ * real roots), one row per cell: exact match overall and per kind, and distinct answers per
+ * sample, predicted and expected: a model that scores by giving one memorised answer shows here.
+ */
+function answersTable(recipe: Recipe, cells: CellResult[]): string[] {
+  const kinds = [...new Set(cells.flatMap((c) => Object.keys(c.finalEval?.exactMatchBy ?? {})))];
+  if (!kinds.length) return [];
+  const single = recipe.settings.length === 1;
+  const f = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(3));
+  const rows = cells.map((c) => {
+    const m = c.finalEval;
+    return `| ${single ? c.model : `${c.model} / ${c.setting}`} | ${f(m?.exactMatch)} | ${kinds.map((k) => f(m?.exactMatchBy?.[k])).join(' | ')} | ${f(m?.exactMatchGenerated)} | ${f(m?.distinctAnswers)} | ${f(m?.distinctTargets)} |`;
+  });
+  return [
+    'exact match by kind of sample (teacher-forced), of the answers generated token by token, and distinct generated answers per sample within a held-out batch (expected: what a perfect model gives):',
+    '', `| model | exact | ${kinds.map((k) => `exact ${k}`).join(' | ')} | exact generated | distinct generated | distinct expected |`,
+    `|---|---:|${kinds.map(() => '---:').join('|')}|---:|---:|---:|`, ...rows, '',
+  ];
 }
 
 /**

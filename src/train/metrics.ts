@@ -25,6 +25,15 @@ export interface MetricCounts {
   /** Sum of the model's memoryFootprint() over the forward passes counted, and their number. */
   memorySum?: number;
   forwards?: number;
+  /**
+   * Evaluation of a task with answerKinds only (evaluate.ts answerCounts): distinct generated
+   * and expected answers, summed over batches (each batch counts its own), generated answers
+   * exactly right, and exact match (teacher-forced) per kind of sample.
+   */
+  distinct?: number;
+  distinctTargets?: number;
+  generatedExact?: number;
+  kinds?: Record<string, { samples: number; exact: number }>;
 }
 
 export const emptyCounts = (): MetricCounts => ({ lossSum: 0, tokens: 0, answerTokens: 0, correct: 0, samples: 0, exact: 0, auxSum: 0, batches: 0 });
@@ -35,7 +44,18 @@ export function addCounts(a: MetricCounts, b: MetricCounts): MetricCounts {
     correct: a.correct + b.correct, samples: a.samples + b.samples, exact: a.exact + b.exact,
     auxSum: a.auxSum + b.auxSum, batches: a.batches + b.batches,
     memorySum: (a.memorySum ?? 0) + (b.memorySum ?? 0), forwards: (a.forwards ?? 0) + (b.forwards ?? 0),
+    ...(a.distinct !== undefined || b.distinct !== undefined ? { distinct: (a.distinct ?? 0) + (b.distinct ?? 0), distinctTargets: (a.distinctTargets ?? 0) + (b.distinctTargets ?? 0), generatedExact: (a.generatedExact ?? 0) + (b.generatedExact ?? 0) } : {}),
+    ...(a.kinds || b.kinds ? { kinds: addKinds(a.kinds, b.kinds) } : {}),
   };
+}
+
+function addKinds(a: MetricCounts['kinds'], b: MetricCounts['kinds']): NonNullable<MetricCounts['kinds']> {
+  const out: NonNullable<MetricCounts['kinds']> = {};
+  for (const name of new Set([...Object.keys(a ?? {}), ...Object.keys(b ?? {})])) {
+    const x = a?.[name], y = b?.[name];
+    out[name] = { samples: (x?.samples ?? 0) + (y?.samples ?? 0), exact: (x?.exact ?? 0) + (y?.exact ?? 0) };
+  }
+  return out;
 }
 
 /** Rates from counts. `exactMatch` only where samples were counted (tasks). */
@@ -52,6 +72,20 @@ export interface Metrics {
   auxLoss?: number;
   /** Mean memoryFootprint() per forward pass (memories attended besides the segment), when the model reports it. */
   memory?: number;
+  /**
+   * Task evaluation: exact match per kind of sample (task.answerKinds; quadratic equations:
+   * realRoots, noRealRoots), NaN for a kind no sample had.
+   */
+  exactMatchBy?: Record<string, number>;
+  /**
+   * Task evaluation (tasks with answerKinds): distinct answers per sample within each held-out
+   * batch, generated free-running (greedy, as `engram generate`); 1 / batch when the model gives
+   * one answer to everything. distinctTargets: the same of the expected answers, the value a
+   * perfect model reaches. exactMatchGenerated: generated answers exactly right.
+   */
+  distinctAnswers?: number;
+  distinctTargets?: number;
+  exactMatchGenerated?: number;
   tokens: number;
 }
 
@@ -61,6 +95,12 @@ export function summarize(c: MetricCounts): Metrics {
   if (c.samples > 0) m.exactMatch = c.exact / c.samples;
   if (c.auxSum !== 0) m.auxLoss = c.auxSum / Math.max(1, c.batches);
   if (c.forwards) m.memory = (c.memorySum ?? 0) / c.forwards;
+  if (c.kinds) m.exactMatchBy = Object.fromEntries(Object.entries(c.kinds).map(([k, v]) => [k, v.samples > 0 ? v.exact / v.samples : NaN]));
+  if (c.distinct !== undefined && c.samples > 0) {
+    m.distinctAnswers = c.distinct / c.samples;
+    m.distinctTargets = (c.distinctTargets ?? 0) / c.samples;
+    m.exactMatchGenerated = (c.generatedExact ?? 0) / c.samples;
+  }
   return m;
 }
 

@@ -126,6 +126,11 @@ export interface Objective extends RunObjective {
   position(): DataPosition;
   /** Continues from a checkpoint's data position and carried state (the objective owns `carry` then). */
   restore(position: DataPosition, carry: MemoryState | null): void;
+  /**
+   * Cuts the task into this many segments from the next step on (a curriculum's stage); tasks only.
+   * Steps and evaluations after it read the same samples cut finer; nothing is carried between samples.
+   */
+  useSegments?(numSegments: number): void;
   /** Frees the carried state. */
   dispose(): void;
 }
@@ -147,14 +152,14 @@ export class TaskObjective implements Objective {
   readonly mode = 'max';
   readonly vocab = null;
   readonly carry = null;
-  readonly task: SegmentedTask;
+  #task: SegmentedTask;
   readonly #rng: Rng;
 
   readonly #rows: { from: number; count: number };
   readonly #shard: Shard | null;
 
   constructor(readonly section: TaskDataSection, readonly train: TrainSection, shard: Shard | null = null) {
-    this.task = taskOf(section);
+    this.#task = taskOf(section);
     this.#shard = shard;
     this.#rows = shardRows(train.batchSize, shard, 'TaskObjective');
     this.#rng = new Rng(train.seed);
@@ -164,6 +169,16 @@ export class TaskObjective implements Objective {
   static runName(section: TaskDataSection): string {
     const n = (section.options as { numSegments?: number }).numSegments;
     return `${section.name}${n ? `-${String(n)}seg` : ''}`;
+  }
+
+  /** The task as it is cut now (data.options', or a curriculum stage's number of segments). */
+  get task(): SegmentedTask {
+    return this.#task;
+  }
+
+  useSegments(numSegments: number): void {
+    if (numSegments === this.#task.numSegments) return;
+    this.#task = makeTask(this.section.name as TaskName, { ...this.section.options, numSegments } as never);
   }
 
   get vocabSize(): number {

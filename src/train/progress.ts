@@ -9,6 +9,8 @@ export interface StepInfo {
   accuracy?: number;
   tokensPerSec: number;
   lr: number;
+  /** A curriculum's stage, e.g. 'stage 2/5 (3 segments)'. */
+  stage?: string;
 }
 
 export interface ProgressReporter {
@@ -69,7 +71,8 @@ class LineProgress implements ProgressReporter {
     const elapsed = (performance.now() - this.#started) / 1000;
     const eta = ((this.#total - step) * elapsed) / Math.max(1, step - this.#from);
     const acc = info.accuracy !== undefined && Number.isFinite(info.accuracy) ? `  acc ${fmt(info.accuracy)}` : '';
-    this.stream.write(`${this.label}step ${step}/${this.#total}  loss ${fmt(info.loss)}${acc}  ${Math.round(info.tokensPerSec)} tok/s  lr ${info.lr.toExponential(2)}  ETA ${formatDuration(eta)}\n`);
+    const stage = info.stage ? `  ${info.stage}` : '';
+    this.stream.write(`${this.label}step ${step}/${this.#total}${stage}  loss ${fmt(info.loss)}${acc}  ${Math.round(info.tokensPerSec)} tok/s  lr ${info.lr.toExponential(2)}  ETA ${formatDuration(eta)}\n`);
   }
   note(line: string): void {
     this.stream.write(`${this.label}${line}\n`);
@@ -83,7 +86,7 @@ class BarProgress implements ProgressReporter {
   constructor(stream: ProgressStream, readonly label: string) {
     this.#multi = new cliProgress.MultiBar({
       stream: stream as NodeJS.WriteStream, // a terminal: cli-progress moves its cursor
-      format: `${label}{bar} {value}/{total} | loss {loss}{acc} | {tps} tok/s | lr {lr} | ETA {eta_formatted}`,
+      format: `${label}{bar} {value}/{total}{stage} | loss {loss}{acc} | {tps} tok/s | lr {lr} | ETA {eta_formatted}`,
       barsize: 24,
       hideCursor: true,
       clearOnComplete: false,
@@ -92,11 +95,11 @@ class BarProgress implements ProgressReporter {
     }, cliProgress.Presets.shades_classic);
   }
   start(total: number, from: number): void {
-    this.#bar = this.#multi.create(total, from, { loss: '-', acc: '', tps: '-', lr: '-' });
+    this.#bar = this.#multi.create(total, from, { loss: '-', acc: '', tps: '-', lr: '-', stage: '' });
   }
   update(step: number, info: StepInfo): void {
     const acc = info.accuracy !== undefined && Number.isFinite(info.accuracy) ? ` acc ${fmt(info.accuracy)}` : '';
-    this.#bar?.update(step, { loss: fmt(info.loss), acc, tps: Math.round(info.tokensPerSec), lr: info.lr.toExponential(2) });
+    this.#bar?.update(step, { loss: fmt(info.loss), acc, tps: Math.round(info.tokensPerSec), lr: info.lr.toExponential(2), stage: info.stage ? ` | ${info.stage}` : '' });
   }
   note(line: string): void {
     this.#multi.log(`${this.label}${line}\n`);

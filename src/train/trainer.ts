@@ -10,6 +10,10 @@
 // (seed, step) before every step (dropout), so a run resumed from a checkpoint draws exactly what
 // the uninterrupted run would have drawn, whatever libtorch's generator state was.
 //
+// A curriculum over segments (train.curriculum, curriculum.ts) cuts the task finer between two
+// steps, stage by stage, the weights and optimiser state carrying on; the stage is logged and
+// checkpointed. train.initFrom (init-from.ts) gives a fresh run another run's weights.
+//
 // Data parallelism (options.processGroup, src/distributed): every rank builds the same model and
 // takes rank 0's weights (broadcast); the objective reads the rank's share of each batch; the
 // gradients are averaged over the ranks (in buckets, overlapping backward) before clipping and the optimiser step, so
@@ -32,6 +36,8 @@ import { carryPrefix, flattenState, hasCheckpoint, loadCheckpoint, saveCheckpoin
 import { createProgress, type ProgressMode, type ProgressReporter } from './progress.js';
 import { describeEntries, lockRunDir, removeRunFiles, runDirEntries, type RunLock } from './run-dir.js';
 import type { ProcessGroup } from '../distributed/process-group.js';
+import { Curriculum, type AdvanceReason } from './curriculum.js';
+import { initWeights, loadInitSource, type InitSource } from './init-from.js';
 
 export const LOG_FILE = 'log.jsonl';
 export const RESULT_FILE = 'result.json';
@@ -66,14 +72,23 @@ export interface TrainOptions {
 export type TrainEvent =
   | { type: 'step'; step: number; loss: number; accuracy: number; lr: number }
   | { type: 'eval'; step: number; metrics: Metrics; lr: number }
+  | { type: 'stage'; step: number; stage: number; segments: number; reason: AdvanceReason }
   | { type: 'checkpoint'; step: number; path: string };
+
+/** Where a run with a curriculum is, on its train and eval records: the stage (1-based) and its segments. */
+export interface StageFields {
+  stage?: number;
+  segments?: number;
+}
 
 /** One line of log.jsonl. */
 export type LogRecord =
-  | { type: 'start'; step: number; time: string; config: TrainConfig; modelConfig: ModelConfig; parameters: number }
+  | { type: 'start'; step: number; time: string; config: TrainConfig; modelConfig: ModelConfig; parameters: number; initFrom?: { dir: string; source: 'run' | 'model-folder'; step: number } }
   | { type: 'resume'; step: number; time: string }
-  | ({ type: 'train'; step: number; lr: number; tokensPerSec: number; elapsed: number } & Metrics)
-  | ({ type: 'eval'; step: number; lr: number; diagnostics: ReturnType<SegmentModel['diagnostics']> } & Metrics)
+  | ({ type: 'train'; step: number; lr: number; tokensPerSec: number; elapsed: number } & StageFields & Metrics)
+  // target: the curriculum's closing evaluation at its target's number of segments (not a stage's)
+  | ({ type: 'eval'; step: number; lr: number; diagnostics: ReturnType<SegmentModel['diagnostics']>; target?: true } & StageFields & Metrics)
+  | { type: 'stage'; step: number; stage: number; segments: number; reason: AdvanceReason }
   | { type: 'checkpoint'; step: number; file: string }
   | { type: 'abort'; step: number; time: string }
   | { type: 'skip'; step: number; loss: number | null }
@@ -88,10 +103,15 @@ export interface TrainResult {
   step: number;
   finished: boolean;
   aborted: boolean;
-  /** Evaluation at the last step (null if the run stopped before its first evaluation). */
+  /**
+   * Evaluation at the last step (null if the run stopped before its first evaluation); with a
+   * curriculum whose finalEval is 'target', at the target's number of segments.
+   */
   finalEval: Metrics | null;
-  /** The best evaluation of the run (highest accuracy for tasks, lowest bpc for LM). */
+  /** The best evaluation of the run (highest accuracy for tasks, lowest bpc for LM); with a curriculum, of its last stage. */
   bestEval: Metrics | null;
+  /** With train.curriculum: the stage reached (1-based), its segments, and the target's. */
+  curriculum?: { stage: number; segments: number; target: number };
   /** The headline number: accuracy (tasks) or bpc (LM) of finalEval. */
   metric: { name: HeadlineMetric; value: number } | null;
   parameters: number;
@@ -164,12 +184,18 @@ export class Trainer {
   step = 0;
   lastEval: Metrics | null = null;
   bestEval: Metrics | null = null;
+  /** The stages of train.curriculum and where the run is in them (null: the task's segments throughout). */
+  readonly curriculum: Curriculum | null;
+  /** The run whose weights this one started from (train.initFrom; null when resumed or without). */
+  initFrom: Omit<InitSource, 'model' | 'vocab'> | null = null;
   /** The plateau scheduler acts on this proxy group: its lr is the factor applied to the schedule. */
   readonly #lrScale = { paramGroups: [{ lr: 1 }] };
   readonly #options: TrainOptions;
   #elapsed = 0;
   #peakHeap: number | null = null;
   #lastCheckpointStep = -1;
+  /** Segments of the task at the last evaluation of this process (a curriculum's stage; null: not known). */
+  #lastEvalSegments: number | null = null;
   /** The run directory's lock, held from create() to dispose(). */
   #lock: RunLock | null = null;
   /** Set by #backward when the step's objective was not finite (no optimiser step was taken). */
@@ -190,6 +216,8 @@ export class Trainer {
     this.runDir = this.processGroup && !this.processGroup.isMain ? null : options.runDir ?? null;
     this.#checkpoints = options.runDir != null; // the same on every rank: saving is collective
     this.#options = options;
+    this.curriculum = config.train.curriculum ? new Curriculum(config.train.curriculum) : null;
+    if (this.curriculum) this.#useStageSegments();
     const o = config.optim;
     // decay on weight matrices only (biases, norms, memory tokens, span parameters keep theirs)
     const params = weightDecayGroups<AdamOptions>(model, o.weightDecay);
@@ -222,6 +250,7 @@ export class Trainer {
     const lock = runDir && writer ? lockRunDir(runDir) : null; // before anything in runDir is read or changed
     let checkpoint: { meta: CheckpointMeta; tensors: Record<string, Tensor> } | null = null;
     let trainer: Trainer | null = null;
+    let source: InitSource | null = null;
     try {
       let replace = false;
       if (runDir && !writer) {
@@ -244,7 +273,9 @@ export class Trainer {
       }
       if (config.train.threads > 0) setNumThreads(config.train.threads);
       if (checkpoint && !writer) checkResumable(checkpoint.meta.config, config);
-      const objective = await createObjective(config, { vocab: checkpoint?.meta.vocab ?? null, shard: pg });
+      // A fresh run with train.initFrom: the source first, for its vocabulary (ids must keep their meaning).
+      if (!checkpoint && config.train.initFrom !== undefined) source = await loadInitSource(config.train.initFrom);
+      const objective = await createObjective(config, { vocab: checkpoint?.meta.vocab ?? source?.vocab ?? null, shard: pg });
       manualSeed(config.train.seed);
       const { kind, memLen, numMemTokens, ...sizes } = config.model;
       const model = createModel(resolveModelConfig({ ...sizes, kind: kind as ModelConfig['kind'], memLen, numMemTokens, vocabSize: objective.vocabSize }));
@@ -254,6 +285,9 @@ export class Trainer {
         const { meta, tensors } = checkpoint;
         checkpoint = null; // #restore owns the tensors now
         trainer.#restore(meta, tensors);
+      } else if (source) {
+        initWeights(model, source);
+        trainer.initFrom = { dir: source.dir, source: source.source, step: source.step };
       }
       pg?.broadcast(model.parameters(), 0); // every rank starts from rank 0's weights
       if (replace) removeRunFiles(runDir!); // last: a failure above leaves the old run as it was
@@ -263,6 +297,44 @@ export class Trainer {
       if (trainer) trainer.dispose();
       else lock?.release();
       throw e;
+    } finally {
+      source?.model.dispose();
+    }
+  }
+
+  /** Cuts the task as the curriculum's stage says. */
+  #useStageSegments(): void {
+    this.objective.useSegments!(this.curriculum!.segments);
+  }
+
+  /** The stage fields of train and eval records (none without a curriculum). */
+  #stageFields(): StageFields {
+    return this.curriculum ? { stage: this.curriculum.stage, segments: this.curriculum.segments } : {};
+  }
+
+  /**
+   * Moves to the next stage after `step`: the task is cut finer from the next step on; the plateau
+   * scheduler and the best evaluation start over (a stage's metrics are not comparable with the
+   * last's: more segments are harder), the lr reached so far is kept.
+   */
+  #advanceStage(step: number, reason: AdvanceReason): void {
+    const c = this.curriculum!;
+    c.advance(step);
+    this.#useStageSegments();
+    this.bestEval = null;
+    if (this.plateau) this.plateau.loadStateDict({ best: null, numBadEpochs: 0, cooldownCounter: 0, lastEpoch: this.plateau.lastEpoch });
+    this.#log({ type: 'stage', step, stage: c.stage, segments: c.segments, reason });
+    this.#options.onEvent?.({ type: 'stage', step, stage: c.stage, segments: c.segments, reason });
+  }
+
+  /** Held-out metrics at the curriculum's target number of segments (the stage's cut is restored after). */
+  #evaluateTarget(): Metrics {
+    const c = this.curriculum!;
+    this.objective.useSegments!(c.target);
+    try {
+      return this.evaluate();
+    } finally {
+      this.#useStageSegments();
     }
   }
 
@@ -391,6 +463,7 @@ export class Trainer {
         ...(this.processGroup ? { worldSize: this.processGroup.worldSize } : {}),
         lastEval: this.lastEval,
         bestEval: this.bestEval,
+        ...(this.curriculum ? { curriculum: this.curriculum.state() } : {}),
         elapsed: this.#elapsed,
         peakHeapBytes: this.#peakHeap,
       }, tensors);
@@ -413,6 +486,10 @@ export class Trainer {
     } catch (e) {
       const why = e instanceof Error ? e.message.split('\n')[0] : String(e);
       throw ioError('resume', `${join(this.runDir ?? '', meta.tensorsFile)} does not fit the model and optimiser of its checkpoint.json (${why}); restore the run from a backup or start a new one`, e);
+    }
+    if (this.curriculum && meta.curriculum) {
+      this.curriculum.restore(meta.curriculum);
+      this.#useStageSegments();
     }
     this.step = meta.step;
     this.lastEval = meta.lastEval;
@@ -484,11 +561,12 @@ export class Trainer {
       await writeFileAtomic(join(this.runDir, CONFIG_FILE), async (fh) => { await fh.writeFile(`${JSON.stringify({ config: this.config, modelConfig: this.modelConfig }, null, 2)}\n`); }, 'train');
     }
     const time = () => new Date().toISOString();
-    this.#log(resumed ? { type: 'resume', step: this.step, time: time() } : { type: 'start', step: 0, time: time(), config: this.config, modelConfig: this.modelConfig, parameters: this.model.numParameters() });
+    this.#log(resumed ? { type: 'resume', step: this.step, time: time() } : { type: 'start', step: 0, time: time(), config: this.config, modelConfig: this.modelConfig, parameters: this.model.numParameters(), ...(this.initFrom ? { initFrom: this.initFrom } : {}) });
 
     const losses: { step: number; loss: number }[] = [];
     let window = emptyCounts(), windowTokens = 0, windowTime = 0;
     let aborted = false;
+    let finalEval: Metrics | null = null;
     /** Non-finite steps in a row (train.nonFinite 'skip'); past MAX_SKIPPED_IN_A_ROW the run stops. */
     let skippedInARow = 0, skippedSteps = 0;
     const stopOnNonFinite = (t.nonFinite ?? 'stop') === 'stop';
@@ -529,10 +607,10 @@ export class Trainer {
         losses.push({ step: this.step, loss: m.loss });
         emit({ type: 'step', step: this.step, loss: m.loss, accuracy: m.accuracy, lr });
         const tokensPerSec = windowTokens / Math.max(windowTime, 1e-9);
-        progress.update(this.step, { loss: m.loss, accuracy: m.accuracy, tokensPerSec, lr });
+        progress.update(this.step, { loss: m.loss, accuracy: m.accuracy, tokensPerSec, lr, ...(this.curriculum ? { stage: this.curriculum.describe() } : {}) });
         const last = this.step === t.steps;
         if (this.step % t.logEvery === 0 || last) {
-          this.#log({ type: 'train', step: this.step, lr, tokensPerSec, elapsed: this.#elapsed, ...summarize(window) });
+          this.#log({ type: 'train', step: this.step, lr, tokensPerSec, elapsed: this.#elapsed, ...this.#stageFields(), ...summarize(window) });
           window = emptyCounts();
           windowTokens = 0;
           windowTime = 0;
@@ -540,9 +618,16 @@ export class Trainer {
         if ((t.evalEvery > 0 && this.step % t.evalEvery === 0) || last) {
           const e = this.evaluate();
           this.#afterEval(e);
-          this.#log({ type: 'eval', step: this.step, lr: this.lr, ...e, diagnostics: this.model.diagnostics() });
+          this.curriculum?.passes(e);
+          this.#lastEvalSegments = this.curriculum?.segments ?? null;
+          this.#log({ type: 'eval', step: this.step, lr: this.lr, ...this.#stageFields(), ...e, diagnostics: this.model.diagnostics() });
           emit({ type: 'eval', step: this.step, metrics: e, lr: this.lr });
-          progress.note(`eval @ ${this.step}: ${describeMetrics(e)}  lr ${this.lr.toExponential(2)}`);
+          progress.note(`eval @ ${this.step}${this.curriculum ? ` (${this.curriculum.describe()})` : ''}: ${describeMetrics(e)}  lr ${this.lr.toExponential(2)}`);
+        }
+        const reason = this.curriculum?.due(this.step);
+        if (reason) {
+          this.#advanceStage(this.step, reason);
+          progress.note(`step ${this.step}: ${reason === 'threshold' ? 'threshold reached' : 'stage over'}, now ${this.curriculum!.describe()}`);
         }
         if (this.#checkpoints && ((t.checkpointEvery > 0 && this.step % t.checkpointEvery === 0) || last)) await this.#checkpoint(emit);
         // Let timers and signal handlers run between steps (a step itself is synchronous).
@@ -553,10 +638,21 @@ export class Trainer {
         this.#log({ type: 'abort', step: this.step, time: time() });
         progress.note(`stopped at step ${this.step}${this.runDir ? ` (checkpoint in ${this.runDir})` : ''}`);
       }
+      finalEval = this.step >= t.steps ? this.lastEval : null;
+      const c = this.curriculum;
+      // The curriculum's closing evaluation at its target, when the last one was at another count
+      // (the run ended before the target, or moved to it on its last step): the run's final
+      // number. It does not drive the plateau scheduler or the best evaluation.
+      if (finalEval && c && c.config.finalEval === 'target' && this.#lastEvalSegments !== c.target) {
+        finalEval = this.#evaluateTarget();
+        this.#log({ type: 'eval', step: this.step, lr: this.lr, target: true, segments: c.target, ...finalEval, diagnostics: this.model.diagnostics() });
+        progress.note(`eval @ ${this.step} at the target (${c.target} segments): ${describeMetrics(finalEval)}`);
+      }
     } finally {
       progress.stop();
     }
     const finished = this.step >= t.steps;
+    const c = this.curriculum;
     const result: TrainResult = {
       runDir: this.runDir,
       config: this.config,
@@ -564,9 +660,10 @@ export class Trainer {
       step: this.step,
       finished,
       aborted,
-      finalEval: finished ? this.lastEval : null,
+      finalEval,
       bestEval: this.bestEval,
-      metric: finished && this.lastEval ? this.headline(this.lastEval) : null,
+      metric: finalEval ? this.headline(finalEval) : null,
+      ...(c ? { curriculum: { stage: c.stage, segments: c.segments, target: c.target } } : {}),
       parameters: this.model.numParameters(),
       elapsed: this.#elapsed,
       tokensPerSec: (this.step * this.tokensPerStep) / Math.max(this.#elapsed, 1e-9),
@@ -624,18 +721,34 @@ export class Trainer {
  * per batch, averaged), with a few more numbers summed in the same all-reduce.
  */
 function jobCounts(pg: ProcessGroup, c: MetricCounts, extra: number[]): [MetricCounts, ...number[]] {
-  const sums = pg.sumNumbers([c.lossSum, c.tokens, c.answerTokens, c.correct, c.samples, c.exact, c.auxSum, c.memorySum ?? 0, c.forwards ?? 0, ...extra]);
+  // An evaluation's answer counts (every rank has the same kinds: one task): distinct answers are
+  // counted per rank's part of a batch, so answers two ranks share count twice.
+  const kinds = Object.keys(c.kinds ?? {}).sort();
+  const answers = c.distinct !== undefined || c.kinds ? [c.distinct ?? 0, c.distinctTargets ?? 0, c.generatedExact ?? 0, ...kinds.flatMap((k) => [c.kinds![k]!.samples, c.kinds![k]!.exact])] : [];
+  const sums = pg.sumNumbers([c.lossSum, c.tokens, c.answerTokens, c.correct, c.samples, c.exact, c.auxSum, c.memorySum ?? 0, c.forwards ?? 0, ...answers, ...extra]);
   const [lossSum, tokens, answerTokens, correct, samples, exact, auxSum, memorySum, forwards] = sums as [number, number, number, number, number, number, number, number, number];
   const counts: MetricCounts = { lossSum, tokens, answerTokens, correct, samples, exact, auxSum: auxSum / pg.worldSize, batches: c.batches, ...(c.forwards !== undefined ? { memorySum, forwards } : {}) };
-  return [counts, ...sums.slice(9)];
+  if (answers.length) {
+    const a = sums.slice(9, 9 + answers.length);
+    if (c.distinct !== undefined) Object.assign(counts, { distinct: a[0]!, distinctTargets: a[1]!, generatedExact: a[2]! });
+    if (c.kinds) counts.kinds = Object.fromEntries(kinds.map((k, i) => [k, { samples: a[3 + 2 * i]!, exact: a[4 + 2 * i]! }]));
+  }
+  return [counts, ...sums.slice(9 + answers.length)];
 }
 
-/** 'loss 0.123  acc 0.987  exact 0.950' or 'bpc 1.234  acc 0.456'. */
+/**
+ * 'loss 0.123  acc 0.987  exact 0.950' or 'bpc 1.234  acc 0.456'; a task with kinds of sample
+ * adds exact match per kind, of the generated answers, and 'distinct 0.031/0.969' (distinct
+ * answers generated / expected per sample).
+ */
 export function describeMetrics(m: Metrics): string {
   const parts = [`loss ${m.loss.toFixed(4)}`];
   if (m.exactMatch === undefined) parts.push(`bpc ${m.bpc.toFixed(4)}`);
   parts.push(`acc ${m.accuracy.toFixed(4)}`);
   if (m.exactMatch !== undefined) parts.push(`exact ${m.exactMatch.toFixed(4)}`);
+  for (const [kind, v] of Object.entries(m.exactMatchBy ?? {})) parts.push(`exact[${kind}] ${Number.isFinite(v) ? v.toFixed(4) : '–'}`);
+  if (m.exactMatchGenerated !== undefined) parts.push(`exact(generated) ${m.exactMatchGenerated.toFixed(4)}`);
+  if (m.distinctAnswers !== undefined) parts.push(`distinct ${m.distinctAnswers.toFixed(3)}/${(m.distinctTargets ?? NaN).toFixed(3)}`);
   return parts.join('  ');
 }
 
