@@ -305,6 +305,13 @@ OP(buildInfo) {
                             "." + std::to_string(TORCH_VERSION_PATCH));
   o.Set("parallelInfo", at::get_parallel_info());
   o.Set("cxx11Abi", Napi::Number::New(info.Env(), _GLIBCXX_USE_CXX11_ABI));
+  // Whether the addon was built against a libtorch with CUDA (scripts/find-libtorch.mjs): tells
+  // "no CUDA in this build" apart from "a CUDA build on a machine without a visible GPU".
+#if defined(ENGRAM_LIBTORCH_CUDA) && ENGRAM_LIBTORCH_CUDA
+  o.Set("cuda", Napi::Boolean::New(info.Env(), true));
+#else
+  o.Set("cuda", Napi::Boolean::New(info.Env(), false));
+#endif
   return o;
 }
 

@@ -23,7 +23,8 @@ export function heapBytes(): number | null {
   return b < 0 ? null : b;
 }
 
-export const buildInfo = (): { torchVersion: string; parallelInfo: string; cxx11Abi: number } => native.buildInfo();
+/** libtorch's version and threading, the C++11 ABI flag, and whether the build has CUDA (libtorch_cuda linked). */
+export const buildInfo = (): { torchVersion: string; parallelInfo: string; cxx11Abi: number; cuda: boolean } => native.buildInfo();
 
 /** The dtype of floating tensors made without one (float32 unless changed), as torch.set_default_dtype. */
 export function setDefaultDtype(dtype: DType): void {

@@ -21,7 +21,7 @@
 // Shapes: B batch, M segment length, T = numSegments * M, V vocabulary.
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { configError, heapBytes, ioError, manualSeed, numericError, setNumThreads, tidy, type Tensor } from '../tensor/index.js';
+import { configError, heapBytes, ioError, manualSeed, numericError, resolveDevice, setNumThreads, tidy, type Tensor } from '../tensor/index.js';
 import { removeTempFiles, writeFileAtomic } from '../tensor/serialize.js';
 import { Adam, AdamW, clipGradNorm, constantLr, cosineDecay, LrScheduler, ReduceLROnPlateau, weightDecayGroups, withWarmup, type AdamOptions, type Schedule } from '../optim/index.js';
 import { createModel, resolveModelConfig, type MemoryState, type ModelConfig, type SegmentModel } from '../models/index.js';
@@ -127,7 +127,7 @@ export async function train(config: TrainConfigInput | TrainConfig, options: Tra
 }
 
 /** Fields that may change when resuming (they do not change what the steps compute). */
-const RESUMABLE_CHANGES = ['steps', 'logEvery', 'evalEvery', 'checkpointEvery', 'threads', 'nonFinite'] as const;
+const RESUMABLE_CHANGES = ['steps', 'logEvery', 'evalEvery', 'checkpointEvery', 'threads', 'nonFinite', 'device'] as const;
 
 /** With train.nonFinite 'skip', this many non-finite batches in a row stop the run (the weights are likely broken). */
 export const MAX_SKIPPED_IN_A_ROW = 10;
@@ -218,6 +218,9 @@ export class Trainer {
     const config = resolveTrainConfig(input);
     const runDir = options.runDir ?? null;
     const pg = options.processGroup ?? null;
+    // Checked before anything is read or locked. In an NCCL job each rank uses its own GPU.
+    const asked = resolveDevice(config.train.device, 'train');
+    const device = asked !== 'cpu' && pg && pg.device !== 'cpu' ? pg.device : asked;
     const writer = !pg || pg.isMain; // the other ranks only read runDir's checkpoint
     const lock = runDir && writer ? lockRunDir(runDir) : null; // before anything in runDir is read or changed
     let checkpoint: { meta: CheckpointMeta; tensors: Record<string, Tensor> } | null = null;
@@ -244,10 +247,11 @@ export class Trainer {
       }
       if (config.train.threads > 0) setNumThreads(config.train.threads);
       if (checkpoint && !writer) checkResumable(checkpoint.meta.config, config);
-      const objective = await createObjective(config, { vocab: checkpoint?.meta.vocab ?? null, shard: pg });
+      const objective = await createObjective(config, { vocab: checkpoint?.meta.vocab ?? null, shard: pg, device });
       manualSeed(config.train.seed);
       const { kind, memLen, numMemTokens, ...sizes } = config.model;
-      const model = createModel(resolveModelConfig({ ...sizes, kind: kind as ModelConfig['kind'], memLen, numMemTokens, vocabSize: objective.vocabSize }));
+      // Initialised on the CPU, then moved: a seed gives the same weights on every device.
+      const model = createModel(resolveModelConfig({ ...sizes, kind: kind as ModelConfig['kind'], memLen, numMemTokens, vocabSize: objective.vocabSize }), { device });
       trainer = new Trainer(config, model, objective, options);
       trainer.#lock = lock;
       if (checkpoint) {
@@ -426,6 +430,16 @@ export class Trainer {
     let carry: MemoryState | null = null;
     const prefix = carryPrefix(this.processGroup?.rank ?? 0, this.processGroup?.worldSize ?? 1);
     try {
+      // Checkpoints hold CPU tensors: the weights and optimiser state are copied onto the model's
+      // device by their loads; the carried state is moved here (the objective keeps it).
+      const device = this.model.device;
+      if (meta.carry && device !== 'cpu') {
+        for (const [name, t] of Object.entries(tensors)) {
+          if (!name.startsWith(prefix)) continue;
+          tensors[name] = t.to({ device });
+          t.dispose();
+        }
+      }
       this.model.loadStateDict(withPrefix(tensors, 'model.'));
       this.optimizer.loadStateDict({ tensors: withPrefix(tensors, 'optim.'), meta: meta.optimizer });
       if (meta.plateau && this.plateau) {
