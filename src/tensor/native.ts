@@ -38,6 +38,7 @@ const coreOps = {
   cudaAvailable: op<() => boolean>(),
   cudaDeviceCount: op<() => number>(),
   cudaSynchronize: op<() => void>(),
+  setAllowTF32: op<(cublas: boolean | null, cudnn: boolean | null) => [boolean, boolean]>(),
   buildInfo: op<() => { torchVersion: string; parallelInfo: string; cxx11Abi: number; cuda: boolean }>(),
 
   // creation and random
