@@ -21,7 +21,7 @@
 // Shapes: B batch, M segment length, T = numSegments * M, V vocabulary.
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { configError, heapBytes, ioError, manualSeed, numericError, resolveDevice, setNumThreads, tidy, type Tensor } from '../tensor/index.js';
+import { configError, EngramError, engramError, heapBytes, ioError, manualSeed, numericError, resolveDevice, setNumThreads, tidy, type Tensor } from '../tensor/index.js';
 import { removeTempFiles, writeFileAtomic } from '../tensor/serialize.js';
 import { Adam, AdamW, clipGradNorm, constantLr, cosineDecay, LrScheduler, ReduceLROnPlateau, weightDecayGroups, withWarmup, type AdamOptions, type Schedule } from '../optim/index.js';
 import { createModel, resolveModelConfig, type MemoryState, type ModelConfig, type SegmentModel } from '../models/index.js';
@@ -515,7 +515,7 @@ export class Trainer {
         }
         const lr = this.lr;
         const started = performance.now();
-        const stats = this.trainStep();
+        const stats = this.#guardOom(`step ${this.step + 1}`, () => this.trainStep());
         const seconds = (performance.now() - started) / 1000;
         this.#elapsed += seconds;
         const m = summarize(stats.counts);
@@ -552,7 +552,7 @@ export class Trainer {
           windowTime = 0;
         }
         if ((t.evalEvery > 0 && this.step % t.evalEvery === 0) || last) {
-          const e = this.evaluate();
+          const e = this.#guardOom(`the evaluation at step ${this.step}`, () => this.evaluate());
           this.#afterEval(e);
           this.#log({ type: 'eval', step: this.step, lr: this.lr, ...e, diagnostics: this.model.diagnostics() });
           emit({ type: 'eval', step: this.step, metrics: e, lr: this.lr });
@@ -607,6 +607,22 @@ export class Trainer {
     if (!this.runDir) return; // another rank writes
     this.#log({ type: 'checkpoint', step: this.step, file: path });
     emit({ type: 'checkpoint', step: this.step, path });
+  }
+
+  /**
+   * Runs a step or an evaluation; out of memory (a CUDA allocation, or the CPU's) stops the run
+   * with an error of kind 'oom' that says which checkpoint is kept. Nothing is written after it:
+   * the step may have been cut half-way (gradients, optimiser state), and the last checkpoint,
+   * written atomically before, is what a resumed run starts from.
+   */
+  #guardOom<T>(what: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (e) {
+      if (!(e instanceof EngramError) || e.kind !== 'oom') throw e;
+      const kept = this.runDir ? (this.#lastCheckpointStep >= 0 ? `the checkpoint of step ${this.#lastCheckpointStep} in ${this.runDir} is kept (resume with --resume)` : `${this.runDir} holds no checkpoint yet`) : 'nothing was saved (no run directory)';
+      throw engramError('oom', 'train', `out of memory in ${what} on ${this.model.device} (${e.op}: ${e.torchMessage.split('\n')[0]}); ${kept}; lower train.batchSize, the segment length or the model size`, e);
+    }
   }
 
   /** Whether every parameter is finite (one reduction per parameter; run at checkpoints only). */
