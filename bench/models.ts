@@ -23,19 +23,28 @@
 // of the same two segments, and the parameter counts are compared: the two sides run the same
 // model on the same data.
 //
+// --device cuda (or cuda:N, auto): both sides train on that device (TF32 as libtorch's defaults on
+// both: matmul off, cuDNN on), timed after a device synchronisation; each model's GPU memory is
+// read from nvidia-smi for both processes after its rounds (the caching allocators keep what they
+// reserved, so it is the process's peak: CUDA context included). --gpu-size: the GPU-sized
+// configuration of issue 14: 12 layers, H 512, 8 heads, FFN 2048, segment 512, batch 32,
+// Transformer-XL memory 512 (scripts/device/check.sh runs xl, rmt and expire-span, one process each,
+// so each model's memory is its own).
+//
 // --smoke: every model at a tiny size (2 layers, H 32, segment 16, batch 2, memories 1/8), one
 // round of one step, no warm-up: proves both sides run end to end; its numbers mean nothing.
 //
 // The last line printed is one JSON object:
 //   {"models": {"transformer": {"engram", "torch", "ratio"}, "xl": {...}, ...}, ...}
 // tokens/s; torch and ratio (Engram / PyTorch) null when PyTorch is not available.
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTorchWorker, threadSettings, type TorchWorker } from './torch-worker.js';
 import {
-  Adam, buildInfo, createModel, crossEntropySum, disposeState, getNumThreads, manualSeed, randint, saveSafetensors,
-  setNumThreads, tidy, unroll, type BpttDepth, type MemoryState, type ModelConfig, type SegmentModel, type Tensor,
+  Adam, buildInfo, createModel, crossEntropySum, cudaSynchronize, disposeState, getNumThreads, manualSeed, randint, resolveDevice, saveSafetensors,
+  setNumThreads, tidy, unroll, type Device, type BpttDepth, type MemoryState, type ModelConfig, type SegmentModel, type Tensor,
 } from '../src/index.js';
 
 // ---- arguments --------------------------------------------------------------------------------------
@@ -53,12 +62,16 @@ const vocabSize = Number(argValue('--vocab') ?? 256);
 const dropout = Number(argValue('--dropout') ?? 0);
 const wantTorch = !process.argv.includes('--no-torch');
 const mayInstall = !process.argv.includes('--no-install');
+const device: Device = resolveDevice(argValue('--device') ?? 'cpu', 'bench:models');
+const onGpu = device !== 'cpu';
+const gpuSize = process.argv.includes('--gpu-size');
 
 // ---- the models ------------------------------------------------------------------------------------
 
-const BATCH = smoke ? 2 : 16;
-const SEGMENT = smoke ? 16 : 128;
-const SIZES = smoke ? { layers: 2, dModel: 32, heads: 4, dInner: 64 } : { layers: 4, dModel: 256, heads: 4, dInner: 1024 };
+const BATCH = smoke ? 2 : gpuSize ? 32 : 16;
+const SEGMENT = smoke ? 16 : gpuSize ? 512 : 128;
+const SIZES = smoke ? { layers: 2, dModel: 32, heads: 4, dInner: 64 }
+  : gpuSize ? { layers: 12, dModel: 512, heads: 8, dInner: 2048 } : { layers: 4, dModel: 256, heads: 4, dInner: 1024 };
 const BASE = { vocabSize, ...SIZES, dropout, norm: 'post' as const, previousToken: false, adaptiveSpan: null, expireSpan: null, compressive: null };
 /** A memory size of the SPEC §10 configuration (an eighth of it with --smoke). */
 const mem = (n: number): number => (smoke ? Math.max(2, n / 8) : n);
@@ -83,7 +96,7 @@ const ALL_MODELS: BenchModel[] = [
   },
   {
     name: 'xl', label: 'Transformer-XL mem 128', segments: 1, bptt: 0, carry: true, published: [4200, 4200],
-    config: { ...BASE, kind: 'xl', memLen: mem(128), numMemTokens: 0 },
+    config: { ...BASE, kind: 'xl', memLen: gpuSize ? SEGMENT : mem(128), numMemTokens: 0 },
   },
   {
     name: 'rmt', label: 'RMT 16 mem tokens, BPTT 2 segments', segments: 2, bptt: 1, carry: true, published: [4400, 4780],
@@ -144,11 +157,11 @@ class EngramBench {
 
   constructor(readonly spec: BenchModel, seed = 0) {
     manualSeed(seed);
-    this.model = createModel(spec.config);
+    this.model = createModel(spec.config, { device }); // initialised on the CPU (the twin loads the same weights)
     this.model.train();
     this.optimizer = new Adam(this.model.parameters(), { lr: 1e-3 });
-    this.tokens = randint(0, spec.config.vocabSize, [POOL, BATCH, SEGMENT]).keep();
-    this.targets = randint(0, spec.config.vocabSize, [POOL, BATCH, SEGMENT]).keep();
+    this.tokens = randint(0, spec.config.vocabSize, [POOL, BATCH, SEGMENT], { device }).keep();
+    this.targets = randint(0, spec.config.vocabSize, [POOL, BATCH, SEGMENT], { device }).keep();
   }
 
   get tokensPerStep(): number {
@@ -197,6 +210,7 @@ class EngramBench {
     const t0 = performance.now();
     let loss = NaN;
     for (let i = 0; i < n; i++) loss = this.step();
+    if (onGpu) cudaSynchronize(); // loss.item() waited for the step already; queued work too
     return { seconds: (performance.now() - t0) / 1000, loss };
   }
 
@@ -247,7 +261,20 @@ async function askTorch(cmd: Record<string, unknown>): Promise<Record<string, un
 
 // ---- main ------------------------------------------------------------------------------------------
 
-interface Row { engram: number; torch: number | null; ratio: number | null }
+interface Row { engram: number; torch: number | null; ratio: number | null; gpuMiB: { engram: number | null; torch: number | null } | null }
+
+/** GPU memory (MiB) nvidia-smi reports for each process id, or nulls where it cannot say. */
+function gpuMemoryMiB(pids: (number | undefined)[]): (number | null)[] {
+  const r = spawnSync('nvidia-smi', ['--query-compute-apps=pid,used_memory', '--format=csv,noheader,nounits'], { encoding: 'utf8', timeout: 30_000 });
+  const used = new Map<number, number>();
+  if (r.status === 0) {
+    for (const line of r.stdout.split('\n')) {
+      const [pid, mib] = line.split(',').map((x) => Number(x.trim()));
+      if (Number.isFinite(pid) && Number.isFinite(mib)) used.set(pid!, (used.get(pid!) ?? 0) + mib!);
+    }
+  }
+  return pids.map((p) => (p !== undefined && used.has(p) ? used.get(p)! : null));
+}
 
 async function main(): Promise<void> {
   if (threadsArg > 0) setNumThreads(threadsArg);
@@ -257,11 +284,11 @@ async function main(): Promise<void> {
   worker = started.worker;
   const torchNote = started.note;
 
-  console.log(`models bench: libtorch ${info.torchVersion}, Node ${process.version}, ${availableParallelism()} cores`);
+  console.log(`models bench: libtorch ${info.torchVersion}, Node ${process.version}, ${availableParallelism()} cores, device ${device}`);
   console.log(threadSettings(threads));
   console.log(torchNote);
   console.log(
-    `config (${smoke ? '--smoke, not SPEC §10' : 'SPEC §10'}): ${SIZES.layers} layers, H ${SIZES.dModel}, ${SIZES.heads} heads, FFN ${SIZES.dInner}, segment ${SEGMENT}, batch ${BATCH}, vocab ${vocabSize}, ` +
+    `config (${smoke ? '--smoke, not SPEC §10' : gpuSize ? '--gpu-size, issue 14' : 'SPEC §10'}): ${SIZES.layers} layers, H ${SIZES.dModel}, ${SIZES.heads} heads, FFN ${SIZES.dInner}, segment ${SEGMENT}, batch ${BATCH}, vocab ${vocabSize}, ` +
       `dropout ${dropout}, post-LN, Adam lr 1e-3 (zero_grad set_to_none on both sides)`,
   );
   console.log(
@@ -285,7 +312,7 @@ async function main(): Promise<void> {
             op: 'build',
             weights: path,
             model: spec.config,
-            bench: { batch: BATCH, segment: SEGMENT, segments: spec.segments, bptt: spec.bptt, carry: spec.carry, lr: 1e-3 },
+            bench: { batch: BATCH, segment: SEGMENT, segments: spec.segments, bptt: spec.bptt, carry: spec.carry, lr: 1e-3, device },
           });
           rmSync(path, { force: true });
           if (built) {
@@ -325,11 +352,17 @@ async function main(): Promise<void> {
             else torchOk = false;
           }
         }
+        let gpuMiB: Row['gpuMiB'] = null;
+        if (onGpu) {
+          const [mine, theirs] = gpuMemoryMiB([process.pid, worker?.pid]);
+          gpuMiB = { engram: mine!, torch: torchOk ? theirs! : null };
+          console.log(`  GPU memory (nvidia-smi, process peak incl. CUDA context): Engram ${mine ?? 'n/a'} MiB, PyTorch ${torchOk ? theirs ?? 'n/a' : 'n/a'} MiB`);
+        }
         await askTorch({ op: 'free' }); // null without a worker
         const engram = median(mineRates);
         const torch = torchOk && theirRates.length ? median(theirRates) : null;
         const ratio = torch ? engram / torch : null;
-        results[spec.name] = { engram, torch, ratio };
+        results[spec.name] = { engram, torch, ratio, gpuMiB };
         const list = (xs: number[]) => xs.map((x) => Math.round(x)).join(' ');
         console.log(`  Engram  ${fmtInt(engram).padStart(7)} tokens/s   rounds: ${list(mineRates)}`);
         if (torch !== null) console.log(`  PyTorch ${fmtInt(torch).padStart(7)} tokens/s   rounds: ${list(theirRates)}`);
@@ -363,10 +396,12 @@ async function main(): Promise<void> {
     JSON.stringify({
       models: Object.fromEntries(MODELS.map((m) => {
         const r = results[m.name]!;
-        return [m.name, { engram: round1(r.engram), torch: round1(r.torch), ratio: round3(r.ratio) }];
+        return [m.name, { engram: round1(r.engram), torch: round1(r.torch), ratio: round3(r.ratio), ...(r.gpuMiB ? { gpuMiB: r.gpuMiB } : {}) }];
       })),
       published: Object.fromEntries(MODELS.map((m) => [m.name, m.published[0] === m.published[1] ? m.published[0] : m.published])),
       threads,
+      device,
+      config: { ...SIZES, segment: SEGMENT, batch: BATCH },
     }),
   );
 }

@@ -40,6 +40,7 @@ import engram_torch  # noqa: E402
 class Bench:
     def __init__(self, model_config, bench, weights=None):
         self.bench = bench
+        self.device = torch.device(bench.get("device", "cpu"))
         torch.manual_seed(int(bench.get("seed", 0)))
         self.model = engram_torch.build_model(model_config)
         B, M, n = bench["batch"], bench["segment"], bench["segments"]
@@ -53,6 +54,8 @@ class Bench:
             V = model_config["vocabSize"]
             self.tokens = torch.randint(0, V, (P, B, M))
             self.targets = torch.randint(0, V, (P, B, M))
+        self.model.to(self.device)
+        self.tokens, self.targets = self.tokens.to(self.device), self.targets.to(self.device)
         self.model.train()
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=bench.get("lr", 1e-3))
         self.carry = None
@@ -106,6 +109,8 @@ class Bench:
         loss = None
         for _ in range(steps):
             loss = self.step()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
         return time.perf_counter() - t0, loss
 
     def check(self, segments):

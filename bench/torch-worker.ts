@@ -66,6 +66,10 @@ export class TorchWorker {
     if ('error' in out) throw new Error(String(out.error));
     return out;
   }
+  /** The worker's process id (to read its GPU memory from nvidia-smi). */
+  get pid(): number | undefined {
+    return this.#child.pid;
+  }
   close(): void {
     if (this.#child.exitCode === null) this.#child.stdin.end(JSON.stringify({ op: 'quit' }) + '\n');
   }

@@ -35,7 +35,7 @@ import {
   runExperiment, parseRecipe, builtinRecipes, defaultRecipe,
   inspect, writeInspection, generate, score,
   ProcessGroup, distEnvFrom, launch,
-  type TrainConfig, type TrainConfigInput, type ProgressMode,
+  type TrainConfig, type TrainConfigInput, type ProgressMode, type DeviceSpec,
 } from '../src/index.js';
 import { startServer, defaultLimits, type EngramServer } from '../src/serve/server.js';
 
@@ -76,6 +76,7 @@ const configFlags: ConfigFlag[] = [
   { flags: '--curriculum-every <steps>', path: 'train.curriculum.advance.everySteps', description: 'curriculum: steps each stage lasts' },
   { flags: '--curriculum-threshold <x>', path: 'train.curriculum.advance.threshold', description: 'curriculum: a stage ends when the held-out accuracy reaches x (metric: --set train.curriculum.advance.metric=exactMatch)' },
   { flags: '--init-from <dir>', path: 'train.initFrom', description: "start from this run directory's or model folder's weights (same model; fresh optimiser)" },
+  { flags: '--device <name>', path: 'train.device', description: "where the model, optimiser state and batches live: 'cpu' (default), 'cuda', 'cuda:N' or 'auto' (cuda when available); a run may resume on another device" },
   { flags: '--on-nan <what>', path: 'train.nonFinite', description: "a step with a NaN / infinite loss: 'stop' the run (default; the last checkpoint is kept) or 'skip' the batch" },
   { flags: '--optimizer <name>', path: 'optim.optimizer', description: "'adam' or 'adamw'" },
   { flags: '--lr <x>', path: 'optim.lr', description: 'learning rate' },
@@ -299,7 +300,12 @@ async function trainCommand(opts: Record<string, unknown>): Promise<void> {
   }
 }
 
+/** --device: checked against the machine by loadRun / the trainer (resolveDevice), with the fix in the message. */
+const deviceOption = z.string().default('cpu');
+const DEVICE_HELP = "where the model runs: 'cpu' (default), 'cuda', 'cuda:N' or 'auto' (cuda when available)";
+
 const evalSchema = z.strictObject({
+  device: deviceOption,
   batches: z.number().int().positive().max(1_000_000).optional(),
   seed: z.number().int().optional(),
   segments: z.number().int().positive().max(1_000_000).optional(),
@@ -311,7 +317,7 @@ const kebab = (k: string) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()
 
 async function evalCommand(runDir: string, raw: Record<string, unknown>): Promise<void> {
   const o = parseWith(evalSchema, numbers(raw, ['batches', 'seed', 'segments']), 'eval', 'invalid option value', kebab);
-  const run = await loadRun(runDir);
+  const run = await loadRun(runDir, { device: o.device as DeviceSpec });
   try {
     const { metrics, what } = await run.objective.evaluateRun(run.model, o);
     if (o.json) out(JSON.stringify({ run: runDir, step: run.step, ...metrics }));
@@ -322,6 +328,7 @@ async function evalCommand(runDir: string, raw: Record<string, unknown>): Promis
 }
 
 const generateSchema = z.strictObject({
+  device: deviceOption,
   prompt: z.string().default(''),
   length: z.number().int().positive().max(1_000_000).default(200),
   temperature: z.number().min(0).optional(),
@@ -336,7 +343,7 @@ const generateSchema = z.strictObject({
 async function generateCommand(runDir: string, raw: Record<string, unknown>): Promise<void> {
   const o = parseWith(generateSchema, numbers(raw, ['length', 'temperature', 'topK', 'topP', 'seed', 'samples']), 'generate', 'invalid option value', kebab);
   const streaming = o.stream || o.topP < 1 || o.stop.length > 0;
-  const run = await loadRun(runDir);
+  const run = await loadRun(runDir, { device: o.device as DeviceSpec });
   try {
     if (!streaming) {
       for (const line of run.objective.generate(run.model, o)) out(line);
@@ -359,6 +366,7 @@ async function generateCommand(runDir: string, raw: Record<string, unknown>): Pr
 }
 
 const scoreSchema = z.strictObject({
+  device: deviceOption,
   chunk: z.number().int().positive().max(1 << 24).default(4096),
   unknown: z.enum(['map', 'error']).default('map'),
 });
@@ -366,7 +374,7 @@ const scoreSchema = z.strictObject({
 async function scoreCommand(runDir: string, file: string, raw: Record<string, unknown>): Promise<void> {
   const o = parseWith(scoreSchema, numbers(raw, ['chunk']), 'score', 'invalid option value', kebab);
   if (file !== '-' && !existsSync(file)) throw ioError('score', `no such file ${file}`);
-  const run = await loadRun(runDir);
+  const run = await loadRun(runDir, { device: o.device as DeviceSpec });
   try {
     let start = 0, characters = 0, unknown = 0;
     let last: { totalTokens: number; cumulativeBitsPerToken: number } | null = null;
@@ -386,6 +394,7 @@ async function scoreCommand(runDir: string, file: string, raw: Record<string, un
 }
 
 const serveSchema = z.strictObject({
+  device: deviceOption,
   host: z.string().min(1).default('127.0.0.1'),
   port: z.number().int().min(0).max(65535).default(8080),
   maxSessions: z.number().int().positive().default(defaultLimits.maxSessions),
@@ -423,6 +432,7 @@ async function startFromFlags(models: string[], raw: Record<string, unknown>, op
   const server = await startServer({
     models, host: o.host, port: o.port, maxSessions: o.maxSessions, sessionTtlMs: o.sessionTtl * 1000, queue: o.queue,
     timeoutMs: o.timeout * 1000, maxTokens: o.maxTokens, maxPromptChars: o.maxPrompt, bodyLimit: o.bodyLimit, graceMs: o.grace * 1000,
+    device: o.device as DeviceSpec,
   });
   return { server, open: o.open };
 }
@@ -451,6 +461,7 @@ async function viewCommand(model: string, raw: Record<string, unknown>): Promise
 }
 
 const inspectSchema = z.strictObject({
+  device: deviceOption,
   text: z.string().min(1).optional(),
   length: z.number().int().positive().max(1 << 20).default(512),
   offset: z.number().int().min(0).default(0),
@@ -461,7 +472,7 @@ const inspectSchema = z.strictObject({
 
 async function inspectCommand(runDir: string, raw: Record<string, unknown>): Promise<void> {
   const o = parseWith(inspectSchema, numbers(raw, ['length', 'offset', 'seed']), 'inspect', 'invalid option value', kebab);
-  const run = await loadRun(runDir);
+  const run = await loadRun(runDir, { device: o.device as DeviceSpec });
   try {
     const { tokens, decode, segmentLength } = await run.objective.inspectionInput(o);
     const inspection = inspect(run.model, tokens, { segmentLength, attention: o.attention });
@@ -587,6 +598,7 @@ Examples:
     .option('--segments <n>', 'tasks: evaluate with this many segments instead (same sample length)')
     .option('--split <name>', "language modelling: 'valid' or 'test'")
     .option('--json', 'print the metrics as JSON')
+    .option('--device <name>', DEVICE_HELP)
     .action((dir: string, opts: Record<string, unknown>) => evalCommand(dir, opts));
 
   program.command('generate')
@@ -601,6 +613,7 @@ Examples:
     .option('--seed <n>', 'seed of the samples and of the sampling (default 0)')
     .option('--samples <n>', 'tasks: samples to answer (default 5)')
     .option('--stream', 'language modelling: print each character as it is made')
+    .option('--device <name>', DEVICE_HELP)
     .action((dir: string, opts: Record<string, unknown>) => generateCommand(dir, opts));
 
   program.command('score')
@@ -609,9 +622,11 @@ Examples:
     .argument('<file>', "the text to score ('-': standard input)")
     .option('--chunk <n>', 'characters per chunk: a line of output each (default 4096)')
     .option('--unknown <policy>', "characters outside the vocabulary: 'map' them to the unknown id (default) or 'error'")
+    .option('--device <name>', DEVICE_HELP)
     .action((dir: string, file: string, opts: Record<string, unknown>) => scoreCommand(dir, file, opts));
 
   const serveFlags = (cmd: Command): Command => cmd
+    .option('--device <name>', DEVICE_HELP)
     .option('--host <host>', 'interface to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every interface)')
     .option('--port <n>', 'port (default 8080; 0: any free port)')
     .option('--max-sessions <n>', `sessions open at once; the least recently used idle one makes room (default ${defaultLimits.maxSessions})`)
@@ -647,6 +662,7 @@ Examples:
     .option('--seed <n>', 'tasks: seed of the sample to inspect (default 0)')
     .option('--attention <which>', "attention maps kept: 'all' segments, the 'last' one, or 'none' (default last)")
     .option('--out <dir>', 'output folder (default <run-dir>/inspect)')
+    .option('--device <name>', DEVICE_HELP)
     .action((dir: string, opts: Record<string, unknown>) => inspectCommand(dir, opts));
 
   program.command('export')

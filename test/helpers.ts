@@ -2,7 +2,40 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { IGNORE_INDEX, PAD, setDefaultDtype, type NestedArray, type SegmentedTask, type Tensor, type TaskSample } from '../src/index.js';
+import { test } from 'node:test';
+import {
+  IGNORE_INDEX, PAD, buildInfo, cudaAvailable, resolveDevice, setDefaultDtype, type Device, type NestedArray, type SegmentedTask, type Tensor, type TaskSample,
+} from '../src/index.js';
+
+/**
+ * The devices the device-parameterised tests run on: ENGRAM_TEST_DEVICES (e.g. 'cpu,cuda'), else
+ * the CPU plus 'cuda' where this build has CUDA and a GPU is visible. A device asked for but not
+ * usable here fails the tests that use it (resolveDevice's error), never silently skips.
+ */
+export function testDevices(): Device[] {
+  const asked = process.env.ENGRAM_TEST_DEVICES?.split(',').map((d) => d.trim()).filter(Boolean);
+  if (asked?.length) return asked as Device[];
+  return cudaAvailable() ? ['cpu', 'cuda'] : ['cpu'];
+}
+
+/** Why CUDA tests are skipped here, or null when they run. */
+export function cudaSkipReason(): string | null {
+  if (testDevices().some((d) => d.startsWith('cuda'))) return null;
+  if (process.env.ENGRAM_TEST_DEVICES) return `CUDA skipped: ENGRAM_TEST_DEVICES=${process.env.ENGRAM_TEST_DEVICES}`;
+  return buildInfo().cuda
+    ? 'CUDA skipped: the addon has CUDA but no GPU is visible'
+    : 'CUDA skipped: the addon was built against a CPU-only libtorch (scripts/device/check.sh runs these on a GPU)';
+}
+
+/**
+ * Registers `name [device]` once per test device (testDevices()); without CUDA, one skipped
+ * `name [cuda]` whose skip line says why, so a run on a CPU machine shows what it did not check.
+ */
+export function deviceTest(name: string, fn: (device: Device) => void | Promise<void>): void {
+  for (const d of testDevices()) test(`${name} [${d}]`, () => fn(resolveDevice(d, 'deviceTest')));
+  const skip = cudaSkipReason();
+  if (skip) test(`${name} [cuda]`, { skip }, () => {});
+}
 
 function flat(v: NestedArray): number[] {
   return Array.isArray(v) ? v.flatMap(flat) : [Number(v)];

@@ -5,15 +5,15 @@ import assert from 'node:assert/strict';
 import {
   arange, cat, createModel, F, grad, tensor, TokenEmbedding, gradcheck, manualSeed, MultiHeadAttention, ones, randint, randn,
   relShift, relSkew, segmentMask, sinusoidalDistances, tidy, type ModelConfig, type ModelConfigInput, type RelativePositions,
-  type SegmentModel, type Tensor,
+  sameDevice, type Device, type SegmentModel, type Tensor,
 } from '../src/index.js';
 import { modelKindSpecs, memoryDefaults } from '../src/index.js';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { assertClose, inFloat64 } from './helpers.js';
+import { assertClose, deviceTest, inFloat64 } from './helpers.js';
 
-const tiny = (kind: ModelConfig['kind'], extra: Partial<ModelConfig> = {}): SegmentModel =>
-  createModel({ kind, vocabSize: 11, layers: 2, dModel: 16, heads: 2, dInner: 32, ...extra } as ModelConfigInput);
+const tiny = (kind: ModelConfig['kind'], extra: Partial<ModelConfig> = {}, device: Device = 'cpu'): SegmentModel =>
+  createModel({ kind, vocabSize: 11, layers: 2, dModel: 16, heads: 2, dInner: 32, ...extra } as ModelConfigInput, { device });
 
 test('segment mask equals SPEC §6 cell by cell (cache 2, read 2, sequence 3, write 2)', () => {
   // Rows: queries [r0 r1 | s0 s1 s2 | w0 w1]; columns: keys [c0 c1 | r0 r1 | s0 s1 s2 | w0 w1]; 1 = blocked.
@@ -121,11 +121,11 @@ test('Transformer-XL cache is detached, holds the last memLen layer inputs, and 
   });
 });
 
-test('Transformer-XL on two segments equals one pass over the whole sequence (cache + relative positions)', () => {
+deviceTest('Transformer-XL on two segments equals one pass over the whole sequence (cache + relative positions)', (device) => {
   tidy(() => {
     manualSeed(3);
-    const model = tiny('xl', { memLen: 8 }).eval();
-    const tokens = randint(0, 11, [2, 8]);
+    const model = tiny('xl', { memLen: 8 }, device).eval();
+    const tokens = randint(0, 11, [2, 8], { device });
     const whole = model.forward(tokens, model.initState(2)).logits;
     const first = model.forward(tokens.narrow(1, 0, 4), model.initState(2));
     const second = model.forward(tokens.narrow(1, 4, 4), first.state);
@@ -181,18 +181,19 @@ test('MemBottleneck: tokens of one segment reach each other only through memory 
   });
 });
 
-test('every model kind runs three segments with the shapes of the interface', () => {
+deviceTest('every model kind runs three segments with the shapes of the interface', (device) => {
   tidy(() => {
     const kinds: [ModelConfig['kind'], Partial<ModelConfig>][] = [
       ['transformer', {}], ['xl', { memLen: 4 }], ['mem-transformer', { numMemTokens: 3 }],
       ['mem-bottleneck', { numMemTokens: 3, memLen: 4 }], ['rmt', { numMemTokens: 3 }], ['rmt', { numMemTokens: 3, memLen: 4 }],
     ];
     for (const [kind, extra] of kinds) {
-      const model = tiny(kind, extra);
+      const model = tiny(kind, extra, device);
       let state = model.initState(2);
       for (let s = 0; s < 3; s++) {
-        const out = model.forward(randint(0, 11, [2, 5]), state);
+        const out = model.forward(randint(0, 11, [2, 5], { device }), state);
         assert.deepEqual(out.logits.shape, [2, 5, 11], kind);
+        assert.ok(sameDevice(out.logits.device, device), `${kind}: logits on ${out.logits.device}, model on ${device}`);
         state = out.state;
       }
       if (kind === 'rmt') assert.deepEqual((state.memory as Tensor).shape, [2, 3, 16]);

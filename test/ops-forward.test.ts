@@ -952,6 +952,23 @@ test('F.pad: constant (value, 2 dims, negative), reflect, replicate, circular', 
 
 // Forward values live here; the autograd members (backward, grad, detach, ...) are exercised in
 // ops-grad.test.ts and cuda() in errors.test.ts, so those files count too.
+test('setData_: the handle holds the new data (shape, dtype, values), keeps requires_grad, drops the grad; the source stays usable', () => {
+  const p = tensor([1, 2, 3]).requiresGrad_(true);
+  p.mul(2).sum().backward();
+  assert.ok(p.grad !== null);
+  const src = tensor([[4, 5], [6, 7]], { dtype: 'float64' });
+  assert.equal(p.setData_(src), p);
+  assert.deepEqual(p.shape, [2, 2]);
+  assert.equal(p.dtype, 'float64');
+  assert.deepEqual(p.toArray(), [[4, 5], [6, 7]]);
+  assert.equal(p.requiresGrad, true);
+  assert.equal(p.grad, null);
+  assert.equal(src.requiresGrad, false);
+  assert.deepEqual(src.toArray(), [[4, 5], [6, 7]]);
+  p.dispose();
+  src.dispose();
+});
+
 test('every op of Tensor, creation.ts and F is exercised by the op tests', () => {
   const here = fileURLToPath(import.meta.url);
   const source = ['ops-forward', 'ops-grad', 'errors']

@@ -299,12 +299,33 @@ OP(cudaSynchronize) {
   return info.Env().Undefined();
 }
 
+// setAllowTF32(cublas|null, cudnn|null) -> [cublas, cudnn] as they were: whether float32 matrix
+// products (cuBLAS) and convolutions (cuDNN) may use TF32 tensor cores on GPUs that have them, as
+// torch.backends.cuda.matmul.allow_tf32 / torch.backends.cudnn.allow_tf32 (libtorch's defaults:
+// off and on). null leaves a flag as it is. No effect on the CPU.
+OP(setAllowTF32) {
+  auto& ctx = at::globalContext();
+  auto was = Napi::Array::New(info.Env(), 2);
+  was.Set(0u, Napi::Boolean::New(info.Env(), ctx.allowTF32CuBLAS()));
+  was.Set(1u, Napi::Boolean::New(info.Env(), ctx.allowTF32CuDNN()));
+  if (!isNone(info[0])) ctx.setAllowTF32CuBLAS(B(info, 0));
+  if (!isNone(info[1])) ctx.setAllowTF32CuDNN(B(info, 1));
+  return was;
+}
+
 OP(buildInfo) {
   auto o = Napi::Object::New(info.Env());
   o.Set("torchVersion", std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) +
                             "." + std::to_string(TORCH_VERSION_PATCH));
   o.Set("parallelInfo", at::get_parallel_info());
   o.Set("cxx11Abi", Napi::Number::New(info.Env(), _GLIBCXX_USE_CXX11_ABI));
+  // Whether the addon was built against a libtorch with CUDA (scripts/find-libtorch.mjs): tells
+  // "no CUDA in this build" apart from "a CUDA build on a machine without a visible GPU".
+#if defined(ENGRAM_LIBTORCH_CUDA) && ENGRAM_LIBTORCH_CUDA
+  o.Set("cuda", Napi::Boolean::New(info.Env(), true));
+#else
+  o.Set("cuda", Napi::Boolean::New(info.Env(), false));
+#endif
   return o;
 }
 

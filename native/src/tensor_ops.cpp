@@ -147,6 +147,19 @@ OP(to) {
   auto device = (info.Length() > 2 && !isNone(info[2])) ? c10::Device(S(info, 2)) : t.device();
   return R(info, t.to(device, dtype, /*non_blocking=*/false, /*copy=*/B(info, 3)));
 }
+// setData(t, src): the handle t now holds src's data (PyTorch's `t.data = src`), so every JS
+// object holding t (a module's field, an optimiser's parameter list) sees the moved tensor: how
+// Module.to moves parameters between devices in place. t keeps its requires_grad and loses its
+// grad (a gradient on the old device would not fit). Unlike at::Tensor::set_data this works for
+// any pair of devices (the meta device included), since it swaps the handle's tensor outright.
+OP(setData) {
+  at::Tensor& t = T(info, 0);
+  bool requiresGrad = t.requires_grad();
+  at::Tensor moved = T(info, 1).detach();
+  if (requiresGrad) moved.set_requires_grad(true);
+  t = std::move(moved);
+  return info.Env().Undefined();
+}
 OP(clone) { return R(info, T(info, 0).clone()); }
 OP(copy_) {
   T(info, 0).copy_(T(info, 1));

@@ -1,7 +1,7 @@
-// CUDA smoke test of the tensor layer (the models have no device option yet: issue 14).
-const m = await import('../dist/src/index.js');
-const { randn, manualSeed } = m;
-console.log('cudaAvailable', m.cudaAvailable(), 'devices', m.cudaDeviceCount());
+// CUDA smoke test of the tensor layer and the device option (scripts/device/check.sh runs it first).
+const m = await import('../../dist/src/index.js');
+const { randn, manualSeed, createModel, randint } = m;
+console.log('cudaAvailable', m.cudaAvailable(), 'devices', m.cudaDeviceCount(), "auto ->", m.resolveDevice('auto'));
 manualSeed(0);
 const a = randn([256, 256]), b = randn([256, 256]);
 const cpu = a.matmul(b);
@@ -11,4 +11,8 @@ const w = randn([64, 64]).cuda().requiresGrad_(true);
 const loss = w.matmul(w).pow(2).sum();
 loss.backward();
 console.log('autograd on cuda: grad', w.grad ? `${w.grad.device} norm ${w.grad.norm().item().toFixed(3)}` : 'missing');
-try { m.zeros([2], { device: 'cuda:7' }); console.log('cuda:7 accepted?!'); } catch (e) { console.log('cuda:7 ->', e.kind, e.message); }
+const model = createModel({ kind: 'xl', vocabSize: 11, layers: 2, dModel: 16, heads: 2, dInner: 32, memLen: 4 }, { device: 'cuda' });
+const out = model.forward(randint(0, 11, [2, 4], { device: 'cuda' }), model.initState(2));
+console.log('xl model on', model.device, 'logits on', out.logits.device);
+const n = m.cudaDeviceCount();
+try { m.resolveDevice(`cuda:${n}`); console.log(`cuda:${n} accepted?!`); } catch (e) { console.log(`cuda:${n} ->`, e.kind, e.message); }

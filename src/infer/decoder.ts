@@ -112,7 +112,7 @@ export class Decoder {
     const r = noGrad(() => tidy(() => {
       this.#state ??= keepState(this.model.initState(this.batch));
       this.#segment ??= this.model.openSegment!(this.#state, this.batch, this.segmentLength);
-      const tokens = tensor(Int32Array.from(chunk.flat()), { dtype: 'int64', shape: [this.batch, take] });
+      const tokens = tensor(Int32Array.from(chunk.flat()), { dtype: 'int64', shape: [this.batch, take], device: this.model.device });
       const logits = this.#segment.feed(tokens).float().contiguous();
       const state = commit ? keepState(this.#segment.commit()) : null;
       return { logits, state };
@@ -131,7 +131,7 @@ export class Decoder {
     const m = this.openLength;
     const commit = m === this.segmentLength;
     const r = noGrad(() => tidy(() => {
-      const tokens = tensor(Int32Array.from(this.#open.flat()), { dtype: 'int64', shape: [this.batch, m] });
+      const tokens = tensor(Int32Array.from(this.#open.flat()), { dtype: 'int64', shape: [this.batch, m], device: this.model.device });
       const out = this.model.forward(tokens, this.#state ?? this.model.initState(this.batch));
       const logits = out.logits.narrow(1, m - take, take).float().contiguous();
       const state = commit ? keepState(this.model.detachState(out.state)) : null;

@@ -13,7 +13,7 @@
 import { createReadStream } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import type { SegmentModel } from '../models/index.js';
-import { configError, F, tensor, tidy } from '../tensor/index.js';
+import { configError, F, tensor, tidy, type Device } from '../tensor/index.js';
 import { Rng } from '../tasks/random.js';
 import { UNKNOWN_ID, type CharVocab } from '../tasks/vocab.js';
 import type { LoadedRun } from '../train/objective.js';
@@ -101,7 +101,7 @@ export class TextSession {
     if (feed.length === 0) return { bits: 0, predicted: 0 };
     const nats = inEvalMode(this.text.model, () => tidy(() => {
       const logits = this.decoder.feed([feed]);
-      const t = tensor(Int32Array.from(targets), { dtype: 'int64', shape: [targets.length] });
+      const t = tensor(Int32Array.from(targets), { dtype: 'int64', shape: [targets.length], device: logits.device as Device });
       return F.crossEntropy(logits.reshape(-1, logits.shape[2]!), t, { reduction: 'sum' }).item();
     }));
     return { bits: nats / Math.LN2, predicted: feed.length };

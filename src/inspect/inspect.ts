@@ -114,7 +114,7 @@ export function* inspectSegments(model: SegmentModel, tokens: readonly number[],
       const ages = (state as { age?: Tensor[] | null } | null)?.age;
       const memoryPositions = keepMaps && ages ? ages.map((a) => (a.toArray() as number[][])[0]!.map((age) => start - age)) : null;
       const [next, logits] = noGrad(() => tidy(() => {
-        const input = tensor(Int32Array.from(tokens.slice(start, end)), { dtype: 'int64', shape: [1, end - start] });
+        const input = tensor(Int32Array.from(tokens.slice(start, end)), { dtype: 'int64', shape: [1, end - start], device: model.device });
         const out = model.forward(input, state ?? model.initState(1));
         return [model.detachState(out.state), o.logits ? out.logits.float().contiguous().data() as Float32Array : null] as const;
       }));

@@ -19,7 +19,7 @@
 // Shapes: B batch, M block length (queries), C cached memories, N = C + M keys, L maximum span,
 // R ramp, H hidden, P = L + R key positions.
 import { z } from 'zod';
-import { arange, F, zeros, type Tensor } from '../tensor/index.js';
+import { arange, F, zeros, type Device, type Tensor } from '../tensor/index.js';
 import { Module } from '../nn/module.js';
 
 /** The options of kind 'expire-span' (config key `expireSpan`): the one place their defaults are written. */
@@ -105,7 +105,7 @@ export interface ExpireMask {
  * or 1 (window 'before-query', the reference's causal mask).
  */
 export function expireMask(spans: Tensor, ages: Tensor, queries: number, ramp: number, positions: number, nearest = 0): ExpireMask {
-  const queryOffset = arange(0, queries, 1, { dtype: 'int64' }).view(1, queries, 1); // [1, M, 1]
+  const queryOffset = arange(0, queries, 1, { dtype: 'int64', device: ages.device as Device }).view(1, queries, 1); // [1, M, 1]
   const distance = ages.unsqueeze(1).add(queryOffset); // [B, M, N]: t − i
   const remaining = spans.unsqueeze(1).sub(distance.to(spans.dtype)); // [B, M, N]: r_ti
   const soft = remaining.div(ramp).add(1).clamp(0, 1); // [B, M, N]
@@ -143,7 +143,7 @@ export function expiredMemories(spans: Tensor, ages: Tensor, block: number, ramp
 /** bool [B, N]: the expired memories that may be dropped: all but the current block's M (the last M). */
 export function droppableMemories(spans: Tensor, ages: Tensor, block: number, ramp: number): Tensor {
   const N = ages.shape[1]!;
-  const cached = arange(0, N, 1, { dtype: 'int64' }).lt(N - block); // [N]
+  const cached = arange(0, N, 1, { dtype: 'int64', device: ages.device as Device }).lt(N - block); // [N]
   return expiredMemories(spans, ages, block, ramp).logicalAnd(cached); // [B, N]
 }
 
@@ -168,6 +168,6 @@ export function keptIndices(droppable: Tensor, count: number): Tensor {
   const N = droppable.shape[1]!;
   const rank = droppable.long().cumsum(-1); // [B, N]: 1 for the oldest droppable memory, 2 ...
   const dropped = droppable.logicalAnd(rank.le(count)); // [B, N]: exactly `count` per row
-  const key = dropped.long().mul(N).add(arange(0, N, 1, { dtype: 'int64' })); // [B, N]
+  const key = dropped.long().mul(N).add(arange(0, N, 1, { dtype: 'int64', device: droppable.device as Device })); // [B, N]
   return key.argsort(-1).narrow(1, 0, N - count); // [B, N − count]
 }

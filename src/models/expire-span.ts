@@ -38,7 +38,7 @@
 //
 // Shapes: B batch, M block length, C cached memories (per layer), N = C + M keys, L maximum span,
 // R ramp, H hidden, K heads, D = H/K head size, V vocabulary.
-import { arange, cat, configError, rand, type Tensor } from '../tensor/index.js';
+import { arange, cat, configError, rand, type Device, type Tensor } from '../tensor/index.js';
 import { checkSequentialWindow } from '../memory/sequential-window.js';
 import {
   blockLengthColumns, droppableMemories, dropCount, expiredMemories, expireMask, expireSpanPositions, expireSpanSchema, keptIndices, spanLoss, SpanPredictor,
@@ -112,7 +112,7 @@ export class ExpireSpanTransformer extends SequentialTransformer<ExpireSpanState
   /** Before a stream's first block, initialMemory 'zeros' gives each layer M zero memories at ages M … 1. */
   protected override blockStart(state: ExpireSpanState, batch: number, M: number): ExpireSpanState {
     if (state.cache || this.initialMemory !== 'zeros') return state;
-    const age = arange(M, 0, -1, { dtype: 'int64' }).expand(batch, M); // [B, M]
+    const age = arange(M, 0, -1, { dtype: 'int64', device: this.device }).expand(batch, M); // [B, M]
     return { cache: this.layers.map(() => this.zeroMemories(batch, M)), age: this.layers.map(() => age) };
   }
 
@@ -122,7 +122,7 @@ export class ExpireSpanTransformer extends SequentialTransformer<ExpireSpanState
    */
   protected override stateAfterPrefix(state: ExpireSpanState, inputs: Tensor[], rows: number): ExpireSpanState {
     const B = inputs[0]!.shape[0]!;
-    const prefixAge = arange(rows, 0, -1, { dtype: 'int64' }).unsqueeze(0).expand(B, rows); // [B, rows]
+    const prefixAge = arange(rows, 0, -1, { dtype: 'int64', device: inputs[0]!.device as Device }).unsqueeze(0).expand(B, rows); // [B, rows]
     return {
       ...super.stateAfterPrefix(state, inputs, rows),
       age: inputs.map((_, l) => (state.age ? cat([state.age[l]!.add(rows), prefixAge], 1) : prefixAge)),

@@ -154,7 +154,7 @@ export class FeedbackTransformer extends Module implements SegmentModel<Feedback
             const record = rows && layer.attn.recordAttention
               ? (probs: Tensor) => rows[l]!.push(F.pad(probs.detach(), [C + t - n, M - t]).keep()) // [B, K, 1, C + M]
               : undefined;
-            if (record && n === 0) rows![l]!.push(zeros([B, this.config.heads, 1, C + M]).keep());
+            if (record && n === 0) rows![l]!.push(zeros([B, this.config.heads, 1, C + M], { device: h.device as Device }).keep());
             h = this.layerStep(layer, h, window, positions, record); // x_t^{l+1} [B, 1, H]
             representations.push(h);
           });

@@ -7,5 +7,5 @@ export { ExpireSpanTransformer, type ExpireSpanState } from './expire-span.js';
 export { CompressiveTransformer, type CompressiveState } from './compressive.js';
 export { FeedbackTransformer, type FeedbackState } from './feedback.js';
 export {
-  createModel, resolveModelConfig, defaultModelConfig, modelKinds, modelKindSpecs, modelKindSpec, type UncheckedModelConfigInput,
+  createModel, resolveModelConfig, defaultModelConfig, modelKinds, modelKindSpecs, modelKindSpec, type UncheckedModelConfigInput, type CreateModelOptions,
 } from './registry.js';

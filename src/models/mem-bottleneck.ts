@@ -10,7 +10,7 @@
 // only, the bottleneck's known price (SPEC §5: "prepended memory under a causal mask cannot see
 // the sequence"). Token positions inside a segment are given by absolute sinusoids.
 // Shapes: B batch, M segment length, m memory tokens, C cached positions, H hidden.
-import { cat, type Tensor } from '../tensor/index.js';
+import { cat, type Device, type Tensor } from '../tensor/index.js';
 import { Module } from '../nn/module.js';
 import { Dropout, TokenEmbedding, FeedForward, LayerNorm, Linear } from '../nn/layers.js';
 import { MultiHeadAttention } from '../nn/attention.js';
@@ -85,7 +85,7 @@ export class MemBottleneck extends Module implements SegmentModel<SegmentState> 
 
   forward(tokens: Tensor, state: SegmentState): SegmentOutput<SegmentState> {
     const [B, M] = tokens.shape as [number, number];
-    const positions = sinusoidalDistances(M - 1, M, this.config.dModel).flip(0); // [M, H], rows 0 ... M-1
+    const positions = sinusoidalDistances(M - 1, M, this.config.dModel, tokens.device as Device).flip(0); // [M, H], rows 0 ... M-1
     let h = this.drop.forward(this.embed.forward(tokens).add(positions)); // [B, M, H]
     let memory = this.memoryTokens.initial(B); // [B, m, H]
     const inputs: Tensor[] = [];
@@ -117,7 +117,7 @@ export class MemBottleneck extends Module implements SegmentModel<SegmentState> 
       }
       protected step(tokens: Tensor, offset: number): Tensor {
         const n = tokens.shape[1]!;
-        const positions = sinusoidalDistances(offset + n - 1, n, model.config.dModel).flip(0); // [n, H], rows offset ... offset + n - 1
+        const positions = sinusoidalDistances(offset + n - 1, n, model.config.dModel, tokens.device as Device).flip(0); // [n, H], rows offset ... offset + n - 1
         let h = model.drop.forward(this.embed(model.embed, tokens).add(positions)); // [B, n, H]
         model.layers.forEach((layer, l) => {
           this.inputs[l]!.append(h);

@@ -4,7 +4,7 @@
 // check of their combinations, and its rules on memLen / numMemTokens (which also give
 // training's default sizes: src/train/config.ts memoryDefaults). This file only collects the entries and applies them the same way to
 // every kind, so the training configuration and the typed API check a configuration alike.
-import { configError } from '../tensor/index.js';
+import { configError, resolveDevice, type Device, type DeviceSpec } from '../tensor/index.js';
 import { memTransformerKind, rmtKind, transformerKind, xlKind } from './segment-transformer.js';
 import { memBottleneckKind } from './mem-bottleneck.js';
 import { sequentialKind } from './sequential.js';
@@ -90,9 +90,19 @@ function checkSize(kind: ModelKind, name: string, what: string, size: number, ru
   if (rule.use === 'none' && size > 0) throw configError(op, `kind '${kind}' has no ${what}${rule.instead ? `: ${rule.instead}` : ` (${name} must be 0)`}`);
 }
 
-/** Builds the model a configuration describes (filling its defaults first). */
-export function createModel(input: ModelConfigInput): SegmentModel {
+export interface CreateModelOptions {
+  /**
+   * Where the parameters live ('cpu', 'cuda', 'cuda:N', 'auto'; default 'cpu'). The model is
+   * initialised on the CPU and then moved, so a seed gives the same weights on every device.
+   */
+  device?: DeviceSpec | Device;
+}
+
+/** Builds the model a configuration describes (filling its defaults first), on options.device. */
+export function createModel(input: ModelConfigInput, options: CreateModelOptions = {}): SegmentModel {
   const config = resolveModelConfig(input);
+  const device = resolveDevice(options.device, 'createModel'); // before building: a bad device fails fast
   // The entry of config.kind gets a configuration of its own kind.
-  return (modelKindSpec(config.kind)!.build as (c: ModelConfig) => SegmentModel)(config);
+  const model = (modelKindSpec(config.kind)!.build as (c: ModelConfig) => SegmentModel)(config);
+  return device === 'cpu' ? model : model.to(device);
 }

@@ -22,7 +22,6 @@ import type { RelativePositions } from '../nn/attention.js';
 import { nextCache } from '../memory/xl-cache.js';
 import { MemoryTokens } from '../memory/memory-tokens.js';
 import { cachedSegmentMask, rmtCacheSchema, seesLaterKeys, type RmtCacheOptions, type SegmentLayout } from '../memory/segment-layout.js';
-import { TensorCache } from '../nn/tensor-cache.js';
 import { emptyDiagnostics, type Diagnostics, type MemoryState, type ModelConfig, type ModelKindSpec, type OpenSegment, type SegmentModel, type SegmentOutput } from './types.js';
 import { TransformerOpenSegment } from './segment-transformer-decoding.js';
 
@@ -44,7 +43,7 @@ export class SegmentTransformer extends Module implements SegmentModel<SegmentSt
   readonly head: Linear;
   readonly drop: Dropout;
   /** Masks and position embeddings, by layout: built once, not per forward. */
-  readonly #cache = new TensorCache();
+  readonly #cache = this.tensorCache();
   /** Who sees the cache and which rows it keeps (RMT's rmtCache; the defaults for the other kinds). */
   readonly cacheLayout: { readSeesCache: boolean; writeSeesCache: boolean; allRows: boolean };
   #footprint = 0;

@@ -31,7 +31,6 @@ import { arange, cat, randn, zeros, type Device, type Tensor } from '../tensor/i
 import { Module } from '../nn/module.js';
 import { Dropout, TokenEmbedding, LayerNorm, Linear } from '../nn/layers.js';
 import { DecoderLayer } from '../nn/decoder-layer.js';
-import { TensorCache } from '../nn/tensor-cache.js';
 import { nextCache } from '../memory/xl-cache.js';
 import {
   checkSequentialWindow, initialMemorySchema, sequentialWindowSchema, windowOffset, type InitialMemory,
@@ -82,7 +81,7 @@ export class SequentialTransformer<S extends SequentialState = SequentialState, 
   readonly initialMemory: InitialMemory;
   recordDiagnostics = false;
   /** Masks and distance tables, by layout: built once, not per forward. */
-  protected readonly tables = new TensorCache();
+  protected readonly tables = this.tensorCache();
   #footprint = 0;
 
   constructor(readonly config: ModelConfig, keyPositions = config.memLen) {

@@ -2,13 +2,20 @@
 // ('layers.0.attn.qkv.weight'), a state dict over those names, train/eval mode.
 //
 // Parameters are kept out of tidy() scopes (they live as long as the module); dispose() frees them.
-import { configError, noGrad, shapeError, tidy, type Tensor } from '../tensor/index.js';
+//
+// Devices: a module is built on the CPU (so a seed gives the same weights on every device) and
+// moved with to(device), in place: each parameter's handle gets the moved data, so the fields and
+// optimisers that hold it follow. Everything a module makes while running takes its device from
+// an input or a parameter (docs/architecture.md, "Devices").
+import { configError, noGrad, sameDevice, shapeError, tidy, type Device, type Tensor } from '../tensor/index.js';
+import { TensorCache } from './tensor-cache.js';
 
 export abstract class Module {
   training = true;
   readonly #params = new Map<string, Tensor>();
   readonly #buffers = new Map<string, Tensor>();
   readonly #children = new Map<string, Module>();
+  readonly #caches: TensorCache[] = [];
 
   /**
    * Registers a trainable parameter (sets requiresGrad, keeps it out of scopes). Pass the
@@ -28,6 +35,16 @@ export abstract class Module {
     value.keep();
     this.#buffers.set(name, value);
     return value;
+  }
+
+  /**
+   * A cache of tensors that depend on sizes only (masks, position tables), built on the module's
+   * device: to() empties it, so they are rebuilt on the new device.
+   */
+  protected tensorCache(): TensorCache {
+    const cache = new TensorCache(() => this.device);
+    this.#caches.push(cache);
+    return cache;
   }
 
   /** Registers a sub-module; a list registers its items as name.0, name.1, ... */
@@ -98,6 +115,29 @@ export abstract class Module {
       }
       noGrad(() => target.copy_(source));
     }
+  }
+
+  /** The device of the parameters (of the first one; to() keeps them together); 'cpu' without any. */
+  get device(): Device {
+    const first = this.#params.values().next().value ?? this.#children.values().next().value?.parameters()[0];
+    return (first?.device ?? 'cpu') as Device;
+  }
+
+  /**
+   * Moves every parameter and buffer to `device`, in place (the same Tensor objects: fields and
+   * optimisers holding them follow; gradients are dropped). Cached tables are emptied.
+   */
+  to(device: Device): this {
+    for (const [, m] of this.namedModules()) {
+      for (const t of [...m.#params.values(), ...m.#buffers.values()]) {
+        if (sameDevice(t.device, device)) continue;
+        const moved = noGrad(() => t.to({ device }));
+        t.setData_(moved);
+        moved.dispose();
+      }
+      for (const c of m.#caches) c.clear();
+    }
+    return this;
   }
 
   train(on = true): this {

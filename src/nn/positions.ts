@@ -3,16 +3,17 @@
 //
 // Shapes: B batch, K heads, Tq queries, Tk keys (mlen cached + Tq current), H hidden, D = H/K.
 // Query i sits at absolute position mlen + i, key j at position j; their distance is mlen + i - j.
-import { arange, cat, F, getDefaultDtype, type Tensor } from '../tensor/index.js';
+import { arange, cat, F, getDefaultDtype, type Device, type Tensor } from '../tensor/index.js';
 
 /**
  * Sinusoidal embeddings [len, H] of the distances from, down to, from - len + 1:
- * inv_freq = 1/10000^(2k/H), rows cat(sin(d * inv_freq), cos(d * inv_freq)).
+ * inv_freq = 1/10000^(2k/H), rows cat(sin(d * inv_freq), cos(d * inv_freq)). On `device` (default
+ * the CPU: a model's cached tables are moved by its TensorCache).
  */
-export function sinusoidalDistances(from: number, len: number, dModel: number): Tensor {
+export function sinusoidalDistances(from: number, len: number, dModel: number, device: Device = 'cpu'): Tensor {
   const dtype = getDefaultDtype();
-  const distances = arange(from, from - len, -1, { dtype }); // [len]
-  const invFreq = arange(0, dModel, 2, { dtype }).div(dModel).rpow(10000).reciprocal(); // [H/2]
+  const distances = arange(from, from - len, -1, { dtype, device }); // [len]
+  const invFreq = arange(0, dModel, 2, { dtype, device }).div(dModel).rpow(10000).reciprocal(); // [H/2]
   const angles = distances.outer(invFreq); // [len, H/2]
   return cat([angles.sin(), angles.cos()], -1); // [len, H]
 }

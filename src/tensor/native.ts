@@ -38,7 +38,8 @@ const coreOps = {
   cudaAvailable: op<() => boolean>(),
   cudaDeviceCount: op<() => number>(),
   cudaSynchronize: op<() => void>(),
-  buildInfo: op<() => { torchVersion: string; parallelInfo: string; cxx11Abi: number }>(),
+  setAllowTF32: op<(cublas: boolean | null, cudnn: boolean | null) => [boolean, boolean]>(),
+  buildInfo: op<() => { torchVersion: string; parallelInfo: string; cxx11Abi: number; cuda: boolean }>(),
 
   // creation and random
   zeros: op<(shape: number[], dtype: OptDCode, device: Device) => Id>(),
@@ -70,6 +71,7 @@ const coreOps = {
   item: op<(t: Id) => number | boolean>(),
   to: op<(t: Id, dtype: OptDCode, device: Device, copy: boolean) => Id>(),
   clone: op<(t: Id) => Id>(),
+  setData: op<(t: Id, src: Id) => void>(),
   copy_: op<(t: Id, src: Id) => void>(),
   shape: op<(t: Id) => number[]>(),
   strides: op<(t: Id) => number[]>(),

@@ -9,6 +9,18 @@ export const cudaDeviceCount = (): number => native.cudaDeviceCount();
 /** Waits for queued CUDA work (for timing). */
 export const cudaSynchronize = (): void => native.cudaSynchronize();
 
+/**
+ * Whether float32 matrix products (`matmul`, cuBLAS) and convolutions (`cudnn`, cuDNN) may use
+ * TF32 tensor cores on GPUs that have them (torch.backends.cuda.matmul.allow_tf32 and
+ * torch.backends.cudnn.allow_tf32; libtorch's defaults: matmul off, cudnn on). A flag left out is
+ * unchanged; returns both as they were. TF32 keeps 10 mantissa bits: turn both off to compare
+ * CUDA with the CPU to float32 precision. No effect on the CPU.
+ */
+export function setAllowTF32(flags: { matmul?: boolean; cudnn?: boolean }): { matmul: boolean; cudnn: boolean } {
+  const [matmul, cudnn] = native.setAllowTF32(flags.matmul ?? null, flags.cudnn ?? null);
+  return { matmul, cudnn };
+}
+
 /** ATen's intra-op thread count (OpenBLAS keeps its own pool: OPENBLAS_NUM_THREADS). */
 export const setNumThreads = (n: number): void => native.setNumThreads(n);
 export const getNumThreads = (): number => native.getNumThreads();
@@ -23,7 +35,8 @@ export function heapBytes(): number | null {
   return b < 0 ? null : b;
 }
 
-export const buildInfo = (): { torchVersion: string; parallelInfo: string; cxx11Abi: number } => native.buildInfo();
+/** libtorch's version and threading, the C++11 ABI flag, and whether the build has CUDA (libtorch_cuda linked). */
+export const buildInfo = (): { torchVersion: string; parallelInfo: string; cxx11Abi: number; cuda: boolean } => native.buildInfo();
 
 /** The dtype of floating tensors made without one (float32 unless changed), as torch.set_default_dtype. */
 export function setDefaultDtype(dtype: DType): void {

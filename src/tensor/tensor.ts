@@ -10,7 +10,12 @@ import { checkShape } from './check.js';
 import { keep as keepTensor, track, untrack, type Tracked } from './scope.js';
 
 export type Scalar = number | boolean;
-export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
+/**
+ * Where a tensor lives. 'meta' tensors have a shape and a dtype but no data (as PyTorch's): ops on
+ * them check shapes and devices without computing, which the tests use to find tensors a model
+ * makes on the wrong device without a GPU.
+ */
+export type Device = 'cpu' | 'cuda' | `cuda:${number}` | 'meta';
 /** Nested arrays of numbers or booleans, as accepted by tensor(). */
 export type NestedArray = number | boolean | NestedArray[];
 
@@ -135,6 +140,17 @@ export class Tensor implements Tracked {
   to(target: DType | Device | { dtype?: DType; device?: Device; copy?: boolean }): Tensor {
     const o = typeof target === 'string' ? (isDevice(target) ? { device: target } : { dtype: target as DType }) : target;
     return wrap(native.to(this.id, codeOf(o.dtype, 'to'), o.device ?? null, o.copy ?? false));
+  }
+  /**
+   * This handle now holds src's data, as PyTorch's `t.data = src`: every holder of this Tensor
+   * object sees it (how Module.to moves parameters in place). requires_grad is kept, the grad
+   * dropped; src stays the caller's.
+   */
+  setData_(src: Tensor): this {
+    native.setData(this.id, src.id);
+    this.#shape = undefined;
+    this.#dtype = undefined;
+    return this;
   }
   float(): Tensor {
     return this.to('float32');
@@ -551,7 +567,7 @@ function flatArgs(args: number[] | [number[]]): number[] {
 }
 
 function isDevice(s: string): s is Device {
-  return s === 'cpu' || s === 'cuda' || s.startsWith('cuda:');
+  return s === 'cpu' || s === 'cuda' || s === 'meta' || s.startsWith('cuda:');
 }
 
 /** @internal for sibling modules: wraps a native id in a tracked Tensor. */

@@ -133,6 +133,14 @@ export const trainSchema = z.strictObject({
    * optimiser starts afresh): staged training by hand. A resumed run takes its checkpoint's instead.
    */
   initFrom: z.string().min(1).optional(),
+  /**
+   * Where the model, its optimiser state, the batches and the carried memory live: 'cpu', 'cuda',
+   * 'cuda:N' or 'auto' (cuda where this build has it and a GPU is visible). Checked against the
+   * machine when the run starts (resolveDevice). Default 'cpu'; left out of the resolved config
+   * when not given, as nonFinite; a run may resume on another device. Composes with a precision
+   * option the same way on every device (bf16 autocast on the device's own kernels).
+   */
+  device: z.string().regex(/^(cpu|auto|cuda(:\d+)?)$/, "must be 'cpu', 'cuda', 'cuda:N' or 'auto'").optional(),
 });
 
 export const plateauSchema = z.strictObject({

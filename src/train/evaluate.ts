@@ -58,7 +58,7 @@ export function evaluateTaskCounts(model: SegmentModel, task: SegmentedTask, o: 
     let total = emptyCounts();
     for (let b = 0; b < o.batches; b++) {
       const counts = tidy(() => {
-        const full = task.batch(o.batchSize, rng);
+        const full = task.batch(o.batchSize, rng, model.device);
         const part = (t: Tensor) => (rows.count === o.batchSize ? t : t.narrow(0, rows.from, rows.count));
         const batch = { tokens: part(full.tokens), targets: part(full.targets), answerMask: full.answerMask ? part(full.answerMask) : null };
         const tokens = splitSegments(batch.tokens, task.numSegments, task.segmentLength);
@@ -146,7 +146,7 @@ export function evaluateLm(model: SegmentModel, tokens: Int32Array, o: LmEvalOpt
 export function evaluateLmCounts(model: SegmentModel, tokens: Int32Array, o: LmEvalOptions): MetricCounts {
   // Fewer streams than asked when the split is short, so that every stream holds a segment.
   const batchSize = Math.max(1, Math.min(o.batchSize, Math.floor((tokens.length - 1) / o.segmentLength)));
-  const batcher = new StreamBatcher(tokens, { batchSize, segmentLength: o.segmentLength, remainder: 'short', shard: o.shard ?? null, unevenShards: true });
+  const batcher = new StreamBatcher(tokens, { batchSize, segmentLength: o.segmentLength, remainder: 'short', shard: o.shard ?? null, unevenShards: true, device: model.device });
   const streams = batcher.localBatchSize;
   return inEvalMode(model, () => {
     let state: MemoryState | null = null;

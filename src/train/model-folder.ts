@@ -20,9 +20,9 @@ import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { configError, EngramError, ioError, loadSafetensors, readSafetensorsHeader, saveSafetensors } from '../tensor/index.js';
+import { configError, EngramError, ioError, loadSafetensors, readSafetensorsHeader, resolveDevice, saveSafetensors } from '../tensor/index.js';
 import { writeFileAtomic } from '../tensor/serialize.js';
-import { createModel, type ModelConfig, type SegmentModel } from '../models/index.js';
+import { createModel, type CreateModelOptions, type ModelConfig, type SegmentModel } from '../models/index.js';
 import { CharVocab } from '../tasks/vocab.js';
 import { canonicalJson, resolveTrainConfig, type TrainConfig } from './config.js';
 import { hasCheckpoint, sha256File } from './checkpoint.js';
@@ -138,9 +138,14 @@ export async function saveModel(model: SegmentModel, dir: string, extras: SaveMo
   await writeFileAtomic(join(dir, MODEL_CONFIG_FILE), async (fh) => { await fh.writeFile(json); }, op);
 }
 
-/** A model folder's model (in eval mode; the caller disposes it) and its config.json. */
-export async function loadModel(dir: string): Promise<{ model: SegmentModel; config: ModelFolderConfig }> {
+/**
+ * A model folder's model (in eval mode; the caller disposes it) and its config.json. The folder
+ * holds CPU tensors whatever device trained it; options.device (default 'cpu') says where the
+ * model goes, whatever its training config's train.device says.
+ */
+export async function loadModel(dir: string, options: CreateModelOptions = {}): Promise<{ model: SegmentModel; config: ModelFolderConfig }> {
   const op = 'loadModel';
+  const device = resolveDevice(options.device, op); // a bad device fails before any file is read
   const configPath = join(dir, MODEL_CONFIG_FILE), weights = join(dir, MODEL_WEIGHTS_FILE);
   let raw: unknown;
   try {
@@ -186,6 +191,7 @@ export async function loadModel(dir: string): Promise<{ model: SegmentModel; con
   try {
     model = createModel(config.model);
     model.loadStateDict(tensors);
+    if (device !== 'cpu') model.to(device);
     model.eval();
     return { model, config };
   } catch (e) {

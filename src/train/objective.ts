@@ -23,8 +23,8 @@
 // averaging the ranks' gradients gives the single-process gradient.
 //
 // Shapes: B batch, M segment length, T = numSegments * M.
-import { configError, ioError, tidy, type Tensor } from '../tensor/index.js';
-import { createModel, type MemoryState, type SegmentModel } from '../models/index.js';
+import { configError, ioError, resolveDevice, tidy, type Device, type Tensor } from '../tensor/index.js';
+import { createModel, type CreateModelOptions, type MemoryState, type SegmentModel } from '../models/index.js';
 import { Rng } from '../tasks/random.js';
 import { shardRows, StreamBatcher, type Shard } from '../tasks/stream.js';
 import { CharVocab } from '../tasks/vocab.js';
@@ -202,7 +202,7 @@ export class TaskObjective implements Objective {
     const n = this.task.numSegments, M = this.task.segmentLength;
     const rows = this.#rows;
     const counts = tidy(() => {
-      const full = this.task.batch(B, this.#rng);
+      const full = this.task.batch(B, this.#rng, model.device);
       const jobScored = rows.count === B ? null : full.targets.ne(IGNORE_INDEX).sum().item();
       const part = (t: Tensor) => (rows.count === B ? t : t.narrow(0, rows.from, rows.count));
       const batch = { tokens: part(full.tokens), targets: part(full.targets), answerMask: full.answerMask ? part(full.answerMask) : null };
@@ -332,7 +332,8 @@ export class LanguageModelObjective extends LanguageModelRun implements Objectiv
   readonly #shard: Shard | null;
   #carry: MemoryState | null = null;
 
-  constructor(section: LmDataSection, train: TrainSection, corpus: LmCorpus, shard: Shard | null = null) {
+  /** device: where the training batches are made (the model's). */
+  constructor(section: LmDataSection, train: TrainSection, corpus: LmCorpus, shard: Shard | null = null, device: Device = 'cpu') {
     super(section, train, corpus.vocab, corpus);
     if (train.bpttDepth === 'all') {
       throw configError('LanguageModelObjective', "train.bpttDepth must be a number of segments (an unroll is bpttDepth + 1 segments), not 'all'; resolve the configuration with resolveTrainConfig");
@@ -340,7 +341,7 @@ export class LanguageModelObjective extends LanguageModelRun implements Objectiv
     this.depth = train.bpttDepth;
     this.data = corpus;
     this.#shard = shard;
-    this.#batcher = new StreamBatcher(corpus.train, { batchSize: train.batchSize, segmentLength: section.segmentLength, remainder: 'drop', shard });
+    this.#batcher = new StreamBatcher(corpus.train, { batchSize: train.batchSize, segmentLength: section.segmentLength, remainder: 'drop', shard, device });
   }
 
   get vocabSize(): number {
@@ -428,10 +429,10 @@ export class LanguageModelObjective extends LanguageModelRun implements Objectiv
  * The objective of a configuration with its data loaded. A language model's vocabulary is built
  * from the whole text unless one is given (a checkpoint's, so that ids mean what they meant).
  */
-export async function createObjective(config: TrainConfig, { vocab = null, shard = null }: { vocab?: string | null; shard?: Shard | null } = {}): Promise<Objective> {
+export async function createObjective(config: TrainConfig, { vocab = null, shard = null, device = 'cpu' }: { vocab?: string | null; shard?: Shard | null; device?: Device } = {}): Promise<Objective> {
   const data = config.data;
   if (data.kind === 'task') return new TaskObjective(data, config.train, shard);
-  return new LanguageModelObjective(data, config.train, await loadCorpus(data, vocab !== null ? CharVocab.fromString(vocab) : null), shard);
+  return new LanguageModelObjective(data, config.train, await loadCorpus(data, vocab !== null ? CharVocab.fromString(vocab) : null), shard, device);
 }
 
 /** The headline metric of a data section: accuracy for tasks, bpc for language modelling. */
@@ -462,11 +463,15 @@ export type LoadedRun =
   | (LoadedRunBase & { kind: 'task'; task: SegmentedTask; objective: TaskObjective })
   | (LoadedRunBase & { kind: 'lm'; vocab: CharVocab; objective: LanguageModelRun });
 
-/** Loads a model folder (config.json + model.safetensors) or else a run directory's checkpoint. */
-export async function loadRun(dir: string): Promise<LoadedRun> {
+/**
+ * Loads a model folder (config.json + model.safetensors) or else a run directory's checkpoint,
+ * the model on options.device (default 'cpu'; both hold CPU tensors, whatever trained them).
+ */
+export async function loadRun(dir: string, options: CreateModelOptions = {}): Promise<LoadedRun> {
   let base: LoadedRunBase, vocabText: string | null;
+  const device = resolveDevice(options.device, 'loadRun');
   if (!hasCheckpoint(dir) && isModelFolder(dir)) {
-    const { model, config } = await loadModel(dir);
+    const { model, config } = await loadModel(dir, { device });
     base = { dir, source: 'model-folder', step: config.step, config: config.training, model };
     vocabText = config.vocab;
   } else {
@@ -475,6 +480,7 @@ export async function loadRun(dir: string): Promise<LoadedRun> {
     try {
       model = createModel(meta.modelConfig);
       model.loadStateDict(withPrefix(tensors, 'model.'));
+      if (device !== 'cpu') model.to(device);
       model.eval();
     } finally {
       for (const t of Object.values(tensors)) t.dispose();

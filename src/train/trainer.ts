@@ -25,7 +25,7 @@
 // Shapes: B batch, M segment length, T = numSegments * M, V vocabulary.
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { configError, heapBytes, ioError, manualSeed, numericError, setNumThreads, tidy, type Tensor } from '../tensor/index.js';
+import { configError, EngramError, engramError, heapBytes, ioError, manualSeed, numericError, resolveDevice, setNumThreads, tidy, type Tensor } from '../tensor/index.js';
 import { removeTempFiles, writeFileAtomic } from '../tensor/serialize.js';
 import { Adam, AdamW, clipGradNorm, constantLr, cosineDecay, LrScheduler, ReduceLROnPlateau, weightDecayGroups, withWarmup, type AdamOptions, type Schedule } from '../optim/index.js';
 import { createModel, resolveModelConfig, type MemoryState, type ModelConfig, type SegmentModel } from '../models/index.js';
@@ -147,7 +147,7 @@ export async function train(config: TrainConfigInput | TrainConfig, options: Tra
 }
 
 /** Fields that may change when resuming (they do not change what the steps compute). */
-const RESUMABLE_CHANGES = ['steps', 'logEvery', 'evalEvery', 'checkpointEvery', 'threads', 'nonFinite'] as const;
+const RESUMABLE_CHANGES = ['steps', 'logEvery', 'evalEvery', 'checkpointEvery', 'threads', 'nonFinite', 'device'] as const;
 
 /** With train.nonFinite 'skip', this many non-finite batches in a row stop the run (the weights are likely broken). */
 export const MAX_SKIPPED_IN_A_ROW = 10;
@@ -246,6 +246,9 @@ export class Trainer {
     const config = resolveTrainConfig(input);
     const runDir = options.runDir ?? null;
     const pg = options.processGroup ?? null;
+    // Checked before anything is read or locked. In an NCCL job each rank uses its own GPU.
+    const asked = resolveDevice(config.train.device, 'train');
+    const device = asked !== 'cpu' && pg && pg.device !== 'cpu' ? pg.device : asked;
     const writer = !pg || pg.isMain; // the other ranks only read runDir's checkpoint
     const lock = runDir && writer ? lockRunDir(runDir) : null; // before anything in runDir is read or changed
     let checkpoint: { meta: CheckpointMeta; tensors: Record<string, Tensor> } | null = null;
@@ -275,10 +278,11 @@ export class Trainer {
       if (checkpoint && !writer) checkResumable(checkpoint.meta.config, config);
       // A fresh run with train.initFrom: the source first, for its vocabulary (ids must keep their meaning).
       if (!checkpoint && config.train.initFrom !== undefined) source = await loadInitSource(config.train.initFrom);
-      const objective = await createObjective(config, { vocab: checkpoint?.meta.vocab ?? source?.vocab ?? null, shard: pg });
+      const objective = await createObjective(config, { vocab: checkpoint?.meta.vocab ?? source?.vocab ?? null, shard: pg, device });
       manualSeed(config.train.seed);
       const { kind, memLen, numMemTokens, ...sizes } = config.model;
-      const model = createModel(resolveModelConfig({ ...sizes, kind: kind as ModelConfig['kind'], memLen, numMemTokens, vocabSize: objective.vocabSize }));
+      // Initialised on the CPU, then moved: a seed gives the same weights on every device.
+      const model = createModel(resolveModelConfig({ ...sizes, kind: kind as ModelConfig['kind'], memLen, numMemTokens, vocabSize: objective.vocabSize }), { device });
       trainer = new Trainer(config, model, objective, options);
       trainer.#lock = lock;
       if (checkpoint) {
@@ -503,6 +507,16 @@ export class Trainer {
     let carry: MemoryState | null = null;
     const prefix = carryPrefix(this.processGroup?.rank ?? 0, this.processGroup?.worldSize ?? 1);
     try {
+      // Checkpoints hold CPU tensors: the weights and optimiser state are copied onto the model's
+      // device by their loads; the carried state is moved here (the objective keeps it).
+      const device = this.model.device;
+      if (meta.carry && device !== 'cpu') {
+        for (const [name, t] of Object.entries(tensors)) {
+          if (!name.startsWith(prefix)) continue;
+          tensors[name] = t.to({ device });
+          t.dispose();
+        }
+      }
       this.model.loadStateDict(withPrefix(tensors, 'model.'));
       this.optimizer.loadStateDict({ tensors: withPrefix(tensors, 'optim.'), meta: meta.optimizer });
       if (meta.plateau && this.plateau) {
@@ -579,7 +593,7 @@ export class Trainer {
         }
         const lr = this.lr;
         const started = performance.now();
-        const stats = this.trainStep();
+        const stats = this.#guardOom(`step ${this.step + 1}`, () => this.trainStep());
         const seconds = (performance.now() - started) / 1000;
         this.#elapsed += seconds;
         const m = summarize(stats.counts);
@@ -616,7 +630,7 @@ export class Trainer {
           windowTime = 0;
         }
         if ((t.evalEvery > 0 && this.step % t.evalEvery === 0) || last) {
-          const e = this.evaluate();
+          const e = this.#guardOom(`the evaluation at step ${this.step}`, () => this.evaluate());
           this.#afterEval(e);
           this.curriculum?.passes(e);
           this.#lastEvalSegments = this.curriculum?.segments ?? null;
@@ -690,6 +704,22 @@ export class Trainer {
     if (!this.runDir) return; // another rank writes
     this.#log({ type: 'checkpoint', step: this.step, file: path });
     emit({ type: 'checkpoint', step: this.step, path });
+  }
+
+  /**
+   * Runs a step or an evaluation; out of memory (a CUDA allocation, or the CPU's) stops the run
+   * with an error of kind 'oom' that says which checkpoint is kept. Nothing is written after it:
+   * the step may have been cut half-way (gradients, optimiser state), and the last checkpoint,
+   * written atomically before, is what a resumed run starts from.
+   */
+  #guardOom<T>(what: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (e) {
+      if (!(e instanceof EngramError) || e.kind !== 'oom') throw e;
+      const kept = this.runDir ? (this.#lastCheckpointStep >= 0 ? `the checkpoint of step ${this.#lastCheckpointStep} in ${this.runDir} is kept (resume with --resume)` : `${this.runDir} holds no checkpoint yet`) : 'nothing was saved (no run directory)';
+      throw engramError('oom', 'train', `out of memory in ${what} on ${this.model.device} (${e.op}: ${e.torchMessage.split('\n')[0]}); ${kept}; lower train.batchSize, the segment length or the model size`, e);
+    }
   }
 
   /** Whether every parameter is finite (one reduction per parameter; run at checkpoints only). */
