@@ -15,11 +15,12 @@
 //           dependency (the server answers one request at a time per model, so requests/s stays
 //           flat and latency grows with the clients).
 //   rss     resident memory of this process while score() reads >= 10M tokens of generated text
-//           from a stream (64 KiB pieces, never whole) through the small xl model: sampled every
+//           from a stream (64 KiB pieces, never whole) through an xl model of the small dims with
+//           segment and memory 128 (fewer segments than 32 make it quicker): sampled every
 //           --rss-every tokens; growth is measured from the end of the warm-up (--rss-warmup tokens).
 //
 //   npm run bench:generate [-- --parts decode,server,rss] [--sizes small,128] [--kinds xl,rmt,expire-span]
-//        [--tokens N] [--warmup W] [--threads T] [--no-torch] [--no-install]
+//        [--tokens N] [--warmup W] [--rounds R] [--threads T] [--no-torch] [--no-install]
 //        [--clients 1,4,16] [--requests R] [--score-tokens S] [--rss-every E] [--rss-warmup W]
 //   quick run: --sizes small --tokens 64 --requests 8 --score-tokens 200000 --rss-warmup 50000
 //
@@ -28,8 +29,9 @@
 //   128    SPEC §10's 4 layers, H 256, 4 heads, FFN 1024, segment 128 (xl memLen 128, rmt 16 memory
 //          tokens, expire-span L 128)
 // Decode tokens: N generated tokens (default 3 segments' worth) after a one-token prompt, so that
-// boundaries (commits) are part of the time, after W untimed tokens per path (default 8).
-// The server and rss parts use the small xl model with a 255-character vocabulary.
+// boundaries (commits) are part of the time, after W untimed tokens per path (default 8); R rounds
+// (default 3) of the three paths in turn, each figure the median of its rounds.
+// The server part serves the small xl model with a 255-character vocabulary (V = 256, as in decode).
 //
 // Targets: cached >= 10x recompute at segment 128, cached >= 1.25x PyTorch's cached decode, RSS
 // growth <= 20 MB over >= 10M scored tokens. The last line printed is one JSON object:
@@ -69,6 +71,7 @@ const kinds = (argValue('--kinds') ?? 'xl,rmt,expire-span').split(',');
 const threads = positive('--threads', Math.min(2, availableParallelism()));
 const tokensArg = argValue('--tokens') === undefined ? undefined : positive('--tokens', 96);
 const warmup = positive('--warmup', 8);
+const rounds = positive('--rounds', 3);
 const wantTorch = !process.argv.includes('--no-torch');
 const mayInstall = !process.argv.includes('--no-install');
 const clientCounts = (argValue('--clients') ?? '1,4,16').split(',').map((c) => {
@@ -130,6 +133,7 @@ function generate(model: SegmentModel, segment: number, cached: boolean, n: numb
   }
 }
 
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
 const work = mkdtempSync(join(tmpdir(), 'engram-bench-generate-'));
 setNumThreads(threads);
@@ -176,19 +180,29 @@ async function runDecode(): Promise<void> {
           generate(model, size.segment, true, warmup);
           generate(model, size.segment, false, warmup);
           await askTorch({ op: 'generate', tokens: warmup });
-          const cached = generate(model, size.segment, true, n);
-          const recompute = generate(model, size.segment, false, n);
-          const theirs = await askTorch({ op: 'generate', tokens: n });
+          // rounds of (cached, recompute, PyTorch) in turn, medians: a load that comes and goes hits all three alike
+          const rates = { cached: [] as number[], recompute: [] as number[], torch: [] as number[] };
+          let sameTokens = true;
+          for (let r = 0; r < rounds; r++) {
+            const cached = generate(model, size.segment, true, n);
+            const recompute = generate(model, size.segment, false, n);
+            const theirs = await askTorch({ op: 'generate', tokens: n });
+            rates.cached.push(cached.perSecond);
+            rates.recompute.push(recompute.perSecond);
+            if (theirs) rates.torch.push(n / (theirs.seconds as number));
+            const torchTokens = theirs ? (theirs.tokens as number[]) : null;
+            sameTokens &&= cached.tokens.every((t, i) => t === recompute.tokens[i] && (torchTokens === null || t === torchTokens[i]));
+          }
           await askTorch({ op: 'free' });
-          const torch = theirs ? n / (theirs.seconds as number) : null;
-          const torchTokens = theirs ? (theirs.tokens as number[]) : null;
+          const cached = median(rates.cached), recompute = median(rates.recompute);
+          const torch = rates.torch.length === rounds ? median(rates.torch) : null;
           const row: DecodeRow = {
-            cached: round(cached.perSecond),
-            recompute: round(recompute.perSecond),
+            cached: round(cached),
+            recompute: round(recompute),
             torch: torch === null ? null : round(torch),
-            ratio: round(cached.perSecond / recompute.perSecond, 2),
-            ratioTorch: torch === null ? null : round(cached.perSecond / torch, 2),
-            sameTokens: cached.tokens.every((t, i) => t === recompute.tokens[i] && (torchTokens === null || t === torchTokens[i])),
+            ratio: round(cached / recompute, 2),
+            ratioTorch: torch === null ? null : round(cached / torch, 2),
+            sameTokens,
           };
           decode[sizeName]![kind] = row;
           console.log(`${sizeName.padEnd(6)} ${kind.padEnd(12)} cached ${String(row.cached).padStart(8)} tok/s   recompute ${String(row.recompute).padStart(8)} tok/s (x${row.ratio})   ` +
@@ -294,7 +308,7 @@ async function runRss(model: SegmentModel, segment: number): Promise<void> {
   const mb = () => process.memoryUsage.rss() / 2 ** 20;
   // the stream's first character is not predicted: one more character scores `scoreTokens` tokens
   let tokens = 0, nextSample = rssWarmup, start = 0, peak = 0, last = 0, warmEnd = 0;
-  console.log(`rss: score() over ${scoreTokens.toLocaleString('en-US')} tokens (small xl, segment ${segment}), RSS sampled every ${rssEvery.toLocaleString('en-US')} tokens after ${rssWarmup.toLocaleString('en-US')} warm-up tokens`);
+  console.log(`rss: score() over ${scoreTokens.toLocaleString('en-US')} tokens (xl, 2 layers, H 64, segment and memory ${segment}), RSS sampled every ${rssEvery.toLocaleString('en-US')} tokens after ${rssWarmup.toLocaleString('en-US')} warm-up tokens`);
   for await (const chunk of score(text, generatedText(scoreTokens + 1), { chunkSize: 4096 })) {
     tokens = chunk.totalTokens;
     if (tokens >= nextSample) {
@@ -319,7 +333,7 @@ async function runRss(model: SegmentModel, segment: number): Promise<void> {
 
 try {
   if (parts.includes('decode')) await runDecode();
-  if (parts.includes('server') || parts.includes('rss')) {
+  if (parts.includes('server')) {
     const size = SIZES.small!;
     manualSeed(0);
     const input = config('xl', size);
@@ -327,8 +341,17 @@ try {
     try {
       const dir = join(work, 'served-small-xl');
       await saveFolder(model, input, dir, size.segment);
-      if (parts.includes('server')) await runServer(dir);
-      if (parts.includes('rss')) await runRss(model, size.segment);
+      await runServer(dir);
+    } finally {
+      model.dispose();
+    }
+  }
+  if (parts.includes('rss')) {
+    // the small dims with segment (and XL memory) 128: fewer, larger segments make 10M tokens take less time
+    manualSeed(0);
+    const model = createModel(config('xl', { ...SIZES.small!, segment: 128 })).eval();
+    try {
+      await runRss(model, 128);
     } finally {
       model.dispose();
     }

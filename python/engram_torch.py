@@ -35,6 +35,15 @@ API
     (Adaptive-Span's span loss, Expire-Span's span loss and noisy spans, Compressive's reconstruction
     loss); the trainer's objective is cross-entropy / tokens + aux_loss.
 
+    Decoder(model, segment_length, batch=1, cached=True): Engram's Decoder (src/infer/decoder.ts), a
+        token stream fed a few tokens at a time: feed(tokens [B, n] int64) -> logits [B, n, V], segment
+        boundaries every segment_length tokens from the start. cached: key/value-cached incremental
+        decoding (model.open_segment(state, batch): per-layer keys and values of the open segment,
+        committed into the memory at the boundary as forward() does: the XL cache, RMT's write block,
+        Expire-Span's dropping) for every kind but mem-bottleneck and feedback, which recompute
+        forward() over the open segment. Same tokens and logits as Engram's Decoder (test/twin.test.ts).
+    greedy(model, segment_length, prompt, count, cached=True) -> (ids, logits [count, V]): greedy decoding.
+
     python3 engram_torch.py MODEL_DIR [--text "..."] [--dtype float64]
         prints the parameter count and, for a language model, the bits per character of the text.
 
