@@ -35,6 +35,15 @@ API
     (Adaptive-Span's span loss, Expire-Span's span loss and noisy spans, Compressive's reconstruction
     loss); the trainer's objective is cross-entropy / tokens + aux_loss.
 
+    Decoder(model, segment_length, batch=1, cached=True): Engram's Decoder (src/infer/decoder.ts), a
+        token stream fed a few tokens at a time: feed(tokens [B, n] int64) -> logits [B, n, V], segment
+        boundaries every segment_length tokens from the start. cached: key/value-cached incremental
+        decoding (model.open_segment(state, batch): per-layer keys and values of the open segment,
+        committed into the memory at the boundary as forward() does: the XL cache, RMT's write block,
+        Expire-Span's dropping) for every kind but mem-bottleneck and feedback, which recompute
+        forward() over the open segment. Same tokens and logits as Engram's Decoder (test/twin.test.ts).
+    greedy(model, segment_length, prompt, count, cached=True) -> (ids, logits [count, V]): greedy decoding.
+
     python3 engram_torch.py MODEL_DIR [--text "..."] [--dtype float64]
         prints the parameter count and, for a language model, the bits per character of the text.
 
@@ -52,7 +61,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["load_model", "build_model", "read_safetensors", "encode", "bits_per_character", "ConfigError", "KINDS"]
+__all__ = ["load_model", "build_model", "read_safetensors", "encode", "bits_per_character", "Decoder", "greedy", "ConfigError", "KINDS"]
 
 KINDS = ("transformer", "xl", "mem-transformer", "mem-bottleneck", "rmt",
          "sequential", "adaptive-span", "expire-span", "compressive", "feedback")
@@ -287,6 +296,23 @@ class LearnedPositions:
         self.key_pe, self.distance = key_pe, distance
 
 
+class KeyValueCache:
+    """Decoding, one layer: keys and values [B, K, T, D] of the rows seen so far (never recomputed),
+    and W_r R [K, D, R] of the relative table relative_source."""
+
+    def __init__(self):
+        self.key = self.value = self.relative = self.relative_source = None
+
+    @property
+    def length(self):
+        return 0 if self.key is None else self.key.shape[2]
+
+    def append(self, key, value):
+        """Keys and values [B, K, n, D] of n new rows."""
+        self.key = key.contiguous() if self.key is None else torch.cat([self.key, key], 2)
+        self.value = value.contiguous() if self.value is None else torch.cat([self.value, value], 2)
+
+
 def _project(layer, x, frozen):
     if frozen:
         return F.linear(x, layer.weight.detach(), None if layer.bias is None else layer.bias.detach())
@@ -310,12 +336,43 @@ class MultiHeadAttention(nn.Module):
         B, Tq = x.shape[:2]
         return _project(self.q, x, frozen).view(B, Tq, self.heads, self.head_dim).transpose(1, 2)  # [B, K, Tq, D]
 
+    def keys_values(self, context, frozen=False):
+        """Keys and values of inputs [B, Tk, H] -> [B, K, Tk, D] each."""
+        B, Tk = context.shape[:2]
+        return _project(self.kv, context, frozen).view(B, Tk, 2, self.heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+
+    def relative_keys(self, r):
+        """W_r R: relative position embeddings [R, H] -> [K, D, R]."""
+        return self.r(r).view(-1, self.heads, self.head_dim).permute(1, 2, 0)
+
     def forward(self, query, context, mask, positions, soft_mask=None, frozen=False):
-        B, Tq = query.shape[:2]
-        Tk = context.shape[1]
-        K, D = self.heads, self.head_dim
-        q = self.queries(query, frozen)
-        k, v = _project(self.kv, context, frozen).view(B, Tk, 2, K, D).permute(2, 0, 3, 1, 4).unbind(0)  # [B, K, Tk, D]
+        q = self.queries(query, frozen)  # [B, K, Tq, D]
+        k, v = self.keys_values(context, frozen)  # [B, K, Tk, D]
+        return self.attend_keys(q, k, v, mask, positions, soft_mask, frozen)
+
+    def forward_cached(self, query, cache, mask, positions, soft_mask=None, keys=None):
+        """Incremental decoding: the queries' own keys and values join `cache` (a KeyValueCache),
+        then they attend to its newest `keys` rows (default all), as forward() over cat(earlier rows,
+        query). A causal relative table may be longer than the keys (distances R-1 ... 0: its last
+        `keys` columns are used); its projection W_r R stays in the cache while the same table comes."""
+        q = self.queries(query)  # [B, K, Tq, D]
+        cache.append(*self.keys_values(query))
+        total = cache.length
+        used = total if keys is None else keys
+        k, v = (cache.key, cache.value) if used == total else (cache.key.narrow(2, total - used, used), cache.value.narrow(2, total - used, used))
+        relative_keys = None
+        if isinstance(positions, RelativePositions) and self.r is not None and not positions.bidirectional:
+            if cache.relative_source is not positions.r:
+                cache.relative, cache.relative_source = self.relative_keys(positions.r), positions.r
+            R = cache.relative.shape[2]
+            relative_keys = cache.relative if R == used else cache.relative.narrow(2, R - used, used)  # [K, D, used]
+        return self.attend_keys(q, k, v, mask, positions, soft_mask, False, relative_keys)
+
+    def attend_keys(self, q, k, v, mask, positions, soft_mask, frozen, relative_keys=None):
+        """Queries q [B, K, Tq, D] against keys k [B, K, Tk, D] under the position scheme, then mix()
+        with the values v. relative_keys [K, D, Tk]: W_r R projected beforehand (decoding)."""
+        B, K, Tq = q.shape[:3]
+        Tk = k.shape[2]
         if isinstance(positions, LearnedPositions):
             by_distance = q.matmul(positions.key_pe)  # [B, K, Tq, P]
             d = positions.distance
@@ -323,7 +380,7 @@ class MultiHeadAttention(nn.Module):
             scores = q.matmul(k.transpose(-2, -1)) + by_distance.gather(-1, index)
         elif positions is not None and self.r is not None:
             content = (q + positions.u.unsqueeze(1)).matmul(k.transpose(-2, -1))  # [B, K, Tq, Tk]
-            rk = self.r(positions.r).view(-1, K, D).permute(1, 2, 0)  # [K, D, R]
+            rk = relative_keys if relative_keys is not None else self.relative_keys(positions.r)  # [K, D, R]
             by_distance = (q + positions.v.unsqueeze(1)).matmul(rk)  # [B, K, Tq, R]
             scores = content + (rel_skew(by_distance) if positions.bidirectional else rel_shift(by_distance))
         else:
@@ -375,6 +432,20 @@ class DecoderLayer(nn.Module):
         normed = self.ln1(context)
         query = normed.narrow(1, cache.shape[1], h.shape[1]) if cache is not None else normed
         return self.around(h, lambda q: self.attn(q, normed, mask, positions, soft_mask), query)
+
+    def forward_cached(self, h, cache, mask, positions, soft_mask=None, keys=None):
+        """Incremental decoding: new rows h [B, n, H] attend to the rows in `cache` (see cache_rows)
+        and to themselves (appended to it), as forward(h, earlier rows, ...) with mask, distances and
+        soft mask over the newest `keys` rows of the cache."""
+        def attend(query):
+            return self.attn.forward_cached(query, cache, mask, positions, soft_mask, keys)
+        if self.norm == "post":
+            return self.around(h, attend)
+        return self.around(h, attend, self.ln1(h))  # pre-LN normalises per row: the cached rows' LN is unchanged
+
+    def cache_rows(self, x, cache):
+        """Appends the keys and values of layer inputs x [B, T, H] (attended later, never queries) to a decoding cache."""
+        cache.append(*self.attn.keys_values(self.ln1(x) if self.norm == "pre" else x))
 
     def around(self, h, attend, normed_query=None):
         """attend(query) -> [B, T, H] or None (nothing to attend to: the attention adds nothing)."""
@@ -490,6 +561,19 @@ class SegmentTransformer(_Model):
     def init_state(self, batch):
         recurrent = self.memory is not None and self.memory.mode == "recurrent"
         return {"cache": None, "memory": self.memory.initial(batch) if recurrent else None}
+
+    def open_segment(self, state, batch):
+        """Incremental decoding of one segment from state (see TransformerOpenSegment)."""
+        return TransformerOpenSegment(self, state, batch)
+
+    def causal_table(self, keys):
+        """Sinusoids [S, H] of distances S-1 ... 0 for S >= keys, S a power of two >= 64 (so W_r R is
+        reprojected only when the table grows)."""
+        size = 64
+        while size < keys:
+            size *= 2
+        dtype, device = self._dtype, self._device
+        return self._table(("r-causal", size, dtype, device), lambda: sinusoidal_distances(size - 1, size, self.config["dModel"], dtype, device))
 
     def forward(self, tokens, state):
         B, M = tokens.shape
@@ -626,6 +710,20 @@ class SequentialTransformer(_Model):
             aux_loss = loss if aux_loss is None else aux_loss + loss
         return logits, next_state, aux_loss
 
+    def open_segment(self, state, batch):
+        """Incremental decoding of one block from state (see SequentialOpenSegment)."""
+        return SequentialOpenSegment(self, state, batch)
+
+    def state_after_prefix(self, state, inputs, rows):
+        """Decoding: the state whose memory also holds the block's first `rows` rows (layer inputs
+        [B, rows, H] per layer), so that layer_context gives the block's next rows what it gives them
+        in the whole block. The baseline appends them to each layer's cache."""
+        return {**state, "cache": [torch.cat([state["cache"][l], h], 1) if state["cache"] else h for l, h in enumerate(inputs)]}
+
+    def layer_memory(self, l, state):
+        """Decoding: what layer l may attend to besides the block (every context's memory is its newest rows)."""
+        return state["cache"][l] if state["cache"] else None
+
     def layer_context(self, l, h, state):
         memory = state["cache"][l] if state["cache"] else None
         mask, distance = self.window(memory.shape[1] if memory is not None else 0, h.shape[1])
@@ -745,6 +843,17 @@ class ExpireSpanTransformer(SequentialTransformer):
         self._span_limit = float(torch.rand(())) * self.span if self.training and self.options["noisy"] else None
         return super().forward(tokens, state)
 
+    def open_segment(self, state, batch):
+        self._span_limit = None  # decoding runs in evaluation: no noisy limit left from training
+        return super().open_segment(state, batch)
+
+    def state_after_prefix(self, state, inputs, rows):
+        """The block's first `rows` rows join the memories at ages rows, ..., 1 (from the next row); the cache ages by rows."""
+        B = inputs[0].shape[0]
+        prefix_age = torch.arange(rows, 0, -1, dtype=torch.int64, device=inputs[0].device).unsqueeze(0).expand(B, rows)  # [B, rows]
+        ages = [torch.cat([state["age"][l] + rows, prefix_age], 1) if state["age"] else prefix_age for l in range(len(inputs))]
+        return {**super().state_after_prefix(state, inputs, rows), "age": ages}
+
     def predict_spans(self, l, x):
         inp = self.layers[l].ln1(x) if self.config["norm"] == "pre" else x
         return self.spanPredictors[l](inp)
@@ -840,6 +949,11 @@ class CompressiveTransformer(SequentialTransformer):
         memory = None if not parts else parts[0] if len(parts) == 1 else torch.cat(parts, 1)  # [B, S + R, H]
         mask, distance = self.window(memory.shape[1] if memory is not None else 0, h.shape[1], self.window_length)
         return {"memory": memory, "mask": mask, "distance": distance}
+
+    def layer_memory(self, l, state):
+        """Decoding: the compressed slots, then the raw memory (as layer_context reads them)."""
+        parts = [s[l] for s in (state["compressed"], state["cache"]) if s]
+        return None if not parts else parts[0] if len(parts) == 1 else torch.cat(parts, 1)  # [B, S + R, H]
 
     def next_state(self, state, inputs, contexts):
         rate, compressed_len = self.options["rate"], self.options["compressedLen"]
@@ -952,6 +1066,230 @@ class FeedbackTransformer(_Model):
         full = torch.cat([carried, *memories] if carried is not None else memories, 1)
         n = full.shape[1]
         return logits, {"memory": full.narrow(1, n - L, L) if n > L else full}, None
+
+
+# ---- incremental decoding (src/infer/decoder.ts, src/models/open-segment.ts, *-decoding.ts) ----------
+
+
+class OpenSegment:
+    """A segment decoded a few tokens at a time: feed(tokens [B, n]) -> logits [B, n, V] of those
+    positions, as forward() over the whole segment gives them; commit() -> the state after the
+    segment, as forward() gives it. Subclasses implement step(tokens, offset) and finish()."""
+
+    def __init__(self, model, state, batch):
+        self.model, self.state, self.batch = model, state, batch
+        self.length = 0
+        self._previous = None  # int64 [B, 1]: the last token fed (a previous-token embedding's input)
+
+    def feed(self, tokens):
+        if tokens.dim() != 2 or tokens.shape[0] != self.batch or tokens.shape[1] < 1:
+            raise ValueError(f"tokens must be [{self.batch}, n >= 1], got {list(tokens.shape)}")
+        logits = self.step(tokens, self.length)
+        self._previous = tokens.narrow(1, tokens.shape[1] - 1, 1)
+        self.length += tokens.shape[1]
+        return logits
+
+    def commit(self):
+        return self.model.detach_state(self.finish())
+
+    def embed(self, tokens):
+        """The input embedding of tokens [B, n] continuing the segment (a previous-token embedding sees the token fed before them)."""
+        embedding = self.model.embed
+        if embedding.previous is None or self._previous is None:
+            return embedding(tokens)
+        return embedding(torch.cat([self._previous, tokens], 1)).narrow(1, 1, tokens.shape[1])  # [B, n, H]
+
+    def head(self, h):
+        """Logits [B, n, V] of the last layer's rows h [B, n, H]."""
+        model = self.model
+        return model.head(model.drop(model.finalNorm(h) if model.finalNorm is not None else h))
+
+
+class TransformerOpenSegment(OpenSegment):
+    """transformer, xl, mem-transformer, rmt: the layout [read | sequence | write] over keys
+    [cache | read | sequence | write] computed in the order its masks allow. Opening projects each
+    layer's cache rows to keys and values once and runs the read block (it sees only itself) through
+    every layer; each feed runs the new sequence rows (causal: cache, read block, earlier rows); the
+    commit runs the write block (it sees every key): its last outputs are RMT's next memory, and the
+    sequence rows' layer inputs advance the XL cache."""
+
+    def __init__(self, model, state, batch):
+        super().__init__(model, state, batch)
+        read = write = None
+        if model.memory is not None:
+            recurrent = model.memory.mode == "recurrent"
+            read = state["memory"] if recurrent and state["memory"] is not None else model.memory.initial(batch)  # [B, r, H]
+            write = read if recurrent else None
+        self.write = write
+        self.cached = state["cache"][0].shape[1] if state["cache"] else 0
+        self.read = read.shape[1] if read is not None else 0
+        self.caches = [KeyValueCache() for _ in model.layers]
+        self.inputs = [[] for _ in model.layers] if model.config["memLen"] > 0 else None  # per layer, the sequence rows' inputs
+        for l, layer in enumerate(model.layers):
+            if state["cache"]:
+                layer.cache_rows(state["cache"][l], self.caches[l])
+        if self.read > 0:
+            C, r = self.cached, self.read
+            mask = segment_mask(C, r, 0, 0, read.device)  # [r, C + r]: the cache is not seen
+            h = model.drop(read)
+            for l, layer in enumerate(model.layers):
+                h = layer.forward_cached(h, self.caches[l], mask, self.positions(C + r, r))
+
+    def positions(self, keys, block=1):
+        """For queries whose newest key is the keys-th: the causal table, or for a block of block > 1
+        rows that sees the keys after its rows (read, write), the bidirectional table of that shape."""
+        model = self.model
+        if block > 1:
+            H, dtype, device = model.config["dModel"], model._dtype, model._device
+            r = model._table(("r", keys, keys + block - 1, dtype, device), lambda: sinusoidal_distances(keys - 1, keys + block - 1, H, dtype, device))
+            return RelativePositions(model.u, model.v, r, True)
+        return RelativePositions(model.u, model.v, model.causal_table(keys), False)
+
+    def step(self, tokens, offset):
+        model = self.model
+        n = tokens.shape[1]
+        before = self.cached + self.read + offset  # keys before the new rows
+        mask = None if n == 1 else torch.ones(n, n, dtype=torch.bool, device=tokens.device).triu(1)
+        mask = None if mask is None else torch.cat([torch.zeros(n, before, dtype=torch.bool, device=tokens.device), mask], 1)  # [n, before + n]
+        positions = self.positions(before + n)
+        h = model.drop(self.embed(tokens))  # [B, n, H]
+        for l, layer in enumerate(model.layers):
+            if self.inputs is not None:
+                self.inputs[l].append(h)
+            h = layer.forward_cached(h, self.caches[l], mask, positions)
+        return self.head(h)  # [B, n, V]
+
+    def finish(self):
+        model = self.model
+        memory = None
+        if self.write is not None:
+            w = self.write.shape[1]
+            positions = self.positions(self.cached + self.read + self.length + w, w)
+            h = model.drop(self.write)  # [B, w, H]
+            for l, layer in enumerate(model.layers):
+                h = layer.forward_cached(h, self.caches[l], None, positions)
+            memory = model.finalNorm(h) if model.finalNorm is not None else h  # [B, w, H]
+        cache = self.state["cache"]
+        if self.inputs is not None:
+            cache = _next_cache(cache, [torch.cat(rows, 1) for rows in self.inputs], model.config["memLen"])
+        return {"cache": cache, "memory": memory}
+
+
+class SequentialOpenSegment(OpenSegment):
+    """sequential, adaptive-span, expire-span, compressive: rows [p, p + n) of a block attend as the
+    first n rows of a block would whose memory also held the block's first p rows (the model's
+    state_after_prefix builds that state; Expire-Span also gives them their ages), with the mask,
+    distances and soft mask layer_context gives on it. Each layer keeps the keys and values of
+    [layer_memory | the block so far] and attends to the newest ones the context uses. The commit
+    runs layer_context over the whole block and next_state, as forward() does."""
+
+    def __init__(self, model, state, batch):
+        super().__init__(model, state, batch)
+        self.caches = [KeyValueCache() for _ in model.layers]
+        self.inputs = [[] for _ in model.layers]  # per layer, the block's layer inputs so far
+        for l, layer in enumerate(model.layers):
+            memory = model.layer_memory(l, state)
+            if memory is not None:
+                layer.cache_rows(memory, self.caches[l])
+
+    def step(self, tokens, offset):
+        model = self.model
+        n = tokens.shape[1]
+        state = model.state_after_prefix(self.state, [torch.cat(rows, 1) for rows in self.inputs], offset) if offset else self.state
+        h = model.drop(self.embed(tokens))  # [B, n, H]
+        for l, layer in enumerate(model.layers):
+            ctx = model.layer_context(l, h, state)
+            keys = (ctx["memory"].shape[1] if ctx["memory"] is not None else 0) + n
+            key_pe = ctx.get("key_pe")
+            positions = LearnedPositions(key_pe if key_pe is not None else model.keyPe, ctx["distance"])
+            self.inputs[l].append(h)
+            h = layer.forward_cached(h, self.caches[l], ctx["mask"], positions, ctx.get("soft_mask"), keys)
+        return self.head(h)  # [B, n, V]
+
+    def finish(self):
+        model = self.model
+        inputs = [torch.cat(rows, 1) for rows in self.inputs]  # [B, M, H] per layer
+        contexts = [model.layer_context(l, h, self.state) for l, h in enumerate(inputs)]
+        return model.next_state(self.state, inputs, contexts)[0]
+
+
+class Decoder:
+    """Engram's Decoder (src/infer/decoder.ts): a segment model over an unbounded token stream, fed
+    a few tokens at a time. It keeps the state committed at the last segment boundary and the open
+    segment; when the open segment reaches segment_length tokens it is committed, so boundaries fall
+    every segment_length tokens from the start, exactly as in training and evaluation.
+      cached     (default, for the kinds with open_segment: every kind but mem-bottleneck and
+                 feedback) per-layer keys and values of the open segment: one position's work a token;
+      recompute  forward() over the whole open segment for every feed.
+    Runs without gradients and in evaluation mode. feed(tokens int64 [B, n]) -> logits [B, n, V]."""
+
+    def __init__(self, model, segment_length, batch=1, cached=True):
+        if not (isinstance(segment_length, int) and segment_length > 0):
+            raise ValueError(f"segment_length must be a positive integer (got {segment_length!r})")
+        self.model, self.segment_length, self.batch = model, segment_length, batch
+        self.cached = cached and hasattr(model, "open_segment")
+        self.state = None
+        self.segment = None  # the cached path's open segment
+        self.open = None  # recompute path: int64 [B, m], the open segment's tokens
+        self.open_length = 0
+        self.position = 0
+
+    def feed(self, tokens):
+        if tokens.dim() != 2 or tokens.shape[0] != self.batch or tokens.shape[1] < 1:
+            raise ValueError(f"tokens must be [{self.batch}, n >= 1], got {list(tokens.shape)}")
+        training = self.model.training
+        self.model.eval()
+        pieces = []
+        try:
+            with torch.no_grad():
+                start, n = 0, tokens.shape[1]
+                while start < n:
+                    take = min(n - start, self.segment_length - self.open_length)
+                    chunk = tokens.narrow(1, start, take)
+                    pieces.append(self._feed_cached(chunk) if self.cached else self._recompute(chunk))
+                    start += take
+                    self.position += take
+        finally:
+            self.model.train(training)
+        return pieces[0] if len(pieces) == 1 else torch.cat(pieces, 1)
+
+    def _boundary(self, state):
+        self.state, self.segment, self.open, self.open_length = state, None, None, 0
+
+    def _feed_cached(self, chunk):
+        if self.state is None:
+            self.state = self.model.init_state(self.batch)
+        if self.segment is None:
+            self.segment = self.model.open_segment(self.state, self.batch)
+        logits = self.segment.feed(chunk)
+        self.open_length += chunk.shape[1]
+        if self.open_length == self.segment_length:
+            self._boundary(self.segment.commit())
+        return logits
+
+    def _recompute(self, chunk):
+        take = chunk.shape[1]
+        self.open = chunk if self.open is None else torch.cat([self.open, chunk], 1)  # [B, m]
+        self.open_length = m = self.open.shape[1]
+        logits, state, _ = self.model(self.open, self.state if self.state is not None else self.model.init_state(self.batch))
+        if m == self.segment_length:
+            self._boundary(self.model.detach_state(state))
+        return logits.narrow(1, m - take, take)
+
+
+def greedy(model, segment_length, prompt, count, cached=True):
+    """Greedy decoding, batch 1: feeds prompt (a list of ids), then `count` tokens, each the argmax
+    of the logits before it. Returns (the generated ids, their logits [count, V])."""
+    decoder = Decoder(model, segment_length, cached=cached)
+    device = model.head.weight.device
+    logits = decoder.feed(torch.tensor([prompt], dtype=torch.int64, device=device))[0, -1]  # [V]
+    ids, rows = [], []
+    for i in range(count):
+        if i > 0:
+            logits = decoder.feed(torch.tensor([[ids[-1]]], dtype=torch.int64, device=device))[0, 0]
+        rows.append(logits)
+        ids.append(int(logits.argmax()))
+    return ids, torch.stack(rows)
 
 
 _BUILDERS = {

@@ -5,8 +5,9 @@
 // configuration errors stay.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { GrowingTensor } from '../src/nn/growing-tensor.js';
 import {
-  createModel, Decoder, EngramError, liveTensors, manualSeed, noGrad, randn, tensor, tidy,
+  cat, createModel, Decoder, EngramError, liveTensors, manualSeed, noGrad, randn, tensor, tidy,
   type AdaptiveSpanTransformer, type ExpireSpanTransformer, type ModelConfigInput, type SegmentModel, type Tensor,
 } from '../src/index.js';
 
@@ -252,4 +253,24 @@ test('the decoder reports bad tokens and row counts as configuration errors', ()
     model.dispose();
   }
   assert.throws(() => d.feed([[1], [2]]), configError(/disposed/));
+});
+
+test('GrowingTensor: appended rows read back as their concatenation, across capacity doublings; a row of another shape is refused', () => {
+  tidy(() => {
+    const rows = new GrowingTensor(2);
+    const parts = [5, 1, 1, 3, 1, 9].map((n) => randn([2, 3, n, 4])); // [B, K, n, D]
+    try {
+      parts.forEach((p, i) => {
+        rows.append(p);
+        const expected = cat(parts.slice(0, i + 1), 2);
+        assert.deepEqual(rows.tensor!.shape, expected.shape);
+        assert.equal(rows.tensor!.sub(expected).abs().max().item(), 0);
+      });
+      assert.equal(rows.length, 20);
+      assert.throws(() => rows.append(randn([2, 4, 1, 4])), /do not continue/);
+    } finally {
+      rows.dispose();
+    }
+    assert.equal(rows.tensor, null);
+  });
 });

@@ -8,6 +8,9 @@
 // state shapes. In training mode (dropout 0) the objective, every segment's auxiliary loss (span
 // losses, Compressive's reconstruction loss) and every parameter's gradient must agree as well.
 // One Python process checks every case. Skipped when no Python can import torch.
+// Cached decoding: for every case, Engram's Decoder (cached: incremental decoding) reads a prompt
+// across a segment boundary and decodes greedily past 3 more; the twin's Decoder must give the same
+// tokens and logits (float32, <= 1e-4), on its cached path for every kind that has one.
 // ENGRAM_TWIN_VERBOSE=1 prints the driver's report.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  CharVocab, createModel, crossEntropySum, loadModel, manualSeed, tidy, zeros, noGrad, randint, randn, resolveTrainConfig, saveModel, saveSafetensors, setDefaultDtype, stack, tensor,
+  CharVocab, createModel, crossEntropySum, Decoder, loadModel, manualSeed, tidy, zeros, noGrad, randint, randn, resolveTrainConfig, saveModel, saveSafetensors, setDefaultDtype, stack, tensor,
   type DType, type ModelConfigInput, type SegmentModel, type Tensor,
 } from '../src/index.js';
 import { pythonWithTorch } from './helpers.js';
@@ -131,17 +134,23 @@ function trainingPass(model: SegmentModel, tokens: Tensor): Record<string, Tenso
 }
 
 /** Writes the case's model folder and Engram's logits; returns the parameter count and the final state's shapes. */
+/** The case's model (seeded, perturbed, eval mode) saved as a model folder in dir, in the current default dtype. */
+async function saveCaseModel(dir: string, c: Case, seed: number): Promise<SegmentModel> {
+  manualSeed(seed);
+  const model = createModel(c.config);
+  perturb(model);
+  c.adjust?.(model);
+  model.eval();
+  const { vocabSize: _, ...modelInput } = c.config; // the training config takes it from the data
+  const training = resolveTrainConfig({ model: modelInput, data: { kind: 'lm', corpus: 'unused.txt', segmentLength: M }, train: { bpttDepth: 1 } });
+  await saveModel(model, dir, { training, vocab: VOCAB });
+  return model;
+}
+
 async function writeCase(dir: string, c: Case, dtype: DType): Promise<{ params: number; shapes: Record<string, number[][] | null> }> {
   setDefaultDtype(dtype);
   try {
-    manualSeed(7);
-    const model = createModel(c.config);
-    perturb(model);
-    c.adjust?.(model);
-    model.eval();
-    const { vocabSize: _, ...modelInput } = c.config; // the training config takes it from the data
-    const training = resolveTrainConfig({ model: modelInput, data: { kind: 'lm', corpus: 'unused.txt', segmentLength: M }, train: { bpttDepth: 1 } });
-    await saveModel(model, dir, { training, vocab: VOCAB });
+    const model = await saveCaseModel(dir, c, 7);
     const tokens = randint(0, V, [SEGMENTS, BATCH, M], { dtype: 'int64' });
     let shapes: Record<string, number[][] | null> = {};
     const logits = noGrad(() => {
@@ -290,6 +299,97 @@ test('the PyTorch twin gives Engram\'s logits for every kind (float64 <= 1e-9, f
     // the twin ships with the package
     const pkg = JSON.parse(readFileSync(join(twin, '..', '..', 'package.json'), 'utf8')) as { files: string[] };
     assert.ok(pkg.files.includes('python'), "package.json's files include python/");
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+// Greedy decoding: a prompt of 6 tokens (a segment boundary inside it), then 14 tokens each the
+// argmax of the logits before it: 19 positions fed, boundaries (commits) after 4, 8, 12 and 16.
+const PROMPT = [3, 5, 7, 1, 2, 9];
+const GENERATED = 14;
+// Kinds whose twin decodes on the recompute path (no open_segment in the twin): checked against Engram's cached path all the same.
+const TWIN_RECOMPUTES = new Set(['mem-bottleneck', 'feedback']);
+
+/** Engram's cached greedy decoding of the case's model: the tokens and the logits [GENERATED, V] each was chosen from. */
+function engramGreedy(model: SegmentModel): { tokens: number[]; logits: Tensor } {
+  const decoder = new Decoder(model, M);
+  assert.equal(decoder.cached, true, `${model.config.kind}: Engram decodes on the cached path`);
+  try {
+    const tokens: number[] = [];
+    const rows = tidy(() => {
+      let logits = decoder.feed([PROMPT]).select(0, 0).select(0, PROMPT.length - 1); // [V]
+      const out: Tensor[] = [];
+      for (let i = 0; i < GENERATED; i++) {
+        if (i > 0) logits = decoder.feed([[tokens[i - 1]!]]).select(0, 0).select(0, 0);
+        out.push(logits);
+        tokens.push(logits.argmax(0).item());
+      }
+      return stack(out); // [GENERATED, V]
+    });
+    assert.equal(decoder.position, PROMPT.length + GENERATED - 1);
+    return { tokens, logits: rows };
+  } finally {
+    decoder.dispose();
+  }
+}
+
+const DECODE_DRIVER = `
+import json, sys, torch
+sys.path.insert(0, sys.argv[1])
+import engram_torch as et
+cases = json.loads(sys.stdin.read())
+out = {}
+for case in cases:
+    model = et.load_model(case["dir"])
+    data, _ = et.read_safetensors(case["dir"] + "/decode.safetensors")
+    prompt, count = data["prompt"].tolist(), data["tokens"].numel()
+    decoder_cached = et.Decoder(model, case["segment"]).cached
+    tokens, logits = et.greedy(model, case["segment"], prompt, count)
+    # the twin's own recompute path agrees with its cached one
+    again, recomputed = et.greedy(model, case["segment"], prompt, count, cached=False)
+    out[case["name"]] = {"cached": decoder_cached, "tokens": tokens, "diff": float((logits - data["logits"]).abs().max()),
+                         "recompute": again == tokens and float((recomputed - logits).abs().max()) <= 1e-5}
+print(json.dumps(out))
+`;
+
+test("the twin's cached decoding gives Engram's greedy tokens and logits across 4 segment boundaries (float32 <= 1e-4)", { skip }, async () => {
+  const root = mkdtempSync(join(tmpdir(), 'engram-twin-decode-'));
+  try {
+    const cases: { name: string; dir: string; segment: number; tokens: number[] }[] = [];
+    for (const c of CASES) {
+      const dir = join(root, c.name);
+      const model = await saveCaseModel(dir, c, 11);
+      try {
+        const { tokens, logits } = engramGreedy(model);
+        await saveSafetensors(join(dir, 'decode.safetensors'), { prompt: tensor([PROMPT], { dtype: 'int64' }).view(-1), tokens: tensor([tokens], { dtype: 'int64' }).view(-1), logits });
+        logits.dispose();
+        cases.push({ name: c.name, dir, segment: M, tokens });
+      } finally {
+        model.dispose();
+      }
+    }
+    const r = spawnSync(py!, ['-c', DECODE_DRIVER, join(twin, '..')], { input: JSON.stringify(cases), encoding: 'utf8', timeout: 120_000 });
+    assert.equal(r.status, 0, `the twin's decoding driver failed:\n${r.stderr}`);
+    const out = JSON.parse(r.stdout) as Record<string, { cached: boolean; tokens: number[]; diff: number; recompute: boolean }>;
+    if (process.env.ENGRAM_TWIN_VERBOSE) console.log(JSON.stringify(out, null, 1));
+    const failures = cases.flatMap((c) => {
+      const t = out[c.name]!;
+      const kind = CASES.find((x) => x.name === c.name)!.config.kind;
+      const bad: string[] = [];
+      if (t.cached !== !TWIN_RECOMPUTES.has(kind)) bad.push(`twin cached path ${t.cached}`);
+      if (JSON.stringify(t.tokens) !== JSON.stringify(c.tokens)) bad.push(`tokens ${t.tokens} != Engram's ${c.tokens}`);
+      if (!(t.diff <= 1e-4)) bad.push(`max |Δ logits| ${t.diff} > 1e-4`);
+      if (!t.recompute) bad.push("the twin's recompute path differs from its cached path");
+      return bad.length ? [`${c.name}: ${bad.join('; ')}`] : [];
+    });
+    assert.deepEqual(failures, [], failures.join('\n'));
+    // xl, rmt and expire-span each decode a stream of varied tokens in some case (greedy decoding of
+    // a random model often settles on one token, which would leave the positions less tested)
+    for (const kind of ['xl', 'rmt', 'expire-span']) {
+      const own = cases.filter((c) => CASES.find((x) => x.name === c.name)!.config.kind === kind);
+      assert.ok(own.some((c) => new Set(c.tokens).size > 3), `${kind}: ${own.map((c) => `${c.name} ${c.tokens}`).join('; ')}`);
+    }
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

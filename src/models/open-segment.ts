@@ -4,27 +4,14 @@
 //
 // Shapes: B batch, n tokens per feed, p positions fed before, H hidden.
 import { cat, configError, shapeError, type Tensor } from '../tensor/index.js';
+import { GrowingTensor } from '../nn/growing-tensor.js';
 import type { TokenEmbedding } from '../nn/layers.js';
 import type { MemoryState, OpenSegment } from './types.js';
 
-/** Rows [B, p, H] kept out of scopes, grown by append (the open segment owns them). */
-export class GrowingRows {
-  #rows: Tensor | null = null;
-
-  /** [B, p, H], or null before the first rows. */
-  get tensor(): Tensor | null {
-    return this.#rows;
-  }
-
-  append(x: Tensor): void {
-    const old = this.#rows;
-    this.#rows = (old ? cat([old, x], 1) : x.contiguous()).keep();
-    old?.dispose();
-  }
-
-  dispose(): void {
-    this.#rows?.dispose();
-    this.#rows = null;
+/** Rows [B, p, H] kept out of scopes, grown by append along the position axis (the open segment owns them). */
+export class GrowingRows extends GrowingTensor {
+  constructor() {
+    super(1);
   }
 }
 

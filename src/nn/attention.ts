@@ -19,6 +19,7 @@ import { cat, F, type Tensor } from '../tensor/index.js';
 import { Module } from './module.js';
 import { Dropout, Linear } from './layers.js';
 import { relShift, relSkew } from './positions.js';
+import { GrowingTensor } from './growing-tensor.js';
 
 export interface RelativePositions {
   /** Content bias u and position bias v, [K, D] (shared across layers, as the reference). */
@@ -224,21 +225,22 @@ export class MultiHeadAttention extends Module {
  * tensors (kept out of scopes); dispose() frees them.
  */
 export class KeyValueCache {
-  #key: Tensor | null = null;
-  #value: Tensor | null = null;
+  // grown in place along the row axis (./growing-tensor.ts): one row's copy per decoded token, not T
+  readonly #key = new GrowingTensor(2);
+  readonly #value = new GrowingTensor(2);
   #relative: Tensor | null = null;
   #relativeSource: Tensor | null = null;
 
-  /** [B, K, T, D], or null before the first rows. */
+  /** [B, K, T, D] (a view owned by the cache), or null before the first rows. */
   get key(): Tensor | null {
-    return this.#key;
+    return this.#key.tensor;
   }
   get value(): Tensor | null {
-    return this.#value;
+    return this.#value.tensor;
   }
   /** Rows T held. */
   get length(): number {
-    return this.#key?.shape[2] ?? 0;
+    return this.#key.length;
   }
   /** [K, D, R] W_r R of the table relativeSource, or null. */
   get relative(): Tensor | null {
@@ -250,11 +252,8 @@ export class KeyValueCache {
 
   /** Appends the keys and values [B, K, n, D] of n new rows. */
   append(key: Tensor, value: Tensor): void {
-    const [k, v] = [this.#key, this.#value];
-    this.#key = (k ? cat([k, key], 2) : key.contiguous()).keep();
-    this.#value = (v ? cat([v, value], 2) : value.contiguous()).keep();
-    k?.dispose();
-    v?.dispose();
+    this.#key.append(key);
+    this.#value.append(value);
   }
 
   setRelative(source: Tensor, projected: Tensor): void {
@@ -264,8 +263,10 @@ export class KeyValueCache {
   }
 
   dispose(): void {
-    for (const t of [this.#key, this.#value, this.#relative]) t?.dispose();
-    this.#key = this.#value = this.#relative = this.#relativeSource = null;
+    this.#key.dispose();
+    this.#value.dispose();
+    this.#relative?.dispose();
+    this.#relative = this.#relativeSource = null;
   }
 }
 
