@@ -34,7 +34,7 @@ export class TransformerOpenSegment extends OpenSegmentBase<SegmentState> {
   readonly #read: number;
 
   constructor(readonly model: SegmentTransformer, readonly state: SegmentState, batch: number, readonly tables: TensorCache) {
-    super(batch, 'SegmentTransformer.openSegment');
+    super(batch, 'SegmentTransformer.openSegment', model.precision);
     const blocks = model.memoryTokens?.blocks(state.memory, batch) ?? null;
     this.#cached = state.cache?.[0]?.shape[1] ?? 0;
     this.#read = blocks?.read.shape[1] ?? 0;

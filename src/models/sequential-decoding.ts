@@ -35,7 +35,7 @@ export class SequentialOpenSegment<S extends SequentialState, Ctx extends LayerC
   readonly #owned: Tensor[];
 
   constructor(readonly model: SequentialTransformer<S, Ctx>, given: S, batch: number, readonly segmentLength: number, readonly hooks: SequentialHooks<S, Ctx>) {
-    super(batch, `${model.constructor.name}.openSegment`);
+    super(batch, `${model.constructor.name}.openSegment`, model.precision);
     const state = hooks.blockStart(given);
     this.state = state;
     this.#owned = state === given ? [] : ownedTensors(state, given);

@@ -39,6 +39,10 @@ const coreOps = {
   cudaDeviceCount: op<() => number>(),
   cudaSynchronize: op<() => void>(),
   buildInfo: op<() => { torchVersion: string; parallelInfo: string; cxx11Abi: number }>(),
+  // mixed precision (precision_ops.cpp): deviceType 'cpu' | 'cuda'; the state is [enabled, dtype code]
+  autocastState: op<(deviceType: string) => [boolean, DCode]>(),
+  setAutocast: op<(deviceType: string, enabled: boolean, dtype: DCode) => [boolean, DCode]>(),
+  mkldnnAvailable: op<() => boolean>(),
 
   // creation and random
   zeros: op<(shape: number[], dtype: OptDCode, device: Device) => Id>(),
