@@ -21,6 +21,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { z } from 'zod';
 import { loadRun, type LoadedRun } from '../train/objective.js';
 import { EngramError, configError, ioError } from '../tensor/errors.js';
+import type { Precision } from '../tensor/precision.js';
 import { generate, score, textModel, type GenerateSummary, type TextModel } from '../infer/stream.js';
 import { HttpError, stoppedError, type StopReason } from './http-error.js';
 import { ModelQueue } from './queue.js';
@@ -60,6 +61,8 @@ export interface ServeOptions extends Partial<ServeLimits> {
   port?: number;
   /** Mounts the memory viewer (default: ./viewer/routes.ts). */
   registerViewer?: RegisterViewer;
+  /** How the models given as paths run: 'float32' (default) or 'bf16' (loadRun's precision). */
+  precision?: Precision;
 }
 
 export interface EngramServer {
@@ -133,7 +136,7 @@ export async function createServer(options: ServeOptions): Promise<EngramServer>
   const taken = new Set<string>();
   try {
     for (const m of options.models) {
-      const run = typeof m === 'string' ? await loadRun(m) : m;
+      const run = typeof m === 'string' ? await loadRun(m, { precision: options.precision ?? 'float32' }) : m;
       if (typeof m === 'string') owned.push(run);
       const name = uniqueName(run, taken);
       const queue = new ModelQueue(name, limits.queue);

@@ -23,7 +23,7 @@
 // averaging the ranks' gradients gives the single-process gradient.
 //
 // Shapes: B batch, M segment length, T = numSegments * M.
-import { configError, ioError, tidy, type Tensor } from '../tensor/index.js';
+import { checkPrecision, configError, ioError, tidy, type Precision, type Tensor } from '../tensor/index.js';
 import { createModel, type MemoryState, type SegmentModel } from '../models/index.js';
 import { Rng } from '../tasks/random.js';
 import { shardRows, StreamBatcher, type Shard } from '../tasks/stream.js';
@@ -447,8 +447,17 @@ export type LoadedRun =
   | (LoadedRunBase & { kind: 'task'; task: SegmentedTask; objective: TaskObjective })
   | (LoadedRunBase & { kind: 'lm'; vocab: CharVocab; objective: LanguageModelRun });
 
+export interface LoadRunOptions {
+  /**
+   * How the model runs (SegmentModel.precision, default 'float32'): whatever precision the run
+   * was trained at, its weights are float32 and load into either.
+   */
+  precision?: Precision;
+}
+
 /** Loads a model folder (config.json + model.safetensors) or else a run directory's checkpoint. */
-export async function loadRun(dir: string): Promise<LoadedRun> {
+export async function loadRun(dir: string, o: LoadRunOptions = {}): Promise<LoadedRun> {
+  const precision = checkPrecision(o.precision ?? 'float32', 'loadRun', 'precision (--precision)');
   let base: LoadedRunBase, vocabText: string | null;
   if (!hasCheckpoint(dir) && isModelFolder(dir)) {
     const { model, config } = await loadModel(dir);
@@ -468,6 +477,7 @@ export async function loadRun(dir: string): Promise<LoadedRun> {
     vocabText = meta.vocab;
   }
   const { config, model } = base, data = config.data;
+  model.precision = precision;
   try {
     if (data.kind === 'task') {
       const objective = new TaskObjective(data, config.train);

@@ -21,7 +21,7 @@
 // Shapes: B batch, M segment length, T = numSegments * M, V vocabulary.
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { configError, heapBytes, ioError, manualSeed, numericError, setNumThreads, tidy, type Tensor } from '../tensor/index.js';
+import { checkPrecision, configError, heapBytes, ioError, manualSeed, numericError, setNumThreads, tidy, type Tensor } from '../tensor/index.js';
 import { removeTempFiles, writeFileAtomic } from '../tensor/serialize.js';
 import { Adam, AdamW, clipGradNorm, constantLr, cosineDecay, LrScheduler, ReduceLROnPlateau, weightDecayGroups, withWarmup, type AdamOptions, type Schedule } from '../optim/index.js';
 import { createModel, resolveModelConfig, type MemoryState, type ModelConfig, type SegmentModel } from '../models/index.js';
@@ -127,7 +127,7 @@ export async function train(config: TrainConfigInput | TrainConfig, options: Tra
 }
 
 /** Fields that may change when resuming (they do not change what the steps compute). */
-const RESUMABLE_CHANGES = ['steps', 'logEvery', 'evalEvery', 'checkpointEvery', 'threads', 'nonFinite'] as const;
+const RESUMABLE_CHANGES = ['steps', 'logEvery', 'evalEvery', 'checkpointEvery', 'threads', 'nonFinite', 'precision'] as const;
 
 /** With train.nonFinite 'skip', this many non-finite batches in a row stop the run (the weights are likely broken). */
 export const MAX_SKIPPED_IN_A_ROW = 10;
@@ -243,11 +243,16 @@ export class Trainer {
         }
       }
       if (config.train.threads > 0) setNumThreads(config.train.threads);
+      const precision = checkPrecision(config.train.precision ?? 'float32', 'train', 'train.precision (--precision)');
       if (checkpoint && !writer) checkResumable(checkpoint.meta.config, config);
       const objective = await createObjective(config, { vocab: checkpoint?.meta.vocab ?? null, shard: pg });
       manualSeed(config.train.seed);
       const { kind, memLen, numMemTokens, ...sizes } = config.model;
       const model = createModel(resolveModelConfig({ ...sizes, kind: kind as ModelConfig['kind'], memLen, numMemTokens, vocabSize: objective.vocabSize }));
+      // The forward passes (training and evaluation) run at it; the loss is float32 (float32
+      // logits), backward follows each op's forward dtype and the optimiser works on the float32
+      // weights, all outside autocast.
+      model.precision = precision;
       trainer = new Trainer(config, model, objective, options);
       trainer.#lock = lock;
       if (checkpoint) {
