@@ -45,7 +45,7 @@
 // Shapes: B batch, M block length, t step in the block, C carried memories (<= L), F memories of
 // this block in the window (<= L), n = C' + F memories in step t's window, L maximum span,
 // N layers, H hidden, K heads, D = H/K head size, V vocabulary.
-import { cat, configError, F, shapeError, stack, tidy, randn, widenReduced, withPrecision, zeros, type Device, type Precision, type Tensor } from '../tensor/index.js';
+import { cat, configError, F, shapeError, stack, tidy, randn, widenReduced, withPrecision, autocastDeviceOf, zeros, type Device, type Precision, type Tensor } from '../tensor/index.js';
 import { Module } from '../nn/module.js';
 import { Dropout, TokenEmbedding, LayerNorm, OutputHead } from '../nn/layers.js';
 import { DecoderLayer } from '../nn/decoder-layer.js';
@@ -122,7 +122,7 @@ export class FeedbackTransformer extends Module implements SegmentModel<Feedback
   precision: Precision = 'float32';
 
   forward(tokens: Tensor, state: FeedbackState): SegmentOutput<FeedbackState> {
-    return withPrecision(this.precision, () => this.#forward(tokens, state));
+    return withPrecision(this.precision, () => this.#forward(tokens, state), autocastDeviceOf(this.head.weight));
   }
 
   #forward(tokens: Tensor, state: FeedbackState): SegmentOutput<FeedbackState> {
@@ -251,7 +251,7 @@ export class FeedbackTransformer extends Module implements SegmentModel<Feedback
       kvBlock: Tensor | null = null;
       readonly memories = new GrowingRows(); // [B, t, H]
       constructor() {
-        super(batch, 'FeedbackTransformer.openSegment', model.precision);
+        super(batch, 'FeedbackTransformer.openSegment', model.precision, autocastDeviceOf(model.head.weight));
         this.projection.weight.keep();
         this.projection.bias?.keep();
       }
@@ -295,7 +295,7 @@ export class FeedbackTransformer extends Module implements SegmentModel<Feedback
         for (const t of [this.carriedIn, this.weights, this.keyPeOldestFirst, this.projection.weight, this.projection.bias, this.kvCarried, this.kvBlock]) t?.dispose();
         this.memories.dispose();
       }
-    })());
+    })(), autocastDeviceOf(this.head.weight));
   }
 
   /** The merge weights of the embedding and of each layer's output (reads them back from the device). */

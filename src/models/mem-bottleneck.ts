@@ -10,7 +10,7 @@
 // only, the bottleneck's known price (SPEC §5: "prepended memory under a causal mask cannot see
 // the sequence"). Token positions inside a segment are given by absolute sinusoids.
 // Shapes: B batch, M segment length, m memory tokens, C cached positions, H hidden.
-import { cat, withPrecision, type Precision, type Tensor } from '../tensor/index.js';
+import { cat, withPrecision, autocastDeviceOf, type Precision, type Tensor } from '../tensor/index.js';
 import { Module } from '../nn/module.js';
 import { Dropout, TokenEmbedding, FeedForward, LayerNorm, OutputHead } from '../nn/layers.js';
 import { MultiHeadAttention } from '../nn/attention.js';
@@ -87,7 +87,7 @@ export class MemBottleneck extends Module implements SegmentModel<SegmentState> 
   precision: Precision = 'float32';
 
   forward(tokens: Tensor, state: SegmentState): SegmentOutput<SegmentState> {
-    return withPrecision(this.precision, () => this.#forward(tokens, state));
+    return withPrecision(this.precision, () => this.#forward(tokens, state), autocastDeviceOf(this.head.weight));
   }
 
   #forward(tokens: Tensor, state: SegmentState): SegmentOutput<SegmentState> {
@@ -115,7 +115,7 @@ export class MemBottleneck extends Module implements SegmentModel<SegmentState> 
       readonly memories: Tensor[] = [];
       readonly inputs = model.layers.map(() => new GrowingRows());
       constructor() {
-        super(batch, 'MemBottleneck.openSegment', model.precision);
+        super(batch, 'MemBottleneck.openSegment', model.precision, autocastDeviceOf(model.head.weight));
         let memory = model.memoryTokens.initial(batch); // [B, m, H]
         model.layers.forEach((layer, l) => {
           memory = layer.updateMemory(memory, state.cache?.[l] ?? null);
@@ -139,7 +139,7 @@ export class MemBottleneck extends Module implements SegmentModel<SegmentState> 
         this.memories.forEach((m) => m.dispose());
         this.inputs.forEach((rows) => rows.dispose());
       }
-    })());
+    })(), autocastDeviceOf(this.head.weight));
   }
 
   /** Nothing beyond its fixed memory tokens to report. */

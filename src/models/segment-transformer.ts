@@ -13,7 +13,7 @@
 //
 // Shapes: B batch, M segment length, m memory tokens, C cached positions, H hidden, V vocabulary.
 import { z } from 'zod';
-import { cat, getDefaultDtype, randn, withPrecision, type Precision, type Tensor } from '../tensor/index.js';
+import { cat, getDefaultDtype, randn, withPrecision, autocastDeviceOf, type Precision, type Tensor } from '../tensor/index.js';
 import { Module } from '../nn/module.js';
 import { Dropout, TokenEmbedding, LayerNorm, OutputHead } from '../nn/layers.js';
 import { DecoderLayer } from '../nn/decoder-layer.js';
@@ -80,7 +80,7 @@ export class SegmentTransformer extends Module implements SegmentModel<SegmentSt
   precision: Precision = 'float32';
 
   forward(tokens: Tensor, state: SegmentState): SegmentOutput<SegmentState> {
-    return withPrecision(this.precision, () => this.#forward(tokens, state));
+    return withPrecision(this.precision, () => this.#forward(tokens, state), autocastDeviceOf(this.head.weight));
   }
 
   #forward(tokens: Tensor, state: SegmentState): SegmentOutput<SegmentState> {
@@ -120,7 +120,7 @@ export class SegmentTransformer extends Module implements SegmentModel<SegmentSt
 
   /** Incremental decoding (./segment-transformer-decoding.ts). */
   openSegment(state: SegmentState, batch: number): OpenSegment<SegmentState> {
-    return withPrecision(this.precision, () => new TransformerOpenSegment(this, state, batch, this.#cache));
+    return withPrecision(this.precision, () => new TransformerOpenSegment(this, state, batch, this.#cache), autocastDeviceOf(this.head.weight));
   }
 
   memoryFootprint(): number {

@@ -27,7 +27,7 @@
 //
 // Shapes: B batch, M block (segment) length, C cached positions, L maximum span, H hidden,
 // K heads, D = H/K head size, V vocabulary.
-import { arange, cat, randn, withPrecision, zeros, type Device, type Precision, type Tensor } from '../tensor/index.js';
+import { arange, cat, randn, withPrecision, autocastDeviceOf, zeros, type Device, type Precision, type Tensor } from '../tensor/index.js';
 import { Module } from '../nn/module.js';
 import { Dropout, TokenEmbedding, LayerNorm, OutputHead } from '../nn/layers.js';
 import { DecoderLayer } from '../nn/decoder-layer.js';
@@ -125,7 +125,7 @@ export class SequentialTransformer<S extends SequentialState = SequentialState, 
   precision: Precision = 'float32';
 
   forward(tokens: Tensor, given: S): SegmentOutput<S> {
-    return withPrecision(this.precision, () => this.#forward(tokens, given));
+    return withPrecision(this.precision, () => this.#forward(tokens, given), autocastDeviceOf(this.head.weight));
   }
 
   #forward(tokens: Tensor, given: S): SegmentOutput<S> {
@@ -158,7 +158,7 @@ export class SequentialTransformer<S extends SequentialState = SequentialState, 
       nextState: (s, inputs, contexts) => this.nextState(s, inputs, contexts),
       stateAfterPrefix: (s, inputs, rows) => this.stateAfterPrefix(s, inputs, rows),
       layerMemory: (l, s) => this.layerMemory(l, s),
-    }));
+    }), autocastDeviceOf(this.head.weight));
   }
 
   /**

@@ -11,4 +11,4 @@ export * from './runtime.js';
 export { gradcheck, type GradcheckOptions, type GradcheckResult } from './gradcheck.js';
 export { saveSafetensors, loadSafetensors, toSafetensorsBytes, fromSafetensorsBytes, readSafetensorsHeader, saveTorch, loadTorch, type LoadOptions, type SafetensorsHeader } from './serialize.js';
 export { createGroup, destroyGroup, allReduceInPlace, broadcastInPlace, allGather, barrier, allReduceGradients, collectiveBackends, createGradientReducer, reducerBegin, reducerFinish, destroyGradientReducer, type CollectiveBackend, type GroupOptions } from './collectives.js';
-export { withPrecision, checkPrecision, precisionProblem, autocastState, widenReduced, precisions, type Precision, type AutocastDevice } from './precision.js';
+export { withPrecision, autocastDeviceOf, checkPrecision, precisionProblem, autocastState, widenReduced, precisions, type Precision, type AutocastDevice } from './precision.js';

@@ -112,6 +112,11 @@ export function withPrecision<T>(precision: Precision, fn: () => T, device: Auto
   return result;
 }
 
+/** The autocast device type of a tensor's device ('cuda:1' -> 'cuda'); models pass a weight's. */
+export function autocastDeviceOf(t: Tensor): AutocastDevice {
+  return t.device.startsWith('cuda') ? 'cuda' : 'cpu';
+}
+
 /** A bfloat16 / float16 tensor as float32 (a differentiable cast); any other tensor itself. */
 export function widenReduced(t: Tensor): Tensor {
   return t.dtype === 'bfloat16' || t.dtype === 'float16' ? t.float() : t;
