@@ -15,6 +15,7 @@ import {
   type MemoryState, type ModelConfigInput, type Tensor, type TrainConfigInput,
 } from '../src/index.js';
 import { cpuBf16Problem } from '../src/tensor/precision.js';
+import { createServer } from '../src/serve/server.js';
 
 const problem = precisionProblem('bf16');
 const skip = problem ? `bf16 cannot run here: ${problem}` : false;
@@ -204,6 +205,17 @@ test('training at bf16: float32 weights and optimiser state; its checkpoint is f
     const r = spawnSync(process.execPath, [cli, 'eval', dir, '--precision', 'bf16', '--json'], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     assert.ok(Math.abs((JSON.parse(r.stdout.trim().split('\n').pop()!) as { bpc: number }).bpc - evaluations.bf16!) < 1e-9);
+    // engram serve --precision: the models it loads run at it; a score request answers
+    const server = await createServer({ models: [dir], precision: 'bf16' });
+    try {
+      const served = [...server.context.models.values()][0]!;
+      assert.equal(served.run.model.precision, 'bf16');
+      const res = await server.app.inject({ method: 'POST', url: '/v1/score', payload: { text: 'ROMEO: What light through yonder window breaks?' } });
+      assert.equal(res.statusCode, 200, res.body);
+      assert.ok(Number.isFinite((JSON.parse(res.body) as { bitsPerToken: number }).bitsPerToken), res.body);
+    } finally {
+      await server.close();
+    }
     // a bf16 run resumes at float32 (precision may change on resume)
     const resumed = await Trainer.create({ ...config, train: { ...config.train, steps: 7, precision: 'float32' } }, { runDir: dir, resume: true });
     try {
