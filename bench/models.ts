@@ -5,7 +5,7 @@
 //
 //   npm run bench:models [-- --threads N] [--rounds R] [--steps S] [--warmup W]
 //                           [--models transformer,xl,rmt,...] [--vocab V] [--dropout P] [--no-torch] [--no-install]
-//                           [--smoke]
+//                           [--precision bf16] [--smoke]
 //
 // Configuration (SPEC §10): 4 layers, H 256, 4 heads, FFN 1024, segment 128, batch 16, Adam (lr 1e-3).
 //   transformer  kind 'transformer': one segment per step, nothing carried
@@ -30,6 +30,9 @@
 // configuration of issue 14: 12 layers, H 512, 8 heads, FFN 2048, segment 512, batch 32,
 // Transformer-XL memory 512 (scripts/device/check.sh runs xl, rmt and expire-span, one process each,
 // so each model's memory is its own).
+// --precision bf16: Engram trains with matrix products in bfloat16 (SegmentModel.precision; float32
+// master weights), PyTorch stays float32; Engram float32 is timed in the same rounds as well (its
+// own column), so the bf16 gain is read against both. The same-model check runs in float32 first.
 //
 // --smoke: every model at a tiny size (2 layers, H 32, segment 16, batch 2, memories 1/8), one
 // round of one step, no warm-up: proves both sides run end to end; its numbers mean nothing.
@@ -43,7 +46,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTorchWorker, threadSettings, type TorchWorker } from './torch-worker.js';
 import {
-  Adam, buildInfo, createModel, crossEntropySum, cudaSynchronize, disposeState, getNumThreads, manualSeed, randint, resolveDevice, saveSafetensors,
+  Adam, buildInfo, checkPrecision, createModel, crossEntropySum, cudaSynchronize, disposeState, getNumThreads, manualSeed, randint, resolveDevice, saveSafetensors,
   setNumThreads, tidy, unroll, type Device, type BpttDepth, type MemoryState, type ModelConfig, type SegmentModel, type Tensor,
 } from '../src/index.js';
 
@@ -65,6 +68,8 @@ const mayInstall = !process.argv.includes('--no-install');
 const device: Device = resolveDevice(argValue('--device') ?? 'cpu', 'bench:models');
 const onGpu = device !== 'cpu';
 const gpuSize = process.argv.includes('--gpu-size');
+const precision = checkPrecision(argValue('--precision') ?? 'float32', 'bench:models', '--precision');
+const mixed = precision !== 'float32';
 
 // ---- the models ------------------------------------------------------------------------------------
 
@@ -261,7 +266,8 @@ async function askTorch(cmd: Record<string, unknown>): Promise<Record<string, un
 
 // ---- main ------------------------------------------------------------------------------------------
 
-interface Row { engram: number; torch: number | null; ratio: number | null; gpuMiB: { engram: number | null; torch: number | null } | null }
+/** engram: at --precision; engramFloat32: Engram in float32 in the same rounds (only with --precision bf16). */
+interface Row { engram: number; engramFloat32: number | null; torch: number | null; ratio: number | null; gpuMiB: { engram: number | null; torch: number | null } | null }
 
 /** GPU memory (MiB) nvidia-smi reports for each process id, or nulls where it cannot say. */
 function gpuMemoryMiB(pids: (number | undefined)[]): (number | null)[] {
@@ -295,6 +301,7 @@ async function main(): Promise<void> {
     `method: ${warmupSteps} warm-up steps, then the median of ${rounds} rounds of ${stepsPerRound} steps; ` +
       'Engram and PyTorch alternating round by round (never concurrent), same initial weights and batches',
   );
+  if (mixed) console.log(`precision: Engram ${precision} (matrix products in bfloat16, float32 master weights) and Engram float32 in the same rounds; PyTorch float32`);
 
   const results: Record<string, Row> = {};
   const dir = mkdtempSync(join(tmpdir(), 'engram-bench-models-'));
@@ -339,13 +346,20 @@ async function main(): Promise<void> {
         }
 
         // warm-up, then alternate
+        ours.model.precision = precision;
         ours.train(warmupSteps);
         if (torchOk && warmupSteps > 0 && !(await askTorch({ op: 'train', steps: warmupSteps }))) torchOk = false;
         const mineRates: number[] = [];
+        const float32Rates: number[] = [];
         const theirRates: number[] = [];
         const tokens = ours.tokensPerStep * stepsPerRound;
         for (let r = 0; r < rounds; r++) {
           mineRates.push(tokens / ours.train(stepsPerRound).seconds);
+          if (mixed) {
+            ours.model.precision = 'float32';
+            float32Rates.push(tokens / ours.train(stepsPerRound).seconds);
+            ours.model.precision = precision;
+          }
           if (torchOk) {
             const t = await askTorch({ op: 'train', steps: stepsPerRound });
             if (t) theirRates.push(tokens / Number(t.seconds));
@@ -362,9 +376,11 @@ async function main(): Promise<void> {
         const engram = median(mineRates);
         const torch = torchOk && theirRates.length ? median(theirRates) : null;
         const ratio = torch ? engram / torch : null;
-        results[spec.name] = { engram, torch, ratio, gpuMiB };
+        const engramFloat32 = mixed ? median(float32Rates) : null;
+        results[spec.name] = { engram, engramFloat32, torch, ratio, gpuMiB };
         const list = (xs: number[]) => xs.map((x) => Math.round(x)).join(' ');
-        console.log(`  Engram  ${fmtInt(engram).padStart(7)} tokens/s   rounds: ${list(mineRates)}`);
+        console.log(`  Engram  ${fmtInt(engram).padStart(7)} tokens/s   rounds: ${list(mineRates)}${mixed ? ` (${precision})` : ''}`);
+        if (engramFloat32 !== null) console.log(`  Engram  ${fmtInt(engramFloat32).padStart(7)} tokens/s   rounds: ${list(float32Rates)} (float32; ${precision}/float32 ${(engram / engramFloat32).toFixed(2)})`);
         if (torch !== null) console.log(`  PyTorch ${fmtInt(torch).padStart(7)} tokens/s   rounds: ${list(theirRates)}`);
         const versusPublished = engram / spec.published[0];
         console.log(
@@ -381,11 +397,13 @@ async function main(): Promise<void> {
   }
 
   console.log(`\nsummary (tokens/s):`);
-  console.log(`  ${'model'.padEnd(18)} ${'Engram'.padStart(8)} ${'PyTorch'.padStart(8)} ${'ratio'.padStart(6)} ${'SPEC §10'.padStart(12)}`);
+  const f32Head = mixed ? ` ${'Engram f32'.padStart(10)}` : '';
+  console.log(`  ${'model'.padEnd(18)} ${(mixed ? `Engram ${precision}` : 'Engram').padStart(mixed ? 11 : 8)}${f32Head} ${'PyTorch'.padStart(8)} ${'ratio'.padStart(6)} ${'SPEC §10'.padStart(12)}`);
   for (const spec of MODELS) {
     const r = results[spec.name]!;
+    const f32 = mixed ? ` ${fmtInt(r.engramFloat32).padStart(10)}` : '';
     console.log(
-      `  ${spec.name.padEnd(18)} ${fmtInt(r.engram).padStart(8)} ${fmtInt(r.torch).padStart(8)} ` +
+      `  ${spec.name.padEnd(18)} ${fmtInt(r.engram).padStart(mixed ? 11 : 8)}${f32} ${fmtInt(r.torch).padStart(8)} ` +
         `${(r.ratio === null ? 'n/a' : r.ratio.toFixed(2)).padStart(6)} ${fmtPublished(spec.published).padStart(12)}`,
     );
   }
@@ -396,11 +414,12 @@ async function main(): Promise<void> {
     JSON.stringify({
       models: Object.fromEntries(MODELS.map((m) => {
         const r = results[m.name]!;
-        return [m.name, { engram: round1(r.engram), torch: round1(r.torch), ratio: round3(r.ratio), ...(r.gpuMiB ? { gpuMiB: r.gpuMiB } : {}) }];
+        return [m.name, { engram: round1(r.engram), ...(mixed ? { engramFloat32: round1(r.engramFloat32) } : {}), torch: round1(r.torch), ratio: round3(r.ratio), ...(r.gpuMiB ? { gpuMiB: r.gpuMiB } : {}) }];
       })),
       published: Object.fromEntries(MODELS.map((m) => [m.name, m.published[0] === m.published[1] ? m.published[0] : m.published])),
       threads,
       device,
+      precision,
       config: { ...SIZES, segment: SEGMENT, batch: BATCH },
     }),
   );

@@ -49,6 +49,10 @@ interface ConfigFlag {
   description: string;
 }
 
+const PRECISION_HELP = "'float32' (default) or 'bf16': matrix products in bfloat16, weights, optimiser state, softmax, norms and loss in float32 (needs AVX512-BF16 or AMX)";
+/** --precision of the commands that run a trained model (a run trained at either loads into either). */
+const precisionOption = z.enum(['float32', 'bf16']).default('float32');
+
 const configFlags: ConfigFlag[] = [
   { flags: '--model <kind>', path: 'model.kind', description: `model kind: ${modelKinds.join(', ')}` },
   { flags: '--layers <n>', path: 'model.layers', description: 'layers' },
@@ -77,6 +81,7 @@ const configFlags: ConfigFlag[] = [
   { flags: '--curriculum-threshold <x>', path: 'train.curriculum.advance.threshold', description: 'curriculum: a stage ends when the held-out accuracy reaches x (metric: --set train.curriculum.advance.metric=exactMatch)' },
   { flags: '--init-from <dir>', path: 'train.initFrom', description: "start from this run directory's or model folder's weights (same model; fresh optimiser)" },
   { flags: '--device <name>', path: 'train.device', description: "where the model, optimiser state and batches live: 'cpu' (default), 'cuda', 'cuda:N' or 'auto' (cuda when available); a run may resume on another device" },
+  { flags: '--precision <p>', path: 'train.precision', description: PRECISION_HELP },
   { flags: '--on-nan <what>', path: 'train.nonFinite', description: "a step with a NaN / infinite loss: 'stop' the run (default; the last checkpoint is kept) or 'skip' the batch" },
   { flags: '--optimizer <name>', path: 'optim.optimizer', description: "'adam' or 'adamw'" },
   { flags: '--lr <x>', path: 'optim.lr', description: 'learning rate' },
@@ -306,6 +311,7 @@ const DEVICE_HELP = "where the model runs: 'cpu' (default), 'cuda', 'cuda:N' or 
 
 const evalSchema = z.strictObject({
   device: deviceOption,
+  precision: precisionOption,
   batches: z.number().int().positive().max(1_000_000).optional(),
   seed: z.number().int().optional(),
   segments: z.number().int().positive().max(1_000_000).optional(),
@@ -317,7 +323,7 @@ const kebab = (k: string) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()
 
 async function evalCommand(runDir: string, raw: Record<string, unknown>): Promise<void> {
   const o = parseWith(evalSchema, numbers(raw, ['batches', 'seed', 'segments']), 'eval', 'invalid option value', kebab);
-  const run = await loadRun(runDir, { device: o.device as DeviceSpec });
+  const run = await loadRun(runDir, { device: o.device as DeviceSpec, precision: o.precision });
   try {
     const { metrics, what } = await run.objective.evaluateRun(run.model, o);
     if (o.json) out(JSON.stringify({ run: runDir, step: run.step, ...metrics }));
@@ -329,6 +335,7 @@ async function evalCommand(runDir: string, raw: Record<string, unknown>): Promis
 
 const generateSchema = z.strictObject({
   device: deviceOption,
+  precision: precisionOption,
   prompt: z.string().default(''),
   length: z.number().int().positive().max(1_000_000).default(200),
   temperature: z.number().min(0).optional(),
@@ -343,7 +350,7 @@ const generateSchema = z.strictObject({
 async function generateCommand(runDir: string, raw: Record<string, unknown>): Promise<void> {
   const o = parseWith(generateSchema, numbers(raw, ['length', 'temperature', 'topK', 'topP', 'seed', 'samples']), 'generate', 'invalid option value', kebab);
   const streaming = o.stream || o.topP < 1 || o.stop.length > 0;
-  const run = await loadRun(runDir, { device: o.device as DeviceSpec });
+  const run = await loadRun(runDir, { device: o.device as DeviceSpec, precision: o.precision });
   try {
     if (!streaming) {
       for (const line of run.objective.generate(run.model, o)) out(line);
@@ -367,6 +374,7 @@ async function generateCommand(runDir: string, raw: Record<string, unknown>): Pr
 
 const scoreSchema = z.strictObject({
   device: deviceOption,
+  precision: precisionOption,
   chunk: z.number().int().positive().max(1 << 24).default(4096),
   unknown: z.enum(['map', 'error']).default('map'),
 });
@@ -374,7 +382,7 @@ const scoreSchema = z.strictObject({
 async function scoreCommand(runDir: string, file: string, raw: Record<string, unknown>): Promise<void> {
   const o = parseWith(scoreSchema, numbers(raw, ['chunk']), 'score', 'invalid option value', kebab);
   if (file !== '-' && !existsSync(file)) throw ioError('score', `no such file ${file}`);
-  const run = await loadRun(runDir, { device: o.device as DeviceSpec });
+  const run = await loadRun(runDir, { device: o.device as DeviceSpec, precision: o.precision });
   try {
     let start = 0, characters = 0, unknown = 0;
     let last: { totalTokens: number; cumulativeBitsPerToken: number } | null = null;
@@ -395,6 +403,7 @@ async function scoreCommand(runDir: string, file: string, raw: Record<string, un
 
 const serveSchema = z.strictObject({
   device: deviceOption,
+  precision: precisionOption,
   host: z.string().min(1).default('127.0.0.1'),
   port: z.number().int().min(0).max(65535).default(8080),
   maxSessions: z.number().int().positive().default(defaultLimits.maxSessions),
@@ -430,7 +439,7 @@ async function serveUntilSignal(server: EngramServer): Promise<void> {
 async function startFromFlags(models: string[], raw: Record<string, unknown>, op: string) {
   const o = parseWith(serveSchema, numbers(raw, ['port', 'maxSessions', 'sessionTtl', 'queue', 'timeout', 'maxTokens', 'maxPrompt', 'bodyLimit', 'grace']), op, 'invalid option value', kebab);
   const server = await startServer({
-    models, host: o.host, port: o.port, maxSessions: o.maxSessions, sessionTtlMs: o.sessionTtl * 1000, queue: o.queue,
+    models, precision: o.precision, host: o.host, port: o.port, maxSessions: o.maxSessions, sessionTtlMs: o.sessionTtl * 1000, queue: o.queue,
     timeoutMs: o.timeout * 1000, maxTokens: o.maxTokens, maxPromptChars: o.maxPrompt, bodyLimit: o.bodyLimit, graceMs: o.grace * 1000,
     device: o.device as DeviceSpec,
   });
@@ -462,6 +471,7 @@ async function viewCommand(model: string, raw: Record<string, unknown>): Promise
 
 const inspectSchema = z.strictObject({
   device: deviceOption,
+  precision: precisionOption,
   text: z.string().min(1).optional(),
   length: z.number().int().positive().max(1 << 20).default(512),
   offset: z.number().int().min(0).default(0),
@@ -472,7 +482,7 @@ const inspectSchema = z.strictObject({
 
 async function inspectCommand(runDir: string, raw: Record<string, unknown>): Promise<void> {
   const o = parseWith(inspectSchema, numbers(raw, ['length', 'offset', 'seed']), 'inspect', 'invalid option value', kebab);
-  const run = await loadRun(runDir, { device: o.device as DeviceSpec });
+  const run = await loadRun(runDir, { device: o.device as DeviceSpec, precision: o.precision });
   try {
     const { tokens, decode, segmentLength } = await run.objective.inspectionInput(o);
     const inspection = inspect(run.model, tokens, { segmentLength, attention: o.attention });
@@ -599,6 +609,7 @@ Examples:
     .option('--split <name>', "language modelling: 'valid' or 'test'")
     .option('--json', 'print the metrics as JSON')
     .option('--device <name>', DEVICE_HELP)
+    .option('--precision <p>', PRECISION_HELP)
     .action((dir: string, opts: Record<string, unknown>) => evalCommand(dir, opts));
 
   program.command('generate')
@@ -614,6 +625,7 @@ Examples:
     .option('--samples <n>', 'tasks: samples to answer (default 5)')
     .option('--stream', 'language modelling: print each character as it is made')
     .option('--device <name>', DEVICE_HELP)
+    .option('--precision <p>', PRECISION_HELP)
     .action((dir: string, opts: Record<string, unknown>) => generateCommand(dir, opts));
 
   program.command('score')
@@ -623,6 +635,7 @@ Examples:
     .option('--chunk <n>', 'characters per chunk: a line of output each (default 4096)')
     .option('--unknown <policy>', "characters outside the vocabulary: 'map' them to the unknown id (default) or 'error'")
     .option('--device <name>', DEVICE_HELP)
+    .option('--precision <p>', PRECISION_HELP)
     .action((dir: string, file: string, opts: Record<string, unknown>) => scoreCommand(dir, file, opts));
 
   const serveFlags = (cmd: Command): Command => cmd
@@ -636,7 +649,8 @@ Examples:
     .option('--max-tokens <n>', `tokens one generation may ask for (default ${defaultLimits.maxTokens})`)
     .option('--max-prompt <n>', `characters of a prompt (default ${defaultLimits.maxPromptChars})`)
     .option('--body-limit <bytes>', `bytes of a request body (default ${defaultLimits.bodyLimit})`)
-    .option('--grace <s>', `on SIGTERM, seconds in-flight requests have to finish before they are cut short (default ${defaultLimits.graceMs / 1000})`);
+    .option('--grace <s>', `on SIGTERM, seconds in-flight requests have to finish before they are cut short (default ${defaultLimits.graceMs / 1000})`)
+    .option('--precision <p>', PRECISION_HELP);
 
   serveFlags(program.command('serve')
     .description('serve models over HTTP: GET /v1/models, POST /v1/generate (SSE with "stream": true), /v1/score, /v1/inspect, sessions; the memory viewer at /')
@@ -663,6 +677,7 @@ Examples:
     .option('--attention <which>', "attention maps kept: 'all' segments, the 'last' one, or 'none' (default last)")
     .option('--out <dir>', 'output folder (default <run-dir>/inspect)')
     .option('--device <name>', DEVICE_HELP)
+    .option('--precision <p>', PRECISION_HELP)
     .action((dir: string, opts: Record<string, unknown>) => inspectCommand(dir, opts));
 
   program.command('export')

@@ -11,7 +11,8 @@
         "src/autograd_ops.cpp",
         "src/fused_ops.cpp",
         "src/io_ops.cpp",
-        "src/dist_ops.cpp"
+        "src/dist_ops.cpp",
+        "src/precision_ops.cpp"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

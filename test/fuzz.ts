@@ -74,7 +74,7 @@ const configPaths = [
   'data', 'data.kind', 'data.name', 'data.options', 'data.options.sourceLength', 'data.options.numSegments', 'data.options.segmentLength',
   'data.options.numSymbols', 'data.options.length', 'data.corpus', 'data.segmentLength', 'data.validFraction', 'data.maxEvalTokens',
   'train', 'train.steps', 'train.batchSize', 'train.bpttDepth', 'train.seed', 'train.evalSeed', 'train.logEvery', 'train.evalEvery',
-  'train.evalBatches', 'train.checkpointEvery', 'train.threads', 'train.nonFinite', 'optim', 'optim.optimizer', 'optim.lr',
+  'train.evalBatches', 'train.checkpointEvery', 'train.threads', 'train.nonFinite', 'train.precision', 'optim', 'optim.optimizer', 'optim.lr',
   'optim.weightDecay', 'optim.betas', 'optim.eps', 'optim.clipGradNorm', 'optim.warmupSteps', 'optim.decay', 'optim.minLr',
   'optim.plateau', 'optim.plateau.factor', 'optim.plateau.patience', '__proto__.polluted', 'constructor.prototype.polluted', 'x.y.z',
 ];
@@ -312,7 +312,7 @@ async function dataCase(r: FuzzRng, c: FuzzCase, ctx: Context): Promise<void> {
 
 const flagNames = [
   '--model', '--layers', '--d-model', '--heads', '--d-inner', '--dropout', '--norm', '--mem-len', '--mem-tokens', '--segments', '--source-length',
-  '--steps', '--batch-size', '--bptt', '--seed', '--threads', '--lr', '--clip', '--warmup', '--decay', '--on-nan', '--task', '--corpus', '--set', '--task-option',
+  '--steps', '--batch-size', '--bptt', '--seed', '--threads', '--lr', '--clip', '--warmup', '--decay', '--on-nan', '--precision', '--task', '--corpus', '--set', '--task-option',
 ];
 
 /** The real command line (a child process): exit 0 or 2, one `engram:` line, never a trace. */

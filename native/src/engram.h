@@ -82,6 +82,12 @@ inline Napi::Value R(const Napi::CallbackInfo& info, at::Tensor t) {
 }
 Napi::Value RL(const Napi::CallbackInfo& info, const std::vector<at::Tensor>& ts);
 
+// ---- mixed precision (precision_ops.cpp) ---------------------------------------------------------
+
+// t in float32 when autocast is on for its device and t is float16 / bfloat16; else t itself.
+// Softmax, normalisation and losses call it on their inputs so that they stay float32 under autocast.
+at::Tensor autocastFloat(const at::Tensor& t);
+
 // ---- errors and registration --------------------------------------------------------------------
 
 [[noreturn]] void throwEngram(Napi::Env env, const char* op, const std::string& kind,

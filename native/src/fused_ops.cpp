@@ -36,6 +36,8 @@ struct MaskedSoftmax : public torch::autograd::Function<MaskedSoftmax> {
   }
 };
 
-OP(maskedSoftmax) { return R(info, MaskedSoftmax::apply(T(info, 0), OT(info, 1), D(info, 2), I(info, 3))); }
+// Under autocast the scores arrive in bfloat16 (a matmul's output): the softmax runs in float32
+// (the cast, outside the Function, is differentiable).
+OP(maskedSoftmax) { return R(info, MaskedSoftmax::apply(autocastFloat(T(info, 0)), OT(info, 1), D(info, 2), I(info, 3))); }
 
 }  // namespace engram

@@ -1,14 +1,15 @@
 // Neural-network functions (torch.nn.functional): activations with a dim, normalisation, dropout,
-// embedding, linear, losses, convolution and pooling.
+// embedding, linear, losses, convolution and pooling. Softmax, normalisation and losses take their
+// input in float32 under autocast (autocastFloat, precision_ops.cpp).
 #include "engram.h"
 
 namespace engram {
 
-OP(softmax) { return R(info, at::softmax(T(info, 0), I(info, 1), ODT(info, 2))); }
-OP(logSoftmax) { return R(info, at::log_softmax(T(info, 0), I(info, 1), ODT(info, 2))); }
+OP(softmax) { return R(info, at::softmax(autocastFloat(T(info, 0)), I(info, 1), ODT(info, 2))); }
+OP(logSoftmax) { return R(info, at::log_softmax(autocastFloat(T(info, 0)), I(info, 1), ODT(info, 2))); }
 
 // layerNorm(x, normalizedShape, weight|null, bias|null, eps)
-OP(layerNorm) { return R(info, at::layer_norm(T(info, 0), IL(info, 1), OT(info, 2), OT(info, 3), D(info, 4))); }
+OP(layerNorm) { return R(info, at::layer_norm(autocastFloat(T(info, 0)), IL(info, 1), OT(info, 2), OT(info, 3), D(info, 4))); }
 // dropout(x, p, train)
 OP(dropout) { return R(info, at::dropout(T(info, 0), D(info, 1), B(info, 2))); }
 // embedding(weight, indices, paddingIdx (-1 for none))
@@ -24,12 +25,12 @@ static int64_t reduction(const std::string& name) {
 }
 // crossEntropy(logits [N, C] or [N, C, ...], target (class indices) , weight|null, reduction, ignoreIndex, labelSmoothing)
 OP(crossEntropy) {
-  return R(info, at::cross_entropy_loss(T(info, 0), T(info, 1), OT(info, 2), reduction(S(info, 3)), I(info, 4), D(info, 5)));
+  return R(info, at::cross_entropy_loss(autocastFloat(T(info, 0)), T(info, 1), OT(info, 2), reduction(S(info, 3)), I(info, 4), D(info, 5)));
 }
-OP(nllLoss) { return R(info, at::nll_loss_nd(T(info, 0), T(info, 1), OT(info, 2), reduction(S(info, 3)), I(info, 4))); }
-OP(mseLoss) { return R(info, at::mse_loss(T(info, 0), T(info, 1), reduction(S(info, 2)))); }
+OP(nllLoss) { return R(info, at::nll_loss_nd(autocastFloat(T(info, 0)), T(info, 1), OT(info, 2), reduction(S(info, 3)), I(info, 4))); }
+OP(mseLoss) { return R(info, at::mse_loss(autocastFloat(T(info, 0)), autocastFloat(T(info, 1)), reduction(S(info, 2)))); }
 OP(bceWithLogits) {
-  return R(info, at::binary_cross_entropy_with_logits(T(info, 0), T(info, 1), OT(info, 2), OT(info, 3), reduction(S(info, 4))));
+  return R(info, at::binary_cross_entropy_with_logits(autocastFloat(T(info, 0)), autocastFloat(T(info, 1)), OT(info, 2), OT(info, 3), reduction(S(info, 4))));
 }
 
 // conv1d(x [B, Cin, L], weight [Cout, Cin/groups, K], bias|null, stride, padding, dilation, groups)

@@ -18,7 +18,7 @@
 // Shapes: B batch, M block (the queries), C cached positions, Tk = C + M keys, L maximum span,
 // H hidden, K heads.
 import { z } from 'zod';
-import { cat, F, noGrad, tidy, zeros, type Tensor } from '../tensor/index.js';
+import { cat, F, noGrad, tidy, widenReduced, zeros, type Tensor } from '../tensor/index.js';
 import { Module } from '../nn/module.js';
 
 /** The options of kind 'adaptive-span' (config key `adaptiveSpan`): the one place their defaults are written. */
@@ -107,7 +107,8 @@ export class AdaptiveSpan extends Module {
   /** Spans in tokens: static [1, K, 1]; dynamic [B, K, M] from the layer input x [B, M, H] at the queries. */
   span(x: Tensor): Tensor {
     if (this.spanRatio) return this.spanRatio.mul(this.maxSpan).view(1, this.heads, 1); // [1, K, 1]
-    const logits = F.linear(x, this.spanWeight!, this.spanBias!); // [B, M, K]
+    // widened: under bf16 the product is bfloat16, whose spans of hundreds of tokens would move in steps of several
+    const logits = widenReduced(F.linear(x, this.spanWeight!, this.spanBias!)); // [B, M, K]
     return logits.sigmoid().mul(this.maxSpan).transpose(1, 2); // [B, K, M]
   }
 

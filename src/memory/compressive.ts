@@ -18,7 +18,7 @@
 // fewer than c, see advanceRawMemory), S compressed slots held (at most C), c compression rate,
 // n memories being compressed (a multiple of c), H hidden, K heads, D = H/K head size.
 import { z } from 'zod';
-import { cat, configError, eye, F, shapeError, tensor, zeros, type Tensor } from '../tensor/index.js';
+import { cat, configError, eye, F, shapeError, tensor, widenReduced, zeros, type Tensor } from '../tensor/index.js';
 import { Module } from '../nn/module.js';
 import type { DecoderLayer } from '../nn/decoder-layer.js';
 
@@ -98,7 +98,7 @@ export function compress(old: Tensor, fn: CompressionFn, rate: number, weight: T
     case 'conv': {
       if (!weight) throw configError('compress', "fn 'conv' needs the convolution's weight [H, H, c]; pass it (a Compressor holds one)");
       const convolved = F.conv1d(old.transpose(1, 2), weight, bias, { stride: rate }); // [B, H, k]
-      return convolved.transpose(1, 2); // [B, k, H]
+      return widenReduced(convolved).transpose(1, 2); // [B, k, H]; float32 under bf16 too (carried memories stay float32)
     }
     default:
       throw configError('compress', `unknown compression function '${fn as string}'; use 'mean', 'max' or 'conv'`);

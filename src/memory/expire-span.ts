@@ -19,7 +19,7 @@
 // Shapes: B batch, M block length (queries), C cached memories, N = C + M keys, L maximum span,
 // R ramp, H hidden, P = L + R key positions.
 import { z } from 'zod';
-import { arange, F, zeros, type Device, type Tensor } from '../tensor/index.js';
+import { arange, F, widenReduced, zeros, type Device, type Tensor } from '../tensor/index.js';
 import { Module } from '../nn/module.js';
 
 /** The options of kind 'expire-span' (config key `expireSpan`): the one place their defaults are written. */
@@ -60,7 +60,9 @@ export function blockLengthColumns(positions: number, maxSpan: number, block: nu
 
 /** e = L · σ(x · w / ρ + b): x [B, N, H], weight [1, H], bias [1] -> spans [B, N] in (0, L). */
 export function predictSpans(x: Tensor, weight: Tensor, bias: Tensor, maxSpan: number, preDiv: number): Tensor {
-  return F.linear(x.div(preDiv), weight, bias).squeeze(-1).sigmoid().mul(maxSpan); // [B, N]
+  // widened: under bf16 the product is bfloat16, whose 8-bit mantissa would round spans of
+  // hundreds of tokens to steps of several (and with them the ramp and what is dropped)
+  return widenReduced(F.linear(x.div(preDiv), weight, bias)).squeeze(-1).sigmoid().mul(maxSpan); // [B, N]
 }
 
 /**

@@ -45,9 +45,9 @@
 // Shapes: B batch, M block length, t step in the block, C carried memories (<= L), F memories of
 // this block in the window (<= L), n = C' + F memories in step t's window, L maximum span,
 // N layers, H hidden, K heads, D = H/K head size, V vocabulary.
-import { cat, configError, F, shapeError, stack, tidy, randn, zeros, type Device, type Tensor } from '../tensor/index.js';
+import { cat, configError, F, shapeError, stack, tidy, randn, widenReduced, withPrecision, autocastDeviceOf, zeros, type Device, type Precision, type Tensor } from '../tensor/index.js';
 import { Module } from '../nn/module.js';
-import { Dropout, TokenEmbedding, LayerNorm, Linear } from '../nn/layers.js';
+import { Dropout, TokenEmbedding, LayerNorm, OutputHead } from '../nn/layers.js';
 import { DecoderLayer } from '../nn/decoder-layer.js';
 import type { ProjectedKeys } from '../nn/attention.js';
 import { initialMemorySchema } from '../memory/sequential-window.js';
@@ -83,7 +83,7 @@ export class FeedbackTransformer extends Module implements SegmentModel<Feedback
   /** [N + 1]: logits of the merge weights of the embedding and each layer's output. */
   readonly mergeLogits: Tensor;
   readonly finalNorm: LayerNorm | null;
-  readonly head: Linear;
+  readonly head: OutputHead;
   /** The maximum span L: memories each step attends to. */
   readonly span: number;
   recordDiagnostics = false;
@@ -100,7 +100,7 @@ export class FeedbackTransformer extends Module implements SegmentModel<Feedback
     this.keyPe = this.param('keyPe', () => randn([dModel / heads, memLen]));
     this.mergeLogits = this.param('mergeLogits', () => zeros([layers + 1]));
     this.finalNorm = norm === 'pre' ? this.child('finalNorm', new LayerNorm(dModel)) : null;
-    this.head = this.child('head', new Linear(dModel, vocabSize));
+    this.head = this.child('head', new OutputHead(dModel, vocabSize));
   }
 
   /** No memory, or (initialMemory 'zeros') L zero merged memories [B, L, H] (pre-LN: their keys W_k β). */
@@ -118,7 +118,14 @@ export class FeedbackTransformer extends Module implements SegmentModel<Feedback
     return this.mergeLogits.softmax(0);
   }
 
+  /** How forward() and open segments run: 'float32' or 'bf16' (SegmentModel.precision). */
+  precision: Precision = 'float32';
+
   forward(tokens: Tensor, state: FeedbackState): SegmentOutput<FeedbackState> {
+    return withPrecision(this.precision, () => this.#forward(tokens, state), autocastDeviceOf(this.head.weight));
+  }
+
+  #forward(tokens: Tensor, state: FeedbackState): SegmentOutput<FeedbackState> {
     if (tokens.ndim !== 2) throw shapeError('FeedbackTransformer.forward', `tokens must be [batch, block], got [${tokens.shape}]`);
     const [B, M] = tokens.shape as [number, number];
     const H = this.config.dModel, L = this.span, N = this.layers.length;
@@ -158,7 +165,8 @@ export class FeedbackTransformer extends Module implements SegmentModel<Feedback
             h = this.layerStep(layer, h, window, positions, record); // x_t^{l+1} [B, 1, H]
             representations.push(h);
           });
-          const memory = weights.matmul(stack(representations).view(N + 1, B * H)).view(B, 1, H); // m_t [B, 1, H]
+          // widened: under bf16 the merge is a bfloat16 product; the carried memory stays float32
+          const memory = widenReduced(weights.matmul(stack(representations).view(N + 1, B * H))).view(B, 1, H); // m_t [B, 1, H]
           const kv = this.project(memory, projection); // [2, N, B, K, 1, D]
           const kept: Tensor | null = previous && fresh === L ? previous.narrow(4, 1, L - 1) : previous; // drop m_{t-L}
           return { output: h, memory, kvBlock: kept ? cat([kept, kv], 4) : kv.contiguous() };
@@ -231,7 +239,7 @@ export class FeedbackTransformer extends Module implements SegmentModel<Feedback
   openSegment(state: FeedbackState, batch: number): OpenSegment<FeedbackState> {
     const model = this;
     const H = this.config.dModel, L = this.span, N = this.layers.length;
-    return new (class extends OpenSegmentBase<FeedbackState> {
+    return withPrecision(this.precision, () => new (class extends OpenSegmentBase<FeedbackState> {
       readonly carriedIn = model.carried(state.memory, batch)?.detach().keep() ?? null; // a handle of its own
 
       readonly C = this.carriedIn?.shape[1] ?? 0;
@@ -243,7 +251,7 @@ export class FeedbackTransformer extends Module implements SegmentModel<Feedback
       kvBlock: Tensor | null = null;
       readonly memories = new GrowingRows(); // [B, t, H]
       constructor() {
-        super(batch, 'FeedbackTransformer.openSegment');
+        super(batch, 'FeedbackTransformer.openSegment', model.precision, autocastDeviceOf(model.head.weight));
         this.projection.weight.keep();
         this.projection.bias?.keep();
       }
@@ -265,7 +273,7 @@ export class FeedbackTransformer extends Module implements SegmentModel<Feedback
             h = model.layerStep(layer, h, window, positions); // x_t^{l+1} [B, 1, H]
             representations.push(h);
           });
-          const memory = this.weights.matmul(stack(representations).view(N + 1, batch * H)).view(batch, 1, H); // m_t [B, 1, H]
+          const memory = widenReduced(this.weights.matmul(stack(representations).view(N + 1, batch * H))).view(batch, 1, H); // m_t [B, 1, H] (float32, as forward's)
           const kv = model.project(memory, this.projection); // [2, N, B, K, 1, D]
           const kept = previous && fresh === L ? previous.narrow(4, 1, L - 1) : previous; // drop m_{t-L}
           this.kvBlock = (kept ? cat([kept, kv], 4) : kv.contiguous()).keep();
@@ -287,7 +295,7 @@ export class FeedbackTransformer extends Module implements SegmentModel<Feedback
         for (const t of [this.carriedIn, this.weights, this.keyPeOldestFirst, this.projection.weight, this.projection.bias, this.kvCarried, this.kvBlock]) t?.dispose();
         this.memories.dispose();
       }
-    })();
+    })(), autocastDeviceOf(this.head.weight));
   }
 
   /** The merge weights of the embedding and of each layer's output (reads them back from the device). */

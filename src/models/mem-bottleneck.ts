@@ -10,9 +10,9 @@
 // only, the bottleneck's known price (SPEC §5: "prepended memory under a causal mask cannot see
 // the sequence"). Token positions inside a segment are given by absolute sinusoids.
 // Shapes: B batch, M segment length, m memory tokens, C cached positions, H hidden.
-import { cat, type Device, type Tensor } from '../tensor/index.js';
+import { cat, withPrecision, autocastDeviceOf, type Device, type Precision, type Tensor } from '../tensor/index.js';
 import { Module } from '../nn/module.js';
-import { Dropout, TokenEmbedding, FeedForward, LayerNorm, Linear } from '../nn/layers.js';
+import { Dropout, TokenEmbedding, FeedForward, LayerNorm, OutputHead } from '../nn/layers.js';
 import { MultiHeadAttention } from '../nn/attention.js';
 import { sinusoidalDistances } from '../nn/positions.js';
 import { MemoryTokens } from '../memory/memory-tokens.js';
@@ -63,7 +63,7 @@ export class MemBottleneck extends Module implements SegmentModel<SegmentState> 
   readonly embed: TokenEmbedding;
   readonly memoryTokens: MemoryTokens;
   readonly layers: BottleneckLayer[];
-  readonly head: Linear;
+  readonly head: OutputHead;
   readonly drop: Dropout;
   recordDiagnostics = false;
 
@@ -72,7 +72,7 @@ export class MemBottleneck extends Module implements SegmentModel<SegmentState> 
     this.embed = this.child('embed', new TokenEmbedding(config.vocabSize, config.dModel, { previousToken: config.previousToken }));
     this.memoryTokens = this.child('memory', new MemoryTokens('prepend', config.numMemTokens, config.dModel));
     this.layers = this.child('layers', Array.from({ length: config.layers }, () => new BottleneckLayer(config)));
-    this.head = this.child('head', new Linear(config.dModel, config.vocabSize));
+    this.head = this.child('head', new OutputHead(config.dModel, config.vocabSize));
     this.drop = this.child('drop', new Dropout(config.dropout));
   }
 
@@ -83,7 +83,14 @@ export class MemBottleneck extends Module implements SegmentModel<SegmentState> 
     return { cache: state.cache?.map((c) => c.detach()) ?? null, memory: null };
   }
 
+  /** How forward() and open segments run: 'float32' or 'bf16' (SegmentModel.precision). */
+  precision: Precision = 'float32';
+
   forward(tokens: Tensor, state: SegmentState): SegmentOutput<SegmentState> {
+    return withPrecision(this.precision, () => this.#forward(tokens, state), autocastDeviceOf(this.head.weight));
+  }
+
+  #forward(tokens: Tensor, state: SegmentState): SegmentOutput<SegmentState> {
     const [B, M] = tokens.shape as [number, number];
     const positions = sinusoidalDistances(M - 1, M, this.config.dModel, tokens.device as Device).flip(0); // [M, H], rows 0 ... M-1
     let h = this.drop.forward(this.embed.forward(tokens).add(positions)); // [B, M, H]
@@ -103,12 +110,12 @@ export class MemBottleneck extends Module implements SegmentModel<SegmentState> 
    */
   openSegment(state: SegmentState, batch: number): OpenSegment<SegmentState> {
     const model = this;
-    return new (class extends OpenSegmentBase<SegmentState> {
+    return withPrecision(this.precision, () => new (class extends OpenSegmentBase<SegmentState> {
       /** Per layer [B, m, H]: the memory the sequence reads (kept). */
       readonly memories: Tensor[] = [];
       readonly inputs = model.layers.map(() => new GrowingRows());
       constructor() {
-        super(batch, 'MemBottleneck.openSegment');
+        super(batch, 'MemBottleneck.openSegment', model.precision, autocastDeviceOf(model.head.weight));
         let memory = model.memoryTokens.initial(batch); // [B, m, H]
         model.layers.forEach((layer, l) => {
           memory = layer.updateMemory(memory, state.cache?.[l] ?? null);
@@ -132,7 +139,7 @@ export class MemBottleneck extends Module implements SegmentModel<SegmentState> 
         this.memories.forEach((m) => m.dispose());
         this.inputs.forEach((rows) => rows.dispose());
       }
-    })();
+    })(), autocastDeviceOf(this.head.weight));
   }
 
   /** Nothing beyond its fixed memory tokens to report. */

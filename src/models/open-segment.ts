@@ -3,7 +3,7 @@
 // end at commit) and rows that grow along the position axis (per-layer inputs of the segment so far).
 //
 // Shapes: B batch, n tokens per feed, p positions fed before, H hidden.
-import { cat, configError, shapeError, type Tensor } from '../tensor/index.js';
+import { cat, configError, shapeError, withPrecision, type AutocastDevice, type Precision, type Tensor } from '../tensor/index.js';
 import { GrowingTensor } from '../nn/growing-tensor.js';
 import type { TokenEmbedding } from '../nn/layers.js';
 import type { MemoryState, OpenSegment } from './types.js';
@@ -18,7 +18,8 @@ export class GrowingRows extends GrowingTensor {
 /**
  * An open segment: feed() checks the tokens, runs step() on them and records the last one (the
  * previous token of the next feed); commit() runs finish() once. Subclasses free what they hold in
- * release().
+ * release(). feed() and commit() run at the precision the model had when the segment was opened
+ * (the model's openSegment runs the constructor at it too), on the device type of the model's weights.
  */
 export abstract class OpenSegmentBase<S extends MemoryState> implements OpenSegment<S> {
   #length = 0;
@@ -26,7 +27,7 @@ export abstract class OpenSegmentBase<S extends MemoryState> implements OpenSegm
   #previous: Tensor | null = null;
   #ended = false;
 
-  constructor(readonly batch: number, readonly name: string) {}
+  constructor(readonly batch: number, readonly name: string, readonly precision: Precision, readonly device: AutocastDevice) {}
 
   get length(): number {
     return this.#length;
@@ -38,7 +39,7 @@ export abstract class OpenSegmentBase<S extends MemoryState> implements OpenSegm
       throw shapeError(`${this.name}.feed`, `tokens must be [${this.batch}, n >= 1], got [${tokens.shape}]`);
     }
     const n = tokens.shape[1]!;
-    const logits = this.step(tokens, this.#length);
+    const logits = withPrecision(this.precision, () => this.step(tokens, this.#length), this.device);
     this.#previous?.dispose();
     this.#previous = tokens.narrow(1, n - 1, 1).contiguous().keep();
     this.#length += n;
@@ -47,7 +48,7 @@ export abstract class OpenSegmentBase<S extends MemoryState> implements OpenSegm
 
   commit(): S {
     if (this.#ended) throw configError(`${this.name}.commit`, 'the segment was committed or disposed; open a new one');
-    const state = this.finish();
+    const state = withPrecision(this.precision, () => this.finish(), this.device);
     this.dispose();
     return state;
   }

@@ -15,7 +15,7 @@
 //
 // Shapes: B batch, C cached positions, r read and w write tokens, p sequence rows fed, n new rows,
 // H hidden, V vocabulary.
-import { getDefaultDtype, type Tensor } from '../tensor/index.js';
+import { autocastDeviceOf, getDefaultDtype, type Tensor } from '../tensor/index.js';
 import { KeyValueCache, type RelativePositions } from '../nn/attention.js';
 import { sinusoidalDistances } from '../nn/positions.js';
 import type { TensorCache } from '../nn/tensor-cache.js';
@@ -34,7 +34,7 @@ export class TransformerOpenSegment extends OpenSegmentBase<SegmentState> {
   readonly #read: number;
 
   constructor(readonly model: SegmentTransformer, readonly state: SegmentState, batch: number, readonly tables: TensorCache) {
-    super(batch, 'SegmentTransformer.openSegment');
+    super(batch, 'SegmentTransformer.openSegment', model.precision, autocastDeviceOf(model.head.weight));
     const blocks = model.memoryTokens?.blocks(state.memory, batch) ?? null;
     this.#cached = state.cache?.[0]?.shape[1] ?? 0;
     this.#read = blocks?.read.shape[1] ?? 0;

@@ -13,9 +13,9 @@
 //
 // Shapes: B batch, M segment length, m memory tokens, C cached positions, H hidden, V vocabulary.
 import { z } from 'zod';
-import { cat, getDefaultDtype, randn, type Tensor } from '../tensor/index.js';
+import { cat, getDefaultDtype, randn, withPrecision, autocastDeviceOf, type Precision, type Tensor } from '../tensor/index.js';
 import { Module } from '../nn/module.js';
-import { Dropout, TokenEmbedding, LayerNorm, Linear } from '../nn/layers.js';
+import { Dropout, TokenEmbedding, LayerNorm, OutputHead } from '../nn/layers.js';
 import { DecoderLayer } from '../nn/decoder-layer.js';
 import { sinusoidalDistances } from '../nn/positions.js';
 import type { RelativePositions } from '../nn/attention.js';
@@ -40,7 +40,7 @@ export class SegmentTransformer extends Module implements SegmentModel<SegmentSt
   readonly u: Tensor;
   readonly v: Tensor;
   readonly finalNorm: LayerNorm | null;
-  readonly head: Linear;
+  readonly head: OutputHead;
   readonly drop: Dropout;
   /** Masks and position embeddings, by layout: built once, not per forward. */
   readonly #cache = this.tensorCache();
@@ -62,7 +62,7 @@ export class SegmentTransformer extends Module implements SegmentModel<SegmentSt
     this.v = this.param('v', () => randn([heads, D]).mul(0.02));
     // Configurations saved before the option existed have no finalNorm key: pre-LN then has one.
     this.finalNorm = norm === 'pre' && (config.finalNorm ?? true) ? this.child('finalNorm', new LayerNorm(dModel)) : null;
-    this.head = this.child('head', new Linear(dModel, vocabSize));
+    this.head = this.child('head', new OutputHead(dModel, vocabSize));
     const rmtCache: RmtCacheOptions = config.kind === 'rmt' ? config.rmtCache ?? rmtCacheSchema.parse({}) : rmtCacheSchema.parse({});
     this.cacheLayout = { readSeesCache: rmtCache.readSeesCache, writeSeesCache: rmtCache.writeSeesCache, allRows: rmtCache.rows === 'all' };
   }
@@ -75,7 +75,14 @@ export class SegmentTransformer extends Module implements SegmentModel<SegmentSt
     return { cache: state.cache?.map((c) => c.detach()) ?? null, memory: state.memory?.detach() ?? null };
   }
 
+  /** How forward() and open segments run: 'float32' or 'bf16' (SegmentModel.precision). */
+  precision: Precision = 'float32';
+
   forward(tokens: Tensor, state: SegmentState): SegmentOutput<SegmentState> {
+    return withPrecision(this.precision, () => this.#forward(tokens, state), autocastDeviceOf(this.head.weight));
+  }
+
+  #forward(tokens: Tensor, state: SegmentState): SegmentOutput<SegmentState> {
     const [B, M] = tokens.shape as [number, number];
     const H = this.config.dModel;
     const blocks = this.memoryTokens?.blocks(state.memory, B) ?? null;
@@ -112,7 +119,7 @@ export class SegmentTransformer extends Module implements SegmentModel<SegmentSt
 
   /** Incremental decoding (./segment-transformer-decoding.ts). */
   openSegment(state: SegmentState, batch: number): OpenSegment<SegmentState> {
-    return new TransformerOpenSegment(this, state, batch, this.#cache);
+    return withPrecision(this.precision, () => new TransformerOpenSegment(this, state, batch, this.#cache), autocastDeviceOf(this.head.weight));
   }
 
   memoryFootprint(): number {

@@ -10,7 +10,7 @@
 // layerContext over the whole block give nextState, as forward() does.
 //
 // Shapes: B batch, p rows fed, n new rows, C memory rows, H hidden, V vocabulary.
-import type { Tensor } from '../tensor/index.js';
+import { autocastDeviceOf, type Tensor } from '../tensor/index.js';
 import { KeyValueCache } from '../nn/attention.js';
 import { GrowingRows, OpenSegmentBase } from './open-segment.js';
 import type { LayerContext, SequentialState, SequentialTransformer } from './sequential.js';
@@ -35,7 +35,7 @@ export class SequentialOpenSegment<S extends SequentialState, Ctx extends LayerC
   readonly #owned: Tensor[];
 
   constructor(readonly model: SequentialTransformer<S, Ctx>, given: S, batch: number, readonly segmentLength: number, readonly hooks: SequentialHooks<S, Ctx>) {
-    super(batch, `${model.constructor.name}.openSegment`);
+    super(batch, `${model.constructor.name}.openSegment`, model.precision, autocastDeviceOf(model.head.weight));
     const state = hooks.blockStart(given);
     this.state = state;
     this.#owned = state === given ? [] : ownedTensors(state, given);

@@ -27,9 +27,9 @@
 //
 // Shapes: B batch, M block (segment) length, C cached positions, L maximum span, H hidden,
 // K heads, D = H/K head size, V vocabulary.
-import { arange, cat, randn, zeros, type Device, type Tensor } from '../tensor/index.js';
+import { arange, cat, randn, withPrecision, autocastDeviceOf, zeros, type Device, type Precision, type Tensor } from '../tensor/index.js';
 import { Module } from '../nn/module.js';
-import { Dropout, TokenEmbedding, LayerNorm, Linear } from '../nn/layers.js';
+import { Dropout, TokenEmbedding, LayerNorm, OutputHead } from '../nn/layers.js';
 import { DecoderLayer } from '../nn/decoder-layer.js';
 import { nextCache } from '../memory/xl-cache.js';
 import {
@@ -69,7 +69,7 @@ export class SequentialTransformer<S extends SequentialState = SequentialState, 
   /** [D, L]: column d embeds distance d. */
   readonly keyPe: Tensor;
   readonly finalNorm: LayerNorm | null;
-  readonly head: Linear;
+  readonly head: OutputHead;
   readonly drop: Dropout;
   /** The maximum span L. */
   readonly span: number;
@@ -98,7 +98,7 @@ export class SequentialTransformer<S extends SequentialState = SequentialState, 
       new DecoderLayer({ dModel, heads, dInner, dropout, norm, relative: false })));
     this.keyPe = this.param('keyPe', () => randn([dModel / heads, keyPositions]));
     this.finalNorm = norm === 'pre' ? this.child('finalNorm', new LayerNorm(dModel)) : null;
-    this.head = this.child('head', new Linear(dModel, vocabSize));
+    this.head = this.child('head', new OutputHead(dModel, vocabSize));
   }
 
   /** No cache, or (initialMemory 'zeros') per layer L zero vectors [B, L, H], positions −L … −1. */
@@ -120,7 +120,14 @@ export class SequentialTransformer<S extends SequentialState = SequentialState, 
     return out as S;
   }
 
+  /** How forward() and open segments run: 'float32' or 'bf16' (SegmentModel.precision). */
+  precision: Precision = 'float32';
+
   forward(tokens: Tensor, given: S): SegmentOutput<S> {
+    return withPrecision(this.precision, () => this.#forward(tokens, given), autocastDeviceOf(this.head.weight));
+  }
+
+  #forward(tokens: Tensor, given: S): SegmentOutput<S> {
     const [B, M] = tokens.shape as [number, number];
     const state = this.blockStart(given, B, M);
     let h = this.drop.forward(this.embed.forward(tokens)); // [B, M, H]
@@ -144,13 +151,13 @@ export class SequentialTransformer<S extends SequentialState = SequentialState, 
 
   /** Incremental decoding through the mechanism's hooks (./sequential-decoding.ts). */
   openSegment(state: S, batch: number, segmentLength: number): OpenSegment<S> {
-    return new SequentialOpenSegment<S, Ctx>(this, state, batch, segmentLength, {
+    return withPrecision(this.precision, () => new SequentialOpenSegment<S, Ctx>(this, state, batch, segmentLength, {
       blockStart: (s) => this.blockStart(s, batch, segmentLength),
       layerContext: (l, h, s) => this.layerContext(l, h, s, segmentLength),
       nextState: (s, inputs, contexts) => this.nextState(s, inputs, contexts),
       stateAfterPrefix: (s, inputs, rows) => this.stateAfterPrefix(s, inputs, rows),
       layerMemory: (l, s) => this.layerMemory(l, s),
-    });
+    }), autocastDeviceOf(this.head.weight));
   }
 
   /**

@@ -12,7 +12,7 @@
 // What a model reports about its memory is a Diagnostics record that inspection, the CLI and the
 // training log print without knowing the kind.
 import type { ZodType } from 'zod';
-import type { Tensor } from '../tensor/index.js';
+import type { Precision, Tensor } from '../tensor/index.js';
 import type { Module } from '../nn/module.js';
 import type { AdaptiveSpanOptions, AdaptiveSpanOptionsInput } from '../memory/adaptive-span.js';
 import type { ExpireSpanOptions, ExpireSpanOptionsInput } from '../memory/expire-span.js';
@@ -85,6 +85,14 @@ export interface SegmentModel<S extends MemoryState = MemoryState> extends Modul
   /** The state before the first segment of a batch of B streams. */
   initState(batch: number): S;
   forward(tokens: Tensor, state: S): SegmentOutput<S>;
+  /**
+   * How forward() and open segments run (default 'float32'): 'bf16' runs their matrix products in
+   * bfloat16 under autocast, the weights staying float32 (src/tensor/precision.ts); the logits
+   * and the state they return are float32 either way. A setting of the run, not of the weights:
+   * checkpoints are the same in both, and the trainer, evaluation, decoding, serving and
+   * inspection set it from their `precision` option.
+   */
+  precision: Precision;
   /** The same state with gradients stopped (new handles; the input state is left as it is). */
   detachState(state: S): S;
   /**

@@ -1,5 +1,5 @@
 export { Module } from './module.js';
-export { Linear, Embedding, TokenEmbedding, LayerNorm, Dropout, FeedForward } from './layers.js';
+export { Linear, OutputHead, Embedding, TokenEmbedding, LayerNorm, Dropout, FeedForward } from './layers.js';
 export { MultiHeadAttention, KeyValueCache, type RelativePositions, type AttentionInput } from './attention.js';
 export { DecoderLayer, type LayerOptions } from './decoder-layer.js';
 export { sinusoidalDistances, relShift, relSkew } from './positions.js';

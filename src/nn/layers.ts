@@ -1,5 +1,5 @@
 // Basic layers. Initialisation follows PyTorch's defaults unless a comment says otherwise.
-import { cat, F, full, ones, randn, zeros, rand, type Device, type Tensor } from '../tensor/index.js';
+import { cat, F, full, ones, randn, zeros, rand, widenReduced, type Device, type Tensor } from '../tensor/index.js';
 import { Module } from './module.js';
 
 /** y = x W^T + b, W [out, in]; PyTorch's init: U(-1/sqrt(in), 1/sqrt(in)) for W and b. */
@@ -14,6 +14,17 @@ export class Linear extends Module {
   }
   forward(x: Tensor): Tensor {
     return F.linear(x, this.weight, this.bias);
+  }
+}
+
+/**
+ * A model's output head: a Linear whose output (the logits [B, M, V]) is float32 whatever the
+ * precision. Under bf16 its matrix product runs in bfloat16 like every other, and the logits are
+ * widened back, so losses, sampling and callers always see float32 (src/tensor/precision.ts).
+ */
+export class OutputHead extends Linear {
+  override forward(x: Tensor): Tensor {
+    return widenReduced(super.forward(x));
   }
 }
 

@@ -22,6 +22,7 @@ import { z } from 'zod';
 import { loadRun, type LoadedRun } from '../train/objective.js';
 import { EngramError, configError, ioError } from '../tensor/errors.js';
 import type { DeviceSpec } from '../tensor/device.js';
+import type { Precision } from '../tensor/precision.js';
 import { generate, score, textModel, type GenerateSummary, type TextModel } from '../infer/stream.js';
 import { HttpError, stoppedError, type StopReason } from './http-error.js';
 import { ModelQueue } from './queue.js';
@@ -63,6 +64,8 @@ export interface ServeOptions extends Partial<ServeLimits> {
   registerViewer?: RegisterViewer;
   /** Where the models given as folders run ('cpu', 'cuda', 'cuda:N', 'auto'; default 'cpu'). */
   device?: DeviceSpec;
+  /** How the models given as paths run: 'float32' (default) or 'bf16' (loadRun's precision). */
+  precision?: Precision;
 }
 
 export interface EngramServer {
@@ -136,7 +139,7 @@ export async function createServer(options: ServeOptions): Promise<EngramServer>
   const taken = new Set<string>();
   try {
     for (const m of options.models) {
-      const run = typeof m === 'string' ? await loadRun(m, { device: options.device ?? 'cpu' }) : m;
+      const run = typeof m === 'string' ? await loadRun(m, { device: options.device ?? 'cpu', precision: options.precision ?? 'float32' }) : m;
       if (typeof m === 'string') owned.push(run);
       const name = uniqueName(run, taken);
       const queue = new ModelQueue(name, limits.queue);

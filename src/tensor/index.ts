@@ -12,3 +12,4 @@ export { resolveDevice, sameDevice, DEVICE_SPECS, type DeviceSpec } from './devi
 export { gradcheck, type GradcheckOptions, type GradcheckResult } from './gradcheck.js';
 export { saveSafetensors, loadSafetensors, toSafetensorsBytes, fromSafetensorsBytes, readSafetensorsHeader, saveTorch, loadTorch, type LoadOptions, type SafetensorsHeader } from './serialize.js';
 export { createGroup, destroyGroup, allReduceInPlace, broadcastInPlace, allGather, barrier, allReduceGradients, collectiveBackends, createGradientReducer, reducerBegin, reducerFinish, destroyGradientReducer, type CollectiveBackend, type GroupOptions } from './collectives.js';
+export { withPrecision, autocastDeviceOf, checkPrecision, precisionProblem, autocastState, widenReduced, precisions, type Precision, type AutocastDevice } from './precision.js';

@@ -40,6 +40,10 @@ const coreOps = {
   cudaSynchronize: op<() => void>(),
   setAllowTF32: op<(cublas: boolean | null, cudnn: boolean | null) => [boolean, boolean]>(),
   buildInfo: op<() => { torchVersion: string; parallelInfo: string; cxx11Abi: number; cuda: boolean }>(),
+  // mixed precision (precision_ops.cpp): deviceType 'cpu' | 'cuda'; the state is [enabled, dtype code]
+  autocastState: op<(deviceType: string) => [boolean, DCode]>(),
+  setAutocast: op<(deviceType: string, enabled: boolean, dtype: DCode) => [boolean, DCode]>(),
+  mkldnnAvailable: op<() => boolean>(),
 
   // creation and random
   zeros: op<(shape: number[], dtype: OptDCode, device: Device) => Id>(),

@@ -141,6 +141,12 @@ export const trainSchema = z.strictObject({
    * option the same way on every device (bf16 autocast on the device's own kernels).
    */
   device: z.string().regex(/^(cpu|auto|cuda(:\d+)?)$/, "must be 'cpu', 'cuda', 'cuda:N' or 'auto'").optional(),
+  /**
+   * 'bf16': matrix products in bfloat16 with float32 master weights, optimiser state, softmax,
+   * normalisation and loss (src/tensor/precision.ts); 'float32' (default): everything in float32.
+   * Left out when not given, as nonFinite; may change on resume (checkpoints are float32 either way).
+   */
+  precision: z.enum(['float32', 'bf16']).optional(),
 });
 
 export const plateauSchema = z.strictObject({

@@ -23,7 +23,7 @@
 // averaging the ranks' gradients gives the single-process gradient.
 //
 // Shapes: B batch, M segment length, T = numSegments * M.
-import { configError, ioError, resolveDevice, tidy, type Device, type Tensor } from '../tensor/index.js';
+import { checkPrecision, configError, ioError, resolveDevice, tidy, type Device, type Precision, type Tensor } from '../tensor/index.js';
 import { createModel, type CreateModelOptions, type MemoryState, type SegmentModel } from '../models/index.js';
 import { Rng } from '../tasks/random.js';
 import { shardRows, StreamBatcher, type Shard } from '../tasks/stream.js';
@@ -463,13 +463,22 @@ export type LoadedRun =
   | (LoadedRunBase & { kind: 'task'; task: SegmentedTask; objective: TaskObjective })
   | (LoadedRunBase & { kind: 'lm'; vocab: CharVocab; objective: LanguageModelRun });
 
+export interface LoadRunOptions {
+  /**
+   * How the model runs (SegmentModel.precision, default 'float32'): whatever precision the run
+   * was trained at, its weights are float32 and load into either.
+   */
+  precision?: Precision;
+}
+
 /**
  * Loads a model folder (config.json + model.safetensors) or else a run directory's checkpoint,
- * the model on options.device (default 'cpu'; both hold CPU tensors, whatever trained them).
+ * the model on o.device (default 'cpu'; both hold CPU tensors, whatever trained them).
  */
-export async function loadRun(dir: string, options: CreateModelOptions = {}): Promise<LoadedRun> {
+export async function loadRun(dir: string, o: CreateModelOptions & LoadRunOptions = {}): Promise<LoadedRun> {
+  const precision = checkPrecision(o.precision ?? 'float32', 'loadRun', 'precision (--precision)');
   let base: LoadedRunBase, vocabText: string | null;
-  const device = resolveDevice(options.device, 'loadRun');
+  const device = resolveDevice(o.device, 'loadRun');
   if (!hasCheckpoint(dir) && isModelFolder(dir)) {
     const { model, config } = await loadModel(dir, { device });
     base = { dir, source: 'model-folder', step: config.step, config: config.training, model };
@@ -489,6 +498,7 @@ export async function loadRun(dir: string, options: CreateModelOptions = {}): Pr
     vocabText = meta.vocab;
   }
   const { config, model } = base, data = config.data;
+  model.precision = precision;
   try {
     if (data.kind === 'task') {
       const objective = new TaskObjective(data, config.train);

@@ -25,7 +25,7 @@
 // Shapes: B batch, M segment length, T = numSegments * M, V vocabulary.
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { configError, EngramError, engramError, heapBytes, ioError, manualSeed, numericError, resolveDevice, setNumThreads, tidy, type Tensor } from '../tensor/index.js';
+import { checkPrecision, configError, EngramError, engramError, heapBytes, ioError, manualSeed, numericError, resolveDevice, setNumThreads, tidy, type Tensor } from '../tensor/index.js';
 import { removeTempFiles, writeFileAtomic } from '../tensor/serialize.js';
 import { Adam, AdamW, clipGradNorm, constantLr, cosineDecay, LrScheduler, ReduceLROnPlateau, weightDecayGroups, withWarmup, type AdamOptions, type Schedule } from '../optim/index.js';
 import { createModel, resolveModelConfig, type MemoryState, type ModelConfig, type SegmentModel } from '../models/index.js';
@@ -147,7 +147,7 @@ export async function train(config: TrainConfigInput | TrainConfig, options: Tra
 }
 
 /** Fields that may change when resuming (they do not change what the steps compute). */
-const RESUMABLE_CHANGES = ['steps', 'logEvery', 'evalEvery', 'checkpointEvery', 'threads', 'nonFinite', 'device'] as const;
+const RESUMABLE_CHANGES = ['steps', 'logEvery', 'evalEvery', 'checkpointEvery', 'threads', 'nonFinite', 'device', 'precision'] as const;
 
 /** With train.nonFinite 'skip', this many non-finite batches in a row stop the run (the weights are likely broken). */
 export const MAX_SKIPPED_IN_A_ROW = 10;
@@ -275,6 +275,7 @@ export class Trainer {
         }
       }
       if (config.train.threads > 0) setNumThreads(config.train.threads);
+      const precision = checkPrecision(config.train.precision ?? 'float32', 'train', 'train.precision (--precision)');
       if (checkpoint && !writer) checkResumable(checkpoint.meta.config, config);
       // A fresh run with train.initFrom: the source first, for its vocabulary (ids must keep their meaning).
       if (!checkpoint && config.train.initFrom !== undefined) source = await loadInitSource(config.train.initFrom);
@@ -283,6 +284,10 @@ export class Trainer {
       const { kind, memLen, numMemTokens, ...sizes } = config.model;
       // Initialised on the CPU, then moved: a seed gives the same weights on every device.
       const model = createModel(resolveModelConfig({ ...sizes, kind: kind as ModelConfig['kind'], memLen, numMemTokens, vocabSize: objective.vocabSize }), { device });
+      // The forward passes (training and evaluation) run at it; the loss is float32 (float32
+      // logits), backward follows each op's forward dtype and the optimiser works on the float32
+      // weights, all outside autocast.
+      model.precision = precision;
       trainer = new Trainer(config, model, objective, options);
       trainer.#lock = lock;
       if (checkpoint) {
