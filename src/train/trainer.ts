@@ -126,7 +126,7 @@ export async function train(config: TrainConfigInput | TrainConfig, options: Tra
   }
 }
 
-/** Fields that may change when resuming (they do not change what the steps compute). */
+/** Fields that may change when resuming (they do not change what the steps compute; precision only its rounding). */
 const RESUMABLE_CHANGES = ['steps', 'logEvery', 'evalEvery', 'checkpointEvery', 'threads', 'nonFinite', 'precision'] as const;
 
 /** With train.nonFinite 'skip', this many non-finite batches in a row stop the run (the weights are likely broken). */
@@ -216,6 +216,7 @@ export class Trainer {
    */
   static async create(input: TrainConfigInput | TrainConfig, options: TrainOptions = {}): Promise<Trainer> {
     const config = resolveTrainConfig(input);
+    const precision = checkPrecision(config.train.precision ?? 'float32', 'train', 'train.precision (--precision)'); // before the run directory is touched
     const runDir = options.runDir ?? null;
     const pg = options.processGroup ?? null;
     const writer = !pg || pg.isMain; // the other ranks only read runDir's checkpoint
@@ -243,7 +244,6 @@ export class Trainer {
         }
       }
       if (config.train.threads > 0) setNumThreads(config.train.threads);
-      const precision = checkPrecision(config.train.precision ?? 'float32', 'train', 'train.precision (--precision)');
       if (checkpoint && !writer) checkResumable(checkpoint.meta.config, config);
       const objective = await createObjective(config, { vocab: checkpoint?.meta.vocab ?? null, shard: pg });
       manualSeed(config.train.seed);
