@@ -130,11 +130,11 @@ test('every kind at bf16: logits close to float32 (and not equal: the products r
   }
 });
 
-test('decoding at bf16: the cached decoder gives what forward() gives at bf16, in float32', { skip }, () => {
-  for (const kind of ['xl', 'expire-span', 'feedback'] as const) {
+test('decoding at bf16: for every kind the cached decoder gives what forward() gives at bf16, in float32', { skip }, () => {
+  for (const { kind } of modelKindSpecs) {
     tidy(() => {
       manualSeed(2);
-      const model = createModel({ kind, vocabSize: 11, layers: 2, dModel: 32, heads: 2, dInner: 64, memLen: 6 } as ModelConfigInput);
+      const model = createModel({ kind, vocabSize: 11, layers: 2, dModel: 32, heads: 2, dInner: 64, ...memoryDefaults({ kind }, 6) } as ModelConfigInput);
       model.eval();
       model.precision = 'bf16';
       const ids = Array.from({ length: 12 }, (_, i) => (i * 7) % 11);

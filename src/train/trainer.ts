@@ -146,7 +146,7 @@ export async function train(config: TrainConfigInput | TrainConfig, options: Tra
   }
 }
 
-/** Fields that may change when resuming (they do not change what the steps compute). */
+/** Fields that may change when resuming (they do not change what the steps compute; precision only its rounding). */
 const RESUMABLE_CHANGES = ['steps', 'logEvery', 'evalEvery', 'checkpointEvery', 'threads', 'nonFinite', 'device', 'precision'] as const;
 
 /** With train.nonFinite 'skip', this many non-finite batches in a row stop the run (the weights are likely broken). */
@@ -244,6 +244,7 @@ export class Trainer {
    */
   static async create(input: TrainConfigInput | TrainConfig, options: TrainOptions = {}): Promise<Trainer> {
     const config = resolveTrainConfig(input);
+    const precision = checkPrecision(config.train.precision ?? 'float32', 'train', 'train.precision (--precision)'); // before the run directory is touched
     const runDir = options.runDir ?? null;
     const pg = options.processGroup ?? null;
     // Checked before anything is read or locked. In an NCCL job each rank uses its own GPU.
@@ -275,7 +276,6 @@ export class Trainer {
         }
       }
       if (config.train.threads > 0) setNumThreads(config.train.threads);
-      const precision = checkPrecision(config.train.precision ?? 'float32', 'train', 'train.precision (--precision)');
       if (checkpoint && !writer) checkResumable(checkpoint.meta.config, config);
       // A fresh run with train.initFrom: the source first, for its vocabulary (ids must keep their meaning).
       if (!checkpoint && config.train.initFrom !== undefined) source = await loadInitSource(config.train.initFrom);
