@@ -51,7 +51,7 @@ import {
   CharVocab, createModel, Decoder, getNumThreads, manualSeed, resolveTrainConfig, saveModel, score, setNumThreads, tidy,
   type ModelConfigInput, type SegmentModel,
 } from '../src/index.js';
-import { startTorchWorker, threadSettings, type TorchWorker } from './torch-worker.js';
+import { askOrDrop, startTorchWorker, threadSettings, type TorchWorker } from './torch-worker.js';
 
 function argValue(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -150,18 +150,7 @@ async function runDecode(): Promise<void> {
   let worker: TorchWorker | null = started.worker;
   torchNote = started.note;
   console.log(torchNote);
-  /** One answer from PyTorch, or null (and PyTorch dropped for the rest of the run) if it fails. */
-  const askTorch = async (cmd: Record<string, unknown>) => {
-    if (!worker) return null;
-    try {
-      return await worker.ask(cmd);
-    } catch (e) {
-      console.log(`PyTorch worker failed (${(e as Error).message}): torch column dropped`);
-      worker.close();
-      worker = null;
-      return null;
-    }
-  };
+  const askTorch = (cmd: Record<string, unknown>) => askOrDrop(worker, cmd, () => { worker = null; });
   try {
     for (const sizeName of sizes) {
       const size = SIZES[sizeName]!;

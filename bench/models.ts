@@ -44,7 +44,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startTorchWorker, threadSettings, type TorchWorker } from './torch-worker.js';
+import { askOrDrop, startTorchWorker, threadSettings, type TorchWorker } from './torch-worker.js';
 import {
   Adam, buildInfo, checkPrecision, createModel, crossEntropySum, cudaSynchronize, disposeState, getNumThreads, manualSeed, randint, resolveDevice, saveSafetensors,
   setNumThreads, tidy, unroll, type Device, type BpttDepth, type MemoryState, type ModelConfig, type SegmentModel, type Tensor,
@@ -251,18 +251,7 @@ class EngramBench {
 }
 
 let worker: TorchWorker | null = null;
-/** One answer from PyTorch, or null (and PyTorch dropped for the rest of the run) if it fails. */
-async function askTorch(cmd: Record<string, unknown>): Promise<Record<string, unknown> | null> {
-  if (!worker) return null;
-  try {
-    return await worker.ask(cmd);
-  } catch (e) {
-    console.log(`PyTorch worker failed (${(e as Error).message}): torch columns dropped`);
-    worker.close();
-    worker = null;
-    return null;
-  }
-}
+const askTorch = (cmd: Record<string, unknown>) => askOrDrop(worker, cmd, () => { worker = null; });
 
 // ---- main ------------------------------------------------------------------------------------------
 

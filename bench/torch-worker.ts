@@ -79,6 +79,22 @@ export class TorchWorker {
  * Starts the PyTorch side of a benchmark (bench/<script> --serve) with the same ATen thread count
  * and OMP_WAIT_POLICY as this process, or explains in `note` why there is none.
  */
+/**
+ * worker.ask(cmd), or null without a worker. A failure is printed, closes the worker and calls
+ * `dropped` (the caller forgets it), so PyTorch's columns are dropped for the rest of the run.
+ */
+export async function askOrDrop(worker: TorchWorker | null, cmd: Record<string, unknown>, dropped: () => void): Promise<Record<string, unknown> | null> {
+  if (!worker) return null;
+  try {
+    return await worker.ask(cmd);
+  } catch (e) {
+    console.log(`PyTorch worker failed (${(e as Error).message}): torch columns dropped`);
+    worker.close();
+    dropped();
+    return null;
+  }
+}
+
 export async function startTorchWorker(script: string, o: { wantTorch: boolean; mayInstall: boolean; threads: number }): Promise<{ worker: TorchWorker | null; note: string }> {
   if (!o.wantTorch) return { worker: null, note: '--no-torch: torch columns skipped' };
   const py = findPythonWithTorch(o.mayInstall);
