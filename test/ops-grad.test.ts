@@ -148,6 +148,30 @@ test('grad: maskedSoftmax with a mask, scale != 1, a fully masked row, dim 0', (
   assertClose(F.maskedSoftmax(x, mask, { scale: 0.7 }).maskedSelect(keep), ref.maskedSelect(keep).toArray(), { atol: 1e-12 });
 });
 
+test('grad: softMaskRenorm against p and a broadcast mask; same values as the composed ops', () => {
+  manualSeed(31);
+  // p: attention weights [B, K, Tq, Tk] with a fully masked row (zeros); m in [0, 1] with exact 0s and 1s
+  const p = F.maskedSoftmax(randn([2, 3, 4, 5], { dtype: 'float64' }), randn([2, 1, 4, 5]).gt(1)).detach().requiresGrad_();
+  const mask = (shape: number[]) => randn(shape, { dtype: 'float64' }).mul(0.8).add(0.5).clamp(0, 1).detach().requiresGrad_();
+  for (const shape of [[2, 3, 4, 5], [1, 3, 1, 5], [2, 1, 4, 5], [4, 5]]) {
+    const m = mask(shape);
+    check((a, mm) => F.softMaskRenorm(a, mm), [p, m]);
+    check((a, mm) => F.softMaskRenorm(a, mm, { eps: 0.3 }), [p, m]);
+    check((mm) => F.softMaskRenorm(p.detach(), mm), [m]); // only the mask requires grad
+  }
+  check((a, mm) => F.softMaskRenorm(a, mm, { dim: 2 }), [p, mask([2, 3, 4, 1])]);
+  // float32: bit-identical forward to mul / sum / add / div, gradients equal to theirs up to rounding
+  const p32 = p.detach().float().requiresGrad_(), m32 = mask([1, 3, 4, 5]).detach().float().requiresGrad_();
+  const composed = (a: Tensor, mm: Tensor) => { const q = a.mul(mm); return q.div(q.sum(-1, true).add(1e-8)); };
+  const w = randn([2, 3, 4, 5]);
+  const fused = F.softMaskRenorm(p32, m32);
+  assert.deepEqual(fused.toArray(), composed(p32, m32).toArray());
+  const [gp, gm] = grad(fused.mul(w).sum(), [p32, m32]);
+  const [rp, rm] = grad(composed(p32, m32).mul(w).sum(), [p32, m32]);
+  assertClose(gp!, rp!.toArray() as number[], { atol: 1e-5 });
+  assertClose(gm!, rm!.toArray() as number[], { atol: 1e-5 });
+});
+
 test('grad: layerNorm (input, weight, bias), linear, embedding (weight)', () => {
   manualSeed(4);
   const x = rnd([2, 3]), w = rnd([3]), b = rnd([3]);

@@ -196,10 +196,7 @@ export class MultiHeadAttention extends Module {
   private mix(scores: Tensor, values: readonly Tensor[], o: { mask: Tensor | null; softMask?: Tensor | null; frozen?: boolean; record?: (weights: Tensor) => void }): Tensor {
     const [B, K, Tq] = scores.shape as [number, number, number];
     let probs = F.maskedSoftmax(scores, o.mask, { scale: 1 / Math.sqrt(this.headDim), dim: -1 }); // [B, K, Tq, Tk]
-    if (o.softMask) {
-      const masked = probs.mul(o.softMask);
-      probs = masked.div(masked.sum(-1, true).add(1e-8));
-    }
+    if (o.softMask) probs = F.softMaskRenorm(probs, o.softMask, { eps: 1e-8 }); // m·a / (Σ m·a + 1e-8)
     if (o.record) {
       o.record(probs);
     } else if (this.recordAttention && !o.frozen) {

@@ -19,6 +19,15 @@ export function maskedSoftmax(x: Tensor, mask: Tensor | null, { scale = 1, dim =
   return fromId(native.maskedSoftmax(x.id, mask?.id ?? null, scale, dim));
 }
 
+/**
+ * p·mask / (Σ_dim p·mask + eps): a soft mask (broadcast to p) on attention weights p, each row
+ * renormalised (Adaptive-Span's and Expire-Span's masks). Fused, with its own backward (gradients
+ * for p and mask); the same values as the composed ops.
+ */
+export function softMaskRenorm(p: Tensor, mask: Tensor, { eps = 1e-8, dim = -1 } = {}): Tensor {
+  return fromId(native.softMaskRenorm(p.id, mask.id, eps, dim));
+}
+
 export const relu = (x: Tensor): Tensor => x.relu();
 export const gelu = (x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor => x.gelu(approximate);
 export const silu = (x: Tensor): Tensor => x.silu();

@@ -185,6 +185,7 @@ const coreOps = {
   softmax: op<(t: Id, dim: number, dtype: OptDCode) => Id>(),
   logSoftmax: op<(t: Id, dim: number, dtype: OptDCode) => Id>(),
   maskedSoftmax: op<(t: Id, mask: OptId, scale: number, dim: number) => Id>(),
+  softMaskRenorm: op<(p: Id, mask: Id, eps: number, dim: number) => Id>(),
   layerNorm: op<(x: Id, shape: number[], weight: OptId, bias: OptId, eps: number) => Id>(),
   dropout: op<(x: Id, p: number, train: boolean) => Id>(),
   embedding: op<(weight: Id, indices: Id, paddingIdx: number) => Id>(),
