@@ -2,7 +2,8 @@
 // window with learned key positions, and block-by-block processing equal to one long pass.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cat, createModel, manualSeed, randint, SequentialTransformer, tidy } from '../src/index.js';
+import { arange, cat, createModel, grad, manualSeed, randint, randn, SequentialTransformer, tidy } from '../src/index.js';
+import { skewedKeyPositions } from '../src/nn/positions.js';
 import { assertClose } from './helpers.js';
 
 const make = (memLen: number) =>
@@ -42,6 +43,30 @@ test('blocks with a cache give the outputs of one pass over the whole stream', (
       model.dispose();
     }
   });
+});
+
+test('skewedKeyPositions gives the gathered key position scores at every rank the window allows, and their gradients', () => {
+  manualSeed(5);
+  // (cached C, block Tq, window w, offset f): full cache, short cache, no cache, w larger than the keys, before-query
+  for (const [C, Tq, w, f] of [[6, 4, 7, 0], [2, 4, 7, 0], [0, 5, 3, 0], [3, 2, 9, 0], [7, 4, 7, 1], [1, 3, 4, 1], [0, 1, 1, 0]] as const) {
+    tidy(() => {
+      const Tk = C + Tq;
+      const q = randn([2, 3, Tq, 4], { dtype: 'float64' }).requiresGrad_();
+      const keyPe = randn([4, w], { dtype: 'float64' }).requiresGrad_();
+      const rank = arange(C - f, C + Tq - f, 1, { dtype: 'int64' }).unsqueeze(1).sub(arange(0, Tk, 1, { dtype: 'int64' })); // [Tq, Tk]
+      const seen = rank.ge(0).logicalAnd(rank.lt(w)); // [Tq, Tk]
+      const gathered = q.matmul(keyPe).gather(-1, rank.clamp(0, w - 1).view(1, 1, Tq, Tk).expand(2, 3, Tq, Tk));
+      const skewed = skewedKeyPositions(q, keyPe, C - f, Tk);
+      assert.deepEqual(skewed.shape, [2, 3, Tq, Tk]);
+      const keep = seen.expand(2, 3, Tq, Tk);
+      assertClose(skewed.maskedSelect(keep), gathered.maskedSelect(keep).toArray() as number[], { atol: 1e-12 });
+      const weights = randn([2, 3, Tq, Tk], { dtype: 'float64' }).mul(seen);
+      const [gq, gk] = grad(skewed.mul(weights).sum(), [q, keyPe]);
+      const [rq, rk] = grad(gathered.mul(weights).sum(), [q, keyPe]);
+      assertClose(gq!, rq!.toArray() as number[], { atol: 1e-12 });
+      assertClose(gk!, rk!.toArray() as number[], { atol: 1e-12 });
+    });
+  }
 });
 
 test('sequential models need a span', () => {

@@ -58,12 +58,13 @@ export class AdaptiveSpanTransformer extends SequentialTransformer {
     const w = this.trimming ? visible : this.span;
     const kept = this.trimming ? Math.min(cached, w - 1 + this.windowOffset) : cached;
     const memory = cache && kept > 0 ? cache.narrow(1, cached - kept, kept) : null; // [B, kept, H]
-    const { mask, distance } = this.window(kept, M, w); // [M, kept + M]
+    const { mask, distance, rankShift } = this.window(kept, M, w); // [M, kept + M]
     const x = this.tables.get(`adaptive-distance:${kept},${M},${w},${z.dtype}`, () => distance.to(z.dtype)); // x of m_z(x), floats [M, kept + M]
     return {
       memory,
       mask,
       distance,
+      rankShift,
       softMask: spans.mask(z, x), // [1|B, K, M, kept + M]
       auxLoss: spans.loss(z),
       keyPe: w < this.keyPe.shape[1]! ? this.keyPe.narrow(1, 0, w) : this.keyPe, // [D, w]

@@ -131,8 +131,8 @@ export class CompressiveTransformer extends SequentialTransformer<CompressiveSta
     if (this.options.scheme === 'overlap') return this.overlapContext(l, h, state, blockLength);
     const parts = [state.compressed?.[l], state.cache?.[l]].filter((t): t is Tensor => t !== undefined);
     const memory = parts.length === 0 ? null : parts.length === 1 ? parts[0]! : cat(parts, 1); // [B, S + R, H]
-    const { mask, distance } = this.window(memory?.shape[1] ?? 0, h.shape[1]!, this.windowLength);
-    return { memory, mask, distance, softMask: null, auxLoss: null };
+    const { mask, distance, rankShift } = this.window(memory?.shape[1] ?? 0, h.shape[1]!, this.windowLength);
+    return { memory, mask, distance, rankShift, softMask: null, auxLoss: null };
   }
 
   /** Decoding: the compressed slots, then the raw memory (as layerContext reads them). */

@@ -24,7 +24,8 @@
 // spans clamped to u·L for the mask and the loss; the drop decision uses the unclamped spans, so
 // noise never loses a memory that later blocks could need.
 //
-// Key positions: L + R distances (expireSpanPositions: a memory is seen up to distance e + R − 1);
+// Key positions: L + R distances (expireSpanPositions: a memory is seen up to distance e + R − 1),
+// each block using only the columns up to its oldest memory's distance from its last query;
 // with expireSpan.keyPositions 'block-length' only distances 1 … min(L, M) get one (the reference).
 // Options reproducing the reference (docs/deviations.md E, F, G): window 'before-query' blocks the
 // query itself (distance 0; spans, ramp and key positions keep the true distance), initialMemory
@@ -147,11 +148,15 @@ export class ExpireSpanTransformer extends SequentialTransformer<ExpireSpanState
     const age = memory ? cat([memoryAge!, blockAge], 1) : blockAge; // [B, N]
     const spans = memory ? cat([this.predictSpans(l, memory), this.predictSpans(l, h)], 1) : this.predictSpans(l, h); // [B, N]
     const limited = this.#spanLimit === null ? spans : spans.clampMax(this.#spanLimit); // [B, N]
-    const { soft, blocked, distance } = expireMask(limited, age, M, ramp, this.keyPositions, this.windowOffset);
+    // The key position table cut to the distances this block reaches (the oldest memory's from the
+    // last query): short spans keep few memories, and q · keyPe then costs that many columns, not P.
+    const reach = Math.min(this.keyPositions, (memoryAge ? memoryAge.max().item() : 0) + M); // one small read per layer
+    const { soft, blocked, distance } = expireMask(limited, age, M, ramp, reach, this.windowOffset);
     const auxLoss = lossCoef > 0 ? spanLoss(limited, soft, lossCoef, ramp) : null;
-    const keyPe = this.options.keyPositions === 'block-length' // [D, P]
+    const table = this.options.keyPositions === 'block-length' // [D, P]
       ? this.keyPe.mul(this.tables.get(`block-length-columns:${blockLength},${this.keyPe.dtype}`, () => blockLengthColumns(this.keyPositions, this.span, blockLength, this.keyPe.dtype)))
-      : undefined;
+      : this.keyPe;
+    const keyPe = reach < this.keyPositions ? table.narrow(1, 0, reach) : table; // [D, reach]
     return { memory, mask: blocked, distance, softMask: soft, auxLoss, spans, age, keyPe };
   }
 

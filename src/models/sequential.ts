@@ -60,6 +60,11 @@ export interface LayerContext {
   auxLoss: Tensor | null;
   /** [D, w]: the key position table for this layer (Adaptive-Span cuts it to its window); default the model's keyPe. */
   keyPe?: Tensor;
+  /**
+   * Keys at consecutive positions (the sliding window): key j's rank for query i is i − j + rankShift,
+   * so forward() scores key positions by a skewed view instead of a gather (LearnedPositions.rankShift).
+   */
+  rankShift?: number;
 }
 
 export class SequentialTransformer<S extends SequentialState = SequentialState, Ctx extends LayerContext = LayerContext>
@@ -139,7 +144,7 @@ export class SequentialTransformer<S extends SequentialState = SequentialState, 
       const ctx = this.layerContext(l, h, state, M);
       contexts.push(ctx);
       if (ctx.auxLoss) losses.push(ctx.auxLoss);
-      h = layer.forward(h, ctx.memory, ctx.mask, { keyPe: ctx.keyPe ?? this.keyPe, distance: ctx.distance }, ctx.softMask);
+      h = layer.forward(h, ctx.memory, ctx.mask, { keyPe: ctx.keyPe ?? this.keyPe, distance: ctx.distance, rankShift: ctx.rankShift }, ctx.softMask);
     });
     this.#footprint = contexts.reduce((s, c) => s + (c.memory?.shape[1] ?? 0), 0) / contexts.length;
     const out = this.finalNorm ? this.finalNorm.forward(h) : h;
@@ -200,8 +205,8 @@ export class SequentialTransformer<S extends SequentialState = SequentialState, 
    */
   protected layerContext(l: number, h: Tensor, state: S, _blockLength: number): Ctx {
     const memory = state.cache?.[l] ?? null;
-    const { mask, distance } = this.window(memory?.shape[1] ?? 0, h.shape[1]!);
-    return { memory, mask, distance, softMask: null, auxLoss: null } as Ctx;
+    const { mask, distance, rankShift } = this.window(memory?.shape[1] ?? 0, h.shape[1]!);
+    return { memory, mask, distance, rankShift, softMask: null, auxLoss: null } as Ctx;
   }
 
   /** The baseline: each layer keeps its last L inputs, detached. */
@@ -213,14 +218,15 @@ export class SequentialTransformer<S extends SequentialState = SequentialState, 
    * The sliding window over cat(C contiguous cached positions, M block positions): query i (at
    * position C + i) sees key j when its rank r = C + i − j − f lies in [0, L), f the window's offset
    * (0: distances 0 … L − 1; 1, window 'before-query': distances 1 … L). Returns the mask (true: not
-   * allowed) and the ranks clamped to [0, L) (the keyPe columns). `span` defaults to L.
+   * allowed), the ranks clamped to [0, L) (the keyPe columns) and rankShift = C − f (rank = i − j +
+   * rankShift). `span` defaults to L.
    */
-  window(cached: number, block: number, span = this.span): { mask: Tensor; distance: Tensor } {
+  window(cached: number, block: number, span = this.span): { mask: Tensor; distance: Tensor; rankShift: number } {
     const L = span, f = this.windowOffset;
     const rank = () => arange(cached - f, cached + block - f, 1, { dtype: 'int64' }).unsqueeze(1).sub(arange(0, cached + block, 1, { dtype: 'int64' })); // [M, C + M]
     const mask = this.tables.get(`window-mask:${cached},${block},${L},${f}`, () => { const x = rank(); return x.lt(0).logicalOr(x.ge(L)); });
     const distance = this.tables.get(`window-distance:${cached},${block},${L},${f}`, () => rank().clamp(0, L - 1));
-    return { mask, distance };
+    return { mask, distance, rankShift: cached - f };
   }
 
   override dispose(): void {

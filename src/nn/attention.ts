@@ -18,7 +18,7 @@
 import { cat, F, type Tensor } from '../tensor/index.js';
 import { Module } from './module.js';
 import { Dropout, Linear } from './layers.js';
-import { relShift, relSkew } from './positions.js';
+import { relShift, relSkew, skewedKeyPositions } from './positions.js';
 import { GrowingTensor } from './growing-tensor.js';
 
 export interface RelativePositions {
@@ -46,6 +46,12 @@ export interface LearnedPositions {
    * removes may hold any value in range (clamp them).
    */
   distance: Tensor;
+  /**
+   * Keys at consecutive positions (a sliding window over cache and block; forward() only): key j's
+   * rank for query i is i − j + rankShift (the distance's keyPe column). Scores then come from a
+   * skewed view (skewedKeyPositions) instead of a gather by `distance`.
+   */
+  rankShift?: number;
 }
 
 export const isRelative = (p: RelativePositions | LearnedPositions): p is RelativePositions => 'u' in p;
@@ -156,10 +162,15 @@ export class MultiHeadAttention extends Module {
     const positions = o.positions;
     let scores: Tensor;
     if (positions && !isRelative(positions)) {
-      const byDistance = q.matmul(positions.keyPe); // [B, K, Tq, L]
-      const d = positions.distance;
-      const index = (d.ndim === 2 ? d.view(1, 1, Tq, Tk) : d).expand(B, K, Tq, Tk);
-      scores = q.matmul(k.mT).add(byDistance.gather(-1, index)); // [B, K, Tq, Tk]
+      let byKey: Tensor; // [B, K, Tq, Tk]
+      if (positions.rankShift !== undefined) {
+        byKey = skewedKeyPositions(q, positions.keyPe, positions.rankShift, Tk);
+      } else {
+        const byDistance = q.matmul(positions.keyPe); // [B, K, Tq, L]
+        const d = positions.distance;
+        byKey = byDistance.gather(-1, (d.ndim === 2 ? d.view(1, 1, Tq, Tk) : d).expand(B, K, Tq, Tk));
+      }
+      scores = q.matmul(k.mT).add(byKey); // [B, K, Tq, Tk]
     } else if (positions && this.r) {
       const content = q.add(positions.u.unsqueeze(1)).matmul(k.mT); // [B, K, Tq, Tk]
       const rk = o.relativeKeys ?? this.relativeKeys(positions.r, o.frozen); // [K, D, R]

@@ -47,3 +47,29 @@ export function relSkew(x: Tensor): Tensor {
   const strides = c.strides();
   return c.asStrided([...lead, tq, tk], [...strides.slice(0, -2), width - 1, 1], tq - 1);
 }
+
+/**
+ * Learned key positions for keys at consecutive positions (a sliding window), without gathering a
+ * [..., Tq, Tk] table by distance (and scattering it back in backward): q [..., Tq, D] against
+ * keyPe [D, w] (column r embeds rank r) gives out[..., i, j] = q_i · keyPe[:, i − j + shift] where
+ * 0 <= i − j + shift < w, [..., Tq, Tk]; other entries hold other values (the mask removes them).
+ *
+ * rel_shift's idea with a table built for it: q times a table of Tk + 1 columns, column c embedding
+ * rank top − c (zero where there is no such rank), then the flat view of each [Tq, Tk + 1] matrix
+ * read from offset `base` in rows of Tk: entry [i, j] is column base + j − i of row i, rank
+ * top − base + i − j, which is i − j + shift for top = base + shift. base = max(0, min(w − 1 − shift,
+ * Tq − 1)) keeps every entry with a valid rank inside its own row and every read inside the matrix.
+ */
+export function skewedKeyPositions(q: Tensor, keyPe: Tensor, shift: number, tk: number): Tensor {
+  const w = keyPe.shape[1]!;
+  const shape = q.shape;
+  const tq = shape[shape.length - 2]!;
+  const lead = shape.slice(0, -2);
+  const base = Math.max(0, Math.min(w - 1 - shift, tq - 1));
+  const top = base + shift; // rank of column 0
+  const hi = Math.min(w - 1, top), lo = Math.max(0, top - tk); // ranks present, hi down to lo
+  // [D, Tk + 1]: zeros for ranks above w − 1, keyPe's columns hi … lo, zeros for ranks below 0
+  const table = F.pad(keyPe.narrow(1, lo, hi - lo + 1).flip(1), [top - hi, lo - (top - tk)]);
+  const byColumn = q.matmul(table); // [..., Tq, Tk + 1]
+  return byColumn.view([...lead, tq * (tk + 1)]).narrow(-1, base, tq * tk).view([...lead, tq, tk]);
+}
