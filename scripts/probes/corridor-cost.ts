@@ -28,7 +28,7 @@ if (one) {
   const result = await train({
     model: models[one as keyof typeof models],
     data: { kind: 'task', name: 'corridor', options: { segmentLength: 64, length } },
-    train: { steps, batchSize: 32, seed: 0, evalEvery: 0, logEvery: 0 },
+    train: { steps, batchSize: 32, seed: 0, evalEvery: 0, logEvery: steps },
     optim: { optimizer: 'adam', lr: 0.001, clipGradNorm: 1 },
   });
   console.log(JSON.stringify({ model: one, msPerStep: result.secondsPerStep * 1000, peakHeapMiB: (result.peakHeapBytes ?? NaN) / 2 ** 20 }));

@@ -3,8 +3,10 @@
 //     score(i, j) = ((q_i + u) · k_j + (q_i + v) · W_r R_{i-j}) / sqrt(D)
 //   learned key positions (the Expire-Span code base's key_pe, SPEC §1 last paragraph):
 //     score(i, j) = (q_i · k_j + q_i · P[:, d_ij]) / sqrt(D),  d_ij the distance of key j from query i
+//     (q · P gathered by d, or, for keys at consecutive positions, read through a skewed view:
+//     positions.ts skewedKeyPositions)
 // and an optional soft mask applied after the softmax and renormalised (Adaptive-Span, Expire-Span):
-//     a'_ij = m_ij a_ij / (Σ_j m_ij a_ij + 1e-8)
+//     a'_ij = m_ij a_ij / (Σ_j m_ij a_ij + 1e-8)   (one native op, F.softMaskRenorm)
 //
 // One path for every model: forward() projects queries, keys and values itself; forwardCached()
 // (incremental decoding) projects only the new rows and reads the earlier ones' keys and values
