@@ -32,10 +32,13 @@
 //     reference recomputes them per block too). Pre-LN's per-layer LayerNorm of the memories is
 //     folded into the projection: W_l (γ_l ⊙ n + β_l) = (W_l diag γ_l) n + W_l β_l, n = LN(m)
 //     without affine, so one matmul still serves every layer.
-//   - The carried memories' keys/values are one tensor for the block, read through views, so the
-//     autograd graph does not hold a copy per step; only the block's own keys/values grow by a
-//     concatenation per step (the reference writes into a preallocated buffer with a custom
-//     autograd function instead).
+//   - The carried memories' keys/values are one tensor for the block, read through views; the
+//     block's own keys/values are written step by step into a preallocated buffer [2, N, B, K, M, D]
+//     (StepBuffer, src/tensor/step-buffer.ts) and read back as views, as the reference writes them
+//     into a preallocated buffer with a custom autograd function: no per-step concatenation, whose
+//     copies of every key/value so far autograd would keep, one per step, for backward (the
+//     gradients are the same, test/step-buffer.test.ts). Incremental decoding (openSegment) still
+//     grows them by concatenation: it keeps no graph, so each copy is freed at the next step.
 //   - Each step runs the shared decoder layer (DecoderLayer.around) around the shared attention
 //     over those precomputed keys and values (MultiHeadAttention.attendProjected).
 //
@@ -45,7 +48,7 @@
 // Shapes: B batch, M block length, t step in the block, C carried memories (<= L), F memories of
 // this block in the window (<= L), n = C' + F memories in step t's window, L maximum span,
 // N layers, H hidden, K heads, D = H/K head size, V vocabulary.
-import { cat, configError, F, shapeError, stack, tidy, randn, widenReduced, withPrecision, autocastDeviceOf, zeros, type Device, type Precision, type Tensor } from '../tensor/index.js';
+import { cat, configError, F, shapeError, stack, tidy, randn, widenReduced, withPrecision, autocastDeviceOf, zeros, StepBuffer, type Device, type Precision, type Tensor } from '../tensor/index.js';
 import { Module } from '../nn/module.js';
 import { Dropout, TokenEmbedding, LayerNorm, OutputHead } from '../nn/layers.js';
 import { DecoderLayer } from '../nn/decoder-layer.js';
@@ -138,43 +141,46 @@ export class FeedbackTransformer extends Module implements SegmentModel<Feedback
       const C = carriedIn?.shape[1] ?? 0;
       // Keys/values of the carried memories, contiguous so that per-step views need no copy.
       const kvCarried = carriedIn ? this.project(carriedIn, projection).contiguous() : null; // [2, N, B, K, C, D]
-      let kvBlock: Tensor | null = null; // [2, N, B, K, F, D]: this block's last F <= L memories
+      // [2, N, B, K, M, D]: keys/values of this block's memories, row t written at step t
+      const kvBlock = new StepBuffer(4, M);
       // Attention maps for inspection (MultiHeadAttention.recordAttention): per layer, one row per
       // step over the keys [carried memories (C) | this block's memories (M)], zero outside the window.
       const rows: Tensor[][] | null = this.layers.some((layer) => layer.attn.recordAttention) ? this.layers.map(() => []) : null;
       const outputs: Tensor[] = []; // x_t^N [B, 1, H]
       const memories: Tensor[] = []; // m_t [B, 1, H]
-      for (let t = 0; t < M; t++) {
-        const fresh = Math.min(t, L); // F: this block's memories in the window (all of kvBlock)
-        const old = Math.min(C, L - fresh); // carried memories still in the window (the newest ones)
-        const previous: Tensor | null = kvBlock;
-        // One tidy per step: its temporaries go at once (autograd keeps what backward needs).
-        const step = tidy((): { output: Tensor; memory: Tensor; kvBlock: Tensor } => {
-          const positions = keyPeOldestFirst.narrow(1, L - old - fresh, old + fresh); // [D, n]: distances n .. 1
-          let h = embedded.narrow(1, t, 1); // x_t^0 [B, 1, H]
-          const representations = [h];
-          this.layers.forEach((layer, l) => {
-            const window: [Tensor, Tensor][] = []; // [k, v] pieces [B, K, *, D], oldest first
-            if (old > 0) window.push(kvCarried!.select(1, l).narrow(3, C - old, old).unbind(0) as [Tensor, Tensor]);
-            if (previous) window.push(previous.select(1, l).unbind(0) as [Tensor, Tensor]);
-            const n = old + fresh; // keys C + t - n .. C + t - 1 of [carried | block]
-            const record = rows && layer.attn.recordAttention
-              ? (probs: Tensor) => rows[l]!.push(F.pad(probs.detach(), [C + t - n, M - t]).keep()) // [B, K, 1, C + M]
-              : undefined;
-            if (record && n === 0) rows![l]!.push(zeros([B, this.config.heads, 1, C + M], { device: h.device as Device }).keep());
-            h = this.layerStep(layer, h, window, positions, record); // x_t^{l+1} [B, 1, H]
-            representations.push(h);
+      try {
+        for (let t = 0; t < M; t++) {
+          const fresh = Math.min(t, L); // F: this block's memories in the window (the last F written to kvBlock)
+          const old = Math.min(C, L - fresh); // carried memories still in the window (the newest ones)
+          // One tidy per step: its temporaries go at once (autograd keeps what backward needs).
+          const step = tidy((): { output: Tensor; memory: Tensor } => {
+            const previous = fresh > 0 ? kvBlock.read(t - fresh, fresh) : null; // [2, N, B, K, F, D]: m_{t-F} .. m_{t-1}
+            const positions = keyPeOldestFirst.narrow(1, L - old - fresh, old + fresh); // [D, n]: distances n .. 1
+            let h = embedded.narrow(1, t, 1); // x_t^0 [B, 1, H]
+            const representations = [h];
+            this.layers.forEach((layer, l) => {
+              const window: [Tensor, Tensor][] = []; // [k, v] pieces [B, K, *, D], oldest first
+              if (old > 0) window.push(kvCarried!.select(1, l).narrow(3, C - old, old).unbind(0) as [Tensor, Tensor]);
+              if (previous) window.push(previous.select(1, l).unbind(0) as [Tensor, Tensor]);
+              const n = old + fresh; // keys C + t - n .. C + t - 1 of [carried | block]
+              const record = rows && layer.attn.recordAttention
+                ? (probs: Tensor) => rows[l]!.push(F.pad(probs.detach(), [C + t - n, M - t]).keep()) // [B, K, 1, C + M]
+                : undefined;
+              if (record && n === 0) rows![l]!.push(zeros([B, this.config.heads, 1, C + M], { device: h.device as Device }).keep());
+              h = this.layerStep(layer, h, window, positions, record); // x_t^{l+1} [B, 1, H]
+              representations.push(h);
+            });
+            // widened: under bf16 the merge is a bfloat16 product; the carried memory stays float32
+            const memory = widenReduced(weights.matmul(stack(representations).view(N + 1, B * H))).view(B, 1, H); // m_t [B, 1, H]
+            // m_t's keys and values, for the later steps of the block (the last step has none)
+            if (t + 1 < M) kvBlock.write(this.project(memory, projection), t); // [2, N, B, K, 1, D]
+            return { output: h, memory };
           });
-          // widened: under bf16 the merge is a bfloat16 product; the carried memory stays float32
-          const memory = widenReduced(weights.matmul(stack(representations).view(N + 1, B * H))).view(B, 1, H); // m_t [B, 1, H]
-          const kv = this.project(memory, projection); // [2, N, B, K, 1, D]
-          const kept: Tensor | null = previous && fresh === L ? previous.narrow(4, 1, L - 1) : previous; // drop m_{t-L}
-          return { output: h, memory, kvBlock: kept ? cat([kept, kv], 4) : kv.contiguous() };
-        });
-        outputs.push(step.output);
-        memories.push(step.memory);
-        kvBlock = step.kvBlock;
-        previous?.dispose(); // this handle only: autograd still holds what it saved
+          outputs.push(step.output);
+          memories.push(step.memory);
+        }
+      } finally {
+        kvBlock.dispose(); // the handles only: autograd keeps what backward needs
       }
       if (rows) this.layers.forEach((layer, l) => {
         if (!layer.attn.recordAttention) return;
