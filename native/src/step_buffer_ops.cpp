@@ -25,7 +25,8 @@ using torch::autograd::variable_list;
 
 namespace {
 
-at::Tensor token() { return at::zeros({}, at::TensorOptions().dtype(at::kFloat)); }
+// on the rows' device, so that the graph's nodes stay on one device
+at::Tensor token(const at::Tensor& like) { return at::zeros({}, like.options().dtype(at::kFloat)); }
 
 struct StepBufferWrite : public torch::autograd::Function<StepBufferWrite> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& row, const c10::optional<at::Tensor>& previous, at::Tensor data,
@@ -36,7 +37,7 @@ struct StepBufferWrite : public torch::autograd::Function<StepBufferWrite> {
     ctx->saved_data["index"] = index;
     ctx->saved_data["length"] = row.size(dim);
     ctx->saved_data["dtype"] = static_cast<int64_t>(row.scalar_type());
-    return token();
+    return token(row);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto grad = ctx->saved_data["grad"].toTensor();
