@@ -219,6 +219,12 @@ const coreOps = {
   adamStep: op<(params: Id[], expAvg: Id[], expAvgSq: Id[], step: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, decoupled: boolean) => void>(),
   sgdStep: op<(params: Id[], buffers: Id[], lr: number, momentum: number, dampening: number, weightDecay: number, nesterov: boolean, firstStep: boolean) => void>(),
   clipGradNorm: op<(params: Id[], maxNorm: number, normType: number) => number>(),
+  // step buffers (step_buffer_ops.cpp): rows written in place with concatenation's gradients
+  stepBufferWrite: op<(data: Id, grad: Id, row: Id, token: OptId, dim: number, index: number) => Id>(),
+  stepBufferRead: op<(data: Id, grad: Id, token: OptId, dim: number, start: number, length: number) => Id>(),
+  // libtorch's profiler (profiler_ops.cpp): [name, calls, self µs, total µs] per op name
+  profilerStart: op<() => void>(),
+  profilerStop: op<() => [string, number, number, number][]>(),
 
   // collectives over c10d process groups (native/src/dist_ops.cpp); groups are small ids too
   distInit: op<(backend: string, masterAddr: string, masterPort: number, rank: number, worldSize: number, timeoutMs: number) => number>(),
