@@ -87,7 +87,8 @@ export class TransformerOpenSegment extends OpenSegmentBase<SegmentState> {
       h = layer.forwardCached(h, this.#caches[l]!, mask, positions);
     });
     const out = model.finalNorm ? model.finalNorm.forward(h) : h;
-    return model.head.forward(model.drop.forward(out)); // [B, n, V]
+    const head = model.drop.forward(out); // [B, n, H]
+    return this.batch * n === 1 ? model.head.forwardRow(head) : model.head.forward(head); // [B, n, V]
   }
 
   protected finish(): SegmentState {

@@ -60,7 +60,8 @@ export class SequentialOpenSegment<S extends SequentialState, Ctx extends LayerC
       this.#inputs[l]!.append(input);
     });
     const out = model.finalNorm ? model.finalNorm.forward(h) : h;
-    return model.head.forward(model.drop.forward(out)); // [B, n, V]
+    const head = model.drop.forward(out); // [B, n, H]
+    return this.batch * n === 1 ? model.head.forwardRow(head) : model.head.forward(head); // [B, n, V]
   }
 
   protected finish(): S {

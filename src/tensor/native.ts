@@ -189,6 +189,7 @@ const coreOps = {
   dropout: op<(x: Id, p: number, train: boolean) => Id>(),
   embedding: op<(weight: Id, indices: Id, paddingIdx: number) => Id>(),
   linear: op<(x: Id, weight: Id, bias: OptId) => Id>(),
+  linearRow: op<(x: Id, weight: Id, bias: OptId) => Id>(),
   crossEntropy: op<(logits: Id, target: Id, weight: OptId, reduction: string, ignoreIndex: number, labelSmoothing: number) => Id>(),
   nllLoss: op<(logp: Id, target: Id, weight: OptId, reduction: string, ignoreIndex: number) => Id>(),
   mseLoss: op<(a: Id, b: Id, reduction: string) => Id>(),
