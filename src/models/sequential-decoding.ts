@@ -57,7 +57,7 @@ export class SequentialOpenSegment<S extends SequentialState, Ctx extends LayerC
       const keys = (ctx.memory?.shape[1] ?? 0) + n;
       const input = h;
       h = layer.forwardCached(h, this.#caches[l]!, ctx.mask, { keyPe: ctx.keyPe ?? model.keyPe, distance: ctx.distance }, ctx.softMask, keys);
-      this.#inputs[l]!.append(input);
+      this.#inputs[l]!.append(input, n);
     });
     const out = model.finalNorm ? model.finalNorm.forward(h) : h;
     const head = model.drop.forward(out); // [B, n, H]

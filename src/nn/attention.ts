@@ -120,7 +120,7 @@ export class MultiHeadAttention extends Module {
     const [B, Tq] = query.shape as [number, number];
     const row = B * Tq === 1; // one query row (batch-1 decoding): matrix-vector projections
     const q = this.queries(query, false, row); // [B, K, Tq, D]
-    if (context) cache.append(...this.keysValues(context, false, row));
+    if (context) cache.append(...this.keysValues(context, false, row), context === query ? Tq : undefined);
     const total = cache.length;
     const used = keys ?? total;
     const narrow = (t: Tensor) => (used === total ? t : t.narrow(2, total - used, used));
@@ -153,11 +153,11 @@ export class MultiHeadAttention extends Module {
    * mix() with the values v. `relativeKeys` [K, D, Tk]: W_r R projected beforehand (decoding).
    */
   private attendKeys(q: Tensor, k: Tensor, v: Tensor, o: { mask: Tensor | null; positions: RelativePositions | LearnedPositions | null; softMask: Tensor | null; frozen?: boolean; relativeKeys?: Tensor; row?: boolean }): Tensor {
-    const [B, K, Tq] = q.shape as [number, number, number];
-    const Tk = k.shape[2]!;
     const positions = o.positions;
     let scores: Tensor;
     if (positions && !isRelative(positions)) {
+      const [B, K, Tq] = q.shape as [number, number, number];
+      const Tk = k.shape[2]!;
       const byDistance = q.matmul(positions.keyPe); // [B, K, Tq, L]
       const d = positions.distance;
       const index = (d.ndim === 2 ? d.view(1, 1, Tq, Tk) : d).expand(B, K, Tq, Tk);
@@ -196,7 +196,6 @@ export class MultiHeadAttention extends Module {
    * output projection.
    */
   private mix(scores: Tensor, values: readonly Tensor[], o: { mask: Tensor | null; softMask?: Tensor | null; frozen?: boolean; record?: (weights: Tensor) => void; row?: boolean }): Tensor {
-    const [B, K, Tq] = scores.shape as [number, number, number];
     let probs = F.maskedSoftmax(scores, o.mask, { scale: 1 / Math.sqrt(this.headDim), dim: -1 }); // [B, K, Tq, Tk]
     if (o.softMask) {
       const masked = probs.mul(o.softMask);
@@ -212,12 +211,16 @@ export class MultiHeadAttention extends Module {
     let mixed: Tensor | null = null; // [B, K, Tq, D]
     let offset = 0;
     for (const v of values) {
+      if (values.length === 1) {
+        mixed = dropped.matmul(v);
+        break;
+      }
       const count = v.shape[2]!;
-      const part = (values.length === 1 ? dropped : dropped.narrow(-1, offset, count)).matmul(v);
+      const part = dropped.narrow(-1, offset, count).matmul(v);
       mixed = mixed ? mixed.add(part) : part;
       offset += count;
     }
-    return project(this.out, mixed!.transpose(1, 2).reshape(B, Tq, K * this.headDim), o.frozen ?? false, o.row); // [B, Tq, H]
+    return project(this.out, mixed!.transpose(1, 2).flatten(2), o.frozen ?? false, o.row); // [B, Tq, K D] = [B, Tq, H]
   }
 }
 
@@ -252,10 +255,10 @@ export class KeyValueCache {
     return this.#relativeSource;
   }
 
-  /** Appends the keys and values [B, K, n, D] of n new rows. */
-  append(key: Tensor, value: Tensor): void {
-    this.#key.append(key);
-    this.#value.append(value);
+  /** Appends the keys and values [B, K, n, D] of n new rows (`rows`: n, when the caller knows it). */
+  append(key: Tensor, value: Tensor, rows?: number): void {
+    this.#key.append(key, rows);
+    this.#value.append(value, rows);
   }
 
   setRelative(source: Tensor, projected: Tensor): void {

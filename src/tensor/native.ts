@@ -77,6 +77,7 @@ const coreOps = {
   clone: op<(t: Id) => Id>(),
   setData: op<(t: Id, src: Id) => void>(),
   copy_: op<(t: Id, src: Id) => void>(),
+  copyRows_: op<(buffer: Id, dim: number, at: number, src: Id) => void>(),
   shape: op<(t: Id) => number[]>(),
   strides: op<(t: Id) => number[]>(),
   dtype: op<(t: Id) => DCode>(),
