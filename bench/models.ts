@@ -60,6 +60,9 @@ import {
   Adam, buildInfo, checkPrecision, createModel, crossEntropySum, cudaSynchronize, disposeState, getNumThreads, manualSeed, profile, formatProfile, randint, randn, resolveDevice, saveSafetensors,
   setNumThreads, tidy, unroll, type Device, type BpttDepth, type MemoryState, type ModelConfig, type Precision, type SegmentModel, type Tensor,
 } from '../src/index.js';
+import { checkBenchArgs } from './args.js';
+
+checkBenchArgs(import.meta.url);
 
 // ---- arguments --------------------------------------------------------------------------------------
 
