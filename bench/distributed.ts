@@ -18,6 +18,9 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { distEnvFrom, freePort, ProcessGroup, setNumThreads, Trainer, workerEnv, zeros, type TrainConfigInput } from '../src/index.js';
+import { checkBenchArgs } from './args.js';
+
+checkBenchArgs(import.meta.url);
 
 function argValue(name: string): string | undefined {
   const i = process.argv.indexOf(name);

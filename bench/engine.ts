@@ -14,6 +14,9 @@ import { startTorchWorker, threadSettings, type TorchWorker } from './torch-work
 import {
   buildInfo, getNumThreads, liveTensors, randn, setNumThreads, tensor, tidy, type Tensor,
 } from '../src/index.js';
+import { checkBenchArgs } from './args.js';
+
+checkBenchArgs(import.meta.url);
 
 const SIZES = [256, 512, 1024] as const;
 const OVERHEAD_OPS = 200_000; // per round (~0.2 s at 1 µs per op)

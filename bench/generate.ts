@@ -52,6 +52,9 @@ import {
   type ModelConfigInput, type SegmentModel,
 } from '../src/index.js';
 import { askOrDrop, startTorchWorker, threadSettings, type TorchWorker } from './torch-worker.js';
+import { checkBenchArgs } from './args.js';
+
+checkBenchArgs(import.meta.url);
 
 function argValue(name: string): string | undefined {
   const i = process.argv.indexOf(name);

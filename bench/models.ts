@@ -1,54 +1,68 @@
-// Model benchmark: training tokens/s of every model kind Engram benchmarks (SPEC §10), against the
-// same models in plain PyTorch, the PyTorch twin (python/engram_torch.py, driven by
-// bench/models_twin.py) on Debian's libtorch, in the same run, alternately round by round, with the
-// same thread settings and the same weights and batches.
+// Model benchmark: training tokens/s of every model kind (SPEC §10), Engram in float32 and in bf16
+// against the same models in plain PyTorch, the PyTorch twin (python/engram_torch.py, driven by
+// bench/models_twin.py) on Debian's libtorch, in the same run, column by column within each round,
+// with the same thread settings and the same weights and batches.
 //
 //   npm run bench:models [-- --threads N] [--rounds R] [--steps S] [--warmup W]
-//                           [--models transformer,xl,rmt,...] [--vocab V] [--dropout P] [--no-torch] [--no-install]
-//                           [--precision bf16] [--smoke]
+//                           [--models transformer,xl,...] [--precision float32] [--torch-bf16]
+//                           [--vocab V] [--dropout P] [--no-torch] [--no-install] [--smoke] [--profile]
 //
 // Configuration (SPEC §10): 4 layers, H 256, 4 heads, FFN 1024, segment 128, batch 16, Adam (lr 1e-3).
-//   transformer  kind 'transformer': one segment per step, nothing carried
-//   xl           kind 'xl', memLen 128: one segment per step, the cache carried (detached) across steps
-//   rmt          kind 'rmt', 16 memory tokens: two segments per step, one backward through both
-//                (BPTT depth 1), the memory carried (detached) into the next step
-//   adaptive-span, adaptive-span-max, expire-span, compressive, feedback: the Expire-Span code
-//                base's models, one segment per step, the state carried (detached)
+//   transformer        one segment per step, nothing carried
+//   xl                 memLen 128: the cache carried (detached) across steps
+//   mem-transformer    16 memory tokens prepended, nothing carried
+//   mem-bottleneck     16 memory tokens, cache 128, carried
+//   rmt                16 memory tokens: two segments per step, one backward through both (BPTT
+//                      depth 1), the memory carried (detached) into the next step
+//   sequential, adaptive-span, adaptive-span-max (spans at the maximum), expire-span, compressive,
+//   feedback           the Expire-Span code base's models, one segment per step, the state carried
 // A step is what the trainer does (src/train/trainer.ts, LM mode): inside tidy(), unroll, sum of
 // per-segment cross-entropy sums / tokens plus the models' auxiliary losses, zeroGrad, backward,
 // Adam step, afterOptimizerStep, loss.item(); the twin's step is the same in PyTorch.
 // Tokens/s = B * M * segments per step / seconds; median over rounds of `steps` steps each,
-// after `warmup` steps. Before timing, PyTorch loads Engram's initial weights and batches (through
-// saveSafetensors / engram_torch.read_safetensors), both compute the objective and gradient norm
-// of the same two segments, and the parameter counts are compared: the two sides run the same
-// model on the same data.
+// after `warmup` steps per column. Before timing, PyTorch loads Engram's initial weights and
+// batches (through saveSafetensors / engram_torch.read_safetensors), both compute the objective
+// and gradient norm of the same two segments in float32, and the parameter counts are compared:
+// the two sides run the same model on the same data.
+//
+// Columns, in this order in every round: Engram float32, Engram bf16 (matrix products in bfloat16
+// through autocast, float32 master weights; SegmentModel.precision), PyTorch float32 and, with
+// --torch-bf16, PyTorch bf16 (the twin under torch.autocast). --precision float32 drops the bf16
+// columns. Ratios are against PyTorch float32 (targets, issue 12: Engram float32 >= 1.25x,
+// Engram bf16 >= 1.6x). Analytic model FLOPs per step (stepFlops: the matrix products of forward
+// and backward, 3x forward, approximate where a mechanism's work depends on its state) give
+// GFLOP/s and the share of this run's n = 1024 matrix-product peak in float32 and in bfloat16.
 //
 // --device cuda (or cuda:N, auto): both sides train on that device (TF32 as libtorch's defaults on
 // both: matmul off, cuDNN on), timed after a device synchronisation; each model's GPU memory is
 // read from nvidia-smi for both processes after its rounds (the caching allocators keep what they
 // reserved, so it is the process's peak: CUDA context included). --gpu-size: the GPU-sized
 // configuration of issue 14: 12 layers, H 512, 8 heads, FFN 2048, segment 512, batch 32,
-// Transformer-XL memory 512 (scripts/device/check.sh runs xl, rmt and expire-span, one process each,
-// so each model's memory is its own).
-// --precision bf16: Engram trains with matrix products in bfloat16 (SegmentModel.precision; float32
-// master weights), PyTorch stays float32; Engram float32 is timed in the same rounds as well (its
-// own column), so the bf16 gain is read against both. The same-model check runs in float32 first.
+// Transformer-XL memory 512 (scripts/device/check.sh runs xl, rmt and expire-span in float32, one
+// process each, so each model's memory is its own).
 //
 // --smoke: every model at a tiny size (2 layers, H 32, segment 16, batch 2, memories 1/8), one
 // round of one step, no warm-up: proves both sides run end to end; its numbers mean nothing.
+// --profile: Engram float32 only, `steps` steps of each model under libtorch's profiler, the top
+// ops by self time (no PyTorch, no bf16).
 //
 // The last line printed is one JSON object:
-//   {"models": {"transformer": {"engram", "torch", "ratio"}, "xl": {...}, ...}, ...}
-// tokens/s; torch and ratio (Engram / PyTorch) null when PyTorch is not available.
+//   {"models": {"<kind>": {"engramFloat32", "engramBf16", "torchFloat32", "torchBf16", "ratioFloat32",
+//    "ratioBf16", "flopsPerStep", "gflopsFloat32", "gflopsBf16", "peakShareFloat32", "peakShareBf16",
+//    "rounds"}, ...}, "peakGflops": {"float32", "bf16", "n"}, "targets", "published", ...}
+// tokens/s; null where a column was not measured (no PyTorch, --precision float32, ...).
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { askOrDrop, startTorchWorker, threadSettings, type TorchWorker } from './torch-worker.js';
 import {
-  Adam, buildInfo, checkPrecision, createModel, crossEntropySum, cudaSynchronize, disposeState, getNumThreads, manualSeed, randint, resolveDevice, saveSafetensors,
-  setNumThreads, tidy, unroll, type Device, type BpttDepth, type MemoryState, type ModelConfig, type SegmentModel, type Tensor,
+  Adam, buildInfo, checkPrecision, createModel, crossEntropySum, cudaSynchronize, disposeState, getNumThreads, manualSeed, profile, formatProfile, randint, randn, resolveDevice, saveSafetensors,
+  setNumThreads, tidy, unroll, type Device, type BpttDepth, type MemoryState, type ModelConfig, type Precision, type SegmentModel, type Tensor,
 } from '../src/index.js';
+import { checkBenchArgs } from './args.js';
+
+checkBenchArgs(import.meta.url);
 
 // ---- arguments --------------------------------------------------------------------------------------
 
@@ -68,8 +82,11 @@ const mayInstall = !process.argv.includes('--no-install');
 const device: Device = resolveDevice(argValue('--device') ?? 'cpu', 'bench:models');
 const onGpu = device !== 'cpu';
 const gpuSize = process.argv.includes('--gpu-size');
-const precision = checkPrecision(argValue('--precision') ?? 'float32', 'bench:models', '--precision');
-const mixed = precision !== 'float32';
+// float32 always; bf16 as well unless --precision float32 (--precision bf16: the default, both)
+const precisionArg = checkPrecision(argValue('--precision') ?? 'bf16', 'bench:models', '--precision', device === 'cpu' ? 'cpu' : 'cuda');
+const PRECISIONS: Precision[] = precisionArg === 'float32' ? ['float32'] : ['float32', precisionArg];
+const withBf16 = PRECISIONS.length > 1;
+const torchBf16Wanted = withBf16 && process.argv.includes('--torch-bf16');
 
 // ---- the models ------------------------------------------------------------------------------------
 
@@ -82,7 +99,7 @@ const BASE = { vocabSize, ...SIZES, dropout, norm: 'post' as const, previousToke
 const mem = (n: number): number => (smoke ? Math.max(2, n / 8) : n);
 
 interface BenchModel {
-  name: 'transformer' | 'xl' | 'rmt' | 'adaptive-span' | 'adaptive-span-max' | 'expire-span' | 'compressive' | 'feedback';
+  name: 'transformer' | 'xl' | 'mem-transformer' | 'mem-bottleneck' | 'rmt' | 'sequential' | 'adaptive-span' | 'adaptive-span-max' | 'expire-span' | 'compressive' | 'feedback';
   label: string;
   config: ModelConfig;
   /** Segments per step, and how far back the one backward reaches (unroll's bpttDepth). */
@@ -90,8 +107,8 @@ interface BenchModel {
   bptt: number;
   /** Whether the state is carried (detached) from step to step. */
   carry: boolean;
-  /** SPEC §10's tokens/s of the public PyTorch code on this kind of machine. */
-  published: [number, number];
+  /** SPEC §10's tokens/s of the public PyTorch code on this kind of machine (null: none published). */
+  published: [number, number] | null;
 }
 
 const ALL_MODELS: BenchModel[] = [
@@ -104,11 +121,23 @@ const ALL_MODELS: BenchModel[] = [
     config: { ...BASE, kind: 'xl', memLen: gpuSize ? SEGMENT : mem(128), numMemTokens: 0 },
   },
   {
+    name: 'mem-transformer', label: 'MemTransformer 16 mem tokens', segments: 1, bptt: 0, carry: false, published: null,
+    config: { ...BASE, kind: 'mem-transformer', memLen: 0, numMemTokens: mem(16) },
+  },
+  {
+    name: 'mem-bottleneck', label: 'MemBottleneck 16 mem tokens, cache 128', segments: 1, bptt: 0, carry: true, published: null,
+    config: { ...BASE, kind: 'mem-bottleneck', memLen: mem(128), numMemTokens: mem(16) },
+  },
+  {
     name: 'rmt', label: 'RMT 16 mem tokens, BPTT 2 segments', segments: 2, bptt: 1, carry: true, published: [4400, 4780],
     config: { ...BASE, kind: 'rmt', memLen: 0, numMemTokens: mem(16) },
   },
   // The Expire-Span code base's models. Spans at their initial values (Adaptive-Span: z = 0,
   // trimmed to one trim step; Expire-Span: p·L = 51).
+  {
+    name: 'sequential', label: 'sequential transformer (their baseline) L 512', segments: 1, bptt: 0, carry: true, published: null,
+    config: { ...BASE, kind: 'sequential', memLen: mem(512), numMemTokens: 0 },
+  },
   {
     name: 'adaptive-span', label: 'Adaptive-Span L 512, short spans (trimmed)', segments: 1, bptt: 0, carry: true, published: [6040, 6040],
     config: { ...BASE, kind: 'adaptive-span', memLen: mem(512), numMemTokens: 0, adaptiveSpan: { ramp: mem(32), init: 0, lossCoef: 2e-6, dynamic: false, trimStep: mem(64) } },
@@ -130,12 +159,13 @@ const ALL_MODELS: BenchModel[] = [
     config: { ...BASE, kind: 'feedback', memLen: mem(128), numMemTokens: 0 },
   },
 ];
-const wanted = (argValue('--models') ?? ALL_MODELS.map((m) => m.name).join(',')).split(',').map((s) => s.trim());
-const MODELS = ALL_MODELS.filter((m) => wanted.includes(m.name));
-if (MODELS.length === 0) {
-  console.error(`--models: none of ${wanted.join(',')}; choose from ${ALL_MODELS.map((m) => m.name).join(',')}`);
+const wanted = (argValue('--models') ?? ALL_MODELS.map((m) => m.name).join(',')).split(',').map((s) => s.trim()).filter((s) => s);
+const unknownModels = wanted.filter((w) => !ALL_MODELS.some((m) => m.name === w));
+if (unknownModels.length || wanted.length === 0) {
+  console.error(`--models: ${unknownModels.length ? `unknown ${unknownModels.join(',')}` : 'none given'}; choose from ${ALL_MODELS.map((m) => m.name).join(',')}`);
   process.exit(2);
 }
+const MODELS = ALL_MODELS.filter((m) => wanted.includes(m.name));
 const POOL = 4; // batches [B, M] cycled through (the same on both sides)
 const CHECK_SEGMENTS = 2;
 
@@ -147,7 +177,7 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 const fmtInt = (x: number | null): string => (x === null ? 'n/a' : Math.round(x).toLocaleString('en-US'));
-const fmtPublished = ([lo, hi]: [number, number]): string => (lo === hi ? fmtInt(lo) : `${fmtInt(lo)}–${fmtInt(hi)}`);
+const fmtPublished = (p: [number, number] | null): string => (p === null ? '–' : p[0] === p[1] ? fmtInt(p[0]) : `${fmtInt(p[0])}–${fmtInt(p[1])}`);
 
 // ---- Engram's side ---------------------------------------------------------------------------------
 
@@ -253,10 +283,96 @@ class EngramBench {
 let worker: TorchWorker | null = null;
 const askTorch = (cmd: Record<string, unknown>) => askOrDrop(worker, cmd, () => { worker = null; });
 
+// ---- analytic FLOPs --------------------------------------------------------------------------------
+
+/**
+ * One attention block of a layer, per batch element and segment: `rows` query rows (through the
+ * q and output projections and the FFN), `keys` keys per query as a dense implementation
+ * computes them (masked entries included), `kvRows` rows projected to keys and values,
+ * `posCols` position columns per query (q · positions) and `posRows` rows projected for
+ * positions (Transformer-XL's W_r R).
+ */
+interface Block { rows: number; keys: number; kvRows: number; posCols: number; posRows: number }
+
+/**
+ * Matrix-product FLOPs of one training step (forward + backward = 3 x forward, the usual
+ * 6 x parameters x tokens rule for the projections, plus attention's products); approximate for
+ * the mechanisms whose work depends on the state (noted per kind). Elementwise work is not counted.
+ */
+function stepFlops(spec: BenchModel): number {
+  const c = spec.config;
+  const { dModel: H, dInner: Fi, layers: N, vocabSize: V } = c;
+  const M = SEGMENT, L = c.memLen, m = c.numMemTokens;
+  const rel = (rows: number, keys: number): Block => ({ rows, keys, kvRows: keys, posCols: keys, posRows: keys });
+  const seq = (keys: number, posCols: number): Block => ({ rows: M, keys, kvRows: keys, posCols, posRows: 0 });
+  let blocks: Block[];
+  let extra = 0; // per layer, forward
+  switch (spec.name) {
+    case 'transformer': blocks = [rel(M, M)]; break;
+    case 'xl': blocks = [rel(M, L + M)]; break;
+    case 'mem-transformer': blocks = [rel(M + m, L + M + m)]; break; // m tokens prepended
+    case 'rmt': blocks = [rel(M + 2 * m, L + M + 2 * m)]; break; // [read; x; write]
+    case 'mem-bottleneck': // memory reads [memory; cache]; the sequence reads the memory only (absolute positions)
+      blocks = [{ rows: m, keys: m + L, kvRows: m + L, posCols: 0, posRows: 0 }, { rows: M, keys: m, kvRows: m, posCols: 0, posRows: 0 }];
+      break;
+    case 'sequential': blocks = [seq(L + M, L)]; break;
+    case 'adaptive-span':
+    case 'adaptive-span-max': { // the cache trimmed to the largest span + ramp, rounded up to the trim step
+      const a = c.adaptiveSpan!;
+      const kept = Math.min(L, Math.ceil((a.init * L + a.ramp) / a.trimStep) * a.trimStep);
+      blocks = [seq(kept + M, kept)];
+      break;
+    }
+    case 'expire-span': { // memories live while e_i - age + R > 0: at the initial spans p·L + R, about one block's worth
+      const e = c.expireSpan!;
+      const kept = Math.min(L, Math.ceil((e.initFraction * L + e.ramp) / M) * M);
+      blocks = [seq(kept + M, L)];
+      break;
+    }
+    case 'compressive': { // attends to [compressed; raw; block]; compresses M rows (conv, stride c) and runs the reconstruction attention
+      const cl = c.compressive!.compressedLen, rate = c.compressive!.rate;
+      blocks = [seq(cl + L + M, cl + L)];
+      const old = M, packed = M / rate;
+      extra = 2 * M * H * H /* conv */ + 2 * (old + packed) * 2 * H * H /* their keys/values */ + 2 * 2 * M * (old + packed) * H /* two attentions */;
+      break;
+    }
+    case 'feedback': // each memory projected once for all layers; every step reads a window of L memories
+      blocks = [{ rows: M, keys: L, kvRows: L + M, posCols: L, posRows: 0 }];
+      break;
+  }
+  const block = (b: Block) => 2 * b.rows * H * H * 2 /* q, out */ + 2 * b.kvRows * 2 * H * H + 2 * 2 * b.rows * b.keys * H +
+    2 * b.rows * b.posCols * H + 2 * b.posRows * H * H + 2 * b.rows * H * Fi * 2 /* FFN */;
+  const layer = blocks.reduce((a, b) => a + block(b), 0) + extra;
+  const forward = N * layer + 2 * M * H * V; // + the output head
+  return 3 * forward * BATCH * spec.segments;
+}
+
+/** GFLOP/s of an n x n matrix product in `dtype` on this device (best of 5 timings of `reps` products). */
+function matmulPeak(n: number, dtype: 'float32' | 'bfloat16', reps = 8): number {
+  return tidy(() => {
+    const a = randn([n, n], { device }).to(dtype), b = randn([n, n], { device }).to(dtype);
+    for (let i = 0; i < 2; i++) a.matmul(b).dispose();
+    if (onGpu) cudaSynchronize();
+    let best = Infinity;
+    for (let k = 0; k < 5; k++) {
+      const t0 = performance.now();
+      for (let i = 0; i < reps; i++) a.matmul(b).dispose();
+      if (onGpu) cudaSynchronize();
+      best = Math.min(best, (performance.now() - t0) / 1000 / reps);
+    }
+    return (2 * n ** 3) / best / 1e9;
+  });
+}
+
 // ---- main ------------------------------------------------------------------------------------------
 
-/** engram: at --precision; engramFloat32: Engram in float32 in the same rounds (only with --precision bf16). */
-interface Row { engram: number; engramFloat32: number | null; torch: number | null; ratio: number | null; gpuMiB: { engram: number | null; torch: number | null } | null }
+/** Tokens/s per column (null: not measured), their rounds, and the model's FLOPs per step. */
+interface Row {
+  engramFloat32: number; engramBf16: number | null; torchFloat32: number | null; torchBf16: number | null;
+  rounds: Record<string, number[]>;
+  flopsPerStep: number;
+  gpuMiB: { engram: number | null; torch: number | null } | null;
+}
 
 /** GPU memory (MiB) nvidia-smi reports for each process id, or nulls where it cannot say. */
 function gpuMemoryMiB(pids: (number | undefined)[]): (number | null)[] {
@@ -271,8 +387,35 @@ function gpuMemoryMiB(pids: (number | undefined)[]): (number | null)[] {
   return pids.map((p) => (p !== undefined && used.has(p) ? used.get(p)! : null));
 }
 
+const TARGET_FLOAT32 = 1.25, TARGET_BF16 = 1.6; // Engram / PyTorch float32 (issue 12)
+
+/**
+ * --profile: Engram float32 only, no PyTorch: after the warm-up, `steps` steps of each model under
+ * libtorch's profiler (profile()); prints the top ops by self time and, last, one JSON object.
+ */
+function profileModels(): void {
+  const out: Record<string, unknown> = {};
+  for (const spec of MODELS) {
+    const ours = new EngramBench(spec);
+    try {
+      ours.train(warmupSteps);
+      const plain = ours.train(stepsPerRound).seconds;
+      const { result, rows } = profile(() => ours.train(stepsPerRound));
+      const all = rows.reduce((a, r) => a + r.selfUs, 0);
+      console.log(`\n${spec.name}: ${spec.label}; ${stepsPerRound} steps: ${fmtInt((ours.tokensPerStep * stepsPerRound) / plain)} tokens/s unprofiled, ` +
+        `${fmtInt((ours.tokensPerStep * stepsPerRound) / result.seconds)} profiled; ops by self time:`);
+      console.log(formatProfile(rows, 15));
+      out[spec.name] = { tokensPerSec: Math.round((ours.tokensPerStep * stepsPerRound) / plain), top: rows.slice(0, 15).map((r) => ({ ...r, share: Math.round((1000 * r.selfUs) / all) / 1000 })) };
+    } finally {
+      ours.dispose();
+    }
+  }
+  console.log(JSON.stringify({ profile: out, steps: stepsPerRound, warmup: warmupSteps, threads: getNumThreads() }));
+}
+
 async function main(): Promise<void> {
   if (threadsArg > 0) setNumThreads(threadsArg);
+  if (process.argv.includes('--profile')) return profileModels();
   const threads = getNumThreads();
   const info = buildInfo();
   const started = await startTorchWorker('models_twin.py', { wantTorch, mayInstall, threads });
@@ -286,11 +429,14 @@ async function main(): Promise<void> {
     `config (${smoke ? '--smoke, not SPEC §10' : gpuSize ? '--gpu-size, issue 14' : 'SPEC §10'}): ${SIZES.layers} layers, H ${SIZES.dModel}, ${SIZES.heads} heads, FFN ${SIZES.dInner}, segment ${SEGMENT}, batch ${BATCH}, vocab ${vocabSize}, ` +
       `dropout ${dropout}, post-LN, Adam lr 1e-3 (zero_grad set_to_none on both sides)`,
   );
+  const columns = ['Engram float32', ...(withBf16 ? ['Engram bf16'] : []), 'PyTorch float32', ...(torchBf16Wanted ? ['PyTorch bf16 (autocast)'] : [])];
   console.log(
-    `method: ${warmupSteps} warm-up steps, then the median of ${rounds} rounds of ${stepsPerRound} steps; ` +
-      'Engram and PyTorch alternating round by round (never concurrent), same initial weights and batches',
+    `method: ${warmupSteps} warm-up steps per column, then the median of ${rounds} rounds of ${stepsPerRound} steps; ` +
+      `each round runs ${columns.join(', ')} in turn (never concurrent), same initial weights and batches`,
   );
-  if (mixed) console.log(`precision: Engram ${precision} (matrix products in bfloat16, float32 master weights) and Engram float32 in the same rounds; PyTorch float32`);
+  if (withBf16) console.log(`bf16: matrix products in bfloat16 (autocast), float32 master weights; the same-model check runs in float32`);
+  const peak = { float32: matmulPeak(1024, 'float32'), bf16: withBf16 ? matmulPeak(1024, 'bfloat16') : null };
+  console.log(`matrix-product peak (n = 1024, this run): float32 ${peak.float32.toFixed(1)} GFLOP/s${peak.bf16 === null ? '' : `, bfloat16 ${peak.bf16.toFixed(1)} GFLOP/s`}`);
 
   const results: Record<string, Row> = {};
   const dir = mkdtempSync(join(tmpdir(), 'engram-bench-models-'));
@@ -334,27 +480,44 @@ async function main(): Promise<void> {
           console.log(`  parameters: Engram ${params.toLocaleString('en-US')}`);
         }
 
-        // warm-up, then alternate
-        ours.model.precision = precision;
-        ours.train(warmupSteps);
-        if (torchOk && warmupSteps > 0 && !(await askTorch({ op: 'train', steps: warmupSteps }))) torchOk = false;
-        const mineRates: number[] = [];
-        const float32Rates: number[] = [];
-        const theirRates: number[] = [];
+        // PyTorch bf16 (--torch-bf16): the twin under autocast; a model it cannot run so loses that column only.
+        let torchBf16 = torchOk && torchBf16Wanted;
+        const torchTrain = async (steps: number, p: Precision): Promise<number | null> => {
+          if (p === 'float32') {
+            const t = await askTorch({ op: 'train', steps });
+            if (!t) torchOk = torchBf16 = false;
+            return t ? Number(t.seconds) : null;
+          }
+          try {
+            return Number((await worker!.ask({ op: 'train', steps, precision: p })).seconds);
+          } catch (e) {
+            console.log(`  PyTorch bf16 failed (${(e as Error).message}): that column dropped for ${spec.name}`);
+            torchBf16 = false;
+            return null;
+          }
+        };
+        const engramTrain = (steps: number, p: Precision): number => {
+          ours.model.precision = p;
+          return ours.train(steps).seconds;
+        };
+
+        for (const p of PRECISIONS) if (warmupSteps > 0) engramTrain(warmupSteps, p);
+        if (torchOk && warmupSteps > 0) await torchTrain(warmupSteps, 'float32');
+        if (torchBf16 && warmupSteps > 0) await torchTrain(warmupSteps, 'bf16');
+        const rates: Record<string, number[]> = { engramFloat32: [], engramBf16: [], torchFloat32: [], torchBf16: [] };
         const tokens = ours.tokensPerStep * stepsPerRound;
         for (let r = 0; r < rounds; r++) {
-          mineRates.push(tokens / ours.train(stepsPerRound).seconds);
-          if (mixed) {
-            ours.model.precision = 'float32';
-            float32Rates.push(tokens / ours.train(stepsPerRound).seconds);
-            ours.model.precision = precision;
-          }
+          for (const p of PRECISIONS) rates[p === 'float32' ? 'engramFloat32' : 'engramBf16']!.push(tokens / engramTrain(stepsPerRound, p));
           if (torchOk) {
-            const t = await askTorch({ op: 'train', steps: stepsPerRound });
-            if (t) theirRates.push(tokens / Number(t.seconds));
-            else torchOk = false;
+            const t = await torchTrain(stepsPerRound, 'float32');
+            if (t !== null) rates.torchFloat32!.push(tokens / t);
+          }
+          if (torchBf16) {
+            const t = await torchTrain(stepsPerRound, 'bf16');
+            if (t !== null) rates.torchBf16!.push(tokens / t);
           }
         }
+        ours.model.precision = 'float32';
         let gpuMiB: Row['gpuMiB'] = null;
         if (onGpu) {
           const [mine, theirs] = gpuMemoryMiB([process.pid, worker?.pid]);
@@ -362,19 +525,29 @@ async function main(): Promise<void> {
           console.log(`  GPU memory (nvidia-smi, process peak incl. CUDA context): Engram ${mine ?? 'n/a'} MiB, PyTorch ${torchOk ? theirs ?? 'n/a' : 'n/a'} MiB`);
         }
         await askTorch({ op: 'free' }); // null without a worker
-        const engram = median(mineRates);
-        const torch = torchOk && theirRates.length ? median(theirRates) : null;
-        const ratio = torch ? engram / torch : null;
-        const engramFloat32 = mixed ? median(float32Rates) : null;
-        results[spec.name] = { engram, engramFloat32, torch, ratio, gpuMiB };
+        const med = (xs: number[], ok = true): number | null => (ok && xs.length ? median(xs) : null);
+        const row: Row = {
+          engramFloat32: median(rates.engramFloat32!),
+          engramBf16: med(rates.engramBf16!),
+          torchFloat32: med(rates.torchFloat32!, torchOk),
+          torchBf16: med(rates.torchBf16!, torchBf16),
+          rounds: Object.fromEntries(Object.entries(rates).filter(([, xs]) => xs.length).map(([k, xs]) => [k, xs.map((x) => Math.round(x))])),
+          flopsPerStep: stepFlops(spec),
+          gpuMiB,
+        };
+        results[spec.name] = row;
         const list = (xs: number[]) => xs.map((x) => Math.round(x)).join(' ');
-        console.log(`  Engram  ${fmtInt(engram).padStart(7)} tokens/s   rounds: ${list(mineRates)}${mixed ? ` (${precision})` : ''}`);
-        if (engramFloat32 !== null) console.log(`  Engram  ${fmtInt(engramFloat32).padStart(7)} tokens/s   rounds: ${list(float32Rates)} (float32; ${precision}/float32 ${(engram / engramFloat32).toFixed(2)})`);
-        if (torch !== null) console.log(`  PyTorch ${fmtInt(torch).padStart(7)} tokens/s   rounds: ${list(theirRates)}`);
-        const versusPublished = engram / spec.published[0];
+        const gflops = (rate: number) => (row.flopsPerStep * rate) / ours.tokensPerStep / 1e9;
+        const share = (rate: number, p: number | null) => (p ? ` = ${((100 * gflops(rate)) / p).toFixed(0)} % of the ${p === peak.float32 ? 'float32' : 'bfloat16'} peak` : '');
+        console.log(`  Engram  ${fmtInt(row.engramFloat32).padStart(7)} tokens/s   rounds: ${list(rates.engramFloat32!)} (float32; ${gflops(row.engramFloat32).toFixed(1)} GFLOP/s${share(row.engramFloat32, peak.float32)})`);
+        if (row.engramBf16 !== null) console.log(`  Engram  ${fmtInt(row.engramBf16).padStart(7)} tokens/s   rounds: ${list(rates.engramBf16!)} (bf16; ${gflops(row.engramBf16).toFixed(1)} GFLOP/s${share(row.engramBf16, peak.bf16)}; bf16/float32 ${(row.engramBf16 / row.engramFloat32).toFixed(2)})`);
+        if (row.torchFloat32 !== null) console.log(`  PyTorch ${fmtInt(row.torchFloat32).padStart(7)} tokens/s   rounds: ${list(rates.torchFloat32!)} (float32)`);
+        if (row.torchBf16 !== null) console.log(`  PyTorch ${fmtInt(row.torchBf16).padStart(7)} tokens/s   rounds: ${list(rates.torchBf16!)} (bf16, autocast)`);
+        const ratio = (a: number | null, b: number | null) => (a !== null && b ? (a / b).toFixed(2) : 'n/a');
         console.log(
-          `  ratio Engram/PyTorch ${ratio === null ? 'n/a' : ratio.toFixed(2)}; SPEC §10 published ${fmtPublished(spec.published)} tokens/s ` +
-            `(Engram/published ${versusPublished.toFixed(2)}${spec.published[0] !== spec.published[1] ? ' of the low end' : ''}; target >= 1.25)`,
+          `  ratio Engram/PyTorch float32 ${ratio(row.engramFloat32, row.torchFloat32)} (target >= ${TARGET_FLOAT32})` +
+            (withBf16 ? `; Engram bf16/PyTorch float32 ${ratio(row.engramBf16, row.torchFloat32)} (target >= ${TARGET_BF16})` : '') +
+            `; model ${(row.flopsPerStep / 1e9).toFixed(1)} GFLOP per step; SPEC §10 published ${fmtPublished(spec.published)} tokens/s`,
         );
       } finally {
         ours.dispose();
@@ -385,16 +558,42 @@ async function main(): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   }
 
-  console.log(`\nsummary (tokens/s):`);
-  const f32Head = mixed ? ` ${'Engram f32'.padStart(10)}` : '';
-  console.log(`  ${'model'.padEnd(18)} ${(mixed ? `Engram ${precision}` : 'Engram').padStart(mixed ? 11 : 8)}${f32Head} ${'PyTorch'.padStart(8)} ${'ratio'.padStart(6)} ${'SPEC §10'.padStart(12)}`);
+  const ratioOf = (a: number | null, b: number | null): number | null => (a !== null && b ? a / b : null);
+  const gflopsOf = (name: string, rate: number | null): number | null => {
+    const spec = MODELS.find((m) => m.name === name)!;
+    return rate === null ? null : (results[name]!.flopsPerStep * rate) / (BATCH * SEGMENT * spec.segments) / 1e9;
+  };
+  const fmtR = (x: number | null) => (x === null ? 'n/a' : x.toFixed(2));
+  const fmtPct = (x: number | null) => (x === null ? 'n/a' : `${x.toFixed(0)}%`);
+  console.log(`\nsummary (training tokens/s; GFLOP/s from the analytic model FLOPs; % of this run's n = 1024 matrix-product peak: float32 ${peak.float32.toFixed(0)}${peak.bf16 === null ? '' : `, bfloat16 ${peak.bf16.toFixed(0)}`} GFLOP/s):`);
+  const head = [
+    'model'.padEnd(18), 'Eng f32'.padStart(8), ...(withBf16 ? ['Eng bf16'.padStart(8)] : []), 'PT f32'.padStart(8), ...(torchBf16Wanted ? ['PT bf16'.padStart(8)] : []),
+    'f32/PT'.padStart(7), ...(withBf16 ? ['bf16/PT'.padStart(7)] : []), 'GF/s f32'.padStart(9), '%pk'.padStart(4), ...(withBf16 ? ['GF/s bf16'.padStart(9), '%pk'.padStart(4)] : []), 'SPEC §10'.padStart(12),
+  ];
+  console.log(`  ${head.join(' ')}`);
   for (const spec of MODELS) {
     const r = results[spec.name]!;
-    const f32 = mixed ? ` ${fmtInt(r.engramFloat32).padStart(10)}` : '';
-    console.log(
-      `  ${spec.name.padEnd(18)} ${fmtInt(r.engram).padStart(mixed ? 11 : 8)}${f32} ${fmtInt(r.torch).padStart(8)} ` +
-        `${(r.ratio === null ? 'n/a' : r.ratio.toFixed(2)).padStart(6)} ${fmtPublished(spec.published).padStart(12)}`,
-    );
+    const g32 = gflopsOf(spec.name, r.engramFloat32), g16 = gflopsOf(spec.name, r.engramBf16);
+    const cells = [
+      spec.name.padEnd(18), fmtInt(r.engramFloat32).padStart(8), ...(withBf16 ? [fmtInt(r.engramBf16).padStart(8)] : []), fmtInt(r.torchFloat32).padStart(8),
+      ...(torchBf16Wanted ? [fmtInt(r.torchBf16).padStart(8)] : []),
+      fmtR(ratioOf(r.engramFloat32, r.torchFloat32)).padStart(7), ...(withBf16 ? [fmtR(ratioOf(r.engramBf16, r.torchFloat32)).padStart(7)] : []),
+      (g32 === null ? 'n/a' : g32.toFixed(1)).padStart(9), fmtPct(g32 === null ? null : (100 * g32) / peak.float32).padStart(4),
+      ...(withBf16 ? [(g16 === null ? 'n/a' : g16.toFixed(1)).padStart(9), fmtPct(g16 === null || !peak.bf16 ? null : (100 * g16) / peak.bf16).padStart(4)] : []),
+      fmtPublished(spec.published).padStart(12),
+    ];
+    console.log(`  ${cells.join(' ')}`);
+  }
+  const measured = MODELS.filter((m) => results[m.name]!.torchFloat32 !== null);
+  if (measured.length) {
+    const below = (key: 'engramFloat32' | 'engramBf16', target: number) =>
+      measured.filter((m) => (ratioOf(results[m.name]![key], results[m.name]!.torchFloat32) ?? 0) < target).map((m) => m.name);
+    const b32 = below('engramFloat32', TARGET_FLOAT32);
+    console.log(`targets: Engram float32 >= ${TARGET_FLOAT32}x PyTorch float32: ${b32.length ? `not met by ${b32.join(', ')}` : 'met by every kind'}`);
+    if (withBf16) {
+      const b16 = below('engramBf16', TARGET_BF16);
+      console.log(`         Engram bf16 >= ${TARGET_BF16}x PyTorch float32: ${b16.length ? `not met by ${b16.join(', ')}` : 'met by every kind'}`);
+    }
   }
 
   const round1 = (x: number | null): number | null => (x === null ? null : Math.round(x * 10) / 10);
@@ -403,12 +602,26 @@ async function main(): Promise<void> {
     JSON.stringify({
       models: Object.fromEntries(MODELS.map((m) => {
         const r = results[m.name]!;
-        return [m.name, { engram: round1(r.engram), ...(mixed ? { engramFloat32: round1(r.engramFloat32) } : {}), torch: round1(r.torch), ratio: round3(r.ratio), ...(r.gpuMiB ? { gpuMiB: r.gpuMiB } : {}) }];
+        const g32 = gflopsOf(m.name, r.engramFloat32), g16 = gflopsOf(m.name, r.engramBf16);
+        return [m.name, {
+          engramFloat32: round1(r.engramFloat32), engramBf16: round1(r.engramBf16), torchFloat32: round1(r.torchFloat32), torchBf16: round1(r.torchBf16),
+          ratioFloat32: round3(ratioOf(r.engramFloat32, r.torchFloat32)), ratioBf16: round3(ratioOf(r.engramBf16, r.torchFloat32)),
+          torchBf16OverFloat32: round3(ratioOf(r.torchBf16, r.torchFloat32)),
+          flopsPerStep: r.flopsPerStep, tokensPerStep: BATCH * SEGMENT * m.segments,
+          gflopsFloat32: round1(g32), gflopsBf16: round1(g16),
+          peakShareFloat32: round3(g32 === null ? null : g32 / peak.float32), peakShareBf16: round3(g16 === null || !peak.bf16 ? null : g16 / peak.bf16),
+          rounds: r.rounds,
+          ...(r.gpuMiB ? { gpuMiB: r.gpuMiB } : {}),
+        }];
       })),
-      published: Object.fromEntries(MODELS.map((m) => [m.name, m.published[0] === m.published[1] ? m.published[0] : m.published])),
+      peakGflops: { float32: round1(peak.float32), bf16: round1(peak.bf16), n: 1024 },
+      targets: { ratioFloat32: TARGET_FLOAT32, ratioBf16: TARGET_BF16 },
+      published: Object.fromEntries(MODELS.map((m) => [m.name, m.published === null ? null : m.published[0] === m.published[1] ? m.published[0] : m.published])),
       threads,
       device,
-      precision,
+      precisions: PRECISIONS,
+      torchBf16: torchBf16Wanted,
+      rounds, steps: stepsPerRound, warmup: warmupSteps,
       config: { ...SIZES, segment: SEGMENT, batch: BATCH },
     }),
   );

@@ -16,6 +16,7 @@ PyTorch's defaults), after_optimizer_step (Adaptive-Span's clamp), loss.item().
   {"op": "check", "segments": n}        -> {"loss", "gradNorm"} (eval mode, no step)
   {"op": "train", "steps": n}           -> {"seconds", "loss"}
   {"op": "free"}, {"op": "quit"}
+"train" takes an optional "precision": "bf16" (autocast to bfloat16 around each step).
 "model" is Engram's model config; "bench" holds batch, segment, segments, bptt, carry, lr. The
 weights file (safetensors, written by Engram's saveSafetensors) holds Engram's state dict plus
 "data.tokens" and "data.targets" [P, B, M]: the batches both sides train on, in turn.
@@ -104,11 +105,18 @@ class Bench:
         self.carry = self.model.detach_state(state) if b["carry"] else None
         return loss.item()
 
-    def train(self, steps):
+    def train(self, steps, precision="float32"):
+        """precision "bf16": each step under autocast to bfloat16 (float32 weights and optimiser)."""
+        if precision not in ("float32", "bf16"):
+            raise ValueError(f"precision {precision!r}: float32 or bf16")
         t0 = time.perf_counter()
         loss = None
         for _ in range(steps):
-            loss = self.step()
+            if precision == "bf16":
+                with torch.autocast(self.device.type, dtype=torch.bfloat16):
+                    loss = self.step()
+            else:
+                loss = self.step()
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         return time.perf_counter() - t0, loss
@@ -142,7 +150,7 @@ class Server:
         return {"loss": loss, "gradNorm": norm}
 
     def train(self, cmd):
-        seconds, loss = self.bench.train(int(cmd["steps"]))
+        seconds, loss = self.bench.train(int(cmd["steps"]), cmd.get("precision", "float32"))
         return {"seconds": seconds, "loss": loss}
 
     def free(self, cmd):

@@ -12,7 +12,9 @@
         "src/fused_ops.cpp",
         "src/io_ops.cpp",
         "src/dist_ops.cpp",
-        "src/precision_ops.cpp"
+        "src/precision_ops.cpp",
+        "src/step_buffer_ops.cpp",
+        "src/profiler_ops.cpp"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GrowingTensor } from '../src/nn/growing-tensor.js';
+import { Linear, OutputHead, ROW_PRODUCT_MIN } from '../src/nn/layers.js';
 import {
   cat, createModel, Decoder, EngramError, liveTensors, manualSeed, noGrad, randn, tensor, tidy,
   type AdaptiveSpanTransformer, type ExpireSpanTransformer, type ModelConfigInput, type SegmentModel, type Tensor,
@@ -207,6 +208,54 @@ for (const [name, config, prepare] of cases) {
     }
   });
 }
+
+// Batch-1 decoding of one token runs its projections as matrix-vector products (Linear.forwardRow)
+// once a weight has ROW_PRODUCT_MIN entries: H 256 puts every projection past it.
+const wide = { vocabSize: V, layers: 2, dModel: 256, heads: 2, dInner: 256, dropout: 0 } as const;
+const rowCases: [string, ModelConfigInput][] = [
+  ['xl', { ...wide, kind: 'xl', memLen: 6 }],
+  ['rmt', { ...wide, kind: 'rmt', numMemTokens: 2, norm: 'pre' }],
+  ['expire-span', { ...wide, kind: 'expire-span', memLen: 6 }],
+];
+for (const [name, config] of rowCases) {
+  test(`${name}, H 256: batch-1 cached decoding (matrix-vector rows) equals recomputing`, () => {
+    manualSeed(3);
+    const model = createModel(config);
+    const forwardRow = Linear.prototype.forwardRow;
+    let rows = 0;
+    Linear.prototype.forwardRow = function (this: Linear, x: Tensor) { rows += 1; return forwardRow.call(this, x); };
+    try {
+      const prompt = [[1, 2, 3]];
+      const cached = decode(model, true, prompt, 3 * M);
+      assert.ok(rows >= 3 * M * (5 * wide.layers + 1), `every projection of a one-token step is a row product (${rows} calls)`);
+      Linear.prototype.forwardRow = forwardRow;
+      const reference = decode(model, false, prompt, 3 * M);
+      assert.deepEqual(cached.tokens, reference.tokens);
+      assertLogitsClose(cached.logits, reference.logits, 'greedy');
+    } finally {
+      Linear.prototype.forwardRow = forwardRow;
+      model.dispose();
+    }
+  });
+}
+
+test('Linear.forwardRow equals forward for one row, above and below ROW_PRODUCT_MIN, with and without bias; more rows fall back', () => {
+  manualSeed(5);
+  tidy(() => {
+    const layers = [new Linear(256, 1024), new Linear(1024, 256, { bias: false }), new Linear(256, 256), new Linear(16, 8), new OutputHead(256, 300)];
+    assert.ok(layers[0]!.weight.numel >= ROW_PRODUCT_MIN && layers[3]!.weight.numel < ROW_PRODUCT_MIN);
+    for (const layer of layers) {
+      for (const shape of [[1, 1, layer.inFeatures], [1, layer.inFeatures], [layer.inFeatures], [2, 3, layer.inFeatures]]) {
+        const x = randn(shape);
+        const [a, b] = [layer.forwardRow(x), layer.forward(x)];
+        assert.deepEqual(a.shape, b.shape);
+        const diff = a.sub(b).abs().max().item() as number;
+        assert.ok(diff <= 1e-5, `[${layer.inFeatures} -> ${layer.outFeatures}] on [${shape}]: differs by ${diff}`);
+      }
+    }
+    layers.forEach((l) => l.dispose());
+  });
+});
 
 test('while decoding on the cached path, expire-span drops memories and adaptive-span trims its keys', () => {
   manualSeed(7);

@@ -165,6 +165,17 @@ OP(copy_) {
   T(info, 0).copy_(T(info, 1));
   return info.Env().Undefined();
 }
+// copyRows_(buffer, dim, at, x): buffer's rows [at, at + n) along dim = x (n = x.size(dim); every
+// other size equal), in one call where narrow, copy_ and freeing the slot took three (GrowingTensor).
+OP(copyRows_) {
+  at::Tensor buffer = T(info, 0), x = T(info, 3);
+  int64_t dim = I(info, 1), start = I(info, 2);
+  bool fits = x.dim() == buffer.dim() && dim >= 0 && dim < buffer.dim() && start >= 0 && start + x.size(dim) <= buffer.size(dim);
+  for (int64_t d = 0; fits && d < x.dim(); ++d) fits = d == dim || x.size(d) == buffer.size(d);
+  if (!fits) fail("shape", "rows " + c10::str(x.sizes()) + " do not fit " + c10::str(buffer.sizes()) + " at " + std::to_string(start) + " along axis " + std::to_string(dim));
+  buffer.narrow(dim, start, x.size(dim)).copy_(x);
+  return info.Env().Undefined();
+}
 
 // ---- metadata -------------------------------------------------------------------------------------------
 

@@ -71,7 +71,7 @@ grep -E "^# (tests|pass|fail|skipped)|^not ok" "$OUT/device-tests.log" | sed 's/
 
 # ---- 3. the GPU benchmark, one process per model ----------------------------------------------------------
 for m in xl rmt expire-span; do
-  if timeout 150 node dist/bench/models.js --device cuda --gpu-size --models "$m" --warmup 2 --rounds 3 --steps 3 --no-install > "$OUT/bench-$m.log" 2>&1; then
+  if timeout 150 node dist/bench/models.js --device cuda --gpu-size --models "$m" --precision float32 --warmup 2 --rounds 3 --steps 3 --no-install > "$OUT/bench-$m.log" 2>&1; then
     grep -E "^  (parameters|same weights|Engram |PyTorch |ratio|GPU memory)" "$OUT/bench-$m.log" | sed "s/^ */bench $m: /" | tee -a "$SUMMARY"
     tail -1 "$OUT/bench-$m.log" > "$OUT/bench-$m.json"
   else

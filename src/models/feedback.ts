@@ -32,10 +32,15 @@
 //     reference recomputes them per block too). Pre-LN's per-layer LayerNorm of the memories is
 //     folded into the projection: W_l (γ_l ⊙ n + β_l) = (W_l diag γ_l) n + W_l β_l, n = LN(m)
 //     without affine, so one matmul still serves every layer.
-//   - The carried memories' keys/values are one tensor for the block, read through views, so the
-//     autograd graph does not hold a copy per step; only the block's own keys/values grow by a
-//     concatenation per step (the reference writes into a preallocated buffer with a custom
-//     autograd function instead).
+//   - Keys/values live in preallocated buffers, one per layer for keys and one for values
+//     [B, K, C + M, D] (StepBuffer, src/tensor/step-buffer.ts): the carried memories' written
+//     once per block, each new memory's written at its step, and every step reads its window as
+//     one view, as the reference writes them into a preallocated buffer with a custom autograd
+//     function. No per-step concatenation, whose copies of every key/value so far autograd would
+//     keep, one per step, for backward; no view of a larger tensor per step either, whose
+//     backward fills a zero gradient of that whole tensor (the gradients are the same as
+//     concatenation's, test/step-buffer.test.ts). Incremental decoding (openSegment) still grows
+//     them by concatenation: it keeps no graph, so each copy is freed at the next step.
 //   - Each step runs the shared decoder layer (DecoderLayer.around) around the shared attention
 //     over those precomputed keys and values (MultiHeadAttention.attendProjected).
 //
@@ -45,7 +50,7 @@
 // Shapes: B batch, M block length, t step in the block, C carried memories (<= L), F memories of
 // this block in the window (<= L), n = C' + F memories in step t's window, L maximum span,
 // N layers, H hidden, K heads, D = H/K head size, V vocabulary.
-import { cat, configError, F, shapeError, stack, tidy, randn, widenReduced, withPrecision, autocastDeviceOf, zeros, type Device, type Precision, type Tensor } from '../tensor/index.js';
+import { cat, configError, F, shapeError, stack, tidy, randn, widenReduced, withPrecision, autocastDeviceOf, zeros, StepBuffer, type Device, type Precision, type Tensor } from '../tensor/index.js';
 import { Module } from '../nn/module.js';
 import { Dropout, TokenEmbedding, LayerNorm, OutputHead } from '../nn/layers.js';
 import { DecoderLayer } from '../nn/decoder-layer.js';
@@ -136,45 +141,54 @@ export class FeedbackTransformer extends Module implements SegmentModel<Feedback
       const keyPeOldestFirst = this.keyPe.flip(1); // [D, L]: column L - j embeds distance j
       const projection = this.memoryProjection();
       const C = carriedIn?.shape[1] ?? 0;
-      // Keys/values of the carried memories, contiguous so that per-step views need no copy.
-      const kvCarried = carriedIn ? this.project(carriedIn, projection).contiguous() : null; // [2, N, B, K, C, D]
-      let kvBlock: Tensor | null = null; // [2, N, B, K, F, D]: this block's last F <= L memories
+      // Per layer, its keys and its values [B, K, C + M, D] of [carried | block] memories: the
+      // carried ones written first, memory t of the block at C + t once step t has made it. A
+      // step reads its window from each as one view (a view of a larger tensor would cost, in
+      // backward, a zero-filled gradient of that whole tensor per step and layer).
+      const keyBuffers = this.layers.map(() => new StepBuffer(2, C + M));
+      const valueBuffers = this.layers.map(() => new StepBuffer(2, C + M));
+      const store = (kv: Tensor, at: number) => this.layers.forEach((_, l) => { // kv [2, N, B, K, T, D]
+        keyBuffers[l]!.write(kv.select(0, 0).select(0, l), at);
+        valueBuffers[l]!.write(kv.select(0, 1).select(0, l), at);
+      });
+      const inputs = embedded.unbind(1); // x_t^0 [B, H] (one backward op for all steps, not a zero-filled [B, M, H] per step)
       // Attention maps for inspection (MultiHeadAttention.recordAttention): per layer, one row per
       // step over the keys [carried memories (C) | this block's memories (M)], zero outside the window.
       const rows: Tensor[][] | null = this.layers.some((layer) => layer.attn.recordAttention) ? this.layers.map(() => []) : null;
       const outputs: Tensor[] = []; // x_t^N [B, 1, H]
       const memories: Tensor[] = []; // m_t [B, 1, H]
-      for (let t = 0; t < M; t++) {
-        const fresh = Math.min(t, L); // F: this block's memories in the window (all of kvBlock)
-        const old = Math.min(C, L - fresh); // carried memories still in the window (the newest ones)
-        const previous: Tensor | null = kvBlock;
-        // One tidy per step: its temporaries go at once (autograd keeps what backward needs).
-        const step = tidy((): { output: Tensor; memory: Tensor; kvBlock: Tensor } => {
-          const positions = keyPeOldestFirst.narrow(1, L - old - fresh, old + fresh); // [D, n]: distances n .. 1
-          let h = embedded.narrow(1, t, 1); // x_t^0 [B, 1, H]
-          const representations = [h];
-          this.layers.forEach((layer, l) => {
-            const window: [Tensor, Tensor][] = []; // [k, v] pieces [B, K, *, D], oldest first
-            if (old > 0) window.push(kvCarried!.select(1, l).narrow(3, C - old, old).unbind(0) as [Tensor, Tensor]);
-            if (previous) window.push(previous.select(1, l).unbind(0) as [Tensor, Tensor]);
-            const n = old + fresh; // keys C + t - n .. C + t - 1 of [carried | block]
-            const record = rows && layer.attn.recordAttention
-              ? (probs: Tensor) => rows[l]!.push(F.pad(probs.detach(), [C + t - n, M - t]).keep()) // [B, K, 1, C + M]
-              : undefined;
-            if (record && n === 0) rows![l]!.push(zeros([B, this.config.heads, 1, C + M], { device: h.device as Device }).keep());
-            h = this.layerStep(layer, h, window, positions, record); // x_t^{l+1} [B, 1, H]
-            representations.push(h);
+      try {
+        if (carriedIn) store(this.project(carriedIn, projection), 0); // [2, N, B, K, C, D]
+        for (let t = 0; t < M; t++) {
+          const fresh = Math.min(t, L); // F: this block's memories in the window
+          const old = Math.min(C, L - fresh); // carried memories still in the window (the newest ones)
+          const n = old + fresh; // keys C + t - n .. C + t - 1 of [carried | block]
+          // One tidy per step: its temporaries go at once (autograd keeps what backward needs).
+          const step = tidy((): { output: Tensor; memory: Tensor } => {
+            const positions = keyPeOldestFirst.narrow(1, L - n, n); // [D, n]: distances n .. 1
+            let h = inputs[t]!.unsqueeze(1); // x_t^0 [B, 1, H]
+            const representations = [h];
+            this.layers.forEach((layer, l) => {
+              // [k, v] [B, K, n, D]: memories m_{t-n} .. m_{t-1}
+              const window: [Tensor, Tensor][] = n > 0 ? [[keyBuffers[l]!.read(C + t - n, n), valueBuffers[l]!.read(C + t - n, n)]] : [];
+              const record = rows && layer.attn.recordAttention
+                ? (probs: Tensor) => rows[l]!.push(F.pad(probs.detach(), [C + t - n, M - t]).keep()) // [B, K, 1, C + M]
+                : undefined;
+              if (record && n === 0) rows![l]!.push(zeros([B, this.config.heads, 1, C + M], { device: h.device as Device }).keep());
+              h = this.layerStep(layer, h, window, positions, record); // x_t^{l+1} [B, 1, H]
+              representations.push(h);
+            });
+            // widened: under bf16 the merge is a bfloat16 product; the carried memory stays float32
+            const memory = widenReduced(weights.matmul(stack(representations).view(N + 1, B * H))).view(B, 1, H); // m_t [B, 1, H]
+            // m_t's keys and values, for the later steps of the block (the last step has none)
+            if (t + 1 < M) store(this.project(memory, projection), C + t); // [2, N, B, K, 1, D]
+            return { output: h, memory };
           });
-          // widened: under bf16 the merge is a bfloat16 product; the carried memory stays float32
-          const memory = widenReduced(weights.matmul(stack(representations).view(N + 1, B * H))).view(B, 1, H); // m_t [B, 1, H]
-          const kv = this.project(memory, projection); // [2, N, B, K, 1, D]
-          const kept: Tensor | null = previous && fresh === L ? previous.narrow(4, 1, L - 1) : previous; // drop m_{t-L}
-          return { output: h, memory, kvBlock: kept ? cat([kept, kv], 4) : kv.contiguous() };
-        });
-        outputs.push(step.output);
-        memories.push(step.memory);
-        kvBlock = step.kvBlock;
-        previous?.dispose(); // this handle only: autograd still holds what it saved
+          outputs.push(step.output);
+          memories.push(step.memory);
+        }
+      } finally {
+        for (const b of [...keyBuffers, ...valueBuffers]) b.dispose(); // the handles only: autograd keeps what backward needs
       }
       if (rows) this.layers.forEach((layer, l) => {
         if (!layer.attn.recordAttention) return;

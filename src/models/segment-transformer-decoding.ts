@@ -79,15 +79,17 @@ export class TransformerOpenSegment extends OpenSegmentBase<SegmentState> {
     const { model } = this;
     const n = tokens.shape[1]!;
     const before = this.#cached + this.#read + offset; // keys before the new rows
-    const mask = cachedSegmentMask(this.tables, { cached: before, read: 0, sequence: n, write: 0 }); // [n, before + n], causal
+    // [n, before + n], causal; one row sees every key (no mask, and no mask per length in the tables)
+    const mask = n === 1 ? null : cachedSegmentMask(this.tables, { cached: before, read: 0, sequence: n, write: 0 });
     const positions = this.#positions(before + n);
     let h = model.drop.forward(this.embed(model.embed, tokens)); // [B, n, H]
     model.layers.forEach((layer, l) => {
-      this.#inputs[l]?.append(h);
+      this.#inputs[l]?.append(h, n);
       h = layer.forwardCached(h, this.#caches[l]!, mask, positions);
     });
     const out = model.finalNorm ? model.finalNorm.forward(h) : h;
-    return model.head.forward(model.drop.forward(out)); // [B, n, V]
+    const head = model.drop.forward(out); // [B, n, H]
+    return this.batch * n === 1 ? model.head.forwardRow(head) : model.head.forward(head); // [B, n, V]
   }
 
   protected finish(): SegmentState {

@@ -57,10 +57,11 @@ export class SequentialOpenSegment<S extends SequentialState, Ctx extends LayerC
       const keys = (ctx.memory?.shape[1] ?? 0) + n;
       const input = h;
       h = layer.forwardCached(h, this.#caches[l]!, ctx.mask, { keyPe: ctx.keyPe ?? model.keyPe, distance: ctx.distance }, ctx.softMask, keys);
-      this.#inputs[l]!.append(input);
+      this.#inputs[l]!.append(input, n);
     });
     const out = model.finalNorm ? model.finalNorm.forward(h) : h;
-    return model.head.forward(model.drop.forward(out)); // [B, n, V]
+    const head = model.drop.forward(out); // [B, n, H]
+    return this.batch * n === 1 ? model.head.forwardRow(head) : model.head.forward(head); // [B, n, V]
   }
 
   protected finish(): S {

@@ -125,8 +125,10 @@ export class MultiHeadAttention extends Module {
    * `keys` rows are used) and its projection is kept in the cache while the same table is given.
    */
   forwardCached({ query, context, mask, positions, softMask = null }: Omit<AttentionInput, 'context'> & { context: Tensor | null }, cache: KeyValueCache, keys?: number): Tensor {
-    const q = this.queries(query); // [B, K, Tq, D]
-    if (context) cache.append(...this.keysValues(context));
+    const [B, Tq] = query.shape as [number, number];
+    const row = B * Tq === 1; // one query row (batch-1 decoding): matrix-vector projections
+    const q = this.queries(query, false, row); // [B, K, Tq, D]
+    if (context) cache.append(...this.keysValues(context, false, row), context === query ? Tq : undefined);
     const total = cache.length;
     const used = keys ?? total;
     const narrow = (t: Tensor) => (used === total ? t : t.narrow(2, total - used, used));
@@ -139,13 +141,13 @@ export class MultiHeadAttention extends Module {
       const R = rk.shape[2]!;
       relativeKeys = R === used ? rk : rk.narrow(2, R - used, used); // distances used-1 ... 0
     }
-    return this.attendKeys(q, narrow(cache.key!), narrow(cache.value!), { mask, positions, softMask, relativeKeys });
+    return this.attendKeys(q, narrow(cache.key!), narrow(cache.value!), { mask, positions, softMask, relativeKeys, row });
   }
 
-  /** Keys and values of inputs [B, Tk, H] -> [B, K, Tk, D] each. */
-  keysValues(context: Tensor, frozen = false): [Tensor, Tensor] {
+  /** Keys and values of inputs [B, Tk, H] -> [B, K, Tk, D] each; `row`: B Tk = 1 (Linear.forwardRow). */
+  keysValues(context: Tensor, frozen = false, row = false): [Tensor, Tensor] {
     const [B, Tk] = context.shape as [number, number];
-    const [k, v] = project(this.kv, context, frozen).view(B, Tk, 2, this.heads, this.headDim).permute(2, 0, 3, 1, 4).unbind(0);
+    const [k, v] = project(this.kv, context, frozen, row).view(B, Tk, 2, this.heads, this.headDim).permute(2, 0, 3, 1, 4).unbind(0);
     return [k!, v!];
   }
 
@@ -158,12 +160,12 @@ export class MultiHeadAttention extends Module {
    * Scores of queries q [B, K, Tq, D] against keys k [B, K, Tk, D] under the position scheme, then
    * mix() with the values v. `relativeKeys` [K, D, Tk]: W_r R projected beforehand (decoding).
    */
-  private attendKeys(q: Tensor, k: Tensor, v: Tensor, o: { mask: Tensor | null; positions: RelativePositions | LearnedPositions | null; softMask: Tensor | null; frozen?: boolean; relativeKeys?: Tensor }): Tensor {
-    const [B, K, Tq] = q.shape as [number, number, number];
-    const Tk = k.shape[2]!;
+  private attendKeys(q: Tensor, k: Tensor, v: Tensor, o: { mask: Tensor | null; positions: RelativePositions | LearnedPositions | null; softMask: Tensor | null; frozen?: boolean; relativeKeys?: Tensor; row?: boolean }): Tensor {
     const positions = o.positions;
     let scores: Tensor;
     if (positions && !isRelative(positions)) {
+      const [B, K, Tq] = q.shape as [number, number, number];
+      const Tk = k.shape[2]!;
       let byKey: Tensor; // [B, K, Tq, Tk]
       if (positions.rankShift !== undefined) {
         byKey = skewedKeyPositions(q, positions.keyPe, positions.rankShift, Tk);
@@ -181,7 +183,7 @@ export class MultiHeadAttention extends Module {
     } else {
       scores = q.matmul(k.mT);
     }
-    return this.mix(scores, [v], { mask: o.mask, softMask: o.softMask, frozen: o.frozen ?? false });
+    return this.mix(scores, [v], { mask: o.mask, softMask: o.softMask, frozen: o.frozen ?? false, row: o.row });
   }
 
   /**
@@ -196,9 +198,9 @@ export class MultiHeadAttention extends Module {
   }
 
   /** Queries [B, Tq, H] -> [B, K, Tq, D]. */
-  private queries(x: Tensor, frozen = false): Tensor {
+  private queries(x: Tensor, frozen = false, row = false): Tensor {
     const [B, Tq] = x.shape as [number, number];
-    return project(this.q, x, frozen).view(B, Tq, this.heads, this.headDim).transpose(1, 2);
+    return project(this.q, x, frozen, row).view(B, Tq, this.heads, this.headDim).transpose(1, 2);
   }
 
   /**
@@ -206,8 +208,7 @@ export class MultiHeadAttention extends Module {
    * recording, dropout, the weighted sum of the values (pieces [B, K, Tk_i, D] along the keys),
    * output projection.
    */
-  private mix(scores: Tensor, values: readonly Tensor[], o: { mask: Tensor | null; softMask?: Tensor | null; frozen?: boolean; record?: (weights: Tensor) => void }): Tensor {
-    const [B, K, Tq] = scores.shape as [number, number, number];
+  private mix(scores: Tensor, values: readonly Tensor[], o: { mask: Tensor | null; softMask?: Tensor | null; frozen?: boolean; record?: (weights: Tensor) => void; row?: boolean }): Tensor {
     let probs = F.maskedSoftmax(scores, o.mask, { scale: 1 / Math.sqrt(this.headDim), dim: -1 }); // [B, K, Tq, Tk]
     if (o.softMask) probs = F.softMaskRenorm(probs, o.softMask, { eps: 1e-8 }); // m·a / (Σ m·a + 1e-8)
     if (o.record) {
@@ -220,12 +221,16 @@ export class MultiHeadAttention extends Module {
     let mixed: Tensor | null = null; // [B, K, Tq, D]
     let offset = 0;
     for (const v of values) {
+      if (values.length === 1) {
+        mixed = dropped.matmul(v);
+        break;
+      }
       const count = v.shape[2]!;
-      const part = (values.length === 1 ? dropped : dropped.narrow(-1, offset, count)).matmul(v);
+      const part = dropped.narrow(-1, offset, count).matmul(v);
       mixed = mixed ? mixed.add(part) : part;
       offset += count;
     }
-    return project(this.out, mixed!.transpose(1, 2).reshape(B, Tq, K * this.headDim), o.frozen ?? false); // [B, Tq, H]
+    return project(this.out, mixed!.transpose(1, 2).flatten(2), o.frozen ?? false, o.row); // [B, Tq, K D] = [B, Tq, H]
   }
 }
 
@@ -260,10 +265,10 @@ export class KeyValueCache {
     return this.#relativeSource;
   }
 
-  /** Appends the keys and values [B, K, n, D] of n new rows. */
-  append(key: Tensor, value: Tensor): void {
-    this.#key.append(key);
-    this.#value.append(value);
+  /** Appends the keys and values [B, K, n, D] of n new rows (`rows`: n, when the caller knows it). */
+  append(key: Tensor, value: Tensor, rows?: number): void {
+    this.#key.append(key, rows);
+    this.#value.append(value, rows);
   }
 
   setRelative(source: Tensor, projected: Tensor): void {
@@ -280,7 +285,8 @@ export class KeyValueCache {
   }
 }
 
-/** x W^T (+ b), with the weights detached when frozen. */
-function project(layer: Linear, x: Tensor, frozen: boolean): Tensor {
-  return frozen ? F.linear(x, layer.weight.detach(), layer.bias?.detach() ?? null) : layer.forward(x);
+/** x W^T (+ b), with the weights detached when frozen; `row`: x holds one row (Linear.forwardRow). */
+function project(layer: Linear, x: Tensor, frozen: boolean, row = false): Tensor {
+  if (frozen) return F.linear(x, layer.weight.detach(), layer.bias?.detach() ?? null);
+  return row ? layer.forwardRow(x) : layer.forward(x);
 }

@@ -61,10 +61,12 @@ export class DecoderLayer extends Module {
    * of the cache (after the append; default all).
    */
   forwardCached(h: Tensor, cache: KeyValueCache, mask: Tensor | null, positions: RelativePositions | LearnedPositions | null, softMask: Tensor | null = null, keys?: number): Tensor {
+    const [B, n] = h.shape as [number, number];
+    const row = B * n === 1; // batch-1 decoding of one token: matrix-vector products (Linear.forwardRow)
     const attend = (query: Tensor) => this.attn.forwardCached({ query, context: query, mask, positions, softMask }, cache, keys);
-    if (this.norm === 'post') return this.around(h, attend);
+    if (this.norm === 'post') return this.around(h, attend, undefined, row);
     const normed = this.ln1.forward(h); // pre-LN: per row, so the cached rows' normalisation is unchanged
-    return this.around(h, attend, normed);
+    return this.around(h, attend, normed, row);
   }
 
   /** Appends the keys and values of layer inputs x [B, T, H] (rows attended later, not queries) to a decoding cache. */
@@ -75,17 +77,19 @@ export class DecoderLayer extends Module {
   /**
    * The layer around an attention function: attend(query [B, T, H]) -> [B, T, H], or null when
    * there is nothing to attend to (the attention then adds nothing). The query is h (post-LN) or
-   * LN(h) (pre-LN; `normedQuery` when the caller already has it).
+   * LN(h) (pre-LN; `normedQuery` when the caller already has it). `row`: h holds one row (B T = 1),
+   * and the feed-forward runs as matrix-vector products.
    */
-  around(h: Tensor, attend: (query: Tensor) => Tensor | null, normedQuery?: Tensor): Tensor {
+  around(h: Tensor, attend: (query: Tensor) => Tensor | null, normedQuery?: Tensor, row = false): Tensor {
+    const ff = (x: Tensor) => (row ? this.ff.forwardRow(x) : this.ff.forward(x));
     if (this.norm === 'post') {
       const a = attend(h);
       const x = this.ln1.forward(a ? h.add(this.drop.forward(a)) : h);
-      return this.ln2.forward(x.add(this.ff.forward(x)));
+      return this.ln2.forward(x.add(ff(x)));
     }
     const a = attend(normedQuery ?? this.ln1.forward(h));
     const x = a ? h.add(this.drop.forward(a)) : h;
-    return x.add(this.ff.forward(this.ln2.forward(x)));
+    return x.add(ff(this.ln2.forward(x)));
   }
 
   /**

@@ -23,10 +23,12 @@ export function sinusoidalDistances(from: number, len: number, dModel: number, d
  * distances Tk-1 ... 0 (column p = distance Tk-1-p). Pad a zero column on the left, view as
  * [..., Tk+1, Tq], drop the first row, view back: entry [i, j] then holds distance mlen + i - j
  * for j <= mlen + i. Entries with j > mlen + i are wrapped values that the causal mask removes.
+ * With one query the shift moves nothing, and x itself is returned.
  */
 export function relShift(x: Tensor): Tensor {
   const shape = x.shape;
   const [tq, tk] = shape.slice(-2) as [number, number];
+  if (tq === 1) return x; // one query (decoding a token): entry [0, j] already holds distance Tk-1-j
   const lead = shape.slice(0, -2);
   const padded = F.pad(x, [1, 0]); // [..., Tq, Tk+1]
   return padded.view([...lead, tk + 1, tq]).slice(-2, 1).view([...lead, tq, tk]);

@@ -52,6 +52,14 @@ export function embedding(indices: Tensor, weight: Tensor, paddingIdx?: number):
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
   return fromId(native.linear(x.id, weight.id, bias?.id ?? null));
 }
+/**
+ * linear() for an x [.., in] that holds one row: a float32 row on the CPU (autocast off) runs as a
+ * matrix-vector product, bias + weight x, which reads the weight in place where a 1-row sgemm
+ * packs it first; anything else runs as linear(). Equal to linear() up to float rounding.
+ */
+export function linearRow(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+  return fromId(native.linearRow(x.id, weight.id, bias?.id ?? null));
+}
 
 export interface CrossEntropyOptions {
   weight?: Tensor;

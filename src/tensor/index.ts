@@ -13,3 +13,5 @@ export { gradcheck, type GradcheckOptions, type GradcheckResult } from './gradch
 export { saveSafetensors, loadSafetensors, toSafetensorsBytes, fromSafetensorsBytes, readSafetensorsHeader, saveTorch, loadTorch, type LoadOptions, type SafetensorsHeader } from './serialize.js';
 export { createGroup, destroyGroup, allReduceInPlace, broadcastInPlace, allGather, barrier, allReduceGradients, collectiveBackends, createGradientReducer, reducerBegin, reducerFinish, destroyGradientReducer, type CollectiveBackend, type GroupOptions } from './collectives.js';
 export { withPrecision, autocastDeviceOf, checkPrecision, precisionProblem, autocastState, widenReduced, precisions, type Precision, type AutocastDevice } from './precision.js';
+export { StepBuffer } from './step-buffer.js';
+export { profile, formatProfile, type ProfileRow } from './profiler.js';

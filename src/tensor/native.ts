@@ -77,6 +77,7 @@ const coreOps = {
   clone: op<(t: Id) => Id>(),
   setData: op<(t: Id, src: Id) => void>(),
   copy_: op<(t: Id, src: Id) => void>(),
+  copyRows_: op<(buffer: Id, dim: number, at: number, src: Id) => void>(),
   shape: op<(t: Id) => number[]>(),
   strides: op<(t: Id) => number[]>(),
   dtype: op<(t: Id) => DCode>(),
@@ -190,6 +191,7 @@ const coreOps = {
   dropout: op<(x: Id, p: number, train: boolean) => Id>(),
   embedding: op<(weight: Id, indices: Id, paddingIdx: number) => Id>(),
   linear: op<(x: Id, weight: Id, bias: OptId) => Id>(),
+  linearRow: op<(x: Id, weight: Id, bias: OptId) => Id>(),
   crossEntropy: op<(logits: Id, target: Id, weight: OptId, reduction: string, ignoreIndex: number, labelSmoothing: number) => Id>(),
   nllLoss: op<(logp: Id, target: Id, weight: OptId, reduction: string, ignoreIndex: number) => Id>(),
   mseLoss: op<(a: Id, b: Id, reduction: string) => Id>(),
@@ -220,6 +222,12 @@ const coreOps = {
   adamStep: op<(params: Id[], expAvg: Id[], expAvgSq: Id[], step: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, decoupled: boolean) => void>(),
   sgdStep: op<(params: Id[], buffers: Id[], lr: number, momentum: number, dampening: number, weightDecay: number, nesterov: boolean, firstStep: boolean) => void>(),
   clipGradNorm: op<(params: Id[], maxNorm: number, normType: number) => number>(),
+  // step buffers (step_buffer_ops.cpp): rows written in place with concatenation's gradients
+  stepBufferWrite: op<(data: Id, grad: Id, row: Id, token: OptId, dim: number, index: number) => Id>(),
+  stepBufferRead: op<(data: Id, grad: Id, token: OptId, dim: number, start: number, length: number) => Id>(),
+  // libtorch's profiler (profiler_ops.cpp): [name, calls, self µs, total µs] per op name
+  profilerStart: op<() => void>(),
+  profilerStop: op<() => [string, number, number, number][]>(),
 
   // collectives over c10d process groups (native/src/dist_ops.cpp); groups are small ids too
   distInit: op<(backend: string, masterAddr: string, masterPort: number, rank: number, worldSize: number, timeoutMs: number) => number>(),

@@ -401,6 +401,11 @@ export class Tensor implements Tracked {
     native.copy_(this.id, src.id);
     return this;
   }
+  /** this.narrow(dim, at, n).copy_(src) with n = src's size along dim, in one native call. */
+  copyRows_(dim: number, at: number, src: Tensor): this {
+    native.copyRows_(this.id, dim, at, src.id);
+    return this;
+  }
   maskedFill_(mask: Tensor, value: Scalar): this {
     native.maskedFill_(this.id, mask.id, value);
     return this;
