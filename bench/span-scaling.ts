@@ -1,4 +1,4 @@
-// Span scaling (issue 12, item 3): training tokens/s of Expire-Span with short spans against
+// Span scaling benchmark (issue 12, item 3): training tokens/s of Expire-Span with short spans against
 // Transformer-XL as the maximum memory L grows. Expire-Span's cost follows the memories it keeps,
 // not L, so with spans that stay short its speed should not move with L; Transformer-XL attends
 // over all L cached positions.
@@ -20,6 +20,9 @@ import {
   Adam, createModel, crossEntropySum, disposeState, manualSeed, randint, randn, setNumThreads, tidy,
   type MemoryState, type ModelConfig, type SegmentModel,
 } from '../src/index.js';
+import { checkBenchArgs } from './args.js';
+
+checkBenchArgs(import.meta.url);
 
 function argValue(name: string): string | undefined {
   const i = process.argv.indexOf(name);

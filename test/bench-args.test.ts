@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 // before any work (bench/args.ts).
 const bench = (name: string) => fileURLToPath(new URL(`../bench/${name}.js`, import.meta.url));
 
-for (const name of ['models', 'generate', 'engine', 'distributed']) {
+for (const name of ['models', 'generate', 'engine', 'distributed', 'span-scaling']) {
   test(`bench/${name}: --help prints the usage, an unknown flag exits 2 naming it`, () => {
     const help = spawnSync(process.execPath, [bench(name), '--help'], { encoding: 'utf8', timeout: 60_000 });
     assert.equal(help.status, 0, help.stderr);
