@@ -969,6 +969,31 @@ test('setData_: the handle holds the new data (shape, dtype, values), keeps requ
   src.dispose();
 });
 
+test('copyRows_ writes src into rows [at, at + n) along dim in place, and checks the fit', () => {
+  const t = zeros([2, 4, 3]);
+  const src = tensor([[[1, 2, 3], [4, 5, 6]], [[7, 8, 9], [10, 11, 12]]]); // [2, 2, 3]
+  assert.equal(t.copyRows_(1, 1, src), t);
+  assert.deepEqual(t.toArray(), [
+    [[0, 0, 0], [1, 2, 3], [4, 5, 6], [0, 0, 0]],
+    [[0, 0, 0], [7, 8, 9], [10, 11, 12], [0, 0, 0]],
+  ]);
+  assert.throws(() => t.copyRows_(1, 3, src), /./); // rows 3..5 do not fit in 4
+  t.dispose();
+  src.dispose();
+});
+
+test('F.linearRow equals F.linear for one row (the matrix-vector path) and for several rows (the fallback)', () => {
+  tidy(() => {
+    const w = randn([300, 256]), b = randn([300]); // 76,800 entries: above the matrix-vector threshold
+    const row = randn([1, 1, 256]);
+    assertClose(F.linearRow(row, w, b), F.linear(row, w, b).toArray() as number[][][], { atol: 1e-4 });
+    assertClose(F.linearRow(row, w), F.linear(row, w).toArray() as number[][][], { atol: 1e-4 });
+    const rows = randn([2, 3, 256]);
+    assertClose(F.linearRow(rows, w, b), F.linear(rows, w, b).toArray() as number[][][], { atol: 1e-4 });
+    assert.deepEqual(F.linearRow(row, w, b).shape, [1, 1, 300]);
+  });
+});
+
 test('every op of Tensor, creation.ts and F is exercised by the op tests', () => {
   const here = fileURLToPath(import.meta.url);
   const source = ['ops-forward', 'ops-grad', 'errors']
