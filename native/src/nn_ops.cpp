@@ -18,16 +18,17 @@ OP(dropout) { return R(info, at::dropout(T(info, 0), D(info, 1), B(info, 2))); }
 OP(embedding) { return R(info, at::embedding(T(info, 0), T(info, 1), I(info, 2))); }
 // linear(x, weight [out, in], bias|null)
 OP(linear) { return R(info, at::linear(T(info, 0), T(info, 1), OT(info, 2))); }
-// linearRow(x [.., in] holding one row, weight [out, in], bias|null): as linear, but a float32 CPU
-// row (autocast off) goes through a matrix-vector product, b + W x. OpenBLAS's sgemm for a 1-row
-// left operand packs the whole weight on every call; sgemv reads it once in place, several times
-// faster for big weights (Linear.forwardRow decides which weights are big enough). Anything else
-// (more rows, bfloat16, autocast, CUDA) is at::linear.
+// linearRow(x [.., in], weight [out, in], bias|null, minEntries): as linear, but when x holds one
+// row, on the CPU in float32 (autocast off), and the weight has at least minEntries entries, a
+// matrix-vector product, b + W x. OpenBLAS's sgemm for a 1-row left operand packs the whole weight
+// on every call; sgemv reads it once in place, faster for big weights (nn/layers.ts ROW_PRODUCT_MIN). Anything
+// else (more rows, small weights, bfloat16, autocast, CUDA) is at::linear: the whole decision is
+// here, so decoding calls it for every projection without reading shapes in JavaScript.
 OP(linearRow) {
   at::Tensor x = T(info, 0), w = T(info, 1);
   c10::optional<at::Tensor> b = OT(info, 2);
   bool row = x.is_cpu() && x.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat && w.dim() == 2 &&
-             x.dim() >= 1 && x.numel() == w.size(1) && !at::autocast::is_cpu_enabled() &&
+             w.numel() >= I(info, 3) && x.dim() >= 1 && x.numel() == w.size(1) && !at::autocast::is_cpu_enabled() &&
              (!b || b->scalar_type() == at::kFloat);
   if (!row) return R(info, at::linear(x, w, b));
   at::Tensor flat = x.reshape({-1});

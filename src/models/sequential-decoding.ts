@@ -61,7 +61,7 @@ export class SequentialOpenSegment<S extends SequentialState, Ctx extends LayerC
     });
     const out = model.finalNorm ? model.finalNorm.forward(h) : h;
     const head = model.drop.forward(out); // [B, n, H]
-    return this.batch * n === 1 ? model.head.forwardRow(head) : model.head.forward(head); // [B, n, V]
+    return model.head.forwardRow(head); // [B, n, V]: a matrix-vector product for one row
   }
 
   protected finish(): S {

@@ -125,10 +125,9 @@ export class MultiHeadAttention extends Module {
    * `keys` rows are used) and its projection is kept in the cache while the same table is given.
    */
   forwardCached({ query, context, mask, positions, softMask = null }: Omit<AttentionInput, 'context'> & { context: Tensor | null }, cache: KeyValueCache, keys?: number): Tensor {
-    const [B, Tq] = query.shape as [number, number];
-    const row = B * Tq === 1; // one query row (batch-1 decoding): matrix-vector projections
+    const row = true; // projections through Linear.forwardRow: matrix-vector products for one row (batch-1 decoding)
     const q = this.queries(query, false, row); // [B, K, Tq, D]
-    if (context) cache.append(...this.keysValues(context, false, row), context === query ? Tq : undefined);
+    if (context) cache.append(...this.keysValues(context, false, row), context === query ? q.shape[2] : undefined);
     const total = cache.length;
     const used = keys ?? total;
     const narrow = (t: Tensor) => (used === total ? t : t.narrow(2, total - used, used));
@@ -144,7 +143,7 @@ export class MultiHeadAttention extends Module {
     return this.attendKeys(q, narrow(cache.key!), narrow(cache.value!), { mask, positions, softMask, relativeKeys, row });
   }
 
-  /** Keys and values of inputs [B, Tk, H] -> [B, K, Tk, D] each; `row`: B Tk = 1 (Linear.forwardRow). */
+  /** Keys and values of inputs [B, Tk, H] -> [B, K, Tk, D] each; `row`: through Linear.forwardRow. */
   keysValues(context: Tensor, frozen = false, row = false): [Tensor, Tensor] {
     const [B, Tk] = context.shape as [number, number];
     const [k, v] = project(this.kv, context, frozen, row).view(B, Tk, 2, this.heads, this.headDim).permute(2, 0, 3, 1, 4).unbind(0);
@@ -218,15 +217,10 @@ export class MultiHeadAttention extends Module {
       this.lastAttention = probs.detach().keep();
     }
     const dropped = o.frozen ? probs : this.drop.forward(probs);
-    let mixed: Tensor | null = null; // [B, K, Tq, D]
-    let offset = 0;
-    for (const v of values) {
-      if (values.length === 1) {
-        mixed = dropped.matmul(v);
-        break;
-      }
-      const count = v.shape[2]!;
-      const part = dropped.narrow(-1, offset, count).matmul(v);
+    let mixed = values.length === 1 ? dropped.matmul(values[0]!) : null; // [B, K, Tq, D]
+    for (let i = 0, offset = 0; values.length > 1 && i < values.length; i++) { // the pieces' weights, piece by piece
+      const count = values[i]!.shape[2]!;
+      const part = dropped.narrow(-1, offset, count).matmul(values[i]!);
       mixed = mixed ? mixed.add(part) : part;
       offset += count;
     }
@@ -285,7 +279,7 @@ export class KeyValueCache {
   }
 }
 
-/** x W^T (+ b), with the weights detached when frozen; `row`: x holds one row (Linear.forwardRow). */
+/** x W^T (+ b), with the weights detached when frozen; `row`: Linear.forwardRow (a matrix-vector product for one row). */
 function project(layer: Linear, x: Tensor, frozen: boolean, row = false): Tensor {
   if (frozen) return F.linear(x, layer.weight.detach(), layer.bias?.detach() ?? null);
   return row ? layer.forwardRow(x) : layer.forward(x);

@@ -61,12 +61,11 @@ export class DecoderLayer extends Module {
    * of the cache (after the append; default all).
    */
   forwardCached(h: Tensor, cache: KeyValueCache, mask: Tensor | null, positions: RelativePositions | LearnedPositions | null, softMask: Tensor | null = null, keys?: number): Tensor {
-    const [B, n] = h.shape as [number, number];
-    const row = B * n === 1; // batch-1 decoding of one token: matrix-vector products (Linear.forwardRow)
+    // Linear.forwardRow: matrix-vector products where h holds one row (batch-1 decoding of a token)
     const attend = (query: Tensor) => this.attn.forwardCached({ query, context: query, mask, positions, softMask }, cache, keys);
-    if (this.norm === 'post') return this.around(h, attend, undefined, row);
+    if (this.norm === 'post') return this.around(h, attend, undefined, true);
     const normed = this.ln1.forward(h); // pre-LN: per row, so the cached rows' normalisation is unchanged
-    return this.around(h, attend, normed, row);
+    return this.around(h, attend, normed, true);
   }
 
   /** Appends the keys and values of layer inputs x [B, T, H] (rows attended later, not queries) to a decoding cache. */
@@ -77,8 +76,8 @@ export class DecoderLayer extends Module {
   /**
    * The layer around an attention function: attend(query [B, T, H]) -> [B, T, H], or null when
    * there is nothing to attend to (the attention then adds nothing). The query is h (post-LN) or
-   * LN(h) (pre-LN; `normedQuery` when the caller already has it). `row`: h holds one row (B T = 1),
-   * and the feed-forward runs as matrix-vector products.
+   * LN(h) (pre-LN; `normedQuery` when the caller already has it). `row`: the feed-forward goes through
+   * Linear.forwardRow (matrix-vector products where h holds one row; the cached path).
    */
   around(h: Tensor, attend: (query: Tensor) => Tensor | null, normedQuery?: Tensor, row = false): Tensor {
     const ff = (x: Tensor) => (row ? this.ff.forwardRow(x) : this.ff.forward(x));

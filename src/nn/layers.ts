@@ -16,11 +16,11 @@ export class Linear extends Module {
     return F.linear(x, this.weight, this.bias);
   }
   /**
-   * forward() for x [.., in] holding a single row (batch-1 incremental decoding): with a weight of
-   * at least ROW_PRODUCT_MIN entries, a matrix-vector product (F.linearRow); else forward().
+   * forward() for incremental decoding: a matrix-vector product when x [.., in] holds a single row
+   * and the weight has at least ROW_PRODUCT_MIN entries, else forward() (F.linearRow decides).
    */
   forwardRow(x: Tensor): Tensor {
-    return (this.weight.numel >= ROW_PRODUCT_MIN ? F.linearRow : F.linear)(x, this.weight, this.bias);
+    return F.linearRow(x, this.weight, this.bias, ROW_PRODUCT_MIN);
   }
 }
 

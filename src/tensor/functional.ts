@@ -53,12 +53,13 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   return fromId(native.linear(x.id, weight.id, bias?.id ?? null));
 }
 /**
- * linear() for an x [.., in] that holds one row: a float32 row on the CPU (autocast off) runs as a
- * matrix-vector product, bias + weight x, which reads the weight in place where a 1-row sgemm
- * packs it first; anything else runs as linear(). Equal to linear() up to float rounding.
+ * linear() that runs as a matrix-vector product, bias + weight x, when x [.., in] holds one row,
+ * float32 on the CPU (autocast off), and the weight has at least `minEntries` entries: it reads the
+ * weight in place where a 1-row sgemm packs it first. Anything else runs as linear() (the native
+ * op decides, so callers need not read shapes). Equal to linear() up to float rounding.
  */
-export function linearRow(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
-  return fromId(native.linearRow(x.id, weight.id, bias?.id ?? null));
+export function linearRow(x: Tensor, weight: Tensor, bias?: Tensor | null, minEntries = 0): Tensor {
+  return fromId(native.linearRow(x.id, weight.id, bias?.id ?? null, minEntries));
 }
 
 export interface CrossEntropyOptions {
