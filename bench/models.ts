@@ -371,6 +371,7 @@ interface Row {
   engramFloat32: number; engramBf16: number | null; torchFloat32: number | null; torchBf16: number | null;
   rounds: Record<string, number[]>;
   flopsPerStep: number;
+  tokensPerStep: number;
   gpuMiB: { engram: number | null; torch: number | null } | null;
 }
 
@@ -388,6 +389,12 @@ function gpuMemoryMiB(pids: (number | undefined)[]): (number | null)[] {
 }
 
 const TARGET_FLOAT32 = 1.25, TARGET_BF16 = 1.6; // Engram / PyTorch float32 (issue 12)
+
+/** Achieved GFLOP/s of the analytic model FLOPs at `rate` tokens/s (null: not measured). */
+const gflopsAt = (row: Row, rate: number | null): number | null => (rate === null ? null : (row.flopsPerStep * rate) / row.tokensPerStep / 1e9);
+/** a / b, null where either is missing. */
+const ratioOf = (a: number | null, b: number | null): number | null => (a !== null && b ? a / b : null);
+const fmtR = (x: number | null) => (x === null ? 'n/a' : x.toFixed(2));
 
 /**
  * --profile: Engram float32 only, no PyTorch: after the warm-up, `steps` steps of each model under
@@ -533,20 +540,20 @@ async function main(): Promise<void> {
           torchBf16: med(rates.torchBf16!, torchBf16),
           rounds: Object.fromEntries(Object.entries(rates).filter(([, xs]) => xs.length).map(([k, xs]) => [k, xs.map((x) => Math.round(x))])),
           flopsPerStep: stepFlops(spec),
+          tokensPerStep: ours.tokensPerStep,
           gpuMiB,
         };
         results[spec.name] = row;
         const list = (xs: number[]) => xs.map((x) => Math.round(x)).join(' ');
-        const gflops = (rate: number) => (row.flopsPerStep * rate) / ours.tokensPerStep / 1e9;
+        const gflops = (rate: number) => gflopsAt(row, rate)!;
         const share = (rate: number, p: number | null) => (p ? ` = ${((100 * gflops(rate)) / p).toFixed(0)} % of the ${p === peak.float32 ? 'float32' : 'bfloat16'} peak` : '');
         console.log(`  Engram  ${fmtInt(row.engramFloat32).padStart(7)} tokens/s   rounds: ${list(rates.engramFloat32!)} (float32; ${gflops(row.engramFloat32).toFixed(1)} GFLOP/s${share(row.engramFloat32, peak.float32)})`);
         if (row.engramBf16 !== null) console.log(`  Engram  ${fmtInt(row.engramBf16).padStart(7)} tokens/s   rounds: ${list(rates.engramBf16!)} (bf16; ${gflops(row.engramBf16).toFixed(1)} GFLOP/s${share(row.engramBf16, peak.bf16)}; bf16/float32 ${(row.engramBf16 / row.engramFloat32).toFixed(2)})`);
         if (row.torchFloat32 !== null) console.log(`  PyTorch ${fmtInt(row.torchFloat32).padStart(7)} tokens/s   rounds: ${list(rates.torchFloat32!)} (float32)`);
         if (row.torchBf16 !== null) console.log(`  PyTorch ${fmtInt(row.torchBf16).padStart(7)} tokens/s   rounds: ${list(rates.torchBf16!)} (bf16, autocast)`);
-        const ratio = (a: number | null, b: number | null) => (a !== null && b ? (a / b).toFixed(2) : 'n/a');
         console.log(
-          `  ratio Engram/PyTorch float32 ${ratio(row.engramFloat32, row.torchFloat32)} (target >= ${TARGET_FLOAT32})` +
-            (withBf16 ? `; Engram bf16/PyTorch float32 ${ratio(row.engramBf16, row.torchFloat32)} (target >= ${TARGET_BF16})` : '') +
+          `  ratio Engram/PyTorch float32 ${fmtR(ratioOf(row.engramFloat32, row.torchFloat32))} (target >= ${TARGET_FLOAT32})` +
+            (withBf16 ? `; Engram bf16/PyTorch float32 ${fmtR(ratioOf(row.engramBf16, row.torchFloat32))} (target >= ${TARGET_BF16})` : '') +
             `; model ${(row.flopsPerStep / 1e9).toFixed(1)} GFLOP per step; SPEC §10 published ${fmtPublished(spec.published)} tokens/s`,
         );
       } finally {
@@ -558,12 +565,6 @@ async function main(): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   }
 
-  const ratioOf = (a: number | null, b: number | null): number | null => (a !== null && b ? a / b : null);
-  const gflopsOf = (name: string, rate: number | null): number | null => {
-    const spec = MODELS.find((m) => m.name === name)!;
-    return rate === null ? null : (results[name]!.flopsPerStep * rate) / (BATCH * SEGMENT * spec.segments) / 1e9;
-  };
-  const fmtR = (x: number | null) => (x === null ? 'n/a' : x.toFixed(2));
   const fmtPct = (x: number | null) => (x === null ? 'n/a' : `${x.toFixed(0)}%`);
   console.log(`\nsummary (training tokens/s; GFLOP/s from the analytic model FLOPs; % of this run's n = 1024 matrix-product peak: float32 ${peak.float32.toFixed(0)}${peak.bf16 === null ? '' : `, bfloat16 ${peak.bf16.toFixed(0)}`} GFLOP/s):`);
   const head = [
@@ -573,7 +574,7 @@ async function main(): Promise<void> {
   console.log(`  ${head.join(' ')}`);
   for (const spec of MODELS) {
     const r = results[spec.name]!;
-    const g32 = gflopsOf(spec.name, r.engramFloat32), g16 = gflopsOf(spec.name, r.engramBf16);
+    const g32 = gflopsAt(r, r.engramFloat32), g16 = gflopsAt(r, r.engramBf16);
     const cells = [
       spec.name.padEnd(18), fmtInt(r.engramFloat32).padStart(8), ...(withBf16 ? [fmtInt(r.engramBf16).padStart(8)] : []), fmtInt(r.torchFloat32).padStart(8),
       ...(torchBf16Wanted ? [fmtInt(r.torchBf16).padStart(8)] : []),
@@ -602,12 +603,12 @@ async function main(): Promise<void> {
     JSON.stringify({
       models: Object.fromEntries(MODELS.map((m) => {
         const r = results[m.name]!;
-        const g32 = gflopsOf(m.name, r.engramFloat32), g16 = gflopsOf(m.name, r.engramBf16);
+        const g32 = gflopsAt(r, r.engramFloat32), g16 = gflopsAt(r, r.engramBf16);
         return [m.name, {
           engramFloat32: round1(r.engramFloat32), engramBf16: round1(r.engramBf16), torchFloat32: round1(r.torchFloat32), torchBf16: round1(r.torchBf16),
           ratioFloat32: round3(ratioOf(r.engramFloat32, r.torchFloat32)), ratioBf16: round3(ratioOf(r.engramBf16, r.torchFloat32)),
           torchBf16OverFloat32: round3(ratioOf(r.torchBf16, r.torchFloat32)),
-          flopsPerStep: r.flopsPerStep, tokensPerStep: BATCH * SEGMENT * m.segments,
+          flopsPerStep: r.flopsPerStep, tokensPerStep: r.tokensPerStep,
           gflopsFloat32: round1(g32), gflopsBf16: round1(g16),
           peakShareFloat32: round3(g32 === null ? null : g32 / peak.float32), peakShareBf16: round3(g16 === null || !peak.bf16 ? null : g16 / peak.bf16),
           rounds: r.rounds,
