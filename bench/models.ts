@@ -57,10 +57,11 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { askOrDrop, startTorchWorker, threadSettings, type TorchWorker } from './torch-worker.js';
 import {
-  Adam, buildInfo, checkPrecision, createModel, crossEntropySum, cudaSynchronize, disposeState, getNumThreads, manualSeed, profile, formatProfile, randint, randn, resolveDevice, saveSafetensors,
-  setNumThreads, tidy, unroll, type Device, type BpttDepth, type MemoryState, type ModelConfig, type Precision, type SegmentModel, type Tensor,
+  buildInfo, checkPrecision, cudaSynchronize, getNumThreads, profile, formatProfile, randn, resolveDevice,
+  setNumThreads, tidy, type Device, type ModelConfig, type Precision,
 } from '../src/index.js';
 import { checkBenchArgs } from './args.js';
+import { EngramBench } from './engram-bench.js';
 
 checkBenchArgs(import.meta.url);
 
@@ -181,104 +182,9 @@ const fmtPublished = (p: [number, number] | null): string => (p === null ? '–'
 
 // ---- Engram's side ---------------------------------------------------------------------------------
 
-class EngramBench {
-  readonly model: SegmentModel;
-  readonly optimizer: Adam;
-  /** [POOL, B, M] int64, kept. */
-  readonly tokens: Tensor;
-  readonly targets: Tensor;
-  #carry: MemoryState | null = null;
-  #next = 0;
-
-  constructor(readonly spec: BenchModel, seed = 0) {
-    manualSeed(seed);
-    this.model = createModel(spec.config, { device }); // initialised on the CPU (the twin loads the same weights)
-    this.model.train();
-    this.optimizer = new Adam(this.model.parameters(), { lr: 1e-3 });
-    this.tokens = randint(0, spec.config.vocabSize, [POOL, BATCH, SEGMENT], { device }).keep();
-    this.targets = randint(0, spec.config.vocabSize, [POOL, BATCH, SEGMENT], { device }).keep();
-  }
-
-  get tokensPerStep(): number {
-    return BATCH * SEGMENT * this.spec.segments;
-  }
-
-  /**
-   * The trainer's objective over segments [B, M] from `initial` (null: fresh): the sum of the
-   * per-segment cross-entropy sums / tokens, plus the models' auxiliary losses; and the last state.
-   */
-  objective(tokens: Tensor[], targets: Tensor[], initial: MemoryState | null, depth: BpttDepth): { loss: Tensor; state: MemoryState } {
-    const losses: Tensor[] = [];
-    const aux: Tensor[] = [];
-    const { state } = unroll(this.model, tokens, initial, {
-      bpttDepth: depth,
-      onSegment: (τ, out) => {
-        losses.push(crossEntropySum(out.logits, targets[τ]!));
-        if (out.auxLoss) aux.push(out.auxLoss);
-      },
-    });
-    const ce = losses.reduce((a, b) => a.add(b)).div(BATCH * SEGMENT * tokens.length);
-    return { loss: aux.reduce((a, b) => a.add(b), ce), state };
-  }
-
-  /** One training step, as the trainer's LM step; returns the loss. */
-  step(): number {
-    const { segments, bptt, carry } = this.spec;
-    const picks = Array.from({ length: segments }, () => this.#next++ % POOL);
-    const r = tidy(() => {
-      const tokens = picks.map((i) => this.tokens.select(0, i));
-      const targets = picks.map((i) => this.targets.select(0, i));
-      const { loss, state } = this.objective(tokens, targets, carry ? this.#carry : null, bptt);
-      this.optimizer.zeroGrad();
-      loss.backward();
-      this.optimizer.step();
-      this.model.afterOptimizerStep?.();
-      return { loss: loss.item(), carry: carry ? this.model.detachState(state) : null };
-    });
-    disposeState(this.#carry);
-    this.#carry = r.carry;
-    return r.loss;
-  }
-
-  /** Seconds for n steps, and the last loss. */
-  train(n: number): { seconds: number; loss: number } {
-    const t0 = performance.now();
-    let loss = NaN;
-    for (let i = 0; i < n; i++) loss = this.step();
-    if (onGpu) cudaSynchronize(); // loss.item() waited for the step already; queued work too
-    return { seconds: (performance.now() - t0) / 1000, loss };
-  }
-
-  /** Objective of the first n pool batches as consecutive segments from a fresh state, and the gradient norm (eval mode, no step). */
-  check(n: number, depth: BpttDepth = 'all'): { loss: number; gradNorm: number } {
-    this.model.eval();
-    const out = tidy(() => {
-      const pick = (t: Tensor) => Array.from({ length: n }, (_, i) => t.select(0, i));
-      const { loss } = this.objective(pick(this.tokens), pick(this.targets), null, depth);
-      this.optimizer.zeroGrad();
-      loss.backward();
-      let sq = 0;
-      for (const p of this.model.parameters()) if (p.grad) sq += p.grad.pow(2).sum().item();
-      this.optimizer.zeroGrad();
-      return { loss: loss.item(), gradNorm: Math.sqrt(sq) };
-    });
-    this.model.train();
-    return out;
-  }
-
-  /** Weights and batches for PyTorch (Engram's state dict names, plus data.tokens / data.targets). */
-  async save(path: string): Promise<void> {
-    await saveSafetensors(path, { ...this.model.stateDict(), 'data.tokens': this.tokens, 'data.targets': this.targets });
-  }
-
-  dispose(): void {
-    disposeState(this.#carry);
-    this.#carry = null;
-    this.tokens.dispose();
-    this.targets.dispose();
-    this.model.dispose();
-  }
-}
+/** Engram's side of one model (bench/engram-bench.ts) at this run's sizes and device. */
+const engramBench = (spec: BenchModel): EngramBench =>
+  new EngramBench({ config: spec.config, segments: spec.segments, bptt: spec.bptt, carry: spec.carry, batch: BATCH, segmentLength: SEGMENT, device, pool: POOL });
 
 let worker: TorchWorker | null = null;
 const askTorch = (cmd: Record<string, unknown>) => askOrDrop(worker, cmd, () => { worker = null; });
@@ -403,7 +309,7 @@ const fmtR = (x: number | null) => (x === null ? 'n/a' : x.toFixed(2));
 function profileModels(): void {
   const out: Record<string, unknown> = {};
   for (const spec of MODELS) {
-    const ours = new EngramBench(spec);
+    const ours = engramBench(spec);
     try {
       ours.train(warmupSteps);
       const plain = ours.train(stepsPerRound).seconds;
@@ -450,7 +356,7 @@ async function main(): Promise<void> {
   try {
     for (const spec of MODELS) {
       console.log(`\n${spec.name}: ${spec.label}`);
-      const ours = new EngramBench(spec);
+      const ours = engramBench(spec);
       try {
         const params = ours.model.numParameters();
         let torchOk = false;

@@ -16,11 +16,9 @@
 // layers (memoryFootprint) at the end.
 //
 // The last line printed is one JSON object: {"lengths": [...], "models": {name: {L: tokens/s}}, "memories": {...}}.
-import {
-  Adam, createModel, crossEntropySum, disposeState, manualSeed, randint, randn, setNumThreads, tidy,
-  type MemoryState, type ModelConfig, type SegmentModel,
-} from '../src/index.js';
+import { manualSeed, randn, setNumThreads, type ModelConfig } from '../src/index.js';
 import { checkBenchArgs } from './args.js';
+import { EngramBench } from './engram-bench.js';
 
 checkBenchArgs(import.meta.url);
 
@@ -41,42 +39,20 @@ const configFor = (name: string, L: number): ModelConfig => (name === 'xl'
   ? { ...BASE, kind: 'xl', memLen: L }
   : { ...BASE, kind: 'expire-span', memLen: L, expireSpan: { ramp: 32, initFraction: 64 / L, preDiv: 1, lossCoef: 1e-6, noisy: false, drop: true } }) as ModelConfig;
 
-/** Tokens/s of `name` at maximum memory L, and the memories attended at the end. */
+/** Tokens/s of `name` at maximum memory L (the trainer's step, bench/engram-bench.ts), and the memories attended at the end. */
 function measure(name: string, L: number): { tokensPerSec: number; memories: number } {
   manualSeed(0);
-  const model: SegmentModel = createModel(configFor(name, L));
-  model.train();
-  const optimizer = new Adam(model.parameters(), { lr: 1e-3 });
-  const tokens = randint(0, 256, [BATCH, SEGMENT]).keep();
-  const targets = randint(0, 256, [BATCH, SEGMENT]).keep();
   // XL starts from a full cache (random layer inputs: the values do not change the cost), not from
   // L / M blocks of filling it
-  let carry: MemoryState | null = name === 'xl' ? { cache: Array.from({ length: BASE.layers }, () => randn([BATCH, L, BASE.dModel]).keep()), memory: null } : null;
-  const step = () => {
-    const next = tidy(() => {
-      const out = model.forward(tokens, carry ?? model.initState(BATCH));
-      const ce = crossEntropySum(out.logits, targets).div(BATCH * SEGMENT);
-      const loss = out.auxLoss ? ce.add(out.auxLoss) : ce;
-      optimizer.zeroGrad();
-      loss.backward();
-      optimizer.step();
-      model.afterOptimizerStep?.();
-      loss.item();
-      return model.detachState(out.state);
-    });
-    disposeState(carry);
-    carry = next;
-  };
-  for (let i = 0; i < warmup; i++) step();
-  const t0 = performance.now();
-  for (let i = 0; i < steps; i++) step();
-  const seconds = (performance.now() - t0) / 1000;
-  const memories = model.memoryFootprint?.() ?? 0;
-  disposeState(carry);
-  tokens.dispose();
-  targets.dispose();
-  model.dispose();
-  return { tokensPerSec: (BATCH * SEGMENT * steps) / seconds, memories };
+  const initial = name === 'xl' ? { cache: Array.from({ length: BASE.layers }, () => randn([BATCH, L, BASE.dModel]).keep()), memory: null } : null;
+  const bench = new EngramBench({ config: configFor(name, L), segments: 1, bptt: 0, carry: true, batch: BATCH, segmentLength: SEGMENT, pool: 1, initial });
+  try {
+    bench.train(warmup);
+    const { seconds } = bench.train(steps);
+    return { tokensPerSec: (bench.tokensPerStep * steps) / seconds, memories: bench.model.memoryFootprint?.() ?? 0 };
+  } finally {
+    bench.dispose();
+  }
 }
 
 const result: { lengths: number[]; models: Record<string, Record<number, number>>; memories: Record<string, Record<number, number>> } = { lengths, models: {}, memories: {} };
