@@ -39,7 +39,7 @@
 //
 // Shapes: B batch, M block length, C cached memories (per layer), N = C + M keys, L maximum span,
 // R ramp, H hidden, K heads, D = H/K head size, V vocabulary.
-import { arange, cat, configError, rand, type Device, type Tensor } from '../tensor/index.js';
+import { arange, cat, configError, rand, type Tensor } from '../tensor/index.js';
 import { checkSequentialWindow } from '../memory/sequential-window.js';
 import {
   blockLengthColumns, droppableMemories, dropCount, expiredMemories, expireMask, expireSpanPositions, expireSpanSchema, keptIndices, spanLoss, SpanPredictor,
@@ -47,6 +47,8 @@ import {
 } from '../memory/expire-span.js';
 import { SequentialTransformer, sequentialWindowOptions, type LayerContext, type SequentialState } from './sequential.js';
 import type { Diagnostics, ModelConfig, ModelKindSpec } from './types.js';
+import type { SequentialHooks } from './sequential-decoding.js';
+import { GrowingTensor } from '../nn/growing-tensor.js';
 
 export interface ExpireSpanState extends SequentialState {
   /** Per layer [B, C_l, H]: the kept memories (layer inputs, detached), oldest first; null before the first block. */
@@ -118,15 +120,16 @@ export class ExpireSpanTransformer extends SequentialTransformer<ExpireSpanState
   }
 
   /**
-   * Decoding: the block's first `rows` rows join the memories with their ages rows, ..., 1 (from
-   * the next row), and the cached memories age by rows.
+   * Decoding (./sequential-decoding.ts): the rows' contexts from tables kept for the segment
+   * (ExpireSpanDecoding), not from a state that appends the rows fed to every layer's memories.
    */
-  protected override stateAfterPrefix(state: ExpireSpanState, inputs: Tensor[], rows: number): ExpireSpanState {
-    const B = inputs[0]!.shape[0]!;
-    const prefixAge = arange(rows, 0, -1, { dtype: 'int64', device: inputs[0]!.device as Device }).unsqueeze(0).expand(B, rows); // [B, rows]
+  protected override decodingHooks(batch: number, segmentLength: number): SequentialHooks<ExpireSpanState, ExpireContext> {
+    const decoding = new ExpireSpanDecoding(this, segmentLength);
     return {
-      ...super.stateAfterPrefix(state, inputs, rows),
-      age: inputs.map((_, l) => (state.age ? cat([state.age[l]!.add(rows), prefixAge], 1) : prefixAge)),
+      ...super.decodingHooks(batch, segmentLength),
+      stateAfterPrefix: (s) => s,
+      rowsContext: (l, h, s, offset) => decoding.rowsContext(l, h, s, offset),
+      release: () => decoding.dispose(),
     };
   }
 
@@ -153,11 +156,15 @@ export class ExpireSpanTransformer extends SequentialTransformer<ExpireSpanState
     const reach = Math.min(this.keyPositions, (memoryAge ? memoryAge.max().item() : 0) + M); // one small read per layer
     const { soft, blocked, distance } = expireMask(limited, age, M, ramp, reach, this.windowOffset);
     const auxLoss = lossCoef > 0 ? spanLoss(limited, soft, lossCoef, ramp) : null;
+    return { memory, mask: blocked, distance, softMask: soft, auxLoss, spans, age, keyPe: this.keyPositionTable(blockLength, reach) };
+  }
+
+  /** The key position table [D, reach] of a block of `blockLength` rows whose keys lie at most reach − 1 from a query. */
+  keyPositionTable(blockLength: number, reach: number): Tensor {
     const table = this.options.keyPositions === 'block-length' // [D, P]
       ? this.keyPe.mul(this.tables.get(`block-length-columns:${blockLength},${this.keyPe.dtype}`, () => blockLengthColumns(this.keyPositions, this.span, blockLength, this.keyPe.dtype)))
       : this.keyPe;
-    const keyPe = reach < this.keyPositions ? table.narrow(1, 0, reach) : table; // [D, reach]
-    return { memory, mask: blocked, distance, softMask: soft, auxLoss, spans, age, keyPe };
+    return reach < this.keyPositions ? table.narrow(1, 0, reach) : table; // [D, reach]
   }
 
   protected override nextState(state: ExpireSpanState, inputs: Tensor[], contexts: ExpireContext[]): { state: ExpireSpanState; auxLoss: Tensor | null } {
@@ -209,6 +216,57 @@ export class ExpireSpanTransformer extends SequentialTransformer<ExpireSpanState
     if (trace.live) d.perLayer['live memories'] = trace.live;
     if (trace.spans) d.perToken['predicted span'] = trace.spans;
     return d;
+  }
+}
+
+/**
+ * Incremental decoding's tables for one open segment. The spans of a layer's memories depend only
+ * on them and the (fixed) predictor, so they are predicted once per segment, and each fed row's
+ * once when it is fed, rather than every memory's for every token; the ages of [memories | block]
+ * from the block's first query are made once; the oldest memory's age is read once. Rows
+ * [p, p + n) then get what layerContext gives the same rows of the whole block: ages from query p
+ * are those ages + p, over the memories and the block's first p + n rows.
+ */
+class ExpireSpanDecoding {
+  /** Per layer: spans [B, C_l + rows fed] of the memories, then of the block's rows so far. */
+  readonly #spans: GrowingTensor[];
+  /** Per layer int64 [B, C_l + M]: each key's distance from the block's first query (kept out of scopes). */
+  readonly #age: (Tensor | null)[];
+  /** Per layer: the oldest memory's age (0 with none). */
+  readonly #oldest: number[];
+
+  constructor(readonly model: ExpireSpanTransformer, readonly blockLength: number) {
+    this.#spans = model.layers.map(() => new GrowingTensor(1));
+    this.#age = model.layers.map(() => null);
+    this.#oldest = model.layers.map(() => 0);
+  }
+
+  rowsContext(l: number, h: Tensor, state: ExpireSpanState, offset: number): ExpireContext {
+    const { model, blockLength: M } = this;
+    const [B, n] = h.shape as [number, number];
+    const spans = this.#spans[l]!;
+    if (offset === 0) this.#start(l, state, B);
+    spans.append(model.predictSpans(l, h), n); // [B, C + offset + n]
+    const all = spans.tensor!; // [B, N]
+    const age = this.#age[l]!.narrow(1, 0, spans.length).add(offset); // [B, N]: from query `offset`
+    const reach = Math.min(model.keyPositions, this.#oldest[l]! + offset + n);
+    const { soft, blocked, distance } = expireMask(all, age, n, model.options.ramp, reach, model.windowOffset);
+    return { memory: null, mask: blocked, distance, softMask: soft, auxLoss: null, spans: all, age, keyPe: model.keyPositionTable(M, reach) };
+  }
+
+  /** At the segment's first rows: layer l's memory spans, the block's ages and the oldest memory's age. */
+  #start(l: number, state: ExpireSpanState, B: number): void {
+    const memory = state.cache?.[l] ?? null; // [B, C, H]
+    const M = this.blockLength;
+    const blockAge = arange(0, -M, -1, { dtype: 'int64', device: this.model.device }).expand(B, M); // [B, M]: 0, −1, ...
+    if (memory) this.#spans[l]!.append(this.model.predictSpans(l, memory));
+    this.#age[l] = (memory ? cat([state.age![l]!, blockAge], 1) : blockAge.contiguous()).keep(); // [B, C + M]
+    this.#oldest[l] = memory ? state.age![l]!.max().item() : 0;
+  }
+
+  dispose(): void {
+    this.#spans.forEach((s) => s.dispose());
+    this.#age.forEach((a) => a?.dispose());
   }
 }
 

@@ -6,8 +6,12 @@
 // by p), and layerContext on it gives the new rows' mask, distances and soft mask (Adaptive-Span's
 // per-query spans and trimming, Expire-Span's spans and masks, Compressive's window over
 // [compressed | raw]). The keys and values of [layerMemory | the block so far] are kept per layer
-// and the newest ones the context uses are attended. At commit, the block's layer inputs and
-// layerContext over the whole block give nextState, as forward() does.
+// and the newest ones the context uses are attended (as many as the mask's last axis has). A
+// mechanism whose context is costly to rebuild per token gives its own rowsContext instead
+// (Expire-Span predicts each memory's span once per segment and each fed row's once, rather than
+// every memory's for every token), with stateAfterPrefix returning the state as it is, and frees
+// what it keeps in release(). At commit, the block's layer inputs and layerContext over the whole
+// block give nextState, as forward() does.
 //
 // Shapes: B batch, p rows fed, n new rows, C memory rows, H hidden, V vocabulary.
 import { autocastDeviceOf, type Tensor } from '../tensor/index.js';
@@ -19,12 +23,20 @@ import type { LayerContext, SequentialState, SequentialTransformer } from './seq
 export interface SequentialHooks<S extends SequentialState, Ctx extends LayerContext> {
   /** The state the segment starts from (given the segment length it will have). */
   blockStart(state: S): S;
+  /** The context of the whole block's rows h [B, M, H] (at commit). */
   layerContext(l: number, h: Tensor, state: S): Ctx;
+  /**
+   * The context of the block's rows [offset, offset + n), h [B, n, H], in the state
+   * stateAfterPrefix gave for the rows before them: its mask's last axis counts the keys attended.
+   */
+  rowsContext(l: number, h: Tensor, state: S, offset: number): Ctx;
   nextState(state: S, inputs: Tensor[], contexts: Ctx[]): { state: S };
   /** The state whose memory also holds the block's first `rows` rows (inputs [B, rows, H] per layer). */
   stateAfterPrefix(state: S, inputs: Tensor[], rows: number): S;
   /** Everything layer l may attend to besides the block; every context's memory is its newest rows (then the block's). */
   layerMemory(l: number, state: S): Tensor | null;
+  /** Frees what the hooks kept for this segment (called once, when it is committed or disposed). */
+  release?(): void;
 }
 
 export class SequentialOpenSegment<S extends SequentialState, Ctx extends LayerContext> extends OpenSegmentBase<S> {
@@ -53,8 +65,8 @@ export class SequentialOpenSegment<S extends SequentialState, Ctx extends LayerC
     const state = offset > 0 ? hooks.stateAfterPrefix(this.state, this.#inputs.map((rows) => rows.tensor!), offset) : this.state;
     let h = model.drop.forward(this.embed(model.embed, tokens)); // [B, n, H]
     model.layers.forEach((layer, l) => {
-      const ctx = hooks.layerContext(l, h, state);
-      const keys = (ctx.memory?.shape[1] ?? 0) + n;
+      const ctx = hooks.rowsContext(l, h, state, offset);
+      const keys = ctx.mask.shape.at(-1)!; // [cached | rows so far] the rows see
       const input = h;
       h = layer.forwardCached(h, this.#caches[l]!, ctx.mask, { keyPe: ctx.keyPe ?? model.keyPe, distance: ctx.distance }, ctx.softMask, keys);
       this.#inputs[l]!.append(input, n);
@@ -72,6 +84,7 @@ export class SequentialOpenSegment<S extends SequentialState, Ctx extends LayerC
   }
 
   protected release(): void {
+    this.hooks.release?.();
     this.#owned.forEach((t) => t.dispose());
     this.#caches.forEach((c) => c.dispose());
     this.#inputs.forEach((rows) => rows.dispose());

@@ -36,7 +36,7 @@ import {
   checkSequentialWindow, initialMemorySchema, sequentialWindowSchema, windowOffset, type InitialMemory,
 } from '../memory/sequential-window.js';
 import { emptyDiagnostics, type Diagnostics, type MemoryState, type ModelConfig, type ModelKindSpec, type OpenSegment, type SegmentModel, type SegmentOutput } from './types.js';
-import { SequentialOpenSegment } from './sequential-decoding.js';
+import { SequentialOpenSegment, type SequentialHooks } from './sequential-decoding.js';
 
 export interface SequentialState extends MemoryState {
   /** Per layer [B, C, H]: the memories layer l attends to besides the block (detached); null before the first block. */
@@ -156,13 +156,24 @@ export class SequentialTransformer<S extends SequentialState = SequentialState, 
 
   /** Incremental decoding through the mechanism's hooks (./sequential-decoding.ts). */
   openSegment(state: S, batch: number, segmentLength: number): OpenSegment<S> {
-    return withPrecision(this.precision, () => new SequentialOpenSegment<S, Ctx>(this, state, batch, segmentLength, {
+    return withPrecision(this.precision, () => new SequentialOpenSegment<S, Ctx>(this, state, batch, segmentLength, this.decodingHooks(batch, segmentLength)),
+      autocastDeviceOf(this.head.weight));
+  }
+
+  /**
+   * The hooks of one open segment of `segmentLength` rows: the model's own, the rows' context
+   * being layerContext in the state after the rows before them. A mechanism overrides this to keep
+   * per-segment tables (Expire-Span).
+   */
+  protected decodingHooks(batch: number, segmentLength: number): SequentialHooks<S, Ctx> {
+    return {
       blockStart: (s) => this.blockStart(s, batch, segmentLength),
       layerContext: (l, h, s) => this.layerContext(l, h, s, segmentLength),
+      rowsContext: (l, h, s) => this.layerContext(l, h, s, segmentLength),
       nextState: (s, inputs, contexts) => this.nextState(s, inputs, contexts),
       stateAfterPrefix: (s, inputs, rows) => this.stateAfterPrefix(s, inputs, rows),
       layerMemory: (l, s) => this.layerMemory(l, s),
-    }), autocastDeviceOf(this.head.weight));
+    };
   }
 
   /**
