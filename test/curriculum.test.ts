@@ -262,7 +262,7 @@ test('quadratic equations: evaluation reports exact match per kind, generated ex
     assert.equal(copy.distinctAnswers, undefined);
 
     const recipe = parseRecipe({ name: 'q', models: [{ name: 'RMT' }], settings: [{ name: '6' }] });
-    const cell: CellResult = { model: 'RMT', setting: '6', dir: '', status: 'ran', finalEval: { ...m, exactMatchBy: { realRoots: 0.04, noRealRoots: 1 }, exactMatch: 0.234, distinctAnswers: 0.031 }, bestEval: null, parameters: 1, elapsed: 1, tokensPerSec: 1, secondsPerStep: null, peakHeapBytes: null };
+    const cell: CellResult = { model: 'RMT', setting: '6', seed: null, dir: '', status: 'ran', finalEval: { ...m, exactMatchBy: { realRoots: 0.04, noRealRoots: 1 }, exactMatch: 0.234, distinctAnswers: 0.031 }, bestEval: null, parameters: 1, elapsed: 1, tokensPerSec: 1, secondsPerStep: null, peakHeapBytes: null };
     const table = resultsTable(recipe, [cell], 'exactMatch');
     assert.match(table, /\| model \| exact \| exact realRoots \| exact noRealRoots \| exact generated \| distinct generated \| distinct expected \|/);
     assert.match(table, /\| RMT \| 0\.234 \| 0\.040 \| 1\.000 \| [\d.]+ \| 0\.031 \| [\d.]+ \|/);

@@ -256,6 +256,28 @@ test('experiment: a grid runs, skips finished cells, resumes an interrupted one,
   rmSync(out, { recursive: true });
 });
 
+test('experiment with seeds: one run per seed, in its own folder, the table giving the mean and every seed', async () => {
+  const out = tmp();
+  const recipe = {
+    name: 'seeds',
+    base: { model: { kind: 'transformer', layers: 1, dModel: 16, heads: 2, dInner: 32 }, data: { kind: 'task', name: 'copy', options: { sourceLength: 4 } }, train: { steps: 4, batchSize: 4, evalBatches: 1, evalEvery: 0 } },
+    models: [{ name: 'Baseline' }],
+    settings: [{ name: '1' }],
+    seeds: [3, 7],
+  };
+  const cells = experimentCells(parseRecipe(recipe), out);
+  assert.deepEqual(cells.map((c) => [c.seed, c.config.train.seed, c.dir]), [[3, 3, join(out, 'baseline--1--seed-3')], [7, 7, join(out, 'baseline--1--seed-7')]]);
+  const r = await runExperiment(recipe, { out });
+  assert.ok(r.complete);
+  const [a, b] = r.cells.map((c) => c.finalEval!.accuracy);
+  assert.notEqual(r.cells[0]!.finalEval!.loss, r.cells[1]!.finalEval!.loss); // different seeds, different runs
+  const mean = ((a! + b!) / 2).toFixed(3);
+  assert.match(r.table, new RegExp(`\\| Baseline \\| ${mean.replace('.', '\\.')} \\[${a!.toFixed(3).replace('.', '\\.')} / ${b!.toFixed(3).replace('.', '\\.')}\\] \\|`));
+  assert.match(r.table, /\| Baseline \/ seed 7 \|/); // the cost table names each seed's run
+  assert.throws(() => parseRecipe({ ...recipe, seeds: [1, 1] }), /each seed once/);
+  rmSync(out, { recursive: true });
+});
+
 test('the built-in default recipe is valid and matches recipes/copy-rmt-vs-xl.json', () => {
   const recipe = parseRecipe(defaultRecipe);
   const cells = experimentCells(recipe, 'out');

@@ -1,6 +1,8 @@
-// Experiments: a grid of model variants × settings (e.g. numbers of segments), each cell one run.
+// Experiments: a grid of model variants × settings (e.g. numbers of segments), each cell one run,
+// or (`seeds`) one run per training seed, reported as their mean with every seed's value.
 //
-//   <out>/<model>--<setting>/    a run directory (log.jsonl, checkpoint, result.json)
+//   <out>/<model>--<setting>/    a run directory (log.jsonl, checkpoint, result.json);
+//                                with seeds, <model>--<setting>--seed-<n>/ per seed
 //   <out>/results.json           every cell's headline numbers
 //   <out>/results.md             the comparison table (rows: models, columns: settings)
 //   <out>/plot.svg               the metric against the setting, one line per model
@@ -34,6 +36,11 @@ export const recipeSchema = z.strictObject({
   settings: z.array(z.strictObject({ name: z.string().min(1), x: z.number().optional(), config: partialConfig.default({}) })).min(1),
   /** Title of the settings axis (e.g. 'segments'). */
   settingsTitle: z.string().default('setting'),
+  /**
+   * Training seeds (train.seed): every cell runs once per seed, and the tables show the mean over
+   * the seeds with each seed's value. Default: one run per cell with the configuration's seed.
+   */
+  seeds: z.array(z.number().int()).min(1).refine((xs) => new Set(xs).size === xs.length, 'each seed once').optional(),
   /** What the table shows; default accuracy for tasks, bpc for language modelling. */
   metric: z.enum(['accuracy', 'exactMatch', 'bpc', 'loss']).optional(),
   /** Published numbers to show beside ours, by model name then setting name. */
@@ -66,6 +73,8 @@ export const slug = (s: string): string => s.toLowerCase().replace(/[^a-z0-9]+/g
 export interface ExperimentCell {
   model: string;
   setting: string;
+  /** The training seed when the recipe lists seeds, else null. */
+  seed: number | null;
   dir: string;
   config: TrainConfig;
 }
@@ -83,7 +92,11 @@ export function experimentCells(recipe: Recipe, out: string, overrides: TrainCon
         if (e instanceof EngramError) throw engramError('config', 'experimentCells', `recipe cell '${model.name}' × '${setting.name}': ${e.message}`, e);
         throw e;
       }
-      cells.push({ model: model.name, setting: setting.name, dir: join(out, `${slug(model.name)}--${slug(setting.name)}`), config });
+      const dir = join(out, `${slug(model.name)}--${slug(setting.name)}`);
+      if (!recipe.seeds) cells.push({ model: model.name, setting: setting.name, seed: null, dir, config });
+      for (const seed of recipe.seeds ?? []) {
+        cells.push({ model: model.name, setting: setting.name, seed, dir: `${dir}--seed-${seed}`, config: { ...config, train: { ...config.train, seed } } });
+      }
     }
   }
   return cells;
@@ -92,6 +105,7 @@ export function experimentCells(recipe: Recipe, out: string, overrides: TrainCon
 export interface CellResult {
   model: string;
   setting: string;
+  seed: number | null;
   dir: string;
   /** 'ran': trained now; 'resumed': continued from a checkpoint; 'skipped': finished before. */
   status: 'ran' | 'resumed' | 'skipped' | 'aborted';
@@ -151,7 +165,7 @@ export async function runExperiment(recipeInput: Recipe | RecipeInput, options: 
   const results: CellResult[] = [];
   let stopped = false;
   for (const [i, cell] of cells.entries()) {
-    const label = `${cell.model} / ${cell.setting}`;
+    const label = `${cell.model} / ${cell.setting}${cell.seed === null ? '' : ` / seed ${cell.seed}`}`;
     const counter = `[${i + 1}/${cells.length}]`;
     if (stopped || options.signal?.aborted) {
       stopped = true;
@@ -198,7 +212,7 @@ export async function runExperiment(recipeInput: Recipe | RecipeInput, options: 
 
 function cellResult(cell: ExperimentCell, status: CellResult['status'], r: SavedResult): CellResult {
   return {
-    model: cell.model, setting: cell.setting, dir: cell.dir, status,
+    model: cell.model, setting: cell.setting, seed: cell.seed, dir: cell.dir, status,
     finalEval: r.finalEval, bestEval: r.bestEval, parameters: r.parameters, elapsed: r.elapsed, tokensPerSec: r.tokensPerSec,
     secondsPerStep: r.secondsPerStep ?? null, peakHeapBytes: r.peakHeapBytes ?? null,
   };
@@ -217,26 +231,43 @@ function fmtMetric(m: Metrics | null, metric: MetricName): string {
   return v === undefined || v === null || !Number.isFinite(v) ? '–' : v.toFixed(3);
 }
 
+/**
+ * The final metric of a model × setting: the cell's, or with seeds the mean over the seeds that
+ * finished (null when none did), with each seed's value ('–' for one not finished).
+ */
+export function cellMetric(recipe: Recipe, cells: CellResult[], model: string, setting: string, metric: MetricName): { value: number | null; perSeed: string[] | null } {
+  const value = (c: CellResult | undefined) => {
+    const v = c?.finalEval?.[metric];
+    return typeof v === 'number' && Number.isFinite(v) ? v : null;
+  };
+  const mine = cells.filter((c) => c.model === model && c.setting === setting);
+  if (!recipe.seeds) return { value: value(mine[0]), perSeed: null };
+  const values = recipe.seeds.map((seed) => value(mine.find((c) => c.seed === seed)));
+  const done = values.filter((v): v is number => v !== null);
+  return { value: done.length ? done.reduce((a, b) => a + b, 0) / done.length : null, perSeed: values.map((v) => (v === null ? '–' : v.toFixed(3))) };
+}
+
 /** The markdown tables: the metric (with published numbers when the recipe has them), then times. */
 export function resultsTable(recipe: Recipe, cells: CellResult[], metric: MetricName): string {
-  const get = (model: string, setting: string) => cells.find((c) => c.model === model && c.setting === setting);
   const header = `| model \\ ${recipe.settingsTitle} | ${recipe.settings.map((s) => s.name).join(' | ')} |`;
   const rule = `|---|${recipe.settings.map(() => '---:').join('|')}|`;
   const published = recipe.published;
   const rows = recipe.models.map((m) => {
     const values = recipe.settings.map((s) => {
-      const ours = fmtMetric(get(m.name, s.name)?.finalEval ?? null, metric);
+      const { value, perSeed } = cellMetric(recipe, cells, m.name, s.name, metric);
+      const ours = (value === null ? '–' : value.toFixed(3)) + (perSeed ? ` [${perSeed.join(' / ')}]` : '');
       const paper = published?.[m.name]?.[s.name];
       return published ? `${ours} (${paper === undefined || paper === null ? '–' : paper.toFixed(3)})` : ours;
     });
     return `| ${m.name} | ${values.join(' | ')} |`;
   });
   const times = recipe.models.map((m) => `| ${m.name} | ${recipe.settings.map((s) => {
-    const c = get(m.name, s.name);
-    return c ? formatDuration(c.elapsed) : '–';
+    const mine = cells.filter((c) => c.model === m.name && c.setting === s.name);
+    return mine.length ? formatDuration(mine.reduce((t, c) => t + c.elapsed, 0)) : '–';
   }).join(' | ')} |`);
   const total = cells.reduce((s, c) => s + c.elapsed, 0);
-  const note = published ? `\nIn brackets: published numbers${recipe.publishedSource ? ` (${recipe.publishedSource})` : ''}.\n` : '';
+  const seeds = recipe.seeds ? `\nWith seeds ${recipe.seeds.join(', ')}: the mean over the seeds, each seed's value in square brackets; times summed over the seeds.\n` : '';
+  const note = seeds + (published ? `\nIn brackets: published numbers${recipe.publishedSource ? ` (${recipe.publishedSource})` : ''}.\n` : '');
   const lines = [
     `${metricTitles[metric]} on held-out samples at the end of training:`, '', header, rule, ...rows, note,
     `training time (total ${formatDuration(total)}):`, '', header, rule, ...times, '',
@@ -258,7 +289,7 @@ function answersTable(recipe: Recipe, cells: CellResult[]): string[] {
   const f = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(3));
   const rows = cells.map((c) => {
     const m = c.finalEval;
-    return `| ${single ? c.model : `${c.model} / ${c.setting}`} | ${f(m?.exactMatch)} | ${kinds.map((k) => f(m?.exactMatchBy?.[k])).join(' | ')} | ${f(m?.exactMatchGenerated)} | ${f(m?.distinctAnswers)} | ${f(m?.distinctTargets)} |`;
+    return `| ${cellName(c, single)} | ${f(m?.exactMatch)} | ${kinds.map((k) => f(m?.exactMatchBy?.[k])).join(' | ')} | ${f(m?.exactMatchGenerated)} | ${f(m?.distinctAnswers)} | ${f(m?.distinctTargets)} |`;
   });
   return [
     'exact match by kind of sample (teacher-forced), of the answers generated token by token, and distinct generated answers per sample within a held-out batch (expected: what a perfect model gives):',
@@ -278,7 +309,7 @@ function costTable(recipe: Recipe, cells: CellResult[], metric: MetricName): str
     const mib = c.peakHeapBytes === null ? '–' : (c.peakHeapBytes / 2 ** 20).toFixed(0);
     const ms = c.secondsPerStep === null ? '–' : (c.secondsPerStep * 1000).toFixed(0);
     const memory = c.finalEval?.memory;
-    const name = single ? c.model : `${c.model} / ${c.setting}`;
+    const name = cellName(c, single);
     return `| ${name} | ${fmtMetric(c.finalEval, metric)} | ${c.parameters.toLocaleString('en-US')} | ${ms} | ${mib} | ${memory === undefined ? '–' : memory.toFixed(1)} |`;
   });
   return [
@@ -287,7 +318,12 @@ function costTable(recipe: Recipe, cells: CellResult[], metric: MetricName): str
   ];
 }
 
-/** The metric against the settings, one line per model. */
+/** A cell's name in the per-cell tables: the model, the setting unless there is one only, the seed if any. */
+function cellName(c: CellResult, singleSetting: boolean): string {
+  return [c.model, ...(singleSetting ? [] : [c.setting]), ...(c.seed === null ? [] : [`seed ${c.seed}`])].join(' / ');
+}
+
+/** The metric against the settings, one line per model (with seeds, their mean). */
 export function resultsPlot(recipe: Recipe, cells: CellResult[], metric: MetricName): string {
   const xOf = (i: number) => recipe.settings[i]!.x ?? i + 1;
   return lineChart({
@@ -298,10 +334,7 @@ export function resultsPlot(recipe: Recipe, cells: CellResult[], metric: MetricN
     ...(metric === 'accuracy' || metric === 'exactMatch' ? { yDomain: [0, 1] as [number, number] } : {}),
     series: recipe.models.map((m) => ({
       name: m.name,
-      points: recipe.settings.map((s, i) => {
-        const v = cells.find((c) => c.model === m.name && c.setting === s.name)?.finalEval?.[metric];
-        return { x: xOf(i), y: v === undefined || !Number.isFinite(v) ? null : v };
-      }),
+      points: recipe.settings.map((s, i) => ({ x: xOf(i), y: cellMetric(recipe, cells, m.name, s.name, metric).value })),
     })),
   });
 }
