@@ -125,9 +125,9 @@ export class ExpireSpanTransformer extends SequentialTransformer<ExpireSpanState
    */
   protected override decodingHooks(batch: number, segmentLength: number): SequentialHooks<ExpireSpanState, ExpireContext> {
     const decoding = new ExpireSpanDecoding(this, segmentLength);
+    const { stateAfterPrefix: _, ...hooks } = super.decodingHooks(batch, segmentLength); // the rows see the segment's state
     return {
-      ...super.decodingHooks(batch, segmentLength),
-      stateAfterPrefix: (s) => s,
+      ...hooks,
       rowsContext: (l, h, s, offset) => decoding.rowsContext(l, h, s, offset),
       release: () => decoding.dispose(),
     };
@@ -225,7 +225,8 @@ export class ExpireSpanTransformer extends SequentialTransformer<ExpireSpanState
  * once when it is fed, rather than every memory's for every token; the ages of [memories | block]
  * from the block's first query are made once; the oldest memory's age is read once. Rows
  * [p, p + n) then get what layerContext gives the same rows of the whole block: ages from query p
- * are those ages + p, over the memories and the block's first p + n rows.
+ * are those ages + p, over the memories and the block's first p + n rows. The context's memory is
+ * null: the keys and values are in the open segment's cache, and the mask counts them.
  */
 class ExpireSpanDecoding {
   /** Per layer: spans [B, C_l + rows fed] of the memories, then of the block's rows so far. */

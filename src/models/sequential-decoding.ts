@@ -9,8 +9,8 @@
 // and the newest ones the context uses are attended (as many as the mask's last axis has). A
 // mechanism whose context is costly to rebuild per token gives its own rowsContext instead
 // (Expire-Span predicts each memory's span once per segment and each fed row's once, rather than
-// every memory's for every token), with stateAfterPrefix returning the state as it is, and frees
-// what it keeps in release(). At commit, the block's layer inputs and layerContext over the whole
+// every memory's for every token), gives no stateAfterPrefix (its rows see the segment's state),
+// and frees what it keeps in release(). At commit, the block's layer inputs and layerContext over the whole
 // block give nextState, as forward() does.
 //
 // Shapes: B batch, p rows fed, n new rows, C memory rows, H hidden, V vocabulary.
@@ -31,8 +31,11 @@ export interface SequentialHooks<S extends SequentialState, Ctx extends LayerCon
    */
   rowsContext(l: number, h: Tensor, state: S, offset: number): Ctx;
   nextState(state: S, inputs: Tensor[], contexts: Ctx[]): { state: S };
-  /** The state whose memory also holds the block's first `rows` rows (inputs [B, rows, H] per layer). */
-  stateAfterPrefix(state: S, inputs: Tensor[], rows: number): S;
+  /**
+   * The state whose memory also holds the block's first `rows` rows (inputs [B, rows, H] per
+   * layer); absent when rowsContext keeps its own tables (the rows then see the segment's state).
+   */
+  stateAfterPrefix?(state: S, inputs: Tensor[], rows: number): S;
   /** Everything layer l may attend to besides the block; every context's memory is its newest rows (then the block's). */
   layerMemory(l: number, state: S): Tensor | null;
   /** Frees what the hooks kept for this segment (called once, when it is committed or disposed). */
@@ -62,7 +65,7 @@ export class SequentialOpenSegment<S extends SequentialState, Ctx extends LayerC
   protected step(tokens: Tensor, offset: number): Tensor {
     const { model, hooks } = this;
     const n = tokens.shape[1]!;
-    const state = offset > 0 ? hooks.stateAfterPrefix(this.state, this.#inputs.map((rows) => rows.tensor!), offset) : this.state;
+    const state = offset > 0 && hooks.stateAfterPrefix ? hooks.stateAfterPrefix(this.state, this.#inputs.map((rows) => rows.tensor!), offset) : this.state;
     let h = model.drop.forward(this.embed(model.embed, tokens)); // [B, n, H]
     model.layers.forEach((layer, l) => {
       const ctx = hooks.rowsContext(l, h, state, offset);

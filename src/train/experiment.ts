@@ -226,9 +226,14 @@ const metricTitles: Record<MetricName, string> = {
   accuracy: 'per-token answer accuracy', exactMatch: 'exact match', bpc: 'bits per character', loss: 'loss (nats per token)',
 };
 
-function fmtMetric(m: Metrics | null, metric: MetricName): string {
+/** The metric's value, or null when it is missing or not finite. */
+function metricValue(m: Metrics | null, metric: MetricName): number | null {
   const v = m?.[metric];
-  return v === undefined || v === null || !Number.isFinite(v) ? '–' : v.toFixed(3);
+  return typeof v === 'number' && Number.isFinite(v) ? v : null;
+}
+
+function fmtMetric(m: Metrics | null, metric: MetricName): string {
+  return metricValue(m, metric)?.toFixed(3) ?? '–';
 }
 
 /**
@@ -236,10 +241,7 @@ function fmtMetric(m: Metrics | null, metric: MetricName): string {
  * finished (null when none did), with each seed's value ('–' for one not finished).
  */
 export function cellMetric(recipe: Recipe, cells: CellResult[], model: string, setting: string, metric: MetricName): { value: number | null; perSeed: string[] | null } {
-  const value = (c: CellResult | undefined) => {
-    const v = c?.finalEval?.[metric];
-    return typeof v === 'number' && Number.isFinite(v) ? v : null;
-  };
+  const value = (c: CellResult | undefined) => metricValue(c?.finalEval ?? null, metric);
   const mine = cells.filter((c) => c.model === model && c.setting === setting);
   if (!recipe.seeds) return { value: value(mine[0]), perSeed: null };
   const values = recipe.seeds.map((seed) => value(mine.find((c) => c.seed === seed)));
@@ -255,7 +257,7 @@ export function resultsTable(recipe: Recipe, cells: CellResult[], metric: Metric
   const rows = recipe.models.map((m) => {
     const values = recipe.settings.map((s) => {
       const { value, perSeed } = cellMetric(recipe, cells, m.name, s.name, metric);
-      const ours = (value === null ? '–' : value.toFixed(3)) + (perSeed ? ` [${perSeed.join(' / ')}]` : '');
+      const ours = (value?.toFixed(3) ?? '–') + (perSeed ? ` [${perSeed.join(' / ')}]` : '');
       const paper = published?.[m.name]?.[s.name];
       return published ? `${ours} (${paper === undefined || paper === null ? '–' : paper.toFixed(3)})` : ours;
     });
