@@ -44,19 +44,28 @@ async function settledRss(): Promise<number> {
 // A 2-layer MLP regressing random targets. Shapes:
 //   x [batch 16, in 8]   w1 [hidden 32, in 8]   b1 [32]   h = relu(x w1^T + b1) [16, 32]
 //   y [16, 1]            w2 [1, hidden 32]      b2 [1]    prediction = h w2^T + b2 [16, 1]
-const STEPS = 20_000;
-/** RSS is sampled after these many steps: V8's heap and malloc's arenas grow to their working size first. */
-const WARMUP_STEPS = 2_000;
+const STEPS = 30_000;
+/** RSS is first sampled after these many steps: V8's heap and malloc's arenas grow to their working size first. */
+const WARMUP_STEPS = 10_000;
+/** The measured steps are cut into this many intervals, RSS sampled at each boundary. */
+const INTERVALS = 4;
+const STEPS_PER_INTERVAL = (STEPS - WARMUP_STEPS) / INTERVALS;
+
 /**
- * Allowed RSS growth from WARMUP_STEPS to STEPS. A healthy run measured -0.6 to +1.6 MiB on 2
- * cores, and stayed there over 150,000 steps (allocator and V8 noise, not a trend). A leak of one
- * small tensor per step costs far more over the 18,000 measured steps: a detached scalar kept by
- * mistake (natively a TensorImpl, a StorageImpl, its allocation and a handle slot; in JS a Tensor
- * and its finalizer registration) measured ~1.1 KiB per step, ~18.5 MiB in all; its native part
- * alone is ~0.5 KiB per step, ~9 MiB; a leaked activation such as h also keeps its autograd graph,
- * ~5 KiB per step, ~90 MiB. 6 MiB sits well above the noise and below the smallest of these.
+ * A leak grows RSS in every interval; warm-up does not. A healthy loop's RSS is not perfectly flat
+ * after a short warm-up: it measured one-off steps of +1.5 to +3 MiB somewhere between 2,000 and
+ * 20,000 steps (V8's young generation and malloc's arenas reaching their working size; old space
+ * after a full GC stayed at ~9.2 MiB), then stayed flat to 82,000 steps to within 0.3 MiB. So the
+ * test asks that at least one interval be flat: the smallest leak it must catch, a detached scalar
+ * kept by mistake, measured 0.75 to 1.1 KiB per step (natively a TensorImpl, a StorageImpl, its
+ * allocation and a handle slot; in JS a Tensor and its finalizer registration), and its native
+ * part alone ~0.5 KiB per step, 2.4 MiB per 5,000-step interval; a leaked activation such as h
+ * also keeps its autograd graph, ~5 KiB per step. 1.2 MiB is half the smallest of these and 4x
+ * the flat loop's noise. The total over all intervals must also stay below a bound that a
+ * one-off step passes and a leak of 0.5 KiB per step (9.8 MiB over 20,000 steps) does not.
  */
-const RSS_GROWTH_LIMIT = 6 * MiB;
+const FLAT_INTERVAL_LIMIT = 1.2 * MiB;
+const RSS_GROWTH_LIMIT = 8 * MiB;
 
 test(`${STEPS} Adam steps of a small MLP inside tidy() keep tensor count and resident memory flat`, async () => {
   manualSeed(1234);
@@ -88,19 +97,26 @@ test(`${STEPS} Adam steps of a small MLP inside tidy() keep tensor count and res
 
   let lastLoss = firstLoss;
   for (let s = 5; s < WARMUP_STEPS; s++) trainStep();
-  const rssAfterWarmup = await settledRss();
-  for (let s = WARMUP_STEPS; s < STEPS; s++) lastLoss = trainStep();
-  const rssAtEnd = await settledRss();
+  const rssSamples = [await settledRss()];
+  for (let i = 0; i < INTERVALS; i++) {
+    for (let s = 0; s < STEPS_PER_INTERVAL; s++) lastLoss = trainStep();
+    rssSamples.push(await settledRss());
+  }
   const liveAtEnd = liveTensors();
 
-  const growth = rssAtEnd - rssAfterWarmup;
+  const intervalGrowth = rssSamples.slice(1).map((rss, i) => rss - rssSamples[i]!);
+  const flattest = Math.min(...intervalGrowth);
+  const growth = rssSamples[INTERVALS]! - rssSamples[0]!;
+  const mib = (bytes: number): string => (bytes / MiB).toFixed(2);
   console.log(
     `memory: liveTensors ${liveAfterFirstSteps} after 5 steps, ${liveAtEnd} after ${STEPS}; ` +
-    `RSS ${(rssAfterWarmup / MiB).toFixed(1)} MiB after ${WARMUP_STEPS} steps, ${(rssAtEnd / MiB).toFixed(1)} MiB at the end ` +
-    `(${(growth / MiB).toFixed(2)} MiB, ${(growth / (STEPS - WARMUP_STEPS)).toFixed(0)} B per step); loss ${firstLoss.toFixed(4)} -> ${lastLoss.toExponential(2)}`,
+    `RSS ${mib(rssSamples[0]!)} MiB after ${WARMUP_STEPS} steps, then per ${STEPS_PER_INTERVAL} steps ` +
+    `${intervalGrowth.map((g) => (g >= 0 ? '+' : '') + mib(g)).join(' ')} MiB ` +
+    `(${mib(growth)} MiB in all, ${(growth / (STEPS - WARMUP_STEPS)).toFixed(0)} B per step); loss ${firstLoss.toFixed(4)} -> ${lastLoss.toExponential(2)}`,
   );
   assert.equal(liveAtEnd, liveAfterFirstSteps);
-  assert.ok(growth < RSS_GROWTH_LIMIT, `RSS grew by ${(growth / MiB).toFixed(1)} MiB over ${STEPS - WARMUP_STEPS} steps`);
+  assert.ok(flattest < FLAT_INTERVAL_LIMIT, `RSS grew in every interval of ${STEPS_PER_INTERVAL} steps, by at least ${mib(flattest)} MiB: a leak`);
+  assert.ok(growth < RSS_GROWTH_LIMIT, `RSS grew by ${mib(growth)} MiB over ${STEPS - WARMUP_STEPS} steps`);
   // The loop trained (so the steps above did real work).
   assert.ok(lastLoss < 0.01 * firstLoss, `loss ${firstLoss} -> ${lastLoss}`);
 
