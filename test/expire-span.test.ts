@@ -8,7 +8,7 @@ import {
   tensor, tidy, ExpireSpanTransformer, type Tensor,
 } from '../src/index.js';
 import {
-  droppableMemories, dropCount, expireMask, keptIndices, predictSpans, spanLoss,
+  droppableMemories, dropCount, keptIndices, predictSpans, rampQueries, spanLoss,
 } from '../src/memory/expire-span.js';
 import type { ExpireSpanState } from '../src/models/expire-span.js';
 import type { ExpireSpanOptions } from '../src/models/types.js';
@@ -31,48 +31,92 @@ function randomPredictors(model: ExpireSpanTransformer, scale: number, bias: num
 
 const logit = (p: number) => Math.log(p / (1 - p));
 
-test('the mask, hard mask and key distances equal their formulas cell by cell', () => tidy(() => {
-  const L = 6, R = 2, M = 3, P = L + R;
-  // Two rows: cached memories at ages 5, 3, 1 and 7, 4, 2 from the first query, then the block (0, -1, -2).
-  const spansRows = [[3.5, 1.0, 6.0, 0.5, 2.0, 1.5], [5.5, 0.2, 4.0, 3.0, 0.0, 5.9]];
-  const agesRows = [[5, 3, 1, 0, -1, -2], [7, 4, 2, 0, -1, -2]];
-  const { soft, blocked, distance } = expireMask(tensor(spansRows), tensor(agesRows, { dtype: 'int64' }), M, R, P);
-  assert.deepEqual(soft.shape, [2, 1, M, 6]);
-  const s = soft.toArray() as number[][][][], b = blocked.toArray() as boolean[][][][], d = distance.toArray() as number[][][][];
-  for (let row = 0; row < 2; row++) {
-    for (let t = 0; t < M; t++) {
-      for (let j = 0; j < 6; j++) {
-        const away = agesRows[row]![j]! + t; // t − i
-        const m = Math.min(1, Math.max(0, (spansRows[row]![j]! - away) / R + 1));
-        assert.ok(Math.abs(s[row]![0]![t]![j]! - m) < 1e-6, `soft mask row ${row} query ${t} key ${j}`);
-        assert.equal(b[row]![0]![t]![j], away < 0 || m === 0, `hard mask row ${row} query ${t} key ${j}`);
-        assert.equal(d[row]![0]![t]![j], Math.min(P - 1, Math.max(0, away)), `distance row ${row} query ${t} key ${j}`);
-      }
-    }
+/**
+ * Expire-Span's attention weights by their formula, cell by cell, in plain numbers: content and
+ * byDistance [B][K][M][.], spans and ages [B][N] -> weights [B][K][M][N].
+ */
+function expiringWeights(content: number[][][][], byDistance: number[][][][], spans: number[][], ages: number[][], R: number, nearest: number, scale: number): number[][][][] {
+  return content.map((heads, b) => heads.map((rows, k) => rows.map((scores, i) => {
+    const P = byDistance[b]![k]![i]!.length;
+    const cells = scores.map((c, j) => {
+      const d = ages[b]![j]! + i;
+      const m = Math.min(1, Math.max(0, (spans[b]![j]! - d) / R + 1));
+      const blocked = d < nearest || m === 0;
+      return { m, blocked, logit: scale * (c + byDistance[b]![k]![i]![Math.min(P - 1, Math.max(0, d))]!) };
+    });
+    const top = Math.max(...cells.filter((c) => !c.blocked).map((c) => c.logit));
+    const exps = cells.map((c) => (c.blocked ? 0 : Math.exp(c.logit - top)));
+    const total = exps.reduce((a, e) => a + e, 0);
+    const u = exps.map((e, j) => (total > 0 ? (e / total) * cells[j]!.m : 0));
+    const z = u.reduce((a, v) => a + v, 0) + 1e-8;
+    return u.map((v) => v / z);
+  })));
+}
+
+test('expiringAttention equals its formula cell by cell (soft mask, hard mask, key positions), fused and composed', () => tidy(() => {
+  manualSeed(11);
+  const L = 6, R = 2, M = 3, P = L + R, K = 2;
+  // Three rows: cached memories at ages 5, 3, 1 / 7, 4, 2 / 9, 8, 7 from the first query, then the block (0, -1, -2);
+  // the third row's spans are all 0, so with nearest = 1 its first query sees nothing (weights 0, not NaN).
+  const spansRows = [[3.5, 1.0, 6.0, 0.5, 2.0, 1.5], [5.5, 0.2, 4.0, 3.0, 0.0, 5.9], [0, 0, 0, 0, 0, 0]];
+  const agesRows = [[5, 3, 1, 0, -1, -2], [7, 4, 2, 0, -1, -2], [9, 8, 7, 0, -1, -2]];
+  const content = randn([3, K, M, 6]), byDistance = randn([3, K, M, P]);
+  const spans = tensor(spansRows), ages = tensor(agesRows, { dtype: 'int64' });
+  for (const nearest of [0, 1]) {
+    const keys = { age: ages, spans, ramp: R, nearest };
+    const expected = expiringWeights(content.toArray() as number[][][][], byDistance.toArray() as number[][][][], spansRows, agesRows, R, nearest, 0.5);
+    const fused = F.expiringAttention(content, byDistance, keys, { scale: 0.5 });
+    assert.deepEqual(fused.shape, [3, K, M, 6]);
+    assertClose(fused, expected, { atol: 1e-6 });
+    assertClose(F.composedExpiringAttention(content, byDistance, keys, { scale: 0.5 }), expected, { atol: 1e-6 });
+    const w = fused.toArray() as number[][][][];
+    // A few cells by hand: e = 1 at age 3 has r = -2 = -R (m = 0): no weight; e = 3.5 at age 5 is on
+    // the ramp (m = 0.25): some; a later key (age -1 from query 0) none; with nearest = 1 the query's own key none.
+    assert.equal(w[0]![0]![0]![1], 0);
+    assert.ok(w[0]![0]![0]![0]! > 0);
+    assert.equal(w[0]![1]![0]![4], 0);
+    assert.equal(w[1]![0]![2]![5]! > 0, nearest === 0);
+    if (nearest === 1) assert.deepEqual(w[2]![0]![0], Array(6).fill(0), 'a query that sees nothing has zero weights');
   }
-  // A few cells by hand: e = 3.5 at age 5 is on the ramp (r = -1.5, m = 0.25); e = 1 at age 3 has
-  // r = -2 = -R (m = 0, blocked); the query's own position is always seen; later keys never.
-  assert.ok(Math.abs(s[0]![0]![0]![0]! - 0.25) < 1e-6);
-  assert.equal(b[0]![0]![0]![1], true);
-  assert.equal(b[1]![0]![2]![5], false);
-  assert.equal(s[1]![0]![2]![5], 1);
-  assert.equal(b[0]![0]![0]![4], true);
 }));
+
+test('expiringAttention: the fused gradients (content, key positions, spans) equal the composed ones and central differences', () => inFloat64(() => tidy(() => {
+  manualSeed(12);
+  const B = 2, K = 3, M = 5, L = 12, R = 4, P = L + R, N = 9;
+  // Ages: four memories with gaps (dropped ones between them), then the block 0 … −4.
+  const ages = tensor([[11, 8, 7, 5, 0, -1, -2, -3, -4], [14, 9, 6, 5, 0, -1, -2, -3, -4]], { dtype: 'int64' });
+  const content = randn([B, K, M, N]).requiresGrad_();
+  const byDistance = randn([B, K, M, P]).requiresGrad_();
+  const spans = randn([B, N]).mul(4).add(7).clamp(0.3, L - 0.3).requiresGrad_(); // many cells on the ramp
+  for (const nearest of [0, 1]) {
+    const keys = { age: ages, spans, ramp: R, nearest };
+    const upstream = randn([B, K, M, N]);
+    const lossOf = (weights: Tensor) => weights.mul(upstream).sum();
+    const fused = grad(lossOf(F.expiringAttention(content, byDistance, keys, { scale: 0.7 })), [content, byDistance, spans]);
+    const composed = grad(lossOf(F.composedExpiringAttention(content, byDistance, keys, { scale: 0.7 })), [content, byDistance, spans]);
+    fused.forEach((g, i) => assertClose(g!, composed[i]!.toArray(), { atol: 1e-10, rtol: 1e-8 }));
+    assert.ok(fused[2]!.abs().sum().item() > 0, 'the spans get a gradient through the ramp');
+    const r = gradcheck((c: Tensor, p: Tensor, e: Tensor) => F.expiringAttention(c, p, { age: ages, spans: e, ramp: R, nearest }, { scale: 0.7 }), [content, byDistance, spans], { atol: 1e-6 });
+    assert.ok(r.ok, r.message);
+  }
+})));
 
 test('the span loss is α Σ e over the cells on the ramp, / (R · M), averaged over rows', () => tidy(() => {
   const R = 2, M = 2;
-  const spans = tensor([[3.5, 1.0, 2.0, 4.0], [0.5, 6.0, 1.0, 1.0]]);
-  const ages = tensor([[5, 2, 0, -1], [2, 1, 0, -1]], { dtype: 'int64' });
-  const { soft } = expireMask(spans, ages, M, R, 10);
-  const m = soft.toArray() as number[][][][];
-  const e = spans.toArray() as number[][];
+  const e = [[3.5, 1.0, 2.0, 4.0], [0.5, 6.0, 1.0, 1.0]];
+  const a = [[5, 2, 0, -1], [2, 1, 0, -1]];
   let expected = 0;
   for (let row = 0; row < 2; row++) {
-    for (let t = 0; t < M; t++) for (let j = 0; j < 4; j++) if (m[row]![0]![t]![j]! > 0 && m[row]![0]![t]![j]! < 1) expected += e[row]![j]!;
+    for (let t = 0; t < M; t++) {
+      for (let j = 0; j < 4; j++) {
+        const m = Math.min(1, Math.max(0, (e[row]![j]! - (a[row]![j]! + t)) / R + 1));
+        if (m > 0 && m < 1) expected += e[row]![j]!;
+      }
+    }
   }
   expected = (0.1 * expected) / (R * M) / 2;
   assert.ok(expected > 0, 'the case has cells on the ramp');
-  assertClose(spanLoss(spans, soft, 0.1, R), expected, { atol: 1e-7 });
+  assertClose(spanLoss(tensor(e), tensor(a, { dtype: 'int64' }), M, 0.1, R), expected, { atol: 1e-7 });
 }));
 
 test('the drop count is the batch minimum floored to a multiple of M; rows are compacted in order', () => tidy(() => {
@@ -229,12 +273,11 @@ test('gradcheck: the span predictor (w, b) through the mask, the attention and t
   const b = tensor([-0.4], { dtype: 'float64' }).requiresGrad_();
   const run = (weight: Tensor, bias: Tensor) => {
     const spans = predictSpans(x, weight, bias, L, 2);
-    const { soft, blocked, distance } = expireMask(spans, ages, M, R, P);
-    const out = attention.forward({ query: x.narrow(1, 3, M), context: x, mask: blocked, positions: { keyPe, distance }, softMask: soft });
-    return cat([out.flatten(), spanLoss(spans, soft, 1, R).view(1)]);
+    const out = attention.forward({ query: x.narrow(1, 3, M), context: x, mask: null, positions: { keyPe, expiring: { age: ages, spans, ramp: R, nearest: 0 } } });
+    return cat([out.flatten(), spanLoss(spans, ages, M, 1, R).view(1)]);
   };
-  const soft = noGrad(() => expireMask(predictSpans(x, w, b, L, 2), ages, M, R, P).soft);
-  assert.ok(soft.gt(0).logicalAnd(soft.lt(1)).any().item(), 'some memories are on the ramp');
+  const onRamp = noGrad(() => rampQueries(predictSpans(x, w, b, L, 2), ages, M, R));
+  assert.ok(onRamp.gt(0).any().item(), 'some memories are on the ramp');
   const r = gradcheck(run, [w, b], { atol: 1e-6 });
   assert.ok(r.ok, r.message);
   attention.dispose();

@@ -4,6 +4,10 @@
 #include "engram.h"
 
 #include <ATen/ExpandUtils.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <limits>
 
 namespace engram {
 
@@ -65,6 +69,182 @@ struct SoftMaskRenorm : public torch::autograd::Function<SoftMaskRenorm> {
     return {dp, dm, at::Tensor(), at::Tensor()};
   }
 };
+
+// expiringAttention: Expire-Span's attention weights in one op, from the content scores and the
+// key position scores, without any table of the weights' size but the weights themselves.
+//   content [B, K, Tq, Tk] (q · kᵀ), byDistance [B, K, Tq, P] (q · keyPe), age int64 [B, Tk] (key
+//   j sits at distance d_ij = age_j + i from query i), spans e [B, Tk]; per row (b, k, i):
+//   m_j = clamp((e_j − d_ij) / R + 1, 0, 1)                      soft mask
+//   blocked_j = d_ij < nearest or m_j ≤ 0
+//   s_j = scale · (content_j + byDistance[clamp(d_ij, 0, P − 1)]), −inf where blocked
+//   a = softmax(s) (0 where blocked: an all-blocked row gives zeros)
+//   y_j = m_j a_j / Z,   Z = Σ_j m_j a_j + eps
+// The composed version (expireMask, a gather by distance, maskedSoftmax, softMaskRenorm) keeps a
+// distance table [B, 1, Tq, Tk] (int64), the soft mask, the mask and the softmax output besides y
+// for backward; this keeps y and Z [B, K, Tq], and recomputes m and a = y Z / m (m > 0 wherever
+// a > 0). With g = dL/dy, du = (g − Σ g·y) / Z; dL/da = m·du, dL/dm = a·du; ds = scale · a ·
+// (m·du − Σ m·du·a) with Σ m·du·a = Σ du·y·Z; ds goes to content and, by distance, to byDistance;
+// dL/de = Σ over heads and queries of dL/dm / R where 0 ≤ (e − d)/R + 1 ≤ 1 (clamp's gradient).
+// CPU only (a loop per row; the softmax itself is ATen's); other devices compose the ops in TS.
+struct ExpiringAttention : public torch::autograd::Function<ExpiringAttention> {
+  template <typename scalar_t>
+  struct Row {
+    // The soft mask of key j for query i, and whether the key is blocked.
+    static inline scalar_t soft(scalar_t e, int64_t d, scalar_t ramp) {
+      return std::min(std::max((e - static_cast<scalar_t>(d)) / ramp + scalar_t(1), scalar_t(0)), scalar_t(1));
+    }
+  };
+
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& content, const at::Tensor& byDistance, const at::Tensor& age,
+                            const at::Tensor& spans, double ramp, int64_t nearest, double scale, double eps) {
+    TORCH_CHECK(content.device().is_cpu(), "expiringAttention runs on the CPU; other devices compose it from ATen ops");
+    TORCH_CHECK(content.dim() == 4 && byDistance.dim() == 4 && age.dim() == 2 && spans.dim() == 2,
+                "expiringAttention: content [B, K, Tq, Tk], byDistance [B, K, Tq, P], age [B, Tk], spans [B, Tk]");
+    TORCH_CHECK(age.scalar_type() == at::kLong, "expiringAttention: age must be int64");
+    const int64_t B = content.size(0), K = content.size(1), Tq = content.size(2), Tk = content.size(3), P = byDistance.size(3);
+    TORCH_CHECK(byDistance.size(0) == B && byDistance.size(1) == K && byDistance.size(2) == Tq && P > 0,
+                "expiringAttention: byDistance must be [B, K, Tq, P] with content's B, K, Tq");
+    TORCH_CHECK(age.size(0) == B && age.size(1) == Tk && spans.size(0) == B && spans.size(1) == Tk,
+                "expiringAttention: age and spans must be [B, Tk] with content's B and Tk");
+    at::Tensor c = content.contiguous();
+    at::Tensor pd = byDistance.to(c.scalar_type()).contiguous();
+    at::Tensor a = age.contiguous();
+    at::Tensor e = spans.to(c.scalar_type()).contiguous();
+    at::Tensor logits = at::empty_like(c);
+    at::Tensor Z = at::empty({B, K, Tq}, c.options());
+    at::Tensor y;
+    AT_DISPATCH_FLOATING_TYPES(c.scalar_type(), "expiringAttention", [&] {
+      using R = Row<scalar_t>;
+      const scalar_t* cp = c.data_ptr<scalar_t>();
+      const scalar_t* pp = pd.data_ptr<scalar_t>();
+      const int64_t* ap = a.data_ptr<int64_t>();
+      const scalar_t* ep = e.data_ptr<scalar_t>();
+      const scalar_t r = static_cast<scalar_t>(ramp), sc = static_cast<scalar_t>(scale);
+      const scalar_t minusInf = -std::numeric_limits<scalar_t>::infinity();
+      scalar_t* lp = logits.data_ptr<scalar_t>();
+      at::parallel_for(0, B * K * Tq, 64, [&](int64_t begin, int64_t end) {
+        for (int64_t row = begin; row < end; row++) {
+          const int64_t b = row / (K * Tq), i = row % Tq;
+          const scalar_t* crow = cp + row * Tk;
+          const scalar_t* prow = pp + row * P;
+          const int64_t* arow = ap + b * Tk;
+          const scalar_t* erow = ep + b * Tk;
+          scalar_t* out = lp + row * Tk;
+          for (int64_t j = 0; j < Tk; j++) {
+            const int64_t d = arow[j] + i;
+            const scalar_t m = R::soft(erow[j], d, r);
+            out[j] = (d < nearest || m <= 0) ? minusInf : (crow[j] + prow[std::min(std::max(d, int64_t(0)), P - 1)]) * sc;
+          }
+        }
+      });
+      y = at::_softmax(logits, -1, false);  // ATen's vectorised softmax; an all-blocked row is NaN here
+      logits = at::Tensor();
+      scalar_t* yp = y.data_ptr<scalar_t>();
+      scalar_t* zp = Z.data_ptr<scalar_t>();
+      const scalar_t ep_ = static_cast<scalar_t>(eps);
+      at::parallel_for(0, B * K * Tq, 64, [&](int64_t begin, int64_t end) {
+        for (int64_t row = begin; row < end; row++) {
+          const int64_t b = row / (K * Tq), i = row % Tq;
+          const int64_t* arow = ap + b * Tk;
+          const scalar_t* erow = ep + b * Tk;
+          scalar_t* out = yp + row * Tk;
+          scalar_t sum = 0;
+          for (int64_t j = 0; j < Tk; j++) {
+            const int64_t d = arow[j] + i;
+            const scalar_t m = R::soft(erow[j], d, r);
+            const scalar_t u = (d < nearest || m <= 0) ? scalar_t(0) : out[j] * m;
+            out[j] = u;
+            sum += u;
+          }
+          const scalar_t z = sum + ep_;
+          zp[row] = z;
+          for (int64_t j = 0; j < Tk; j++) out[j] /= z;
+        }
+      });
+    });
+    ctx->save_for_backward({y, Z, a, e});
+    ctx->saved_data["ramp"] = ramp;
+    ctx->saved_data["nearest"] = nearest;
+    ctx->saved_data["scale"] = scale;
+    ctx->saved_data["positions"] = P;
+    ctx->saved_data["spansType"] = static_cast<int64_t>(spans.scalar_type());
+    ctx->saved_data["distanceType"] = static_cast<int64_t>(byDistance.scalar_type());
+    return y;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor &y = saved[0], &Z = saved[1], &a = saved[2], &e = saved[3];
+    const double ramp = ctx->saved_data["ramp"].toDouble(), scale = ctx->saved_data["scale"].toDouble();
+    const int64_t nearest = ctx->saved_data["nearest"].toInt(), P = ctx->saved_data["positions"].toInt();
+    const int64_t B = y.size(0), K = y.size(1), Tq = y.size(2), Tk = y.size(3);
+    at::Tensor g = grads[0].to(y.scalar_type()).contiguous();
+    at::Tensor dContent = at::empty_like(y);
+    at::Tensor dByDistance = at::zeros({B, K, Tq, P}, y.options());
+    at::Tensor dSpansByHead = at::zeros({B, K, Tk}, y.options());  // summed over heads below
+    AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "expiringAttentionBackward", [&] {
+      const scalar_t* yp = y.data_ptr<scalar_t>();
+      const scalar_t* zp = Z.data_ptr<scalar_t>();
+      const int64_t* ap = a.data_ptr<int64_t>();
+      const scalar_t* ep = e.data_ptr<scalar_t>();
+      const scalar_t* gp = g.data_ptr<scalar_t>();
+      scalar_t* dcp = dContent.data_ptr<scalar_t>();
+      scalar_t* dpp = dByDistance.data_ptr<scalar_t>();
+      scalar_t* dep = dSpansByHead.data_ptr<scalar_t>();
+      const scalar_t r = static_cast<scalar_t>(ramp), sc = static_cast<scalar_t>(scale);
+      // One (b, k) per task: its queries add to its own row of dSpansByHead.
+      at::parallel_for(0, B * K, 1, [&](int64_t begin, int64_t end) {
+        std::vector<scalar_t> du(Tk), prob(Tk);
+        for (int64_t bk = begin; bk < end; bk++) {
+          const int64_t b = bk / K;
+          const int64_t* arow = ap + b * Tk;
+          const scalar_t* erow = ep + b * Tk;
+          scalar_t* dspan = dep + bk * Tk;
+          for (int64_t i = 0; i < Tq; i++) {
+            const int64_t row = bk * Tq + i;
+            const scalar_t* yrow = yp + row * Tk;
+            const scalar_t* grow = gp + row * Tk;
+            scalar_t* dcrow = dcp + row * Tk;
+            scalar_t* dprow = dpp + row * P;
+            const scalar_t z = zp[row];
+            scalar_t gy = 0;
+            for (int64_t j = 0; j < Tk; j++) gy += grow[j] * yrow[j];
+            scalar_t duy = 0;  // Σ du·y
+            for (int64_t j = 0; j < Tk; j++) {
+              du[j] = (grow[j] - gy) / z;
+              duy += du[j] * yrow[j];
+            }
+            const scalar_t c2 = duy * z;  // Σ dL/da · a
+            for (int64_t j = 0; j < Tk; j++) {
+              const int64_t d = arow[j] + i;
+              const scalar_t x = (erow[j] - static_cast<scalar_t>(d)) / r + scalar_t(1);
+              const scalar_t m = std::min(std::max(x, scalar_t(0)), scalar_t(1));
+              if (d < nearest || m <= 0) {
+                dcrow[j] = 0;
+                continue;
+              }
+              const scalar_t p = yrow[j] * z / m;  // the softmax's a_j
+              const scalar_t ds = sc * p * (m * du[j] - c2);
+              dcrow[j] = ds;
+              dprow[std::min(std::max(d, int64_t(0)), P - 1)] += ds;
+              if (x <= scalar_t(1)) dspan[j] += p * du[j] / r;  // x >= 0 here (m > 0)
+            }
+          }
+        }
+      });
+    });
+    at::Tensor dSpans = dSpansByHead.sum(1).to(static_cast<at::ScalarType>(ctx->saved_data["spansType"].toInt()));
+    dByDistance = dByDistance.to(static_cast<at::ScalarType>(ctx->saved_data["distanceType"].toInt()));
+    return {dContent, dByDistance, at::Tensor(), dSpans, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+// Under autocast the scores arrive in bfloat16 (matmul outputs): the weights are made in float32
+// (the casts, outside the Function, are differentiable).
+OP(expiringAttention) {
+  return R(info, ExpiringAttention::apply(autocastFloat(T(info, 0)), autocastFloat(T(info, 1)), T(info, 2), T(info, 3),
+                                          D(info, 4), I(info, 5), D(info, 6), D(info, 7)));
+}
 
 OP(softMaskRenorm) { return R(info, SoftMaskRenorm::apply(T(info, 0), T(info, 1), D(info, 2), I(info, 3))); }
 

@@ -6,6 +6,7 @@
 //   remaining span   r_ti = e_i − (t − i)                 t a query's position, i a memory's
 //   soft mask        m_ti = clamp(r_ti / R + 1, 0, 1)     1 while r ≥ 0, 0 once r ≤ −R
 //   attention        logits −inf where m = 0 (and for later keys); softmax; a' = m·a / (Σ m·a + 1e-8)
+//                    (F.expiringAttention: one op from each key's age and span, no per-cell tables)
 //   loss             α · Σ_i e_i / T over memories on the ramp (0 < m < 1)
 //   drop             after a block, memory i goes once e_i − age_i + R ≤ 0 at the next block's first
 //                    query (its mask is 0 there and only falls later), never from the current block;
@@ -90,31 +91,17 @@ export class SpanPredictor extends Module {
   }
 }
 
-/** What a block's queries may attend to, for the attention's hard mask, soft mask and key positions. */
-export interface ExpireMask {
-  /** [B, 1, M, N] in [0, 1]: m_ti, multiplied into the attention after the softmax. */
-  soft: Tensor;
-  /** bool [B, 1, M, N]: true where attention is not allowed (a later key, or m = 0). */
-  blocked: Tensor;
-  /** int64 [B, 1, M, N]: distance t − i of each key from each query, clamped to [0, positions). */
-  distance: Tensor;
-}
-
 /**
- * The masks of M queries over N memories: spans [B, N] (float), ages int64 [B, N] measured from the
- * first query; `positions` is the width of the key position table (P = L + R: a memory is seen at
- * most at distance e + R − 1 < L + R); `nearest` the nearest distance a query may see: 0 (itself)
- * or 1 (window 'before-query', the reference's causal mask).
+ * Per memory, how many of a block's `queries` see it on the ramp (0 < m < 1): spans [B, N] (float),
+ * ages int64 [B, N] from the first query -> [B, N] counts (float, no gradient). Query i sees memory j
+ * at distance age_j + i, on the ramp while e_j − age_j < i < e_j − age_j + R; counted from those
+ * bounds, not from a [B, M, N] mask.
  */
-export function expireMask(spans: Tensor, ages: Tensor, queries: number, ramp: number, positions: number, nearest = 0): ExpireMask {
-  const queryOffset = arange(0, queries, 1, { dtype: 'int64', device: ages.device as Device }).view(1, queries, 1); // [1, M, 1]
-  const distance = ages.unsqueeze(1).add(queryOffset); // [B, M, N]: t − i
-  const remaining = spans.unsqueeze(1).sub(distance.to(spans.dtype)); // [B, M, N]: r_ti
-  const soft = remaining.div(ramp).add(1).clamp(0, 1); // [B, M, N]
-  // −inf before the softmax where m = 0, so that a memory past its ramp takes no share at all (the
-  // soft mask alone would still let it dilute the others through the softmax's denominator).
-  const blocked = distance.lt(nearest).logicalOr(soft.le(0)); // [B, M, N]
-  return { soft: soft.unsqueeze(1), blocked: blocked.unsqueeze(1), distance: distance.clamp(0, positions - 1).unsqueeze(1) };
+export function rampQueries(spans: Tensor, ages: Tensor, queries: number, ramp: number): Tensor {
+  const remaining = spans.detach().sub(ages.to(spans.dtype)); // [B, N]: e − age, the remaining span at the first query
+  const first = remaining.floor().add(1).clampMin(0); // the first query with m < 1 (i > e − age)
+  const last = remaining.add(ramp).ceil().sub(1).clampMax(queries - 1); // the last query with m > 0 (i < e − age + R)
+  return last.sub(first).add(1).clampMin(0); // [B, N]
 }
 
 /**
@@ -124,13 +111,10 @@ export function expireMask(spans: Tensor, ages: Tensor, queries: number, ramp: n
  * blocks of a stream; the mean over the batch rows, as the reference's trainer. (The reference sums
  * the remaining span r_ti = e_i − (t − i) instead of e_i: the same gradient, a value offset by a
  * constant; e_i keeps the value positive and equal to SPEC's formula.)
- * spans [B, N], soft [B, 1, M, N] -> 0-d.
+ * spans [B, N], ages int64 [B, N] from the first of `queries` queries -> 0-d.
  */
-export function spanLoss(spans: Tensor, soft: Tensor, lossCoef: number, ramp: number): Tensor {
-  const queries = soft.shape[2]!;
-  const onRamp = soft.squeeze(1).gt(0).logicalAnd(soft.squeeze(1).lt(1)); // [B, M, N]
-  const rampQueries = onRamp.sum(1, false, spans.dtype); // [B, N]: queries seeing memory i on the ramp
-  return spans.mul(rampQueries).sum(-1).mean().mul(lossCoef / (ramp * queries));
+export function spanLoss(spans: Tensor, ages: Tensor, queries: number, lossCoef: number, ramp: number): Tensor {
+  return spans.mul(rampQueries(spans, ages, queries, ramp)).sum(-1).mean().mul(lossCoef / (ramp * queries));
 }
 
 /**

@@ -3,8 +3,9 @@
 // from the cache (the mechanism: src/memory/expire-span.ts).
 //
 //   per layer l   keys = cat(kept memories [B, C_l, H], block [B, M, H]); spans e [B, C_l + M] from
-//                 that layer's span predictor; hard mask (later keys, m = 0), soft mask m and
-//                 per-row key distances [B, 1, M, C_l + M] for the attention; the span loss;
+//                 that layer's span predictor and ages [B, C_l + M], from which the attention makes
+//                 the hard mask (later keys, m = 0), the soft mask m and each key's position
+//                 (F.expiringAttention, no [B, 1, M, C_l + M] tables); the span loss;
 //   after a block the memories of cat(cache, block) whose mask is 0 at the next block's first query
 //                 are dropped (the batch minimum, floored to a multiple of M); C_l differs by layer.
 //                 Caches are tensors of whatever length is kept, not a fixed buffer, so the
@@ -42,7 +43,7 @@
 import { arange, cat, configError, rand, type Tensor } from '../tensor/index.js';
 import { checkSequentialWindow } from '../memory/sequential-window.js';
 import {
-  blockLengthColumns, droppableMemories, dropCount, expiredMemories, expireMask, expireSpanPositions, expireSpanSchema, keptIndices, spanLoss, SpanPredictor,
+  blockLengthColumns, droppableMemories, dropCount, expiredMemories, expireSpanPositions, expireSpanSchema, keptIndices, spanLoss, SpanPredictor,
   type ExpireSpanOptions,
 } from '../memory/expire-span.js';
 import { SequentialTransformer, sequentialWindowOptions, type LayerContext, type SequentialState } from './sequential.js';
@@ -154,9 +155,9 @@ export class ExpireSpanTransformer extends SequentialTransformer<ExpireSpanState
     // The key position table cut to the distances this block reaches (the oldest memory's from the
     // last query): short spans keep few memories, and q · keyPe then costs that many columns, not P.
     const reach = Math.min(this.keyPositions, (memoryAge ? memoryAge.max().item() : 0) + M); // one small read per layer
-    const { soft, blocked, distance } = expireMask(limited, age, M, ramp, reach, this.windowOffset);
-    const auxLoss = lossCoef > 0 ? spanLoss(limited, soft, lossCoef, ramp) : null;
-    return { memory, mask: blocked, distance, softMask: soft, auxLoss, spans, age, keyPe: this.keyPositionTable(blockLength, reach) };
+    const auxLoss = lossCoef > 0 ? spanLoss(limited, age, M, lossCoef, ramp) : null;
+    const expiring = { age, spans: limited, ramp, nearest: this.windowOffset };
+    return { memory, mask: null, expiring, softMask: null, auxLoss, spans, age, keyPe: this.keyPositionTable(blockLength, reach) };
   }
 
   /** The key position table [D, reach] of a block of `blockLength` rows whose keys lie at most reach − 1 from a query. */
@@ -251,8 +252,8 @@ class ExpireSpanDecoding {
     const all = spans.tensor!; // [B, N]
     const age = this.#age[l]!.narrow(1, 0, spans.length).add(offset); // [B, N]: from query `offset`
     const reach = Math.min(model.keyPositions, this.#oldest[l]! + offset + n);
-    const { soft, blocked, distance } = expireMask(all, age, n, model.options.ramp, reach, model.windowOffset);
-    return { memory: null, mask: blocked, distance, softMask: soft, auxLoss: null, spans: all, age, keyPe: model.keyPositionTable(M, reach) };
+    const expiring = { age, spans: all, ramp: model.options.ramp, nearest: model.windowOffset };
+    return { memory: null, mask: null, expiring, softMask: null, auxLoss: null, spans: all, age, keyPe: model.keyPositionTable(M, reach) };
   }
 
   /** At the segment's first rows: layer l's memory spans, the block's ages and the oldest memory's age. */

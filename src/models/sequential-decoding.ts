@@ -69,9 +69,9 @@ export class SequentialOpenSegment<S extends SequentialState, Ctx extends LayerC
     let h = model.drop.forward(this.embed(model.embed, tokens)); // [B, n, H]
     model.layers.forEach((layer, l) => {
       const ctx = hooks.rowsContext(l, h, state, offset);
-      const keys = ctx.mask.shape.at(-1)!; // [cached | rows so far] the rows see
+      const keys = (ctx.expiring?.age ?? ctx.mask!).shape.at(-1)!; // [cached | rows so far] the rows see
       const input = h;
-      h = layer.forwardCached(h, this.#caches[l]!, ctx.mask, { keyPe: ctx.keyPe ?? model.keyPe, distance: ctx.distance }, ctx.softMask, keys);
+      h = layer.forwardCached(h, this.#caches[l]!, ctx.mask, { keyPe: ctx.keyPe ?? model.keyPe, distance: ctx.distance, expiring: ctx.expiring }, ctx.softMask, keys);
       this.#inputs[l]!.append(input, n);
     });
     const out = model.finalNorm ? model.finalNorm.forward(h) : h;

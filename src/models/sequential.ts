@@ -27,7 +27,7 @@
 //
 // Shapes: B batch, M block (segment) length, C cached positions, L maximum span, H hidden,
 // K heads, D = H/K head size, V vocabulary.
-import { arange, cat, randn, withPrecision, autocastDeviceOf, zeros, type Device, type Precision, type Tensor } from '../tensor/index.js';
+import { arange, cat, randn, withPrecision, autocastDeviceOf, zeros, type Device, type ExpiringKeysInput, type Precision, type Tensor } from '../tensor/index.js';
 import { Module } from '../nn/module.js';
 import { Dropout, TokenEmbedding, LayerNorm, OutputHead } from '../nn/layers.js';
 import { DecoderLayer } from '../nn/decoder-layer.js';
@@ -47,13 +47,15 @@ export interface SequentialState extends MemoryState {
 export interface LayerContext {
   /** [B, C, H]: memories prepended to the block's keys and values, or null. */
   memory: Tensor | null;
-  /** bool [M, C + M] or [B, 1, M, C + M]: true where attention is not allowed. */
-  mask: Tensor;
+  /** bool [M, C + M] or [B, 1, M, C + M]: true where attention is not allowed (null with `expiring`). */
+  mask: Tensor | null;
   /**
    * int64 [M, C + M] or [B, 1, M, C + M]: the keyPe column of each key for each query, in [0, L):
-   * its distance, less the window's offset (the rank among the keys the window allows).
+   * its distance, less the window's offset (the rank among the keys the window allows). Not with `expiring`.
    */
-  distance: Tensor;
+  distance?: Tensor;
+  /** Keys that expire (Expire-Span): ages and spans from which the attention makes its masks and key positions. */
+  expiring?: ExpiringKeysInput;
   /** [B|1, K|1, M, C + M]: soft mask applied after the softmax and renormalised, or null. */
   softMask: Tensor | null;
   /** This layer's auxiliary loss (0-d), or null. */
@@ -144,7 +146,7 @@ export class SequentialTransformer<S extends SequentialState = SequentialState, 
       const ctx = this.layerContext(l, h, state, M);
       contexts.push(ctx);
       if (ctx.auxLoss) losses.push(ctx.auxLoss);
-      h = layer.forward(h, ctx.memory, ctx.mask, { keyPe: ctx.keyPe ?? this.keyPe, distance: ctx.distance, rankShift: ctx.rankShift }, ctx.softMask);
+      h = layer.forward(h, ctx.memory, ctx.mask, { keyPe: ctx.keyPe ?? this.keyPe, distance: ctx.distance, rankShift: ctx.rankShift, expiring: ctx.expiring }, ctx.softMask);
     });
     this.#footprint = contexts.reduce((s, c) => s + (c.memory?.shape[1] ?? 0), 0) / contexts.length;
     const out = this.finalNorm ? this.finalNorm.forward(h) : h;

@@ -13,11 +13,12 @@
 // from a KeyValueCache; attendProjected()
 // takes keys and values projected beforehand (the Feedback Transformer projects each memory once
 // for all layers) with a key position table per key; both end in mix() (softmax, masks, recording,
-// dropout, values, output projection). `frozen` runs the same attention with detached weights and
+// dropout, values, output projection). Expire-Span's expiring keys make their weights in one op
+// (F.expiringAttention: key positions, hard and soft masks from each key's age and span). `frozen` runs the same attention with detached weights and
 // no dropout (the Compressive Transformer's attention-reconstruction loss).
 //
 // Shapes: B batch, Tq queries, Tk keys (cache + current), K heads, D head size, H = K·D.
-import { cat, F, type Tensor } from '../tensor/index.js';
+import { cat, configError, F, type ExpiringKeysInput, type Tensor } from '../tensor/index.js';
 import { Module } from './module.js';
 import { Dropout, Linear } from './layers.js';
 import { relShift, relSkew, skewedKeyPositions } from './positions.js';
@@ -45,15 +46,22 @@ export interface LearnedPositions {
   keyPe: Tensor;
   /**
    * int64 [Tq, Tk] or [B, 1, Tq, Tk]: distance of key j from query i, in [0, L). Entries the mask
-   * removes may hold any value in range (clamp them).
+   * removes may hold any value in range (clamp them). Not with `expiring`.
    */
-  distance: Tensor;
+  distance?: Tensor;
   /**
    * Keys at consecutive positions (a sliding window over cache and block; forward() only): key j's
    * rank for query i is i − j + rankShift (the distance's keyPe column). Scores then come from a
    * skewed view (skewedKeyPositions) instead of a gather by `distance`.
    */
   rankShift?: number;
+  /**
+   * Keys that expire (Expire-Span): key j sits at distance age_j + i from query i and has a span
+   * e_j; the hard mask, the soft mask m = clamp((e − d)/R + 1, 0, 1) and the key positions all
+   * follow from age and span inside one op (F.expiringAttention), so the attention takes no mask,
+   * distance or soft mask tables.
+   */
+  expiring?: ExpiringKeysInput;
 }
 
 export const isRelative = (p: RelativePositions | LearnedPositions): p is RelativePositions => 'u' in p;
@@ -165,12 +173,18 @@ export class MultiHeadAttention extends Module {
     if (positions && !isRelative(positions)) {
       const [B, K, Tq] = q.shape as [number, number, number];
       const Tk = k.shape[2]!;
+      if (positions.expiring) {
+        if (o.mask || o.softMask) throw configError('MultiHeadAttention', 'expiring keys make their own masks: give no mask or softMask with them');
+        const weights = F.expiringAttention(q.matmul(k.mT), q.matmul(positions.keyPe), positions.expiring, { scale: 1 / Math.sqrt(this.headDim) }); // [B, K, Tq, Tk]
+        return this.mixWeights(weights, [v], { frozen: o.frozen ?? false, row: o.row });
+      }
       let byKey: Tensor; // [B, K, Tq, Tk]
       if (positions.rankShift !== undefined) {
         byKey = skewedKeyPositions(q, positions.keyPe, positions.rankShift, Tk);
       } else {
-        const byDistance = q.matmul(positions.keyPe); // [B, K, Tq, L]
         const d = positions.distance;
+        if (!d) throw configError('MultiHeadAttention', 'learned key positions need a distance table, a rankShift or expiring keys');
+        const byDistance = q.matmul(positions.keyPe); // [B, K, Tq, L]
         byKey = byDistance.gather(-1, (d.ndim === 2 ? d.view(1, 1, Tq, Tk) : d).expand(B, K, Tq, Tk));
       }
       scores = q.matmul(k.mT).add(byKey); // [B, K, Tq, Tk]
@@ -210,6 +224,11 @@ export class MultiHeadAttention extends Module {
   private mix(scores: Tensor, values: readonly Tensor[], o: { mask: Tensor | null; softMask?: Tensor | null; frozen?: boolean; record?: (weights: Tensor) => void; row?: boolean }): Tensor {
     let probs = F.maskedSoftmax(scores, o.mask, { scale: 1 / Math.sqrt(this.headDim), dim: -1 }); // [B, K, Tq, Tk]
     if (o.softMask) probs = F.softMaskRenorm(probs, o.softMask, { eps: 1e-8 }); // m·a / (Σ m·a + 1e-8)
+    return this.mixWeights(probs, values, o);
+  }
+
+  /** Attention weights [B, K, Tq, Tk] -> output [B, Tq, H]: recording, dropout, the values, output projection. */
+  private mixWeights(probs: Tensor, values: readonly Tensor[], o: { frozen?: boolean; record?: (weights: Tensor) => void; row?: boolean }): Tensor {
     if (o.record) {
       o.record(probs);
     } else if (this.recordAttention && !o.frozen) {

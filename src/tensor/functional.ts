@@ -4,6 +4,8 @@ import { codeOf, type DType } from './dtype.js';
 import { configError } from './errors.js';
 import { checkShape, checkSize } from './check.js';
 import { fromId, type Tensor } from './tensor.js';
+import { arange } from './creation.js';
+import type { Device } from './tensor.js';
 
 type Reduction = 'mean' | 'sum' | 'none';
 const pair = (v: number | number[]): number[] => (typeof v === 'number' ? [v] : v);
@@ -26,6 +28,46 @@ export function maskedSoftmax(x: Tensor, mask: Tensor | null, { scale = 1, dim =
  */
 export function softMaskRenorm(p: Tensor, mask: Tensor, { eps = 1e-8, dim = -1 } = {}): Tensor {
   return fromId(native.softMaskRenorm(p.id, mask.id, eps, dim));
+}
+
+/** Expire-Span's keys for expiringAttention: each key's age and span, the mask's ramp, the nearest distance seen. */
+export interface ExpiringKeysInput {
+  /** int64 [B, Tk]: key j's distance from the first query; query i sees it at distance age_j + i. */
+  age: Tensor;
+  /** [B, Tk]: each key's span e_j (float). */
+  spans: Tensor;
+  /** R: the soft mask falls from 1 to 0 over R distances past the span. */
+  ramp: number;
+  /** The nearest distance a query may see: 0 (itself) or 1. */
+  nearest: number;
+}
+
+/**
+ * Expire-Span's attention weights [B, K, Tq, Tk] from content scores [B, K, Tq, Tk] (q · kᵀ) and
+ * key position scores [B, K, Tq, P] (q · keyPe, column d the distance d), for keys at distances
+ * d_ij = age_j + i:
+ *   m_ij = clamp((e_j − d_ij) / R + 1, 0, 1); blocked where d_ij < nearest or m_ij = 0;
+ *   a = softmax(scale · (content + byDistance[clamp(d, 0, P − 1)])) over the keys not blocked;
+ *   weights = m·a / (Σ m·a + eps).
+ * Gradients for content, byDistance and spans. On the CPU one native op that keeps only the weights
+ * and the row sums for backward (no distance, mask or soft-mask table of the weights' size); on
+ * other devices the same maths composed from ATen ops (composedExpiringAttention).
+ */
+export function expiringAttention(content: Tensor, byDistance: Tensor, keys: ExpiringKeysInput, { scale = 1, eps = 1e-8 } = {}): Tensor {
+  if (content.device !== 'cpu') return composedExpiringAttention(content, byDistance, keys, { scale, eps });
+  return fromId(native.expiringAttention(content.id, byDistance.id, keys.age.id, keys.spans.id, keys.ramp, keys.nearest, scale, eps));
+}
+
+/** expiringAttention composed from ATen ops (a distance table, a gather, maskedSoftmax, softMaskRenorm): any device. */
+export function composedExpiringAttention(content: Tensor, byDistance: Tensor, { age, spans, ramp, nearest }: ExpiringKeysInput, { scale = 1, eps = 1e-8 } = {}): Tensor {
+  const [B, K, Tq, Tk] = content.shape as [number, number, number, number];
+  const P = byDistance.shape[3]!;
+  const distance = age.unsqueeze(1).add(arange(0, Tq, 1, { dtype: 'int64', device: age.device as Device }).view(1, Tq, 1)); // [B, Tq, Tk]
+  const soft = spans.unsqueeze(1).sub(distance.to(spans.dtype)).div(ramp).add(1).clamp(0, 1); // [B, Tq, Tk]
+  const blocked = distance.lt(nearest).logicalOr(soft.le(0)); // [B, Tq, Tk]
+  const byKey = byDistance.gather(-1, distance.clamp(0, P - 1).unsqueeze(1).expand(B, K, Tq, Tk)); // [B, K, Tq, Tk]
+  const weights = maskedSoftmax(content.add(byKey), blocked.unsqueeze(1), { scale });
+  return softMaskRenorm(weights, soft.unsqueeze(1), { eps });
 }
 
 export const relu = (x: Tensor): Tensor => x.relu();

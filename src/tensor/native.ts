@@ -187,6 +187,7 @@ const coreOps = {
   logSoftmax: op<(t: Id, dim: number, dtype: OptDCode) => Id>(),
   maskedSoftmax: op<(t: Id, mask: OptId, scale: number, dim: number) => Id>(),
   softMaskRenorm: op<(p: Id, mask: Id, eps: number, dim: number) => Id>(),
+  expiringAttention: op<(content: Id, byDistance: Id, age: Id, spans: Id, ramp: number, nearest: number, scale: number, eps: number) => Id>(),
   layerNorm: op<(x: Id, shape: number[], weight: OptId, bias: OptId, eps: number) => Id>(),
   dropout: op<(x: Id, p: number, train: boolean) => Id>(),
   embedding: op<(weight: Id, indices: Id, paddingIdx: number) => Id>(),
