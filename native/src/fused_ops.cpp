@@ -87,13 +87,21 @@ struct SoftMaskRenorm : public torch::autograd::Function<SoftMaskRenorm> {
 // dL/de = Σ over heads and queries of dL/dm / R where 0 ≤ (e − d)/R + 1 ≤ 1 (clamp's gradient).
 // CPU only (a loop per row; the softmax itself is ATen's); other devices compose the ops in TS.
 struct ExpiringAttention : public torch::autograd::Function<ExpiringAttention> {
+  // The mask of query i over the keys of batch row b, shared by every head: m_j, and the key
+  // position column of each key that is seen (−1 where blocked). `x`, when given, receives the
+  // unclamped (e − d)/R + 1 (backward's clamp gradient).
   template <typename scalar_t>
-  struct Row {
-    // The soft mask of key j for query i, and whether the key is blocked.
-    static inline scalar_t soft(scalar_t e, int64_t d, scalar_t ramp) {
-      return std::min(std::max((e - static_cast<scalar_t>(d)) / ramp + scalar_t(1), scalar_t(0)), scalar_t(1));
+  static void queryMask(const int64_t* age, const scalar_t* spans, int64_t Tk, int64_t i, scalar_t ramp, int64_t nearest,
+                        int64_t P, scalar_t* m, int64_t* column, scalar_t* x = nullptr) {
+    for (int64_t j = 0; j < Tk; j++) {
+      const int64_t d = age[j] + i;
+      const scalar_t unclamped = (spans[j] - static_cast<scalar_t>(d)) / ramp + scalar_t(1);
+      const scalar_t mj = std::min(std::max(unclamped, scalar_t(0)), scalar_t(1));
+      m[j] = mj;
+      column[j] = (d < nearest || mj <= 0) ? -1 : std::min(std::max(d, int64_t(0)), P - 1);
+      if (x) x[j] = unclamped;
     }
-  };
+  }
 
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& content, const at::Tensor& byDistance, const at::Tensor& age,
                             const at::Tensor& spans, double ramp, int64_t nearest, double scale, double eps) {
@@ -114,7 +122,6 @@ struct ExpiringAttention : public torch::autograd::Function<ExpiringAttention> {
     at::Tensor Z = at::empty({B, K, Tq}, c.options());
     at::Tensor y;
     AT_DISPATCH_FLOATING_TYPES(c.scalar_type(), "expiringAttention", [&] {
-      using R = Row<scalar_t>;
       const scalar_t* cp = c.data_ptr<scalar_t>();
       const scalar_t* pp = pd.data_ptr<scalar_t>();
       const int64_t* ap = a.data_ptr<int64_t>();
@@ -122,18 +129,19 @@ struct ExpiringAttention : public torch::autograd::Function<ExpiringAttention> {
       const scalar_t r = static_cast<scalar_t>(ramp), sc = static_cast<scalar_t>(scale);
       const scalar_t minusInf = -std::numeric_limits<scalar_t>::infinity();
       scalar_t* lp = logits.data_ptr<scalar_t>();
-      at::parallel_for(0, B * K * Tq, 64, [&](int64_t begin, int64_t end) {
-        for (int64_t row = begin; row < end; row++) {
-          const int64_t b = row / (K * Tq), i = row % Tq;
-          const scalar_t* crow = cp + row * Tk;
-          const scalar_t* prow = pp + row * P;
-          const int64_t* arow = ap + b * Tk;
-          const scalar_t* erow = ep + b * Tk;
-          scalar_t* out = lp + row * Tk;
-          for (int64_t j = 0; j < Tk; j++) {
-            const int64_t d = arow[j] + i;
-            const scalar_t m = R::soft(erow[j], d, r);
-            out[j] = (d < nearest || m <= 0) ? minusInf : (crow[j] + prow[std::min(std::max(d, int64_t(0)), P - 1)]) * sc;
+      // One task per (b, i): the mask once, then every head's row (b, k, i).
+      at::parallel_for(0, B * Tq, 16, [&](int64_t begin, int64_t end) {
+        std::vector<scalar_t> m(Tk);
+        std::vector<int64_t> column(Tk);
+        for (int64_t bi = begin; bi < end; bi++) {
+          const int64_t b = bi / Tq, i = bi % Tq;
+          queryMask<scalar_t>(ap + b * Tk, ep + b * Tk, Tk, i, r, nearest, P, m.data(), column.data());
+          for (int64_t k = 0; k < K; k++) {
+            const int64_t row = (b * K + k) * Tq + i;
+            const scalar_t* crow = cp + row * Tk;
+            const scalar_t* prow = pp + row * P;
+            scalar_t* out = lp + row * Tk;
+            for (int64_t j = 0; j < Tk; j++) out[j] = column[j] < 0 ? minusInf : (crow[j] + prow[column[j]]) * sc;
           }
         }
       });
@@ -141,24 +149,26 @@ struct ExpiringAttention : public torch::autograd::Function<ExpiringAttention> {
       logits = at::Tensor();
       scalar_t* yp = y.data_ptr<scalar_t>();
       scalar_t* zp = Z.data_ptr<scalar_t>();
-      const scalar_t ep_ = static_cast<scalar_t>(eps);
-      at::parallel_for(0, B * K * Tq, 64, [&](int64_t begin, int64_t end) {
-        for (int64_t row = begin; row < end; row++) {
-          const int64_t b = row / (K * Tq), i = row % Tq;
-          const int64_t* arow = ap + b * Tk;
-          const scalar_t* erow = ep + b * Tk;
-          scalar_t* out = yp + row * Tk;
-          scalar_t sum = 0;
-          for (int64_t j = 0; j < Tk; j++) {
-            const int64_t d = arow[j] + i;
-            const scalar_t m = R::soft(erow[j], d, r);
-            const scalar_t u = (d < nearest || m <= 0) ? scalar_t(0) : out[j] * m;
-            out[j] = u;
-            sum += u;
+      const scalar_t epsilon = static_cast<scalar_t>(eps);
+      at::parallel_for(0, B * Tq, 16, [&](int64_t begin, int64_t end) {
+        std::vector<scalar_t> m(Tk);
+        std::vector<int64_t> column(Tk);
+        for (int64_t bi = begin; bi < end; bi++) {
+          const int64_t b = bi / Tq, i = bi % Tq;
+          queryMask<scalar_t>(ap + b * Tk, ep + b * Tk, Tk, i, r, nearest, P, m.data(), column.data());
+          for (int64_t k = 0; k < K; k++) {
+            const int64_t row = (b * K + k) * Tq + i;
+            scalar_t* out = yp + row * Tk;
+            scalar_t sum = 0;
+            for (int64_t j = 0; j < Tk; j++) {
+              const scalar_t u = column[j] < 0 ? scalar_t(0) : out[j] * m[j];
+              out[j] = u;
+              sum += u;
+            }
+            const scalar_t z = sum + epsilon;
+            zp[row] = z;
+            for (int64_t j = 0; j < Tk; j++) out[j] /= z;
           }
-          const scalar_t z = sum + ep_;
-          zp[row] = z;
-          for (int64_t j = 0; j < Tk; j++) out[j] /= z;
         }
       });
     });
@@ -181,7 +191,7 @@ struct ExpiringAttention : public torch::autograd::Function<ExpiringAttention> {
     at::Tensor g = grads[0].to(y.scalar_type()).contiguous();
     at::Tensor dContent = at::empty_like(y);
     at::Tensor dByDistance = at::zeros({B, K, Tq, P}, y.options());
-    at::Tensor dSpansByHead = at::zeros({B, K, Tk}, y.options());  // summed over heads below
+    at::Tensor dSpans = at::zeros({B, Tk}, y.options());
     AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "expiringAttentionBackward", [&] {
       const scalar_t* yp = y.data_ptr<scalar_t>();
       const scalar_t* zp = Z.data_ptr<scalar_t>();
@@ -190,50 +200,48 @@ struct ExpiringAttention : public torch::autograd::Function<ExpiringAttention> {
       const scalar_t* gp = g.data_ptr<scalar_t>();
       scalar_t* dcp = dContent.data_ptr<scalar_t>();
       scalar_t* dpp = dByDistance.data_ptr<scalar_t>();
-      scalar_t* dep = dSpansByHead.data_ptr<scalar_t>();
+      scalar_t* dsp = dSpans.data_ptr<scalar_t>();
       const scalar_t r = static_cast<scalar_t>(ramp), sc = static_cast<scalar_t>(scale);
-      // One (b, k) per task: its queries add to its own row of dSpansByHead.
-      at::parallel_for(0, B * K, 1, [&](int64_t begin, int64_t end) {
-        std::vector<scalar_t> du(Tk), prob(Tk);
-        for (int64_t bk = begin; bk < end; bk++) {
-          const int64_t b = bk / K;
-          const int64_t* arow = ap + b * Tk;
-          const scalar_t* erow = ep + b * Tk;
-          scalar_t* dspan = dep + bk * Tk;
+      // One task per batch row b: its queries and heads add to its own row of dSpans.
+      at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
+        std::vector<scalar_t> m(Tk), x(Tk), du(Tk);
+        std::vector<int64_t> column(Tk);
+        for (int64_t b = begin; b < end; b++) {
+          scalar_t* dspan = dsp + b * Tk;
           for (int64_t i = 0; i < Tq; i++) {
-            const int64_t row = bk * Tq + i;
-            const scalar_t* yrow = yp + row * Tk;
-            const scalar_t* grow = gp + row * Tk;
-            scalar_t* dcrow = dcp + row * Tk;
-            scalar_t* dprow = dpp + row * P;
-            const scalar_t z = zp[row];
-            scalar_t gy = 0;
-            for (int64_t j = 0; j < Tk; j++) gy += grow[j] * yrow[j];
-            scalar_t duy = 0;  // Σ du·y
-            for (int64_t j = 0; j < Tk; j++) {
-              du[j] = (grow[j] - gy) / z;
-              duy += du[j] * yrow[j];
-            }
-            const scalar_t c2 = duy * z;  // Σ dL/da · a
-            for (int64_t j = 0; j < Tk; j++) {
-              const int64_t d = arow[j] + i;
-              const scalar_t x = (erow[j] - static_cast<scalar_t>(d)) / r + scalar_t(1);
-              const scalar_t m = std::min(std::max(x, scalar_t(0)), scalar_t(1));
-              if (d < nearest || m <= 0) {
-                dcrow[j] = 0;
-                continue;
+            queryMask<scalar_t>(ap + b * Tk, ep + b * Tk, Tk, i, r, nearest, P, m.data(), column.data(), x.data());
+            for (int64_t k = 0; k < K; k++) {
+              const int64_t row = (b * K + k) * Tq + i;
+              const scalar_t* yrow = yp + row * Tk;
+              const scalar_t* grow = gp + row * Tk;
+              scalar_t* dcrow = dcp + row * Tk;
+              scalar_t* dprow = dpp + row * P;
+              const scalar_t z = zp[row];
+              scalar_t gy = 0;
+              for (int64_t j = 0; j < Tk; j++) gy += grow[j] * yrow[j];
+              scalar_t duy = 0;  // Σ du·y
+              for (int64_t j = 0; j < Tk; j++) {
+                du[j] = (grow[j] - gy) / z;
+                duy += du[j] * yrow[j];
               }
-              const scalar_t p = yrow[j] * z / m;  // the softmax's a_j
-              const scalar_t ds = sc * p * (m * du[j] - c2);
-              dcrow[j] = ds;
-              dprow[std::min(std::max(d, int64_t(0)), P - 1)] += ds;
-              if (x <= scalar_t(1)) dspan[j] += p * du[j] / r;  // x >= 0 here (m > 0)
+              const scalar_t c2 = duy * z;  // Σ dL/da · a
+              for (int64_t j = 0; j < Tk; j++) {
+                if (column[j] < 0) {
+                  dcrow[j] = 0;
+                  continue;
+                }
+                const scalar_t p = yrow[j] * z / m[j];  // the softmax's a_j (m > 0 where not blocked)
+                const scalar_t ds = sc * p * (m[j] * du[j] - c2);
+                dcrow[j] = ds;
+                dprow[column[j]] += ds;
+                if (x[j] <= scalar_t(1)) dspan[j] += p * du[j] / r;  // clamp's gradient; x > 0 here
+              }
             }
           }
         }
       });
     });
-    at::Tensor dSpans = dSpansByHead.sum(1).to(static_cast<at::ScalarType>(ctx->saved_data["spansType"].toInt()));
+    dSpans = dSpans.to(static_cast<at::ScalarType>(ctx->saved_data["spansType"].toInt()));
     dByDistance = dByDistance.to(static_cast<at::ScalarType>(ctx->saved_data["distanceType"].toInt()));
     return {dContent, dByDistance, at::Tensor(), dSpans, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
