@@ -79,7 +79,8 @@ struct SoftMaskRenorm : public torch::autograd::Function<SoftMaskRenorm> {
 //   s_j = scale · (content_j + byDistance[clamp(d_ij, 0, P − 1)]), −inf where blocked
 //   a = softmax(s) (0 where blocked: an all-blocked row gives zeros)
 //   y_j = m_j a_j / Z,   Z = Σ_j m_j a_j + eps
-// The composed version (expireMask, a gather by distance, maskedSoftmax, softMaskRenorm) keeps a
+// The composed version (composedExpiringAttention in TS: a gather by distance, maskedSoftmax,
+// softMaskRenorm) keeps a
 // distance table [B, 1, Tq, Tk] (int64), the soft mask, the mask and the softmax output besides y
 // for backward; this keeps y and Z [B, K, Tq], and recomputes m and a = y Z / m (m > 0 wherever
 // a > 0). With g = dL/dy, du = (g − Σ g·y) / Z; dL/da = m·du, dL/dm = a·du; ds = scale · a ·
@@ -101,6 +102,22 @@ struct ExpiringAttention : public torch::autograd::Function<ExpiringAttention> {
       column[j] = (d < nearest || mj <= 0) ? -1 : std::min(std::max(d, int64_t(0)), P - 1);
       if (x) x[j] = unclamped;
     }
+  }
+
+  // Calls row(b, k, i, m, column) for every row of [B, K, Tq], in parallel over (b, i): each query's
+  // mask is made once and shared by its K heads.
+  template <typename scalar_t, typename RowFn>
+  static void forEachRow(const int64_t* age, const scalar_t* spans, int64_t B, int64_t K, int64_t Tq, int64_t Tk, scalar_t ramp,
+                         int64_t nearest, int64_t P, const RowFn& row) {
+    at::parallel_for(0, B * Tq, 16, [&](int64_t begin, int64_t end) {
+      std::vector<scalar_t> m(Tk);
+      std::vector<int64_t> column(Tk);
+      for (int64_t bi = begin; bi < end; bi++) {
+        const int64_t b = bi / Tq, i = bi % Tq;
+        queryMask<scalar_t>(age + b * Tk, spans + b * Tk, Tk, i, ramp, nearest, P, m.data(), column.data());
+        for (int64_t k = 0; k < K; k++) row((b * K + k) * Tq + i, m.data(), column.data());
+      }
+    });
   }
 
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& content, const at::Tensor& byDistance, const at::Tensor& age,
@@ -129,47 +146,28 @@ struct ExpiringAttention : public torch::autograd::Function<ExpiringAttention> {
       const scalar_t r = static_cast<scalar_t>(ramp), sc = static_cast<scalar_t>(scale);
       const scalar_t minusInf = -std::numeric_limits<scalar_t>::infinity();
       scalar_t* lp = logits.data_ptr<scalar_t>();
-      // One task per (b, i): the mask once, then every head's row (b, k, i).
-      at::parallel_for(0, B * Tq, 16, [&](int64_t begin, int64_t end) {
-        std::vector<scalar_t> m(Tk);
-        std::vector<int64_t> column(Tk);
-        for (int64_t bi = begin; bi < end; bi++) {
-          const int64_t b = bi / Tq, i = bi % Tq;
-          queryMask<scalar_t>(ap + b * Tk, ep + b * Tk, Tk, i, r, nearest, P, m.data(), column.data());
-          for (int64_t k = 0; k < K; k++) {
-            const int64_t row = (b * K + k) * Tq + i;
-            const scalar_t* crow = cp + row * Tk;
-            const scalar_t* prow = pp + row * P;
-            scalar_t* out = lp + row * Tk;
-            for (int64_t j = 0; j < Tk; j++) out[j] = column[j] < 0 ? minusInf : (crow[j] + prow[column[j]]) * sc;
-          }
-        }
+      forEachRow<scalar_t>(ap, ep, B, K, Tq, Tk, r, nearest, P, [&](int64_t row, const scalar_t*, const int64_t* column) {
+        const scalar_t* crow = cp + row * Tk;
+        const scalar_t* prow = pp + row * P;
+        scalar_t* out = lp + row * Tk;
+        for (int64_t j = 0; j < Tk; j++) out[j] = column[j] < 0 ? minusInf : (crow[j] + prow[column[j]]) * sc;
       });
       y = at::_softmax(logits, -1, false);  // ATen's vectorised softmax; an all-blocked row is NaN here
       logits = at::Tensor();
       scalar_t* yp = y.data_ptr<scalar_t>();
       scalar_t* zp = Z.data_ptr<scalar_t>();
       const scalar_t epsilon = static_cast<scalar_t>(eps);
-      at::parallel_for(0, B * Tq, 16, [&](int64_t begin, int64_t end) {
-        std::vector<scalar_t> m(Tk);
-        std::vector<int64_t> column(Tk);
-        for (int64_t bi = begin; bi < end; bi++) {
-          const int64_t b = bi / Tq, i = bi % Tq;
-          queryMask<scalar_t>(ap + b * Tk, ep + b * Tk, Tk, i, r, nearest, P, m.data(), column.data());
-          for (int64_t k = 0; k < K; k++) {
-            const int64_t row = (b * K + k) * Tq + i;
-            scalar_t* out = yp + row * Tk;
-            scalar_t sum = 0;
-            for (int64_t j = 0; j < Tk; j++) {
-              const scalar_t u = column[j] < 0 ? scalar_t(0) : out[j] * m[j];
-              out[j] = u;
-              sum += u;
-            }
-            const scalar_t z = sum + epsilon;
-            zp[row] = z;
-            for (int64_t j = 0; j < Tk; j++) out[j] /= z;
-          }
+      forEachRow<scalar_t>(ap, ep, B, K, Tq, Tk, r, nearest, P, [&](int64_t row, const scalar_t* m, const int64_t* column) {
+        scalar_t* out = yp + row * Tk;
+        scalar_t sum = 0;
+        for (int64_t j = 0; j < Tk; j++) {
+          const scalar_t u = column[j] < 0 ? scalar_t(0) : out[j] * m[j];
+          out[j] = u;
+          sum += u;
         }
+        const scalar_t z = sum + epsilon;
+        zp[row] = z;
+        for (int64_t j = 0; j < Tk; j++) out[j] /= z;
       });
     });
     ctx->save_for_backward({y, Z, a, e});

@@ -40,7 +40,7 @@
 //
 // Shapes: B batch, M block length, C cached memories (per layer), N = C + M keys, L maximum span,
 // R ramp, H hidden, K heads, D = H/K head size, V vocabulary.
-import { arange, cat, configError, rand, type Tensor } from '../tensor/index.js';
+import { arange, cat, configError, rand, type ExpiringKeysInput, type Tensor } from '../tensor/index.js';
 import { checkSequentialWindow } from '../memory/sequential-window.js';
 import {
   blockLengthColumns, droppableMemories, dropCount, expiredMemories, expireSpanPositions, expireSpanSchema, keptIndices, spanLoss, SpanPredictor,
@@ -69,10 +69,10 @@ interface ExpireSpanTrace {
 }
 
 interface ExpireContext extends LayerContext {
-  /** [B, N]: the spans of cat(cache, block), unclamped (the drop decision uses them). */
+  /** [B, N]: the spans of cat(cache, block), unclamped (the drop decision uses them; expiring.spans may be noise-limited). */
   spans: Tensor;
-  /** int64 [B, N]: distance of each key from the block's first query (block tokens: 0, −1, ...). */
-  age: Tensor;
+  /** expiring.age: int64 [B, N], each key's distance from the block's first query (block tokens: 0, −1, ...). */
+  expiring: ExpiringKeysInput;
 }
 
 export class ExpireSpanTransformer extends SequentialTransformer<ExpireSpanState, ExpireContext> {
@@ -157,7 +157,7 @@ export class ExpireSpanTransformer extends SequentialTransformer<ExpireSpanState
     const reach = Math.min(this.keyPositions, (memoryAge ? memoryAge.max().item() : 0) + M); // one small read per layer
     const auxLoss = lossCoef > 0 ? spanLoss(limited, age, M, lossCoef, ramp) : null;
     const expiring = { age, spans: limited, ramp, nearest: this.windowOffset };
-    return { memory, mask: null, expiring, softMask: null, auxLoss, spans, age, keyPe: this.keyPositionTable(blockLength, reach) };
+    return { memory, mask: null, expiring, softMask: null, auxLoss, spans, keyPe: this.keyPositionTable(blockLength, reach) };
   }
 
   /** The key position table [D, reach] of a block of `blockLength` rows whose keys lie at most reach − 1 from a query. */
@@ -178,11 +178,11 @@ export class ExpireSpanTransformer extends SequentialTransformer<ExpireSpanState
       const [B, M, H] = h.shape as [number, number, number];
       const ctx = contexts[l]!;
       let memories = (ctx.memory ? cat([ctx.memory, h], 1) : h).detach(); // [B, N, H]
-      let age = ctx.age.add(M); // [B, N]: from the next block's first query
+      let age = ctx.expiring.age.add(M); // [B, N]: from the next block's first query
       const N = memories.shape[1]!;
       const spans = ctx.spans.detach(); // [B, N]
       if (drop) {
-        const droppable = droppableMemories(spans, ctx.age, M, ramp); // [B, N]
+        const droppable = droppableMemories(spans, ctx.expiring.age, M, ramp); // [B, N]
         const count = dropCount(droppable, M);
         if (count > 0) {
           const kept = keptIndices(droppable, count); // [B, N − count]
@@ -202,7 +202,7 @@ export class ExpireSpanTransformer extends SequentialTransformer<ExpireSpanState
       if (recorded) {
         trace.spans!.push(spans.narrow(1, N - M, M).toArray() as number[][]);
         // Dropped memories are all expired, so live memories counted over cat(cache, block) are the kept ones.
-        trace.live!.push(expiredMemories(spans, ctx.age, M, ramp).logicalNot().sum(-1, false, 'float64').mean().item());
+        trace.live!.push(expiredMemories(spans, ctx.expiring.age, M, ramp).logicalNot().sum(-1, false, 'float64').mean().item());
       }
     });
     this.#trace = trace;
@@ -253,7 +253,7 @@ class ExpireSpanDecoding {
     const age = this.#age[l]!.narrow(1, 0, spans.length).add(offset); // [B, N]: from query `offset`
     const reach = Math.min(model.keyPositions, this.#oldest[l]! + offset + n);
     const expiring = { age, spans: all, ramp: model.options.ramp, nearest: model.windowOffset };
-    return { memory: null, mask: null, expiring, softMask: null, auxLoss: null, spans: all, age, keyPe: model.keyPositionTable(M, reach) };
+    return { memory: null, mask: null, expiring, softMask: null, auxLoss: null, spans: all, keyPe: model.keyPositionTable(M, reach) };
   }
 
   /** At the segment's first rows: layer l's memory spans, the block's ages and the oldest memory's age. */

@@ -14,8 +14,9 @@
 // takes keys and values projected beforehand (the Feedback Transformer projects each memory once
 // for all layers) with a key position table per key; both end in mix() (softmax, masks, recording,
 // dropout, values, output projection). Expire-Span's expiring keys make their weights in one op
-// (F.expiringAttention: key positions, hard and soft masks from each key's age and span). `frozen` runs the same attention with detached weights and
-// no dropout (the Compressive Transformer's attention-reconstruction loss).
+// (F.expiringAttention: key positions, hard and soft masks from each key's age and span). `frozen`
+// runs the same attention with detached weights and no dropout (the Compressive Transformer's
+// attention-reconstruction loss).
 //
 // Shapes: B batch, Tq queries, Tk keys (cache + current), K heads, D head size, H = K·D.
 import { cat, configError, F, type ExpiringKeysInput, type Tensor } from '../tensor/index.js';

@@ -3,9 +3,8 @@ import { native } from './native.js';
 import { codeOf, type DType } from './dtype.js';
 import { configError } from './errors.js';
 import { checkShape, checkSize } from './check.js';
-import { fromId, type Tensor } from './tensor.js';
+import { fromId, type Device, type Tensor } from './tensor.js';
 import { arange } from './creation.js';
-import type { Device } from './tensor.js';
 
 type Reduction = 'mean' | 'sum' | 'none';
 const pair = (v: number | number[]): number[] => (typeof v === 'number' ? [v] : v);
