@@ -53,51 +53,61 @@ function expiringWeights(content: number[][][][], byDistance: number[][][][], sp
   })));
 }
 
-test('expiringAttention equals its formula cell by cell (soft mask, hard mask, key positions), fused and composed', () => tidy(() => {
+const positionWays = ['per-key', 'table', 'auto'] as const;
+
+test('expiringAttention equals its formula cell by cell (soft mask, hard mask, key positions), fused (both position scores) and composed', () => tidy(() => {
   manualSeed(11);
-  const L = 6, R = 2, M = 3, P = L + R, K = 2;
+  const L = 6, R = 2, M = 3, P = L + R, K = 2, D = 5;
   // Three rows: cached memories at ages 5, 3, 1 / 7, 4, 2 / 9, 8, 7 from the first query, then the block (0, -1, -2);
   // the third row's spans are all 0, so with nearest = 1 its first query sees nothing (weights 0, not NaN).
   const spansRows = [[3.5, 1.0, 6.0, 0.5, 2.0, 1.5], [5.5, 0.2, 4.0, 3.0, 0.0, 5.9], [0, 0, 0, 0, 0, 0]];
   const agesRows = [[5, 3, 1, 0, -1, -2], [7, 4, 2, 0, -1, -2], [9, 8, 7, 0, -1, -2]];
-  const content = randn([3, K, M, 6]), byDistance = randn([3, K, M, P]);
+  const content = randn([3, K, M, 6]), queries = randn([3, K, M, D]), keyPe = randn([D, P]);
+  const byDistance = queries.matmul(keyPe).toArray() as number[][][][]; // [B, K, M, P]: column d, distance d
   const spans = tensor(spansRows), ages = tensor(agesRows, { dtype: 'int64' });
   for (const nearest of [0, 1]) {
     const keys = { age: ages, spans, ramp: R, nearest };
-    const expected = expiringWeights(content.toArray() as number[][][][], byDistance.toArray() as number[][][][], spansRows, agesRows, R, nearest, 0.5);
-    const fused = F.expiringAttention(content, byDistance, keys, { scale: 0.5 });
-    assert.deepEqual(fused.shape, [3, K, M, 6]);
-    assertClose(fused, expected, { atol: 1e-6 });
-    assertClose(F.composedExpiringAttention(content, byDistance, keys, { scale: 0.5 }), expected, { atol: 1e-6 });
-    const w = fused.toArray() as number[][][][];
-    // A few cells by hand: e = 1 at age 3 has r = -2 = -R (m = 0): no weight; e = 3.5 at age 5 is on
-    // the ramp (m = 0.25): some; a later key (age -1 from query 0) none; with nearest = 1 the query's own key none.
-    assert.equal(w[0]![0]![0]![1], 0);
-    assert.ok(w[0]![0]![0]![0]! > 0);
-    assert.equal(w[0]![1]![0]![4], 0);
-    assert.equal(w[1]![0]![2]![5]! > 0, nearest === 0);
-    if (nearest === 1) assert.deepEqual(w[2]![0]![0], Array(6).fill(0), 'a query that sees nothing has zero weights');
+    const expected = expiringWeights(content.toArray() as number[][][][], byDistance, spansRows, agesRows, R, nearest, 0.5);
+    assertClose(F.composedExpiringAttention(content, queries, keyPe, keys, { scale: 0.5 }), expected, { atol: 1e-6 });
+    for (const positions of positionWays) {
+      const fused = F.expiringAttention(content, queries, keyPe, keys, { scale: 0.5, positions });
+      assert.deepEqual(fused.shape, [3, K, M, 6]);
+      assertClose(fused, expected, { atol: 1e-6 });
+      const w = fused.toArray() as number[][][][];
+      // A few cells by hand: e = 1 at age 3 has r = -2 = -R (m = 0): no weight; e = 3.5 at age 5 is on
+      // the ramp (m = 0.25): some; a later key (age -1 from query 0) none; with nearest = 1 the query's own key none.
+      assert.equal(w[0]![0]![0]![1], 0);
+      assert.ok(w[0]![0]![0]![0]! > 0);
+      assert.equal(w[0]![1]![0]![4], 0);
+      assert.equal(w[1]![0]![2]![5]! > 0, nearest === 0);
+      if (nearest === 1) assert.deepEqual(w[2]![0]![0], Array(6).fill(0), 'a query that sees nothing has zero weights');
+    }
   }
+  assert.throws(() => F.expiringAttention(content, queries, keyPe, { age: ages, spans, ramp: R, nearest: 0 }, { positions: 'dense' as never }), /positions must be/);
 }));
 
-test('expiringAttention: the fused gradients (content, key positions, spans) equal the composed ones and central differences', () => inFloat64(() => tidy(() => {
+test('expiringAttention: the fused gradients (content, queries, key positions, spans) equal the composed ones and central differences', () => inFloat64(() => tidy(() => {
   manualSeed(12);
-  const B = 2, K = 3, M = 5, L = 12, R = 4, P = L + R, N = 9;
+  const B = 2, K = 3, M = 5, L = 12, R = 4, P = L + R, N = 9, D = 3;
   // Ages: four memories with gaps (dropped ones between them), then the block 0 … −4.
   const ages = tensor([[11, 8, 7, 5, 0, -1, -2, -3, -4], [14, 9, 6, 5, 0, -1, -2, -3, -4]], { dtype: 'int64' });
   const content = randn([B, K, M, N]).requiresGrad_();
-  const byDistance = randn([B, K, M, P]).requiresGrad_();
+  const queries = randn([B, K, M, D]).requiresGrad_();
+  const keyPe = randn([D, P]).requiresGrad_();
   const spans = randn([B, N]).mul(4).add(7).clamp(0.3, L - 0.3).requiresGrad_(); // many cells on the ramp
+  const inputs = [content, queries, keyPe, spans];
   for (const nearest of [0, 1]) {
     const keys = { age: ages, spans, ramp: R, nearest };
     const upstream = randn([B, K, M, N]);
     const lossOf = (weights: Tensor) => weights.mul(upstream).sum();
-    const fused = grad(lossOf(F.expiringAttention(content, byDistance, keys, { scale: 0.7 })), [content, byDistance, spans]);
-    const composed = grad(lossOf(F.composedExpiringAttention(content, byDistance, keys, { scale: 0.7 })), [content, byDistance, spans]);
-    fused.forEach((g, i) => assertClose(g!, composed[i]!.toArray(), { atol: 1e-10, rtol: 1e-8 }));
-    assert.ok(fused[2]!.abs().sum().item() > 0, 'the spans get a gradient through the ramp');
-    const r = gradcheck((c: Tensor, p: Tensor, e: Tensor) => F.expiringAttention(c, p, { age: ages, spans: e, ramp: R, nearest }, { scale: 0.7 }), [content, byDistance, spans], { atol: 1e-6 });
-    assert.ok(r.ok, r.message);
+    const composed = grad(lossOf(F.composedExpiringAttention(content, queries, keyPe, keys, { scale: 0.7 })), inputs);
+    for (const positions of positionWays) {
+      const fused = grad(lossOf(F.expiringAttention(content, queries, keyPe, keys, { scale: 0.7, positions })), inputs);
+      fused.forEach((g, i) => assertClose(g!, composed[i]!.toArray(), { atol: 1e-10, rtol: 1e-8 }));
+      assert.ok(fused[2]!.abs().sum().item() > 0 && fused[3]!.abs().sum().item() > 0, 'keyPe and the spans get gradients');
+      const r = gradcheck((c: Tensor, q: Tensor, pe: Tensor, e: Tensor) => F.expiringAttention(c, q, pe, { age: ages, spans: e, ramp: R, nearest }, { scale: 0.7, positions }), inputs, { atol: 1e-6 });
+      assert.ok(r.ok, r.message);
+    }
   }
 })));
 

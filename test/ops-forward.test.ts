@@ -986,13 +986,14 @@ test('F.expiringAttention and F.composedExpiringAttention: distances from ages, 
   tidy(() => {
     // Keys at ages 1, 0, −1 from query 0 (distances 1, 0, −1; then 2, 1, 0 from query 1), spans 0.5, 10, 10, ramp 1.
     const content = zeros([1, 1, 2, 3]);
-    const byDistance = tensor([[[[0, Math.log(3), 0], [0, 0, 0]]]]); // query 0: distance 1 scores ln 3
+    // Query 0 scores distance 1 at ln 3 (q · keyPe with D = 1: q = [1, 0], keyPe = [0, ln 3, 0]).
+    const queries = tensor([[[[1], [0]]]]), keyPe = tensor([[0, Math.log(3), 0]]);
     const keys = { age: tensor([[1, 0, -1]], { dtype: 'int64' }), spans: tensor([[0.5, 10, 10]]), ramp: 1, nearest: 0 };
     // Query 0: softmax over keys 0, 1 = [3/4, 1/4] (key 2 is later); key 0's mask (0.5 − 1)/1 + 1 = 0.5
     // gives [3/8, 1/4] / (5/8) = [0.6, 0.4]. Query 1: key 0's mask is 0 (blocked); keys 1, 2 share.
     const expected = [[[[0.6, 0.4, 0], [0, 0.5, 0.5]]]];
-    assertClose(F.expiringAttention(content, byDistance, keys), expected, { atol: 1e-6 });
-    assertClose(F.composedExpiringAttention(content, byDistance, keys), expected, { atol: 1e-6 });
+    for (const positions of ['per-key', 'table'] as const) assertClose(F.expiringAttention(content, queries, keyPe, keys, { positions }), expected, { atol: 1e-6 });
+    assertClose(F.composedExpiringAttention(content, queries, keyPe, keys), expected, { atol: 1e-6 });
   });
 });
 

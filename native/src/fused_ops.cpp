@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <vector>
 
 namespace engram {
 
@@ -70,24 +71,32 @@ struct SoftMaskRenorm : public torch::autograd::Function<SoftMaskRenorm> {
   }
 };
 
-// expiringAttention: Expire-Span's attention weights in one op, from the content scores and the
-// key position scores, without any table of the weights' size but the weights themselves.
-//   content [B, K, Tq, Tk] (q · kᵀ), byDistance [B, K, Tq, P] (q · keyPe), age int64 [B, Tk] (key
-//   j sits at distance d_ij = age_j + i from query i), spans e [B, Tk]; per row (b, k, i):
+// expiringAttention: Expire-Span's attention weights in one op, from the content scores, the
+// queries and the key position table, without any table of the weights' size but the weights.
+//   content [B, K, Tq, Tk] (q · kᵀ), queries q [B, K, Tq, D], keyPe [D, P] (column d: distance d),
+//   age int64 [B, Tk] (key j sits at distance d_ij = age_j + i from query i), spans e [B, Tk];
+//   per row (b, k, i):
 //   m_j = clamp((e_j − d_ij) / R + 1, 0, 1)                      soft mask
 //   blocked_j = d_ij < nearest or m_j ≤ 0
-//   s_j = scale · (content_j + byDistance[clamp(d_ij, 0, P − 1)]), −inf where blocked
+//   s_j = scale · (content_j + q_i · keyPe[:, clamp(d_ij, 0, P − 1)]), −inf where blocked
 //   a = softmax(s) (0 where blocked: an all-blocked row gives zeros)
 //   y_j = m_j a_j / Z,   Z = Σ_j m_j a_j + eps
-// The composed version (composedExpiringAttention in TS: a gather by distance, maskedSoftmax,
-// softMaskRenorm) keeps a
-// distance table [B, 1, Tq, Tk] (int64), the soft mask, the mask and the softmax output besides y
-// for backward; this keeps y and Z [B, K, Tq], and recomputes m and a = y Z / m (m > 0 wherever
-// a > 0). With g = dL/dy, du = (g − Σ g·y) / Z; dL/da = m·du, dL/dm = a·du; ds = scale · a ·
-// (m·du − Σ m·du·a) with Σ m·du·a = Σ du·y·Z; ds goes to content and, by distance, to byDistance;
-// dL/de = Σ over heads and queries of dL/dm / R where 0 ≤ (e − d)/R + 1 ≤ 1 (clamp's gradient).
-// CPU only (a loop per row; the softmax itself is ATen's); other devices compose the ops in TS.
+// The position scores come one of two ways (`positions`): per key, a D-long dot product for each
+// key a row sees (cost ∝ the keys seen, which is what a short-span Expire-Span saves), or from the
+// table q · keyPe of every distance [B, K, Tq, P], one matrix product (cheaper per score, but ∝ P
+// whatever is kept); 0 chooses per key when Tk · kPerKeyCost < P.
+// For backward this keeps y and Z [B, K, Tq] (and q, keyPe), and recomputes m and a = y Z / m (m > 0
+// wherever a > 0). With g = dL/dy, du = (g − Σ g·y) / Z; dL/da = m·du, dL/dm = a·du; ds = scale · a ·
+// (m·du − Σ m·du·a) with Σ m·du·a = Σ du·y·Z; ds goes to content and, through the key's distance
+// column, to q and keyPe; dL/de = Σ over heads and queries of dL/dm / R where 0 ≤ (e − d)/R + 1 ≤ 1.
+// CPU only (a loop per row; the softmax itself is ATen's); other devices compose the ops in TS
+// (composedExpiringAttention: the table, a gather by distance, maskedSoftmax, softMaskRenorm).
 struct ExpiringAttention : public torch::autograd::Function<ExpiringAttention> {
+  // Per key, a dot product of D costs about as much as this many table columns (a matrix product's
+  // column is cheaper per multiply, but the table is written, read, zeroed and read again in
+  // backward): measured with scripts/probes/expiring-attention.ts.
+  static constexpr int64_t kPerKeyCost = 2;
+
   // The mask of query i over the keys of batch row b, shared by every head: m_j, and the key
   // position column of each key that is seen (−1 where blocked). `x`, when given, receives the
   // unclamped (e − d)/R + 1 (backward's clamp gradient).
@@ -102,6 +111,33 @@ struct ExpiringAttention : public torch::autograd::Function<ExpiringAttention> {
       column[j] = (d < nearest || mj <= 0) ? -1 : std::min(std::max(d, int64_t(0)), P - 1);
       if (x) x[j] = unclamped;
     }
+  }
+
+  // Σ a_d b_d over D in four independent sums, and y += s · x: written four lanes at a time so that
+  // the compiler's straight-line vectoriser (on at -O2) packs them without reordering any one sum.
+  template <typename scalar_t>
+  static scalar_t dot(const scalar_t* __restrict__ a, const scalar_t* __restrict__ b, int64_t D) {
+    scalar_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int64_t d = 0;
+    for (; d + 4 <= D; d += 4) {
+      s0 += a[d] * b[d];
+      s1 += a[d + 1] * b[d + 1];
+      s2 += a[d + 2] * b[d + 2];
+      s3 += a[d + 3] * b[d + 3];
+    }
+    for (; d < D; d++) s0 += a[d] * b[d];
+    return (s0 + s1) + (s2 + s3);
+  }
+  template <typename scalar_t>
+  static void axpy(scalar_t* __restrict__ y, scalar_t s, const scalar_t* __restrict__ x, int64_t D) {
+    int64_t d = 0;
+    for (; d + 4 <= D; d += 4) {
+      y[d] += s * x[d];
+      y[d + 1] += s * x[d + 1];
+      y[d + 2] += s * x[d + 2];
+      y[d + 3] += s * x[d + 3];
+    }
+    for (; d < D; d++) y[d] += s * x[d];
   }
 
   // Calls row(b, k, i, m, column) for every row of [B, K, Tq], in parallel over (b, i): each query's
@@ -120,19 +156,26 @@ struct ExpiringAttention : public torch::autograd::Function<ExpiringAttention> {
     });
   }
 
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& content, const at::Tensor& byDistance, const at::Tensor& age,
-                            const at::Tensor& spans, double ramp, int64_t nearest, double scale, double eps) {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& content, const at::Tensor& queries, const at::Tensor& keyPe,
+                            const at::Tensor& age, const at::Tensor& spans, double ramp, int64_t nearest, double scale, double eps,
+                            int64_t positions) {
     TORCH_CHECK(content.device().is_cpu(), "expiringAttention runs on the CPU; other devices compose it from ATen ops");
-    TORCH_CHECK(content.dim() == 4 && byDistance.dim() == 4 && age.dim() == 2 && spans.dim() == 2,
-                "expiringAttention: content [B, K, Tq, Tk], byDistance [B, K, Tq, P], age [B, Tk], spans [B, Tk]");
+    TORCH_CHECK(content.dim() == 4 && queries.dim() == 4 && keyPe.dim() == 2 && age.dim() == 2 && spans.dim() == 2,
+                "expiringAttention: content [B, K, Tq, Tk], queries [B, K, Tq, D], keyPe [D, P], age [B, Tk], spans [B, Tk]");
     TORCH_CHECK(age.scalar_type() == at::kLong, "expiringAttention: age must be int64");
-    const int64_t B = content.size(0), K = content.size(1), Tq = content.size(2), Tk = content.size(3), P = byDistance.size(3);
-    TORCH_CHECK(byDistance.size(0) == B && byDistance.size(1) == K && byDistance.size(2) == Tq && P > 0,
-                "expiringAttention: byDistance must be [B, K, Tq, P] with content's B, K, Tq");
+    const int64_t B = content.size(0), K = content.size(1), Tq = content.size(2), Tk = content.size(3);
+    const int64_t D = queries.size(3), P = keyPe.size(1);
+    TORCH_CHECK(queries.size(0) == B && queries.size(1) == K && queries.size(2) == Tq && keyPe.size(0) == D && P > 0,
+                "expiringAttention: queries must be [B, K, Tq, D] with content's B, K, Tq, and keyPe [D, P] with P > 0");
     TORCH_CHECK(age.size(0) == B && age.size(1) == Tk && spans.size(0) == B && spans.size(1) == Tk,
                 "expiringAttention: age and spans must be [B, Tk] with content's B and Tk");
+    TORCH_CHECK(positions >= 0 && positions <= 2, "expiringAttention: positions must be 0 (choose), 1 (per key) or 2 (table)");
+    const bool perKey = positions == 1 || (positions == 0 && Tk * kPerKeyCost < P);
     at::Tensor c = content.contiguous();
-    at::Tensor pd = byDistance.to(c.scalar_type()).contiguous();
+    at::Tensor q = queries.to(c.scalar_type()).contiguous();
+    at::Tensor pe = keyPe.to(c.scalar_type());
+    // Per key: keyPe's columns as rows [P, D]; else the table q · keyPe [B, K, Tq, P].
+    at::Tensor table = perKey ? pe.t().contiguous() : at::matmul(q, pe);
     at::Tensor a = age.contiguous();
     at::Tensor e = spans.to(c.scalar_type()).contiguous();
     at::Tensor logits = at::empty_like(c);
@@ -140,7 +183,8 @@ struct ExpiringAttention : public torch::autograd::Function<ExpiringAttention> {
     at::Tensor y;
     AT_DISPATCH_FLOATING_TYPES(c.scalar_type(), "expiringAttention", [&] {
       const scalar_t* cp = c.data_ptr<scalar_t>();
-      const scalar_t* pp = pd.data_ptr<scalar_t>();
+      const scalar_t* qp = q.data_ptr<scalar_t>();
+      const scalar_t* tp = table.data_ptr<scalar_t>();
       const int64_t* ap = a.data_ptr<int64_t>();
       const scalar_t* ep = e.data_ptr<scalar_t>();
       const scalar_t r = static_cast<scalar_t>(ramp), sc = static_cast<scalar_t>(scale);
@@ -148,10 +192,16 @@ struct ExpiringAttention : public torch::autograd::Function<ExpiringAttention> {
       scalar_t* lp = logits.data_ptr<scalar_t>();
       forEachRow<scalar_t>(ap, ep, B, K, Tq, Tk, r, nearest, P, [&](int64_t row, const scalar_t*, const int64_t* column) {
         const scalar_t* crow = cp + row * Tk;
-        const scalar_t* prow = pp + row * P;
         scalar_t* out = lp + row * Tk;
-        for (int64_t j = 0; j < Tk; j++) out[j] = column[j] < 0 ? minusInf : (crow[j] + prow[column[j]]) * sc;
+        if (perKey) {
+          const scalar_t* qrow = qp + row * D;
+          for (int64_t j = 0; j < Tk; j++) out[j] = column[j] < 0 ? minusInf : (crow[j] + dot(qrow, tp + column[j] * D, D)) * sc;
+        } else {
+          const scalar_t* prow = tp + row * P;
+          for (int64_t j = 0; j < Tk; j++) out[j] = column[j] < 0 ? minusInf : (crow[j] + prow[column[j]]) * sc;
+        }
       });
+      table = at::Tensor();
       y = at::_softmax(logits, -1, false);  // ATen's vectorised softmax; an all-blocked row is NaN here
       logits = at::Tensor();
       scalar_t* yp = y.data_ptr<scalar_t>();
@@ -170,37 +220,46 @@ struct ExpiringAttention : public torch::autograd::Function<ExpiringAttention> {
         for (int64_t j = 0; j < Tk; j++) out[j] /= z;
       });
     });
-    ctx->save_for_backward({y, Z, a, e});
+    ctx->save_for_backward({y, Z, a, e, q, pe});
     ctx->saved_data["ramp"] = ramp;
     ctx->saved_data["nearest"] = nearest;
     ctx->saved_data["scale"] = scale;
-    ctx->saved_data["positions"] = P;
+    ctx->saved_data["perKey"] = perKey;
     ctx->saved_data["spansType"] = static_cast<int64_t>(spans.scalar_type());
-    ctx->saved_data["distanceType"] = static_cast<int64_t>(byDistance.scalar_type());
+    ctx->saved_data["queriesType"] = static_cast<int64_t>(queries.scalar_type());
+    ctx->saved_data["keyPeType"] = static_cast<int64_t>(keyPe.scalar_type());
     return y;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
-    const at::Tensor &y = saved[0], &Z = saved[1], &a = saved[2], &e = saved[3];
+    const at::Tensor &y = saved[0], &Z = saved[1], &a = saved[2], &e = saved[3], &q = saved[4], &pe = saved[5];
     const double ramp = ctx->saved_data["ramp"].toDouble(), scale = ctx->saved_data["scale"].toDouble();
-    const int64_t nearest = ctx->saved_data["nearest"].toInt(), P = ctx->saved_data["positions"].toInt();
-    const int64_t B = y.size(0), K = y.size(1), Tq = y.size(2), Tk = y.size(3);
+    const int64_t nearest = ctx->saved_data["nearest"].toInt();
+    const bool perKey = ctx->saved_data["perKey"].toBool();
+    const int64_t B = y.size(0), K = y.size(1), Tq = y.size(2), Tk = y.size(3), D = q.size(3), P = pe.size(1);
     at::Tensor g = grads[0].to(y.scalar_type()).contiguous();
     at::Tensor dContent = at::empty_like(y);
-    at::Tensor dByDistance = at::zeros({B, K, Tq, P}, y.options());
     at::Tensor dSpans = at::zeros({B, Tk}, y.options());
+    // Per key: dq [B, K, Tq, D] and each batch row's own d(keyPe columns) [B, P, D] (summed after,
+    // in a fixed order); else d(table) [B, K, Tq, P], taken through the matrix product after.
+    at::Tensor peRows = perKey ? pe.t().contiguous() : at::Tensor();  // [P, D]
+    at::Tensor dq = perKey ? at::zeros_like(q) : at::Tensor();
+    at::Tensor dTable = perKey ? at::zeros({B, P, D}, y.options()) : at::zeros({B, K, Tq, P}, y.options());
     AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "expiringAttentionBackward", [&] {
       const scalar_t* yp = y.data_ptr<scalar_t>();
       const scalar_t* zp = Z.data_ptr<scalar_t>();
       const int64_t* ap = a.data_ptr<int64_t>();
       const scalar_t* ep = e.data_ptr<scalar_t>();
       const scalar_t* gp = g.data_ptr<scalar_t>();
+      const scalar_t* qp = q.data_ptr<scalar_t>();
+      const scalar_t* prp = perKey ? peRows.data_ptr<scalar_t>() : nullptr;
+      scalar_t* dqp = perKey ? dq.data_ptr<scalar_t>() : nullptr;
       scalar_t* dcp = dContent.data_ptr<scalar_t>();
-      scalar_t* dpp = dByDistance.data_ptr<scalar_t>();
+      scalar_t* dtp = dTable.data_ptr<scalar_t>();
       scalar_t* dsp = dSpans.data_ptr<scalar_t>();
       const scalar_t r = static_cast<scalar_t>(ramp), sc = static_cast<scalar_t>(scale);
-      // One task per batch row b: its queries and heads add to its own row of dSpans.
+      // One task per batch row b: its queries and heads add to its own rows of dSpans (and dTable).
       at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
         std::vector<scalar_t> m(Tk), x(Tk), du(Tk);
         std::vector<int64_t> column(Tk);
@@ -213,7 +272,6 @@ struct ExpiringAttention : public torch::autograd::Function<ExpiringAttention> {
               const scalar_t* yrow = yp + row * Tk;
               const scalar_t* grow = gp + row * Tk;
               scalar_t* dcrow = dcp + row * Tk;
-              scalar_t* dprow = dpp + row * P;
               const scalar_t z = zp[row];
               scalar_t gy = 0;
               for (int64_t j = 0; j < Tk; j++) gy += grow[j] * yrow[j];
@@ -231,7 +289,12 @@ struct ExpiringAttention : public torch::autograd::Function<ExpiringAttention> {
                 const scalar_t p = yrow[j] * z / m[j];  // the softmax's a_j (m > 0 where not blocked)
                 const scalar_t ds = sc * p * (m[j] * du[j] - c2);
                 dcrow[j] = ds;
-                dprow[column[j]] += ds;
+                if (perKey) {
+                  axpy(dqp + row * D, ds, prp + column[j] * D, D);
+                  axpy(dtp + (b * P + column[j]) * D, ds, qp + row * D, D);
+                } else {
+                  dtp[row * P + column[j]] += ds;
+                }
                 if (x[j] <= scalar_t(1)) dspan[j] += p * du[j] / r;  // clamp's gradient; x > 0 here
               }
             }
@@ -239,17 +302,24 @@ struct ExpiringAttention : public torch::autograd::Function<ExpiringAttention> {
         }
       });
     });
-    dSpans = dSpans.to(static_cast<at::ScalarType>(ctx->saved_data["spansType"].toInt()));
-    dByDistance = dByDistance.to(static_cast<at::ScalarType>(ctx->saved_data["distanceType"].toInt()));
-    return {dContent, dByDistance, at::Tensor(), dSpans, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    at::Tensor dKeyPe;
+    if (perKey) {
+      dKeyPe = dTable.sum(0).t();  // [D, P]
+    } else {
+      dq = at::matmul(dTable, pe.t());                                            // [B, K, Tq, D]
+      dKeyPe = at::mm(q.reshape({-1, D}).t(), dTable.reshape({-1, P}));           // [D, P]
+    }
+    const auto type = [&](const char* key) { return static_cast<at::ScalarType>(ctx->saved_data[key].toInt()); };
+    return {dContent, dq.to(type("queriesType")), dKeyPe.to(type("keyPeType")), at::Tensor(), dSpans.to(type("spansType")),
+            at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
-// Under autocast the scores arrive in bfloat16 (matmul outputs): the weights are made in float32
-// (the casts, outside the Function, are differentiable).
+// Under autocast the scores and queries arrive in bfloat16 (matmul outputs): the weights are made
+// in float32 (the casts, outside the Function, are differentiable).
 OP(expiringAttention) {
-  return R(info, ExpiringAttention::apply(autocastFloat(T(info, 0)), autocastFloat(T(info, 1)), T(info, 2), T(info, 3),
-                                          D(info, 4), I(info, 5), D(info, 6), D(info, 7)));
+  return R(info, ExpiringAttention::apply(autocastFloat(T(info, 0)), autocastFloat(T(info, 1)), autocastFloat(T(info, 2)), T(info, 3),
+                                          T(info, 4), D(info, 5), I(info, 6), D(info, 7), D(info, 8), I(info, 9)));
 }
 
 OP(softMaskRenorm) { return R(info, SoftMaskRenorm::apply(T(info, 0), T(info, 1), D(info, 2), I(info, 3))); }

@@ -176,7 +176,7 @@ export class MultiHeadAttention extends Module {
       const Tk = k.shape[2]!;
       if (positions.expiring) {
         if (o.mask || o.softMask) throw configError('MultiHeadAttention', 'expiring keys make their own masks: give no mask or softMask with them');
-        const weights = F.expiringAttention(q.matmul(k.mT), q.matmul(positions.keyPe), positions.expiring, { scale: 1 / Math.sqrt(this.headDim) }); // [B, K, Tq, Tk]
+        const weights = F.expiringAttention(q.matmul(k.mT), q, positions.keyPe, positions.expiring, { scale: 1 / Math.sqrt(this.headDim) }); // [B, K, Tq, Tk]
         return this.mixWeights(weights, [v], { frozen: o.frozen ?? false, row: o.row });
       }
       let byKey: Tensor; // [B, K, Tq, Tk]

@@ -42,29 +42,42 @@ export interface ExpiringKeysInput {
 }
 
 /**
- * Expire-Span's attention weights [B, K, Tq, Tk] from content scores [B, K, Tq, Tk] (q · kᵀ) and
- * key position scores [B, K, Tq, P] (q · keyPe, column d the distance d), for keys at distances
- * d_ij = age_j + i:
- *   m_ij = clamp((e_j − d_ij) / R + 1, 0, 1); blocked where d_ij < nearest or m_ij = 0;
- *   a = softmax(scale · (content + byDistance[clamp(d, 0, P − 1)])) over the keys not blocked;
- *   weights = m·a / (Σ m·a + eps).
- * Gradients for content, byDistance and spans. On the CPU one native op that keeps only the weights
- * and the row sums for backward (no distance, mask or soft-mask table of the weights' size); on
- * other devices the same maths composed from ATen ops (composedExpiringAttention).
+ * How expiringAttention makes the key position scores q_i · keyPe[:, d_ij]: 'per-key' a dot product
+ * for each key a query sees (cost ∝ the keys seen), 'table' q · keyPe for every distance (one
+ * matrix product, cost ∝ P), 'auto' per key when the keys are few against P.
  */
-export function expiringAttention(content: Tensor, byDistance: Tensor, keys: ExpiringKeysInput, { scale = 1, eps = 1e-8 } = {}): Tensor {
-  if (content.device !== 'cpu') return composedExpiringAttention(content, byDistance, keys, { scale, eps });
-  return fromId(native.expiringAttention(content.id, byDistance.id, keys.age.id, keys.spans.id, keys.ramp, keys.nearest, scale, eps));
+export type PositionScores = 'auto' | 'per-key' | 'table';
+const positionScoresCode: Record<PositionScores, number> = { auto: 0, 'per-key': 1, table: 2 };
+
+/**
+ * Expire-Span's attention weights [B, K, Tq, Tk] from content scores [B, K, Tq, Tk] (q · kᵀ), the
+ * queries q [B, K, Tq, D] and the key position table keyPe [D, P] (column d: distance d), for keys
+ * at distances d_ij = age_j + i:
+ *   m_ij = clamp((e_j − d_ij) / R + 1, 0, 1); blocked where d_ij < nearest or m_ij = 0;
+ *   a = softmax(scale · (content + q_i · keyPe[:, clamp(d_ij, 0, P − 1)])) over the keys not blocked;
+ *   weights = m·a / (Σ m·a + eps).
+ * Gradients for content, queries, keyPe and spans. On the CPU one native op that keeps only the
+ * weights and the row sums for backward (no distance, mask or soft-mask table of the weights' size)
+ * and, for short spans, scores only the keys a query sees; on other devices the same maths composed
+ * from ATen ops (composedExpiringAttention).
+ */
+export function expiringAttention(content: Tensor, queries: Tensor, keyPe: Tensor, keys: ExpiringKeysInput,
+  { scale = 1, eps = 1e-8, positions = 'auto' as PositionScores } = {}): Tensor {
+  if (content.device !== 'cpu') return composedExpiringAttention(content, queries, keyPe, keys, { scale, eps });
+  const code = positionScoresCode[positions];
+  if (code === undefined) throw configError('expiringAttention', `positions must be 'auto', 'per-key' or 'table', got ${JSON.stringify(positions)}`);
+  return fromId(native.expiringAttention(content.id, queries.id, keyPe.id, keys.age.id, keys.spans.id, keys.ramp, keys.nearest, scale, eps, code));
 }
 
-/** expiringAttention composed from ATen ops (a distance table, a gather, maskedSoftmax, softMaskRenorm): any device. */
-export function composedExpiringAttention(content: Tensor, byDistance: Tensor, { age, spans, ramp, nearest }: ExpiringKeysInput, { scale = 1, eps = 1e-8 } = {}): Tensor {
+/** expiringAttention composed from ATen ops (the table q · keyPe, a gather by distance, maskedSoftmax, softMaskRenorm): any device. */
+export function composedExpiringAttention(content: Tensor, queries: Tensor, keyPe: Tensor, { age, spans, ramp, nearest }: ExpiringKeysInput,
+  { scale = 1, eps = 1e-8 } = {}): Tensor {
   const [B, K, Tq, Tk] = content.shape as [number, number, number, number];
-  const P = byDistance.shape[3]!;
+  const P = keyPe.shape[1]!;
   const distance = age.unsqueeze(1).add(arange(0, Tq, 1, { dtype: 'int64', device: age.device as Device }).view(1, Tq, 1)); // [B, Tq, Tk]
   const soft = spans.unsqueeze(1).sub(distance.to(spans.dtype)).div(ramp).add(1).clamp(0, 1); // [B, Tq, Tk]
   const blocked = distance.lt(nearest).logicalOr(soft.le(0)); // [B, Tq, Tk]
-  const byKey = byDistance.gather(-1, distance.clamp(0, P - 1).unsqueeze(1).expand(B, K, Tq, Tk)); // [B, K, Tq, Tk]
+  const byKey = queries.matmul(keyPe).gather(-1, distance.clamp(0, P - 1).unsqueeze(1).expand(B, K, Tq, Tk)); // [B, K, Tq, Tk]
   const weights = maskedSoftmax(content.add(byKey), blocked.unsqueeze(1), { scale });
   return softMaskRenorm(weights, soft.unsqueeze(1), { eps });
 }
