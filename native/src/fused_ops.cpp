@@ -97,21 +97,31 @@ struct ExpiringAttention : public torch::autograd::Function<ExpiringAttention> {
   // backward): measured with scripts/probes/expiring-attention.ts.
   static constexpr int64_t kPerKeyCost = 2;
 
-  // The mask of query i over the keys of batch row b, shared by every head: m_j, and the key
-  // position column of each key that is seen (−1 where blocked). `x`, when given, receives the
-  // unclamped (e − d)/R + 1 (backward's clamp gradient).
+  // The keys query i of batch row b sees (d ≥ nearest and m > 0), shared by every head: each one's
+  // index j, soft mask m_j, key position column clamp(d, 0, P − 1), and whether it is on the ramp
+  // ((e − d)/R + 1 ≤ 1, where the clamp passes the span's gradient). The rows' loops run over these
+  // only: a short-span Expire-Span sees a fraction of the keys it holds.
   template <typename scalar_t>
-  static void queryMask(const int64_t* age, const scalar_t* spans, int64_t Tk, int64_t i, scalar_t ramp, int64_t nearest,
-                        int64_t P, scalar_t* m, int64_t* column, scalar_t* x = nullptr) {
-    for (int64_t j = 0; j < Tk; j++) {
-      const int64_t d = age[j] + i;
-      const scalar_t unclamped = (spans[j] - static_cast<scalar_t>(d)) / ramp + scalar_t(1);
-      const scalar_t mj = std::min(std::max(unclamped, scalar_t(0)), scalar_t(1));
-      m[j] = mj;
-      column[j] = (d < nearest || mj <= 0) ? -1 : std::min(std::max(d, int64_t(0)), P - 1);
-      if (x) x[j] = unclamped;
+  struct SeenKeys {
+    std::vector<int64_t> key, column;
+    std::vector<scalar_t> m;
+    std::vector<uint8_t> onRamp;
+    int64_t count = 0;
+    explicit SeenKeys(int64_t Tk) : key(Tk), column(Tk), m(Tk), onRamp(Tk) {}
+    void build(const int64_t* age, const scalar_t* spans, int64_t Tk, int64_t i, scalar_t ramp, int64_t nearest, int64_t P) {
+      count = 0;
+      for (int64_t j = 0; j < Tk; j++) {
+        const int64_t d = age[j] + i;
+        const scalar_t unclamped = (spans[j] - static_cast<scalar_t>(d)) / ramp + scalar_t(1);
+        if (d < nearest || unclamped <= 0) continue;
+        key[count] = j;
+        column[count] = std::min(std::max(d, int64_t(0)), P - 1);
+        m[count] = std::min(unclamped, scalar_t(1));
+        onRamp[count] = unclamped <= scalar_t(1);
+        count++;
+      }
     }
-  }
+  };
 
   // Σ a_d b_d over D in four independent sums, and y += s · x: written four lanes at a time so that
   // the compiler's straight-line vectoriser (on at -O2) packs them without reordering any one sum.
@@ -140,18 +150,17 @@ struct ExpiringAttention : public torch::autograd::Function<ExpiringAttention> {
     for (; d < D; d++) y[d] += s * x[d];
   }
 
-  // Calls row(b, k, i, m, column) for every row of [B, K, Tq], in parallel over (b, i): each query's
-  // mask is made once and shared by its K heads.
+  // Calls row(row, seen) for every row (b, k, i) of [B, K, Tq], in parallel over (b, i): each
+  // query's seen keys are found once and shared by its K heads.
   template <typename scalar_t, typename RowFn>
   static void forEachRow(const int64_t* age, const scalar_t* spans, int64_t B, int64_t K, int64_t Tq, int64_t Tk, scalar_t ramp,
                          int64_t nearest, int64_t P, const RowFn& row) {
     at::parallel_for(0, B * Tq, 16, [&](int64_t begin, int64_t end) {
-      std::vector<scalar_t> m(Tk);
-      std::vector<int64_t> column(Tk);
+      SeenKeys<scalar_t> seen(Tk);
       for (int64_t bi = begin; bi < end; bi++) {
         const int64_t b = bi / Tq, i = bi % Tq;
-        queryMask<scalar_t>(age + b * Tk, spans + b * Tk, Tk, i, ramp, nearest, P, m.data(), column.data());
-        for (int64_t k = 0; k < K; k++) row((b * K + k) * Tq + i, m.data(), column.data());
+        seen.build(age + b * Tk, spans + b * Tk, Tk, i, ramp, nearest, P);
+        for (int64_t k = 0; k < K; k++) row((b * K + k) * Tq + i, seen);
       }
     });
   }
@@ -190,34 +199,36 @@ struct ExpiringAttention : public torch::autograd::Function<ExpiringAttention> {
       const scalar_t r = static_cast<scalar_t>(ramp), sc = static_cast<scalar_t>(scale);
       const scalar_t minusInf = -std::numeric_limits<scalar_t>::infinity();
       scalar_t* lp = logits.data_ptr<scalar_t>();
-      forEachRow<scalar_t>(ap, ep, B, K, Tq, Tk, r, nearest, P, [&](int64_t row, const scalar_t*, const int64_t* column) {
+      forEachRow<scalar_t>(ap, ep, B, K, Tq, Tk, r, nearest, P, [&](int64_t row, const SeenKeys<scalar_t>& seen) {
         const scalar_t* crow = cp + row * Tk;
         scalar_t* out = lp + row * Tk;
+        std::fill(out, out + Tk, minusInf);
         if (perKey) {
           const scalar_t* qrow = qp + row * D;
-          for (int64_t j = 0; j < Tk; j++) out[j] = column[j] < 0 ? minusInf : (crow[j] + dot(qrow, tp + column[j] * D, D)) * sc;
+          for (int64_t s = 0; s < seen.count; s++) out[seen.key[s]] = (crow[seen.key[s]] + dot(qrow, tp + seen.column[s] * D, D)) * sc;
         } else {
           const scalar_t* prow = tp + row * P;
-          for (int64_t j = 0; j < Tk; j++) out[j] = column[j] < 0 ? minusInf : (crow[j] + prow[column[j]]) * sc;
+          for (int64_t s = 0; s < seen.count; s++) out[seen.key[s]] = (crow[seen.key[s]] + prow[seen.column[s]]) * sc;
         }
       });
       table = at::Tensor();
-      y = at::_softmax(logits, -1, false);  // ATen's vectorised softmax; an all-blocked row is NaN here
+      y = at::_softmax(logits, -1, false);  // ATen's vectorised softmax: exactly 0 at −inf; an all-blocked row is NaN here
       logits = at::Tensor();
       scalar_t* yp = y.data_ptr<scalar_t>();
       scalar_t* zp = Z.data_ptr<scalar_t>();
       const scalar_t epsilon = static_cast<scalar_t>(eps);
-      forEachRow<scalar_t>(ap, ep, B, K, Tq, Tk, r, nearest, P, [&](int64_t row, const scalar_t* m, const int64_t* column) {
+      forEachRow<scalar_t>(ap, ep, B, K, Tq, Tk, r, nearest, P, [&](int64_t row, const SeenKeys<scalar_t>& seen) {
         scalar_t* out = yp + row * Tk;
+        if (seen.count == 0) std::fill(out, out + Tk, scalar_t(0));  // the NaN row of a query that sees nothing
         scalar_t sum = 0;
-        for (int64_t j = 0; j < Tk; j++) {
-          const scalar_t u = column[j] < 0 ? scalar_t(0) : out[j] * m[j];
-          out[j] = u;
+        for (int64_t s = 0; s < seen.count; s++) {
+          scalar_t& u = out[seen.key[s]];
+          u *= seen.m[s];
           sum += u;
         }
         const scalar_t z = sum + epsilon;
         zp[row] = z;
-        for (int64_t j = 0; j < Tk; j++) out[j] /= z;
+        for (int64_t s = 0; s < seen.count; s++) out[seen.key[s]] /= z;
       });
     });
     ctx->save_for_backward({y, Z, a, e, q, pe});
@@ -261,41 +272,40 @@ struct ExpiringAttention : public torch::autograd::Function<ExpiringAttention> {
       const scalar_t r = static_cast<scalar_t>(ramp), sc = static_cast<scalar_t>(scale);
       // One task per batch row b: its queries and heads add to its own rows of dSpans (and dTable).
       at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
-        std::vector<scalar_t> m(Tk), x(Tk), du(Tk);
-        std::vector<int64_t> column(Tk);
+        SeenKeys<scalar_t> seen(Tk);
+        std::vector<scalar_t> du(Tk);
         for (int64_t b = begin; b < end; b++) {
           scalar_t* dspan = dsp + b * Tk;
           for (int64_t i = 0; i < Tq; i++) {
-            queryMask<scalar_t>(ap + b * Tk, ep + b * Tk, Tk, i, r, nearest, P, m.data(), column.data(), x.data());
+            seen.build(ap + b * Tk, ep + b * Tk, Tk, i, r, nearest, P);
             for (int64_t k = 0; k < K; k++) {
               const int64_t row = (b * K + k) * Tq + i;
               const scalar_t* yrow = yp + row * Tk;
               const scalar_t* grow = gp + row * Tk;
               scalar_t* dcrow = dcp + row * Tk;
+              std::fill(dcrow, dcrow + Tk, scalar_t(0));  // blocked keys: y = 0, no gradient
               const scalar_t z = zp[row];
-              scalar_t gy = 0;
-              for (int64_t j = 0; j < Tk; j++) gy += grow[j] * yrow[j];
+              scalar_t gy = 0;  // Σ g·y (over the seen keys: y is 0 elsewhere)
+              for (int64_t s = 0; s < seen.count; s++) gy += grow[seen.key[s]] * yrow[seen.key[s]];
               scalar_t duy = 0;  // Σ du·y
-              for (int64_t j = 0; j < Tk; j++) {
-                du[j] = (grow[j] - gy) / z;
-                duy += du[j] * yrow[j];
+              for (int64_t s = 0; s < seen.count; s++) {
+                const int64_t j = seen.key[s];
+                du[s] = (grow[j] - gy) / z;
+                duy += du[s] * yrow[j];
               }
               const scalar_t c2 = duy * z;  // Σ dL/da · a
-              for (int64_t j = 0; j < Tk; j++) {
-                if (column[j] < 0) {
-                  dcrow[j] = 0;
-                  continue;
-                }
-                const scalar_t p = yrow[j] * z / m[j];  // the softmax's a_j (m > 0 where not blocked)
-                const scalar_t ds = sc * p * (m[j] * du[j] - c2);
+              for (int64_t s = 0; s < seen.count; s++) {
+                const int64_t j = seen.key[s], col = seen.column[s];
+                const scalar_t p = yrow[j] * z / seen.m[s];  // the softmax's a_j (m > 0 where seen)
+                const scalar_t ds = sc * p * (seen.m[s] * du[s] - c2);
                 dcrow[j] = ds;
                 if (perKey) {
-                  axpy(dqp + row * D, ds, prp + column[j] * D, D);
-                  axpy(dtp + (b * P + column[j]) * D, ds, qp + row * D, D);
+                  axpy(dqp + row * D, ds, prp + col * D, D);
+                  axpy(dtp + (b * P + col) * D, ds, qp + row * D, D);
                 } else {
-                  dtp[row * P + column[j]] += ds;
+                  dtp[row * P + col] += ds;
                 }
-                if (x[j] <= scalar_t(1)) dspan[j] += p * du[j] / r;  // clamp's gradient; x > 0 here
+                if (seen.onRamp[s]) dspan[j] += p * du[s] / r;  // the clamp's gradient
               }
             }
           }
