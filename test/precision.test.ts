@@ -10,12 +10,13 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import {
-  Decoder, EngramError, F, Trainer, autocastState, checkPrecision, createModel, einsum, loadCheckpoint, loadRun, manualSeed,
+  Decoder, EngramError, F, Trainer, autocastState, eye, grad, checkPrecision, createModel, einsum, loadCheckpoint, loadRun, manualSeed,
   memoryDefaults, modelKindSpecs, precisionProblem, rand, randint, randn, resolveTrainConfig, tensor, tidy, withPrecision,
   type MemoryState, type ModelConfigInput, type Tensor, type TrainConfigInput,
 } from '../src/index.js';
 import { cpuBf16Problem } from '../src/tensor/precision.js';
 import { createServer } from '../src/serve/server.js';
+import { assertClose } from './helpers.js';
 
 const problem = precisionProblem('bf16');
 const skip = problem ? `bf16 cannot run here: ${problem}` : false;
@@ -92,6 +93,26 @@ test('under bf16 matrix products run in bfloat16; softmax, norms and losses stay
 // Tolerance: on these small models (2 layers, H 32, vocabulary 11) bf16 logits are within
 // 5e-2 (absolute) of float32's; measured 5e-3 to 7e-3 for every kind over three segments.
 const LOGIT_ATOL = 5e-2;
+
+test('F.expiringAttention at bf16 (queries in bfloat16, both ways of scoring positions) equals the composed ops at bf16, with float32 gradients', { skip }, () => tidy(() => {
+  const B = 2, K = 2, M = 4, N = 7, D = 8, P = 20;
+  const ages = tensor([[9, 5, 2, 0, -1, -2, -3], [12, 6, 1, 0, -1, -2, -3]], { dtype: 'int64' });
+  const keys = { age: ages, spans: randn([B, N]).mul(3).add(8), ramp: 4, nearest: 0 };
+  const content = randn([B, K, M, N]).requiresGrad_(), q = randn([B, K, M, D]).requiresGrad_(), keyPe = randn([D, P]).requiresGrad_();
+  withPrecision('bf16', () => {
+    const bf16Queries = () => q.matmul(eye(D)); // bfloat16, as a projection's output is under autocast
+    assert.equal(bf16Queries().dtype, 'bfloat16');
+    const composed = F.composedExpiringAttention(content, bf16Queries(), keyPe, keys, { scale: 0.5 });
+    for (const positions of ['per-key', 'table'] as const) {
+      const query = bf16Queries();
+      const fused = F.expiringAttention(content, query, keyPe, keys, { scale: 0.5, positions });
+      assert.equal(fused.dtype, 'float32');
+      assertClose(fused, composed.toArray(), { atol: 2e-2 });
+      const grads = grad(fused.sum(), [content, q, keyPe]);
+      grads.forEach((g) => { assert.equal(g!.dtype, 'float32'); assert.ok(Number.isFinite(g!.abs().sum().item())); });
+    }
+  });
+}));
 
 test('every kind at bf16: logits close to float32 (and not equal: the products ran in bfloat16), float32 logits and state, finite float32 gradients', { skip }, () => {
   for (const spec of modelKindSpecs) {

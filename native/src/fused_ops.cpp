@@ -183,8 +183,9 @@ struct ExpiringAttention : public torch::autograd::Function<ExpiringAttention> {
     at::Tensor c = content.contiguous();
     at::Tensor q = queries.to(c.scalar_type()).contiguous();
     at::Tensor pe = keyPe.to(c.scalar_type());
-    // Per key: keyPe's columns as rows [P, D]; else the table q · keyPe [B, K, Tq, P].
-    at::Tensor table = perKey ? pe.t().contiguous() : at::matmul(q, pe);
+    // Per key: keyPe's columns as rows [P, D]; else the table q · keyPe [B, K, Tq, P] (a bfloat16
+    // product under autocast, as the composed version's, read in float32).
+    at::Tensor table = perKey ? pe.t().contiguous() : at::matmul(q, pe).to(c.scalar_type()).contiguous();
     at::Tensor a = age.contiguous();
     at::Tensor e = spans.to(c.scalar_type()).contiguous();
     at::Tensor logits = at::empty_like(c);
@@ -318,6 +319,7 @@ struct ExpiringAttention : public torch::autograd::Function<ExpiringAttention> {
     } else {
       dq = at::matmul(dTable, pe.t());                                            // [B, K, Tq, D]
       dKeyPe = at::mm(q.reshape({-1, D}).t(), dTable.reshape({-1, P}));           // [D, P]
+      // (bfloat16 products where autocast is on here; cast back below)
     }
     const auto type = [&](const char* key) { return static_cast<at::ScalarType>(ctx->saved_data[key].toInt()); };
     return {dContent, dq.to(type("queriesType")), dKeyPe.to(type("keyPeType")), at::Tensor(), dSpans.to(type("spansType")),
