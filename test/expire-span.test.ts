@@ -168,12 +168,13 @@ test('the init gives every span p·L (w = 0, b = logit(p))', () => tidy(() => {
 function dropVersusKeep(norm: 'post' | 'pre', blocks: number, visit: (k: {
   block: number; dropOut: { logits: Tensor; auxLoss: Tensor | null }; keepOut: { logits: Tensor; auxLoss: Tensor | null };
   dropState: ExpireSpanState; keepState: ExpireSpanState; dropping: ExpireSpanTransformer; keeping: ExpireSpanTransformer;
-}) => void): void {
+}) => void, spans: 'random' | 'equal' = 'random'): void {
   const L = 32, R = 4, M = 4, B = 3;
   manualSeed(3);
   const dropping = make(L, { ramp: R, lossCoef: 1 }, { norm });
-  // Spans from about 1 to 25 (σ(-1.7 ± 2) · 32), different for every memory.
-  randomPredictors(dropping, 0.5, logit(0.15));
+  // 'random': spans from about 1 to 25 (σ(-1.7 ± 2) · 32), different for every memory (rows compact
+  // their own memories); 'equal': every span 0.15 · L (memories expire oldest first in every row).
+  randomPredictors(dropping, spans === 'random' ? 0.5 : 0, logit(0.15));
   const keeping = make(L, { ramp: R, lossCoef: 1, drop: false }, { norm });
   keeping.loadStateDict(dropping.stateDict());
   dropping.eval();
@@ -207,6 +208,18 @@ test('dropping expired memories gives the same outputs and losses as masking the
     assert.ok(dropped > 0, 'memories were really dropped');
     assert.ok(smallest <= 24, `after 20 blocks a layer keeps at most 24 memories, not the L + R - 1 = 35 that masking alone keeps (kept ${smallest})`);
   }
+  // Equal spans: every row drops its oldest memories (the copy without per-row compaction).
+  let droppedInOrder = 0;
+  dropVersusKeep('post', 12, ({ dropOut, keepOut, dropState, keepState }) => {
+    assertClose(dropOut.logits, keepOut.logits.toArray(), { atol: 1e-5 });
+    dropState.age!.forEach((age, l) => {
+      const all = keepState.age![l]!.shape[1]!, kept = age.shape[1]!;
+      droppedInOrder += all - kept;
+      // The kept memories are the newest `kept` of what masking alone keeps, in order, in every row.
+      assert.deepEqual(age.toArray(), keepState.age![l]!.narrow(1, all - kept, kept).toArray());
+    });
+  }, 'equal');
+  assert.ok(droppedInOrder > 0, 'memories were dropped');
   const keepAux = (out: { auxLoss: Tensor | null }) => out.auxLoss!.item();
   dropVersusKeep('post', 3, ({ keepOut }) => assert.ok(keepAux(keepOut) > 0, 'the span loss is active'));
 }));

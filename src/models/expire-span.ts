@@ -7,7 +7,8 @@
 //                 the hard mask (later keys, m = 0), the soft mask m and each key's position
 //                 (F.expiringAttention, no [B, 1, M, C_l + M] tables); the span loss;
 //   after a block the memories of cat(cache, block) whose mask is 0 at the next block's first query
-//                 are dropped (the batch minimum, floored to a multiple of M); C_l differs by layer.
+//                 are dropped (the batch minimum, floored to a multiple of M; the oldest droppable of
+//                 each row, compacted per row unless every row drops its oldest); C_l differs by layer.
 //                 Caches are tensors of whatever length is kept, not a fixed buffer, so the
 //                 reference's overflow (SPEC §3, a causal mask of L + M + R columns) cannot occur; C_l
 //                 stays below about L + R + 2M since memories older than L + R are always droppable.
@@ -184,7 +185,12 @@ export class ExpireSpanTransformer extends SequentialTransformer<ExpireSpanState
       if (drop) {
         const droppable = droppableMemories(spans, ctx.expiring.age, M, ramp); // [B, N]
         const count = dropCount(droppable, M);
-        if (count > 0) {
+        if (count > 0 && droppable.narrow(1, 0, count).all().item()) {
+          // Every row drops its `count` oldest (short spans expire in order): a copy of the rest, no
+          // per-row compaction (keptIndices would give the same rows).
+          memories = memories.narrow(1, count, N - count).clone(); // [B, N − count, H]
+          age = age.narrow(1, count, N - count).clone();
+        } else if (count > 0) {
           const kept = keptIndices(droppable, count); // [B, N − count]
           memories = memories.gather(1, kept.unsqueeze(-1).expand(B, N - count, H)); // [B, N − count, H]
           age = age.gather(1, kept);
