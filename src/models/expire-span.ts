@@ -5,7 +5,8 @@
 //   per layer l   keys = cat(kept memories [B, C_l, H], block [B, M, H]); spans e [B, C_l + M] from
 //                 that layer's span predictor and ages [B, C_l + M], from which the attention makes
 //                 the hard mask (later keys, m = 0), the soft mask m and each key's position
-//                 (F.expiringAttention, no [B, 1, M, C_l + M] tables); the span loss;
+//                 (F.expiringAttention, no [B, 1, M, C_l + M] tables; with few keys against the
+//                 L + R positions it scores positions only for the keys a query sees); the span loss;
 //   after a block the memories of cat(cache, block) whose mask is 0 at the next block's first query
 //                 are dropped (the batch minimum, floored to a multiple of M; the oldest droppable of
 //                 each row, compacted per row unless every row drops its oldest); C_l differs by layer.
