@@ -1,4 +1,4 @@
-// libtorch's profiler around a piece of synchronous work: where the time goes, op by op.
+// libtorch's profiler around a piece of work (profileAsync: asynchronous work): where the time goes, op by op.
 //
 //   const rows = profile(() => { for (let i = 0; i < 3; i++) bench.step(); });
 //   console.log(formatProfile(rows, 20));
@@ -21,14 +21,30 @@ export interface ProfileRow {
 export function profile<T>(fn: () => T): { result: T; rows: ProfileRow[] } {
   native.profilerStart();
   let result: T;
-  let raw: [string, number, number, number][];
+  let raw: RawRows;
   try {
     result = fn();
   } finally {
     raw = native.profilerStop();
   }
-  return { result, rows: raw.map(([name, calls, selfUs, totalUs]) => ({ name, calls, selfUs, totalUs })) };
+  return { result, rows: toRows(raw) };
 }
+
+/** profile() around asynchronous work (e.g. train()): the profiler stops when fn's promise settles. */
+export async function profileAsync<T>(fn: () => Promise<T>): Promise<{ result: T; rows: ProfileRow[] }> {
+  native.profilerStart();
+  let result: T;
+  let raw: RawRows;
+  try {
+    result = await fn();
+  } finally {
+    raw = native.profilerStop();
+  }
+  return { result, rows: toRows(raw) };
+}
+
+type RawRows = [string, number, number, number][];
+const toRows = (raw: RawRows): ProfileRow[] => raw.map(([name, calls, selfUs, totalUs]) => ({ name, calls, selfUs, totalUs }));
 
 /** The first `top` rows as a table: self ms, share of all self time, calls, total ms, name. */
 export function formatProfile(rows: ProfileRow[], top = 20): string {
