@@ -223,7 +223,7 @@ test('invalid configurations fail with one message listing every problem and wha
   assert.equal(c.train.bpttDepth, 'all');
 });
 
-test('experiment: a grid runs, skips finished cells, resumes an interrupted one, writes table and plot', async () => {
+test('experiment: a grid runs, skips finished cells, resumes an interrupted one, continues with more steps, writes table and plot', async () => {
   const out = tmp();
   const recipe = {
     name: 'tiny',
@@ -250,8 +250,20 @@ test('experiment: a grid runs, skips finished cells, resumes an interrupted one,
   const svg = readFileSync(join(out, 'plot.svg'), 'utf8');
   assert.match(svg, /^<svg[^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/);
   assert.match(svg, />Baseline</);
-  // a changed configuration reruns its cells
-  const changed = await runExperiment({ ...recipe, base: { ...recipe.base, train: { ...recipe.base.train, steps: 4 } } }, { out });
+  // fewer steps than the cells have taken: a clear error before any training, every cell kept
+  const before = readFileSync(join(out, 'rmt--2', 'log.jsonl'), 'utf8');
+  await assert.rejects(runExperiment(recipe, { out, overrides: { train: { steps: 4 } } }), /baseline--1 has trained 6 steps, more than the 4 asked; nothing was changed/);
+  assert.equal(readFileSync(join(out, 'rmt--2', 'log.jsonl'), 'utf8'), before);
+  // more steps: every finished cell continues from its checkpoint (a grid trained longer), its log going on
+  const longer = await runExperiment(recipe, { out, overrides: { train: { steps: 8 } } });
+  assert.deepEqual(longer.cells.map((c) => c.status), ['resumed', 'resumed', 'resumed', 'resumed']);
+  const records = readFileSync(join(out, 'rmt--2', 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; step: number });
+  assert.ok(records.some((r) => r.type === 'resume' && r.step === 6));
+  assert.equal(records.at(-1)!.type, 'end');
+  assert.equal(records.at(-1)!.step, 8);
+  assert.deepEqual((await runExperiment(recipe, { out, overrides: { train: { steps: 8 } } })).cells.map((c) => c.status), ['skipped', 'skipped', 'skipped', 'skipped']);
+  // any other change (here the learning rate) reruns its cells from the start
+  const changed = await runExperiment({ ...recipe, base: { ...recipe.base, optim: { lr: 3e-4 } } }, { out });
   assert.deepEqual(changed.cells.map((c) => c.status), ['ran', 'ran', 'ran', 'ran']);
   rmSync(out, { recursive: true });
 });

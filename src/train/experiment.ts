@@ -8,7 +8,10 @@
 //   <out>/plot.svg               the metric against the setting, one line per model
 //
 // Cells run in turn. A rerun skips cells that have a result for the same configuration, resumes a
-// cell interrupted after a checkpoint, and starts over a cell whose configuration changed.
+// cell interrupted after a checkpoint, continues a finished cell from its checkpoint when only what
+// a resumed run may change differs (more steps: a grid trained longer across sessions; fewer steps
+// than a cell has taken is an error, nothing removed), and starts over a cell whose configuration
+// changed otherwise.
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -16,7 +19,7 @@ import { configError, EngramError, engramError } from '../tensor/index.js';
 import { writeFileAtomic } from '../tensor/serialize.js';
 import { deepMerge, parseWith, resolveTrainConfig, sameConfig, type TrainConfig, type TrainConfigInput } from './config.js';
 import { readCheckpointMeta, hasCheckpoint } from './checkpoint.js';
-import { RESULT_FILE, train, type TrainEvent, type TrainResult } from './trainer.js';
+import { RESULT_FILE, train, unresumableChanges, type TrainEvent, type TrainResult } from './trainer.js';
 import type { Metrics } from './metrics.js';
 import { headlineMetric } from './objective.js';
 import type { ProgressMode } from './progress.js';
@@ -107,7 +110,7 @@ export interface CellResult {
   setting: string;
   seed: number | null;
   dir: string;
-  /** 'ran': trained now; 'resumed': continued from a checkpoint; 'skipped': finished before. */
+  /** 'ran': trained now; 'resumed': continued from a checkpoint (interrupted, or given more steps); 'skipped': finished before. */
   status: 'ran' | 'resumed' | 'skipped' | 'aborted';
   finalEval: Metrics | null;
   bestEval: Metrics | null;
@@ -133,7 +136,7 @@ export interface ExperimentResult {
 export interface ExperimentOptions {
   /** Output folder (default runs/experiments/<recipe name>). */
   out?: string;
-  /** Merged over every cell (e.g. fewer steps for a quick look). */
+  /** Merged over every cell (e.g. more steps, to continue a finished grid). */
   overrides?: TrainConfigInput;
   progress?: ProgressMode;
   signal?: AbortSignal;
@@ -155,6 +158,29 @@ function readResult(dir: string): SavedResult | null {
   }
 }
 
+interface CellPlan {
+  action: 'skip' | 'resume' | 'restart' | 'train';
+  done: SavedResult | null;
+  /** Steps of the cell's checkpoint (0 without one). */
+  trained: number;
+}
+
+/**
+ * What a (re)run does with a cell's folder: skip a finished cell of the same configuration, resume
+ * from the checkpoint when only what a resumed run may change differs (more steps included), start
+ * over when anything else changed, or train a new cell.
+ */
+async function planCell(cell: ExperimentCell): Promise<CellPlan> {
+  const done = readResult(cell.dir);
+  const meta = hasCheckpoint(cell.dir) ? await readCheckpointMeta(cell.dir) : null;
+  const saved = done?.config ?? meta?.config ?? null;
+  if (!saved) return { action: 'train', done, trained: 0 };
+  const trained = meta?.step ?? 0;
+  const continuable = meta !== null && unresumableChanges(saved, cell.config).length === 0;
+  if (done?.finished && (sameConfig(done.config, cell.config) || (continuable && trained === cell.config.train.steps))) return { action: 'skip', done, trained };
+  return { action: continuable ? 'resume' : 'restart', done, trained };
+}
+
 /** Runs (or completes) every cell of a recipe, then writes the table, the plot and results.json. */
 export async function runExperiment(recipeInput: Recipe | RecipeInput, options: ExperimentOptions = {}): Promise<ExperimentResult> {
   const recipe = parseRecipe(recipeInput);
@@ -162,6 +188,12 @@ export async function runExperiment(recipeInput: Recipe | RecipeInput, options: 
   const log = options.log ?? (() => {});
   const cells = experimentCells(recipe, out, options.overrides ?? {});
   mkdirSync(out, { recursive: true });
+  for (const cell of cells) { // before any training: a cell that has taken more steps than asked stops the grid
+    const plan = await planCell(cell);
+    if (plan.action === 'resume' && plan.trained > cell.config.train.steps) {
+      throw configError('experiment', `${cell.dir} has trained ${plan.trained} steps, more than the ${cell.config.train.steps} asked; nothing was changed: ask for at least ${plan.trained} steps, or give another --out (--fresh starts the grid over)`);
+    }
+  }
   const results: CellResult[] = [];
   let stopped = false;
   for (const [i, cell] of cells.entries()) {
@@ -171,19 +203,17 @@ export async function runExperiment(recipeInput: Recipe | RecipeInput, options: 
       stopped = true;
       break;
     }
-    const done = readResult(cell.dir);
-    if (done && done.finished && sameConfig(done.config, cell.config)) {
+    const plan = await planCell(cell);
+    if (plan.action === 'skip') {
       log(`${counter} ${label}: finished before, skipped`);
-      results.push(cellResult(cell, 'skipped', done));
+      results.push(cellResult(cell, 'skipped', plan.done!));
       continue;
     }
-    let status: CellResult['status'] = 'ran';
-    if (done || (hasCheckpoint(cell.dir) && !sameConfig((await readCheckpointMeta(cell.dir)).config, cell.config))) {
+    if (plan.action === 'restart') {
       log(`${counter} ${label}: its configuration changed, starting it over`);
       rmSync(cell.dir, { recursive: true, force: true });
-    } else if (hasCheckpoint(cell.dir)) {
-      status = 'resumed';
     }
+    const status: CellResult['status'] = plan.action === 'resume' ? 'resumed' : 'ran';
     log(`${counter} ${label}: ${status === 'resumed' ? 'resuming from its checkpoint' : 'training'} (${cell.dir})`);
     const r = await train(cell.config, {
       runDir: cell.dir, resume: true, overwrite: true, progress: options.progress ?? 'none', label, // a cell's folder is the experiment's own

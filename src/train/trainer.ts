@@ -152,18 +152,28 @@ const RESUMABLE_CHANGES = ['steps', 'logEvery', 'evalEvery', 'checkpointEvery', 
 /** With train.nonFinite 'skip', this many non-finite batches in a row stop the run (the weights are likely broken). */
 export const MAX_SKIPPED_IN_A_ROW = 10;
 
-function checkResumable(saved: TrainConfig, now: TrainConfig): void {
+/**
+ * What differs between a checkpoint's configuration and a new one beyond the fields a resumed run
+ * may change (one line per section; empty: the run can continue under `now`).
+ */
+export function unresumableChanges(saved: TrainConfig, now: TrainConfig): string[] {
   const strip = (c: TrainConfig) => {
     const train: Record<string, unknown> = { ...c.train };
     for (const k of RESUMABLE_CHANGES) delete train[k];
     if (c.optim.decay === 'cosine') train.steps = c.train.steps; // the cosine spans the run
     return canonicalJson({ ...c, train });
   };
-  if (strip(saved) !== strip(now)) {
-    const diff: string[] = [];
-    for (const section of ['model', 'data', 'train', 'optim'] as const) {
-      if (canonicalJson(saved[section]) !== canonicalJson(now[section])) diff.push(`${section}: checkpoint ${JSON.stringify(saved[section])}, now ${JSON.stringify(now[section])}`);
-    }
+  if (strip(saved) === strip(now)) return [];
+  const diff: string[] = [];
+  for (const section of ['model', 'data', 'train', 'optim'] as const) {
+    if (canonicalJson(saved[section]) !== canonicalJson(now[section])) diff.push(`${section}: checkpoint ${JSON.stringify(saved[section])}, now ${JSON.stringify(now[section])}`);
+  }
+  return diff;
+}
+
+function checkResumable(saved: TrainConfig, now: TrainConfig): void {
+  const diff = unresumableChanges(saved, now);
+  if (diff.length) {
     throw configError('resume', `the configuration differs from the checkpoint's (only ${RESUMABLE_CHANGES.join(', ')} may change${saved.optim.decay === 'cosine' ? ', steps not with cosine decay' : ''}):\n  ${diff.join('\n  ')}`);
   }
 }
