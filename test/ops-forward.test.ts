@@ -8,7 +8,7 @@ import {
   Tensor, F, EngramError, tidy, liveTensors,
   tensor, scalar, zeros, ones, empty, full, eye, zerosLike, onesLike, fullLike, arange, linspace,
   manualSeed, rand, randn, randint, randperm, randLike, randnLike, bernoulli, multinomial,
-  cat, stack, where, einsum,
+  cat, stack, where, einsum, grad, noGrad,
 } from '../src/index.js';
 import * as creation from '../src/tensor/creation.js';
 import { assertClose, assertShape } from './helpers.js';
@@ -1006,6 +1006,64 @@ test('F.linearRow equals F.linear for one row (the matrix-vector path) and for s
     const rows = randn([2, 3, 256]);
     assertClose(F.linearRow(rows, w, b), F.linear(rows, w, b).toArray() as number[][][], { atol: 1e-4 });
     assert.deepEqual(F.linearRow(row, w, b).shape, [1, 1, 300]);
+  });
+});
+
+test('F.attendRow: one query row over strided keys, with and without positions, equals the composed attention; float64 and gradients go through ATen', () => {
+  manualSeed(11);
+  tidy(() => {
+    const [B, K, D, Tk, R] = [3, 4, 16, 37, 50];
+    // keys and values as a cache holds them: rows of a larger buffer (heads strided), and W_r R's last Tk distances
+    const k = randn([B, K, 64, D]).narrow(2, 5, Tk), v = randn([B, K, 64, D]).narrow(2, 9, Tk);
+    const q = randn([B, K, 1, D]), u = randn([K, D]), w = randn([K, D]);
+    const P = randn([K, D, R]).narrow(2, R - Tk, Tk);
+    const scale = 1 / Math.sqrt(D);
+    const composed = (positions: { contentBias?: Tensor; positionKeys?: Tensor; positionBias?: Tensor }, qq = q, kk = k, vv = v) => {
+      let s = (positions.contentBias ? qq.add(positions.contentBias.unsqueeze(1)) : qq).matmul(kk.mT);
+      if (positions.positionKeys) s = s.add((positions.positionBias ? qq.add(positions.positionBias.unsqueeze(1)) : qq).matmul(positions.positionKeys));
+      return s.mul(scale).softmax(-1).matmul(vv).transpose(1, 2).flatten(2); // [B, 1, K D]
+    };
+    for (const positions of [{}, { contentBias: u, positionKeys: P, positionBias: w }, { positionKeys: P.contiguous() }]) {
+      const fast = noGrad(() => F.attendRow(q, k, v, positions, scale));
+      assert.deepEqual(fast.shape, [B, 1, K * D]);
+      const diff = fast.sub(composed(positions)).abs().max().item() as number;
+      assert.ok(diff <= 1e-5, `differs by ${diff}`);
+    }
+    // float64 (the ATen path) matches to rounding; with gradients wanted, the result is differentiable
+    const [q64, k64, v64, u64, P64, w64] = [q, k, v, u, P, w].map((t) => t.double());
+    const exact = F.attendRow(q64!, k64!, v64!, { contentBias: u64!, positionKeys: P64!, positionBias: w64! }, scale);
+    assert.ok((exact.sub(composed({ contentBias: u64!, positionKeys: P64!, positionBias: w64! }, q64!, k64!, v64!)).abs().max().item() as number) <= 1e-12);
+    const qg = q.detach().requiresGrad_();
+    const [g] = grad(F.attendRow(qg, k, v, { contentBias: u, positionKeys: P, positionBias: w }, scale).sum(), [qg]);
+    assert.deepEqual(g!.shape, [B, K, 1, D]);
+    assert.ok((g!.abs().sum().item() as number) > 0);
+    assert.throws(() => F.attendRow(randn([B, K, 2, D]), k, v, {}, scale), /attendRow: q must be \[B, K, 1, D\]/);
+    assert.throws(() => F.attendRow(q, k, v, { positionKeys: randn([K, D, Tk + 1]) }, scale), /positionKeys must be \[K, D, Tk\]/);
+  });
+});
+
+test('F.expiringAttendRow: one query row over expiring keys (some blocked, a row that sees none) equals expiringAttention then the values', () => {
+  manualSeed(12);
+  tidy(() => {
+    const [B, K, D, Tk, P] = [3, 2, 8, 23, 40];
+    const k = randn([B, K, 32, D]).narrow(2, 3, Tk), v = randn([B, K, Tk, D]), q = randn([B, K, 1, D]), keyPe = randn([D, P]);
+    const age = tensor(Array.from({ length: B }, () => Array.from({ length: Tk }, (_, j) => Tk - 1 - j)), { dtype: 'int64' }); // [B, Tk]: the newest key at 0
+    const spans = tensor([Array.from({ length: Tk }, (_, j) => (j * 7) % 30), Array.from({ length: Tk }, () => 50), Array.from({ length: Tk }, () => -5)]); // row 2 sees nothing
+    const keys = { age, spans, ramp: 4, nearest: 1 };
+    const scale = 1 / Math.sqrt(D);
+    const composed = (qq: Tensor, kk: Tensor, vv: Tensor, pe: Tensor, ks: typeof keys) => F.expiringAttention(qq.matmul(kk.mT), qq, pe, ks, { scale }).matmul(vv).transpose(1, 2).flatten(2);
+    const fast = noGrad(() => F.expiringAttendRow(q, k, v, keyPe, keys, { scale }));
+    assert.deepEqual(fast.shape, [B, 1, K * D]);
+    const diff = fast.sub(composed(q, k, v, keyPe, keys)).abs().max().item() as number;
+    assert.ok(diff <= 1e-5, `differs by ${diff}`);
+    assert.equal(fast.select(0, 2).abs().sum().item(), 0); // no key seen: zeros
+    const [q64, k64, v64, pe64] = [q, k, v, keyPe].map((t) => t.double());
+    const keys64 = { ...keys, spans: spans.double() };
+    assert.ok((F.expiringAttendRow(q64!, k64!, v64!, pe64!, keys64, { scale }).sub(composed(q64!, k64!, v64!, pe64!, keys64)).abs().max().item() as number) <= 1e-12);
+    const qg = q.detach().requiresGrad_();
+    const [g] = grad(F.expiringAttendRow(qg, k, v, keyPe, keys, { scale }).sum(), [qg]);
+    assert.ok((g!.abs().sum().item() as number) > 0);
+    assert.throws(() => F.expiringAttendRow(q, k, v, keyPe, { ...keys, age: age.float() }, { scale }), /age must be int64 \[B, Tk\]/);
   });
 });
 

@@ -5,8 +5,10 @@
 
 #include <ATen/ExpandUtils.h>
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <vector>
 
@@ -14,6 +16,33 @@ namespace engram {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
+
+// Σ a_d b_d over D in four independent sums, and y += s · x: written four lanes at a time so that
+// the compiler's straight-line vectoriser (on at -O2) packs them without reordering any one sum.
+template <typename scalar_t>
+inline scalar_t dot(const scalar_t* __restrict__ a, const scalar_t* __restrict__ b, int64_t D) {
+  scalar_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  int64_t d = 0;
+  for (; d + 4 <= D; d += 4) {
+    s0 += a[d] * b[d];
+    s1 += a[d + 1] * b[d + 1];
+    s2 += a[d + 2] * b[d + 2];
+    s3 += a[d + 3] * b[d + 3];
+  }
+  for (; d < D; d++) s0 += a[d] * b[d];
+  return (s0 + s1) + (s2 + s3);
+}
+template <typename scalar_t>
+inline void axpy(scalar_t* __restrict__ y, scalar_t s, const scalar_t* __restrict__ x, int64_t D) {
+  int64_t d = 0;
+  for (; d + 4 <= D; d += 4) {
+    y[d] += s * x[d];
+    y[d + 1] += s * x[d + 1];
+    y[d + 2] += s * x[d + 2];
+    y[d + 3] += s * x[d + 3];
+  }
+  for (; d < D; d++) y[d] += s * x[d];
+}
 
 // maskedSoftmax(x, mask|null, scale, dim) = softmax(scale * x with masked positions at -inf).
 // Backward needs only the output y: dx = scale * y * (dy - sum(dy * y)). The unfused version keeps
@@ -122,33 +151,6 @@ struct ExpiringAttention : public torch::autograd::Function<ExpiringAttention> {
       }
     }
   };
-
-  // Σ a_d b_d over D in four independent sums, and y += s · x: written four lanes at a time so that
-  // the compiler's straight-line vectoriser (on at -O2) packs them without reordering any one sum.
-  template <typename scalar_t>
-  static scalar_t dot(const scalar_t* __restrict__ a, const scalar_t* __restrict__ b, int64_t D) {
-    scalar_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    int64_t d = 0;
-    for (; d + 4 <= D; d += 4) {
-      s0 += a[d] * b[d];
-      s1 += a[d + 1] * b[d + 1];
-      s2 += a[d + 2] * b[d + 2];
-      s3 += a[d + 3] * b[d + 3];
-    }
-    for (; d < D; d++) s0 += a[d] * b[d];
-    return (s0 + s1) + (s2 + s3);
-  }
-  template <typename scalar_t>
-  static void axpy(scalar_t* __restrict__ y, scalar_t s, const scalar_t* __restrict__ x, int64_t D) {
-    int64_t d = 0;
-    for (; d + 4 <= D; d += 4) {
-      y[d] += s * x[d];
-      y[d + 1] += s * x[d + 1];
-      y[d + 2] += s * x[d + 2];
-      y[d + 3] += s * x[d + 3];
-    }
-    for (; d < D; d++) y[d] += s * x[d];
-  }
 
   // Calls row(row, seen) for every row (b, k, i) of [B, K, Tq], in parallel over (b, i): each
   // query's seen keys are found once and shared by its K heads.
@@ -339,5 +341,137 @@ OP(softMaskRenorm) { return R(info, SoftMaskRenorm::apply(T(info, 0), T(info, 1)
 // Under autocast the scores arrive in bfloat16 (a matmul's output): the softmax runs in float32
 // (the cast, outside the Function, is differentiable).
 OP(maskedSoftmax) { return R(info, MaskedSoftmax::apply(autocastFloat(T(info, 0)), OT(info, 1), D(info, 2), I(info, 3))); }
+
+// attendRow(q [B, K, 1, D], k [B, K, Tk, D], v [B, K, Tk, D], contentBias u [K, D] | null,
+//           positionKeys P [K, D, Tk] | null, positionBias w [K, D] | null, scale) -> [B, 1, K·D]:
+// one query row's attention over keys that it all sees (decoding one token over a key/value cache),
+//   s_j = scale · ((q + u) · k_j + (q + w) · P[:, j]),   a = softmax(s),   out = Σ_j a_j v_j,
+// the heads' outputs side by side, as the output projection reads them. Transformer-XL's relative
+// positions are u, w = its biases and P = W_r R for distances Tk − 1 ... 0 (one query: no shift).
+// On the CPU in float32 with autocast off and no gradient wanted, one loop per (batch row, head)
+// over the keys: the composed version's three batched products each loop over the heads inside
+// ATen with several dispatches per head, which cost more than the products at this size. Anything
+// else composes the same maths from ATen ops (equal up to float rounding); the decision is here.
+OP(attendRow) {
+  const at::Tensor &q = T(info, 0), &k = T(info, 1), &v = T(info, 2);
+  const c10::optional<at::Tensor> u = OT(info, 3), P = OT(info, 4), w = OT(info, 5);
+  const double scale = D(info, 6);
+  TORCH_CHECK(q.dim() == 4 && q.size(2) == 1 && k.dim() == 4 && v.sizes() == k.sizes(),
+              "attendRow: q must be [B, K, 1, D], k and v [B, K, Tk, D]");
+  const int64_t B = q.size(0), K = q.size(1), Dh = q.size(3), Tk = k.size(2);
+  TORCH_CHECK(k.size(0) == B && k.size(1) == K && k.size(3) == Dh, "attendRow: k must be [B, K, Tk, D] with q's B, K and D");
+  TORCH_CHECK(Tk > 0, "attendRow: no keys to attend to");
+  TORCH_CHECK(!P || (P->dim() == 3 && P->size(0) == K && P->size(1) == Dh && P->size(2) == Tk), "attendRow: positionKeys must be [K, D, Tk]");
+  for (const auto* bias : {&u, &w}) TORCH_CHECK(!*bias || ((*bias)->dim() == 2 && (*bias)->size(0) == K && (*bias)->size(1) == Dh), "attendRow: biases must be [K, D]");
+  const auto cpuFloat = [](const c10::optional<at::Tensor>& t) { return !t || (t->is_cpu() && t->scalar_type() == at::kFloat); };
+  const auto wantsGrad = [](const c10::optional<at::Tensor>& t) { return t && t->requires_grad(); };
+  const bool grad = at::GradMode::is_enabled() && (wantsGrad(q) || wantsGrad(k) || wantsGrad(v) || wantsGrad(u) || wantsGrad(P) || wantsGrad(w));
+  if (!cpuFloat(q) || !cpuFloat(k) || !cpuFloat(v) || !cpuFloat(u) || !cpuFloat(P) || !cpuFloat(w) || at::autocast::is_cpu_enabled() || grad) {
+    at::Tensor scores = at::matmul(u ? q + u->unsqueeze(1) : q, k.transpose(-1, -2));  // [B, K, 1, Tk]
+    if (P) scores = scores + at::matmul(w ? q + w->unsqueeze(1) : q, *P);
+    at::Tensor a = at::softmax(autocastFloat(scores) * scale, -1);
+    return R(info, at::matmul(a, v).transpose(1, 2).flatten(2));
+  }
+  const at::Tensor qc = q.contiguous(), kc = k.stride(3) == 1 ? k : k.contiguous(), vc = v.stride(3) == 1 ? v : v.contiguous();
+  const at::Tensor Pc = !P ? at::Tensor() : P->stride(2) == 1 ? *P : P->contiguous();
+  const at::Tensor uc = u ? u->contiguous() : at::Tensor(), wc = w ? w->contiguous() : at::Tensor();
+  at::Tensor out = at::empty({B, 1, K * Dh}, q.options());
+  const float *qp = qc.data_ptr<float>(), *kp = kc.data_ptr<float>(), *vp = vc.data_ptr<float>();
+  const float *pp = P ? Pc.data_ptr<float>() : nullptr, *up = u ? uc.data_ptr<float>() : nullptr, *wp = w ? wc.data_ptr<float>() : nullptr;
+  float* op = out.data_ptr<float>();
+  const float sc = static_cast<float>(scale);
+  // in parallel only where a chunk holds about 2^20 multiply-adds: a head here is ~3·Tk·D of them,
+  // less than waking another thread costs
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 20) / std::max<int64_t>(1, 3 * Tk * Dh));
+  at::parallel_for(0, B * K, grain, [&](int64_t begin, int64_t end) {
+    std::vector<float> s(Tk), qContent(Dh), qPosition(Dh);
+    for (int64_t bh = begin; bh < end; bh++) {
+      const int64_t b = bh / K, h = bh % K;
+      const float* qr = qp + bh * Dh;
+      for (int64_t d = 0; d < Dh; d++) {
+        qContent[d] = up ? qr[d] + up[h * Dh + d] : qr[d];
+        qPosition[d] = wp ? qr[d] + wp[h * Dh + d] : qr[d];
+      }
+      const float* keys = kp + b * kc.stride(0) + h * kc.stride(1);
+      for (int64_t j = 0; j < Tk; j++) s[j] = dot(qContent.data(), keys + j * kc.stride(2), Dh);
+      if (pp) {
+        const float* positions = pp + h * Pc.stride(0);
+        for (int64_t d = 0; d < Dh; d++) axpy(s.data(), qPosition[d], positions + d * Pc.stride(1), Tk);
+      }
+      float top = -std::numeric_limits<float>::infinity();
+      for (int64_t j = 0; j < Tk; j++) top = std::max(top, s[j] * sc);
+      float sum = 0;
+      for (int64_t j = 0; j < Tk; j++) sum += (s[j] = std::exp(s[j] * sc - top));
+      float* o = op + (b * K + h) * Dh;
+      std::fill(o, o + Dh, 0.0f);
+      const float* values = vp + b * vc.stride(0) + h * vc.stride(1);
+      for (int64_t j = 0; j < Tk; j++) axpy(o, s[j] / sum, values + j * vc.stride(2), Dh);
+    }
+  });
+  return R(info, out);
+}
+
+// expiringAttendRow(q [B, K, 1, D], k [B, K, Tk, D], v [B, K, Tk, D], keyPe [D, P], age int64 [B, Tk],
+//                   spans [B, Tk], ramp, nearest, scale, eps) -> [B, 1, K·D]:
+// expiringAttention's weights y for one query row (key j at distance age_j), then Σ_j y_j v_j, the
+// heads side by side: Expire-Span decoding one token. On the CPU in float32 with autocast off and no
+// gradient wanted, one loop per (batch row, head) over the keys the row sees (found once per batch
+// row); anything else is q · kᵀ, ExpiringAttention and · v from ATen (equal up to float rounding).
+OP(expiringAttendRow) {
+  const at::Tensor &q = T(info, 0), &k = T(info, 1), &v = T(info, 2), &keyPe = T(info, 3), &age = T(info, 4), &spans = T(info, 5);
+  const double ramp = D(info, 6), scale = D(info, 8), eps = D(info, 9);
+  const int64_t nearest = I(info, 7);
+  TORCH_CHECK(q.dim() == 4 && q.size(2) == 1 && k.dim() == 4 && v.sizes() == k.sizes(),
+              "expiringAttendRow: q must be [B, K, 1, D], k and v [B, K, Tk, D]");
+  const int64_t B = q.size(0), K = q.size(1), Dh = q.size(3), Tk = k.size(2);
+  TORCH_CHECK(k.size(0) == B && k.size(1) == K && k.size(3) == Dh, "expiringAttendRow: k must be [B, K, Tk, D] with q's B, K and D");
+  TORCH_CHECK(keyPe.dim() == 2 && keyPe.size(0) == Dh && keyPe.size(1) > 0, "expiringAttendRow: keyPe must be [D, P] with P > 0");
+  TORCH_CHECK(age.dim() == 2 && age.size(0) == B && age.size(1) == Tk && age.scalar_type() == at::kLong, "expiringAttendRow: age must be int64 [B, Tk]");
+  TORCH_CHECK(spans.dim() == 2 && spans.size(0) == B && spans.size(1) == Tk, "expiringAttendRow: spans must be [B, Tk]");
+  const auto cpuFloat = [](const at::Tensor& t) { return t.is_cpu() && t.scalar_type() == at::kFloat; };
+  const bool grad = at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad() || keyPe.requires_grad() || spans.requires_grad());
+  if (!cpuFloat(q) || !cpuFloat(k) || !cpuFloat(v) || !cpuFloat(keyPe) || !cpuFloat(spans) || !age.is_cpu() || at::autocast::is_cpu_enabled() || grad) {
+    TORCH_CHECK(q.is_cpu(), "expiringAttendRow runs on the CPU; other devices compose it from ATen ops");
+    at::Tensor weights = ExpiringAttention::apply(autocastFloat(at::matmul(q, k.transpose(-1, -2))), autocastFloat(q), autocastFloat(keyPe), age,
+                                                  spans, ramp, nearest, scale, eps, 0);
+    return R(info, at::matmul(weights, v).transpose(1, 2).flatten(2));
+  }
+  const int64_t P = keyPe.size(1);
+  const at::Tensor qc = q.contiguous(), kc = k.stride(3) == 1 ? k : k.contiguous(), vc = v.stride(3) == 1 ? v : v.contiguous();
+  const at::Tensor peRows = keyPe.t().contiguous(), ac = age.contiguous(), ec = spans.contiguous();  // peRows [P, D]: column d of keyPe as a row
+  at::Tensor out = at::empty({B, 1, K * Dh}, q.options());
+  const float *qp = qc.data_ptr<float>(), *kp = kc.data_ptr<float>(), *vp = vc.data_ptr<float>(), *pe = peRows.data_ptr<float>();
+  const int64_t* ap = ac.data_ptr<int64_t>();
+  const float* ep = ec.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  const float sc = static_cast<float>(scale), r = static_cast<float>(ramp), epsilon = static_cast<float>(eps);
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 20) / std::max<int64_t>(1, 3 * K * Tk * Dh));
+  at::parallel_for(0, B, grain, [&](int64_t begin, int64_t end) {
+    ExpiringAttention::SeenKeys<float> seen(Tk);
+    std::vector<float> y(Tk);
+    for (int64_t b = begin; b < end; b++) {
+      seen.build(ap + b * Tk, ep + b * Tk, Tk, 0, r, nearest, P);
+      for (int64_t h = 0; h < K; h++) {
+        const float* qr = qp + (b * K + h) * Dh;
+        const float* keys = kp + b * kc.stride(0) + h * kc.stride(1);
+        float top = -std::numeric_limits<float>::infinity();
+        for (int64_t s = 0; s < seen.count; s++) {
+          y[s] = (dot(qr, keys + seen.key[s] * kc.stride(2), Dh) + dot(qr, pe + seen.column[s] * Dh, Dh)) * sc;
+          top = std::max(top, y[s]);
+        }
+        float sum = 0;
+        for (int64_t s = 0; s < seen.count; s++) sum += (y[s] = std::exp(y[s] - top));
+        float z = 0;  // y = m·a, Z = Σ m·a + eps, with a = exp / sum
+        for (int64_t s = 0; s < seen.count; s++) z += (y[s] = seen.m[s] * (y[s] / sum));
+        z += epsilon;
+        float* o = op + (b * K + h) * Dh;
+        std::fill(o, o + Dh, 0.0f);  // a row that sees no key gives zeros, as expiringAttention's weights
+        const float* values = vp + b * vc.stride(0) + h * vc.stride(1);
+        for (int64_t s = 0; s < seen.count; s++) axpy(o, y[s] / z, values + seen.key[s] * vc.stride(2), Dh);
+      }
+    }
+  });
+  return R(info, out);
+}
 
 }  // namespace engram

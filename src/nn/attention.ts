@@ -10,7 +10,8 @@
 //
 // One path for every model: forward() projects queries, keys and values itself; forwardCached()
 // (incremental decoding) projects only the new rows and reads the earlier ones' keys and values
-// from a KeyValueCache; attendProjected()
+// from a KeyValueCache (one new row: scores, softmax and values in one native op, F.attendRow, or
+// F.expiringAttendRow for Expire-Span's keys); attendProjected()
 // takes keys and values projected beforehand (the Feedback Transformer projects each memory once
 // for all layers) with a key position table per key; both end in mix() (softmax, masks, recording,
 // dropout, values, output projection). Expire-Span's expiring keys make their weights in one op
@@ -143,11 +144,20 @@ export class MultiHeadAttention extends Module {
     let relativeKeys: Tensor | undefined;
     if (positions && isRelative(positions) && this.r && !positions.bidirectional) {
       if (cache.relativeSource !== positions.r) {
-        cache.setRelative(positions.r, this.relativeKeys(positions.r));
+        cache.setRelative(positions.r, this.relativeKeys(positions.r).contiguous()); // [K, D, R] with distances adjacent (F.attendRow reads them so)
       }
       const rk = cache.relative!; // [K, D, R]
       const R = rk.shape[2]!;
       relativeKeys = R === used ? rk : rk.narrow(2, R - used, used); // distances used-1 ... 0
+    }
+    if (!mask && !softMask && !this.recordAttention && !(this.drop.training && this.drop.p > 0) && q.shape[2] === 1) {
+      // one query row, nothing masked by table, recorded or dropped: scores, softmax and values in one native op
+      const [k, v, scale] = [narrow(cache.key!), narrow(cache.value!), 1 / Math.sqrt(this.headDim)];
+      let mixed: Tensor | null = null; // [B, 1, H]
+      if (positions === null) mixed = F.attendRow(q, k, v, {}, scale);
+      else if (relativeKeys && isRelative(positions)) mixed = F.attendRow(q, k, v, { contentBias: positions.u, positionKeys: relativeKeys, positionBias: positions.v }, scale);
+      else if (!isRelative(positions) && positions.expiring) mixed = F.expiringAttendRow(q, k, v, positions.keyPe, positions.expiring, { scale });
+      if (mixed) return project(this.out, mixed, false, row);
     }
     return this.attendKeys(q, narrow(cache.key!), narrow(cache.value!), { mask, positions, softMask, relativeKeys, row });
   }

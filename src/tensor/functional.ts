@@ -69,6 +69,17 @@ export function expiringAttention(content: Tensor, queries: Tensor, keyPe: Tenso
   return fromId(native.expiringAttention(content.id, queries.id, keyPe.id, keys.age.id, keys.spans.id, keys.ramp, keys.nearest, scale, eps, code));
 }
 
+/**
+ * expiringAttention for one query row, then the values: q [B, K, 1, D], k and v [B, K, Tk, D], keys at
+ * distances age_j -> Σ_j y_j v_j as [B, 1, K·D] (the heads side by side): Expire-Span decoding one
+ * token. On the CPU in float32 without gradient one native loop per head over the keys the row sees
+ * (the native op decides); elsewhere the same maths composed. Equal up to float rounding.
+ */
+export function expiringAttendRow(q: Tensor, k: Tensor, v: Tensor, keyPe: Tensor, keys: ExpiringKeysInput, { scale = 1, eps = 1e-8 } = {}): Tensor {
+  if (q.device !== 'cpu') return composedExpiringAttention(q.matmul(k.mT), q, keyPe, keys, { scale, eps }).matmul(v).transpose(1, 2).flatten(2);
+  return fromId(native.expiringAttendRow(q.id, k.id, v.id, keyPe.id, keys.age.id, keys.spans.id, keys.ramp, keys.nearest, scale, eps));
+}
+
 /** expiringAttention composed from ATen ops (the table q · keyPe, a gather by distance, maskedSoftmax, softMaskRenorm): any device. */
 export function composedExpiringAttention(content: Tensor, queries: Tensor, keyPe: Tensor, { age, spans, ramp, nearest }: ExpiringKeysInput,
   { scale = 1, eps = 1e-8 } = {}): Tensor {
@@ -114,6 +125,28 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
  */
 export function linearRow(x: Tensor, weight: Tensor, bias?: Tensor | null, minEntries = 0): Tensor {
   return fromId(native.linearRow(x.id, weight.id, bias?.id ?? null, minEntries));
+}
+
+/** Position terms of attendRow: per-key position vectors and the biases of Transformer-XL's relative scores. */
+export interface RowPositions {
+  /** u [K, D]: added to the query for the content scores. */
+  contentBias?: Tensor | null;
+  /** P [K, D, Tk]: key j's position vector per head (XL: W_r R for distances Tk − 1 ... 0). */
+  positionKeys?: Tensor | null;
+  /** w [K, D]: added to the query for the position scores. */
+  positionBias?: Tensor | null;
+}
+
+/**
+ * One query row's attention over keys it all sees (decoding one token over a key/value cache):
+ * q [B, K, 1, D], k and v [B, K, Tk, D] ->
+ *   s_j = scale · ((q + u) · k_j + (q + w) · P[:, j]),  a = softmax(s),  Σ_j a_j v_j
+ * as [B, 1, K·D] (the heads side by side). One native loop per head on the CPU in float32 without
+ * gradient; otherwise the same maths from ATen ops (the native op decides). Equal to the composed
+ * attention up to float rounding.
+ */
+export function attendRow(q: Tensor, k: Tensor, v: Tensor, positions: RowPositions, scale: number): Tensor {
+  return fromId(native.attendRow(q.id, k.id, v.id, positions.contentBias?.id ?? null, positions.positionKeys?.id ?? null, positions.positionBias?.id ?? null, scale));
 }
 
 export interface CrossEntropyOptions {
