@@ -29,8 +29,11 @@
 //   128    SPEC §10's 4 layers, H 256, 4 heads, FFN 1024, segment 128 (xl memLen 128, rmt 16 memory
 //          tokens, expire-span L 128)
 // Decode tokens: N generated tokens (default 3 segments' worth) after a one-token prompt, so that
-// boundaries (commits) are part of the time, after W untimed tokens per path (default 8); R rounds
-// (default 3) of the three paths in turn, each figure the median of its rounds.
+// boundaries (commits) are part of the time, after W untimed tokens per path (default N: V8 compiles
+// the decoding JavaScript on background threads over the first several hundred tokens, which on
+// 2 cores took up to half the cached path's time in its first rounds; with node --no-opt they
+// ran at the later rounds' speed); R rounds (default 5) of the three paths in turn, each tokens/s
+// figure the median of its rounds, each ratio the median of the rounds' own ratios.
 // The server part serves the small xl model with a 255-character vocabulary (V = 256, as in decode).
 //
 // Targets: cached >= 10x recompute at segment 128, cached >= 1.25x PyTorch's cached decode, RSS
@@ -73,8 +76,8 @@ const sizes = (argValue('--sizes') ?? 'small,128').split(',');
 const kinds = (argValue('--kinds') ?? 'xl,rmt,expire-span').split(',');
 const threads = positive('--threads', Math.min(2, availableParallelism()));
 const tokensArg = argValue('--tokens') === undefined ? undefined : positive('--tokens', 96);
-const warmup = positive('--warmup', 8);
-const rounds = positive('--rounds', 3);
+const warmupArg = argValue('--warmup') === undefined ? undefined : positive('--warmup', 8); // default: the round's N tokens
+const rounds = positive('--rounds', 5);
 const wantTorch = !process.argv.includes('--no-torch');
 const mayInstall = !process.argv.includes('--no-install');
 const clientCounts = (argValue('--clients') ?? '1,4,16').split(',').map((c) => {
@@ -169,6 +172,7 @@ async function runDecode(): Promise<void> {
           const loaded = await askTorch({ op: 'load', dir, segment: size.segment });
           if (loaded && loaded.cached !== true) throw new Error(`the twin decodes ${kind} on its recompute path: it should have open_segment`);
           // Warm-up (untimed): the first runs of a shape allocate and initialise what later ones reuse.
+          const warmup = warmupArg ?? n;
           generate(model, size.segment, true, warmup);
           generate(model, size.segment, false, warmup);
           await askTorch({ op: 'generate', tokens: warmup });
@@ -188,12 +192,14 @@ async function runDecode(): Promise<void> {
           await askTorch({ op: 'free' });
           const cached = median(rates.cached), recompute = median(rates.recompute);
           const torch = rates.torch.length === rounds ? median(rates.torch) : null;
+          // ratios: the median of each round's own ratio (its paths measured back to back), which a
+          // load that drifts between rounds moves less than a ratio of medians
           const row: DecodeRow = {
             cached: round(cached),
             recompute: round(recompute),
             torch: torch === null ? null : round(torch),
-            ratio: round(cached / recompute, 2),
-            ratioTorch: torch === null ? null : round(cached / torch, 2),
+            ratio: round(median(rates.cached.map((c, r) => c / rates.recompute[r]!)), 2),
+            ratioTorch: torch === null ? null : round(median(rates.cached.map((c, r) => c / rates.torch[r]!)), 2),
             sameTokens,
           };
           decode[sizeName]![kind] = row;
