@@ -14,7 +14,8 @@
         "src/dist_ops.cpp",
         "src/precision_ops.cpp",
         "src/step_buffer_ops.cpp",
-        "src/profiler_ops.cpp"
+        "src/profiler_ops.cpp",
+        "src/matmul_ops.cpp"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
@@ -28,7 +29,7 @@
       ],
       "cflags!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20"],
-      "cflags_cc": ["-std=<!(node ../scripts/find-libtorch.mjs --field cxxStandard)", "-O2", "-fexceptions", "-frtti", "-Wno-unused-parameter", "-Wno-deprecated-declarations"],
+      "cflags_cc": ["-std=<!(node ../scripts/find-libtorch.mjs --field cxxStandard)", "-O2", "-fopenmp", "-fexceptions", "-frtti", "-Wno-unused-parameter", "-Wno-deprecated-declarations"],
       "libraries": [
         "-L<!(node ../scripts/find-libtorch.mjs --field lib)",
         "-Wl,-rpath,<!(node ../scripts/find-libtorch.mjs --field lib)",

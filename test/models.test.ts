@@ -48,6 +48,33 @@ test('rel_shift puts distance mlen + i - j at [i, j] (every unmasked cell), as a
   }
 });
 
+test('the native rel_shift (+ content) equals pad, view, slice, view and add in every entry, with the same gradients', () => {
+  // the reference's composed rel_shift, wrapped entries past the causal mask included
+  const composed = (x: Tensor) => {
+    const [tq, tk] = x.shape.slice(-2) as [number, number];
+    const lead = x.shape.slice(0, -2);
+    return F.pad(x, [1, 0]).view([...lead, tk + 1, tq]).slice(-2, 1).view([...lead, tq, tk]);
+  };
+  for (const dtype of ['float64', 'float32'] as const) {
+    for (const [tq, tk] of [[4, 7], [5, 5], [1, 6], [6, 3]] as const) {
+      tidy(() => {
+        manualSeed(tq * 10 + tk);
+        const x = randn([2, 3, tq, tk], { dtype }).requiresGrad_();
+        const content = randn([2, 3, tq, tk], { dtype }).requiresGrad_();
+        const weights = randn([2, 3, tq, tk], { dtype });
+        const fused = F.relShiftAdd(content, x);
+        const [dContent, dx] = grad(fused.mul(weights).sum(), [content, x]);
+        const reference = content.add(composed(x));
+        const [rContent, rx] = grad(reference.mul(weights).sum(), [content, x]);
+        assert.deepEqual(fused.toArray(), reference.toArray(), `${dtype} ${tq}x${tk}: values`);
+        assert.deepEqual(dx!.toArray(), rx!.toArray(), `${dtype} ${tq}x${tk}: gradient of x`);
+        assert.deepEqual(dContent!.toArray(), rContent!.toArray(), `${dtype} ${tq}x${tk}: gradient of content`);
+        assert.deepEqual(relShift(x).toArray(), composed(x).toArray(), `${dtype} ${tq}x${tk}: relShift alone`);
+      });
+    }
+  }
+});
+
 test('relSkew gives distance mlen + i - j everywhere, and agrees with relShift on causal cells', () => {
   const mlen = 2, tq = 3, tk = mlen + tq, width = tk + tq - 1;
   const p = arange(0, width, 1, { dtype: 'float32' });

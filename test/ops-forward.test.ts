@@ -1067,6 +1067,15 @@ test('F.expiringAttendRow: one query row over expiring keys (some blocked, a row
   });
 });
 
+test('F.relShiftAdd: Transformer-XL rel_shift (pad, view, drop a row) plus content, by hand', () => {
+  // padded rows [0 1 2 3], [0 4 5 6] read flat from element Tq = 2: 2 3 0 | 4 5 6
+  const x = tensor([[[[1, 2, 3], [4, 5, 6]]]]);
+  same(F.relShiftAdd(null, x), [[[[2, 3, 0], [4, 5, 6]]]]);
+  same(F.relShiftAdd(ones([1, 1, 2, 3]), x), [[[[3, 4, 1], [5, 6, 7]]]]);
+  same(F.relShiftAdd(null, x.to('float64')), [[[[2, 3, 0], [4, 5, 6]]]]);
+  same(F.relShiftAdd(null, x.narrow(-2, 1, 1)), [[[[4, 5, 6]]]]); // one query: nothing moves
+});
+
 test('every op of Tensor, creation.ts and F is exercised by the op tests', () => {
   const here = fileURLToPath(import.meta.url);
   const source = ['ops-forward', 'ops-grad', 'errors']

@@ -51,7 +51,14 @@ struct MaskedSoftmax : public torch::autograd::Function<MaskedSoftmax> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const c10::optional<at::Tensor>& mask,
                             double scale, int64_t dim) {
     at::Tensor logits = scale == 1.0 ? x : x * scale;
-    if (mask) logits = logits.masked_fill(*mask, -std::numeric_limits<double>::infinity());
+    // x * scale is a new tensor, masked in place (no copy of the scores); x itself is the caller's
+    if (mask) {
+      if (scale == 1.0 || !at::is_expandable_to(mask->sizes(), logits.sizes())) {
+        logits = logits.masked_fill(*mask, -std::numeric_limits<double>::infinity());
+      } else {
+        logits.masked_fill_(*mask, -std::numeric_limits<double>::infinity());
+      }
+    }
     at::Tensor y = at::softmax(logits, dim);
     // All-masked rows are 0/0 = NaN; zeroing the masked positions (in place, no new tensor)
     // clears them and leaves every other row as it is (its masked positions are 0 already).
@@ -328,6 +335,116 @@ struct ExpiringAttention : public torch::autograd::Function<ExpiringAttention> {
             at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
+
+// relShiftAdd(content | null, x) = content + relShift(x), x and content [..., Tq, Tk]: Transformer-XL's
+// rel_shift exactly as the composed version (nn/positions.ts relShift: pad a zero column on the left,
+// view as [..., Tk+1, Tq], drop the first row, view back) and the sum, in one pass. In that padded
+// and re-viewed layout, entry [i, j] is element f = Tq + i·Tk + j of the padded rows [Tq, Tk+1]:
+// row r = f / (Tk+1), column c = f % (Tk+1), the pad when c = 0 and x[r, c-1] otherwise, so every
+// entry (the wrapped ones the causal mask removes included) equals the composed version's. Each
+// element of x lands in at most one entry, so the gradient is a gather: dx[r, c-1] = g[i, j] for the
+// (i, j) of f = r·(Tk+1) + c, 0 where there is none; dcontent = g. The composed version pads, copies,
+// slices and adds, and its backward allocates and scatters through the same views. CPU float32 and
+// float64; other dtypes and devices compose the ATen ops.
+namespace {
+at::Tensor relShiftComposed(const at::Tensor& x) {
+  const int64_t n = x.dim(), Tq = x.size(n - 2), Tk = x.size(n - 1);
+  std::vector<int64_t> lead(x.sizes().begin(), x.sizes().end() - 2), viewed = lead, back = lead;
+  viewed.insert(viewed.end(), {Tk + 1, Tq});
+  back.insert(back.end(), {Tq, Tk});
+  return at::constant_pad_nd(x, {1, 0}).view(viewed).slice(n - 2, 1).view(back);
+}
+template <typename scalar_t>
+void relShiftRows(const scalar_t* x, const scalar_t* content, scalar_t* out, int64_t mats, int64_t Tq, int64_t Tk) {
+  at::parallel_for(0, mats, std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, Tq * Tk)), [&](int64_t begin, int64_t end) {
+    for (int64_t m = begin; m < end; m++) {
+      const scalar_t* xm = x + m * Tq * Tk;
+      const scalar_t* cm = content ? content + m * Tq * Tk : nullptr;
+      scalar_t* om = out + m * Tq * Tk;
+      for (int64_t i = 0; i < Tq; i++) {
+        int64_t f = Tq + i * Tk, r = f / (Tk + 1), c = f % (Tk + 1);
+        for (int64_t j = 0; j < Tk; j++) {
+          const scalar_t shifted = c == 0 ? scalar_t(0) : xm[r * Tk + c - 1];
+          om[i * Tk + j] = cm ? cm[i * Tk + j] + shifted : shifted;
+          if (++c == Tk + 1) c = 0, r++;
+        }
+      }
+    }
+  });
+}
+template <typename scalar_t>
+void relShiftGrad(const scalar_t* g, scalar_t* dx, int64_t mats, int64_t Tq, int64_t Tk) {
+  at::parallel_for(0, mats, std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, Tq * Tk)), [&](int64_t begin, int64_t end) {
+    for (int64_t m = begin; m < end; m++) {
+      const scalar_t* gm = g + m * Tq * Tk;
+      scalar_t* dm = dx + m * Tq * Tk;
+      for (int64_t r = 0; r < Tq; r++) {
+        for (int64_t c = 1; c <= Tk; c++) {
+          const int64_t e = r * (Tk + 1) + c - Tq;  // the entry i·Tk + j that reads x[r, c-1]
+          dm[r * Tk + c - 1] = e >= 0 && e < Tq * Tk ? gm[e] : scalar_t(0);
+        }
+      }
+    }
+  });
+}
+bool relShiftNative(const at::Tensor& t) {
+  return t.is_cpu() && (t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble);
+}
+}  // namespace
+
+// content + relShift(x) (content given) or relShift(x) (content undefined: autograd Functions take no
+// undefined inputs, so that case is its own Function below).
+static at::Tensor relShiftForward(const at::Tensor& content, const at::Tensor& x) {
+  const int64_t n = x.dim(), Tq = x.size(n - 2), Tk = x.size(n - 1);
+  const at::Tensor xc = x.contiguous();
+  const at::Tensor cc = content.defined() ? content.expand(x.sizes()).contiguous() : at::Tensor();
+  at::Tensor out = at::empty(x.sizes(), x.options());
+  const int64_t mats = Tq * Tk == 0 ? 0 : x.numel() / (Tq * Tk);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "relShiftAdd", [&] {
+    relShiftRows<scalar_t>(xc.data_ptr<scalar_t>(), cc.defined() ? cc.data_ptr<scalar_t>() : nullptr, out.data_ptr<scalar_t>(), mats, Tq, Tk);
+  });
+  return out;
+}
+static at::Tensor relShiftBackward(const at::Tensor& gradOut) {
+  const at::Tensor g = gradOut.contiguous();
+  const int64_t n = g.dim(), Tq = g.size(n - 2), Tk = g.size(n - 1);
+  at::Tensor dx = at::empty(g.sizes(), g.options());
+  const int64_t mats = Tq * Tk == 0 ? 0 : g.numel() / (Tq * Tk);
+  AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "relShiftAdd backward", [&] {
+    relShiftGrad<scalar_t>(g.data_ptr<scalar_t>(), dx.data_ptr<scalar_t>(), mats, Tq, Tk);
+  });
+  return dx;
+}
+
+struct RelShiftAdd : public torch::autograd::Function<RelShiftAdd> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& content, const at::Tensor& x) {
+    ctx->saved_data["contentShape"] = content.sizes().vec();
+    return relShiftForward(content, x);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    at::Tensor dContent, dx;
+    if (ctx->needs_input_grad(0)) dContent = at::sum_to(grads[0], ctx->saved_data["contentShape"].toIntVector());
+    if (ctx->needs_input_grad(1)) dx = relShiftBackward(grads[0]);
+    return {dContent, dx};
+  }
+};
+struct RelShift : public torch::autograd::Function<RelShift> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x) { return relShiftForward(at::Tensor(), x); }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) { return {relShiftBackward(grads[0])}; }
+};
+
+OP(relShiftAdd) {
+  const c10::optional<at::Tensor> content = OT(info, 0);
+  const at::Tensor& x = T(info, 1);
+  TORCH_CHECK(x.dim() >= 2, "relShiftAdd: x must be [..., Tq, Tk]");
+  const bool native = relShiftNative(x) && (!content || (relShiftNative(*content) && content->scalar_type() == x.scalar_type() &&
+                                                         at::is_expandable_to(content->sizes(), x.sizes())));
+  if (!native) {
+    at::Tensor shifted = relShiftComposed(x);
+    return R(info, content ? *content + shifted : shifted);
+  }
+  return R(info, content ? RelShiftAdd::apply(*content, x) : RelShift::apply(x));
+}
 
 // Under autocast the scores and queries arrive in bfloat16 (matmul outputs): the weights are made
 // in float32 (the casts, outside the Function, are differentiable).

@@ -280,7 +280,7 @@ OP(maskedFill_) {
 
 // ---- matrix products ---------------------------------------------------------------------------------------
 
-OP(matmul) { return R(info, at::matmul(T(info, 0), T(info, 1))); }
+// matmul: matmul_ops.cpp (batched products on their own kernel)
 OP(mm) { return R(info, at::mm(T(info, 0), T(info, 1))); }
 OP(bmm) { return R(info, at::bmm(T(info, 0), T(info, 1))); }
 OP(baddbmm) { return R(info, at::baddbmm(T(info, 0), T(info, 1), T(info, 2), SC(info, 3), SC(info, 4))); }

@@ -23,7 +23,7 @@
 import { cat, configError, F, type ExpiringKeysInput, type Tensor } from '../tensor/index.js';
 import { Module } from './module.js';
 import { Dropout, Linear } from './layers.js';
-import { relShift, relSkew, skewedKeyPositions } from './positions.js';
+import { relSkew, skewedKeyPositions } from './positions.js';
 import { GrowingTensor } from './growing-tensor.js';
 
 export interface RelativePositions {
@@ -203,7 +203,7 @@ export class MultiHeadAttention extends Module {
       const content = q.add(positions.u.unsqueeze(1)).matmul(k.mT); // [B, K, Tq, Tk]
       const rk = o.relativeKeys ?? this.relativeKeys(positions.r, o.frozen); // [K, D, R]
       const byDistance = q.add(positions.v.unsqueeze(1)).matmul(rk); // [B, K, Tq, R]
-      scores = content.add(positions.bidirectional ? relSkew(byDistance) : relShift(byDistance));
+      scores = positions.bidirectional ? content.add(relSkew(byDistance)) : F.relShiftAdd(content, byDistance); // content + relShift(byDistance), one pass
     } else {
       scores = q.matmul(k.mT);
     }

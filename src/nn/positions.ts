@@ -26,12 +26,8 @@ export function sinusoidalDistances(from: number, len: number, dModel: number, d
  * With one query the shift moves nothing, and x itself is returned.
  */
 export function relShift(x: Tensor): Tensor {
-  const shape = x.shape;
-  const [tq, tk] = shape.slice(-2) as [number, number];
-  if (tq === 1) return x; // one query (decoding a token): entry [0, j] already holds distance Tk-1-j
-  const lead = shape.slice(0, -2);
-  const padded = F.pad(x, [1, 0]); // [..., Tq, Tk+1]
-  return padded.view([...lead, tk + 1, tq]).slice(-2, 1).view([...lead, tq, tk]);
+  if (x.shape.at(-2) === 1) return x; // one query (decoding a token): entry [0, j] already holds distance Tk-1-j
+  return F.relShiftAdd(null, x); // the pad, views and slice in one native pass (same entries)
 }
 
 /**

@@ -16,6 +16,17 @@ export const logSoftmax = (x: Tensor, dim: number, dtype?: DType): Tensor => fro
  * softmax(scale * x) along dim with positions where mask is true excluded (set to -inf first).
  * Fused, with its own backward that keeps only the output alive; fully masked rows give zeros.
  */
+/**
+ * content + relShift(x), x and content [..., Tq, Tk] (content null: relShift(x) alone): Transformer-XL's
+ * rel_shift of scores against distances Tk-1 ... 0 (nn/positions.ts relShift has the definition),
+ * equal entry for entry to pad, view, slice, view and add (the wrapped entries past the causal mask
+ * included), in one pass forward and one backward (a native op on the CPU in float32 and float64;
+ * the composed ATen ops elsewhere).
+ */
+export function relShiftAdd(content: Tensor | null, x: Tensor): Tensor {
+  return fromId(native.relShiftAdd(content?.id ?? null, x.id));
+}
+
 export function maskedSoftmax(x: Tensor, mask: Tensor | null, { scale = 1, dim = -1 } = {}): Tensor {
   return fromId(native.maskedSoftmax(x.id, mask?.id ?? null, scale, dim));
 }

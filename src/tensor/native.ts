@@ -109,6 +109,7 @@ const coreOps = {
 
   // matrix products
   matmul: op<(a: Id, b: Id) => Id>(),
+  batchedMatmulKernel: op<() => 'onednn' | 'aten'>(),
   mm: op<(a: Id, b: Id) => Id>(),
   bmm: op<(a: Id, b: Id) => Id>(),
   baddbmm: op<(t: Id, a: Id, b: Id, beta: number, alpha: number) => Id>(),
@@ -185,6 +186,7 @@ const coreOps = {
   // nn
   softmax: op<(t: Id, dim: number, dtype: OptDCode) => Id>(),
   logSoftmax: op<(t: Id, dim: number, dtype: OptDCode) => Id>(),
+  relShiftAdd: op<(content: OptId, x: Id) => Id>(),
   maskedSoftmax: op<(t: Id, mask: OptId, scale: number, dim: number) => Id>(),
   softMaskRenorm: op<(p: Id, mask: Id, eps: number, dim: number) => Id>(),
   expiringAttention: op<(content: Id, queries: Id, keyPe: Id, age: Id, spans: Id, ramp: number, nearest: number, scale: number, eps: number, positions: number) => Id>(),

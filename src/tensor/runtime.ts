@@ -24,6 +24,13 @@ export function setAllowTF32(flags: { matmul?: boolean; cudnn?: boolean }): { ma
 /** ATen's intra-op thread count (OpenBLAS keeps its own pool: OPENBLAS_NUM_THREADS). */
 export const setNumThreads = (n: number): void => native.setNumThreads(n);
 export const getNumThreads = (): number => native.getNumThreads();
+/**
+ * What runs batched float32 products on the CPU (`matmul` with two batched operands, ≥ 3 dims each):
+ * 'onednn', the batch entries in parallel on ATen's threads with one oneDNN sgemm each (found in the
+ * libdnnl that libtorch loaded), or 'aten' (ATen's bmm; where there is no libdnnl, or with
+ * ENGRAM_BATCHED_MATMUL=aten in the environment).
+ */
+export const batchedMatmulKernel = (): 'onednn' | 'aten' => native.batchedMatmulKernel();
 
 /**
  * Bytes the C heap holds now (glibc's mallinfo2): CPU tensors, activations saved for backward,

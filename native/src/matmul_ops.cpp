@@ -1,0 +1,228 @@
+// Batched matrix products ([..., M, K] @ [..., K, N] with two or more batch-shaped dims on both
+// sides) that run the batch entries in parallel, one single-threaded sgemm each.
+//
+// Why: ATen's CPU bmm (libtorch 1.13 and 2.x) loops over the batch entries one after another,
+// with a select, an as_strided and a BLAS call that spreads each small product over every thread.
+// Attention's products are many small ones ([128, 64] x [64, 256] per batch row and head); there
+// the threads spend their time waking up and splitting, and `matmul` first copies operands whose
+// batch dims cannot be folded into one (a head-split view [B, T, K, D] -> [B, K, T, D]).
+// Measured on this machine, 2 threads (`node dist/scripts/probes/batched-matmul.js`, SPEC §10's
+// attention: [16, 4, 128, 64] queries against 256 keys), forward / forward + backward ms:
+// q · kᵀ 1.13 / 5.30 against ATen's 3.81 / 14.18, q · W_r R 0.87 / 4.21 against 2.56 / 8.68,
+// a · v 1.11 / 5.18 against 2.80 / 10.24. The entries are split over the threads with an OpenMP
+// loop of our own: the same loop under at::parallel_for ran 4x slower here (4.3 against 0.69 ms for
+// q · kᵀ's forward), and one OpenBLAS call per entry in parallel 1.4x slower than oneDNN's.
+//
+// oneDNN's sgemm (a stable C entry point) is found in the libdnnl that libtorch itself loaded
+// (Debian's libtorch links it); where there is none (pip torch links oneDNN statically, hidden),
+// or for another dtype, device or autocast, `matmul` stays ATen's. Both are the same product up to
+// float rounding; gradients come from the same kernel (dA = dC Bᵀ, dB = Aᵀ dC, summed over the
+// dims that were broadcast).
+#include "engram.h"
+
+#include <ATen/ExpandUtils.h>
+#include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
+#include <dlfcn.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+namespace engram {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+namespace {
+
+// dnnl_status_t dnnl_sgemm(char transa, char transb, dnnl_dim_t M, N, K, float alpha, const float* A,
+//   dnnl_dim_t lda, const float* B, dnnl_dim_t ldb, float beta, float* C, dnnl_dim_t ldc): row major.
+using SgemmFn = int (*)(char, char, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t, float,
+                        float*, int64_t);
+
+SgemmFn findSgemm() {
+  const char* off = std::getenv("ENGRAM_BATCHED_MATMUL");
+  if (off && std::strcmp(off, "aten") == 0) return nullptr;  // A/B measurements: ATen's bmm everywhere
+  for (const char* name : {"libdnnl.so.2", "libdnnl.so.3", "libdnnl.so"}) {
+    // RTLD_NOLOAD: only a libdnnl that is already in the process (libtorch's own), never a second copy
+    if (void* handle = dlopen(name, RTLD_NOW | RTLD_NOLOAD)) {
+      if (void* fn = dlsym(handle, "dnnl_sgemm")) return reinterpret_cast<SgemmFn>(fn);
+    }
+  }
+  return nullptr;
+}
+
+SgemmFn sgemm() {
+  static const SgemmFn fn = findSgemm();
+  return fn;
+}
+
+// One operand matrix as sgemm reads it: row-major ('N', ld = row stride) or transposed ('T', the
+// matrix's columns are rows in memory, ld = column stride).
+struct MatrixLayout {
+  char trans;
+  int64_t ld;
+};
+// nullopt when neither of the last two dims has stride 1 (then the caller copies the operand). A dim
+// of size 1 may carry any stride, so it constrains nothing.
+c10::optional<MatrixLayout> layoutOf(int64_t rows, int64_t cols, int64_t rowStride, int64_t colStride) {
+  if (rows == 1 && cols == 1) return MatrixLayout{'N', 1};
+  if (cols == 1) return rowStride >= 1 ? c10::optional<MatrixLayout>(MatrixLayout{'N', rowStride}) : c10::nullopt;
+  if (rows == 1) {
+    if (colStride == 1) return MatrixLayout{'N', cols};
+    return colStride >= 1 ? c10::optional<MatrixLayout>(MatrixLayout{'T', colStride}) : c10::nullopt;
+  }
+  if (colStride == 1 && rowStride >= cols) return MatrixLayout{'N', rowStride};
+  if (rowStride == 1 && colStride >= rows) return MatrixLayout{'T', colStride};
+  return c10::nullopt;
+}
+
+at::Tensor readable(const at::Tensor& t) {
+  const int64_t n = t.dim();
+  return layoutOf(t.size(n - 2), t.size(n - 1), t.stride(n - 2), t.stride(n - 1)) ? t : t.contiguous();
+}
+
+// Element offsets of every batch entry of t (already expanded to `batch`), in row-major order of `batch`.
+std::vector<int64_t> batchOffsets(const at::Tensor& t, at::IntArrayRef batch) {
+  int64_t count = 1;
+  for (int64_t s : batch) count *= s;
+  std::vector<int64_t> offsets(static_cast<size_t>(count));
+  std::vector<int64_t> index(batch.size(), 0);
+  int64_t offset = 0;
+  for (int64_t e = 0; e < count; e++) {
+    offsets[static_cast<size_t>(e)] = offset;
+    for (int64_t d = static_cast<int64_t>(batch.size()) - 1; d >= 0; d--) {  // odometer over the batch dims
+      if (++index[d] < batch[d]) {
+        offset += t.stride(d);
+        break;
+      }
+      offset -= t.stride(d) * (batch[d] - 1);
+      index[d] = 0;
+    }
+  }
+  return offsets;
+}
+
+// out[e] = a[e] @ b[e] for every entry e of the broadcast batch; a [..., M, K], b [..., K, N] with
+// readable matrices; out [batch..., M, N] written in place (any strides with a unit one in its last
+// two dims). Entries in parallel on ATen's threads, one single-threaded sgemm each; with fewer
+// entries than threads, one after another with sgemm's own threads.
+void batchedProduct(const at::Tensor& a, const at::Tensor& b, at::Tensor& out) {
+  const int64_t n = out.dim(), M = out.size(n - 2), N = out.size(n - 1), K = a.size(a.dim() - 1);
+  const at::IntArrayRef batch = out.sizes().slice(0, n - 2);
+  std::vector<int64_t> aShape(batch.begin(), batch.end()), bShape(batch.begin(), batch.end());
+  aShape.insert(aShape.end(), {M, K});
+  bShape.insert(bShape.end(), {K, N});
+  const at::Tensor ae = a.expand(aShape), be = b.expand(bShape);
+  const auto la = *layoutOf(M, K, ae.stride(n - 2), ae.stride(n - 1));
+  const auto lb = *layoutOf(K, N, be.stride(n - 2), be.stride(n - 1));
+  const std::vector<int64_t> offA = batchOffsets(ae, batch), offB = batchOffsets(be, batch), offC = batchOffsets(out, batch);
+  const float *ap = ae.data_ptr<float>(), *bp = be.data_ptr<float>();
+  float* cp = out.data_ptr<float>();
+  const SgemmFn gemm = sgemm();
+  // C row-major with ldc, or column-major: then Cᵀ = Bᵀ Aᵀ, a row-major product of the swapped operands
+  const auto lc = *layoutOf(M, N, out.stride(n - 2), out.stride(n - 1));
+  const auto flip = [](char t) { return t == 'N' ? 'T' : 'N'; };
+  const auto entry = [&](int64_t e) {
+    const float *A = ap + offA[e], *Bm = bp + offB[e];
+    float* C = cp + offC[e];
+    const int status = lc.trans == 'N' ? gemm(la.trans, lb.trans, M, N, K, 1.0f, A, la.ld, Bm, lb.ld, 0.0f, C, lc.ld)
+                                       : gemm(flip(lb.trans), flip(la.trans), N, M, K, 1.0f, Bm, lb.ld, A, la.ld, 0.0f, C, lc.ld);
+    TORCH_CHECK(status == 0, "batched matmul: oneDNN's sgemm failed with status ", status);
+  };
+  const int64_t entries = static_cast<int64_t>(offC.size());
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    out.zero_();
+    return;
+  }
+  if (entries >= at::get_num_threads() && entries > 1) {
+    const int threads = at::get_num_threads();
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t e = 0; e < entries; e++) entry(e);
+  } else {
+    for (int64_t e = 0; e < entries; e++) entry(e);
+  }
+}
+
+// The product's batch shape: a's and b's batch dims broadcast.
+std::vector<int64_t> batchShape(const at::Tensor& a, const at::Tensor& b) {
+  return at::infer_size(a.sizes().slice(0, a.dim() - 2), b.sizes().slice(0, b.dim() - 2));
+}
+
+at::Tensor product(const at::Tensor& a, const at::Tensor& b) {
+  std::vector<int64_t> shape = batchShape(a, b);
+  shape.insert(shape.end(), {a.size(a.dim() - 2), b.size(b.dim() - 1)});
+  at::Tensor out = at::empty(shape, a.options());
+  batchedProduct(a, b, out);
+  return out;
+}
+
+// The gradient of an operand t from the full product-shaped gradient g [batch..., rows, cols]: summed
+// over the batch dims t was broadcast along. When t is dense and not broadcast, g was written in t's
+// own layout (see gradLike), so the views between t and its source (a head split) need no copy.
+at::Tensor reduceTo(const at::Tensor& g, const at::Tensor& t) {
+  return g.sizes() == t.sizes() ? g : at::sum_to(g, t.sizes());
+}
+at::Tensor gradLike(const at::Tensor& t, at::IntArrayRef shape) {
+  if (t.sizes() == shape && t.is_non_overlapping_and_dense()) return at::empty_like(t);
+  return at::empty(shape, t.options());
+}
+
+struct BatchedMatmul : public torch::autograd::Function<BatchedMatmul> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& a, const at::Tensor& b) {
+    at::Tensor ar = readable(a), br = readable(b);
+    ctx->save_for_backward({ar, br});
+    ctx->saved_data["aShape"] = a.sizes().vec();
+    ctx->saved_data["bShape"] = b.sizes().vec();
+    return product(ar, br);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &a = saved[0], &b = saved[1];
+    const at::Tensor g = readable(grads[0]);
+    at::Tensor da, db;
+    const int64_t n = g.dim();
+    std::vector<int64_t> batch(g.sizes().begin(), g.sizes().end() - 2);
+    if (ctx->needs_input_grad(0)) {  // dA = dC Bᵀ  [batch..., M, K]
+      std::vector<int64_t> shape = batch;
+      shape.insert(shape.end(), {g.size(n - 2), a.size(a.dim() - 1)});
+      at::Tensor full = gradLike(a, shape);
+      batchedProduct(g, b.transpose(-1, -2), full);
+      da = reduceTo(full, a);
+    }
+    if (ctx->needs_input_grad(1)) {  // dB = Aᵀ dC  [batch..., K, N]
+      std::vector<int64_t> shape = batch;
+      shape.insert(shape.end(), {b.size(b.dim() - 2), g.size(n - 1)});
+      at::Tensor full = gradLike(b, shape);
+      batchedProduct(a.transpose(-1, -2), g, full);
+      db = reduceTo(full, b);
+    }
+    return {da, db};
+  }
+};
+
+// Whether the batched kernel runs this product (both operands batched: ≥ 3 dims; float32 on the
+// CPU, autocast off, oneDNN's sgemm found); anything else is ATen's matmul.
+bool batchedKernelFor(const at::Tensor& a, const at::Tensor& b) {
+  return a.dim() >= 3 && b.dim() >= 3 && a.is_cpu() && b.is_cpu() && a.scalar_type() == at::kFloat &&
+         b.scalar_type() == at::kFloat && !at::autocast::is_cpu_enabled() && sgemm() != nullptr &&
+         a.size(a.dim() - 1) == b.size(b.dim() - 2);
+}
+
+}  // namespace
+
+// matmul(a, b): ATen's matmul semantics (broadcasting batch dims); batched products through the
+// kernel above where it applies.
+OP(matmul) {
+  const at::Tensor &a = T(info, 0), &b = T(info, 1);
+  if (!batchedKernelFor(a, b)) return R(info, at::matmul(a, b));
+  // infer_size throws ATen's own message when the batch dims do not broadcast
+  return R(info, BatchedMatmul::apply(a, b));
+}
+
+// batchedMatmulKernel() -> 'onednn' when batched float32 products run the kernel above, 'aten' when not.
+OP(batchedMatmulKernel) { return Napi::String::New(info.Env(), sgemm() ? "onednn" : "aten"); }
+
+}  // namespace engram
