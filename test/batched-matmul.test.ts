@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { batchedMatmulKernel, getNumThreads, manualSeed, randn, setNumThreads, tidy, type Tensor } from '../src/index.js';
+import { batchedMatmulKernel, F, getNumThreads, grad, manualSeed, randn, setNumThreads, tidy, type Tensor } from '../src/index.js';
 
 /** max |x - y| / max(1, max |y|) over two tensors of one shape. */
 function relativeError(x: Tensor, y: Tensor): number {
@@ -99,6 +99,33 @@ function rebuildIn64(c: Case, leaves: Tensor[]): { a: Tensor; b: Tensor } {
       return { a: leaves[0]!, b: leaves[1]! };
   }
 }
+
+test('weightedValues (heads side by side, written in place) equals matmul, transpose and flatten, with the same gradients', () => {
+  const before = getNumThreads();
+  try {
+    for (const threads of [1, 2]) {
+      setNumThreads(threads);
+      tidy(() => {
+        manualSeed(7);
+        const weights = randn([3, 4, 5, 6]).softmax(-1).requiresGrad_();
+        const kv = randn([3, 6, 2, 4, 8]).requiresGrad_(); // values as a strided view of a joint projection
+        const values = (t: Tensor) => t.permute(2, 0, 3, 1, 4).select(0, 1); // [3, 4, 6, 8]
+        const out = F.weightedValues(weights, values(kv));
+        assert.deepEqual(out.shape, [3, 5, 32]);
+        const w = randn([3, 5, 32]);
+        const [dWeights, dKv] = grad(out.mul(w).sum(), [weights, kv]);
+        const weights64 = weights.detach().to('float64').requiresGrad_(), kv64 = kv.detach().to('float64').requiresGrad_();
+        const reference = weights64.matmul(values(kv64)).transpose(1, 2).flatten(2);
+        const [rWeights, rKv] = grad(reference.mul(w.to('float64')).sum(), [weights64, kv64]);
+        assert.ok(relativeError(out, reference) < 1e-5, `values off by ${relativeError(out, reference)}`);
+        assert.ok(relativeError(dWeights!, rWeights!) < 1e-5, `weights' gradient off by ${relativeError(dWeights!, rWeights!)}`);
+        assert.ok(relativeError(dKv!, rKv!) < 1e-5, `values' gradient off by ${relativeError(dKv!, rKv!)}`);
+      });
+    }
+  } finally {
+    setNumThreads(before);
+  }
+});
 
 test('the batched kernel is in use where libtorch brought oneDNN (Debian libtorch), and ATen when asked', () => {
   // Debian's libtorch links libdnnl; a libtorch without a loadable one (pip torch links oneDNN

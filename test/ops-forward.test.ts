@@ -1067,6 +1067,14 @@ test('F.expiringAttendRow: one query row over expiring keys (some blocked, a row
   });
 });
 
+test('F.weightedValues: each head weights its values, the heads side by side', () => {
+  // B 1, K 2 heads, Tq 1, Tk 2, D 2
+  const weights = tensor([[[[0.25, 0.75]], [[1, 0]]]]);
+  const values = tensor([[[[1, 2], [3, 4]], [[5, 6], [7, 8]]]]);
+  same(F.weightedValues(weights, values), [[[2.5, 3.5, 5, 6]]]);
+  same(F.weightedValues(weights.to('float64'), values.to('float64')), [[[2.5, 3.5, 5, 6]]]);
+});
+
 test('F.relShiftAdd: Transformer-XL rel_shift (pad, view, drop a row) plus content, by hand', () => {
   // padded rows [0 1 2 3], [0 4 5 6] read flat from element Tq = 2: 2 3 0 | 4 5 6
   const x = tensor([[[[1, 2, 3], [4, 5, 6]]]]);

@@ -8,7 +8,7 @@ import {
   Adam, AdamW, SGD, clipGradNorm, tensor, tidy, liveTensors, EngramError, LrScheduler, ReduceLROnPlateau,
   linearWarmup, cosineDecay, stepDecay, withWarmup, sequential, constantLr,
   type Optimizer, type Tensor, type OptimizerStateDict, type Schedule,
-  createModel, weightDecayGroups, zerosLike, Trainer, type AdamOptions,
+  createModel, weightDecayGroups, zerosLike, Trainer, type AdamOptions, manualSeed, randn,
 } from '../src/index.js';
 import { native } from '../src/tensor/native.js';
 import { assertClose, pythonWithTorch } from './helpers.js';
@@ -124,6 +124,34 @@ test('Adam and AdamW differ once weight decay is on (L2 in the gradient vs decou
   const a = runSteps(new Adam([pa], { lr: 0.05, weightDecay: 0.5 }), pa, 3);
   const w = runSteps(new AdamW([pw], { lr: 0.05, weightDecay: 0.5 }), pw, 3);
   assert.ok(Math.abs(a[2]![0]! - w[2]![0]!) > 1e-4, `${a[2]} vs ${w[2]}`);
+});
+
+test('Adam and AdamW on float32 parameters (one fused pass each, split over threads) follow the float64 update', () => {
+  const cases: [string, (ps: Tensor[]) => Optimizer<any>][] = [
+    ['adam', (ps) => new Adam(ps, { lr: 0.01, betas: [0.8, 0.99], eps: 1e-3 })],
+    ['adam + L2', (ps) => new Adam(ps, { lr: 0.01, weightDecay: 0.3 })],
+    ['adamw', (ps) => new AdamW(ps, { lr: 0.01, weightDecay: 0.5 })],
+  ];
+  for (const [name, make] of cases) {
+    tidy(() => {
+      manualSeed(5);
+      const start = randn([400, 300]); // 120,000 entries: more than one thread's range
+      const scale = randn([400, 300]).abs().add(0.1);
+      const p32 = start.clone().requiresGrad_(), p64 = start.to('float64').requiresGrad_();
+      const o32 = make([p32]), o64 = make([p64]);
+      for (let s = 0; s < 5; s++) {
+        for (const [p, o] of [[p32, o32], [p64, o64]] as const) {
+          o.zeroGrad();
+          tidy(() => p.square().mul(p.dtype === 'float64' ? scale.to('float64') : scale).sum().backward());
+          o.step();
+        }
+      }
+      const moved = p64.sub(start.to('float64')).abs().max().item() as number;
+      const err = p32.to('float64').sub(p64).abs().max().item() as number;
+      assert.ok(moved > 0.04, `${name}: the parameters moved (${moved})`);
+      assert.ok(err < 1e-6, `${name}: float32 and float64 updates differ by ${err}`);
+    });
+  }
 });
 
 test('Adam minimises a quadratic', () => {

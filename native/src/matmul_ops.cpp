@@ -170,18 +170,27 @@ at::Tensor gradLike(const at::Tensor& t, at::IntArrayRef shape) {
   return at::empty(shape, t.options());
 }
 
+// mergeHeads: a [B, K, Tq, Tk] @ b [B, K, Tk, D] written as [B, Tq, K·D], the heads side by side
+// as an output projection reads them (the kernel writes each head's product at its column offset,
+// so the transpose and flatten after an attention's weighted values cost no copy, nor their gradient).
 struct BatchedMatmul : public torch::autograd::Function<BatchedMatmul> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& a, const at::Tensor& b) {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& a, const at::Tensor& b, bool mergeHeads) {
     at::Tensor ar = readable(a), br = readable(b);
     ctx->save_for_backward({ar, br});
-    ctx->saved_data["aShape"] = a.sizes().vec();
-    ctx->saved_data["bShape"] = b.sizes().vec();
-    return product(ar, br);
+    ctx->saved_data["mergeHeads"] = mergeHeads;
+    if (!mergeHeads) return product(ar, br);
+    const int64_t B = a.size(0), K = a.size(1), Tq = a.size(2), D = b.size(3);
+    at::Tensor merged = at::empty({B, Tq, K, D}, a.options());
+    at::Tensor heads = merged.transpose(1, 2);  // [B, K, Tq, D] view: row stride K·D
+    batchedProduct(ar, br, heads);
+    return merged.view({B, Tq, K * D});
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &a = saved[0], &b = saved[1];
-    const at::Tensor g = readable(grads[0]);
+    at::Tensor g = grads[0];
+    if (ctx->saved_data["mergeHeads"].toBool()) g = g.reshape({a.size(0), a.size(2), a.size(1), b.size(3)}).transpose(1, 2);
+    g = readable(g);
     at::Tensor da, db;
     const int64_t n = g.dim();
     std::vector<int64_t> batch(g.sizes().begin(), g.sizes().end() - 2);
@@ -199,7 +208,7 @@ struct BatchedMatmul : public torch::autograd::Function<BatchedMatmul> {
       batchedProduct(a.transpose(-1, -2), g, full);
       db = reduceTo(full, b);
     }
-    return {da, db};
+    return {da, db, at::Tensor()};
   }
 };
 
@@ -219,7 +228,18 @@ OP(matmul) {
   const at::Tensor &a = T(info, 0), &b = T(info, 1);
   if (!batchedKernelFor(a, b)) return R(info, at::matmul(a, b));
   // infer_size throws ATen's own message when the batch dims do not broadcast
-  return R(info, BatchedMatmul::apply(a, b));
+  return R(info, BatchedMatmul::apply(a, b, false));
+}
+
+// weightedValues(weights [B, K, Tq, Tk], values [B, K, Tk, D]) -> [B, Tq, K·D]: each head's weighted
+// sum of its values, the heads side by side (attention's last product before the output projection).
+// = matmul(weights, values).transpose(1, 2).flatten(2), without the copy where the kernel runs it.
+OP(weightedValues) {
+  const at::Tensor &a = T(info, 0), &b = T(info, 1);
+  TORCH_CHECK(a.dim() == 4 && b.dim() == 4 && a.size(0) == b.size(0) && a.size(1) == b.size(1) && a.size(3) == b.size(2),
+              "weightedValues: weights must be [B, K, Tq, Tk] and values [B, K, Tk, D], got ", a.sizes(), " and ", b.sizes());
+  if (!batchedKernelFor(a, b)) return R(info, at::matmul(a, b).transpose(1, 2).flatten(2));
+  return R(info, BatchedMatmul::apply(a, b, true));
 }
 
 // batchedMatmulKernel() -> 'onednn' when batched float32 products run the kernel above, 'aten' when not.

@@ -247,8 +247,9 @@ export class MultiHeadAttention extends Module {
       this.lastAttention = probs.detach().keep();
     }
     const dropped = o.frozen ? probs : this.drop.forward(probs);
-    let mixed = values.length === 1 ? dropped.matmul(values[0]!) : null; // [B, K, Tq, D]
-    for (let i = 0, offset = 0; values.length > 1 && i < values.length; i++) { // the pieces' weights, piece by piece
+    if (values.length === 1) return project(this.out, F.weightedValues(dropped, values[0]!), o.frozen ?? false, o.row); // [B, Tq, K D] = [B, Tq, H]
+    let mixed: Tensor | null = null; // [B, K, Tq, D]
+    for (let i = 0, offset = 0; i < values.length; i++) { // the pieces' weights, piece by piece
       const count = values[i]!.shape[2]!;
       const part = dropped.narrow(-1, offset, count).matmul(values[i]!);
       mixed = mixed ? mixed.add(part) : part;

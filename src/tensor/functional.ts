@@ -17,6 +17,16 @@ export const logSoftmax = (x: Tensor, dim: number, dtype?: DType): Tensor => fro
  * Fused, with its own backward that keeps only the output alive; fully masked rows give zeros.
  */
 /**
+ * Each head's weighted sum of its values, the heads side by side: weights [B, K, Tq, Tk], values
+ * [B, K, Tk, D] -> [B, Tq, K·D] = weights.matmul(values).transpose(1, 2).flatten(2), written in that
+ * layout by the batched product kernel (no copy forward or backward) where it runs (runtime.ts
+ * batchedMatmulKernel), composed from ATen ops elsewhere.
+ */
+export function weightedValues(weights: Tensor, values: Tensor): Tensor {
+  return fromId(native.weightedValues(weights.id, values.id));
+}
+
+/**
  * content + relShift(x), x and content [..., Tq, Tk] (content null: relShift(x) alone): Transformer-XL's
  * rel_shift of scores against distances Tk-1 ... 0 (nn/positions.ts relShift has the definition),
  * equal entry for entry to pad, view, slice, view and add (the wrapped entries past the causal mask

@@ -109,6 +109,7 @@ const coreOps = {
 
   // matrix products
   matmul: op<(a: Id, b: Id) => Id>(),
+  weightedValues: op<(weights: Id, values: Id) => Id>(),
   batchedMatmulKernel: op<() => 'onednn' | 'aten'>(),
   mm: op<(a: Id, b: Id) => Id>(),
   bmm: op<(a: Id, b: Id) => Id>(),
