@@ -101,7 +101,8 @@ export async function startTorchWorker(script: string, o: { wantTorch: boolean; 
   const path = findScript(script);
   if (!py) return { worker: null, note: 'PyTorch is not importable by /usr/bin/python3 (or python3): torch columns skipped' };
   if (!path) return { worker: null, note: `bench/${script} not found: torch columns skipped` };
-  // native.ts set OMP_WAIT_POLICY (default PASSIVE) before loading libtorch: the child gets the same.
+  // native.ts set OMP_WAIT_POLICY (default PASSIVE) and OPENBLAS_THREAD_TIMEOUT (default 20) before
+  // loading libtorch: the child gets the same (both in process.env).
   const env: NodeJS.ProcessEnv = { ...process.env, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY };
   let worker: TorchWorker | null = null;
   try {
@@ -119,5 +120,5 @@ export async function startTorchWorker(script: string, o: { wantTorch: boolean; 
 /** The thread settings both sides run with, as one line. */
 export function threadSettings(threads: number): string {
   return `threads (both sides): ATen intra-op ${threads}; OpenBLAS OPENBLAS_NUM_THREADS=${process.env.OPENBLAS_NUM_THREADS ?? '(unset: all cores)'}; ` +
-    `OMP_WAIT_POLICY=${process.env.OMP_WAIT_POLICY ?? '(unset)'}; OMP_NUM_THREADS=${process.env.OMP_NUM_THREADS ?? '(unset)'}`;
+    `OMP_WAIT_POLICY=${process.env.OMP_WAIT_POLICY ?? '(unset)'}; OPENBLAS_THREAD_TIMEOUT=${process.env.OPENBLAS_THREAD_TIMEOUT ?? '(unset)'}; OMP_NUM_THREADS=${process.env.OMP_NUM_THREADS ?? '(unset)'}`;
 }

@@ -165,8 +165,16 @@ at::Tensor product(const at::Tensor& a, const at::Tensor& b) {
 at::Tensor reduceTo(const at::Tensor& g, const at::Tensor& t) {
   return g.sizes() == t.sizes() ? g : at::sum_to(g, t.sizes());
 }
+// Otherwise the gradient is row-major, or column-major where t's matrices are (a transposed view such
+// as keys.mT): then the transpose between t and its source hands on a row-major gradient.
 at::Tensor gradLike(const at::Tensor& t, at::IntArrayRef shape) {
   if (t.sizes() == shape && t.is_non_overlapping_and_dense()) return at::empty_like(t);
+  const int64_t n = t.dim();
+  if (t.stride(n - 2) == 1 && t.size(n - 2) > 1 && t.size(n - 1) > 1) {
+    std::vector<int64_t> swapped(shape.begin(), shape.end());
+    std::swap(swapped[shape.size() - 1], swapped[shape.size() - 2]);
+    return at::empty(swapped, t.options()).transpose(-1, -2);
+  }
   return at::empty(shape, t.options());
 }
 

@@ -289,6 +289,15 @@ export const nativeOpNames: readonly (keyof NativeAddon)[] = [
 // workers) fights OpenBLAS's threads on few cores and made training 2-3x slower in measurements
 // (shared/notes/libtorch-binding.md); a user's own setting wins.
 process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
+// OpenBLAS (pthreads build) reads OPENBLAS_THREAD_TIMEOUT when it is loaded: how long (2^n cycles,
+// default n = 28, about 0.1 s here) its idle workers spin on sched_yield before they sleep. Between
+// a training step's matrix products the spinning worker took a core from everything else (perf: a
+// quarter of the step's CPU time in sched_yield), above all from the OpenMP loops of the batched
+// products and Adam. n = 20 (about 0.3 ms) made SPEC §10's training 20-30 % faster on 2 cores, and
+// kept cached decoding's back-to-back small products as fast as before (n ≤ 16 doubled its ms per
+// token: every product then woke sleeping workers); docs/results/benchmarks.md, "OpenBLAS's idle
+// workers". A user's own setting wins; a libtorch on another BLAS (MKL in pip's torch) ignores it.
+process.env.OPENBLAS_THREAD_TIMEOUT ??= '20';
 
 function findAddon(): string | null {
   if (process.env.ENGRAM_ADDON) return process.env.ENGRAM_ADDON;
