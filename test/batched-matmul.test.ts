@@ -139,6 +139,9 @@ test('batched products keep matmul semantics: mismatched inner sizes and batch d
   tidy(() => {
     assert.throws(() => randn([2, 3, 4]).matmul(randn([2, 5, 6])));
     assert.throws(() => randn([2, 3, 4]).matmul(randn([3, 4, 6])));
+    // empty products: no rows, and an inner size of 0 (zeros)
+    assert.deepEqual(randn([2, 0, 3]).matmul(randn([2, 3, 4])).shape, [2, 0, 4]);
+    assert.deepEqual(randn([2, 3, 0]).matmul(randn([2, 0, 4])).toArray(), [[[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]], [[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]]);
     // 2-D operands and vectors still follow ATen's matmul
     assert.deepEqual(randn([2, 3, 4]).matmul(randn([4, 6])).shape, [2, 3, 6]);
     assert.deepEqual(randn([5, 3, 4]).matmul(randn([4])).shape, [5, 3]);

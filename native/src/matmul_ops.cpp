@@ -110,6 +110,11 @@ std::vector<int64_t> batchOffsets(const at::Tensor& t, at::IntArrayRef batch) {
 // entries than threads, one after another with sgemm's own threads.
 void batchedProduct(const at::Tensor& a, const at::Tensor& b, at::Tensor& out) {
   const int64_t n = out.dim(), M = out.size(n - 2), N = out.size(n - 1), K = a.size(a.dim() - 1);
+  if (out.numel() == 0) return;
+  if (K == 0) {
+    out.zero_();
+    return;
+  }
   const at::IntArrayRef batch = out.sizes().slice(0, n - 2);
   std::vector<int64_t> aShape(batch.begin(), batch.end()), bShape(batch.begin(), batch.end());
   aShape.insert(aShape.end(), {M, K});
@@ -127,23 +132,19 @@ void batchedProduct(const at::Tensor& a, const at::Tensor& b, at::Tensor& out) {
   const auto entry = [&](int64_t e) {
     const float *A = ap + offA[e], *Bm = bp + offB[e];
     float* C = cp + offC[e];
-    const int status = lc.trans == 'N' ? gemm(la.trans, lb.trans, M, N, K, 1.0f, A, la.ld, Bm, lb.ld, 0.0f, C, lc.ld)
-                                       : gemm(flip(lb.trans), flip(la.trans), N, M, K, 1.0f, Bm, lb.ld, A, la.ld, 0.0f, C, lc.ld);
-    TORCH_CHECK(status == 0, "batched matmul: oneDNN's sgemm failed with status ", status);
+    return lc.trans == 'N' ? gemm(la.trans, lb.trans, M, N, K, 1.0f, A, la.ld, Bm, lb.ld, 0.0f, C, lc.ld)
+                           : gemm(flip(lb.trans), flip(la.trans), N, M, K, 1.0f, Bm, lb.ld, A, la.ld, 0.0f, C, lc.ld);
   };
   const int64_t entries = static_cast<int64_t>(offC.size());
-  if (M == 0 || N == 0) return;
-  if (K == 0) {
-    out.zero_();
-    return;
-  }
+  int failed = 0;  // a status from inside the parallel loop (no exception may leave an OpenMP region)
   if (entries >= at::get_num_threads() && entries > 1) {
     const int threads = at::get_num_threads();
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t e = 0; e < entries; e++) entry(e);
+#pragma omp parallel for num_threads(threads) schedule(static) reduction(| : failed)
+    for (int64_t e = 0; e < entries; e++) failed |= entry(e);
   } else {
-    for (int64_t e = 0; e < entries; e++) entry(e);
+    for (int64_t e = 0; e < entries; e++) failed |= entry(e);
   }
+  TORCH_CHECK(failed == 0, "batched matmul: oneDNN's sgemm failed (status bits ", failed, ")");
 }
 
 // The product's batch shape: a's and b's batch dims broadcast.
