@@ -3,6 +3,7 @@
 // mistakes that slip past TypeScript still arrive as EngramErrors naming the op.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,4 +46,20 @@ test('a JS value of the wrong type reaching the addon is a config EngramError na
     assert.throws(call, (e: unknown) =>
       e instanceof EngramError && e.kind === 'config' && e.op === op && /^\w+: invalid argument: /.test(e.message));
   }
+});
+
+test('loading the addon sets OMP_WAIT_POLICY=PASSIVE and OPENBLAS_THREAD_TIMEOUT=20 first, unless the user set them', () => {
+  const nativeModule = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'tensor', 'native.js');
+  const script = `const m = await import(${JSON.stringify(nativeModule)}); m.native.getNumThreads(); ` +
+    `console.log(JSON.stringify([process.env.OMP_WAIT_POLICY, process.env.OPENBLAS_THREAD_TIMEOUT]));`;
+  const run = (extra: Record<string, string>) => {
+    const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
+    if (!('OMP_WAIT_POLICY' in extra)) delete env.OMP_WAIT_POLICY;
+    if (!('OPENBLAS_THREAD_TIMEOUT' in extra)) delete env.OPENBLAS_THREAD_TIMEOUT;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { env, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as [string, string];
+  };
+  assert.deepEqual(run({}), ['PASSIVE', '20']);
+  assert.deepEqual(run({ OPENBLAS_THREAD_TIMEOUT: '7', OMP_WAIT_POLICY: 'ACTIVE' }), ['ACTIVE', '7']);
 });
