@@ -17,40 +17,27 @@ function relativeError(x: Tensor, y: Tensor): number {
 
 interface Case {
   name: string;
-  /** operands in float32, built from leaves that require grad (the leaves are returned too) */
-  make: () => { a: Tensor; b: Tensor; leaves: Tensor[] };
+  /** shapes of the leaves (float32 randn, then float64 copies) */
+  leaves: number[][];
+  /** the operands, as views of the leaves */
+  operands: (leaves: Tensor[]) => { a: Tensor; b: Tensor };
 }
 
-const leaf = (shape: number[]) => randn(shape).requiresGrad_();
+const plain = ([a, b]: Tensor[]) => ({ a: a!, b: b! });
 const CASES: Case[] = [
-  { name: 'contiguous [2,3,5,4] @ [2,3,4,6]', make: () => { const a = leaf([2, 3, 5, 4]), b = leaf([2, 3, 4, 6]); return { a, b, leaves: [a, b] }; } },
+  { name: 'contiguous [2,3,5,4] @ [2,3,4,6]', leaves: [[2, 3, 5, 4], [2, 3, 4, 6]], operands: plain },
   {
-    name: 'head-split q @ kᵀ from one [B,T,2,K,D] projection',
-    make: () => {
-      const kv = leaf([3, 7, 2, 2, 8]);
-      const q = kv.select(2, 0).transpose(1, 2), k = kv.select(2, 1).transpose(1, 2); // [3, 2, 7, 8], strided
-      return { a: q, b: k.mT, leaves: [kv] };
-    },
+    name: 'head-split q @ kᵀ from one [B,T,2,K,D] projection', // [3, 2, 7, 8] each, strided
+    leaves: [[3, 7, 2, 2, 8]],
+    operands: ([kv]) => ({ a: kv!.select(2, 0).transpose(1, 2), b: kv!.select(2, 1).transpose(1, 2).mT }),
   },
-  {
-    name: 'relative key table [K,D,R] broadcast over the batch',
-    make: () => { const q = leaf([4, 2, 5, 8]), rk = leaf([2, 8, 9]); return { a: q, b: rk, leaves: [q, rk] }; },
-  },
-  {
-    name: 'batch dims broadcast both ways [2,1,..] @ [1,3,..]',
-    make: () => { const a = leaf([2, 1, 4, 3]), b = leaf([1, 3, 3, 5]); return { a, b, leaves: [a, b] }; },
-  },
-  {
-    name: 'transposed dense operand (a column-major gradient)',
-    make: () => { const x = leaf([2, 6, 5]), b = leaf([2, 6, 3]); return { a: x.mT, b, leaves: [x, b] }; },
-  },
-  { name: 'one query row [2,4,1,8] @ [2,4,8,10]', make: () => { const a = leaf([2, 4, 1, 8]), b = leaf([2, 4, 8, 10]); return { a, b, leaves: [a, b] }; } },
-  { name: 'one column [3,5,6] @ [3,6,1]', make: () => { const a = leaf([3, 5, 6]), b = leaf([3, 6, 1]); return { a, b, leaves: [a, b] }; } },
-  { name: 'inner size 1 [3,4,1] @ [3,1,5]', make: () => { const a = leaf([3, 4, 1]), b = leaf([3, 1, 5]); return { a, b, leaves: [a, b] }; } },
-  {
-    name: 'expanded operand (stride 0 inside the matrix)',
-    make: () => { const a = leaf([2, 1, 4]), b = leaf([2, 4, 3]); return { a: a.expand(2, 5, 4), b, leaves: [a, b] }; },
-  },
+  { name: 'relative key table [K,D,R] broadcast over the batch', leaves: [[4, 2, 5, 8], [2, 8, 9]], operands: plain },
+  { name: 'batch dims broadcast both ways [2,1,..] @ [1,3,..]', leaves: [[2, 1, 4, 3], [1, 3, 3, 5]], operands: plain },
+  { name: 'transposed dense operand (a column-major gradient)', leaves: [[2, 6, 5], [2, 6, 3]], operands: ([x, b]) => ({ a: x!.mT, b: b! }) },
+  { name: 'one query row [2,4,1,8] @ [2,4,8,10]', leaves: [[2, 4, 1, 8], [2, 4, 8, 10]], operands: plain },
+  { name: 'one column [3,5,6] @ [3,6,1]', leaves: [[3, 5, 6], [3, 6, 1]], operands: plain },
+  { name: 'inner size 1 [3,4,1] @ [3,1,5]', leaves: [[3, 4, 1], [3, 1, 5]], operands: plain },
+  { name: 'expanded operand (stride 0 inside the matrix)', leaves: [[2, 1, 4], [2, 4, 3]], operands: ([a, b]) => ({ a: a!.expand(2, 5, 4), b: b! }) },
 ];
 
 test('batched float32 products and their gradients equal float64 ATen products, on 1 and 2 threads', () => {
@@ -61,14 +48,15 @@ test('batched float32 products and their gradients equal float64 ATen products, 
       for (const c of CASES) {
         tidy(() => {
           manualSeed(3);
-          const { a, b, leaves } = c.make();
+          const leaves = c.leaves.map((shape) => randn(shape).requiresGrad_());
+          const { a, b } = c.operands(leaves);
           const product = a.matmul(b);
           const weights = randn(product.shape); // a fixed, non-uniform gradient of the product
           product.mul(weights).sum().backward();
           const grads = leaves.map((l) => l.grad!.detach().clone());
           // the same in float64: ATen's matmul (the kernel runs float32 only)
           const leaves64 = leaves.map((l) => l.detach().to('float64').requiresGrad_());
-          const { a: a64, b: b64 } = rebuildIn64(c, leaves64);
+          const { a: a64, b: b64 } = c.operands(leaves64);
           const product64 = a64.matmul(b64);
           product64.mul(weights.to('float64')).sum().backward();
           assert.ok(relativeError(product, product64) < 1e-5, `${c.name} (${threads} threads): product off by ${relativeError(product, product64)}`);
@@ -83,22 +71,6 @@ test('batched float32 products and their gradients equal float64 ATen products, 
     setNumThreads(before);
   }
 });
-
-/** The case's views applied to float64 leaves (the same ops as make(), on the given tensors). */
-function rebuildIn64(c: Case, leaves: Tensor[]): { a: Tensor; b: Tensor } {
-  switch (c.name) {
-    case 'head-split q @ kᵀ from one [B,T,2,K,D] projection': {
-      const kv = leaves[0]!;
-      return { a: kv.select(2, 0).transpose(1, 2), b: kv.select(2, 1).transpose(1, 2).mT };
-    }
-    case 'transposed dense operand (a column-major gradient)':
-      return { a: leaves[0]!.mT, b: leaves[1]! };
-    case 'expanded operand (stride 0 inside the matrix)':
-      return { a: leaves[0]!.expand(2, 5, 4), b: leaves[1]! };
-    default:
-      return { a: leaves[0]!, b: leaves[1]! };
-  }
-}
 
 test('weightedValues (heads side by side, written in place) equals matmul, transpose and flatten, with the same gradients', () => {
   const before = getNumThreads();

@@ -81,26 +81,26 @@ OP(autogradGrad) {
 // ---- optimisers ------------------------------------------------------------------------------------
 
 // One parameter's Adam update in a single pass over p, g, m and v (float32, contiguous), in the
-// order of the ATen ops below (lerp with weight under 0.5, mul then addcmul, sqrt, divide, add eps,
-// addcdiv): equal to them up to the rounding of fused multiply-adds where the CPU has them. The ATen
-// version makes 7 passes over 4 arrays and allocates the denominator; for SPEC §10's 3.3M parameters
-// that was ~15 ms of a ~400 ms training step. Built for x86-64-v4 / v3 / the baseline (the CPU
-// chooses at load).
+// order of the ATen ops below (AdamW's decay, lerp with weight under 0.5, mul then addcmul, sqrt,
+// divide, add eps, addcdiv): equal to them up to the rounding of fused multiply-adds where the CPU
+// has them. The ATen version makes 7-8 passes over the 4 arrays and allocates the denominator.
+// Built for x86-64-v4 / v3 / the baseline (the CPU chooses at load).
 #if defined(__GNUC__) && defined(__x86_64__)
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #endif
 static void adamFloatRange(float* __restrict__ p, const float* __restrict__ g, float* __restrict__ m, float* __restrict__ v,
                            int64_t begin, int64_t end, float w1, float beta2, float oneMinusBeta2, float bias2Sqrt, float eps,
-                           float stepSize, float l2) {
+                           float stepSize, float l2, float decay) {
 #pragma omp simd
   for (int64_t i = begin; i < end; i++) {
-    const float gi = l2 != 0.0f ? g[i] + l2 * p[i] : g[i];
+    const float pi = decay != 1.0f ? p[i] * decay : p[i];  // AdamW: p · (1 − lr · wd) first
+    const float gi = l2 != 0.0f ? g[i] + l2 * pi : g[i];
     const float mi = m[i] + w1 * (gi - m[i]);
     const float vi = v[i] * beta2 + oneMinusBeta2 * gi * gi;
     const float denom = std::sqrt(vi) / bias2Sqrt + eps;
     m[i] = mi;
     v[i] = vi;
-    p[i] = p[i] + stepSize * (mi / denom);
+    p[i] = pi + stepSize * (mi / denom);
   }
 }
 
@@ -125,13 +125,13 @@ OP(adamStep) {
       return t.is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous() && t.numel() == p.numel();
     };
     if (plainFloat(p) && plainFloat(g) && plainFloat(expAvg[k]) && plainFloat(expAvgSq[k]) && 1 - beta1 < 0.5) {
-      if (weightDecay != 0 && decoupled) p.mul_(1 - lr * weightDecay);
+      const float decay = weightDecay != 0 && decoupled ? static_cast<float>(1 - lr * weightDecay) : 1.0f;
       float *pp = p.data_ptr<float>(), *mp = expAvg[k].data_ptr<float>(), *vp = expAvgSq[k].data_ptr<float>();
       const float* gp = g.data_ptr<float>();
       const float l2 = weightDecay != 0 && !decoupled ? static_cast<float>(weightDecay) : 0.0f;
       at::parallel_for(0, p.numel(), 1 << 16, [&](int64_t begin, int64_t end) {
         adamFloatRange(pp, gp, mp, vp, begin, end, static_cast<float>(1 - beta1), static_cast<float>(beta2), static_cast<float>(1 - beta2),
-                       static_cast<float>(bias2Sqrt), static_cast<float>(eps), static_cast<float>(-lr / bias1), l2);
+                       static_cast<float>(bias2Sqrt), static_cast<float>(eps), static_cast<float>(-lr / bias1), l2, decay);
       });
       continue;
     }

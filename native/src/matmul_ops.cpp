@@ -1,17 +1,18 @@
 // Batched matrix products ([..., M, K] @ [..., K, N] with two or more batch-shaped dims on both
 // sides) that run the batch entries in parallel, one single-threaded sgemm each.
 //
-// Why: ATen's CPU bmm (libtorch 1.13 and 2.x) loops over the batch entries one after another,
-// with a select, an as_strided and a BLAS call that spreads each small product over every thread.
+// Why: ATen's CPU bmm (libtorch 1.13) loops over the batch entries one after another, with a
+// select, an as_strided and a BLAS call that spreads each small product over every thread.
 // Attention's products are many small ones ([128, 64] x [64, 256] per batch row and head); there
-// the threads spend their time waking up and splitting, and `matmul` first copies operands whose
-// batch dims cannot be folded into one (a head-split view [B, T, K, D] -> [B, K, T, D]).
+// the threads spend their time handing work over, and `matmul` first copies operands whose batch
+// dims cannot be folded into one (a head-split view [B, T, K, D] -> [B, K, T, D]).
 // Measured on this machine, 2 threads (`node dist/scripts/probes/batched-matmul.js`, SPEC §10's
 // attention: [16, 4, 128, 64] queries against 256 keys), forward / forward + backward ms:
 // q · kᵀ 1.13 / 5.30 against ATen's 3.81 / 14.18, q · W_r R 0.87 / 4.21 against 2.56 / 8.68,
-// a · v 1.11 / 5.18 against 2.80 / 10.24. The entries are split over the threads with an OpenMP
-// loop of our own: the same loop under at::parallel_for ran 4x slower here (4.3 against 0.69 ms for
-// q · kᵀ's forward), and one OpenBLAS call per entry in parallel 1.4x slower than oneDNN's.
+// a · v 1.11 / 5.18 against 2.80 / 10.24. Per entry, oneDNN's sgemm beats OpenBLAS's on one thread
+// each (scripts/probes/batched-sgemm.c: 64 products of 128 x 256 x 64 in 1.11 against 1.48 ms).
+// The entries are split with an OpenMP loop of our own: an at::parallel_for version of the same
+// loop, tried first, was slower than ATen's bmm here.
 //
 // oneDNN's sgemm (a stable C entry point) is found in the libdnnl that libtorch itself loaded
 // (Debian's libtorch links it); where there is none (pip torch links oneDNN statically, hidden),

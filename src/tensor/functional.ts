@@ -16,6 +16,10 @@ export const logSoftmax = (x: Tensor, dim: number, dtype?: DType): Tensor => fro
  * softmax(scale * x) along dim with positions where mask is true excluded (set to -inf first).
  * Fused, with its own backward that keeps only the output alive; fully masked rows give zeros.
  */
+export function maskedSoftmax(x: Tensor, mask: Tensor | null, { scale = 1, dim = -1 } = {}): Tensor {
+  return fromId(native.maskedSoftmax(x.id, mask?.id ?? null, scale, dim));
+}
+
 /**
  * Each head's weighted sum of its values, the heads side by side: weights [B, K, Tq, Tk], values
  * [B, K, Tk, D] -> [B, Tq, K·D] = weights.matmul(values).transpose(1, 2).flatten(2), written in that
@@ -35,10 +39,6 @@ export function weightedValues(weights: Tensor, values: Tensor): Tensor {
  */
 export function relShiftAdd(content: Tensor | null, x: Tensor): Tensor {
   return fromId(native.relShiftAdd(content?.id ?? null, x.id));
-}
-
-export function maskedSoftmax(x: Tensor, mask: Tensor | null, { scale = 1, dim = -1 } = {}): Tensor {
-  return fromId(native.maskedSoftmax(x.id, mask?.id ?? null, scale, dim));
 }
 
 /**
