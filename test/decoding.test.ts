@@ -6,9 +6,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GrowingTensor } from '../src/nn/growing-tensor.js';
+import { KeyValueCache } from '../src/nn/attention.js';
 import { Linear, OutputHead, ROW_PRODUCT_MIN } from '../src/nn/layers.js';
+import { DecoderLayer } from '../src/nn/decoder-layer.js';
+import { sinusoidalDistances } from '../src/nn/positions.js';
+import { native } from '../src/tensor/native.js';
+import { codeOf } from '../src/tensor/dtype.js';
+import { assertClose, inFloat64 } from './helpers.js';
 import {
-  cat, createModel, Decoder, EngramError, liveTensors, manualSeed, noGrad, randn, tensor, tidy,
+  cat, createModel, Decoder, EngramError, F, liveTensors, manualSeed, noGrad, rand, randn, tensor, tidy,
   type AdaptiveSpanTransformer, type ExpireSpanTransformer, type ModelConfigInput, type SegmentModel, type Tensor,
 } from '../src/index.js';
 
@@ -209,8 +215,10 @@ for (const [name, config, prepare] of cases) {
   });
 }
 
-// Batch-1 decoding of one token runs its projections as matrix-vector products (Linear.forwardRow)
-// once a weight has ROW_PRODUCT_MIN entries: H 256 puts every projection past it.
+// Batch-1 decoding of one token runs each layer as one native call (F.decoderLayerRow, which writes
+// the row into the cache's buffers: KeyValueCache.advanceRow counts it) whose projections are
+// matrix-vector products once a weight has ROW_PRODUCT_MIN entries (H 256 puts every one past it),
+// and the output head as a row product (Linear.forwardRow).
 const wide = { vocabSize: V, layers: 2, dModel: 256, heads: 2, dInner: 256, dropout: 0 } as const;
 const rowCases: [string, ModelConfigInput][] = [
   ['xl', { ...wide, kind: 'xl', memLen: 6 }],
@@ -221,19 +229,24 @@ for (const [name, config] of rowCases) {
   test(`${name}, H 256: batch-1 cached decoding (matrix-vector rows) equals recomputing`, () => {
     manualSeed(3);
     const model = createModel(config);
-    const forwardRow = Linear.prototype.forwardRow;
-    let rows = 0;
+    const forwardRow = Linear.prototype.forwardRow, advanceRow = KeyValueCache.prototype.advanceRow;
+    let rows = 0, fused = 0;
     Linear.prototype.forwardRow = function (this: Linear, x: Tensor) { rows += 1; return forwardRow.call(this, x); };
+    KeyValueCache.prototype.advanceRow = function (this: KeyValueCache) { fused += 1; advanceRow.call(this); };
     try {
       const prompt = [[1, 2, 3]];
       const cached = decode(model, true, prompt, 3 * M);
-      assert.ok(rows >= 3 * M * (5 * wide.layers + 1), `every projection of a one-token step is a row product (${rows} calls)`);
+      // every token after the first of a segment with an empty cache: one fused call per layer
+      assert.ok(fused >= (3 * M - 3) * wide.layers, `one fused call per layer and token (${fused} calls)`);
+      assert.ok(rows >= 3 * M, `the output head of a one-token step is a row product (${rows} calls)`);
       Linear.prototype.forwardRow = forwardRow;
+      KeyValueCache.prototype.advanceRow = advanceRow;
       const reference = decode(model, false, prompt, 3 * M);
       assert.deepEqual(cached.tokens, reference.tokens);
       assertLogitsClose(cached.logits, reference.logits, 'greedy');
     } finally {
       Linear.prototype.forwardRow = forwardRow;
+      KeyValueCache.prototype.advanceRow = advanceRow;
       model.dispose();
     }
   });
@@ -322,4 +335,75 @@ test('GrowingTensor: appended rows read back as their concatenation, across capa
     }
     assert.equal(rows.tensor, null);
   });
+});
+
+/** fn under CPU autocast to bfloat16, also where withPrecision refuses bf16 as slow (no AVX512-BF16): correctness only. */
+function underAutocast<T>(fn: () => T): T {
+  const [on, code] = native.autocastState('cpu');
+  native.setAutocast('cpu', true, codeOf('bfloat16', 'test')!);
+  try {
+    return fn();
+  } finally {
+    native.setAutocast('cpu', on, code);
+  }
+}
+
+// F.decoderLayerRow (DecoderLayer.forwardCached's one-call path) against the composed layer step it
+// replaces (the same layer and cache with KeyValueCache.reserveRow refused): every position scheme it
+// takes, post- and pre-LN, batch 2, on each of its paths: the float32 loops (no gradient), ATen's ops
+// (a gradient wanted; float64) and bf16 autocast. The new row's key and value land in the cache.
+test('F.decoderLayerRow equals the composed layer step: post-/pre-LN, positions none/relative/expiring, float32 loops, ATen, float64, bf16', () => {
+  const H = 8, K = 2, D = 4, B = 2, C = 5, used = C + 1;
+  for (const norm of ['post', 'pre'] as const) {
+    for (const mode of ['loops', 'aten', 'float64', 'bf16'] as const) {
+      const build = () => {
+        manualSeed(11);
+        const layer = new DecoderLayer({ dModel: H, heads: K, dInner: 16, dropout: 0, norm });
+        layer.eval();
+        noGrad(() => layer.parameters().forEach((p) => p.copy_(randn(p.shape).mul(0.5)))); // norms' weights and biases too
+        const memory = randn([B, C, H]).keep(), h = randn([B, 1, H]).keep();
+        const relative = { u: randn([K, D]).keep(), v: randn([K, D]).keep(), r: sinusoidalDistances(7, 8, H).keep(), bidirectional: false };
+        const expiring = {
+          keyPe: randn([D, 9]).keep(),
+          expiring: { age: tensor([[7, 5, 4, 3, 1, 0], [6, 5, 3, 2, 1, 0]], { dtype: 'int64' }).keep(), spans: rand([B, used]).mul(6).keep(), ramp: 2, nearest: 0 },
+        };
+        return { layer, memory, h, schemes: { none: null, relative, expiring } as const };
+      };
+      const { layer, memory, h, schemes } = mode === 'float64' ? inFloat64(build) : build();
+      for (const [name, positions] of Object.entries(schemes)) {
+        const step = (fused: boolean) => {
+          const cache = new KeyValueCache();
+          let rows = 0;
+          const advanceRow = cache.advanceRow.bind(cache);
+          cache.advanceRow = () => { rows += 1; advanceRow(); };
+          if (!fused) cache.reserveRow = () => null;
+          const run = () => tidy(() => {
+            layer.cacheRows(memory, cache);
+            const out = layer.forwardCached(h, cache, null, positions, null, name === 'expiring' ? used : undefined);
+            return { out: out.float().keep(), key: cache.key!.float().keep(), value: cache.value!.float().keep() };
+          });
+          const r = mode === 'loops' ? noGrad(run) : mode === 'bf16' ? noGrad(() => underAutocast(run)) : run();
+          assert.equal(rows, fused ? 1 : 0, `${norm} ${mode} ${name}: the fused path ${fused ? 'ran' : 'was refused'}`);
+          assert.equal(cache.length, used);
+          cache.dispose();
+          return r;
+        };
+        const fused = step(true), composed = step(false);
+        const tol = mode === 'bf16' ? { atol: 2e-2, rtol: 2e-2 } : { atol: 1e-5, rtol: 1e-5 };
+        assert.equal(fused.out.requiresGrad, mode === 'aten' || mode === 'float64', `${norm} ${mode} ${name}: differentiable where a gradient is wanted`);
+        for (const key of ['out', 'key', 'value'] as const) assertClose(fused[key], composed[key].toArray() as number[][][], tol);
+      }
+    }
+  }
+  const cache = new KeyValueCache();
+  const layer = new DecoderLayer({ dModel: H, heads: K, dInner: 16, dropout: 0, norm: 'post' });
+  noGrad(() => layer.cacheRows(randn([1, 2, H]), cache));
+  const room = cache.reserveRow()!;
+  const weights = { ln1: [layer.ln1.weight, layer.ln1.bias, 1e-5], q: [layer.attn.q.weight, null], kv: [layer.attn.kv.weight, null], out: [layer.attn.out.weight, null],
+    ln2: [layer.ln2.weight, layer.ln2.bias, 1e-5], up: [layer.ff.up.weight, layer.ff.up.bias], down: [layer.ff.down.weight, layer.ff.down.bias] } as const;
+  assert.throws(() => F.decoderLayerRow(randn([1, 1, H]), weights, { ...room, used: 3 }, { kind: 'sideways' } as never, { pre: false, scale: 1 }),
+    (e: unknown) => e instanceof EngramError && e.kind === 'config' && /positions must be 'none', 'relative' or 'expiring'/.test(e.message));
+  assert.throws(() => F.decoderLayerRow(randn([1, 1, H]), weights, { ...room, used: 4 }, { kind: 'none' }, { pre: false, scale: 1 }),
+    (e: unknown) => e instanceof EngramError && /1 <= used <= filled \+ 1/.test(e.message));
+  cache.dispose();
 });

@@ -1084,6 +1084,53 @@ test('F.relShiftAdd: Transformer-XL rel_shift (pad, view, drop a row) plus conte
   same(F.relShiftAdd(null, x.narrow(-2, 1, 1)), [[[[4, 5, 6]]]]); // one query: nothing moves
 });
 
+test('F.decoderLayerRow: one decoder layer for one row over a cache, against the layer written out with F ops (post-/pre-LN, positions none/relative, float32/float64)', () => {
+  // B 2, H 4 (K 2 heads of D 2), FFN 6; 2 cached rows + the new one; P holds 4 distances (3 used)
+  const B = 2, H = 4, K = 2, D = 2, filled = 2, used = 3;
+  for (const dtype of ['float32', 'float64'] as const) {
+    manualSeed(21);
+    const r = (shape: number[]) => randn(shape).to(dtype);
+    const w = {
+      ln1: [r([H]), r([H]), 1e-5], q: [r([H, H]), null], kv: [r([2 * H, H]), null], out: [r([H, H]), r([H])],
+      ln2: [r([H]), r([H]), 1e-5], up: [r([6, H]), r([6])], down: [r([H, 6]), r([H])],
+    } as const;
+    const h = r([B, 1, H]), earlier = [r([B, K, filled, D]), r([B, K, filled, D])];
+    const u = r([K, D]), v = r([K, D]), P = r([K, D, 4]);
+    for (const pre of [false, true]) {
+      for (const relative of [false, true]) {
+        const keys = zeros([B, K, 4, D], { dtype }), values = zeros([B, K, 4, D], { dtype });
+        keys.narrow(2, 0, filled).copy_(earlier[0]!);
+        values.narrow(2, 0, filled).copy_(earlier[1]!);
+        const positions = relative ? { kind: 'relative' as const, contentBias: u, positionKeys: P, positionBias: v } : { kind: 'none' as const };
+        const got = F.decoderLayerRow(h, w, { keys, values, filled, used }, positions, { pre, scale: 0.5 });
+        // written out: the new row's key and value after the earlier ones, attention over all three
+        const norm = (x: Tensor, n: typeof w.ln1) => F.layerNorm(x, H, n[0], n[1], n[2]);
+        const a = pre ? norm(h, w.ln1) : h;
+        const q = F.linear(a, w.q[0]).view(B, 1, K, D).transpose(1, 2); // [B, K, 1, D]
+        const [kNew, vNew] = F.linear(a, w.kv[0]).view(B, 1, 2, K, D).permute(2, 0, 3, 1, 4).unbind(0);
+        const k = cat([earlier[0]!, kNew!], 2), vv = cat([earlier[1]!, vNew!], 2); // [B, K, 3, D]
+        let scores = q.add(relative ? u.unsqueeze(1) : 0).matmul(k.mT); // [B, K, 1, 3]
+        if (relative) scores = scores.add(q.add(v.unsqueeze(1)).matmul(P.narrow(2, 1, used)));
+        const mixed = scores.mul(0.5).softmax(-1).matmul(vv).transpose(1, 2).flatten(2); // [B, 1, H]
+        const attended = F.linear(mixed, w.out[0], w.out[1]);
+        const ff = (x: Tensor) => F.linear(F.linear(x, w.up[0], w.up[1]).relu(), w.down[0], w.down[1]);
+        let expected: Tensor;
+        if (pre) {
+          const x = h.add(attended);
+          expected = x.add(ff(norm(x, w.ln2)));
+        } else {
+          const x = norm(h.add(attended), w.ln1);
+          expected = norm(x.add(ff(x)), w.ln2);
+        }
+        const tol = dtype === 'float64' ? { atol: 1e-12, rtol: 1e-12 } : { atol: 1e-5, rtol: 1e-5 };
+        assertClose(got, expected.toArray() as number[][][], tol);
+        assertClose(keys.narrow(2, filled, 1), kNew!.toArray() as number[][][][], tol);
+        assertClose(values.narrow(2, filled, 1), vNew!.toArray() as number[][][][], tol);
+      }
+    }
+  }
+});
+
 test('every op of Tensor, creation.ts and F is exercised by the op tests', () => {
   const here = fileURLToPath(import.meta.url);
   const source = ['ops-forward', 'ops-grad', 'errors']

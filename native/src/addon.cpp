@@ -98,6 +98,17 @@ std::vector<at::Tensor> TL(const Napi::CallbackInfo& info, size_t i) {
   return out;
 }
 
+std::vector<c10::optional<at::Tensor>> OTL(const Napi::CallbackInfo& info, size_t i) {
+  auto arr = info[i].As<Napi::Array>();
+  std::vector<c10::optional<at::Tensor>> out;
+  out.reserve(arr.Length());
+  for (uint32_t k = 0; k < arr.Length(); ++k) {
+    Napi::Value v = arr.Get(k);
+    out.push_back(isNone(v) ? c10::optional<at::Tensor>() : c10::optional<at::Tensor>(tensorAt(v.As<Napi::Number>().Int32Value())));
+  }
+  return out;
+}
+
 at::Scalar SC(const Napi::CallbackInfo& info, size_t i) {
   if (info[i].IsBoolean()) return at::Scalar(info[i].As<Napi::Boolean>().Value());
   double v = info[i].As<Napi::Number>().DoubleValue();

@@ -58,6 +58,7 @@ inline std::string S(const Napi::CallbackInfo& info, size_t i) {
 }
 std::vector<int64_t> IL(const Napi::CallbackInfo& info, size_t i);            // number[]
 std::vector<at::Tensor> TL(const Napi::CallbackInfo& info, size_t i);         // id[]
+std::vector<c10::optional<at::Tensor>> OTL(const Napi::CallbackInfo& info, size_t i);  // (id | null)[]
 // A JS number as a Scalar with Python's rule: integral values are integer scalars (so an int64
 // tensor plus 2 stays int64), others are doubles; booleans are bool scalars.
 at::Scalar SC(const Napi::CallbackInfo& info, size_t i);
@@ -87,6 +88,11 @@ Napi::Value RL(const Napi::CallbackInfo& info, const std::vector<at::Tensor>& ts
 // t in float32 when autocast is on for its device and t is float16 / bfloat16; else t itself.
 // Softmax, normalisation and losses call it on their inputs so that they stay float32 under autocast.
 at::Tensor autocastFloat(const at::Tensor& t);
+
+// ---- shared kernels ---------------------------------------------------------------------------------
+
+// linear(x, w, b), as a matrix-vector product when x holds one row (nn_ops.cpp, OP linearRow).
+at::Tensor linearRow(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b, int64_t minEntries);
 
 // ---- errors and registration --------------------------------------------------------------------
 

@@ -6,6 +6,7 @@
 #include <ATen/ExpandUtils.h>
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
+#include <dlfcn.h>
 
 #include <algorithm>
 #include <cmath>
@@ -500,6 +501,18 @@ ENGRAM_ROW_KERNEL static void attendHead(const float* qc, const float* qp, const
   for (int64_t j = 0; j < Tk; j++) rowAxpy(out, s[j] / sum, values + j * valueStride, D);
 }
 
+// attendHead for a query row q [D] with Transformer-XL's biases u, w [D] (or null): (q + u) · k_j and
+// (q + w) · P[:, j]; qc, qp [D] scratch.
+static void attendBiasedHead(const float* q, const float* u, const float* w, const float* keys, int64_t keyStride, const float* P,
+                             int64_t positionStride, const float* values, int64_t valueStride, int64_t Tk, int64_t D, float scale,
+                             float* qc, float* qp, float* s, float* out) {
+  for (int64_t d = 0; d < D; d++) {
+    qc[d] = u ? q[d] + u[d] : q[d];
+    qp[d] = w ? q[d] + w[d] : q[d];
+  }
+  attendHead(qc, qp, keys, keyStride, P, positionStride, values, valueStride, Tk, D, scale, s, out);
+}
+
 // One head of expiringAttendRow over the `count` keys the row sees (index key[s], keyPe row column[s],
 // soft mask m[s]): y = m · softmax(scale · (q · k + q · keyPe[column])), out [D] = Σ y v / (Σ y + eps);
 // peRows [P, D]; y [count] scratch. No key seen: zeros.
@@ -530,10 +543,8 @@ ENGRAM_ROW_KERNEL static void expiringHead(const float* q, const float* keys, in
 // over the keys: the composed version's three batched products each loop over the heads inside
 // ATen with several dispatches per head, which cost more than the products at this size. Anything
 // else composes the same maths from ATen ops (equal up to float rounding); the decision is here.
-OP(attendRow) {
-  const at::Tensor &q = T(info, 0), &k = T(info, 1), &v = T(info, 2);
-  const c10::optional<at::Tensor> u = OT(info, 3), P = OT(info, 4), w = OT(info, 5);
-  const double scale = D(info, 6);
+static at::Tensor attendRowTensor(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const c10::optional<at::Tensor>& u,
+                                  const c10::optional<at::Tensor>& P, const c10::optional<at::Tensor>& w, double scale) {
   TORCH_CHECK(q.dim() == 4 && q.size(2) == 1 && k.dim() == 4 && v.sizes() == k.sizes(),
               "attendRow: q must be [B, K, 1, D], k and v [B, K, Tk, D]");
   const int64_t B = q.size(0), K = q.size(1), Dh = q.size(3), Tk = k.size(2);
@@ -548,7 +559,7 @@ OP(attendRow) {
     at::Tensor scores = at::matmul(u ? q + u->unsqueeze(1) : q, k.transpose(-1, -2));  // [B, K, 1, Tk]
     if (P) scores = scores + at::matmul(w ? q + w->unsqueeze(1) : q, *P);
     at::Tensor a = at::softmax(autocastFloat(scores) * scale, -1);
-    return R(info, at::matmul(a, v).transpose(1, 2).flatten(2));
+    return at::matmul(a, v).transpose(1, 2).flatten(2);
   }
   const at::Tensor qc = q.contiguous(), kc = k.stride(3) == 1 ? k : k.contiguous(), vc = v.stride(3) == 1 ? v : v.contiguous();
   const at::Tensor Pc = !P ? at::Tensor() : P->stride(2) == 1 ? *P : P->contiguous();
@@ -565,17 +576,14 @@ OP(attendRow) {
     std::vector<float> s(Tk), qContent(Dh), qPosition(Dh);
     for (int64_t bh = begin; bh < end; bh++) {
       const int64_t b = bh / K, h = bh % K;
-      const float* qr = qp + bh * Dh;
-      for (int64_t d = 0; d < Dh; d++) {
-        qContent[d] = up ? qr[d] + up[h * Dh + d] : qr[d];
-        qPosition[d] = wp ? qr[d] + wp[h * Dh + d] : qr[d];
-      }
-      attendHead(qContent.data(), qPosition.data(), kp + b * kc.stride(0) + h * kc.stride(1), kc.stride(2), pp ? pp + h * Pc.stride(0) : nullptr,
-                 pp ? Pc.stride(1) : 0, vp + b * vc.stride(0) + h * vc.stride(1), vc.stride(2), Tk, Dh, sc, s.data(), op + bh * Dh);
+      attendBiasedHead(qp + bh * Dh, up ? up + h * Dh : nullptr, wp ? wp + h * Dh : nullptr, kp + b * kc.stride(0) + h * kc.stride(1), kc.stride(2),
+                       pp ? pp + h * Pc.stride(0) : nullptr, pp ? Pc.stride(1) : 0, vp + b * vc.stride(0) + h * vc.stride(1), vc.stride(2), Tk, Dh, sc,
+                       qContent.data(), qPosition.data(), s.data(), op + bh * Dh);
     }
   });
-  return R(info, out);
+  return out;
 }
+OP(attendRow) { return R(info, attendRowTensor(T(info, 0), T(info, 1), T(info, 2), OT(info, 3), OT(info, 4), OT(info, 5), D(info, 6))); }
 
 // expiringAttendRow(q [B, K, 1, D], k [B, K, Tk, D], v [B, K, Tk, D], keyPe [D, P], age int64 [B, Tk],
 //                   spans [B, Tk], ramp, nearest, scale, eps) -> [B, 1, K·D]:
@@ -583,10 +591,8 @@ OP(attendRow) {
 // heads side by side: Expire-Span decoding one token. On the CPU in float32 with autocast off and no
 // gradient wanted, one loop per (batch row, head) over the keys the row sees (found once per batch
 // row); anything else is q · kᵀ, ExpiringAttention and · v from ATen (equal up to float rounding).
-OP(expiringAttendRow) {
-  const at::Tensor &q = T(info, 0), &k = T(info, 1), &v = T(info, 2), &keyPe = T(info, 3), &age = T(info, 4), &spans = T(info, 5);
-  const double ramp = D(info, 6), scale = D(info, 8), eps = D(info, 9);
-  const int64_t nearest = I(info, 7);
+static at::Tensor expiringAttendRowTensor(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& keyPe, const at::Tensor& age,
+                                          const at::Tensor& spans, double ramp, int64_t nearest, double scale, double eps) {
   TORCH_CHECK(q.dim() == 4 && q.size(2) == 1 && k.dim() == 4 && v.sizes() == k.sizes(),
               "expiringAttendRow: q must be [B, K, 1, D], k and v [B, K, Tk, D]");
   const int64_t B = q.size(0), K = q.size(1), Dh = q.size(3), Tk = k.size(2);
@@ -600,7 +606,7 @@ OP(expiringAttendRow) {
     TORCH_CHECK(q.is_cpu(), "expiringAttendRow runs on the CPU; other devices compose it from ATen ops");
     at::Tensor weights = ExpiringAttention::apply(autocastFloat(at::matmul(q, k.transpose(-1, -2))), autocastFloat(q), autocastFloat(keyPe), age,
                                                   spans, ramp, nearest, scale, eps, 0);
-    return R(info, at::matmul(weights, v).transpose(1, 2).flatten(2));
+    return at::matmul(weights, v).transpose(1, 2).flatten(2);
   }
   const int64_t P = keyPe.size(1);
   const at::Tensor qc = q.contiguous(), kc = k.stride(3) == 1 ? k : k.contiguous(), vc = v.stride(3) == 1 ? v : v.contiguous();
@@ -623,7 +629,235 @@ OP(expiringAttendRow) {
       }
     }
   });
-  return R(info, out);
+  return out;
+}
+OP(expiringAttendRow) {
+  return R(info, expiringAttendRowTensor(T(info, 0), T(info, 1), T(info, 2), T(info, 3), T(info, 4), T(info, 5), D(info, 6), I(info, 7), D(info, 8), D(info, 9)));
+}
+
+// ---- decoderLayerRow in float32 on the CPU: plain loops and OpenBLAS's sgemv ------------------------
+// At SPEC §10's size a decoded token's layer is ~30 ATen ops on vectors of 256 to 1024 floats, and
+// each op's dispatch, allocation and view bookkeeping cost microseconds: more than the vector maths
+// and, in all, about as much as the matrix-vector products. This path runs the same layer with no ATen
+// op: layer norms, residuals and ReLU as loops over scratch rows, every projection one sgemv from the
+// OpenBLAS that libtorch loaded (cblas_sgemv, found as matmul_ops.cpp finds oneDNN's sgemm; where
+// there is none the op composes ATen ops), attention by attendRow's / expiringAttendRow's head loops
+// reading the cache buffers in place.
+namespace {
+
+// cblas_sgemv(order, trans, M, N, alpha, A, lda, x, incx, beta, y, incy)
+using SgemvFn = void (*)(int, int, int, int, float, const float*, int, const float*, int, float, float*, int);
+constexpr int kCblasRowMajor = 101, kCblasNoTrans = 111;
+
+SgemvFn findSgemv() {
+  for (const char* name : {"libblas.so.3", "libopenblas.so.0", "libopenblas.so", "libcblas.so.3"}) {
+    // RTLD_NOLOAD: only a BLAS already in the process (libtorch's own), never a second copy
+    if (void* handle = dlopen(name, RTLD_NOW | RTLD_NOLOAD)) {
+      if (void* fn = dlsym(handle, "cblas_sgemv")) return reinterpret_cast<SgemvFn>(fn);
+    }
+  }
+  return nullptr;
+}
+SgemvFn sgemv() {
+  static const SgemvFn fn = findSgemv();
+  return fn;
+}
+
+// y [out] = W [out, in] x (+ b), W contiguous.
+void rowProduct(SgemvFn gemv, const at::Tensor& W, const c10::optional<at::Tensor>& b, const float* x, float* y) {
+  const int out = static_cast<int>(W.size(0)), in = static_cast<int>(W.size(1));
+  if (b) std::copy_n(b->data_ptr<float>(), out, y);
+  gemv(kCblasRowMajor, kCblasNoTrans, out, in, 1.0f, W.data_ptr<float>(), in, x, 1, b ? 1.0f : 0.0f, y, 1);
+}
+
+// y [n] = (x - mean) / sqrt(var + eps) · w + b (biased variance, as layer_norm).
+ENGRAM_ROW_KERNEL void rowLayerNorm(const float* x, const float* w, const float* b, int64_t n, float eps, float* y) {
+  float sum = 0;
+  for (int64_t i = 0; i < n; i++) sum += x[i];
+  const float mean = sum / n;
+  float squares = 0;
+  for (int64_t i = 0; i < n; i++) squares += (x[i] - mean) * (x[i] - mean);
+  const float inv = 1.0f / std::sqrt(squares / n + eps);
+  for (int64_t i = 0; i < n; i++) y[i] = (x[i] - mean) * inv * w[i] + b[i];
+}
+
+bool floatCpu(const c10::optional<at::Tensor>& t) { return !t || (t->is_cpu() && t->scalar_type() == at::kFloat); }
+bool wantsGrad(const c10::optional<at::Tensor>& t) { return t && t->requires_grad(); }
+
+}  // namespace
+
+// decoderLayerRow's maths on this path; false (nothing written) where it does not apply: another dtype
+// or device, autocast, a gradient wanted, no cblas_sgemv, or operands not laid out as it reads them.
+static bool decoderLayerRowFloat(const at::Tensor& h, const std::vector<c10::optional<at::Tensor>>& w, bool pre, double eps1, double eps2,
+                                 at::Tensor& keys, at::Tensor& values, int64_t filled, int64_t used, double scale, const std::string& positions,
+                                 const std::vector<c10::optional<at::Tensor>>& p, double ramp, int64_t nearest, double expiringEps, at::Tensor& result) {
+  const SgemvFn gemv = sgemv();
+  if (!gemv || at::autocast::is_cpu_enabled()) return false;
+  std::vector<c10::optional<at::Tensor>> all(w);
+  all.insert(all.end(), {h, keys, values});
+  const bool expiring = positions == "expiring";
+  for (size_t i = 0; i < p.size(); i++) {
+    if (expiring && i == 1) continue;  // age: int64
+    all.push_back(p[i]);
+  }
+  const bool grad = at::GradMode::is_enabled() && std::any_of(all.begin(), all.end(), wantsGrad);
+  if (grad || !std::all_of(all.begin(), all.end(), floatCpu) || !std::all_of(w.begin(), w.end(), [](const c10::optional<at::Tensor>& t) { return !t || t->is_contiguous(); })) return false;
+  if (!h.is_contiguous() || keys.stride(3) != 1 || values.stride(3) != 1) return false;
+  const int64_t B = h.size(0), H = h.size(2), K = keys.size(1), Dh = keys.size(3), inner = w[10]->size(0);
+  if (w[2]->size(0) != H || w[2]->size(1) != H || w[4]->size(0) != 2 * H || w[4]->size(1) != H || w[6]->size(0) != H || w[6]->size(1) != H ||
+      w[10]->size(1) != H || w[12]->size(0) != H || w[12]->size(1) != inner || w[0]->numel() != H || w[8]->numel() != H)
+    return false;
+  const float* u = nullptr;
+  const float* wb = nullptr;
+  const float* P = nullptr;
+  int64_t Ps0 = 0, Ps1 = 0;
+  at::Tensor ageC, spansC, peRows;
+  if (expiring) {
+    if (p.size() != 3 || !p[0] || !p[1] || !p[2] || p[1]->scalar_type() != at::kLong || !p[1]->is_cpu()) return false;
+    if (p[1]->dim() != 2 || p[1]->size(0) != B || p[1]->size(1) != used || p[2]->sizes() != p[1]->sizes() || p[0]->dim() != 2 || p[0]->size(0) != Dh) return false;
+    ageC = p[1]->contiguous();
+    spansC = p[2]->contiguous();
+    peRows = p[0]->t().contiguous();  // [P, D]
+  } else {
+    const auto bias = [&](const c10::optional<at::Tensor>& t) { return t && t->is_contiguous() && t->dim() == 2 && t->size(0) == K && t->size(1) == Dh; };
+    if (p.size() > 0 && p[0]) { if (!bias(p[0])) return false; u = p[0]->data_ptr<float>(); }
+    if (p.size() > 2 && p[2]) { if (!bias(p[2])) return false; wb = p[2]->data_ptr<float>(); }
+    if (p.size() > 1 && p[1]) {
+      const at::Tensor& Pt = *p[1];
+      if (Pt.dim() != 3 || Pt.size(0) != K || Pt.size(1) != Dh || Pt.size(2) < used || Pt.stride(2) != 1) return false;
+      P = Pt.data_ptr<float>() + (Pt.size(2) - used);  // its last `used` columns
+      Ps0 = Pt.stride(0);
+      Ps1 = Pt.stride(1);
+    }
+  }
+  result = at::empty({B, 1, H}, h.options());
+  const float* hp = h.data_ptr<float>();
+  float* out = result.data_ptr<float>();
+  float *kp = keys.data_ptr<float>(), *vp = values.data_ptr<float>();
+  const int64_t ks0 = keys.stride(0), ks1 = keys.stride(1), ks2 = keys.stride(2), vs0 = values.stride(0), vs1 = values.stride(1), vs2 = values.stride(2);
+  const int64_t first = filled + 1 - used;  // the first row attended
+  // scratch: normalised input, q, k|v, attention output, x, FF hidden, per-head scores and biased queries
+  std::vector<float> normed(H), q(2 * H), kv(2 * H), mixed(H), x(H), hidden(inner), scores(used), qc(Dh), qpos(Dh);
+  const float sc = static_cast<float>(scale);
+  const auto ln = [&](const float* in, size_t i, double eps, float* o) {
+    rowLayerNorm(in, w[i]->data_ptr<float>(), w[i + 1]->data_ptr<float>(), H, static_cast<float>(eps), o);
+  };
+  ExpiringAttention::SeenKeys<float> seen(expiring ? used : 0);
+  for (int64_t b = 0; b < B; b++) {
+    const float* hb = hp + b * H;
+    const float* input = hb;
+    if (pre) {
+      ln(hb, 0, eps1, normed.data());
+      input = normed.data();
+    }
+    rowProduct(gemv, *w[2], w[3], input, q.data());
+    rowProduct(gemv, *w[4], w[5], input, kv.data());  // [keys | values], each K heads of D
+    for (int64_t k = 0; k < K; k++) {
+      std::copy_n(kv.data() + k * Dh, Dh, kp + b * ks0 + k * ks1 + filled * ks2);
+      std::copy_n(kv.data() + H + k * Dh, Dh, vp + b * vs0 + k * vs1 + filled * vs2);
+    }
+    if (expiring) seen.build(ageC.data_ptr<int64_t>() + b * used, spansC.data_ptr<float>() + b * used, used, 0, static_cast<float>(ramp), nearest, p[0]->size(1));
+    for (int64_t k = 0; k < K; k++) {
+      const float* keyRows = kp + b * ks0 + k * ks1 + first * ks2;
+      const float* valueRows = vp + b * vs0 + k * vs1 + first * vs2;
+      if (expiring) {
+        expiringHead(q.data() + k * Dh, keyRows, ks2, peRows.data_ptr<float>(), valueRows, vs2, seen.key.data(), seen.column.data(), seen.m.data(),
+                     seen.count, Dh, sc, static_cast<float>(expiringEps), scores.data(), mixed.data() + k * Dh);
+      } else {
+        attendBiasedHead(q.data() + k * Dh, u ? u + k * Dh : nullptr, wb ? wb + k * Dh : nullptr, keyRows, ks2, P ? P + k * Ps0 : nullptr, Ps1,
+                         valueRows, vs2, used, Dh, sc, qc.data(), qpos.data(), scores.data(), mixed.data() + k * Dh);
+      }
+    }
+    float* y = out + b * H;
+    rowProduct(gemv, *w[6], w[7], mixed.data(), y);  // the attention's output
+    for (int64_t i = 0; i < H; i++) x[i] = hb[i] + y[i];
+    if (!pre) ln(x.data(), 0, eps1, x.data());  // post-LN: x = LN1(h + Attn(h))
+    const float* ffIn = x.data();
+    if (pre) {
+      ln(x.data(), 8, eps2, normed.data());
+      ffIn = normed.data();
+    }
+    rowProduct(gemv, *w[10], w[11], ffIn, hidden.data());
+    for (float& v : hidden) v = std::max(v, 0.0f);
+    rowProduct(gemv, *w[12], w[13], hidden.data(), y);
+    for (int64_t i = 0; i < H; i++) y[i] += x[i];
+    if (!pre) ln(y, 8, eps2, y);  // post-LN: LN2(x + FF(x))
+  }
+  return true;
+}
+
+// decoderLayerRow(h [B, 1, H], weights (id | null)[14], pre, eps1, eps2, rowMin, keys [B, K, C, D], values [B, K, C, D],
+//                 filled, used, scale, positions 'none' | 'relative' | 'expiring', positionTensors (id | null)[3],
+//                 ramp, nearest, expiringEps) -> [B, 1, H]:
+// one decoder layer (nn/decoder-layer.ts) for one new row over a key/value cache, in one call: the
+// decoding step's ~20 calls from JavaScript per layer cost more than their maths at SPEC §10's size.
+// weights: ln1 weight, bias; q, kv, out weight, bias; ln2 weight, bias; ff up weight, bias; down
+// weight, bias (null where a Linear has no bias). The new row's key and value go into row `filled`
+// of the cache buffers keys / values (capacity C > filled, grown by the caller), then the row
+// attends to the newest `used` rows: attendRow's maths with positions 'relative' [u, P [K, D, R], w]
+// (P's last `used` columns, distances used-1 ... 0) or 'none', expiringAttendRow's with 'expiring' [keyPe, age [B, used], spans [B, used]].
+//   post-LN: x = LN1(h + Attn(h)),     out = LN2(x + FF(x))
+//   pre-LN:  x = h + Attn(LN1(h)),     out = x + FF(LN2(x))
+// The same ATen ops as the JavaScript layer in the same order (linearRow for every projection,
+// layer norm on autocastFloat), so under autocast or another device it computes what the composed
+// layer would; no dropout (evaluation) and no attention recorded: the caller decides.
+OP(decoderLayerRow) {
+  const at::Tensor& h = T(info, 0);
+  const std::vector<c10::optional<at::Tensor>> w = OTL(info, 1);
+  const bool pre = B(info, 2);
+  const double eps1 = D(info, 3), eps2 = D(info, 4);
+  const int64_t rowMin = I(info, 5);
+  at::Tensor &keys = T(info, 6), &values = T(info, 7);
+  const int64_t filled = I(info, 8), used = I(info, 9);
+  const double scale = D(info, 10);
+  const std::string positions = S(info, 11);
+  const std::vector<c10::optional<at::Tensor>> p = OTL(info, 12);
+  TORCH_CHECK(w.size() == 14 && w[0] && w[1] && w[2] && w[4] && w[6] && w[8] && w[9] && w[10] && w[12],
+              "decoderLayerRow: weights must be [ln1.w, ln1.b, q.w, q.b, kv.w, kv.b, out.w, out.b, ln2.w, ln2.b, up.w, up.b, down.w, down.b]");
+  TORCH_CHECK(h.dim() == 3 && h.size(1) == 1, "decoderLayerRow: h must be [B, 1, H]");
+  const int64_t Bn = h.size(0), H = h.size(2);
+  TORCH_CHECK(keys.dim() == 4 && values.sizes() == keys.sizes() && keys.size(0) == Bn && keys.size(1) * keys.size(3) == H,
+              "decoderLayerRow: keys and values must be [B, K, C, D] with K·D = H");
+  const int64_t K = keys.size(1), Dh = keys.size(3);
+  TORCH_CHECK(filled >= 0 && filled < keys.size(2) && used >= 1 && used <= filled + 1,
+              "decoderLayerRow: the cache must have room for the row (filled < C) and 1 <= used <= filled + 1");
+  if (positions != "none" && positions != "relative" && positions != "expiring")
+    fail("config", "decoderLayerRow: positions must be 'none', 'relative' or 'expiring', got '" + positions + "'");
+  at::Tensor result;
+  if (decoderLayerRowFloat(h, w, pre, eps1, eps2, keys, values, filled, used, scale, positions, p, positions == "expiring" ? D(info, 13) : 0,
+                           positions == "expiring" ? I(info, 14) : 0, positions == "expiring" ? D(info, 15) : 0, result))
+    return R(info, result);
+  const auto norm = [&](const at::Tensor& x, size_t i, double eps) { return at::layer_norm(autocastFloat(x), {H}, w[i], w[i + 1], eps); };
+  const auto linear = [&](const at::Tensor& x, size_t i) { return linearRow(x, *w[i], w[i + 1], rowMin); };
+
+  const at::Tensor input = pre ? norm(h, 0, eps1) : h;                                    // [B, 1, H]
+  const at::Tensor q = linear(input, 2).view({Bn, 1, K, Dh}).transpose(1, 2);             // [B, K, 1, D]
+  const at::Tensor kv = linear(input, 4).view({Bn, 2, K, Dh});                            // [B, 2, K, D]
+  keys.select(2, filled).copy_(kv.select(1, 0));
+  values.select(2, filled).copy_(kv.select(1, 1));
+  const at::Tensor k = keys.narrow(2, filled + 1 - used, used), v = values.narrow(2, filled + 1 - used, used);  // [B, K, used, D]
+  at::Tensor mixed;                                                                      // [B, 1, H]
+  if (positions == "none" || positions == "relative") {
+    c10::optional<at::Tensor> P = p.size() > 1 ? p[1] : c10::nullopt;
+    if (P) {
+      TORCH_CHECK(P->dim() == 3 && P->size(2) >= used, "decoderLayerRow: positionKeys must be [K, D, R] with R >= used");
+      P = P->narrow(2, P->size(2) - used, used);  // distances used-1 ... 0
+    }
+    mixed = attendRowTensor(q, k, v, p.size() > 0 ? p[0] : c10::nullopt, P, p.size() > 2 ? p[2] : c10::nullopt, scale);
+  } else if (positions == "expiring") {
+    TORCH_CHECK(p.size() == 3 && p[0] && p[1] && p[2], "decoderLayerRow: expiring positions must be [keyPe, age, spans]");
+    mixed = expiringAttendRowTensor(q, k, v, *p[0], *p[1], *p[2], D(info, 13), I(info, 14), scale, D(info, 15));
+  } else {
+    fail("config", "decoderLayerRow: positions must be 'none', 'relative' or 'expiring', got '" + positions + "'");
+  }
+  const at::Tensor attended = linear(mixed, 6);                                           // [B, 1, H]
+  const auto ff = [&](const at::Tensor& x) { return linear(at::relu(linear(x, 10)), 12); };
+  if (!pre) {
+    const at::Tensor x = norm(h + attended, 0, eps1);
+    return R(info, norm(x + ff(x), 8, eps2));
+  }
+  const at::Tensor x = h + attended;
+  return R(info, x + ff(norm(x, 8, eps2)));
 }
 
 }  // namespace engram

@@ -24,19 +24,18 @@ OP(linear) { return R(info, at::linear(T(info, 0), T(info, 1), OT(info, 2))); }
 // on every call; sgemv reads it once in place, faster for big weights (nn/layers.ts ROW_PRODUCT_MIN). Anything
 // else (more rows, small weights, bfloat16, autocast, CUDA) is at::linear: the whole decision is
 // here, so decoding calls it for every projection without reading shapes in JavaScript.
-OP(linearRow) {
-  at::Tensor x = T(info, 0), w = T(info, 1);
-  c10::optional<at::Tensor> b = OT(info, 2);
+at::Tensor linearRow(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b, int64_t minEntries) {
   bool row = x.is_cpu() && x.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat && w.dim() == 2 &&
-             w.numel() >= I(info, 3) && x.dim() >= 1 && x.numel() == w.size(1) && !at::autocast::is_cpu_enabled() &&
+             w.numel() >= minEntries && x.dim() >= 1 && x.numel() == w.size(1) && !at::autocast::is_cpu_enabled() &&
              (!b || b->scalar_type() == at::kFloat);
-  if (!row) return R(info, at::linear(x, w, b));
+  if (!row) return at::linear(x, w, b);
   at::Tensor flat = x.reshape({-1});
   at::Tensor y = b && b->defined() ? at::addmv(*b, w, flat) : at::mv(w, flat);
   std::vector<int64_t> shape = x.sizes().vec();
   shape.back() = w.size(0);
-  return R(info, y.view(shape));
+  return y.view(shape);
 }
+OP(linearRow) { return R(info, linearRow(T(info, 0), T(info, 1), OT(info, 2), I(info, 3))); }
 
 static int64_t reduction(const std::string& name) {
   if (name == "mean") return at::Reduction::Mean;

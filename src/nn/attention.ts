@@ -141,16 +141,8 @@ export class MultiHeadAttention extends Module {
     const total = cache.length;
     const used = keys ?? total;
     const narrow = (t: Tensor) => (used === total ? t : t.narrow(2, total - used, used));
-    let relativeKeys: Tensor | undefined;
-    if (positions && isRelative(positions) && this.r && !positions.bidirectional) {
-      if (cache.relativeSource !== positions.r) {
-        cache.setRelative(positions.r, this.relativeKeys(positions.r).contiguous()); // [K, D, R] with distances adjacent (F.attendRow reads them so)
-      }
-      const rk = cache.relative!; // [K, D, R]
-      const R = rk.shape[2]!;
-      relativeKeys = R === used ? rk : rk.narrow(2, R - used, used); // distances used-1 ... 0
-    }
-    if (!mask && !softMask && !this.recordAttention && !(this.drop.training && this.drop.p > 0) && q.shape[2] === 1) {
+    const relativeKeys = positions && isRelative(positions) && !positions.bidirectional ? this.cachedRelativeKeys(cache, positions, used) : undefined;
+    if (!mask && !softMask && this.unrecordedRow() && q.shape[2] === 1) {
       // one query row, nothing masked by table, recorded or dropped: scores, softmax and values in one native op
       const [k, v, scale] = [narrow(cache.key!), narrow(cache.value!), 1 / Math.sqrt(this.headDim)];
       let mixed: Tensor | null = null; // [B, 1, H]
@@ -160,6 +152,26 @@ export class MultiHeadAttention extends Module {
       if (mixed) return project(this.out, mixed, false, row);
     }
     return this.attendKeys(q, narrow(cache.key!), narrow(cache.value!), { mask, positions, softMask, relativeKeys, row });
+  }
+
+  /** Neither dropout nor recording is on: a decoding row may take the fused native paths (F.attendRow, F.decoderLayerRow). */
+  unrecordedRow(): boolean {
+    return !this.recordAttention && !(this.drop.training && this.drop.p > 0);
+  }
+
+  /**
+   * W_r R of a causal relative table (distances R-1 ... 0), projected once per table and kept in
+   * the cache: [K, D, used] for the newest `used` keys (distances used-1 ... 0), or the whole
+   * [K, D, R] without `used`; undefined without W_r.
+   */
+  cachedRelativeKeys(cache: KeyValueCache, positions: RelativePositions, used?: number): Tensor | undefined {
+    if (!this.r) return undefined;
+    if (cache.relativeSource !== positions.r) {
+      cache.setRelative(positions.r, this.relativeKeys(positions.r).contiguous()); // [K, D, R] with distances adjacent (F.attendRow reads them so)
+    }
+    const rk = cache.relative!; // [K, D, R]
+    const R = rk.shape[2]!;
+    return used === undefined || R === used ? rk : rk.narrow(2, R - used, used); // distances used-1 ... 0
   }
 
   /** Keys and values of inputs [B, Tk, H] -> [B, K, Tk, D] each; `row`: through Linear.forwardRow. */
@@ -288,6 +300,21 @@ export class KeyValueCache {
   }
   get relativeSource(): Tensor | null {
     return this.#relativeSource;
+  }
+
+  /**
+   * The buffers [B, K, C, D] with room for one more row after the `filled` rows held, for a caller
+   * that writes the row itself (F.decoderLayerRow) and then calls advanceRow(); null while empty.
+   */
+  reserveRow(): { keys: Tensor; values: Tensor; filled: number } | null {
+    const keys = this.#key.reserve(1), values = this.#value.reserve(1);
+    return keys && values ? { keys, values, filled: this.length } : null;
+  }
+
+  /** Counts the row written after reserveRow(). */
+  advanceRow(): void {
+    this.#key.advance(1);
+    this.#value.advance(1);
   }
 
   /** Appends the keys and values [B, K, n, D] of n new rows (`rows`: n, when the caller knows it). */

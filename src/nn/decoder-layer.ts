@@ -10,8 +10,8 @@
 // Shapes: B batch, T current positions, C cached positions, n memories, H hidden.
 import { cat, F, type Tensor } from '../tensor/index.js';
 import { Module } from './module.js';
-import { Dropout, FeedForward, LayerNorm } from './layers.js';
-import { MultiHeadAttention, type KeyValueCache, type LearnedPositions, type RelativePositions } from './attention.js';
+import { Dropout, FeedForward, LayerNorm, ROW_PRODUCT_MIN } from './layers.js';
+import { isRelative, MultiHeadAttention, type KeyValueCache, type LearnedPositions, type RelativePositions } from './attention.js';
 
 export interface LayerOptions {
   dModel: number;
@@ -61,11 +61,42 @@ export class DecoderLayer extends Module {
    * of the cache (after the append; default all).
    */
   forwardCached(h: Tensor, cache: KeyValueCache, mask: Tensor | null, positions: RelativePositions | LearnedPositions | null, softMask: Tensor | null = null, keys?: number): Tensor {
+    const fused = mask || softMask ? null : this.fusedRow(h, cache, positions, keys);
+    if (fused) return fused;
     // Linear.forwardRow: matrix-vector products where h holds one row (batch-1 decoding of a token)
     const attend = (query: Tensor) => this.attn.forwardCached({ query, context: query, mask, positions, softMask }, cache, keys);
     if (this.norm === 'post') return this.around(h, attend, undefined, true);
     const normed = this.ln1.forward(h); // pre-LN: per row, so the cached rows' normalisation is unchanged
     return this.around(h, attend, normed, true);
+  }
+
+  /**
+   * forwardCached() for one new row h [B, 1, H] with no mask tables, as one native call
+   * (F.decoderLayerRow): where the attention's positions are none, relative from a causal table, or
+   * expiring keys (on the CPU), nothing is dropped or recorded, and the cache already holds rows
+   * (the row goes into its buffers; the first rows size them). Else null: the composed path.
+   */
+  private fusedRow(h: Tensor, cache: KeyValueCache, positions: RelativePositions | LearnedPositions | null, keys?: number): Tensor | null {
+    const attn = this.attn;
+    if (!attn.unrecordedRow() || (this.training && this.drop.p > 0) || h.shape[1] !== 1) return null;
+    let rowPositions: F.LayerRowPositions;
+    const used = keys ?? cache.length + 1; // keys counts the new row
+    if (positions === null) rowPositions = { kind: 'none' };
+    else if (isRelative(positions)) {
+      if (positions.bidirectional || !attn.r) return null;
+      rowPositions = { kind: 'relative', contentBias: positions.u, positionKeys: attn.cachedRelativeKeys(cache, positions), positionBias: positions.v };
+    } else if (positions.expiring && keys !== undefined && positions.keyPe.device === 'cpu') {
+      rowPositions = { kind: 'expiring', keyPe: positions.keyPe, keys: positions.expiring };
+    } else return null;
+    const room = cache.reserveRow();
+    if (!room) return null;
+    const bias = (l: { weight: Tensor; bias: Tensor | null }) => [l.weight, l.bias] as const;
+    const out = F.decoderLayerRow(h, {
+      ln1: [this.ln1.weight, this.ln1.bias, this.ln1.eps], q: bias(attn.q), kv: bias(attn.kv), out: bias(attn.out),
+      ln2: [this.ln2.weight, this.ln2.bias, this.ln2.eps], up: bias(this.ff.up), down: bias(this.ff.down),
+    }, { ...room, used }, rowPositions, { pre: this.norm === 'pre', scale: 1 / Math.sqrt(attn.headDim), rowMin: ROW_PRODUCT_MIN });
+    cache.advanceRow();
+    return out;
   }
 
   /** Appends the keys and values of layer inputs x [B, T, H] (rows attended later, not queries) to a decoding cache. */

@@ -31,25 +31,46 @@ export class GrowingTensor {
    * knows it (decoding), which spares reading x's shape; the native copy checks that x fits.
    */
   append(x: Tensor, rows?: number): void {
-    const dim = this.dim, n = rows ?? x.shape[dim]!, need = this.#length + n;
+    const dim = this.dim, n = rows ?? x.shape[dim]!;
     const old = this.#buffer;
     if (old && rows === undefined && old.shape.some((s, i) => i !== dim && s !== x.shape[i])) {
       throw shapeError('GrowingTensor.append', `rows [${x.shape}] do not continue [${old.shape}] along axis ${dim}`);
     }
-    if (!old || need > old.shape[dim]!) {
-      const shape = [...x.shape];
-      shape[dim] = Math.max(need, 2 * (old?.shape[dim] ?? 0));
-      const next = empty(shape, { dtype: x.dtype, device: x.device as Device }).keep();
-      if (old && this.#length > 0) next.copyRows_(dim, 0, this.tensor!);
-      this.#view?.dispose();
-      this.#view = null;
-      old?.dispose();
-      this.#buffer = next;
-    }
+    this.#grow(n, x);
     this.#buffer!.copyRows_(dim, this.#length, x);
-    this.#length = need;
+    this.advance(n);
+  }
+
+  /**
+   * The buffer with room for `rows` more rows after the filled ones (grown as append grows it),
+   * for a caller that writes them itself and then calls advance(rows); null before the first
+   * append (the buffer's shape and dtype come from the first rows).
+   */
+  reserve(rows: number): Tensor | null {
+    if (!this.#buffer) return null;
+    this.#grow(rows, this.#buffer);
+    return this.#buffer;
+  }
+
+  /** Counts `rows` rows written into the buffer after the filled ones (after reserve). */
+  advance(rows: number): void {
+    this.#length += rows;
     this.#view?.dispose(); // the next read makes the longer view
     this.#view = null;
+  }
+
+  /** Makes room for n more rows; a new buffer has like's shape (but along dim), dtype and device. */
+  #grow(n: number, like: Tensor): void {
+    const dim = this.dim, need = this.#length + n, old = this.#buffer;
+    if (old && need <= old.shape[dim]!) return;
+    const shape = [...like.shape];
+    shape[dim] = Math.max(need, 2 * (old?.shape[dim] ?? 0));
+    const next = empty(shape, { dtype: like.dtype, device: like.device as Device }).keep();
+    if (old && this.#length > 0) next.copyRows_(dim, 0, this.tensor!);
+    this.#view?.dispose();
+    this.#view = null;
+    old?.dispose();
+    this.#buffer = next;
   }
 
   dispose(): void {

@@ -3,7 +3,7 @@ import { native } from './native.js';
 import { codeOf, type DType } from './dtype.js';
 import { configError } from './errors.js';
 import { checkShape, checkSize } from './check.js';
-import { fromId, type Device, type Tensor } from './tensor.js';
+import { fromId, fromIdWithShape, type Device, type Tensor } from './tensor.js';
 import { arange } from './creation.js';
 
 type Reduction = 'mean' | 'sum' | 'none';
@@ -99,6 +99,57 @@ export function expiringAttention(content: Tensor, queries: Tensor, keyPe: Tenso
 export function expiringAttendRow(q: Tensor, k: Tensor, v: Tensor, keyPe: Tensor, keys: ExpiringKeysInput, { scale = 1, eps = 1e-8 } = {}): Tensor {
   if (q.device !== 'cpu') return composedExpiringAttention(q.matmul(k.mT), q, keyPe, keys, { scale, eps }).matmul(v).transpose(1, 2).flatten(2);
   return fromId(native.expiringAttendRow(q.id, k.id, v.id, keyPe.id, keys.age.id, keys.spans.id, keys.ramp, keys.nearest, scale, eps));
+}
+
+/** One decoder layer's weights for decoderLayerRow (null where a Linear has no bias). */
+export interface DecoderLayerRowWeights {
+  ln1: readonly [weight: Tensor, bias: Tensor, eps: number];
+  q: readonly [weight: Tensor, bias: Tensor | null];
+  kv: readonly [weight: Tensor, bias: Tensor | null];
+  out: readonly [weight: Tensor, bias: Tensor | null];
+  ln2: readonly [weight: Tensor, bias: Tensor, eps: number];
+  up: readonly [weight: Tensor, bias: Tensor | null];
+  down: readonly [weight: Tensor, bias: Tensor | null];
+}
+
+/** A key/value cache's buffers [B, K, C, D] for decoderLayerRow: rows [0, filled) hold earlier rows, C > filled. */
+export interface RowCacheInput {
+  keys: Tensor;
+  values: Tensor;
+  filled: number;
+  /** The newest rows attended after the new row's are written (the new row's included). */
+  used: number;
+}
+
+/**
+ * The attention scheme of decoderLayerRow: none, Transformer-XL's relative positions (attendRow's,
+ * but positionKeys [K, D, R] may hold more distances than keys: its last `used` columns, distances
+ * used-1 ... 0, are read), or expiring keys (expiringAttendRow's).
+ */
+export type LayerRowPositions = { kind: 'none' } | ({ kind: 'relative' } & RowPositions) | { kind: 'expiring'; keyPe: Tensor; keys: ExpiringKeysInput; eps?: number };
+
+/**
+ * One decoder layer (nn/decoder-layer.ts) for one new row h [B, 1, H] over a key/value cache, in one
+ * native call (a decoding step's layer was ~20 calls): the row's key and value are written into row
+ * `filled` of the cache buffers, the row attends to the newest `used` rows (attendRow's or
+ * expiringAttendRow's maths), then the output projection, residuals, layer norms and feed-forward,
+ * post-LN or pre-LN, with every projection through linearRow(rowMin). No dropout and nothing
+ * recorded: for evaluation. The same ATen ops as the composed layer, so it equals it up to float rounding.
+ */
+export function decoderLayerRow(h: Tensor, weights: DecoderLayerRowWeights, cache: RowCacheInput, positions: LayerRowPositions,
+  { pre, scale, rowMin = 0 }: { pre: boolean; scale: number; rowMin?: number }): Tensor {
+  const w = weights;
+  const ids = [w.ln1[0], w.ln1[1], w.q[0], w.q[1], w.kv[0], w.kv[1], w.out[0], w.out[1], w.ln2[0], w.ln2[1], w.up[0], w.up[1], w.down[0], w.down[1]].map((t) => t?.id ?? null);
+  let tensors: (Tensor | null | undefined)[] = [];
+  let ramp = 0, nearest = 0, eps = 0;
+  if (positions.kind === 'relative') tensors = [positions.contentBias, positions.positionKeys, positions.positionBias];
+  else if (positions.kind === 'expiring') {
+    tensors = [positions.keyPe, positions.keys.age, positions.keys.spans];
+    ({ ramp, nearest } = positions.keys);
+    eps = positions.eps ?? 1e-8;
+  }
+  return fromIdWithShape(native.decoderLayerRow(h.id, ids, pre, w.ln1[2], w.ln2[2], rowMin, cache.keys.id, cache.values.id, cache.filled, cache.used, scale,
+    positions.kind, tensors.map((t) => t?.id ?? null), ramp, nearest, eps), h.shape); // [B, 1, H], as h
 }
 
 /** expiringAttention composed from ATen ops (the table q · keyPe, a gather by distance, maskedSoftmax, softMaskRenorm): any device. */

@@ -198,6 +198,8 @@ const coreOps = {
   attendRow: op<(q: Id, k: Id, v: Id, contentBias: OptId, positionKeys: OptId, positionBias: OptId, scale: number) => Id>(),
   expiringAttendRow: op<(q: Id, k: Id, v: Id, keyPe: Id, age: Id, spans: Id, ramp: number, nearest: number, scale: number, eps: number) => Id>(),
   linearRow: op<(x: Id, weight: Id, bias: OptId, minEntries: number) => Id>(),
+  decoderLayerRow: op<(h: Id, weights: OptId[], pre: boolean, eps1: number, eps2: number, rowMin: number, keys: Id, values: Id, filled: number, used: number,
+    scale: number, positions: 'none' | 'relative' | 'expiring', positionTensors: OptId[], ramp: number, nearest: number, expiringEps: number) => Id>(),
   crossEntropy: op<(logits: Id, target: Id, weight: OptId, reduction: string, ignoreIndex: number, labelSmoothing: number) => Id>(),
   nllLoss: op<(logp: Id, target: Id, weight: OptId, reduction: string, ignoreIndex: number) => Id>(),
   mseLoss: op<(a: Id, b: Id, reduction: string) => Id>(),

@@ -1,8 +1,8 @@
 // The Tensor: a handle on a libtorch tensor with PyTorch's semantics (broadcasting, negative dims,
 // type promotion) and PyTorch's names in camelCase. Compute is synchronous, as in PyTorch.
 //
-// Costs: one native call per op and one small JS object per result; shape and dtype are read
-// from the native side once and cached (no op changes them in place).
+// Costs: one native call per op and one small JS object per result; shape, dtype and device are
+// read from the native side once and cached (no op changes them in place; setData_ forgets them).
 import { native } from './native.js';
 import { codeOf, dtypeName, typedArrayOf, type DType, type TypedArray } from './dtype.js';
 import { configError, shapeError } from './errors.js';
@@ -37,10 +37,15 @@ export class Tensor implements Tracked {
   tracking = 0;
   #shape: number[] | undefined;
   #dtype: DType | undefined;
+  #device: string | undefined;
 
-  /** @internal Tensors are made by ops and factory functions, not by this constructor. */
-  constructor(id: number) {
+  /**
+   * @internal Tensors are made by ops and factory functions, not by this constructor. `shape`: the
+   * result's shape where the op's caller knows it (spares reading it from the native side).
+   */
+  constructor(id: number, shape?: number[]) {
     this.id = id;
+    this.#shape = shape;
     track(this);
   }
 
@@ -53,7 +58,7 @@ export class Tensor implements Tracked {
     return (this.#dtype ??= dtypeName(native.dtype(this.id), 'dtype'));
   }
   get device(): string {
-    return native.device(this.id);
+    return (this.#device ??= native.device(this.id)); // only setData_ moves a tensor in place
   }
   get ndim(): number {
     return this.shape.length;
@@ -150,6 +155,7 @@ export class Tensor implements Tracked {
     native.setData(this.id, src.id);
     this.#shape = undefined;
     this.#dtype = undefined;
+    this.#device = undefined;
     return this;
   }
   float(): Tensor {
@@ -577,3 +583,5 @@ function isDevice(s: string): s is Device {
 
 /** @internal for sibling modules: wraps a native id in a tracked Tensor. */
 export const fromId = wrap;
+/** @internal fromId for an op whose result is known to have `shape` (the shape is not read back). */
+export const fromIdWithShape = (id: number, shape: number[]): Tensor => new Tensor(id, shape);
