@@ -6,9 +6,12 @@
 // from ATen ops ([1, 4, 1, 64] over 256 keys, µs per call, fastest of 3 × 5,000 calls).
 // --profile: libtorch's profiler around one round, ATen ops per token (recording adds a few µs per
 // op, so the profiled round is slower than the timed ones).
+// --calls: calls from JavaScript into the addon per token over one round, by function (each costs
+// microseconds of Node-API, handle and scope bookkeeping beyond its ATen work).
 //
-//   node dist/scripts/probes/decode-step.js [--kinds xl,rmt,expire-span] [--tokens 2000] [--rounds 3] [--warmup 384] [--profile]
+//   node dist/scripts/probes/decode-step.js [--kinds xl,rmt,expire-span] [--tokens 2000] [--rounds 3] [--warmup 384] [--profile] [--calls]
 import { createModel, Decoder, F, formatProfile, noGrad, profile, randn, tidy, type ModelConfigInput } from '../../src/index.js';
+import { native } from '../../src/tensor/native.js';
 
 const arg = (name: string, fallback: string) => {
   const i = process.argv.indexOf(name);
@@ -19,6 +22,7 @@ const tokens = Number(arg('--tokens', '2000'));
 const rounds = Number(arg('--rounds', '3'));
 const warmup = Number(arg('--warmup', '384'));
 const profiled = process.argv.includes('--profile');
+const counted = process.argv.includes('--calls');
 const segment = 128;
 const base = { vocabSize: 256, layers: 4, dModel: 256, heads: 4, dInner: 1024, dropout: 0 };
 const configs: Record<string, ModelConfigInput> = {
@@ -40,6 +44,20 @@ function decode(model: ReturnType<typeof createModel>, n: number): number {
   }
 }
 
+/** Calls into the addon while fn runs, by function name (each function of `native` wrapped meanwhile). */
+function countNativeCalls(fn: () => void): Map<string, number> {
+  const calls = new Map<string, number>();
+  const table = native as unknown as Record<string, unknown>;
+  const originals = Object.entries(table).filter((e): e is [string, (...a: unknown[]) => unknown] => typeof e[1] === 'function');
+  for (const [name, f] of originals) table[name] = (...a: unknown[]) => { calls.set(name, (calls.get(name) ?? 0) + 1); return f(...a); };
+  try {
+    fn();
+  } finally {
+    for (const [name, f] of originals) table[name] = f;
+  }
+  return calls;
+}
+
 for (const kind of kinds) {
   const config = configs[kind];
   if (!config) throw new Error(`unknown kind '${kind}' in --kinds; use ${Object.keys(configs).join(', ')}`);
@@ -51,6 +69,12 @@ for (const kind of kinds) {
     const { rows } = profile(() => decode(model, tokens));
     console.log(`profiled round, per token (calls and ms divided by ${tokens}):`);
     console.log(formatProfile(rows.map((r) => ({ ...r, calls: Math.round((r.calls / tokens) * 10) / 10, selfUs: r.selfUs / tokens, totalUs: r.totalUs / tokens })), 15));
+  }
+  if (counted) {
+    const calls = countNativeCalls(() => decode(model, tokens));
+    const total = [...calls.values()].reduce((a, b) => a + b, 0);
+    const top = [...calls].sort((a, b) => b[1] - a[1]).map(([name, n]) => `${name} ${(n / tokens).toFixed(2)}`);
+    console.log(`native calls per token: ${(total / tokens).toFixed(1)} (${top.join(', ')})`);
   }
   model.dispose();
 }
