@@ -57,7 +57,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { askOrDrop, startTorchWorker, threadSettings, type TorchWorker } from './torch-worker.js';
 import {
-  buildInfo, checkPrecision, cudaSynchronize, getNumThreads, profile, formatProfile, randn, resolveDevice,
+  buildInfo, checkPrecision, precisionProblem, cudaSynchronize, getNumThreads, profile, formatProfile, randn, resolveDevice,
   setNumThreads, tidy, type Device, type ModelConfig, type Precision,
 } from '../src/index.js';
 import { checkBenchArgs } from './args.js';
@@ -83,8 +83,13 @@ const mayInstall = !process.argv.includes('--no-install');
 const device: Device = resolveDevice(argValue('--device') ?? 'cpu', 'bench:models');
 const onGpu = device !== 'cpu';
 const gpuSize = process.argv.includes('--gpu-size');
-// float32 always; bf16 as well unless --precision float32 (--precision bf16: the default, both)
-const precisionArg = checkPrecision(argValue('--precision') ?? 'bf16', 'bench:models', '--precision', device === 'cpu' ? 'cpu' : 'cuda');
+// float32 always; bf16 as well unless --precision float32 (--precision bf16: both). Without
+// --precision, bf16 is measured where it can run (precisionProblem) and left out with a line
+// saying why elsewhere; an explicit --precision bf16 that cannot run is an error.
+const autocastDevice = device === 'cpu' ? 'cpu' : 'cuda';
+const bf16Problem = argValue('--precision') === undefined ? precisionProblem('bf16', autocastDevice) : null;
+if (bf16Problem) console.log(`bench:models: bf16 columns left out: ${bf16Problem} (--precision float32 says so without this line)`);
+const precisionArg = checkPrecision(argValue('--precision') ?? (bf16Problem ? 'float32' : 'bf16'), 'bench:models', '--precision', autocastDevice);
 const PRECISIONS: Precision[] = precisionArg === 'float32' ? ['float32'] : ['float32', precisionArg];
 const withBf16 = PRECISIONS.length > 1;
 const torchBf16Wanted = withBf16 && process.argv.includes('--torch-bf16');
