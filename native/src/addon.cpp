@@ -9,6 +9,7 @@
 #include <regex>
 #include <thread>
 #if defined(__GLIBC__)
+#include <dlfcn.h>
 #include <malloc.h>
 #endif
 
@@ -96,6 +97,15 @@ std::vector<at::Tensor> TL(const Napi::CallbackInfo& info, size_t i) {
     out.push_back(tensorAt(arr.Get(k).As<Napi::Number>().Int32Value()));
   }
   return out;
+}
+
+void* loadedSymbol(std::initializer_list<const char*> libraries, const char* symbol) {
+  for (const char* name : libraries) {
+    if (void* handle = dlopen(name, RTLD_NOW | RTLD_NOLOAD)) {
+      if (void* fn = dlsym(handle, symbol)) return fn;
+    }
+  }
+  return nullptr;
 }
 
 std::vector<c10::optional<at::Tensor>> OTL(const Napi::CallbackInfo& info, size_t i) {

@@ -13,6 +13,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <c10/util/Optional.h>
 #include <string>
 #include <vector>
@@ -90,6 +91,10 @@ Napi::Value RL(const Napi::CallbackInfo& info, const std::vector<at::Tensor>& ts
 at::Tensor autocastFloat(const at::Tensor& t);
 
 // ---- shared kernels ---------------------------------------------------------------------------------
+
+// A function `symbol` from the first of `libraries` (sonames) that the process has loaded already
+// (libtorch's own oneDNN or BLAS; RTLD_NOLOAD, never a second copy), or nullptr (addon.cpp).
+void* loadedSymbol(std::initializer_list<const char*> libraries, const char* symbol);
 
 // linear(x, w, b), as a matrix-vector product when x holds one row (nn_ops.cpp, OP linearRow).
 at::Tensor linearRow(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b, int64_t minEntries);

@@ -6,7 +6,6 @@
 #include <ATen/ExpandUtils.h>
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
-#include <dlfcn.h>
 
 #include <algorithm>
 #include <cmath>
@@ -649,17 +648,8 @@ namespace {
 using SgemvFn = void (*)(int, int, int, int, float, const float*, int, const float*, int, float, float*, int);
 constexpr int kCblasRowMajor = 101, kCblasNoTrans = 111;
 
-SgemvFn findSgemv() {
-  for (const char* name : {"libblas.so.3", "libopenblas.so.0", "libopenblas.so", "libcblas.so.3"}) {
-    // RTLD_NOLOAD: only a BLAS already in the process (libtorch's own), never a second copy
-    if (void* handle = dlopen(name, RTLD_NOW | RTLD_NOLOAD)) {
-      if (void* fn = dlsym(handle, "cblas_sgemv")) return reinterpret_cast<SgemvFn>(fn);
-    }
-  }
-  return nullptr;
-}
 SgemvFn sgemv() {
-  static const SgemvFn fn = findSgemv();
+  static const SgemvFn fn = reinterpret_cast<SgemvFn>(loadedSymbol({"libblas.so.3", "libopenblas.so.0", "libopenblas.so", "libcblas.so.3"}, "cblas_sgemv"));
   return fn;
 }
 
@@ -737,7 +727,7 @@ static bool decoderLayerRowFloat(const at::Tensor& h, const std::vector<c10::opt
   const int64_t ks0 = keys.stride(0), ks1 = keys.stride(1), ks2 = keys.stride(2), vs0 = values.stride(0), vs1 = values.stride(1), vs2 = values.stride(2);
   const int64_t first = filled + 1 - used;  // the first row attended
   // scratch: normalised input, q, k|v, attention output, x, FF hidden, per-head scores and biased queries
-  std::vector<float> normed(H), q(2 * H), kv(2 * H), mixed(H), x(H), hidden(inner), scores(used), qc(Dh), qpos(Dh);
+  std::vector<float> normed(H), q(H), kv(2 * H), mixed(H), x(H), hidden(inner), scores(used), qc(Dh), qpos(Dh);
   const float sc = static_cast<float>(scale);
   const auto ln = [&](const float* in, size_t i, double eps, float* o) {
     rowLayerNorm(in, w[i]->data_ptr<float>(), w[i + 1]->data_ptr<float>(), H, static_cast<float>(eps), o);
@@ -823,9 +813,10 @@ OP(decoderLayerRow) {
               "decoderLayerRow: the cache must have room for the row (filled < C) and 1 <= used <= filled + 1");
   if (positions != "none" && positions != "relative" && positions != "expiring")
     fail("config", "decoderLayerRow: positions must be 'none', 'relative' or 'expiring', got '" + positions + "'");
+  const double ramp = D(info, 13), expiringEps = D(info, 15);  // read by 'expiring' only
+  const int64_t nearest = I(info, 14);
   at::Tensor result;
-  if (decoderLayerRowFloat(h, w, pre, eps1, eps2, keys, values, filled, used, scale, positions, p, positions == "expiring" ? D(info, 13) : 0,
-                           positions == "expiring" ? I(info, 14) : 0, positions == "expiring" ? D(info, 15) : 0, result))
+  if (decoderLayerRowFloat(h, w, pre, eps1, eps2, keys, values, filled, used, scale, positions, p, ramp, nearest, expiringEps, result))
     return R(info, result);
   const auto norm = [&](const at::Tensor& x, size_t i, double eps) { return at::layer_norm(autocastFloat(x), {H}, w[i], w[i + 1], eps); };
   const auto linear = [&](const at::Tensor& x, size_t i) { return linearRow(x, *w[i], w[i + 1], rowMin); };
@@ -837,18 +828,16 @@ OP(decoderLayerRow) {
   values.select(2, filled).copy_(kv.select(1, 1));
   const at::Tensor k = keys.narrow(2, filled + 1 - used, used), v = values.narrow(2, filled + 1 - used, used);  // [B, K, used, D]
   at::Tensor mixed;                                                                      // [B, 1, H]
-  if (positions == "none" || positions == "relative") {
+  if (positions == "expiring") {
+    TORCH_CHECK(p.size() == 3 && p[0] && p[1] && p[2], "decoderLayerRow: expiring positions must be [keyPe, age, spans]");
+    mixed = expiringAttendRowTensor(q, k, v, *p[0], *p[1], *p[2], ramp, nearest, scale, expiringEps);
+  } else {
     c10::optional<at::Tensor> P = p.size() > 1 ? p[1] : c10::nullopt;
     if (P) {
       TORCH_CHECK(P->dim() == 3 && P->size(2) >= used, "decoderLayerRow: positionKeys must be [K, D, R] with R >= used");
       P = P->narrow(2, P->size(2) - used, used);  // distances used-1 ... 0
     }
     mixed = attendRowTensor(q, k, v, p.size() > 0 ? p[0] : c10::nullopt, P, p.size() > 2 ? p[2] : c10::nullopt, scale);
-  } else if (positions == "expiring") {
-    TORCH_CHECK(p.size() == 3 && p[0] && p[1] && p[2], "decoderLayerRow: expiring positions must be [keyPe, age, spans]");
-    mixed = expiringAttendRowTensor(q, k, v, *p[0], *p[1], *p[2], D(info, 13), I(info, 14), scale, D(info, 15));
-  } else {
-    fail("config", "decoderLayerRow: positions must be 'none', 'relative' or 'expiring', got '" + positions + "'");
   }
   const at::Tensor attended = linear(mixed, 6);                                           // [B, 1, H]
   const auto ff = [&](const at::Tensor& x) { return linear(at::relu(linear(x, 10)), 12); };

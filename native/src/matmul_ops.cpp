@@ -24,7 +24,6 @@
 #include <ATen/ExpandUtils.h>
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
-#include <dlfcn.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -45,13 +44,7 @@ using SgemmFn = int (*)(char, char, int64_t, int64_t, int64_t, float, const floa
 SgemmFn findSgemm() {
   const char* off = std::getenv("ENGRAM_BATCHED_MATMUL");
   if (off && std::strcmp(off, "aten") == 0) return nullptr;  // A/B measurements: ATen's bmm everywhere
-  for (const char* name : {"libdnnl.so.2", "libdnnl.so.3", "libdnnl.so"}) {
-    // RTLD_NOLOAD: only a libdnnl that is already in the process (libtorch's own), never a second copy
-    if (void* handle = dlopen(name, RTLD_NOW | RTLD_NOLOAD)) {
-      if (void* fn = dlsym(handle, "dnnl_sgemm")) return reinterpret_cast<SgemmFn>(fn);
-    }
-  }
-  return nullptr;
+  return reinterpret_cast<SgemmFn>(loadedSymbol({"libdnnl.so.2", "libdnnl.so.3", "libdnnl.so"}, "dnnl_sgemm"));
 }
 
 SgemmFn sgemm() {

@@ -90,13 +90,20 @@ export class DecoderLayer extends Module {
     } else return null;
     const room = cache.reserveRow();
     if (!room) return null;
-    const bias = (l: { weight: Tensor; bias: Tensor | null }) => [l.weight, l.bias] as const;
-    const out = F.decoderLayerRow(h, {
-      ln1: [this.ln1.weight, this.ln1.bias, this.ln1.eps], q: bias(attn.q), kv: bias(attn.kv), out: bias(attn.out),
-      ln2: [this.ln2.weight, this.ln2.bias, this.ln2.eps], up: bias(this.ff.up), down: bias(this.ff.down),
-    }, { ...room, used }, rowPositions, { pre: this.norm === 'pre', scale: 1 / Math.sqrt(attn.headDim), rowMin: ROW_PRODUCT_MIN });
+    const out = F.decoderLayerRow(h, this.#rowWeights(), { ...room, used }, rowPositions, { pre: this.norm === 'pre', scale: 1 / Math.sqrt(attn.headDim), rowMin: ROW_PRODUCT_MIN });
     cache.advanceRow();
     return out;
+  }
+
+  #weights: F.DecoderLayerRowWeights | null = null;
+  /** The layer's weights as F.decoderLayerRow takes them, made once (parameters change in place, never their Tensor objects). */
+  #rowWeights(): F.DecoderLayerRowWeights {
+    const { attn, ff } = this;
+    const linear = (l: { weight: Tensor; bias: Tensor | null }) => [l.weight, l.bias] as const;
+    return (this.#weights ??= {
+      ln1: [this.ln1.weight, this.ln1.bias, this.ln1.eps], q: linear(attn.q), kv: linear(attn.kv), out: linear(attn.out),
+      ln2: [this.ln2.weight, this.ln2.bias, this.ln2.eps], up: linear(ff.up), down: linear(ff.down),
+    });
   }
 
   /** Appends the keys and values of layer inputs x [B, T, H] (rows attended later, not queries) to a decoding cache. */

@@ -133,8 +133,9 @@ export type LayerRowPositions = { kind: 'none' } | ({ kind: 'relative' } & RowPo
  * native call (a decoding step's layer was ~20 calls): the row's key and value are written into row
  * `filled` of the cache buffers, the row attends to the newest `used` rows (attendRow's or
  * expiringAttendRow's maths), then the output projection, residuals, layer norms and feed-forward,
- * post-LN or pre-LN, with every projection through linearRow(rowMin). No dropout and nothing
- * recorded: for evaluation. The same ATen ops as the composed layer, so it equals it up to float rounding.
+ * post-LN or pre-LN. No dropout and nothing recorded: for evaluation. In float32 on the CPU (no
+ * autocast, no gradient) plain loops around BLAS's sgemv; otherwise the composed layer's ATen ops,
+ * every projection through linearRow(rowMin). Equal to the composed layer up to float rounding.
  */
 export function decoderLayerRow(h: Tensor, weights: DecoderLayerRowWeights, cache: RowCacheInput, positions: LayerRowPositions,
   { pre, scale, rowMin = 0 }: { pre: boolean; scale: number; rowMin?: number }): Tensor {
