@@ -189,6 +189,49 @@ test('grad: layerNorm (input, weight, bias), linear, embedding (weight)', () => 
   assertClose(gl!, [[1, 1], [0, 0], [0, 0], [0, 0]]);
 });
 
+test('grad: linearOverCat (two pieces of rows, weight, bias): the gradients of linear over the cat, each piece its own', () => {
+  manualSeed(12);
+  const prefix = randn([2, 5, 3], { dtype: 'float64' }); // a detached cache
+  const x = rnd([2, 4, 3]), w = rnd([6, 3]), b = rnd([6]);
+  check((a, ww, bb) => F.linearOverCat(prefix, a, ww, bb), [x, w, b]);
+  check((a, ww) => F.linearOverCat(prefix, a, ww), [x, w]);
+  check((p, a, ww) => F.linearOverCat(p, a, ww), [prefix.detach().requiresGrad_(), x, w]); // both pieces take a gradient
+  check((p, ww) => F.linearOverCat(p, x.detach(), ww), [prefix.detach().requiresGrad_(), w]); // the first piece only (MemBottleneck: memory, then a detached cache)
+  check((ww) => F.linearOverCat(prefix, x.detach(), ww), [w]); // only the weight
+  // float32: the same values and gradients as linear(cat(prefix, x)), bit for bit on this machine's BLAS; x's gradient is [B, T, in]
+  const p32 = prefix.float(), x32 = x.detach().float().requiresGrad_(), w32 = w.detach().float().requiresGrad_();
+  const g = randn([2, 9, 6]);
+  const fused = F.linearOverCat(p32, x32, w32);
+  const composed = F.linear(cat([p32, x32], 1), w32);
+  assertClose(fused, composed.toArray() as number[], { atol: 1e-6 });
+  const [fx, fw] = grad(fused.mul(g).sum(), [x32, w32]);
+  const [cx, cw] = grad(composed.mul(g).sum(), [x32, w32]);
+  assert.deepEqual(fx!.shape, [2, 4, 3]);
+  assertClose(fx!, cx!.toArray() as number[], { atol: 1e-5 });
+  assertClose(fw!, cw!.toArray() as number[], { atol: 1e-4 });
+  assert.match(fused.gradFn ?? '', /LinearOverCat/);
+  const [fp] = grad(F.linearOverCat(x32, p32, w32).mul(g).sum(), [x32]); // x first, the detached piece second
+  assertClose(fp!, grad(F.linear(cat([x32, p32], 1), w32).mul(g).sum(), [x32])[0]!.toArray() as number[], { atol: 1e-5 });
+  assert.throws(() => F.linearOverCat(randn([2, 5, 4]), x32, w32), EngramError); // the rows' widths differ
+});
+
+test('grad: feedForward (linear, ReLU, linear in one op) against the composed ops', () => {
+  manualSeed(13);
+  const x = rnd([2, 3, 4]), w1 = rnd([5, 4]), b1 = rnd([5]), w2 = rnd([3, 5]), b2 = rnd([3]);
+  check((a, u, c, d, e) => F.feedForward(a, u, c, d, e), [x, w1, b1, w2, b2]);
+  check((u, d) => F.feedForward(x.detach(), u, b1.detach(), d, b2.detach()), [w1, w2]);
+  // float32: the composition's values and gradients (rectified units included: b1 shifted so that about half are off)
+  const ps = [x, w1, b1, w2, b2].map((t) => t.detach().float().requiresGrad_());
+  const [a, u, c, d, e] = ps as [Tensor, Tensor, Tensor, Tensor, Tensor];
+  const composed = F.linear(F.linear(a, u, c).relu(), d, e);
+  const fused = F.feedForward(a, u, c, d, e);
+  assertClose(fused, composed.toArray() as number[], { atol: 1e-6 });
+  const g = randn([2, 3, 3]);
+  const gf = grad(fused.mul(g).sum(), ps), gc = grad(composed.mul(g).sum(), ps);
+  gf.forEach((t, i) => assertClose(t!, gc[i]!.toArray() as number[], { atol: 1e-5 }));
+  assert.match(fused.gradFn ?? '', /FeedForwardRelu/);
+});
+
 test('grad: crossEntropy (ignoreIndex, labelSmoothing, weight, reductions), nllLoss, mseLoss, bce', () => {
   manualSeed(5);
   const logits = rnd([3, 4]);

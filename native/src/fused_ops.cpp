@@ -453,6 +453,93 @@ OP(expiringAttention) {
                                           T(info, 4), D(info, 5), I(info, 6), D(info, 7), D(info, 8), I(info, 9)));
 }
 
+// linearOverCat(first [.., P, in], second [.., T, in], weight [out, in], bias|null)
+//   = linear(cat(first, second, -2), weight, bias): keys and values of two pieces of rows, such as
+// a detached cache and a block's rows. The backward computes the input gradient of the pieces that
+// take one only; autograd through cat computes it for all P + T rows (a [.. (P + T), out] x
+// [out, in] product) and then drops a detached piece's share (Transformer-XL's cache as long as the
+// block: half of that product; a 512-row cache over a 128-row block: four fifths). The forward
+// product and the weight's gradient are linear's (dW = g^T cat, as ATen's mm backward computes it
+// for a transposed weight). Under autocast or for other dtypes it is linear over the cat.
+struct LinearOverCat : public torch::autograd::Function<LinearOverCat> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& first, const at::Tensor& second, const at::Tensor& weight) {
+    at::Tensor context = at::cat({first, second}, -2);
+    ctx->save_for_backward({context, weight});
+    ctx->saved_data["firstRows"] = first.size(-2);
+    return at::linear(context, weight);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &context = saved[0], &weight = saved[1];
+    const int64_t P = ctx->saved_data["firstRows"].toInt(), rows = context.size(-2);
+    const at::Tensor& g = grads[0];  // [.., P + T, out]
+    at::Tensor dFirst, dSecond, dWeight;
+    if (ctx->needs_input_grad(0)) dFirst = at::matmul(g.narrow(-2, 0, P), weight);               // [.., P, in]
+    if (ctx->needs_input_grad(1)) dSecond = at::matmul(g.narrow(-2, P, rows - P), weight);       // [.., T, in]
+    if (ctx->needs_input_grad(2)) dWeight = g.reshape({-1, g.size(-1)}).t().mm(context.reshape({-1, context.size(-1)}));
+    return {dFirst, dSecond, dWeight};
+  }
+};
+
+OP(linearOverCat) {
+  const at::Tensor &first = T(info, 0), &second = T(info, 1), &weight = T(info, 2);
+  const c10::optional<at::Tensor> bias = OT(info, 3);
+  const auto type = second.scalar_type();
+  const bool fused = !at::autocast::is_cpu_enabled() && !at::autocast::is_enabled() && (type == at::kFloat || type == at::kDouble) &&
+                     first.scalar_type() == type && weight.scalar_type() == type && first.dim() == second.dim() && second.dim() >= 2 &&
+                     weight.dim() == 2 && first.device() == second.device() && weight.device() == second.device();
+  if (!fused) return R(info, at::linear(at::cat({first, second}, -2), weight, bias));
+  at::Tensor y = LinearOverCat::apply(first, second, weight);
+  return R(info, bias ? y + *bias : y);
+}
+
+// feedForward(x [.., in], w1 [F, in], b1 [F], w2 [out, F], b2 [out]) = linear(relu(linear(x, w1, b1)), w2, b2):
+// the position-wise feed-forward without dropout. The hidden layer is rectified in place and kept
+// once (it is both the second product's input and the ReLU's mask), and backward masks the hidden
+// gradient in place: composed, relu allocates a second [.., F] tensor and threshold_backward a third.
+// The products are linear's, and their gradients the ones ATen's mm backward computes.
+struct FeedForwardRelu : public torch::autograd::Function<FeedForwardRelu> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w1, const at::Tensor& b1, const at::Tensor& w2,
+                            const at::Tensor& b2) {
+    at::Tensor hidden = at::linear(x, w1, b1);
+    hidden.relu_();
+    ctx->save_for_backward({x, hidden, w1, w2});
+    return at::linear(hidden, w2, b2);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &x = saved[0], &hidden = saved[1], &w1 = saved[2], &w2 = saved[3];
+    const at::Tensor g = grads[0].reshape({-1, w2.size(0)});  // [N, out]
+    const at::Tensor h = hidden.reshape({-1, w1.size(0)});    // [N, F]
+    at::Tensor dx, dw1, db1, dw2, db2;
+    if (ctx->needs_input_grad(3)) dw2 = g.t().mm(h);
+    if (ctx->needs_input_grad(4)) db2 = g.sum(0);
+    if (ctx->needs_input_grad(0) || ctx->needs_input_grad(1) || ctx->needs_input_grad(2)) {
+      at::Tensor dh = g.mm(w2);  // [N, F], then zero where the ReLU was off
+      at::threshold_backward_out(dh, dh, h, 0);  // ATen's vectorised kernel, written over dh
+      if (ctx->needs_input_grad(1)) dw1 = dh.t().mm(x.reshape({-1, x.size(-1)}));
+      if (ctx->needs_input_grad(2)) db1 = dh.sum(0);
+      if (ctx->needs_input_grad(0)) dx = dh.mm(w1).view(x.sizes());
+    }
+    return {dx, dw1, db1, dw2, db2};
+  }
+};
+
+OP(feedForward) {
+  const at::Tensor &x = T(info, 0), &w1 = T(info, 1), &b1 = T(info, 2), &w2 = T(info, 3), &b2 = T(info, 4);
+  const auto type = x.scalar_type();
+  const bool same = [&] {
+    for (const at::Tensor* t : {&w1, &b1, &w2, &b2}) {
+      if (t->scalar_type() != type || t->device() != x.device()) return false;
+    }
+    return true;
+  }();
+  const bool fused = same && (type == at::kFloat || type == at::kDouble) && !at::autocast::is_cpu_enabled() && !at::autocast::is_enabled() &&
+                     x.dim() >= 2 && x.is_contiguous() && w1.dim() == 2 && w2.dim() == 2 && w1.size(0) == w2.size(1);
+  if (!fused) return R(info, at::linear(at::relu(at::linear(x, w1, b1)), w2, b2));
+  return R(info, FeedForwardRelu::apply(x, w1, b1, w2, b2));
+}
+
 OP(softMaskRenorm) { return R(info, SoftMaskRenorm::apply(T(info, 0), T(info, 1), D(info, 2), I(info, 3))); }
 
 // Under autocast the scores arrive in bfloat16 (a matmul's output): the softmax runs in float32

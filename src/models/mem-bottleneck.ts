@@ -10,7 +10,7 @@
 // only, the bottleneck's known price (SPEC §5: "prepended memory under a causal mask cannot see
 // the sequence"). Token positions inside a segment are given by absolute sinusoids.
 // Shapes: B batch, M segment length, m memory tokens, C cached positions, H hidden.
-import { cat, withPrecision, autocastDeviceOf, type Device, type Precision, type Tensor } from '../tensor/index.js';
+import { withPrecision, autocastDeviceOf, type Device, type Precision, type Tensor } from '../tensor/index.js';
 import { Module } from '../nn/module.js';
 import { Dropout, TokenEmbedding, FeedForward, LayerNorm, OutputHead } from '../nn/layers.js';
 import { MultiHeadAttention } from '../nn/attention.js';
@@ -46,7 +46,7 @@ class BottleneckLayer extends Module {
   /** Stage 1: the memory [B, m, H] attends to [memory; cache] and is updated. */
   updateMemory(memory: Tensor, cache: Tensor | null): Tensor {
     const [n0, n1] = this.norms as [LayerNorm, LayerNorm];
-    const context = cache ? cat([memory, cache], 1) : memory;
+    const context = cache ? ([memory, cache] as const) : memory; // projected as their cat; the detached cache takes no input gradient
     const m = n0.forward(memory.add(this.drop.forward(this.memAttn.forward({ query: memory, context, mask: null, positions: null }))));
     return n1.forward(m.add(this.memFF.forward(m)));
   }

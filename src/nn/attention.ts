@@ -71,14 +71,21 @@ export const isRelative = (p: RelativePositions | LearnedPositions): p is Relati
 export interface AttentionInput {
   /** [B, Tq, H] the queries' inputs. */
   query: Tensor;
-  /** [B, Tk, H] the keys' and values' inputs (for self-attention with a cache: cat(cache, query)). */
-  context: Tensor;
+  /**
+   * [B, Tk, H] the keys' and values' inputs, or two pieces of them along the rows (with a cache:
+   * [cache, query]), projected as their cat in one op that gives each piece only the gradient it
+   * takes (F.linearOverCat: a detached cache takes none).
+   */
+  context: Tensor | ContextPieces;
   /** bool [Tq, Tk] or [B, 1, Tq, Tk]: true where attention is not allowed. */
   mask: Tensor | null;
   positions: RelativePositions | LearnedPositions | null;
   /** [B|1, K|1, Tq, Tk] in [0, 1]: multiplies the attention weights, which are then renormalised. */
   softMask?: Tensor | null;
 }
+
+/** Two pieces [B, P, H] and [B, T, H] of the keys' and values' inputs, in key order. */
+export type ContextPieces = readonly [first: Tensor, second: Tensor];
 
 /** Keys and values projected beforehand ([B, K, Tk_i, D] each), in pieces along the key axis, oldest first. */
 export type ProjectedKeys = readonly (readonly [key: Tensor, value: Tensor])[];
@@ -174,10 +181,16 @@ export class MultiHeadAttention extends Module {
     return used === undefined || R === used ? rk : rk.narrow(2, R - used, used); // distances used-1 ... 0
   }
 
-  /** Keys and values of inputs [B, Tk, H] -> [B, K, Tk, D] each; `row`: through Linear.forwardRow. */
-  keysValues(context: Tensor, frozen = false, row = false): [Tensor, Tensor] {
-    const [B, Tk] = context.shape as [number, number];
-    const [k, v] = project(this.kv, context, frozen, row).view(B, Tk, 2, this.heads, this.headDim).permute(2, 0, 3, 1, 4).unbind(0);
+  /**
+   * Keys and values of inputs [B, Tk, H], or of the cat of two pieces, -> [B, K, Tk, D] each; `row`:
+   * through Linear.forwardRow.
+   */
+  keysValues(context: Tensor | ContextPieces, frozen = false, row = false): [Tensor, Tensor] {
+    const pieces = Array.isArray(context) ? (context as ContextPieces) : null;
+    const B = pieces ? pieces[0].shape[0]! : (context as Tensor).shape[0]!;
+    const Tk = pieces ? pieces[0].shape[1]! + pieces[1].shape[1]! : (context as Tensor).shape[1]!;
+    const projected = pieces ? F.linearOverCat(pieces[0], pieces[1], ...weightsOf(this.kv, frozen)) : project(this.kv, context as Tensor, frozen, row);
+    const [k, v] = projected.view(B, Tk, 2, this.heads, this.headDim).permute(2, 0, 3, 1, 4).unbind(0);
     return [k!, v!];
   }
 
@@ -339,6 +352,11 @@ export class KeyValueCache {
 
 /** x W^T (+ b), with the weights detached when frozen; `row`: Linear.forwardRow (a matrix-vector product for one row). */
 function project(layer: Linear, x: Tensor, frozen: boolean, row = false): Tensor {
-  if (frozen) return F.linear(x, layer.weight.detach(), layer.bias?.detach() ?? null);
+  if (frozen) return F.linear(x, ...weightsOf(layer, frozen));
   return row ? layer.forwardRow(x) : layer.forward(x);
+}
+
+/** A Linear's weight and bias, detached when `frozen`. */
+function weightsOf(layer: Linear, frozen: boolean): [Tensor, Tensor | null] {
+  return frozen ? [layer.weight.detach(), layer.bias?.detach() ?? null] : [layer.weight, layer.bias];
 }

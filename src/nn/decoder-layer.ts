@@ -46,10 +46,10 @@ export class DecoderLayer extends Module {
    * [B, 1, T, C + T]; softMask [B|1, K|1, T, C + T] or null (see MultiHeadAttention).
    */
   forward(h: Tensor, cache: Tensor | null, mask: Tensor | null, positions: RelativePositions | LearnedPositions | null, softMask: Tensor | null = null): Tensor {
-    const context = cache ? cat([cache, h], 1) : h; // [B, C + T, H]
-    if (this.norm === 'post') return this.around(h, (query) => this.attn.forward({ query, context, mask, positions, softMask }));
+    // post-LN: keys and values of cat(cache, h) in one op that gives a detached cache no input gradient
+    if (this.norm === 'post') return this.around(h, (query) => this.attn.forward({ query, context: cache ? [cache, h] : h, mask, positions, softMask }));
     // pre-LN: the queries are the block's rows of the normalised context (one LayerNorm for both)
-    const normed = this.ln1.forward(context);
+    const normed = this.ln1.forward(cache ? cat([cache, h], 1) : h); // [B, C + T, H]
     const query = cache ? normed.narrow(1, cache.shape[1]!, h.shape[1]!) : normed;
     return this.around(h, (q) => this.attn.forward({ query: q, context: normed, mask, positions, softMask }), query);
   }

@@ -116,6 +116,8 @@ export class FeedForward extends Module {
     this.drop = this.child('drop', new Dropout(dropout));
   }
   forward(x: Tensor): Tensor {
+    // without dropout: one native op (the hidden layer rectified and its gradient masked in place)
+    if (!(this.drop.training && this.drop.p > 0)) return F.feedForward(x, this.up.weight, this.up.bias!, this.down.weight, this.down.bias!);
     return this.drop.forward(this.down.forward(this.drop.forward(this.up.forward(x).relu())));
   }
   /** forward() for x [.., H] holding one row (decoding, no dropout: evaluation mode). */

@@ -191,6 +191,25 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   return fromId(native.linear(x.id, weight.id, bias?.id ?? null));
 }
 /**
+ * linear(relu(linear(x, w1, b1)), w2, b2): the position-wise feed-forward without dropout, x [.., in],
+ * w1 [F, in], w2 [out, F]. In float32 / float64 (no autocast) one native autograd op that rectifies
+ * the hidden layer in place and masks its gradient in place (two [.., F] tensors fewer than the
+ * composed ops); otherwise the composed ops. Same values and gradients as the composition.
+ */
+export function feedForward(x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor): Tensor {
+  return fromId(native.feedForward(x.id, w1.id, b1.id, w2.id, b2.id));
+}
+/**
+ * linear(cat(first, second, -2), weight, bias) for first [.., P, in] and second [.., T, in]: keys
+ * and values of two pieces of rows, such as a detached cache and a block's rows. The backward
+ * computes the input gradient of the pieces that take one only, not of all P + T rows (one native
+ * autograd op; under autocast or for other dtypes, linear over the cat). Same values and weight
+ * gradient as linear(cat(...)).
+ */
+export function linearOverCat(first: Tensor, second: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+  return fromId(native.linearOverCat(first.id, second.id, weight.id, bias?.id ?? null));
+}
+/**
  * linear() that runs as a matrix-vector product, bias + weight x, when x [.., in] holds one row,
  * float32 on the CPU (autocast off), and the weight has at least `minEntries` entries: it reads the
  * weight in place where a 1-row sgemm packs it first. Anything else runs as linear() (the native
