@@ -148,6 +148,31 @@ test('grad: maskedSoftmax with a mask, scale != 1, a fully masked row, dim 0', (
   assertClose(F.maskedSoftmax(x, mask, { scale: 0.7 }).maskedSelect(keep), ref.maskedSelect(keep).toArray(), { atol: 1e-12 });
 });
 
+test('grad: maskedSoftmax with masks broadcast over batch and heads ([Tq, Tk], [B, 1, Tq, Tk]), float64 and float32, against the composed ops', () => {
+  manualSeed(9);
+  const x = rnd([2, 3, 4, 5]);
+  const causal = bool(Array.from({ length: 4 }, (_, i) => Array.from({ length: 5 }, (_, j) => j > i + 1))); // [Tq, Tk]
+  const perBatch = randn([2, 1, 4, 5]).gt(0.3); // [B, 1, Tq, Tk], some rows fully masked
+  perBatch.select(0, 1).select(1, 2).fill_(1); // batch 1, row 2: every key masked
+  const window = randn([6, 9]).gt(0).narrow(0, 1, 4).narrow(1, 3, 5); // a view with a storage offset and row stride 9
+  for (const mask of [causal, perBatch, window, null]) {
+    check((a) => F.maskedSoftmax(a, mask, { scale: 0.6 }), [x]);
+    check((a) => F.maskedSoftmax(a, mask), [x]);
+  }
+  for (const dtype of ['float64', 'float32'] as const) {
+    const a = x.detach().to(dtype).requiresGrad_();
+    const w = randn([2, 3, 4, 5], { dtype });
+    for (const mask of [causal, perBatch, window]) {
+      const ref = a.mul(0.6).maskedFill(mask, -Infinity).softmax(-1).maskedFill(mask, 0); // the NaN rows zeroed
+      const y = F.maskedSoftmax(a, mask, { scale: 0.6 });
+      assert.deepEqual(y.toArray(), ref.toArray()); // the same logits and ATen's softmax: bit for bit
+      const [gy] = grad(y.mul(w).sum(), [a]);
+      const [gr] = grad(ref.mul(w).sum(), [a]);
+      assertClose(gy!, gr!.toArray() as number[], { atol: dtype === 'float32' ? 1e-6 : 1e-12 });
+    }
+  }
+});
+
 test('grad: softMaskRenorm against p and a broadcast mask; same values as the composed ops', () => {
   manualSeed(31);
   // p: attention weights [B, K, Tq, Tk] with a fully masked row (zeros); m in [0, 1] with exact 0s and 1s

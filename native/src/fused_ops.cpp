@@ -8,6 +8,7 @@
 #include <ATen/autocast_mode.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -16,6 +17,14 @@ namespace engram {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
+
+// Loops compiled twice, for x86-64-v3 (AVX2, FMA) and the baseline the addon is built for, the CPU
+// choosing at load time (target_clones).
+#if defined(__GNUC__) && defined(__x86_64__)
+#define ENGRAM_ROW_KERNEL __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define ENGRAM_ROW_KERNEL
+#endif
 
 // Σ a_d b_d over D in four independent sums, and y += s · x: written four lanes at a time so that
 // the compiler's straight-line vectoriser (on at -O2) packs them without reordering any one sum.
@@ -47,22 +56,118 @@ inline void axpy(scalar_t* __restrict__ y, scalar_t s, const scalar_t* __restric
 // maskedSoftmax(x, mask|null, scale, dim) = softmax(scale * x with masked positions at -inf).
 // Backward needs only the output y: dx = scale * y * (dy - sum(dy * y)). The unfused version keeps
 // the scaled and the masked logits alive as well. Rows fully masked give zeros, not NaN.
+//
+// On the CPU over the last dim (float32 / float64, contiguous x, a mask broadcast over leading dims
+// only), the logits are made in one pass (scale and mask together, where the composed ops make
+// x * scale and then mask it), ATen's softmax runs over them, the masked positions of y are zeroed
+// only where a row is fully masked (elsewhere exp(-inf) is 0 already), and backward is one pass per
+// row (ATen's softmax backward and then the scale would be two). Elsewhere the same ATen ops.
+namespace {
+// Offsets of mask row r for every row r of x [..., Tq, Tk] (mask expanded to x's shape; rows in x's
+// row-major order), or empty when the mask's last dim is not contiguous.
+std::vector<int64_t> maskRowOffsets(const at::Tensor& mask, const at::Tensor& x) {
+  const at::Tensor m = mask.expand(x.sizes());
+  const int64_t n = x.dim();
+  if (m.size(n - 1) > 1 && m.stride(n - 1) != 1) return {};
+  const int64_t rows = x.numel() / std::max<int64_t>(x.size(n - 1), 1);
+  std::vector<int64_t> offsets(static_cast<size_t>(rows));
+  std::vector<int64_t> index(static_cast<size_t>(n - 1), 0);
+  int64_t offset = 0;  // from the mask's data_ptr(), which includes its storage offset
+  for (int64_t r = 0; r < rows; r++) {
+    offsets[static_cast<size_t>(r)] = offset;
+    for (int64_t d = n - 2; d >= 0; d--) {  // odometer over the leading dims and the row dim
+      if (++index[static_cast<size_t>(d)] < m.size(d)) {
+        offset += m.stride(d);
+        break;
+      }
+      offset -= m.stride(d) * (m.size(d) - 1);
+      index[static_cast<size_t>(d)] = 0;
+    }
+  }
+  return offsets;
+}
+// One row of the logits: l = mask ? -inf : s * x; returns how many positions are open. One row of
+// the backward: d = s * y * (g - Σ g·y). Vectorised (omp simd; ENGRAM_ROW_KERNEL: an AVX2
+// clone where the processor has it).
+template <typename scalar_t>
+ENGRAM_ROW_KERNEL int64_t maskedLogitsRow(const scalar_t* __restrict__ x, const bool* __restrict__ m,
+                                                                           scalar_t* __restrict__ l, scalar_t s, int64_t n) {
+  const scalar_t ninf = -std::numeric_limits<scalar_t>::infinity();
+  int64_t open = 0;
+#pragma omp simd reduction(+ : open)
+  for (int64_t j = 0; j < n; j++) {
+    const bool masked = m[j];
+    l[j] = masked ? ninf : x[j] * s;
+    open += masked ? 0 : 1;
+  }
+  return open;
+}
+template <typename scalar_t>
+ENGRAM_ROW_KERNEL void softmaxBackwardRow(const scalar_t* __restrict__ y, const scalar_t* __restrict__ g,
+                                                                         scalar_t* __restrict__ d, scalar_t s, int64_t n) {
+  scalar_t sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t j = 0; j < n; j++) sum += g[j] * y[j];
+#pragma omp simd
+  for (int64_t j = 0; j < n; j++) d[j] = s * y[j] * (g[j] - sum);
+}
+bool softmaxRowsNative(const at::Tensor& x, int64_t dim) {
+  const int64_t n = x.dim();
+  return x.is_cpu() && (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble) && n >= 1 && (dim == -1 || dim == n - 1) &&
+         x.is_contiguous() && x.numel() > 0;
+}
+}  // namespace
+
 struct MaskedSoftmax : public torch::autograd::Function<MaskedSoftmax> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const c10::optional<at::Tensor>& mask,
                             double scale, int64_t dim) {
-    at::Tensor logits = scale == 1.0 ? x : x * scale;
-    // x * scale is a new tensor, masked in place (no copy of the scores); x itself is the caller's
-    if (mask) {
-      if (scale == 1.0 || !at::is_expandable_to(mask->sizes(), logits.sizes())) {
-        logits = logits.masked_fill(*mask, -std::numeric_limits<double>::infinity());
-      } else {
-        logits.masked_fill_(*mask, -std::numeric_limits<double>::infinity());
+    at::Tensor y;
+    std::vector<int64_t> offsets;
+    const bool rows = softmaxRowsNative(x, dim) && (!mask || (mask->scalar_type() == at::kBool && mask->is_cpu() &&
+                                                              at::is_expandable_to(mask->sizes(), x.sizes()) &&
+                                                              !(offsets = maskRowOffsets(*mask, x)).empty()));
+    if (rows && !mask && scale == 1.0) {
+      y = at::softmax(x, -1);
+    } else if (rows) {
+      const int64_t Tk = x.size(x.dim() - 1), count = x.numel() / Tk;
+      at::Tensor logits = at::empty_like(x);
+      bool fullyMasked = false;  // some row has no unmasked position (its softmax is 0/0)
+      AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "maskedSoftmax", [&] {
+        const scalar_t* xp = x.data_ptr<scalar_t>();
+        scalar_t* lp = logits.data_ptr<scalar_t>();
+        const bool* mp = mask ? mask->data_ptr<bool>() : nullptr;
+        const scalar_t s = static_cast<scalar_t>(scale);
+        std::atomic<bool> anyFull{false};
+        at::parallel_for(0, count, std::max<int64_t>(1, (1 << 14) / Tk), [&](int64_t begin, int64_t end) {
+          for (int64_t r = begin; r < end; r++) {
+            const scalar_t* xr = xp + r * Tk;
+            scalar_t* lr = lp + r * Tk;
+            if (!mp) {
+              for (int64_t j = 0; j < Tk; j++) lr[j] = xr[j] * s;
+              continue;
+            }
+            if (maskedLogitsRow(xr, mp + offsets[static_cast<size_t>(r)], lr, s, Tk) == 0) anyFull = true;
+          }
+        });
+        fullyMasked = anyFull;
+      });
+      y = at::softmax(logits, -1);
+      if (fullyMasked) y.masked_fill_(*mask, 0.0);
+    } else {
+      at::Tensor logits = scale == 1.0 ? x : x * scale;
+      // x * scale is a new tensor, masked in place (no copy of the scores); x itself is the caller's
+      if (mask) {
+        if (scale == 1.0 || !at::is_expandable_to(mask->sizes(), logits.sizes())) {
+          logits = logits.masked_fill(*mask, -std::numeric_limits<double>::infinity());
+        } else {
+          logits.masked_fill_(*mask, -std::numeric_limits<double>::infinity());
+        }
       }
+      y = at::softmax(logits, dim);
+      // All-masked rows are 0/0 = NaN; zeroing the masked positions (in place, no new tensor)
+      // clears them and leaves every other row as it is (its masked positions are 0 already).
+      if (mask) y.masked_fill_(*mask, 0.0);
     }
-    at::Tensor y = at::softmax(logits, dim);
-    // All-masked rows are 0/0 = NaN; zeroing the masked positions (in place, no new tensor)
-    // clears them and leaves every other row as it is (its masked positions are 0 already).
-    if (mask) y.masked_fill_(*mask, 0.0);
     ctx->save_for_backward({y});
     ctx->saved_data["scale"] = scale;
     ctx->saved_data["dim"] = dim;
@@ -72,8 +177,25 @@ struct MaskedSoftmax : public torch::autograd::Function<MaskedSoftmax> {
     auto y = ctx->get_saved_variables()[0];
     double scale = ctx->saved_data["scale"].toDouble();
     int64_t dim = ctx->saved_data["dim"].toInt();
+    const at::Tensor dy = grads[0].contiguous();
+    if (softmaxRowsNative(y, dim) && dy.scalar_type() == y.scalar_type() && dy.sizes() == y.sizes()) {
+      // one pass per row: dx = scale * y * (dy - sum(dy * y))
+      at::Tensor dx = at::empty_like(y);
+      const int64_t Tk = y.size(y.dim() - 1), count = y.numel() / Tk;
+      AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "maskedSoftmax backward", [&] {
+        const scalar_t *yp = y.data_ptr<scalar_t>(), *gp = dy.data_ptr<scalar_t>();
+        scalar_t* dp = dx.data_ptr<scalar_t>();
+        const scalar_t s = static_cast<scalar_t>(scale);
+        at::parallel_for(0, count, std::max<int64_t>(1, (1 << 14) / Tk), [&](int64_t begin, int64_t end) {
+          for (int64_t r = begin; r < end; r++) {
+            softmaxBackwardRow(yp + r * Tk, gp + r * Tk, dp + r * Tk, s, Tk);
+          }
+        });
+      });
+      return {dx, at::Tensor(), at::Tensor(), at::Tensor()};
+    }
     // ATen's softmax backward kernel: y * (dy - sum(dy * y)) in one pass.
-    auto dx = at::_softmax_backward_data(grads[0].contiguous(), y, dim, y.scalar_type());
+    auto dx = at::_softmax_backward_data(dy, y, dim, y.scalar_type());
     if (scale != 1.0) dx.mul_(scale);
     return {dx, at::Tensor(), at::Tensor(), at::Tensor()};
   }
@@ -547,14 +669,8 @@ OP(softMaskRenorm) { return R(info, SoftMaskRenorm::apply(T(info, 0), T(info, 1)
 OP(maskedSoftmax) { return R(info, MaskedSoftmax::apply(autocastFloat(T(info, 0)), OT(info, 1), D(info, 2), I(info, 3))); }
 
 // The row ops' per-head loops (decoding one token). Their sums run in eight lanes, which AVX2 packs
-// into one register, and they are compiled twice, for x86-64-v3 (AVX2, FMA) and the baseline, the
-// CPU choosing at load time (target_clones): on this machine the baseline build left the two row
-// ops at about a tenth of a cached token's time.
-#if defined(__GNUC__) && defined(__x86_64__)
-#define ENGRAM_ROW_KERNEL __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define ENGRAM_ROW_KERNEL
-#endif
+// into one register (ENGRAM_ROW_KERNEL, top of the file): on this machine the baseline build left the
+// two row ops at about a tenth of a cached token's time.
 
 static inline float rowDot(const float* __restrict__ a, const float* __restrict__ b, int64_t n) {
   float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
