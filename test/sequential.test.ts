@@ -2,8 +2,8 @@
 // window with learned key positions, and block-by-block processing equal to one long pass.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { arange, cat, createModel, grad, manualSeed, randint, randn, SequentialTransformer, tidy } from '../src/index.js';
-import { skewedKeyPositions } from '../src/nn/positions.js';
+import { arange, cat, createModel, F, grad, manualSeed, randint, randn, SequentialTransformer, tidy, zeros } from '../src/index.js';
+import { addSkewedKeyPositions, skewedKeyPositions } from '../src/nn/positions.js';
 import { assertClose } from './helpers.js';
 
 const make = (memLen: number) =>
@@ -65,8 +65,19 @@ test('skewedKeyPositions gives the gathered key position scores at every rank th
       const [rq, rk] = grad(gathered.mul(weights).sum(), [q, keyPe]);
       assertClose(gq!, rq!.toArray() as number[], { atol: 1e-12 });
       assertClose(gk!, rk!.toArray() as number[], { atol: 1e-12 });
+      // added to content scores in one op (F.skewAdd): the same sum and gradients, content's included
+      const content = randn([2, 3, Tq, Tk], { dtype: 'float64' }).requiresGrad_();
+      const added = addSkewedKeyPositions(content, q, keyPe, C - f);
+      assert.match(added.gradFn ?? '', /SkewAdd/);
+      assertClose(added, content.add(skewed).toArray() as number[], { atol: 1e-12 });
+      const [aq, ak, ac] = grad(added.mul(weights).sum(), [q, keyPe, content]);
+      assertClose(aq!, rq!.toArray() as number[], { atol: 1e-12 });
+      assertClose(ak!, rk!.toArray() as number[], { atol: 1e-12 });
+      assertClose(ac!, weights.toArray() as number[], { atol: 1e-12 });
     });
   }
+  assert.throws(() => F.skewAdd(zeros([2, 3, 4]), zeros([2, 3, 4]), 1), /base \+ Tq·Tk must be within/);
+  assert.throws(() => F.skewAdd(zeros([2, 3, 4]), zeros([2, 4, 5]), 0), /agree in every dim but the last/);
 });
 
 test('sequential models need a span', () => {

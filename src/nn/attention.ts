@@ -4,7 +4,7 @@
 //   learned key positions (the Expire-Span code base's key_pe, SPEC §1 last paragraph):
 //     score(i, j) = (q_i · k_j + q_i · P[:, d_ij]) / sqrt(D),  d_ij the distance of key j from query i
 //     (q · P gathered by d, or, for keys at consecutive positions, read through a skewed view:
-//     positions.ts skewedKeyPositions)
+//     positions.ts skewedKeyPositions, added to the content scores by addSkewedKeyPositions)
 // and an optional soft mask applied after the softmax and renormalised (Adaptive-Span, Expire-Span):
 //     a'_ij = m_ij a_ij / (Σ_j m_ij a_ij + 1e-8)   (one native op, F.softMaskRenorm)
 //
@@ -23,7 +23,7 @@
 import { cat, configError, F, type ExpiringKeysInput, type Tensor } from '../tensor/index.js';
 import { Module } from './module.js';
 import { Dropout, Linear } from './layers.js';
-import { relSkew, skewedKeyPositions } from './positions.js';
+import { addSkewedKeyPositions, relSkew } from './positions.js';
 import { GrowingTensor } from './growing-tensor.js';
 
 export interface RelativePositions {
@@ -214,16 +214,14 @@ export class MultiHeadAttention extends Module {
         const weights = F.expiringAttention(q.matmul(k.mT), q, positions.keyPe, positions.expiring, { scale: 1 / Math.sqrt(this.headDim) }); // [B, K, Tq, Tk]
         return this.mixWeights(weights, [v], { frozen: o.frozen ?? false, row: o.row });
       }
-      let byKey: Tensor; // [B, K, Tq, Tk]
       if (positions.rankShift !== undefined) {
-        byKey = skewedKeyPositions(q, positions.keyPe, positions.rankShift, Tk);
+        scores = addSkewedKeyPositions(q.matmul(k.mT), q, positions.keyPe, positions.rankShift); // [B, K, Tq, Tk]
       } else {
         const d = positions.distance;
         if (!d) throw configError('MultiHeadAttention', 'learned key positions need a distance table, a rankShift or expiring keys');
         const byDistance = q.matmul(positions.keyPe); // [B, K, Tq, L]
-        byKey = byDistance.gather(-1, (d.ndim === 2 ? d.view(1, 1, Tq, Tk) : d).expand(B, K, Tq, Tk));
+        scores = q.matmul(k.mT).add(byDistance.gather(-1, (d.ndim === 2 ? d.view(1, 1, Tq, Tk) : d).expand(B, K, Tq, Tk))); // [B, K, Tq, Tk]
       }
-      scores = q.matmul(k.mT).add(byKey); // [B, K, Tq, Tk]
     } else if (positions && this.r) {
       const content = q.add(positions.u.unsqueeze(1)).matmul(k.mT); // [B, K, Tq, Tk]
       const rk = o.relativeKeys ?? this.relativeKeys(positions.r, o.frozen); // [K, D, R]

@@ -59,15 +59,29 @@ export function relSkew(x: Tensor): Tensor {
  * Tq − 1)) keeps every entry with a valid rank inside its own row and every read inside the matrix.
  */
 export function skewedKeyPositions(q: Tensor, keyPe: Tensor, shift: number, tk: number): Tensor {
+  const { byColumn, base } = skewedTable(q, keyPe, shift, tk);
+  const lead = q.shape.slice(0, -2), tq = q.shape[q.shape.length - 2]!;
+  return byColumn.view([...lead, tq * (tk + 1)]).narrow(-1, base, tq * tk).view([...lead, tq, tk]);
+}
+
+/**
+ * content [..., Tq, Tk] + skewedKeyPositions(q, keyPe, shift, Tk) as one op (F.skewAdd: its backward
+ * writes the table's gradient in one pass, where the view's narrow fills zeros and then copies).
+ */
+export function addSkewedKeyPositions(content: Tensor, q: Tensor, keyPe: Tensor, shift: number): Tensor {
+  const tk = content.shape[content.shape.length - 1]!;
+  const { byColumn, base } = skewedTable(q, keyPe, shift, tk);
+  return F.skewAdd(content, byColumn, base);
+}
+
+/** q times the skewed table: byColumn [..., Tq, Tk + 1], read from flat offset `base` in rows of Tk. */
+function skewedTable(q: Tensor, keyPe: Tensor, shift: number, tk: number): { byColumn: Tensor; base: number } {
   const w = keyPe.shape[1]!;
-  const shape = q.shape;
-  const tq = shape[shape.length - 2]!;
-  const lead = shape.slice(0, -2);
+  const tq = q.shape[q.shape.length - 2]!;
   const base = Math.max(0, Math.min(w - 1 - shift, tq - 1));
   const top = base + shift; // rank of column 0
   const hi = Math.min(w - 1, top), lo = Math.max(0, top - tk); // ranks present, hi down to lo
   // [D, Tk + 1]: zeros for ranks above w − 1, keyPe's columns hi … lo, zeros for ranks below 0
   const table = F.pad(keyPe.narrow(1, lo, hi - lo + 1).flip(1), [top - hi, lo - (top - tk)]);
-  const byColumn = q.matmul(table); // [..., Tq, Tk + 1]
-  return byColumn.view([...lead, tq * (tk + 1)]).narrow(-1, base, tq * tk).view([...lead, tq, tk]);
+  return { byColumn: q.matmul(table), base }; // [..., Tq, Tk + 1]
 }

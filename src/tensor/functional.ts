@@ -191,6 +191,16 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   return fromId(native.linear(x.id, weight.id, bias?.id ?? null));
 }
 /**
+ * content [..., Tq, Tk] plus the skewed read of x [..., Tq, W]: entry [i, j] adds x's flat entry
+ * base + i·Tk + j of its matrix (base + Tq·Tk <= Tq·W), the learned key positions of a sliding
+ * window (nn/positions.ts skewedKeyPositions). As content.add(x viewed flat, narrowed, viewed back);
+ * on the CPU one native op whose backward writes x's gradient in one pass (the composed narrow's
+ * backward fills zeros, then copies).
+ */
+export function skewAdd(content: Tensor, x: Tensor, base: number): Tensor {
+  return fromId(native.skewAdd(content.id, x.id, base));
+}
+/**
  * linear(relu(linear(x, w1, b1)), w2, b2): the position-wise feed-forward without dropout, x [.., in],
  * w1 [F, in], w2 [out, F]. In float32 / float64 (no autocast) one native autograd op that rectifies
  * the hidden layer in place and masks its gradient in place (two [.., F] tensors fewer than the

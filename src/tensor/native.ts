@@ -195,6 +195,7 @@ const coreOps = {
   dropout: op<(x: Id, p: number, train: boolean) => Id>(),
   embedding: op<(weight: Id, indices: Id, paddingIdx: number) => Id>(),
   linear: op<(x: Id, weight: Id, bias: OptId) => Id>(),
+  skewAdd: op<(content: Id, x: Id, base: number) => Id>(),
   feedForward: op<(x: Id, w1: Id, b1: Id, w2: Id, b2: Id) => Id>(),
   linearOverCat: op<(first: Id, second: Id, weight: Id, bias: OptId) => Id>(),
   attendRow: op<(q: Id, k: Id, v: Id, contentBias: OptId, positionKeys: OptId, positionBias: OptId, scale: number) => Id>(),
