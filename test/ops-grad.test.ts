@@ -240,6 +240,17 @@ test('grad: linearOverCat (two pieces of rows, weight, bias): the gradients of l
   assert.throws(() => F.linearOverCat(randn([2, 5, 4]), x32, w32), EngramError); // the rows' widths differ
 });
 
+test('grad: skewAdd (content plus a skewed read of x) against its formula', () => {
+  manualSeed(14);
+  const content = rnd([2, 3, 4]), x = rnd([2, 3, 5]); // Tq 3, Tk 4, W 5: flat entries base + 4i + j of 15
+  for (const base of [0, 1, 3]) {
+    check((c, a) => F.skewAdd(c, a, base), [content, x]);
+    const flat = x.detach().reshape([2, 15]);
+    const expected = content.detach().add(flat.narrow(1, base, 12).reshape([2, 3, 4]));
+    assertClose(F.skewAdd(content, x, base), expected.toArray() as number[], { atol: 1e-12 });
+  }
+});
+
 test('grad: feedForward (linear, ReLU, linear in one op) against the composed ops', () => {
   manualSeed(13);
   const x = rnd([2, 3, 4]), w1 = rnd([5, 4]), b1 = rnd([5]), w2 = rnd([3, 5]), b2 = rnd([3]);
