@@ -91,8 +91,8 @@ std::vector<int64_t> maskRowOffsets(const at::Tensor& mask, const at::Tensor& x)
 // the backward: d = s * y * (g - Σ g·y). Vectorised (omp simd; ENGRAM_ROW_KERNEL: an AVX2
 // clone where the processor has it).
 template <typename scalar_t>
-ENGRAM_ROW_KERNEL int64_t maskedLogitsRow(const scalar_t* __restrict__ x, const bool* __restrict__ m,
-                                                                           scalar_t* __restrict__ l, scalar_t s, int64_t n) {
+ENGRAM_ROW_KERNEL int64_t maskedLogitsRow(const scalar_t* __restrict__ x, const bool* __restrict__ m, scalar_t* __restrict__ l, scalar_t s,
+                                          int64_t n) {
   const scalar_t ninf = -std::numeric_limits<scalar_t>::infinity();
   int64_t open = 0;
 #pragma omp simd reduction(+ : open)
@@ -104,8 +104,8 @@ ENGRAM_ROW_KERNEL int64_t maskedLogitsRow(const scalar_t* __restrict__ x, const 
   return open;
 }
 template <typename scalar_t>
-ENGRAM_ROW_KERNEL void softmaxBackwardRow(const scalar_t* __restrict__ y, const scalar_t* __restrict__ g,
-                                                                         scalar_t* __restrict__ d, scalar_t s, int64_t n) {
+ENGRAM_ROW_KERNEL void softmaxBackwardRow(const scalar_t* __restrict__ y, const scalar_t* __restrict__ g, scalar_t* __restrict__ d, scalar_t s,
+                                          int64_t n) {
   scalar_t sum = 0;
 #pragma omp simd reduction(+ : sum)
   for (int64_t j = 0; j < n; j++) sum += g[j] * y[j];
