@@ -96,6 +96,10 @@ at::Tensor autocastFloat(const at::Tensor& t);
 // (libtorch's own oneDNN or BLAS; RTLD_NOLOAD, never a second copy), or nullptr (addon.cpp).
 void* loadedSymbol(std::initializer_list<const char*> libraries, const char* symbol);
 
+// Element offsets (from t's data_ptr) of every entry of the leading `batch` dims of t (already
+// expanded to them: broadcast dims have stride 0), in row-major order of `batch` (matmul_ops.cpp).
+std::vector<int64_t> batchOffsets(const at::Tensor& t, at::IntArrayRef batch);
+
 // linear(x, w, b), as a matrix-vector product when x holds one row (nn_ops.cpp, OP linearRow).
 at::Tensor linearRow(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b, int64_t minEntries);
 

@@ -70,22 +70,7 @@ std::vector<int64_t> maskRowOffsets(const at::Tensor& mask, const at::Tensor& x)
   const at::Tensor m = mask.expand(x.sizes());
   const int64_t n = x.dim();
   if (m.size(n - 1) > 1 && m.stride(n - 1) != 1) return {};
-  const int64_t rows = x.numel() / std::max<int64_t>(x.size(n - 1), 1);
-  std::vector<int64_t> offsets(static_cast<size_t>(rows));
-  std::vector<int64_t> index(static_cast<size_t>(n - 1), 0);
-  int64_t offset = 0;  // from the mask's data_ptr(), which includes its storage offset
-  for (int64_t r = 0; r < rows; r++) {
-    offsets[static_cast<size_t>(r)] = offset;
-    for (int64_t d = n - 2; d >= 0; d--) {  // odometer over the leading dims and the row dim
-      if (++index[static_cast<size_t>(d)] < m.size(d)) {
-        offset += m.stride(d);
-        break;
-      }
-      offset -= m.stride(d) * (m.size(d) - 1);
-      index[static_cast<size_t>(d)] = 0;
-    }
-  }
-  return offsets;
+  return batchOffsets(m, x.sizes().slice(0, n - 1));
 }
 // One row of the logits: l = mask ? -inf : s * x; returns how many positions are open. One row of
 // the backward: d = s * y * (g - Σ g·y). Vectorised (omp simd; ENGRAM_ROW_KERNEL: an AVX2
@@ -127,8 +112,8 @@ struct MaskedSoftmax : public torch::autograd::Function<MaskedSoftmax> {
     const bool rows = softmaxRowsNative(x, dim) && (!mask || (mask->scalar_type() == at::kBool && mask->is_cpu() &&
                                                               at::is_expandable_to(mask->sizes(), x.sizes()) &&
                                                               !(offsets = maskRowOffsets(*mask, x)).empty()));
-    if (rows && !mask && scale == 1.0) {
-      y = at::softmax(x, -1);
+    if (rows && !mask) {
+      y = at::softmax(scale == 1.0 ? x : x * scale, -1);
     } else if (rows) {
       const int64_t Tk = x.size(x.dim() - 1), count = x.numel() / Tk;
       at::Tensor logits = at::empty_like(x);
@@ -136,18 +121,12 @@ struct MaskedSoftmax : public torch::autograd::Function<MaskedSoftmax> {
       AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "maskedSoftmax", [&] {
         const scalar_t* xp = x.data_ptr<scalar_t>();
         scalar_t* lp = logits.data_ptr<scalar_t>();
-        const bool* mp = mask ? mask->data_ptr<bool>() : nullptr;
+        const bool* mp = mask->data_ptr<bool>();
         const scalar_t s = static_cast<scalar_t>(scale);
         std::atomic<bool> anyFull{false};
         at::parallel_for(0, count, std::max<int64_t>(1, (1 << 14) / Tk), [&](int64_t begin, int64_t end) {
           for (int64_t r = begin; r < end; r++) {
-            const scalar_t* xr = xp + r * Tk;
-            scalar_t* lr = lp + r * Tk;
-            if (!mp) {
-              for (int64_t j = 0; j < Tk; j++) lr[j] = xr[j] * s;
-              continue;
-            }
-            if (maskedLogitsRow(xr, mp + offsets[static_cast<size_t>(r)], lr, s, Tk) == 0) anyFull = true;
+            if (maskedLogitsRow(xp + r * Tk, mp + offsets[static_cast<size_t>(r)], lp + r * Tk, s, Tk) == 0) anyFull = true;
           }
         });
         fullyMasked = anyFull;
@@ -179,7 +158,7 @@ struct MaskedSoftmax : public torch::autograd::Function<MaskedSoftmax> {
     double scale = ctx->saved_data["scale"].toDouble();
     int64_t dim = ctx->saved_data["dim"].toInt();
     const at::Tensor dy = grads[0].contiguous();
-    if (softmaxRowsNative(y, dim) && dy.scalar_type() == y.scalar_type() && dy.sizes() == y.sizes()) {
+    if (softmaxRowsNative(y, dim) && dy.scalar_type() == y.scalar_type()) {
       // one pass per row: dx = scale * y * (dy - sum(dy * y))
       at::Tensor dx = at::empty_like(y);
       const int64_t Tk = y.size(y.dim() - 1), count = y.numel() / Tk;
@@ -711,7 +690,7 @@ OP(feedForward) {
     return true;
   }();
   const bool fused = same && (type == at::kFloat || type == at::kDouble) && !at::autocast::is_cpu_enabled() && !at::autocast::is_enabled() &&
-                     x.dim() >= 2 && x.is_contiguous() && w1.dim() == 2 && w2.dim() == 2 && w1.size(0) == w2.size(1);
+                     x.dim() >= 2 && w1.dim() == 2 && w2.dim() == 2 && w1.size(0) == w2.size(1);
   if (!fused) return R(info, at::linear(at::relu(at::linear(x, w1, b1)), w2, b2));
   return R(info, FeedForwardRelu::apply(x, w1, b1, w2, b2));
 }

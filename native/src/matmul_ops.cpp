@@ -77,26 +77,6 @@ at::Tensor readable(const at::Tensor& t) {
   return layoutOf(t.size(n - 2), t.size(n - 1), t.stride(n - 2), t.stride(n - 1)) ? t : t.contiguous();
 }
 
-// Element offsets of every batch entry of t (already expanded to `batch`), in row-major order of `batch`.
-std::vector<int64_t> batchOffsets(const at::Tensor& t, at::IntArrayRef batch) {
-  int64_t count = 1;
-  for (int64_t s : batch) count *= s;
-  std::vector<int64_t> offsets(static_cast<size_t>(count));
-  std::vector<int64_t> index(batch.size(), 0);
-  int64_t offset = 0;
-  for (int64_t e = 0; e < count; e++) {
-    offsets[static_cast<size_t>(e)] = offset;
-    for (int64_t d = static_cast<int64_t>(batch.size()) - 1; d >= 0; d--) {  // odometer over the batch dims
-      if (++index[d] < batch[d]) {
-        offset += t.stride(d);
-        break;
-      }
-      offset -= t.stride(d) * (batch[d] - 1);
-      index[d] = 0;
-    }
-  }
-  return offsets;
-}
 
 // out[e] = a[e] @ b[e] for every entry e of the broadcast batch; a [..., M, K], b [..., K, N] with
 // readable matrices; out [batch..., M, N] written in place (any strides with a unit one in its last
@@ -224,6 +204,27 @@ bool batchedKernelFor(const at::Tensor& a, const at::Tensor& b) {
 }
 
 }  // namespace
+
+// engram.h
+std::vector<int64_t> batchOffsets(const at::Tensor& t, at::IntArrayRef batch) {
+  int64_t count = 1;
+  for (int64_t s : batch) count *= s;
+  std::vector<int64_t> offsets(static_cast<size_t>(count));
+  std::vector<int64_t> index(batch.size(), 0);
+  int64_t offset = 0;
+  for (int64_t e = 0; e < count; e++) {
+    offsets[static_cast<size_t>(e)] = offset;
+    for (int64_t d = static_cast<int64_t>(batch.size()) - 1; d >= 0; d--) {  // odometer over the batch dims
+      if (++index[d] < batch[d]) {
+        offset += t.stride(d);
+        break;
+      }
+      offset -= t.stride(d) * (batch[d] - 1);
+      index[d] = 0;
+    }
+  }
+  return offsets;
+}
 
 // matmul(a, b): ATen's matmul semantics (broadcasting batch dims); batched products through the
 // kernel above where it applies.
