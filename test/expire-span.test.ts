@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  cat, createModel, F, grad, gradcheck, manualSeed, MultiHeadAttention, noGrad, randint, randn,
+  cat, createModel, F, grad, gradcheck, manualSeed, MultiHeadAttention, noGrad, rand, randint, randn,
   tensor, tidy, ExpireSpanTransformer, type Tensor,
 } from '../src/index.js';
 import {
@@ -84,6 +84,22 @@ test('expiringAttention equals its formula cell by cell (soft mask, hard mask, k
     }
   }
   assert.throws(() => F.expiringAttention(content, queries, keyPe, { age: ages, spans, ramp: R, nearest: 0 }, { positions: 'dense' as never }), /positions must be/);
+}));
+
+test('expiringAttention in float32: rows longer than its eight-wide exponentials and logits far apart equal the composed ops (ATen\'s softmax)', () => tidy(() => {
+  manualSeed(5);
+  // 37 keys (four groups of eight and a tail), every memory seen; content scaled so that a row's
+  // logits span hundreds and many exponentials fall below float32's range
+  const B = 2, K = 2, M = 5, D = 4, C = 32, Tk = C + M, P = 48;
+  const agesRow = Array.from({ length: Tk }, (_, j) => C - j); // memories C … 1, then the block 0 … −(M − 1)
+  const ages = tensor([agesRow, agesRow], { dtype: 'int64' });
+  const spans = rand([B, Tk]).mul(40).add(2);
+  const content = randn([B, K, M, Tk]).mul(60), queries = randn([B, K, M, D]), keyPe = randn([D, P]);
+  for (const nearest of [0, 1]) {
+    const keys = { age: ages, spans, ramp: 4, nearest };
+    const composed = F.composedExpiringAttention(content, queries, keyPe, keys, { scale: 0.9 });
+    for (const positions of positionWays) assertClose(F.expiringAttention(content, queries, keyPe, keys, { scale: 0.9, positions }), composed.toArray() as number[][][][], { atol: 1e-6 });
+  }
 }));
 
 test('expiringAttention: the fused gradients (content, queries, key positions, spans) equal the composed ones and central differences', () => inFloat64(() => tidy(() => {

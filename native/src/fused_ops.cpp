@@ -27,31 +27,24 @@ using torch::autograd::variable_list;
 #define ENGRAM_ROW_KERNEL
 #endif
 
-// Σ a_d b_d over D in four independent sums, and y += s · x: written four lanes at a time so that
-// the compiler's straight-line vectoriser (on at -O2) packs them without reordering any one sum.
+// Σ a_d b_d over D in eight independent sums, and y += s · x: written eight lanes at a time so that
+// the compiler's straight-line vectoriser (on at -O2) packs them into one AVX2 register in the
+// ENGRAM_ROW_KERNEL clones (two SSE ones in the baseline) without reordering any one sum.
 template <typename scalar_t>
 inline scalar_t dot(const scalar_t* __restrict__ a, const scalar_t* __restrict__ b, int64_t D) {
-  scalar_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  scalar_t s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t d = 0;
-  for (; d + 4 <= D; d += 4) {
-    s0 += a[d] * b[d];
-    s1 += a[d + 1] * b[d + 1];
-    s2 += a[d + 2] * b[d + 2];
-    s3 += a[d + 3] * b[d + 3];
-  }
-  for (; d < D; d++) s0 += a[d] * b[d];
-  return (s0 + s1) + (s2 + s3);
+  for (; d + 8 <= D; d += 8)
+    for (int l = 0; l < 8; l++) s[l] += a[d + l] * b[d + l];
+  for (; d < D; d++) s[0] += a[d] * b[d];
+  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 template <typename scalar_t>
-inline void axpy(scalar_t* __restrict__ y, scalar_t s, const scalar_t* __restrict__ x, int64_t D) {
+inline void axpy(scalar_t* __restrict__ y, scalar_t a, const scalar_t* __restrict__ x, int64_t D) {
   int64_t d = 0;
-  for (; d + 4 <= D; d += 4) {
-    y[d] += s * x[d];
-    y[d + 1] += s * x[d + 1];
-    y[d + 2] += s * x[d + 2];
-    y[d + 3] += s * x[d + 3];
-  }
-  for (; d < D; d++) y[d] += s * x[d];
+  for (; d + 8 <= D; d += 8)
+    for (int l = 0; l < 8; l++) y[d + l] += a * x[d + l];
+  for (; d < D; d++) y[d] += a * x[d];
 }
 
 // maskedSoftmax(x, mask|null, scale, dim) = softmax(scale * x with masked positions at -inf).
@@ -209,6 +202,124 @@ struct SoftMaskRenorm : public torch::autograd::Function<SoftMaskRenorm> {
   }
 };
 
+// l[s] = e^(l[s] − top) for s < count, returning their sum: the exponentials of a softmax row
+// (top its maximum, so every argument is ≤ 0). In float32 eight at a time in straight-line vector
+// arithmetic (libm's expf is one call per element; GCC's vector extensions, so that each clone of
+// ENGRAM_ROW_KERNEL gets its own instructions): x = n·ln 2 + r with |r| ≤ ln 2 / 2 (n rounded to
+// nearest by the 1.5·2^23 shifter), e^r from its degree-7 Taylor polynomial (truncation error
+// under 1e-8; in a scan of [−90, 0] against double-precision exp the relative error stayed below
+// 1e-7, under float32's epsilon; test/expire-span.test.ts holds it to ATen's softmax), 2^n built in
+// the exponent bits; below −87 (e^x under float32's smallest normal number) 0, NaN stays NaN. l
+// must have room for count rounded up to a multiple of 8 (the tail is padded with −inf, giving 0).
+// Doubles: std::exp.
+typedef float Floats8 __attribute__((vector_size(32)));
+typedef int32_t Ints8 __attribute__((vector_size(32)));
+ENGRAM_ROW_KERNEL float softmaxExpRow(float* l, int64_t count, float top) {
+  const int64_t padded = (count + 7) / 8 * 8;
+  std::fill(l + count, l + padded, -std::numeric_limits<float>::infinity());
+  Floats8 sum{};
+  for (int64_t s = 0; s < padded; s += 8) {
+    Floats8 x;
+    std::memcpy(&x, l + s, sizeof x);
+    x -= top;
+    const Ints8 vanishes = x < -87.0f;
+    x = vanishes ? Floats8{} - 87.0f : x;
+    const float shifter = 12582912.0f;
+    const Floats8 n = (x * 1.44269504088896341f + shifter) - shifter;
+    const Floats8 r = (x - n * 0.693359375f) + n * 2.12194440e-4f;  // ln 2 in two parts: n·ln 2 exactly enough
+    Floats8 p = Floats8{} + 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    const Ints8 bits = (__builtin_convertvector(n, Ints8) + 127) << 23;
+    const Floats8 e = vanishes ? Floats8{} : p * (Floats8)bits;
+    std::memcpy(l + s, &e, sizeof e);
+    sum += e;
+  }
+  return ((sum[0] + sum[1]) + (sum[2] + sum[3])) + ((sum[4] + sum[5]) + (sum[6] + sum[7]));
+}
+inline double softmaxExpRow(double* l, int64_t count, double top) {
+  double sum = 0;
+  for (int64_t s = 0; s < count; s++) sum += (l[s] = std::exp(l[s] - top));
+  return sum;
+}
+
+// One row (b, k, i) of expiringAttention's forward over the `count` keys it sees (index key[s],
+// position column[s], soft mask m[s]): logits l_s = scale · (content[key_s] + q · keyPe[:, column_s])
+// (per key: peRows [P, D]; else `table` is this row's q · keyPe [P]), a = softmax(l) over them,
+// u = m·a, y = u / (Σ u + eps) written at key[s] and 0 at every other of the Tk keys; returns
+// Σ u + eps. l scratch for count rounded up to a multiple of 8. Seeing no key: zeros, returns eps.
+template <typename scalar_t>
+ENGRAM_ROW_KERNEL scalar_t expiringForwardRow(const scalar_t* __restrict__ content, const scalar_t* __restrict__ q, const scalar_t* __restrict__ peRows,
+                                              const scalar_t* __restrict__ table, const int64_t* __restrict__ key, const int64_t* __restrict__ column,
+                                              const scalar_t* __restrict__ m, int64_t count, int64_t D, int64_t Tk, scalar_t scale, scalar_t eps,
+                                              scalar_t* __restrict__ l, scalar_t* __restrict__ out) {
+  scalar_t top = -std::numeric_limits<scalar_t>::infinity();
+  for (int64_t s = 0; s < count; s++) {
+    const scalar_t position = peRows ? dot(q, peRows + column[s] * D, D) : table[column[s]];
+    l[s] = (content[key[s]] + position) * scale;
+    top = std::max(top, l[s]);
+  }
+  const scalar_t sum = softmaxExpRow(l, count, top);
+  const scalar_t inverse = scalar_t(1) / sum;
+  scalar_t z = 0;
+#pragma omp simd reduction(+ : z)
+  for (int64_t s = 0; s < count; s++) z += (l[s] = m[s] * (l[s] * inverse));
+  z += eps;
+  const scalar_t toY = scalar_t(1) / z;
+  std::fill(out, out + Tk, scalar_t(0));
+  for (int64_t s = 0; s < count; s++) out[key[s]] = l[s] * toY;
+  return z;
+}
+
+// One row (b, k, i) of expiringAttention's backward (the maths above ExpiringAttention): from the
+// row's output y, its gradient g and Z, over the keys it sees: the content gradient dc (written at
+// every key: 0 where unseen), and added into dq [D] and dTable (per key: this batch row's [P, D];
+// else this row's [P]) and dspan [Tk]. ys, gs, du, ds [count] scratch.
+template <typename scalar_t>
+ENGRAM_ROW_KERNEL void expiringBackwardRow(const scalar_t* __restrict__ y, const scalar_t* __restrict__ g, scalar_t z, const scalar_t* __restrict__ q,
+                                           const scalar_t* __restrict__ peRows, const int64_t* __restrict__ key, const int64_t* __restrict__ column,
+                                           const scalar_t* __restrict__ m, const uint8_t* __restrict__ onRamp, int64_t count, int64_t D, int64_t Tk,
+                                           scalar_t scale, scalar_t ramp, scalar_t* __restrict__ dc, scalar_t* __restrict__ dq, scalar_t* __restrict__ dTable,
+                                           scalar_t* __restrict__ dspan, scalar_t* __restrict__ ys, scalar_t* __restrict__ gs, scalar_t* __restrict__ du,
+                                           scalar_t* __restrict__ ds) {
+  scalar_t gy = 0;  // Σ g·y (over the seen keys: y is 0 elsewhere)
+  for (int64_t s = 0; s < count; s++) {
+    ys[s] = y[key[s]];
+    gs[s] = g[key[s]];
+    gy += gs[s] * ys[s];
+  }
+  const scalar_t inverse = scalar_t(1) / z;
+  scalar_t duy = 0;  // Σ du·y
+#pragma omp simd reduction(+ : duy)
+  for (int64_t s = 0; s < count; s++) duy += (du[s] = (gs[s] - gy) * inverse) * ys[s];
+  const scalar_t c2 = duy * z;  // Σ dL/da · a
+  // p = y Z / m is the softmax's a (m > 0 where seen); ds = scale · a · (m·du − Σ dL/da · a); the
+  // span's gradient a·du / R where the clamp passes it (kept in ys)
+#pragma omp simd
+  for (int64_t s = 0; s < count; s++) {
+    const scalar_t p = ys[s] * z / m[s];
+    ds[s] = scale * p * (m[s] * du[s] - c2);
+    ys[s] = onRamp[s] ? p * du[s] / ramp : scalar_t(0);
+  }
+  std::fill(dc, dc + Tk, scalar_t(0));  // blocked keys: y = 0, no gradient
+  for (int64_t s = 0; s < count; s++) {
+    const int64_t j = key[s], col = column[s];
+    dc[j] = ds[s];
+    dspan[j] += ys[s];
+    if (peRows) {
+      axpy(dq, ds[s], peRows + col * D, D);
+      axpy(dTable + col * D, ds[s], q, D);
+    } else {
+      dTable[col] += ds[s];
+    }
+  }
+}
+
 // expiringAttention: Expire-Span's attention weights in one op, from the content scores, the
 // queries and the key position table, without any table of the weights' size but the weights.
 //   content [B, K, Tq, Tk] (q · kᵀ), queries q [B, K, Tq, D], keyPe [D, P] (column d: distance d),
@@ -222,7 +333,7 @@ struct SoftMaskRenorm : public torch::autograd::Function<SoftMaskRenorm> {
 // The position scores come one of two ways (`positions`): per key, a D-long dot product for each
 // key a row sees (cost ∝ the keys seen, which is what a short-span Expire-Span saves), or from the
 // table q · keyPe of every distance [B, K, Tq, P], one matrix product (cheaper per score, but ∝ P
-// whatever is kept); 0 chooses per key when Tk · kPerKeyCost < P.
+// whatever is kept); 0 chooses per key when the cells seen cost less that way (perKeyCheaper).
 // For backward this keeps y and Z [B, K, Tq] (and q, keyPe), and recomputes m and a = y Z / m (m > 0
 // wherever a > 0). With g = dL/dy, du = (g − Σ g·y) / Z; dL/da = m·du, dL/dm = a·du; ds = scale · a ·
 // (m·du − Σ m·du·a) with Σ m·du·a = Σ du·y·Z; ds goes to content and, through the key's distance
@@ -230,10 +341,25 @@ struct SoftMaskRenorm : public torch::autograd::Function<SoftMaskRenorm> {
 // CPU only (a loop per row; the softmax itself is ATen's); other devices compose the ops in TS
 // (composedExpiringAttention: the table, a gather by distance, maskedSoftmax, softMaskRenorm).
 struct ExpiringAttention : public torch::autograd::Function<ExpiringAttention> {
-  // Per key, a dot product of D costs about as much as this many table columns (a matrix product's
-  // column is cheaper per multiply, but the table is written, read, zeroed and read again in
-  // backward): measured with scripts/probes/expiring-attention.ts.
-  static constexpr int64_t kPerKeyCost = 2;
+  // Per key, a seen cell's dot product of D costs about as much as 3/2 table columns (a matrix
+  // product's column is cheaper per multiply, but the table is written, read, zeroed and read again
+  // in backward): measured with scripts/probes/expiring-attention.ts (per key ahead at 160 and 320
+  // of 640 positions, the table at 600 with nearly every key seen).
+  static constexpr int64_t kPerKeyCostTimes2 = 3;
+
+  // Whether position scores per key cost less than the table: the (query, key) cells seen, counted
+  // per key from its span (query i sees key j while nearest ≤ age_j + i and e_j − age_j − i + R > 0,
+  // the bounds SeenKeys tests, up to rounding), against Tq · P table entries per batch row.
+  template <typename scalar_t>
+  static bool perKeyCheaper(const int64_t* age, const scalar_t* spans, int64_t B, int64_t Tq, int64_t Tk, double ramp, int64_t nearest, int64_t P) {
+    double seen = 0;
+    for (int64_t n = 0; n < B * Tk; n++) {
+      const double first = std::max<double>(0, static_cast<double>(nearest - age[n]));
+      const double end = std::min<double>(static_cast<double>(Tq), std::ceil(static_cast<double>(spans[n]) - static_cast<double>(age[n]) + ramp));
+      seen += std::max(0.0, end - first);
+    }
+    return seen * kPerKeyCostTimes2 < 2.0 * static_cast<double>(B * Tq * P);
+  }
 
   // The keys query i of batch row b sees (d ≥ nearest and m > 0), shared by every head: each one's
   // index j, soft mask m_j, key position column clamp(d, 0, P − 1), and whether it is on the ramp
@@ -261,17 +387,18 @@ struct ExpiringAttention : public torch::autograd::Function<ExpiringAttention> {
     }
   };
 
-  // Calls row(row, seen) for every row (b, k, i) of [B, K, Tq], in parallel over (b, i): each
-  // query's seen keys are found once and shared by its K heads.
+  // Calls row(row, seen, scratch) for every row (b, k, i) of [B, K, Tq], in parallel over (b, i):
+  // each query's seen keys are found once and shared by its K heads; scratch [Tk + 8] per task.
   template <typename scalar_t, typename RowFn>
   static void forEachRow(const int64_t* age, const scalar_t* spans, int64_t B, int64_t K, int64_t Tq, int64_t Tk, scalar_t ramp,
                          int64_t nearest, int64_t P, const RowFn& row) {
     at::parallel_for(0, B * Tq, 16, [&](int64_t begin, int64_t end) {
       SeenKeys<scalar_t> seen(Tk);
+      std::vector<scalar_t> scratch(Tk + 8);
       for (int64_t bi = begin; bi < end; bi++) {
         const int64_t b = bi / Tq, i = bi % Tq;
         seen.build(age + b * Tk, spans + b * Tk, Tk, i, ramp, nearest, P);
-        for (int64_t k = 0; k < K; k++) row((b * K + k) * Tq + i, seen);
+        for (int64_t k = 0; k < K; k++) row((b * K + k) * Tq + i, seen, scratch.data());
       }
     });
   }
@@ -290,57 +417,34 @@ struct ExpiringAttention : public torch::autograd::Function<ExpiringAttention> {
     TORCH_CHECK(age.size(0) == B && age.size(1) == Tk && spans.size(0) == B && spans.size(1) == Tk,
                 "expiringAttention: age and spans must be [B, Tk] with content's B and Tk");
     TORCH_CHECK(positions >= 0 && positions <= 2, "expiringAttention: positions must be 0 (choose), 1 (per key) or 2 (table)");
-    const bool perKey = positions == 1 || (positions == 0 && Tk * kPerKeyCost < P);
     at::Tensor c = content.contiguous();
     at::Tensor q = queries.to(c.scalar_type()).contiguous();
     at::Tensor pe = keyPe.to(c.scalar_type());
+    at::Tensor a = age.contiguous();
+    at::Tensor e = spans.to(c.scalar_type()).contiguous();
+    bool perKey = positions == 1;
+    if (positions == 0) {
+      AT_DISPATCH_FLOATING_TYPES(c.scalar_type(), "expiringAttentionChoice", [&] {
+        perKey = perKeyCheaper(a.data_ptr<int64_t>(), e.data_ptr<scalar_t>(), B, Tq, Tk, ramp, nearest, P);
+      });
+    }
     // Per key: keyPe's columns as rows [P, D]; else the table q · keyPe [B, K, Tq, P] (a bfloat16
     // product under autocast, as the composed version's, read in float32).
     at::Tensor table = perKey ? pe.t().contiguous() : at::matmul(q, pe).to(c.scalar_type()).contiguous();
-    at::Tensor a = age.contiguous();
-    at::Tensor e = spans.to(c.scalar_type()).contiguous();
-    at::Tensor logits = at::empty_like(c);
+    at::Tensor y = at::empty_like(c);
     at::Tensor Z = at::empty({B, K, Tq}, c.options());
-    at::Tensor y;
     AT_DISPATCH_FLOATING_TYPES(c.scalar_type(), "expiringAttention", [&] {
       const scalar_t* cp = c.data_ptr<scalar_t>();
       const scalar_t* qp = q.data_ptr<scalar_t>();
       const scalar_t* tp = table.data_ptr<scalar_t>();
       const int64_t* ap = a.data_ptr<int64_t>();
       const scalar_t* ep = e.data_ptr<scalar_t>();
-      const scalar_t r = static_cast<scalar_t>(ramp), sc = static_cast<scalar_t>(scale);
-      const scalar_t minusInf = -std::numeric_limits<scalar_t>::infinity();
-      scalar_t* lp = logits.data_ptr<scalar_t>();
-      forEachRow<scalar_t>(ap, ep, B, K, Tq, Tk, r, nearest, P, [&](int64_t row, const SeenKeys<scalar_t>& seen) {
-        const scalar_t* crow = cp + row * Tk;
-        scalar_t* out = lp + row * Tk;
-        std::fill(out, out + Tk, minusInf);
-        if (perKey) {
-          const scalar_t* qrow = qp + row * D;
-          for (int64_t s = 0; s < seen.count; s++) out[seen.key[s]] = (crow[seen.key[s]] + dot(qrow, tp + seen.column[s] * D, D)) * sc;
-        } else {
-          const scalar_t* prow = tp + row * P;
-          for (int64_t s = 0; s < seen.count; s++) out[seen.key[s]] = (crow[seen.key[s]] + prow[seen.column[s]]) * sc;
-        }
-      });
-      table = at::Tensor();
-      y = at::_softmax(logits, -1, false);  // ATen's vectorised softmax: exactly 0 at −inf; an all-blocked row is NaN here
-      logits = at::Tensor();
+      const scalar_t r = static_cast<scalar_t>(ramp), sc = static_cast<scalar_t>(scale), epsilon = static_cast<scalar_t>(eps);
       scalar_t* yp = y.data_ptr<scalar_t>();
       scalar_t* zp = Z.data_ptr<scalar_t>();
-      const scalar_t epsilon = static_cast<scalar_t>(eps);
-      forEachRow<scalar_t>(ap, ep, B, K, Tq, Tk, r, nearest, P, [&](int64_t row, const SeenKeys<scalar_t>& seen) {
-        scalar_t* out = yp + row * Tk;
-        if (seen.count == 0) std::fill(out, out + Tk, scalar_t(0));  // the NaN row of a query that sees nothing
-        scalar_t sum = 0;
-        for (int64_t s = 0; s < seen.count; s++) {
-          scalar_t& u = out[seen.key[s]];
-          u *= seen.m[s];
-          sum += u;
-        }
-        const scalar_t z = sum + epsilon;
-        zp[row] = z;
-        for (int64_t s = 0; s < seen.count; s++) out[seen.key[s]] /= z;
+      forEachRow<scalar_t>(ap, ep, B, K, Tq, Tk, r, nearest, P, [&](int64_t row, const SeenKeys<scalar_t>& seen, scalar_t* scratch) {
+        zp[row] = expiringForwardRow(cp + row * Tk, qp + row * D, perKey ? tp : nullptr, perKey ? nullptr : tp + row * P, seen.key.data(),
+                                     seen.column.data(), seen.m.data(), seen.count, D, Tk, sc, epsilon, scratch, yp + row * Tk);
       });
     });
     ctx->save_for_backward({y, Z, a, e, q, pe});
@@ -385,40 +489,16 @@ struct ExpiringAttention : public torch::autograd::Function<ExpiringAttention> {
       // One task per batch row b: its queries and heads add to its own rows of dSpans (and dTable).
       at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
         SeenKeys<scalar_t> seen(Tk);
-        std::vector<scalar_t> du(Tk);
+        std::vector<scalar_t> scratch(4 * Tk);
+        scalar_t *ys = scratch.data(), *gs = ys + Tk, *du = gs + Tk, *ds = du + Tk;
         for (int64_t b = begin; b < end; b++) {
-          scalar_t* dspan = dsp + b * Tk;
           for (int64_t i = 0; i < Tq; i++) {
             seen.build(ap + b * Tk, ep + b * Tk, Tk, i, r, nearest, P);
             for (int64_t k = 0; k < K; k++) {
               const int64_t row = (b * K + k) * Tq + i;
-              const scalar_t* yrow = yp + row * Tk;
-              const scalar_t* grow = gp + row * Tk;
-              scalar_t* dcrow = dcp + row * Tk;
-              std::fill(dcrow, dcrow + Tk, scalar_t(0));  // blocked keys: y = 0, no gradient
-              const scalar_t z = zp[row];
-              scalar_t gy = 0;  // Σ g·y (over the seen keys: y is 0 elsewhere)
-              for (int64_t s = 0; s < seen.count; s++) gy += grow[seen.key[s]] * yrow[seen.key[s]];
-              scalar_t duy = 0;  // Σ du·y
-              for (int64_t s = 0; s < seen.count; s++) {
-                const int64_t j = seen.key[s];
-                du[s] = (grow[j] - gy) / z;
-                duy += du[s] * yrow[j];
-              }
-              const scalar_t c2 = duy * z;  // Σ dL/da · a
-              for (int64_t s = 0; s < seen.count; s++) {
-                const int64_t j = seen.key[s], col = seen.column[s];
-                const scalar_t p = yrow[j] * z / seen.m[s];  // the softmax's a_j (m > 0 where seen)
-                const scalar_t ds = sc * p * (seen.m[s] * du[s] - c2);
-                dcrow[j] = ds;
-                if (perKey) {
-                  axpy(dqp + row * D, ds, prp + col * D, D);
-                  axpy(dtp + (b * P + col) * D, ds, qp + row * D, D);
-                } else {
-                  dtp[row * P + col] += ds;
-                }
-                if (seen.onRamp[s]) dspan[j] += p * du[s] / r;  // the clamp's gradient
-              }
+              expiringBackwardRow(yp + row * Tk, gp + row * Tk, zp[row], qp + row * D, prp, seen.key.data(), seen.column.data(), seen.m.data(),
+                                  seen.onRamp.data(), seen.count, D, Tk, sc, r, dcp + row * Tk, perKey ? dqp + row * D : nullptr,
+                                  perKey ? dtp + b * P * D : dtp + row * P, dsp + b * Tk, ys, gs, du, ds);
             }
           }
         }
@@ -701,39 +781,24 @@ OP(softMaskRenorm) { return R(info, SoftMaskRenorm::apply(T(info, 0), T(info, 1)
 // (the cast, outside the Function, is differentiable).
 OP(maskedSoftmax) { return R(info, MaskedSoftmax::apply(autocastFloat(T(info, 0)), OT(info, 1), D(info, 2), I(info, 3))); }
 
-// The row ops' per-head loops (decoding one token). Their sums run in eight lanes, which AVX2 packs
-// into one register (ENGRAM_ROW_KERNEL, top of the file): on this machine the baseline build left the
-// two row ops at about a tenth of a cached token's time.
-
-static inline float rowDot(const float* __restrict__ a, const float* __restrict__ b, int64_t n) {
-  float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t d = 0;
-  for (; d + 8 <= n; d += 8)
-    for (int l = 0; l < 8; l++) s[l] += a[d + l] * b[d + l];
-  for (; d < n; d++) s[0] += a[d] * b[d];
-  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-}
-static inline void rowAxpy(float* __restrict__ y, float a, const float* __restrict__ x, int64_t n) {
-  int64_t d = 0;
-  for (; d + 8 <= n; d += 8)
-    for (int l = 0; l < 8; l++) y[d + l] += a * x[d + l];
-  for (; d < n; d++) y[d] += a * x[d];
-}
+// The row ops' per-head loops (decoding one token), with dot and axpy (top of the file) in eight
+// lanes, which AVX2 packs into one register (ENGRAM_ROW_KERNEL): on this machine the baseline build
+// left the two row ops at about a tenth of a cached token's time.
 
 // One head of attendRow: out [D] = Σ_j softmax_j(scale · (qc · k_j + qp · P[:, j])) v_j, with keys and
 // values rows `keyStride` / `valueStride` apart, P (or null) [D, Tk] rows `positionStride` apart; s [Tk] scratch.
 ENGRAM_ROW_KERNEL static void attendHead(const float* qc, const float* qp, const float* keys, int64_t keyStride, const float* P,
                                          int64_t positionStride, const float* values, int64_t valueStride, int64_t Tk, int64_t D,
                                          float scale, float* s, float* out) {
-  for (int64_t j = 0; j < Tk; j++) s[j] = rowDot(qc, keys + j * keyStride, D);
+  for (int64_t j = 0; j < Tk; j++) s[j] = dot(qc, keys + j * keyStride, D);
   if (P)
-    for (int64_t d = 0; d < D; d++) rowAxpy(s, qp[d], P + d * positionStride, Tk);
+    for (int64_t d = 0; d < D; d++) axpy(s, qp[d], P + d * positionStride, Tk);
   float top = -std::numeric_limits<float>::infinity();
   for (int64_t j = 0; j < Tk; j++) top = std::max(top, s[j] * scale);
   float sum = 0;
   for (int64_t j = 0; j < Tk; j++) sum += (s[j] = std::exp(s[j] * scale - top));
   std::fill(out, out + D, 0.0f);
-  for (int64_t j = 0; j < Tk; j++) rowAxpy(out, s[j] / sum, values + j * valueStride, D);
+  for (int64_t j = 0; j < Tk; j++) axpy(out, s[j] / sum, values + j * valueStride, D);
 }
 
 // attendHead for a query row q [D] with Transformer-XL's biases u, w [D] (or null): (q + u) · k_j and
@@ -756,7 +821,7 @@ ENGRAM_ROW_KERNEL static void expiringHead(const float* q, const float* keys, in
                                            int64_t D, float scale, float eps, float* y, float* out) {
   float top = -std::numeric_limits<float>::infinity();
   for (int64_t s = 0; s < count; s++) {
-    y[s] = (rowDot(q, keys + key[s] * keyStride, D) + rowDot(q, peRows + column[s] * D, D)) * scale;
+    y[s] = (dot(q, keys + key[s] * keyStride, D) + dot(q, peRows + column[s] * D, D)) * scale;
     top = std::max(top, y[s]);
   }
   float sum = 0;
@@ -765,7 +830,7 @@ ENGRAM_ROW_KERNEL static void expiringHead(const float* q, const float* keys, in
   for (int64_t s = 0; s < count; s++) z += (y[s] = m[s] * (y[s] / sum));
   z += eps;
   std::fill(out, out + D, 0.0f);
-  for (int64_t s = 0; s < count; s++) rowAxpy(out, y[s] / z, values + key[s] * valueStride, D);
+  for (int64_t s = 0; s < count; s++) axpy(out, y[s] / z, values + key[s] * valueStride, D);
 }
 
 // attendRow(q [B, K, 1, D], k [B, K, Tk, D], v [B, K, Tk, D], contentBias u [K, D] | null,

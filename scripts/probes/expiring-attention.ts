@@ -2,7 +2,8 @@
 // F.composedExpiringAttention (ATen ops) at a corridor block's size: [B 32, K 4, M 64, Tk] weights,
 // D 16, P 640 key positions, ramp 64, for a few key counts Tk: the memories are the Tk − M most
 // recent, spans ~ (Tk − M) ± 20 (many cells on the ramp). Fastest of 7 runs of the forward, and of
-// forward + backward. The crossover between 'per-key' and 'table' sets the op's kPerKeyCost.
+// forward + backward. The crossover between 'per-key' and 'table' sets the op's kPerKeyCostTimes2,
+// by which 'auto' (the default) chooses from the cells seen.
 //
 //   node dist/scripts/probes/expiring-attention.js [--keys 80,160,320,600]
 import { F, grad, randn, tensor, tidy, type PositionScores, type Tensor } from '../../src/index.js';
@@ -18,6 +19,7 @@ const fused = (positions: PositionScores): Way[1] => (c, keys) => F.expiringAtte
 const ways: Way[] = [
   ['fused, per key', fused('per-key')],
   ['fused, table', fused('table')],
+  ['fused, auto', fused('auto')],
   ['composed', (c, keys) => F.composedExpiringAttention(c, queries, keyPe, keys, { scale: 0.25 })],
 ];
 for (const Tk of keyCounts) {

@@ -63,7 +63,8 @@ export function blockLengthColumns(positions: number, maxSpan: number, block: nu
 export function predictSpans(x: Tensor, weight: Tensor, bias: Tensor, maxSpan: number, preDiv: number): Tensor {
   // widened: under bf16 the product is bfloat16, whose 8-bit mantissa would round spans of
   // hundreds of tokens to steps of several (and with them the ramp and what is dropped)
-  return widenReduced(F.linear(x.div(preDiv), weight, bias)).squeeze(-1).sigmoid().mul(maxSpan); // [B, N]
+  // (ρ = 1, the default, divides nothing: no [B, N, H] copy)
+  return widenReduced(F.linear(preDiv === 1 ? x : x.div(preDiv), weight, bias)).squeeze(-1).sigmoid().mul(maxSpan); // [B, N]
 }
 
 /**

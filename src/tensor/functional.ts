@@ -65,7 +65,8 @@ export interface ExpiringKeysInput {
 /**
  * How expiringAttention makes the key position scores q_i · keyPe[:, d_ij]: 'per-key' a dot product
  * for each key a query sees (cost ∝ the keys seen), 'table' q · keyPe for every distance (one
- * matrix product, cost ∝ P), 'auto' per key when the keys are few against P.
+ * matrix product, cost ∝ P), 'auto' per key when the (query, key) cells seen, counted from the
+ * spans, cost less than the table's entries.
  */
 export type PositionScores = 'auto' | 'per-key' | 'table';
 const positionScoresCode: Record<PositionScores, number> = { auto: 0, 'per-key': 1, table: 2 };
