@@ -786,7 +786,8 @@ OP(maskedSoftmax) { return R(info, MaskedSoftmax::apply(autocastFloat(T(info, 0)
 // left the two row ops at about a tenth of a cached token's time.
 
 // One head of attendRow: out [D] = Σ_j softmax_j(scale · (qc · k_j + qp · P[:, j])) v_j, with keys and
-// values rows `keyStride` / `valueStride` apart, P (or null) [D, Tk] rows `positionStride` apart; s [Tk] scratch.
+// values rows `keyStride` / `valueStride` apart, P (or null) [D, Tk] rows `positionStride` apart; s [Tk + 8] scratch
+// (softmaxExpRow's room).
 ENGRAM_ROW_KERNEL static void attendHead(const float* qc, const float* qp, const float* keys, int64_t keyStride, const float* P,
                                          int64_t positionStride, const float* values, int64_t valueStride, int64_t Tk, int64_t D,
                                          float scale, float* s, float* out) {
@@ -794,9 +795,8 @@ ENGRAM_ROW_KERNEL static void attendHead(const float* qc, const float* qp, const
   if (P)
     for (int64_t d = 0; d < D; d++) axpy(s, qp[d], P + d * positionStride, Tk);
   float top = -std::numeric_limits<float>::infinity();
-  for (int64_t j = 0; j < Tk; j++) top = std::max(top, s[j] * scale);
-  float sum = 0;
-  for (int64_t j = 0; j < Tk; j++) sum += (s[j] = std::exp(s[j] * scale - top));
+  for (int64_t j = 0; j < Tk; j++) top = std::max(top, s[j] *= scale);
+  const float sum = softmaxExpRow(s, Tk, top);
   std::fill(out, out + D, 0.0f);
   for (int64_t j = 0; j < Tk; j++) axpy(out, s[j] / sum, values + j * valueStride, D);
 }
@@ -815,7 +815,7 @@ static void attendBiasedHead(const float* q, const float* u, const float* w, con
 
 // One head of expiringAttendRow over the `count` keys the row sees (index key[s], keyPe row column[s],
 // soft mask m[s]): y = m · softmax(scale · (q · k + q · keyPe[column])), out [D] = Σ y v / (Σ y + eps);
-// peRows [P, D]; y [count] scratch. No key seen: zeros.
+// peRows [P, D]; y [count + 8] scratch (softmaxExpRow's room). No key seen: zeros.
 ENGRAM_ROW_KERNEL static void expiringHead(const float* q, const float* keys, int64_t keyStride, const float* peRows, const float* values,
                                            int64_t valueStride, const int64_t* key, const int64_t* column, const float* m, int64_t count,
                                            int64_t D, float scale, float eps, float* y, float* out) {
@@ -824,8 +824,7 @@ ENGRAM_ROW_KERNEL static void expiringHead(const float* q, const float* keys, in
     y[s] = (dot(q, keys + key[s] * keyStride, D) + dot(q, peRows + column[s] * D, D)) * scale;
     top = std::max(top, y[s]);
   }
-  float sum = 0;
-  for (int64_t s = 0; s < count; s++) sum += (y[s] = std::exp(y[s] - top));
+  const float sum = softmaxExpRow(y, count, top);
   float z = 0;  // y = m·a, Z = Σ m·a + eps, with a = exp / sum
   for (int64_t s = 0; s < count; s++) z += (y[s] = m[s] * (y[s] / sum));
   z += eps;
@@ -873,7 +872,7 @@ static at::Tensor attendRowTensor(const at::Tensor& q, const at::Tensor& k, cons
   // less than waking another thread costs
   const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 20) / std::max<int64_t>(1, 3 * Tk * Dh));
   at::parallel_for(0, B * K, grain, [&](int64_t begin, int64_t end) {
-    std::vector<float> s(Tk), qContent(Dh), qPosition(Dh);
+    std::vector<float> s(Tk + 8), qContent(Dh), qPosition(Dh);
     for (int64_t bh = begin; bh < end; bh++) {
       const int64_t b = bh / K, h = bh % K;
       attendBiasedHead(qp + bh * Dh, up ? up + h * Dh : nullptr, wp ? wp + h * Dh : nullptr, kp + b * kc.stride(0) + h * kc.stride(1), kc.stride(2),
@@ -920,7 +919,7 @@ static at::Tensor expiringAttendRowTensor(const at::Tensor& q, const at::Tensor&
   const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 20) / std::max<int64_t>(1, 3 * K * Tk * Dh));
   at::parallel_for(0, B, grain, [&](int64_t begin, int64_t end) {
     ExpiringAttention::SeenKeys<float> seen(Tk);
-    std::vector<float> y(Tk);
+    std::vector<float> y(Tk + 8);
     for (int64_t b = begin; b < end; b++) {
       seen.build(ap + b * Tk, ep + b * Tk, Tk, 0, r, nearest, P);
       for (int64_t h = 0; h < K; h++) {
@@ -1028,7 +1027,7 @@ static bool decoderLayerRowFloat(const at::Tensor& h, const std::vector<c10::opt
   const int64_t ks0 = keys.stride(0), ks1 = keys.stride(1), ks2 = keys.stride(2), vs0 = values.stride(0), vs1 = values.stride(1), vs2 = values.stride(2);
   const int64_t first = filled + 1 - used;  // the first row attended
   // scratch: normalised input, q, k|v, attention output, x, FF hidden, per-head scores and biased queries
-  std::vector<float> normed(H), q(H), kv(2 * H), mixed(H), x(H), hidden(inner), scores(used), qc(Dh), qpos(Dh);
+  std::vector<float> normed(H), q(H), kv(2 * H), mixed(H), x(H), hidden(inner), scores(used + 8), qc(Dh), qpos(Dh);
   const float sc = static_cast<float>(scale);
   const auto ln = [&](const float* in, size_t i, double eps, float* o) {
     rowLayerNorm(in, w[i]->data_ptr<float>(), w[i + 1]->data_ptr<float>(), H, static_cast<float>(eps), o);
