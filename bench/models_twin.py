@@ -5,6 +5,8 @@ different models.
 
     python3 bench/models_twin.py --serve [--threads N]                    for models.ts
     python3 bench/models_twin.py --kind xl [--threads N] [--steps S]      one run, own init, SPEC §10 sizes
+    python3 bench/models_twin.py --kind xl --profile                       the same, then torch.profiler's top ops
+                                                                            over `steps` more steps
 
 Training step (src/train/trainer.ts, LM mode): zero_grad(set_to_none=True), unroll the step's
 segments (the state entering segment t detached when t < n - bptt), objective = sum of per-segment
@@ -173,6 +175,11 @@ def standalone(args):
     b.train(args.warmup)
     tokens = bench["batch"] * bench["segment"] * bench["segments"] * args.steps
     rates = [tokens / b.train(args.steps)[0] for _ in range(args.rounds)]
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            b.train(args.steps)
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
     print(json.dumps({**info(), "kind": args.kind, "params": b.params(), "tokensPerSec": statistics.median(rates)}))
 
 
@@ -186,6 +193,7 @@ def main():
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--steps", type=int, default=4)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--profile", action="store_true", help="standalone: torch.profiler's top ops over `steps` steps after the rounds")
     args = p.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
