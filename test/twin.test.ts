@@ -394,3 +394,16 @@ test("the twin's cached decoding gives Engram's greedy tokens and logits across 
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test("bench/models_twin.py standalone: one run of a kind at SPEC §10's sizes, and with --profile torch.profiler's top ops before its JSON line", { skip }, () => {
+  const script = fileURLToPath(new URL('../../bench/models_twin.py', import.meta.url));
+  const r = spawnSync(py!, [script, '--kind', 'transformer', '--threads', '1', '--vocab', '32', '--warmup', '0', '--steps', '1', '--rounds', '1', '--profile'],
+    { encoding: 'utf8', timeout: 120_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  const last = JSON.parse(lines.pop()!) as { kind: string; tokensPerSec: number; params: number };
+  assert.equal(last.kind, 'transformer');
+  assert.ok(last.tokensPerSec > 0 && last.params > 0);
+  assert.match(lines.join('\n'), /aten::mm/, 'the profile table lists the matrix products');
+  assert.match(lines.join('\n'), /Self CPU time total/);
+});
