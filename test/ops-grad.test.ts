@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   Tensor, F, EngramError, gradcheck, grad, noGrad, enableGrad, isGradEnabled, liveTensors, tidy,
-  tensor, zeros, ones, randn, manualSeed, cat, stack, where, einsum,
+  tensor, zeros, ones, randn, manualSeed, cat, stack, where, einsum, relSkew,
 } from '../src/index.js';
 import { assertClose } from './helpers.js';
 
@@ -249,6 +249,15 @@ test('grad: skewAdd (content plus a skewed read of x) against its formula', () =
     const expected = content.detach().add(flat.narrow(1, base, 12).reshape([2, 3, 4]));
     assertClose(F.skewAdd(content, x, base), expected.toArray() as number[], { atol: 1e-12 });
   }
+  // rows apart by a stride wider than Tk: relSkew's read (base Tq − 1, rowStride W − 1), entry [i, j] = x[i, j + Tq − 1 − i]
+  const wide = rnd([2, 3, 6]); // Tq 3, Tk 4, W = Tk + Tq − 1 = 6
+  check((c, a) => F.skewAdd(c, a, 2, 5), [content, wide]);
+  const w = wide.detach().toArray() as number[][][];
+  const byHand = (content.detach().toArray() as number[][][]).map((m, b) => m.map((row, i) => row.map((v, j) => v + w[b]![i]![j + 2 - i]!)));
+  assert.deepEqual(F.skewAdd(content, wide, 2, 5).toArray(), byHand);
+  assert.deepEqual(F.skewAdd(content, wide, 2, 5).toArray(), content.detach().add(relSkew(wide.detach())).toArray());
+  assert.throws(() => F.skewAdd(content, wide, 0, 3), /rowStride must be at least Tk/);
+  assert.throws(() => F.skewAdd(content, wide, 5, 5), /must be within/); // 5 + 2·5 + 4 = 19 > 18 entries
 });
 
 test('grad: feedForward (linear, ReLU, linear in one op) against the composed ops', () => {

@@ -76,7 +76,7 @@ test('skewedKeyPositions gives the gathered key position scores at every rank th
       assertClose(ac!, weights.toArray() as number[], { atol: 1e-12 });
     });
   }
-  assert.throws(() => F.skewAdd(zeros([2, 3, 4]), zeros([2, 3, 4]), 1), /base \+ Tq·Tk must be within/);
+  assert.throws(() => F.skewAdd(zeros([2, 3, 4]), zeros([2, 3, 4]), 1), /must be within x.s Tq·W entries/);
   assert.throws(() => F.skewAdd(zeros([2, 3, 4]), zeros([2, 4, 5]), 0), /agree in every dim but the last/);
 });
 

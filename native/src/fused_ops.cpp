@@ -628,29 +628,40 @@ OP(relShiftAdd) {
   return R(info, content ? RelShiftAdd::apply(*content, x) : RelShift::apply(x));
 }
 
-// skewAdd(content [..., Tq, Tk], x [..., Tq, W], base) = content + the skewed read of x: entry
-// [i, j] adds x's flat entry base + i·Tk + j of its matrix (Tq·W entries; base + Tq·Tk <= Tq·W).
-// The learned key positions of a sliding window (nn/positions.ts skewedKeyPositions) read q · table
-// so. Composed, as a view, narrow and add, the backward fills a zero [..., Tq·W] tensor and then
-// copies the gradient into it (two passes); here each matrix's gradient is written once: zeros
-// before base, the gradient, zeros after. The forward is the same add.
-static at::Tensor skewedView(const at::Tensor& x, int64_t base, at::IntArrayRef shape) {
-  const int64_t n = x.dim(), perMatrix = x.size(n - 2) * x.size(n - 1), Tq = shape[n - 2], Tk = shape[n - 1];
-  return x.reshape({-1, perMatrix}).narrow(1, base, Tq * Tk).view(shape);
+// skewAdd(content [..., Tq, Tk], x [..., Tq, W], base, rowStride) = content + the skewed read of x:
+// entry [i, j] adds x's flat entry base + i·rowStride + j of its matrix (Tq·W entries; the last read,
+// base + (Tq − 1)·rowStride + Tk − 1, inside it; rows apart by rowStride ≥ Tk, or one row). Two users:
+// the learned key positions of a sliding window (nn/positions.ts skewedKeyPositions, rowStride = Tk)
+// and relative positions that see later keys (relSkew's read, base = Tq − 1, rowStride = W − 1).
+// Composed, as a strided view and an add, the view's backward fills a zero [..., Tq·W] tensor and
+// then copies the gradient into it (two passes); here each matrix's gradient is written once: each
+// row where it lands, zeros in the gaps. The forward is the same add.
+static at::Tensor skewedView(const at::Tensor& x, int64_t base, int64_t rowStride, at::IntArrayRef shape) {
+  const int64_t n = x.dim(), perMatrix = x.size(n - 2) * x.size(n - 1);
+  const at::Tensor flat = x.reshape({-1, perMatrix});  // [mats, Tq·W]
+  std::vector<int64_t> strides(n, 0);
+  strides[n - 1] = 1;
+  strides[n - 2] = rowStride;
+  for (int64_t d = n - 3, step = perMatrix; d >= 0; d--) {  // the lead dims row-major over the matrices
+    strides[d] = step;
+    step *= shape[d];
+  }
+  return flat.as_strided(shape, strides, flat.storage_offset() + base);
 }
 struct SkewAdd : public torch::autograd::Function<SkewAdd> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& content, const at::Tensor& x, int64_t base) {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& content, const at::Tensor& x, int64_t base, int64_t rowStride) {
     ctx->saved_data["base"] = base;
+    ctx->saved_data["rowStride"] = rowStride;
     ctx->saved_data["xShape"] = x.sizes().vec();
-    return content + skewedView(x, base, content.sizes());
+    return content + skewedView(x, base, rowStride, content.sizes());
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const at::Tensor g = grads[0].contiguous();
     at::Tensor dx;
     if (ctx->needs_input_grad(1)) {
       const auto xShape = ctx->saved_data["xShape"].toIntVector();
-      const int64_t base = ctx->saved_data["base"].toInt(), n = g.dim();
-      const int64_t perMatrix = xShape[n - 2] * xShape[n - 1], written = g.size(n - 2) * g.size(n - 1);
+      const int64_t base = ctx->saved_data["base"].toInt(), rowStride = ctx->saved_data["rowStride"].toInt(), n = g.dim();
+      const int64_t perMatrix = xShape[n - 2] * xShape[n - 1], Tq = g.size(n - 2), Tk = g.size(n - 1), written = Tq * Tk;
       const int64_t mats = written == 0 ? 0 : g.numel() / written;
       dx = at::empty(xShape, g.options());
       const int64_t bytes = static_cast<int64_t>(g.element_size());
@@ -659,13 +670,18 @@ struct SkewAdd : public torch::autograd::Function<SkewAdd> {
       at::parallel_for(0, mats, std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, perMatrix)), [&](int64_t begin, int64_t end) {
         for (int64_t m = begin; m < end; m++) {
           char* d = dp + m * perMatrix * bytes;
-          std::memset(d, 0, static_cast<size_t>(base * bytes));
-          std::memcpy(d + base * bytes, gp + m * written * bytes, static_cast<size_t>(written * bytes));
-          std::memset(d + (base + written) * bytes, 0, static_cast<size_t>((perMatrix - base - written) * bytes));
+          int64_t filled = 0;  // entries of this matrix written so far
+          for (int64_t i = 0; i < Tq; i++) {
+            const int64_t at = base + i * rowStride;
+            std::memset(d + filled * bytes, 0, static_cast<size_t>((at - filled) * bytes));
+            std::memcpy(d + at * bytes, gp + (m * written + i * Tk) * bytes, static_cast<size_t>(Tk * bytes));
+            filled = at + Tk;
+          }
+          std::memset(d + filled * bytes, 0, static_cast<size_t>((perMatrix - filled) * bytes));
         }
       });
     }
-    return {ctx->needs_input_grad(0) ? grads[0] : at::Tensor(), dx, at::Tensor()};
+    return {ctx->needs_input_grad(0) ? grads[0] : at::Tensor(), dx, at::Tensor(), at::Tensor()};
   }
 };
 
@@ -674,11 +690,14 @@ OP(skewAdd) {
   const int64_t base = I(info, 2), n = x.dim();
   TORCH_CHECK(n >= 2 && content.dim() == n, "skewAdd: content [..., Tq, Tk] and x [..., Tq, W] must have the same number of dims");
   TORCH_CHECK(content.sizes().slice(0, n - 1) == x.sizes().slice(0, n - 1), "skewAdd: content and x must agree in every dim but the last");
-  TORCH_CHECK(base >= 0 && base + content.size(n - 2) * content.size(n - 1) <= x.size(n - 2) * x.size(n - 1),
-              "skewAdd: base + Tq·Tk must be within x's Tq·W entries");
+  const int64_t Tq = content.size(n - 2), Tk = content.size(n - 1);
+  const int64_t rowStride = isNone(info[3]) ? Tk : I(info, 3);
+  TORCH_CHECK(Tq <= 1 || rowStride >= Tk, "skewAdd: rowStride must be at least Tk (rows of the read may not overlap)");
+  TORCH_CHECK(base >= 0 && (Tq == 0 || Tk == 0 || base + (Tq - 1) * rowStride + Tk <= x.size(n - 2) * x.size(n - 1)),
+              "skewAdd: base + (Tq − 1)·rowStride + Tk must be within x's Tq·W entries");
   const bool native = x.is_cpu() && content.is_cpu() && x.scalar_type() == content.scalar_type() && x.is_contiguous() && !at::autocast::is_cpu_enabled();
-  if (!native) return R(info, content + skewedView(x, base, content.sizes()));
-  return R(info, SkewAdd::apply(content, x, base));
+  if (!native) return R(info, content + skewedView(x, base, rowStride, content.sizes()));
+  return R(info, SkewAdd::apply(content, x, base, rowStride));
 }
 
 // Under autocast the scores and queries arrive in bfloat16 (matmul outputs): the weights are made

@@ -23,7 +23,7 @@
 import { cat, configError, F, type ExpiringKeysInput, type Tensor } from '../tensor/index.js';
 import { Module } from './module.js';
 import { Dropout, Linear } from './layers.js';
-import { addSkewedKeyPositions, relSkew } from './positions.js';
+import { addRelSkew, addSkewedKeyPositions } from './positions.js';
 import { GrowingTensor } from './growing-tensor.js';
 
 export interface RelativePositions {
@@ -226,7 +226,7 @@ export class MultiHeadAttention extends Module {
       const content = q.add(positions.u.unsqueeze(1)).matmul(k.mT); // [B, K, Tq, Tk]
       const rk = o.relativeKeys ?? this.relativeKeys(positions.r, o.frozen); // [K, D, R]
       const byDistance = q.add(positions.v.unsqueeze(1)).matmul(rk); // [B, K, Tq, R]
-      scores = positions.bidirectional ? content.add(relSkew(byDistance)) : F.relShiftAdd(content, byDistance); // content + relShift(byDistance), one pass
+      scores = positions.bidirectional ? addRelSkew(content, byDistance) : F.relShiftAdd(content, byDistance); // content + relSkew / relShift(byDistance), one pass
     } else {
       scores = q.matmul(k.mT);
     }

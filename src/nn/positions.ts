@@ -34,7 +34,7 @@ export function relShift(x: Tensor): Tensor {
  * The general form, for masks that let a query see keys after it (memory blocks that attend
  * both ways): x [..., Tq, Tk + Tq - 1] holds scores against distances Tk-1 ... -(Tq-1); entry
  * [i, j] of the result holds distance mlen + i - j for every i, j. A strided view, no copy:
- * out[i, j] = x[i, j + Tq - 1 - i].
+ * out[i, j] = x[i, j + Tq - 1 - i], x's flat entry Tq − 1 + i·(W − 1) + j (W = Tk + Tq − 1).
  */
 export function relSkew(x: Tensor): Tensor {
   const shape = x.shape;
@@ -44,6 +44,16 @@ export function relSkew(x: Tensor): Tensor {
   const c = x.contiguous();
   const strides = c.strides();
   return c.asStrided([...lead, tq, tk], [...strides.slice(0, -2), width - 1, 1], tq - 1);
+}
+
+/**
+ * content [..., Tq, Tk] + relSkew(x) as one op (F.skewAdd with relSkew's offset and row stride: its
+ * backward writes x's gradient in one pass, where the strided view's fills a zero tensor of x's
+ * size and then scatters into it).
+ */
+export function addRelSkew(content: Tensor, x: Tensor): Tensor {
+  const [tq, width] = x.shape.slice(-2) as [number, number];
+  return F.skewAdd(content, x, tq - 1, width - 1);
 }
 
 /**

@@ -193,13 +193,14 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
 }
 /**
  * content [..., Tq, Tk] plus the skewed read of x [..., Tq, W]: entry [i, j] adds x's flat entry
- * base + i·Tk + j of its matrix (base + Tq·Tk <= Tq·W), the learned key positions of a sliding
- * window (nn/positions.ts skewedKeyPositions). As content.add(x viewed flat, narrowed, viewed back);
- * on the CPU one native op whose backward writes x's gradient in one pass (the composed narrow's
- * backward fills zeros, then copies).
+ * base + i·rowStride + j of its matrix (rowStride default Tk, at least Tk; the last read within the
+ * Tq·W entries): the learned key positions of a sliding window (nn/positions.ts
+ * skewedKeyPositions, rowStride Tk) and relative positions that see later keys (relSkew: base
+ * Tq − 1, rowStride W − 1). As content.add(a strided view of x); on the CPU one native op whose
+ * backward writes x's gradient in one pass (the view's backward fills zeros, then copies).
  */
-export function skewAdd(content: Tensor, x: Tensor, base: number): Tensor {
-  return fromId(native.skewAdd(content.id, x.id, base));
+export function skewAdd(content: Tensor, x: Tensor, base: number, rowStride?: number): Tensor {
+  return fromId(native.skewAdd(content.id, x.id, base, rowStride ?? null));
 }
 /**
  * linear(relu(linear(x, w1, b1)), w2, b2): the position-wise feed-forward without dropout, x [.., in],
