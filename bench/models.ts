@@ -5,7 +5,8 @@
 //
 //   npm run bench:models [-- --threads N] [--rounds R] [--steps S] [--warmup W]
 //                           [--models transformer,xl,...] [--precision float32] [--torch-bf16]
-//                           [--vocab V] [--dropout P] [--no-torch] [--no-install] [--smoke] [--profile]
+//                           [--vocab V] [--dropout P] [--no-torch] [--no-install] [--smoke]
+//                           [--profile [--profile-callers N] [--profile-shapes]]
 //
 // Configuration (SPEC §10): 4 layers, H 256, 4 heads, FFN 1024, segment 128, batch 16, Adam (lr 1e-3).
 //   transformer        one segment per step, nothing carried
@@ -44,7 +45,8 @@
 // --smoke: every model at a tiny size (2 layers, H 32, segment 16, batch 2, memories 1/8), one
 // round of one step, no warm-up: proves both sides run end to end; its numbers mean nothing.
 // --profile: Engram float32 only, `steps` steps of each model under libtorch's profiler, the top
-// ops by self time (no PyTorch, no bf16).
+// ops by self time (no PyTorch, no bf16); --profile-callers N names each op with the N ops that
+// called it, --profile-shapes with its inputs' shapes (where an op comes from: ProfileOptions).
 //
 // The last line printed is one JSON object:
 //   {"models": {"<kind>": {"engramFloat32", "engramBf16", "torchFloat32", "torchBf16", "ratioFloat32",
@@ -311,6 +313,11 @@ const fmtR = (x: number | null) => (x === null ? 'n/a' : x.toFixed(2));
  * --profile: Engram float32 only, no PyTorch: after the warm-up, `steps` steps of each model under
  * libtorch's profiler (profile()); prints the top ops by self time and, last, one JSON object.
  */
+const profileOptions = { callers: Number(argValue('--profile-callers') ?? 0), shapes: process.argv.includes('--profile-shapes') };
+if (!Number.isInteger(profileOptions.callers) || profileOptions.callers < 0) {
+  console.error(`--profile-callers ${argValue('--profile-callers')}: give a whole number of callers >= 0`);
+  process.exit(2);
+}
 function profileModels(): void {
   const out: Record<string, unknown> = {};
   for (const spec of MODELS) {
@@ -318,7 +325,7 @@ function profileModels(): void {
     try {
       ours.train(warmupSteps);
       const plain = ours.train(stepsPerRound).seconds;
-      const { result, rows } = profile(() => ours.train(stepsPerRound));
+      const { result, rows } = profile(() => ours.train(stepsPerRound), profileOptions);
       const all = rows.reduce((a, r) => a + r.selfUs, 0);
       console.log(`\n${spec.name}: ${spec.label}; ${stepsPerRound} steps: ${fmtInt((ours.tokensPerStep * stepsPerRound) / plain)} tokens/s unprofiled, ` +
         `${fmtInt((ours.tokensPerStep * stepsPerRound) / result.seconds)} profiled; ops by self time:`);

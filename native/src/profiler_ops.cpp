@@ -1,7 +1,10 @@
 // libtorch's own profiler (the legacy, CPU-only one: it needs no Kineto), for finding where a
-// step's time goes op by op. profilerStart() records every ATen op and autograd node on this
-// thread (and tasks it launches); profilerStop() returns them aggregated by name, as
-// torch.profiler's key_averages(): calls, self time (not in a nested op) and total time.
+// step's time goes op by op. profilerStart(shapes) records every ATen op and autograd node on this
+// thread (and tasks it launches), with their input shapes when asked; profilerStop(callers)
+// returns them aggregated by name, as torch.profiler's key_averages(): calls, self time (not in a
+// nested op) and total time. With callers > 0 a row's name is prefixed by that many enclosing ops
+// ("outer > inner > op"), and with shapes it is followed by the inputs' shapes ("[16,4,160,319]"),
+// so that one op called from two places, or at two sizes, makes two rows.
 #include "engram.h"
 
 #include <torch/csrc/autograd/profiler_legacy.h>
@@ -13,12 +16,14 @@ namespace engram {
 namespace prof = torch::autograd::profiler;
 
 OP(profilerStart) {
-  prof::enableProfilerLegacy(torch::profiler::impl::ProfilerConfig(torch::profiler::impl::ProfilerState::CPU));
+  const bool shapes = info.Length() > 0 && info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value();
+  prof::enableProfilerLegacy(torch::profiler::impl::ProfilerConfig(torch::profiler::impl::ProfilerState::CPU, shapes));
   return info.Env().Undefined();
 }
 
-// profilerStop() -> [name, calls, selfUs, totalUs][], by self time, largest first.
+// profilerStop(callers) -> [name, calls, selfUs, totalUs][], by self time, largest first.
 OP(profilerStop) {
+  const int64_t callers = info.Length() > 0 && info[0].IsNumber() ? I(info, 0) : 0;
   auto lists = prof::disableProfilerLegacy();
   struct Sum { int64_t calls = 0; double self = 0, total = 0; };
   struct Open { const prof::LegacyEvent* push; double children; };
@@ -32,7 +37,16 @@ OP(profilerStop) {
         Open open = stack.back();
         stack.pop_back();
         double us = open.push->cpuElapsedUs(e);
-        auto& s = sums[open.push->name()];
+        std::string name = open.push->name();
+        for (int64_t k = 0; k < callers && k < static_cast<int64_t>(stack.size()); k++) {
+          name = std::string(stack[stack.size() - 1 - static_cast<size_t>(k)].push->name()) + " > " + name;
+        }
+        for (const auto& shape : open.push->shapes()) {  // empty unless recorded
+          name += " [";
+          for (size_t d = 0; d < shape.size(); d++) name += (d ? "," : "") + std::to_string(shape[d]);
+          name += "]";
+        }
+        auto& s = sums[name];
         s.calls += 1;
         s.total += us;
         s.self += us - open.children;

@@ -15,4 +15,4 @@ export { saveSafetensors, loadSafetensors, toSafetensorsBytes, fromSafetensorsBy
 export { createGroup, destroyGroup, allReduceInPlace, broadcastInPlace, allGather, barrier, allReduceGradients, collectiveBackends, createGradientReducer, reducerBegin, reducerFinish, destroyGradientReducer, type CollectiveBackend, type GroupOptions } from './collectives.js';
 export { withPrecision, autocastDeviceOf, checkPrecision, precisionProblem, autocastState, widenReduced, precisions, type Precision, type AutocastDevice } from './precision.js';
 export { StepBuffer } from './step-buffer.js';
-export { profile, profileAsync, formatProfile, type ProfileRow } from './profiler.js';
+export { profile, profileAsync, formatProfile, type ProfileOptions, type ProfileRow } from './profiler.js';

@@ -237,8 +237,8 @@ const coreOps = {
   stepBufferWrite: op<(data: Id, grad: Id, row: Id, token: OptId, dim: number, index: number) => Id>(),
   stepBufferRead: op<(data: Id, grad: Id, token: OptId, dim: number, start: number, length: number) => Id>(),
   // libtorch's profiler (profiler_ops.cpp): [name, calls, self µs, total µs] per op name
-  profilerStart: op<() => void>(),
-  profilerStop: op<() => [string, number, number, number][]>(),
+  profilerStart: op<(shapes: boolean) => void>(),
+  profilerStop: op<(callers: number) => [string, number, number, number][]>(),
 
   // collectives over c10d process groups (native/src/dist_ops.cpp); groups are small ids too
   distInit: op<(backend: string, masterAddr: string, masterPort: number, rank: number, worldSize: number, timeoutMs: number) => number>(),

@@ -5,7 +5,10 @@
 //
 // Every ATen op and autograd node run on this thread (and tasks it launches) is recorded; the
 // rows aggregate them by name as torch.profiler's key_averages() does. Recording costs a few µs
-// per op, so small-op-heavy work looks slower than it is.
+// per op, so small-op-heavy work looks slower than it is. To find where an op comes from, ask for
+// its callers and input shapes: profile(fn, { callers: 2, shapes: true }) names rows like
+// "AsStridedBackward0 > aten::zero_ > aten::fill_ [3266560]".
+import { configError } from './errors.js';
 import { native } from './native.js';
 
 export interface ProfileRow {
@@ -17,28 +20,43 @@ export interface ProfileRow {
   totalUs: number;
 }
 
+/** How rows are keyed: by op name (default), or also by the ops that called it and its input shapes. */
+export interface ProfileOptions {
+  /** Prefix each row's name with this many enclosing ops, outermost first ("caller > op"; default 0). */
+  callers?: number;
+  /** Follow each row's name with its inputs' shapes ("aten::mm [2048,256] [256,768]"; default false). */
+  shapes?: boolean;
+}
+
+function checkOptions({ callers = 0 }: ProfileOptions): number {
+  if (!Number.isInteger(callers) || callers < 0) throw configError('profile', `callers must be a whole number >= 0, got ${callers}`);
+  return callers;
+}
+
 /** Runs fn under the profiler; returns fn's result and the ops by self time, largest first. */
-export function profile<T>(fn: () => T): { result: T; rows: ProfileRow[] } {
-  native.profilerStart();
+export function profile<T>(fn: () => T, options: ProfileOptions = {}): { result: T; rows: ProfileRow[] } {
+  const callers = checkOptions(options);
+  native.profilerStart(options.shapes ?? false);
   let result: T;
   let raw: RawRows;
   try {
     result = fn();
   } finally {
-    raw = native.profilerStop();
+    raw = native.profilerStop(callers);
   }
   return { result, rows: toRows(raw) };
 }
 
 /** profile() around asynchronous work (e.g. train()): the profiler stops when fn's promise settles. */
-export async function profileAsync<T>(fn: () => Promise<T>): Promise<{ result: T; rows: ProfileRow[] }> {
-  native.profilerStart();
+export async function profileAsync<T>(fn: () => Promise<T>, options: ProfileOptions = {}): Promise<{ result: T; rows: ProfileRow[] }> {
+  const callers = checkOptions(options);
+  native.profilerStart(options.shapes ?? false);
   let result: T;
   let raw: RawRows;
   try {
     result = await fn();
   } finally {
-    raw = native.profilerStop();
+    raw = native.profilerStop(callers);
   }
   return { result, rows: toRows(raw) };
 }
