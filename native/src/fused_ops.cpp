@@ -253,6 +253,19 @@ inline double softmaxExpRow(double* l, int64_t count, double top) {
 // (per key: peRows [P, D]; else `table` is this row's q · keyPe [P]), a = softmax(l) over them,
 // u = m·a, y = u / (Σ u + eps) written at key[s] and 0 at every other of the Tk keys; returns
 // Σ u + eps. l scratch for count rounded up to a multiple of 8. Seeing no key: zeros, returns eps.
+// The weights of one expiring row from its logits l [count] (the keys it sees) and their soft masks
+// m: l becomes u = m · softmax(l); returns Z = Σ u + eps (the weights are u / Z). top: max of l;
+// l has softmaxExpRow's room. Shared by the training forward (expiringForwardRow) and decoding
+// (expiringHead), so that both weigh the keys with the same arithmetic.
+template <typename scalar_t>
+inline scalar_t expiringMaskedSoftmax(scalar_t* __restrict__ l, const scalar_t* __restrict__ m, int64_t count, scalar_t top, scalar_t eps) {
+  const scalar_t inverse = scalar_t(1) / softmaxExpRow(l, count, top);
+  scalar_t z = 0;
+#pragma omp simd reduction(+ : z)
+  for (int64_t s = 0; s < count; s++) z += (l[s] = m[s] * (l[s] * inverse));
+  return z + eps;
+}
+
 template <typename scalar_t>
 ENGRAM_ROW_KERNEL scalar_t expiringForwardRow(const scalar_t* __restrict__ content, const scalar_t* __restrict__ q, const scalar_t* __restrict__ peRows,
                                               const scalar_t* __restrict__ table, const int64_t* __restrict__ key, const int64_t* __restrict__ column,
@@ -264,12 +277,7 @@ ENGRAM_ROW_KERNEL scalar_t expiringForwardRow(const scalar_t* __restrict__ conte
     l[s] = (content[key[s]] + position) * scale;
     top = std::max(top, l[s]);
   }
-  const scalar_t sum = softmaxExpRow(l, count, top);
-  const scalar_t inverse = scalar_t(1) / sum;
-  scalar_t z = 0;
-#pragma omp simd reduction(+ : z)
-  for (int64_t s = 0; s < count; s++) z += (l[s] = m[s] * (l[s] * inverse));
-  z += eps;
+  const scalar_t z = expiringMaskedSoftmax(l, m, count, top, eps);
   const scalar_t toY = scalar_t(1) / z;
   std::fill(out, out + Tk, scalar_t(0));
   for (int64_t s = 0; s < count; s++) out[key[s]] = l[s] * toY;
@@ -338,14 +346,14 @@ ENGRAM_ROW_KERNEL void expiringBackwardRow(const scalar_t* __restrict__ y, const
 // wherever a > 0). With g = dL/dy, du = (g − Σ g·y) / Z; dL/da = m·du, dL/dm = a·du; ds = scale · a ·
 // (m·du − Σ m·du·a) with Σ m·du·a = Σ du·y·Z; ds goes to content and, through the key's distance
 // column, to q and keyPe; dL/de = Σ over heads and queries of dL/dm / R where 0 ≤ (e − d)/R + 1 ≤ 1.
-// CPU only (a loop per row; the softmax itself is ATen's); other devices compose the ops in TS
+// CPU only (one pass per row, softmax included: expiringForwardRow, expiringBackwardRow); other devices compose the ops in TS
 // (composedExpiringAttention: the table, a gather by distance, maskedSoftmax, softMaskRenorm).
 struct ExpiringAttention : public torch::autograd::Function<ExpiringAttention> {
-  // Per key, a seen cell's dot product of D costs about as much as 3/2 table columns (a matrix
+  // Per key, a seen cell's dot product of D costs about as much as 1.5 table columns (a matrix
   // product's column is cheaper per multiply, but the table is written, read, zeroed and read again
   // in backward): measured with scripts/probes/expiring-attention.ts (per key ahead at 160 and 320
   // of 640 positions, the table at 600 with nearly every key seen).
-  static constexpr int64_t kPerKeyCostTimes2 = 3;
+  static constexpr double kPerKeyCost = 1.5;
 
   // Whether position scores per key cost less than the table: the (query, key) cells seen, counted
   // per key from its span (query i sees key j while nearest ≤ age_j + i and e_j − age_j − i + R > 0,
@@ -358,7 +366,7 @@ struct ExpiringAttention : public torch::autograd::Function<ExpiringAttention> {
       const double end = std::min<double>(static_cast<double>(Tq), std::ceil(static_cast<double>(spans[n]) - static_cast<double>(age[n]) + ramp));
       seen += std::max(0.0, end - first);
     }
-    return seen * kPerKeyCostTimes2 < 2.0 * static_cast<double>(B * Tq * P);
+    return seen * kPerKeyCost < static_cast<double>(B * Tq * P);
   }
 
   // The keys query i of batch row b sees (d ≥ nearest and m > 0), shared by every head: each one's
@@ -843,10 +851,7 @@ ENGRAM_ROW_KERNEL static void expiringHead(const float* q, const float* keys, in
     y[s] = (dot(q, keys + key[s] * keyStride, D) + dot(q, peRows + column[s] * D, D)) * scale;
     top = std::max(top, y[s]);
   }
-  const float sum = softmaxExpRow(y, count, top);
-  float z = 0;  // y = m·a, Z = Σ m·a + eps, with a = exp / sum
-  for (int64_t s = 0; s < count; s++) z += (y[s] = m[s] * (y[s] / sum));
-  z += eps;
+  const float z = expiringMaskedSoftmax(y, m, count, top, eps);  // y = m·a, Z = Σ m·a + eps
   std::fill(out, out + D, 0.0f);
   for (int64_t s = 0; s < count; s++) axpy(out, y[s] / z, values + key[s] * valueStride, D);
 }

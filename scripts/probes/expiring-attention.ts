@@ -2,7 +2,7 @@
 // F.composedExpiringAttention (ATen ops) at a corridor block's size: [B 32, K 4, M 64, Tk] weights,
 // D 16, P 640 key positions, ramp 64, for a few key counts Tk: the memories are the Tk − M most
 // recent, spans ~ (Tk − M) ± 20 (many cells on the ramp). Fastest of 7 runs of the forward, and of
-// forward + backward. The crossover between 'per-key' and 'table' sets the op's kPerKeyCostTimes2,
+// forward + backward. The crossover between 'per-key' and 'table' sets the op's kPerKeyCost,
 // by which 'auto' (the default) chooses from the cells seen.
 //
 //   node dist/scripts/probes/expiring-attention.js [--keys 80,160,320,600]

@@ -7,7 +7,7 @@
 // rows aggregate them by name as torch.profiler's key_averages() does. Recording costs a few µs
 // per op, so small-op-heavy work looks slower than it is. To find where an op comes from, ask for
 // its callers and input shapes: profile(fn, { callers: 2, shapes: true }) names rows like
-// "AsStridedBackward0 > aten::zero_ > aten::fill_ [3266560]".
+// "AsStridedBackward0 > aten::zero_ > aten::fill_ [3266560] []" (a scalar input: []).
 import { configError } from './errors.js';
 import { native } from './native.js';
 
@@ -28,15 +28,16 @@ export interface ProfileOptions {
   shapes?: boolean;
 }
 
-function checkOptions({ callers = 0 }: ProfileOptions): number {
+/** Starts the profiler as `options` ask; returns the callers count its stop takes. */
+function startProfiler({ callers = 0, shapes = false }: ProfileOptions): number {
   if (!Number.isInteger(callers) || callers < 0) throw configError('profile', `callers must be a whole number >= 0, got ${callers}`);
+  native.profilerStart(shapes);
   return callers;
 }
 
 /** Runs fn under the profiler; returns fn's result and the ops by self time, largest first. */
 export function profile<T>(fn: () => T, options: ProfileOptions = {}): { result: T; rows: ProfileRow[] } {
-  const callers = checkOptions(options);
-  native.profilerStart(options.shapes ?? false);
+  const callers = startProfiler(options);
   let result: T;
   let raw: RawRows;
   try {
@@ -49,8 +50,7 @@ export function profile<T>(fn: () => T, options: ProfileOptions = {}): { result:
 
 /** profile() around asynchronous work (e.g. train()): the profiler stops when fn's promise settles. */
 export async function profileAsync<T>(fn: () => Promise<T>, options: ProfileOptions = {}): Promise<{ result: T; rows: ProfileRow[] }> {
-  const callers = checkOptions(options);
-  native.profilerStart(options.shapes ?? false);
+  const callers = startProfiler(options);
   let result: T;
   let raw: RawRows;
   try {
