@@ -10,6 +10,7 @@
 #include <thread>
 #if defined(__GLIBC__)
 #include <dlfcn.h>
+#include <link.h>
 #include <malloc.h>
 #endif
 
@@ -99,12 +100,34 @@ std::vector<at::Tensor> TL(const Napi::CallbackInfo& info, size_t i) {
   return out;
 }
 
+namespace {
+struct LoadedSearch {
+  const char* prefix;
+  std::string path;
+};
+// dl_iterate_phdr's callback: the first loaded object whose file name starts with `prefix`.
+int findLoaded(struct dl_phdr_info* object, size_t, void* data) {
+  auto* search = static_cast<LoadedSearch*>(data);
+  const char* name = object->dlpi_name;
+  if (!name || !*name) return 0;
+  const char* slash = std::strrchr(name, '/');
+  const char* file = slash ? slash + 1 : name;
+  if (std::strncmp(file, search->prefix, std::strlen(search->prefix)) != 0) return 0;
+  search->path = name;
+  return 1;
+}
+}  // namespace
+
 void* loadedSymbol(std::initializer_list<const char*> libraries, const char* symbol) {
-  for (const char* name : libraries) {
-    if (void* handle = dlopen(name, RTLD_NOW | RTLD_NOLOAD)) {
+#if defined(__GLIBC__)
+  for (const char* prefix : libraries) {
+    LoadedSearch search{prefix, {}};
+    if (!dl_iterate_phdr(findLoaded, &search)) continue;
+    if (void* handle = dlopen(search.path.c_str(), RTLD_NOW | RTLD_NOLOAD)) {
       if (void* fn = dlsym(handle, symbol)) return fn;
     }
   }
+#endif
   return nullptr;
 }
 

@@ -109,6 +109,20 @@ void collective(const Group& g, const char* what, F&& body) {
 
 void waitFor(const c10::intrusive_ptr<c10d::Work>& work) { work->wait(); }
 
+// libtorch 2.4 on serves the TCPStore with libuv by default, and a libtorch built without libuv
+// (Debian's 2.6) refuses that default; 1.13's options have no such field. The classic server is
+// the fallback where libuv is missing (the overload with `int` is chosen where the field exists).
+template <typename Options>
+auto withoutLibuv(Options& o, int) -> decltype(o.useLibUV = false, true) {
+  if (!o.useLibUV) return false;
+  o.useLibUV = false;
+  return true;
+}
+template <typename Options>
+bool withoutLibuv(Options&, long) {
+  return false;
+}
+
 }  // namespace
 
 // distInit(backend 'gloo'|'nccl', masterAddr, masterPort, rank, worldSize, timeoutMs) -> group id.
@@ -134,7 +148,12 @@ OP(distInit) {
     o.numWorkers = static_cast<std::size_t>(size);
     o.waitWorkers = false;  // the group's own rendezvous below waits for every rank
     o.timeout = timeout;
-    g.store = c10::make_intrusive<c10d::TCPStore>(addr, o);
+    try {
+      g.store = c10::make_intrusive<c10d::TCPStore>(addr, o);
+    } catch (const std::exception& e) {
+      if (std::string(e.what()).find("libuv") == std::string::npos || !withoutLibuv(o, 0)) throw;
+      g.store = c10::make_intrusive<c10d::TCPStore>(addr, o);
+    }
   } catch (const std::exception& e) {
     fail(rank == 0 ? "distributed" : "timeout",
          rank == 0 ? "rank 0 cannot serve the rendezvous store at " + where + " (" + oneLine(e.what()) + "); choose a free MASTER_PORT"

@@ -9,8 +9,10 @@
 // message. Nothing thrown in C++ reaches Node as a crash.
 #pragma once
 
+#include <ATen/autocast_mode.h>
 #include <napi.h>
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include <cstdint>
 #include <initializer_list>
@@ -86,14 +88,46 @@ Napi::Value RL(const Napi::CallbackInfo& info, const std::vector<at::Tensor>& ts
 
 // ---- mixed precision (precision_ops.cpp) ---------------------------------------------------------
 
+// Autocast's thread-local state for one device type (kCPU or kCUDA). libtorch 2.4 replaced the
+// per-backend calls (is_cpu_enabled, get_autocast_gpu_dtype, ...) by these with a device type, and
+// its old ones print a deprecation warning on every call; 1.13 has only the old ones.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+inline bool autocastOn(c10::DeviceType type) { return at::autocast::is_autocast_enabled(type); }
+inline at::ScalarType autocastDtype(c10::DeviceType type) { return at::autocast::get_autocast_dtype(type); }
+inline void setAutocast(c10::DeviceType type, bool on, at::ScalarType dtype) {
+  at::autocast::set_autocast_dtype(type, dtype);
+  at::autocast::set_autocast_enabled(type, on);
+}
+#else
+inline bool autocastOn(c10::DeviceType type) {
+  return type == c10::DeviceType::CUDA ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
+}
+inline at::ScalarType autocastDtype(c10::DeviceType type) {
+  return type == c10::DeviceType::CUDA ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype();
+}
+inline void setAutocast(c10::DeviceType type, bool on, at::ScalarType dtype) {
+  if (type == c10::DeviceType::CUDA) {
+    at::autocast::set_autocast_gpu_dtype(dtype);
+    at::autocast::set_enabled(on);
+  } else {
+    at::autocast::set_autocast_cpu_dtype(dtype);
+    at::autocast::set_cpu_enabled(on);
+  }
+}
+#endif
+// Whether autocast is on for the CPU or for CUDA: the fused ops take their ATen composition then.
+inline bool anyAutocastOn() { return autocastOn(c10::DeviceType::CPU) || autocastOn(c10::DeviceType::CUDA); }
+
 // t in float32 when autocast is on for its device and t is float16 / bfloat16; else t itself.
 // Softmax, normalisation and losses call it on their inputs so that they stay float32 under autocast.
 at::Tensor autocastFloat(const at::Tensor& t);
 
 // ---- shared kernels ---------------------------------------------------------------------------------
 
-// A function `symbol` from the first of `libraries` (sonames) that the process has loaded already
-// (libtorch's own oneDNN or BLAS; RTLD_NOLOAD, never a second copy), or nullptr (addon.cpp).
+// A function `symbol` from the first of `libraries` that the process has loaded already (libtorch's
+// own oneDNN or BLAS; RTLD_NOLOAD, never a second copy), or nullptr (addon.cpp). Each entry is the
+// start of a file name ("libdnnl.so" finds libdnnl.so.2 under libtorch 1.13 and libdnnl.so.3.6 under
+// Debian's 2.6): sonames change with every major version of the library.
 void* loadedSymbol(std::initializer_list<const char*> libraries, const char* symbol);
 
 // Element offsets (from t's data_ptr) of every entry of the leading `batch` dims of t (already

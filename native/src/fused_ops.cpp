@@ -5,7 +5,6 @@
 
 #include <ATen/ExpandUtils.h>
 #include <ATen/Parallel.h>
-#include <ATen/autocast_mode.h>
 
 #include <algorithm>
 #include <atomic>
@@ -703,7 +702,7 @@ OP(skewAdd) {
   TORCH_CHECK(Tq <= 1 || rowStride >= Tk, "skewAdd: rowStride must be at least Tk (rows of the read may not overlap)");
   TORCH_CHECK(base >= 0 && (Tq == 0 || Tk == 0 || base + (Tq - 1) * rowStride + Tk <= x.size(n - 2) * x.size(n - 1)),
               "skewAdd: base + (Tq − 1)·rowStride + Tk must be within x's Tq·W entries");
-  const bool native = x.is_cpu() && content.is_cpu() && x.scalar_type() == content.scalar_type() && x.is_contiguous() && !at::autocast::is_cpu_enabled();
+  const bool native = x.is_cpu() && content.is_cpu() && x.scalar_type() == content.scalar_type() && x.is_contiguous() && !autocastOn(c10::DeviceType::CPU);
   if (!native) return R(info, content + skewedView(x, base, rowStride, content.sizes()));
   return R(info, SkewAdd::apply(content, x, base, rowStride));
 }
@@ -747,7 +746,7 @@ OP(linearOverCat) {
   const at::Tensor &first = T(info, 0), &second = T(info, 1), &weight = T(info, 2);
   const c10::optional<at::Tensor> bias = OT(info, 3);
   const auto type = second.scalar_type();
-  const bool fused = !at::autocast::is_cpu_enabled() && !at::autocast::is_enabled() && (type == at::kFloat || type == at::kDouble) &&
+  const bool fused = !anyAutocastOn() && (type == at::kFloat || type == at::kDouble) &&
                      first.scalar_type() == type && weight.scalar_type() == type && first.dim() == second.dim() && second.dim() >= 2 &&
                      weight.dim() == 2 && first.device() == second.device() && weight.device() == second.device();
   if (!fused) return R(info, at::linear(at::cat({first, second}, -2), weight, bias));
@@ -796,7 +795,7 @@ OP(feedForward) {
     }
     return true;
   }();
-  const bool fused = same && (type == at::kFloat || type == at::kDouble) && !at::autocast::is_cpu_enabled() && !at::autocast::is_enabled() &&
+  const bool fused = same && (type == at::kFloat || type == at::kDouble) && !anyAutocastOn() &&
                      x.dim() >= 2 && w1.dim() == 2 && w2.dim() == 2 && w1.size(0) == w2.size(1);
   if (!fused) return R(info, at::linear(at::relu(at::linear(x, w1, b1)), w2, b2));
   return R(info, FeedForwardRelu::apply(x, w1, b1, w2, b2));
@@ -878,7 +877,7 @@ static at::Tensor attendRowTensor(const at::Tensor& q, const at::Tensor& k, cons
   const auto cpuFloat = [](const c10::optional<at::Tensor>& t) { return !t || (t->is_cpu() && t->scalar_type() == at::kFloat); };
   const auto wantsGrad = [](const c10::optional<at::Tensor>& t) { return t && t->requires_grad(); };
   const bool grad = at::GradMode::is_enabled() && (wantsGrad(q) || wantsGrad(k) || wantsGrad(v) || wantsGrad(u) || wantsGrad(P) || wantsGrad(w));
-  if (!cpuFloat(q) || !cpuFloat(k) || !cpuFloat(v) || !cpuFloat(u) || !cpuFloat(P) || !cpuFloat(w) || at::autocast::is_cpu_enabled() || grad) {
+  if (!cpuFloat(q) || !cpuFloat(k) || !cpuFloat(v) || !cpuFloat(u) || !cpuFloat(P) || !cpuFloat(w) || autocastOn(c10::DeviceType::CPU) || grad) {
     at::Tensor scores = at::matmul(u ? q + u->unsqueeze(1) : q, k.transpose(-1, -2));  // [B, K, 1, Tk]
     if (P) scores = scores + at::matmul(w ? q + w->unsqueeze(1) : q, *P);
     at::Tensor a = at::softmax(autocastFloat(scores) * scale, -1);
@@ -925,7 +924,7 @@ static at::Tensor expiringAttendRowTensor(const at::Tensor& q, const at::Tensor&
   TORCH_CHECK(spans.dim() == 2 && spans.size(0) == B && spans.size(1) == Tk, "expiringAttendRow: spans must be [B, Tk]");
   const auto cpuFloat = [](const at::Tensor& t) { return t.is_cpu() && t.scalar_type() == at::kFloat; };
   const bool grad = at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad() || keyPe.requires_grad() || spans.requires_grad());
-  if (!cpuFloat(q) || !cpuFloat(k) || !cpuFloat(v) || !cpuFloat(keyPe) || !cpuFloat(spans) || !age.is_cpu() || at::autocast::is_cpu_enabled() || grad) {
+  if (!cpuFloat(q) || !cpuFloat(k) || !cpuFloat(v) || !cpuFloat(keyPe) || !cpuFloat(spans) || !age.is_cpu() || autocastOn(c10::DeviceType::CPU) || grad) {
     TORCH_CHECK(q.is_cpu(), "expiringAttendRow runs on the CPU; other devices compose it from ATen ops");
     at::Tensor weights = ExpiringAttention::apply(autocastFloat(at::matmul(q, k.transpose(-1, -2))), autocastFloat(q), autocastFloat(keyPe), age,
                                                   spans, ramp, nearest, scale, eps, 0);
@@ -973,7 +972,7 @@ using SgemvFn = void (*)(int, int, int, int, float, const float*, int, const flo
 constexpr int kCblasRowMajor = 101, kCblasNoTrans = 111;
 
 SgemvFn sgemv() {
-  static const SgemvFn fn = reinterpret_cast<SgemvFn>(loadedSymbol({"libblas.so.3", "libopenblas.so.0", "libopenblas.so", "libcblas.so.3"}, "cblas_sgemv"));
+  static const SgemvFn fn = reinterpret_cast<SgemvFn>(loadedSymbol({"libblas.so", "libopenblas", "libcblas.so"}, "cblas_sgemv"));
   return fn;
 }
 
@@ -1006,7 +1005,7 @@ static bool decoderLayerRowFloat(const at::Tensor& h, const std::vector<c10::opt
                                  at::Tensor& keys, at::Tensor& values, int64_t filled, int64_t used, double scale, const std::string& positions,
                                  const std::vector<c10::optional<at::Tensor>>& p, double ramp, int64_t nearest, double expiringEps, at::Tensor& result) {
   const SgemvFn gemv = sgemv();
-  if (!gemv || at::autocast::is_cpu_enabled()) return false;
+  if (!gemv || autocastOn(c10::DeviceType::CPU)) return false;
   std::vector<c10::optional<at::Tensor>> all(w);
   all.insert(all.end(), {h, keys, values});
   const bool expiring = positions == "expiring";

@@ -23,7 +23,6 @@
 
 #include <ATen/ExpandUtils.h>
 #include <ATen/Parallel.h>
-#include <ATen/autocast_mode.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -44,7 +43,7 @@ using SgemmFn = int (*)(char, char, int64_t, int64_t, int64_t, float, const floa
 SgemmFn findSgemm() {
   const char* off = std::getenv("ENGRAM_BATCHED_MATMUL");
   if (off && std::strcmp(off, "aten") == 0) return nullptr;  // A/B measurements: ATen's bmm everywhere
-  return reinterpret_cast<SgemmFn>(loadedSymbol({"libdnnl.so.2", "libdnnl.so.3", "libdnnl.so"}, "dnnl_sgemm"));
+  return reinterpret_cast<SgemmFn>(loadedSymbol({"libdnnl.so"}, "dnnl_sgemm"));
 }
 
 SgemmFn sgemm() {
@@ -199,7 +198,7 @@ struct BatchedMatmul : public torch::autograd::Function<BatchedMatmul> {
 // CPU, autocast off, oneDNN's sgemm found); anything else is ATen's matmul.
 bool batchedKernelFor(const at::Tensor& a, const at::Tensor& b) {
   return a.dim() >= 3 && b.dim() >= 3 && a.is_cpu() && b.is_cpu() && a.scalar_type() == at::kFloat &&
-         b.scalar_type() == at::kFloat && !at::autocast::is_cpu_enabled() && sgemm() != nullptr &&
+         b.scalar_type() == at::kFloat && !autocastOn(c10::DeviceType::CPU) && sgemm() != nullptr &&
          a.size(a.dim() - 1) == b.size(b.dim() - 2);
 }
 

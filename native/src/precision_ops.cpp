@@ -14,8 +14,6 @@
 // bfloat16. With autocast off (every float32 run) nothing changes, bit for bit.
 #include "engram.h"
 
-#include <ATen/autocast_mode.h>
-
 namespace engram {
 
 namespace {
@@ -24,8 +22,9 @@ bool isCuda(const std::string& device) {
   if (device == "cuda") return true;
   fail("config", "autocast device type must be 'cpu' or 'cuda', got '" + device + "'");
 }
-bool enabledFor(bool cuda) { return cuda ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled(); }
-at::ScalarType dtypeFor(bool cuda) { return cuda ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype(); }
+c10::DeviceType typeOf(bool cuda) { return cuda ? c10::DeviceType::CUDA : c10::DeviceType::CPU; }
+bool enabledFor(bool cuda) { return autocastOn(typeOf(cuda)); }
+at::ScalarType dtypeFor(bool cuda) { return autocastDtype(typeOf(cuda)); }
 Napi::Value stateOf(const Napi::CallbackInfo& info, bool cuda) {
   auto arr = Napi::Array::New(info.Env(), 2);
   arr.Set(0u, Napi::Boolean::New(info.Env(), enabledFor(cuda)));
@@ -37,7 +36,7 @@ Napi::Value stateOf(const Napi::CallbackInfo& info, bool cuda) {
 at::Tensor autocastFloat(const at::Tensor& t) {
   auto type = t.scalar_type();
   if (type != at::kBFloat16 && type != at::kHalf) return t;
-  bool on = t.is_cuda() ? at::autocast::is_enabled() : (t.is_cpu() && at::autocast::is_cpu_enabled());
+  bool on = t.is_cuda() ? autocastOn(c10::DeviceType::CUDA) : (t.is_cpu() && autocastOn(c10::DeviceType::CPU));
   return on ? t.to(at::kFloat) : t;
 }
 
@@ -53,13 +52,7 @@ OP(setAutocast) {
   auto dtype = DT(info, 2);
   if (dtype != at::kBFloat16 && dtype != at::kHalf) fail("dtype", std::string("autocast runs in bfloat16 or float16, not ") + c10::toString(dtype));
   at::autocast::clear_cache();
-  if (cuda) {
-    at::autocast::set_autocast_gpu_dtype(dtype);
-    at::autocast::set_enabled(B(info, 1));
-  } else {
-    at::autocast::set_autocast_cpu_dtype(dtype);
-    at::autocast::set_cpu_enabled(B(info, 1));
-  }
+  setAutocast(typeOf(cuda), B(info, 1), dtype);
   return previous;
 }
 
