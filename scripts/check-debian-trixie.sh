@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The README's test command on Debian 13 (trixie): libtorch 2.6, GCC 14, Node 20.19, oneDNN 3.6,
+# Python's torch 2.6 for the interop tests. It checks, on a CPU-only machine, that the addon builds
+# and the whole suite passes against a libtorch 2.x, as well as against bookworm's 1.13.
+#
+#   sudo bash scripts/check-debian-trixie.sh [ROOT]   (ROOT: the chroot's folder, default
+#                                                    /var/tmp/engram-trixie; kept for the next run)
+#
+# Needs root, debootstrap (installed with apt-get when missing) and Debian's mirror. The chroot gets
+# this machine's CA certificates and npm settings (a proxy's certificate authority, npm's nodedir),
+# a clone of this checkout's HEAD at ROOT/work/main and a copy of ../shared beside it, then runs
+# `CI=true bash .ci/run` inside, so the project's own setup installs trixie's packages there. Exits
+# with the suite's status; the log is ROOT/work/ci.log.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+root=${1:-/var/tmp/engram-trixie}
+say() { printf 'check-debian-trixie: %s\n' "$*"; }
+
+[ "$(id -u)" = 0 ] || { say "run as root (it builds a chroot)"; exit 1; }
+command -v debootstrap >/dev/null || {
+  say "installing debootstrap"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+}
+if [ ! -x "$root/usr/bin/apt-get" ]; then
+  say "debootstrap trixie into $root"
+  mkdir -p "$root"
+  debootstrap --variant=minbase --include=ca-certificates trixie "$root" http://deb.debian.org/debian >"$root.debootstrap.log"
+fi
+
+mounted=()
+cleanup() { for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount -l "${mounted[$i]}" 2>/dev/null || true; done; }
+trap cleanup EXIT
+for d in proc sys dev dev/pts; do
+  mountpoint -q "$root/$d" || { mount --bind "/$d" "$root/$d"; mounted+=("$root/$d"); }
+done
+mkdir -p "$root/dev/shm"
+mountpoint -q "$root/dev/shm" || { mount -t tmpfs tmpfs "$root/dev/shm"; mounted+=("$root/dev/shm"); }
+cp /etc/resolv.conf "$root/etc/resolv.conf"
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"; fi
+[ -f "$HOME/.npmrc" ] && cp "$HOME/.npmrc" "$root/root/.npmrc"
+
+say "Node.js, npm, Node's headers and a compiler from trixie"
+chroot "$root" bash -c 'update-ca-certificates >/dev/null 2>&1; apt-get update -qq &&
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm libnode-dev git build-essential python3 >/dev/null'
+
+say "a clone of $(git rev-parse --short HEAD) and ../shared"
+rm -rf "$root/work/main" "$root/work/shared"
+mkdir -p "$root/work"
+git clone -q "$repo" "$root/work/main"
+git -C "$root/work/main" checkout -q "$(git rev-parse HEAD)"
+[ -d ../shared ] && cp -a ../shared "$root/work/shared"
+
+say "CI=true bash .ci/run inside (log: $root/work/ci.log)"
+set +e
+chroot "$root" bash -c 'cd /work/main && CI=true bash .ci/run' >"$root/work/ci.log" 2>&1
+status=$?
+set -e
+chroot "$root" bash -c 'dpkg-query -W -f="\${Package} \${Version}\n" libtorch-dev python3-torch nodejs gcc 2>/dev/null' | sed 's/^/  /'
+grep -E '^# (tests|pass|fail|skipped) ' "$root/work/ci.log" | sed 's/^# /  /'
+grep '^not ok' "$root/work/ci.log" | sed 's/^/  /' || true
+say "exit $status"
+exit "$status"
