@@ -1,7 +1,7 @@
 // Mixed precision (precision 'bf16', src/tensor/precision.ts): matrix products in bfloat16 under
 // libtorch's autocast, float32 master weights, optimiser state, softmax, norms, losses, logits and
 // carried memories; checkpoints float32 and loadable at either precision. On a machine where bf16
-// has no fast path (no AVX512-BF16 / AMX) the tests check the error and skip the rest.
+// has no fast path (no AVX512-BF16 / AMX) the tests check the refusal, then run the rest with ENGRAM_BF16_ANY_CPU=1.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -18,8 +18,23 @@ import { cpuBf16Problem } from '../src/tensor/precision.js';
 import { createServer } from '../src/serve/server.js';
 import { assertClose } from './helpers.js';
 
+// Without a bf16 fast path here, the behaviour tests run with ENGRAM_BF16_ANY_CPU=1 (the same
+// numerics, slowly); the error test below checks the refusal without it.
 const problem = precisionProblem('bf16');
-const skip = problem ? `bf16 cannot run here: ${problem}` : false;
+
+/** A test of bf16's behaviour: on a CPU without a fast path, run under ENGRAM_BF16_ANY_CPU=1. */
+function bf16Test(name: string, fn: () => unknown): void {
+  test(problem ? `${name} (ENGRAM_BF16_ANY_CPU=1: ${problem})` : name, async () => {
+    const before = process.env.ENGRAM_BF16_ANY_CPU;
+    if (problem) process.env.ENGRAM_BF16_ANY_CPU = '1';
+    try {
+      await fn();
+    } finally {
+      if (before === undefined) delete process.env.ENGRAM_BF16_ANY_CPU;
+      else process.env.ENGRAM_BF16_ANY_CPU = before;
+    }
+  });
+}
 const cli = join(fileURLToPath(new URL('.', import.meta.url)), '..', 'cli', 'engram.js');
 
 /** Every tensor of a state. */
@@ -38,11 +53,21 @@ test('the support check reads the CPU flags: AVX512-BF16 or AMX-BF16 and oneDNN,
 });
 
 test('on a CPU without a bf16 fast path, bf16 is a config error naming the fix', { skip: problem ? false : 'this CPU has one' }, async () => {
-  assert.throws(() => withPrecision('bf16', () => 1), (e: unknown) => e instanceof EngramError && e.kind === 'config' && /use precision 'float32'/.test(e.message));
+  assert.throws(() => withPrecision('bf16', () => 1), (e: unknown) => e instanceof EngramError && e.kind === 'config' &&
+    /use precision 'float32' \(or set ENGRAM_BF16_ANY_CPU=1 to run it slowly\)/.test(e.message));
   await assert.rejects(Trainer.create({ train: { precision: 'bf16' } }), /train\.precision \(--precision\) 'bf16' cannot run on cpu here/);
+  process.env.ENGRAM_BF16_ANY_CPU = '0';
+  try {
+    assert.throws(() => withPrecision('bf16', () => 1), /cannot run on cpu here/, 'only 1 waives the check');
+    process.env.ENGRAM_BF16_ANY_CPU = '1';
+    assert.equal(withPrecision('bf16', () => autocastState().enabled), true, 'ENGRAM_BF16_ANY_CPU=1 waives it');
+  } finally {
+    delete process.env.ENGRAM_BF16_ANY_CPU;
+  }
+  assert.throws(() => withPrecision('bf16', () => 1), /cannot run on cpu here/, 'read at every check: refused again');
 });
 
-test('withPrecision: autocast on inside, restored after (also after a throw), off again in a float32 region', { skip }, () => {
+bf16Test('withPrecision: autocast on inside, restored after (also after a throw), off again in a float32 region', () => {
   assert.deepEqual(autocastState(), { enabled: false, dtype: 'bfloat16' });
   withPrecision('bf16', () => {
     assert.equal(autocastState().enabled, true);
@@ -58,7 +83,7 @@ test('withPrecision: autocast on inside, restored after (also after a throw), of
   assert.equal(autocastState().enabled, false);
 });
 
-test('under bf16 matrix products run in bfloat16; softmax, norms and losses stay float32', { skip }, () => {
+bf16Test('under bf16 matrix products run in bfloat16; softmax, norms and losses stay float32', () => {
   tidy(() => {
     const x = randn([2, 3, 8]), w = randn([4, 8], { requiresGrad: true }), b = randn([4]);
     const out = withPrecision('bf16', () => ({
@@ -94,7 +119,7 @@ test('under bf16 matrix products run in bfloat16; softmax, norms and losses stay
 // 5e-2 (absolute) of float32's; measured 5e-3 to 7e-3 for every kind over three segments.
 const LOGIT_ATOL = 5e-2;
 
-test('F.expiringAttention at bf16 (queries in bfloat16, both ways of scoring positions) equals the composed ops at bf16, with float32 gradients', { skip }, () => tidy(() => {
+bf16Test('F.expiringAttention at bf16 (queries in bfloat16, both ways of scoring positions) equals the composed ops at bf16, with float32 gradients', () => tidy(() => {
   const B = 2, K = 2, M = 4, N = 7, D = 8, P = 20;
   const ages = tensor([[9, 5, 2, 0, -1, -2, -3], [12, 6, 1, 0, -1, -2, -3]], { dtype: 'int64' });
   const keys = { age: ages, spans: randn([B, N]).mul(3).add(8), ramp: 4, nearest: 0 };
@@ -114,7 +139,7 @@ test('F.expiringAttention at bf16 (queries in bfloat16, both ways of scoring pos
   });
 }));
 
-test('every kind at bf16: logits close to float32 (and not equal: the products ran in bfloat16), float32 logits and state, finite float32 gradients', { skip }, () => {
+bf16Test('every kind at bf16: logits close to float32 (and not equal: the products ran in bfloat16), float32 logits and state, finite float32 gradients', () => {
   for (const spec of modelKindSpecs) {
     tidy(() => {
       manualSeed(1);
@@ -151,7 +176,7 @@ test('every kind at bf16: logits close to float32 (and not equal: the products r
   }
 });
 
-test('decoding at bf16: for every kind the cached decoder gives what forward() gives at bf16, in float32', { skip }, () => {
+bf16Test('decoding at bf16: for every kind the cached decoder gives what forward() gives at bf16, in float32', () => {
   for (const { kind } of modelKindSpecs) {
     tidy(() => {
       manualSeed(2);
@@ -176,7 +201,7 @@ test('decoding at bf16: for every kind the cached decoder gives what forward() g
   }
 });
 
-test('training at bf16: float32 weights and optimiser state; its checkpoint is float32 and loads at either precision', { skip }, async () => {
+bf16Test('training at bf16: float32 weights and optimiser state; its checkpoint is float32 and loads at either precision', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'engram-bf16-'));
   try {
     const config: TrainConfigInput = {

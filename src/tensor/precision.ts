@@ -47,9 +47,20 @@ export function cpuBf16Problem(cpuinfo: string | null, mkldnn: boolean): string 
 
 const problems = new Map<string, string | null>();
 
-/** Why `precision` cannot run on `device` here, or null when it can (memoised per process). */
+/**
+ * ENGRAM_BF16_ANY_CPU=1 lets bf16 run on a CPU without a bfloat16 fast path: the same numerics,
+ * slower than float32 (ATen's or oneDNN's emulated kernels). For checking a bf16 setup, and bf16's
+ * behaviour in the tests, on a machine that cannot run it fast. Read at every check.
+ */
+export const BF16_ANY_CPU_ENV = 'ENGRAM_BF16_ANY_CPU';
+
+/**
+ * Why `precision` cannot run on `device` here, or null when it can (the hardware check is memoised
+ * per process; ENGRAM_BF16_ANY_CPU=1 waives the CPU's).
+ */
 export function precisionProblem(precision: Precision, device: AutocastDevice = 'cpu'): string | null {
   if (precision === 'float32') return null;
+  if (device === 'cpu' && process.env[BF16_ANY_CPU_ENV] === '1') return null;
   const key = `${precision}:${device}`;
   if (!problems.has(key)) {
     let problem: string | null;
@@ -80,7 +91,10 @@ export function checkPrecision(precision: unknown, op: string, what = 'precision
     throw configError(op, `${what} must be one of ${precisions.map((p) => `'${p}'`).join(', ')} (got ${JSON.stringify(precision)})`);
   }
   const problem = precisionProblem(precision as Precision, device);
-  if (problem) throw configError(op, `${what} '${String(precision)}' cannot run on ${device} here: ${problem}; use ${what} 'float32'`);
+  if (problem) {
+    const waiver = device === 'cpu' ? ` (or set ${BF16_ANY_CPU_ENV}=1 to run it slowly)` : '';
+    throw configError(op, `${what} '${String(precision)}' cannot run on ${device} here: ${problem}; use ${what} 'float32'${waiver}`);
+  }
   return precision as Precision;
 }
 
