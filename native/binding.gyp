@@ -29,7 +29,7 @@
       ],
       "cflags!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20"],
-      "cflags_cc": ["-std=<!(node ../scripts/find-libtorch.mjs --field cxxStandard)", "-O2", "-fopenmp", "-fexceptions", "-frtti", "-Wno-unused-parameter", "-Wno-deprecated-declarations"],
+      "cflags_cc": ["-std=<!(node ../scripts/find-libtorch.mjs --field cxxStandard)", "-O2", "-fopenmp", "-fexceptions", "-frtti", "-Wno-unused-parameter"],
       "libraries": [
         "-L<!(node ../scripts/find-libtorch.mjs --field lib)",
         "-Wl,-rpath,<!(node ../scripts/find-libtorch.mjs --field lib)",
