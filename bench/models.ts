@@ -6,7 +6,7 @@
 //   npm run bench:models [-- --threads N] [--rounds R] [--steps S] [--warmup W]
 //                           [--models transformer,xl,...] [--precision float32] [--torch-bf16]
 //                           [--vocab V] [--dropout P] [--no-torch] [--no-install] [--smoke]
-//                           [--profile [--profile-callers N] [--profile-shapes]]
+//                           [--profile [--profile-callers N] [--profile-shapes] [--profile-top N]]
 //
 // Configuration (SPEC §10): 4 layers, H 256, 4 heads, FFN 1024, segment 128, batch 16, Adam (lr 1e-3).
 //   transformer        one segment per step, nothing carried
@@ -45,8 +45,9 @@
 // --smoke: every model at a tiny size (2 layers, H 32, segment 16, batch 2, memories 1/8), one
 // round of one step, no warm-up: proves both sides run end to end; its numbers mean nothing.
 // --profile: Engram float32 only, `steps` steps of each model under libtorch's profiler, the top
-// ops by self time (no PyTorch, no bf16); --profile-callers N names each op with the N ops that
-// called it, --profile-shapes with its inputs' shapes (where an op comes from: ProfileOptions).
+// N ops by self time (--profile-top N, default 15; no PyTorch, no bf16); --profile-callers N names
+// each op with the N ops that called it, --profile-shapes with its inputs' shapes (where an op
+// comes from: ProfileOptions).
 //
 // The last line printed is one JSON object:
 //   {"models": {"<kind>": {"engramFloat32", "engramBf16", "torchFloat32", "torchBf16", "ratioFloat32",
@@ -318,6 +319,11 @@ if (!Number.isInteger(profileOptions.callers) || profileOptions.callers < 0) {
   console.error(`--profile-callers ${argValue('--profile-callers')}: give a whole number of callers >= 0`);
   process.exit(2);
 }
+const profileTop = Number(argValue('--profile-top') ?? 15);
+if (!Number.isInteger(profileTop) || profileTop < 1) {
+  console.error(`--profile-top ${argValue('--profile-top')}: give a whole number of rows >= 1`);
+  process.exit(2);
+}
 function profileModels(): void {
   const out: Record<string, unknown> = {};
   for (const spec of MODELS) {
@@ -329,8 +335,8 @@ function profileModels(): void {
       const all = rows.reduce((a, r) => a + r.selfUs, 0);
       console.log(`\n${spec.name}: ${spec.label}; ${stepsPerRound} steps: ${fmtInt((ours.tokensPerStep * stepsPerRound) / plain)} tokens/s unprofiled, ` +
         `${fmtInt((ours.tokensPerStep * stepsPerRound) / result.seconds)} profiled; ops by self time:`);
-      console.log(formatProfile(rows, 15));
-      out[spec.name] = { tokensPerSec: Math.round((ours.tokensPerStep * stepsPerRound) / plain), top: rows.slice(0, 15).map((r) => ({ ...r, share: Math.round((1000 * r.selfUs) / all) / 1000 })) };
+      console.log(formatProfile(rows, profileTop));
+      out[spec.name] = { tokensPerSec: Math.round((ours.tokensPerStep * stepsPerRound) / plain), top: rows.slice(0, profileTop).map((r) => ({ ...r, share: Math.round((1000 * r.selfUs) / all) / 1000 })) };
     } finally {
       ours.dispose();
     }

@@ -178,6 +178,33 @@ struct MaskedSoftmax : public torch::autograd::Function<MaskedSoftmax> {
 // mask). The forward runs the same ATen ops as the composed version (bit-identical); backward keeps
 // p, m and the row sums s only (no product or quotient of p's size) and, with q = p·m, y = q / s:
 //   dq = (dy − Σ dy·q / s) / s,   dp = dq·m,   dm = Σ over m's broadcast dims of dq·p.
+namespace {
+// One row of softMaskRenorm's backward, q = p·m, y = q / s: c = Σ dy·q, dq = (dy − c / s) / s, then
+// dp = dq·m (written) and dm += dq·p (accumulated: rows sharing a mask row add into it in turn).
+template <typename scalar_t>
+ENGRAM_ROW_KERNEL void softMaskRenormBackwardRow(const scalar_t* __restrict__ dy, const scalar_t* __restrict__ p, const scalar_t* __restrict__ m,
+                                                 scalar_t s, scalar_t* __restrict__ dp, scalar_t* __restrict__ dm, int64_t n) {
+  scalar_t c = 0;
+#pragma omp simd reduction(+ : c)
+  for (int64_t j = 0; j < n; j++) c += dy[j] * (p[j] * m[j]);
+  const scalar_t t = c / s;
+  if (dp && dm) {
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) {
+      const scalar_t dq = (dy[j] - t) / s;
+      dp[j] = dq * m[j];
+      dm[j] += dq * p[j];
+    }
+  } else if (dp) {
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) dp[j] = (dy[j] - t) / s * m[j];
+  } else {
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) dm[j] += (dy[j] - t) / s * p[j];
+  }
+}
+}  // namespace
+
 struct SoftMaskRenorm : public torch::autograd::Function<SoftMaskRenorm> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& p, const at::Tensor& m, double eps, int64_t dim) {
     at::Tensor q = p * m;
@@ -190,14 +217,62 @@ struct SoftMaskRenorm : public torch::autograd::Function<SoftMaskRenorm> {
     auto saved = ctx->get_saved_variables();
     const auto &p = saved[0], &m = saved[1], &s = saved[2];
     int64_t dim = ctx->saved_data["dim"].toInt();
+    const bool needP = ctx->needs_input_grad(0), needM = ctx->needs_input_grad(1);
+    if (auto rows = backwardRows(p, m, s, grads[0], dim, needP, needM)) return {rows->first, rows->second, at::Tensor(), at::Tensor()};
     const auto& dy = grads[0];
     at::Tensor q = p * m;
     at::Tensor dq = dy - (dy * q).sum(dim, true).div_(s);
     dq.div_(s);
     at::Tensor dp, dm;
-    if (ctx->needs_input_grad(0)) dp = at::sum_to(dq * m, p.sizes()).to(p.scalar_type());
-    if (ctx->needs_input_grad(1)) dm = at::sum_to(dq.mul_(p), m.sizes()).to(m.scalar_type());
+    if (needP) dp = at::sum_to(dq * m, p.sizes()).to(p.scalar_type());
+    if (needM) dm = at::sum_to(dq.mul_(p), m.sizes()).to(m.scalar_type());
     return {dp, dm, at::Tensor(), at::Tensor()};
+  }
+
+  // On the CPU over the last dim (float32 / float64; p, m and s contiguous, m broadcast to p over
+  // leading dims only): one pass per row of p (its two loops over a row that stays in cache), reading
+  // dy, p and m and writing dp, where the ATen ops above make about twenty passes over p's size and
+  // allocate five tensors of it. The rows that
+  // share a mask row (its broadcast dims) are one thread's, summed into dm in row order, so dm does
+  // not depend on the threads. Else nullopt: the ATen ops.
+  static c10::optional<std::pair<at::Tensor, at::Tensor>> backwardRows(const at::Tensor& p, const at::Tensor& m, const at::Tensor& s,
+                                                                       const at::Tensor& gradOut, int64_t dim, bool needP, bool needM) {
+    const int64_t n = p.dim();
+    if (!p.is_cpu() || n < 1 || (dim != -1 && dim != n - 1) || !(p.scalar_type() == at::kFloat || p.scalar_type() == at::kDouble)) return c10::nullopt;
+    if (m.scalar_type() != p.scalar_type() || s.scalar_type() != p.scalar_type() || gradOut.scalar_type() != p.scalar_type()) return c10::nullopt;
+    if (!p.is_contiguous() || !m.is_contiguous() || !s.is_contiguous() || p.numel() == 0 || m.dim() > n || !m.is_cpu()) return c10::nullopt;
+    const int64_t Tk = p.size(n - 1);
+    if (m.size(m.dim() - 1) != Tk || !at::is_expandable_to(m.sizes(), p.sizes()) || gradOut.sizes() != p.sizes() || s.numel() != p.numel() / Tk) return c10::nullopt;
+    const at::Tensor dy = gradOut.contiguous();
+    const std::vector<int64_t> maskRows = batchOffsets(m.expand(p.sizes()), p.sizes().slice(0, n - 1));  // mask row of each row of p
+    const int64_t count = p.numel() / Tk;
+    // rows of p grouped by their mask row, in row order within a group
+    std::vector<int64_t> order(static_cast<size_t>(count));
+    for (int64_t r = 0; r < count; r++) order[static_cast<size_t>(r)] = r;
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return maskRows[static_cast<size_t>(a)] < maskRows[static_cast<size_t>(b)]; });
+    std::vector<int64_t> groupStart{0};
+    for (int64_t i = 1; i < count; i++) {
+      if (maskRows[static_cast<size_t>(order[static_cast<size_t>(i)])] != maskRows[static_cast<size_t>(order[static_cast<size_t>(i - 1)])]) groupStart.push_back(i);
+    }
+    groupStart.push_back(count);
+    const int64_t groups = static_cast<int64_t>(groupStart.size()) - 1;
+    at::Tensor dp = needP ? at::empty_like(p) : at::Tensor();
+    at::Tensor dm = needM ? at::zeros_like(m) : at::Tensor();
+    AT_DISPATCH_FLOATING_TYPES(p.scalar_type(), "softMaskRenorm backward", [&] {
+      const scalar_t *dyp = dy.data_ptr<scalar_t>(), *pp = p.data_ptr<scalar_t>(), *mp = m.data_ptr<scalar_t>(), *sp = s.data_ptr<scalar_t>();
+      scalar_t* dpp = needP ? dp.data_ptr<scalar_t>() : nullptr;
+      scalar_t* dmp = needM ? dm.data_ptr<scalar_t>() : nullptr;
+      const int64_t grain = std::max<int64_t>(1, (1 << 14) / (Tk * std::max<int64_t>(1, count / groups)));
+      at::parallel_for(0, groups, grain, [&](int64_t begin, int64_t end) {
+        for (int64_t g = begin; g < end; g++) {
+          for (int64_t i = groupStart[static_cast<size_t>(g)]; i < groupStart[static_cast<size_t>(g + 1)]; i++) {
+            const int64_t r = order[static_cast<size_t>(i)], mo = maskRows[static_cast<size_t>(r)];
+            softMaskRenormBackwardRow(dyp + r * Tk, pp + r * Tk, mp + mo, sp[r], dpp ? dpp + r * Tk : nullptr, dmp ? dmp + mo : nullptr, Tk);
+          }
+        }
+      });
+    });
+    return std::make_pair(dp, dm);
   }
 };
 

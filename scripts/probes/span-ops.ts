@@ -3,6 +3,7 @@
 // forward + backward, alternating, the fastest of `reps` runs each (robust to a shared machine):
 //   soft mask     p·m / (Σ p·m + 1e-8), m [1, K, M, Tk]: mul/sum/add/div  vs  F.softMaskRenorm
 //   positions     q · keyPe by distance: matmul + gather  vs  skewedKeyPositions (no gather)
+// and F.softMaskRenorm's forward alone against forward + backward (its backward's cost).
 //
 //   node dist/scripts/probes/span-ops.js [--reps 15] [--threads 2]
 import { arange, F, grad, rand, randn, setNumThreads, tidy, type Tensor } from '../../src/index.js';
@@ -44,4 +45,13 @@ for (const [label, before, after, inputs] of pairs) {
   for (let i = 0; i < reps; i++) { a.push(time(before, inputs)); b.push(time(after, inputs)); }
   const best = (xs: number[]) => Math.min(...xs).toFixed(1);
   console.log(`${label}: ${best(a)} ms vs ${best(b)} ms (fastest of ${reps}, forward + backward, [${B}, ${K}, ${M}, ${Tk}])`);
+}
+{
+  const forward: number[] = [], both: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    forward.push(tidy(() => { const t0 = performance.now(); fused().sum().item(); return performance.now() - t0; }));
+    both.push(time(fused, [p, m]));
+  }
+  const best = (xs: number[]) => Math.min(...xs).toFixed(1);
+  console.log(`soft mask: F.softMaskRenorm forward ${best(forward)} ms, forward + backward ${best(both)} ms (fastest of ${reps}, [${B}, ${K}, ${M}, ${Tk}])`);
 }
