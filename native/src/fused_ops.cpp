@@ -232,27 +232,27 @@ struct SoftMaskRenorm : public torch::autograd::Function<SoftMaskRenorm> {
   // On the CPU over the last dim (float32 / float64; p, m and s contiguous, m broadcast to p over
   // leading dims only): one pass per row of p (its two loops over a row that stays in cache), reading
   // dy, p and m and writing dp, where the ATen ops above make about twenty passes over p's size and
-  // allocate five tensors of it. The rows that
-  // share a mask row (its broadcast dims) are one thread's, summed into dm in row order, so dm does
-  // not depend on the threads. Else nullopt: the ATen ops.
+  // allocate five tensors of it. The rows that share a mask row (its broadcast dims) are one
+  // thread's, summed into dm in row order, so dm does not depend on the threads. Else nullopt: the
+  // ATen ops.
   static c10::optional<std::pair<at::Tensor, at::Tensor>> backwardRows(const at::Tensor& p, const at::Tensor& m, const at::Tensor& s,
                                                                        const at::Tensor& gradOut, int64_t dim, bool needP, bool needM) {
     const int64_t n = p.dim();
-    if (!p.is_cpu() || n < 1 || (dim != -1 && dim != n - 1) || !(p.scalar_type() == at::kFloat || p.scalar_type() == at::kDouble)) return c10::nullopt;
-    if (m.scalar_type() != p.scalar_type() || s.scalar_type() != p.scalar_type() || gradOut.scalar_type() != p.scalar_type()) return c10::nullopt;
-    if (!p.is_contiguous() || !m.is_contiguous() || !s.is_contiguous() || p.numel() == 0 || m.dim() > n || !m.is_cpu()) return c10::nullopt;
-    const int64_t Tk = p.size(n - 1);
-    if (m.size(m.dim() - 1) != Tk || !at::is_expandable_to(m.sizes(), p.sizes()) || gradOut.sizes() != p.sizes() || s.numel() != p.numel() / Tk) return c10::nullopt;
+    if (!softmaxRowsNative(p, dim) || m.scalar_type() != p.scalar_type() || s.scalar_type() != p.scalar_type() ||
+        gradOut.scalar_type() != p.scalar_type() || !m.is_contiguous() || !s.is_contiguous()) {
+      return c10::nullopt;
+    }
+    const int64_t Tk = p.size(n - 1), count = p.numel() / Tk;
+    if (m.size(m.dim() - 1) != Tk || !at::is_expandable_to(m.sizes(), p.sizes()) || gradOut.sizes() != p.sizes() || s.numel() != count) return c10::nullopt;
     const at::Tensor dy = gradOut.contiguous();
-    const std::vector<int64_t> maskRows = batchOffsets(m.expand(p.sizes()), p.sizes().slice(0, n - 1));  // mask row of each row of p
-    const int64_t count = p.numel() / Tk;
-    // rows of p grouped by their mask row, in row order within a group
-    std::vector<int64_t> order(static_cast<size_t>(count));
-    for (int64_t r = 0; r < count; r++) order[static_cast<size_t>(r)] = r;
-    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return maskRows[static_cast<size_t>(a)] < maskRows[static_cast<size_t>(b)]; });
+    const std::vector<int64_t> maskRows = maskRowOffsets(m, p);  // the mask row of each row of p
+    // (mask row, row of p) sorted: the rows of p grouped by their mask row, in row order within a group
+    std::vector<std::pair<int64_t, int64_t>> order(static_cast<size_t>(count));
+    for (int64_t r = 0; r < count; r++) order[static_cast<size_t>(r)] = {maskRows[static_cast<size_t>(r)], r};
+    std::sort(order.begin(), order.end());
     std::vector<int64_t> groupStart{0};
     for (int64_t i = 1; i < count; i++) {
-      if (maskRows[static_cast<size_t>(order[static_cast<size_t>(i)])] != maskRows[static_cast<size_t>(order[static_cast<size_t>(i - 1)])]) groupStart.push_back(i);
+      if (order[static_cast<size_t>(i)].first != order[static_cast<size_t>(i - 1)].first) groupStart.push_back(i);
     }
     groupStart.push_back(count);
     const int64_t groups = static_cast<int64_t>(groupStart.size()) - 1;
@@ -266,7 +266,7 @@ struct SoftMaskRenorm : public torch::autograd::Function<SoftMaskRenorm> {
       at::parallel_for(0, groups, grain, [&](int64_t begin, int64_t end) {
         for (int64_t g = begin; g < end; g++) {
           for (int64_t i = groupStart[static_cast<size_t>(g)]; i < groupStart[static_cast<size_t>(g + 1)]; i++) {
-            const int64_t r = order[static_cast<size_t>(i)], mo = maskRows[static_cast<size_t>(r)];
+            const auto [mo, r] = order[static_cast<size_t>(i)];
             softMaskRenormBackwardRow(dyp + r * Tk, pp + r * Tk, mp + mo, sp[r], dpp ? dpp + r * Tk : nullptr, dmp ? dmp + mo : nullptr, Tk);
           }
         }

@@ -36,6 +36,7 @@ function time(fn: () => Tensor, inputs: Tensor[]): number {
     return performance.now() - t0;
   });
 }
+const best = (xs: number[]) => Math.min(...xs).toFixed(1);
 const pairs: [string, () => Tensor, () => Tensor, Tensor[]][] = [
   ['soft mask: composed vs F.softMaskRenorm', composed, fused, [p, m]],
   ['positions: gather vs skewedKeyPositions', gathered, skewed, [q, keyPe]],
@@ -43,7 +44,6 @@ const pairs: [string, () => Tensor, () => Tensor, Tensor[]][] = [
 for (const [label, before, after, inputs] of pairs) {
   const a: number[] = [], b: number[] = [];
   for (let i = 0; i < reps; i++) { a.push(time(before, inputs)); b.push(time(after, inputs)); }
-  const best = (xs: number[]) => Math.min(...xs).toFixed(1);
   console.log(`${label}: ${best(a)} ms vs ${best(b)} ms (fastest of ${reps}, forward + backward, [${B}, ${K}, ${M}, ${Tk}])`);
 }
 {
@@ -52,6 +52,5 @@ for (const [label, before, after, inputs] of pairs) {
     forward.push(tidy(() => { const t0 = performance.now(); fused().sum().item(); return performance.now() - t0; }));
     both.push(time(fused, [p, m]));
   }
-  const best = (xs: number[]) => Math.min(...xs).toFixed(1);
   console.log(`soft mask: F.softMaskRenorm forward ${best(forward)} ms, forward + backward ${best(both)} ms (fastest of ${reps}, [${B}, ${K}, ${M}, ${Tk}])`);
 }
