@@ -15,7 +15,8 @@
         "src/precision_ops.cpp",
         "src/step_buffer_ops.cpp",
         "src/profiler_ops.cpp",
-        "src/matmul_ops.cpp"
+        "src/matmul_ops.cpp",
+        "src/device_check_ops.cpp"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

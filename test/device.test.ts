@@ -9,8 +9,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  Adam, buildInfo, createModel, cudaAvailable, cudaDeviceCount, Decoder, engramError, EngramError, exportRun, loadCheckpoint, loadModel, loadRun,
-  manualSeed, modelKinds, randint, readCheckpointMeta, resolveDevice, resolveTrainConfig, sameDevice, setAllowTF32, tensor, tidy, Trainer, train,
+  Adam, buildInfo, cat, complete, createModel, deviceCheckMode, cudaAvailable, cudaDeviceCount, Decoder, engramError, EngramError, exportRun, loadCheckpoint, loadModel, loadRun,
+  inspect, manualSeed, modelKinds, randint, randn, readCheckpointMeta, resolveDevice, resolveTrainConfig, sameDevice, score, setAllowTF32, tensor, tidy, Trainer, train, zeros,
   type Device, type MemoryState, type ModelConfigInput, type ModelKind, type SegmentModel, type Tensor,
 } from '../src/index.js';
 import { cudaSkipReason, deviceTest } from './helpers.js';
@@ -87,6 +87,33 @@ test('Module.to moves every parameter in place: the same Tensor objects (so fiel
   } finally {
     model.dispose();
   }
+});
+
+test("deviceCheckMode: 'meta' stands in for a GPU: a CPU tensor meeting it fails as on CUDA, scalars and copies pass, reads give zeros", () => {
+  assert.throws(() => resolveDevice('meta', 'train'), /unknown device 'meta'/, 'meta is no device for users');
+  const was = deviceCheckMode(true);
+  try {
+    assert.equal(resolveDevice('meta'), 'meta');
+    assert.equal(resolveTrainConfig({ train: { device: 'meta' } }).train.device, 'meta');
+    tidy(() => {
+      const a = randn([3, 4]).to({ device: 'meta' });
+      // ATen's meta kernels of matmul, cat and masked_fill accept a CPU operand; the mode does not
+      const mixed: [string, () => unknown][] = [
+        ['matmul', () => a.matmul(randn([4, 5]))],
+        ['cat', () => cat([a, zeros([3, 4])])],
+        ['maskedFill', () => a.maskedFill(zeros([3, 4], { dtype: 'bool' }), 0)],
+      ];
+      for (const [name, f] of mixed) assert.throws(f, new RegExp(`: ${name}: aten::\\w+: expected all tensors on one device, found meta and cpu`), name);
+      assert.equal(a.mul(tensor(2)).device, 'meta', 'a 0-dim CPU tensor joins any device');
+      assert.equal(a.indexSelect(0, zeros([2], { dtype: 'int64', device: 'meta' })).device, 'meta', 'an op without a meta kernel (index_select) runs');
+      assert.deepEqual(a.sum(0).toArray(), [0, 0, 0, 0], 'data read from meta is zeros');
+      assert.equal(a.sum().item(), 0);
+      assert.equal(a.to({ device: 'cpu' }).device, 'cpu', 'a copy between devices passes');
+    });
+  } finally {
+    deviceCheckMode(was);
+  }
+  tidy(() => assert.equal(randn([3, 4]).to({ device: 'meta' }).matmul(randn([4, 5])).device, 'meta', "off, libtorch's own meta kernels decide (and mix)"));
 });
 
 // ---- on every test device ----------------------------------------------------------------------------------
@@ -196,6 +223,37 @@ deviceTest('a run trained on the device writes CPU tensors, resumes on the CPU (
     } finally {
       onCpu.model.dispose();
       onDevice.model.dispose();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+deviceTest('every kind trains with evaluation on the device, and its run generates, scores and is inspected there', async (device) => {
+  const dir = tmp();
+  try {
+    for (const kind of modelKinds) {
+      const run = join(dir, kind);
+      const config = {
+        model: (({ vocabSize: _v, ...rest }) => rest)(tinyConfig(kind) as Record<string, unknown>), // the corpus sets the vocabulary
+        data: { kind: 'lm', corpus: 'tinyshakespeare', segmentLength: 6, maxEvalTokens: 24 },
+        train: { steps: 2, batchSize: 2, bpttDepth: 2, evalEvery: 2, evalBatches: 1, checkpointEvery: 2, device },
+      } as const;
+      const result = await train(config, { runDir: run });
+      assert.equal(result.step, 2, kind);
+      const loaded = await loadRun(run, { device });
+      try {
+        assert.ok(loaded.model.parameters().every((p) => sameDevice(p.device, device)), `${kind}: loaded parameters`);
+        const done = await complete(loaded, 'To be', { maxTokens: 4, temperature: 1, topK: 3 });
+        assert.equal(done.tokens, 4, `${kind}: generated tokens`);
+        let scored = 0;
+        for await (const chunk of score(loaded, 'To be, or not to be', { chunkSize: 8 })) scored += chunk.tokens;
+        assert.equal(scored, 18, `${kind}: scored tokens`);
+        const ins = inspect(loaded.model, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], { segmentLength: 6, attention: 'all' });
+        assert.equal(ins.segments.length, 2, `${kind}: inspected segments`);
+      } finally {
+        loaded.model.dispose();
+      }
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -4,18 +4,30 @@ import { existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import {
-  IGNORE_INDEX, PAD, buildInfo, cudaAvailable, resolveDevice, setDefaultDtype, type Device, type NestedArray, type SegmentedTask, type Tensor, type TaskSample,
+  IGNORE_INDEX, PAD, buildInfo, cudaAvailable, deviceCheckMode, resolveDevice, setDefaultDtype, type Device, type NestedArray, type SegmentedTask, type Tensor, type TaskSample,
 } from '../src/index.js';
 
 /**
  * The devices the device-parameterised tests run on: ENGRAM_TEST_DEVICES (e.g. 'cpu,cuda'), else
- * the CPU plus 'cuda' where this build has CUDA and a GPU is visible. A device asked for but not
- * usable here fails the tests that use it (resolveDevice's error), never silently skips.
+ * the CPU, 'meta' (a stand-in for a GPU that checks every tensor's placement: deviceCheckMode) and
+ * 'cuda' where this build has CUDA and a GPU is visible. A device asked for but not usable here
+ * fails the tests that use it (resolveDevice's error), never silently skips.
  */
 export function testDevices(): Device[] {
   const asked = process.env.ENGRAM_TEST_DEVICES?.split(',').map((d) => d.trim()).filter(Boolean);
   if (asked?.length) return asked as Device[];
-  return cudaAvailable() ? ['cpu', 'cuda'] : ['cpu'];
+  return cudaAvailable() ? ['cpu', 'meta', 'cuda'] : ['cpu', 'meta'];
+}
+
+/** Runs fn on `device`: on 'meta' inside deviceCheckMode (turned off after, whatever happens). */
+async function onDevice(device: string, fn: (device: Device) => void | Promise<void>): Promise<void> {
+  if (device !== 'meta') return fn(resolveDevice(device, 'deviceTest'));
+  const was = deviceCheckMode(true);
+  try {
+    await fn(resolveDevice(device, 'deviceTest'));
+  } finally {
+    deviceCheckMode(was);
+  }
 }
 
 /** Why CUDA tests are skipped here, or null when they run. */
@@ -32,7 +44,7 @@ export function cudaSkipReason(): string | null {
  * `name [cuda]` whose skip line says why, so a run on a CPU machine shows what it did not check.
  */
 export function deviceTest(name: string, fn: (device: Device) => void | Promise<void>): void {
-  for (const d of testDevices()) test(`${name} [${d}]`, () => fn(resolveDevice(d, 'deviceTest')));
+  for (const d of testDevices()) test(`${name} [${d}]`, () => onDevice(d, fn));
   const skip = cudaSkipReason();
   if (skip) test(`${name} [cuda]`, { skip }, () => {});
 }

@@ -24,6 +24,7 @@ const deviceError = (op: string, problem: string): EngramError => engramError('d
  */
 export function resolveDevice(spec: string | undefined | null, op = 'resolveDevice'): Device {
   if (spec === undefined || spec === null || spec === 'cpu') return 'cpu';
+  if (spec === 'meta' && checking) return 'meta';
   if (spec === 'auto') return native.cudaAvailable() ? 'cuda' : 'cpu';
   const m = /^cuda(?::(\d+))?$/.exec(spec);
   if (!m) throw engramError('config', op, `unknown device '${spec}'; use ${DEVICE_SPECS}`);
@@ -38,6 +39,30 @@ export function resolveDevice(spec: string | undefined | null, op = 'resolveDevi
     return `cuda:${index}`;
   }
   return 'cuda';
+}
+
+let checking = false;
+
+/** Whether `spec` is a device spec as users write them ('meta' too while deviceCheckMode is on). */
+export function isDeviceSpec(spec: string): boolean {
+  return /^(cpu|auto|cuda(:\d+)?)$/.test(spec) || (checking && spec === 'meta');
+}
+
+/**
+ * Checking device placement without a GPU: while on, 'meta' tensors (a shape and a dtype, no data)
+ * stand in for a GPU, and resolveDevice accepts 'meta'. Every op then fails, as it would on CUDA,
+ * when its tensor arguments are on two devices (a 0-dim CPU tensor may join any device; copies
+ * between devices are allowed), ops that libtorch has no meta kernel for run on CPU zeros of the
+ * same shapes, and data read from a meta tensor (item(), toArray(), a copy to the CPU) reads zeros.
+ * So a model created with { device: 'meta' } trains, evaluates and decodes with every tensor's
+ * placement checked and every data-dependent choice seeing zeros (native/src/device_check_ops.cpp).
+ * The mode belongs to the calling thread. Returns whether it was on.
+ */
+export function deviceCheckMode(on: boolean): boolean {
+  native.deviceCheckMode(on);
+  const was = checking;
+  checking = on;
+  return was;
 }
 
 /** Whether two device names are the same device ('cuda' is the current device, cuda:0 here). */

@@ -36,6 +36,7 @@ const coreOps = {
   setDefaultDtype: op<(dtype: DCode) => void>(),
   getDefaultDtype: op<() => DCode>(),
   cudaAvailable: op<() => boolean>(),
+  deviceCheckMode: op<(on: boolean) => boolean>(),
   cudaDeviceCount: op<() => number>(),
   cudaSynchronize: op<() => void>(),
   setAllowTF32: op<(cublas: boolean | null, cudnn: boolean | null) => [boolean, boolean]>(),

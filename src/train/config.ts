@@ -9,7 +9,7 @@
 //   train   steps, batch, BPTT depth (SPEC §6), seeds, evaluation and checkpoint cadence
 //   optim   Adam / AdamW, clipping, warmup, cosine decay, reduce-on-plateau (the RMT recipe)
 import { z } from 'zod';
-import { EngramError, configError, engramError } from '../tensor/index.js';
+import { DEVICE_SPECS, EngramError, configError, engramError, isDeviceSpec } from '../tensor/index.js';
 import { modelKindSpec, modelKinds } from '../models/index.js';
 import {
   adaptiveSpanSchema, compressiveSchema, expireSpanSchema, initialMemorySchema, rmtCacheSchema, sequentialWindowSchema,
@@ -140,7 +140,7 @@ export const trainSchema = z.strictObject({
    * when not given, as nonFinite; a run may resume on another device. Composes with a precision
    * option the same way on every device (bf16 autocast on the device's own kernels).
    */
-  device: z.string().regex(/^(cpu|auto|cuda(:\d+)?)$/, "must be 'cpu', 'cuda', 'cuda:N' or 'auto'").optional(),
+  device: z.string().refine(isDeviceSpec, `must be ${DEVICE_SPECS}`).optional(),
   /**
    * 'bf16': matrix products in bfloat16 with float32 master weights, optimiser state, softmax,
    * normalisation and loss (src/tensor/precision.ts); 'float32' (default): everything in float32.
