@@ -12,7 +12,7 @@
 //    testing key, which runs before every kernel, autograd's included, while the key is in the
 //    thread's included set. That set is thread-local dispatch state, which the autograd engine
 //    carries into the threads that run a backward.
-//  - Ops without a meta kernel in this libtorch (1.13 has none for index_select or flip) run on
+//  - Ops without a meta kernel in this libtorch (1.13 and 2.x have none for index_select) run on
 //    CPU zeros of their arguments' shapes (zeros are valid indices), and return meta tensors of
 //    their results' shapes; a result that is one of the arguments (in-place, out=) stays that
 //    argument.
@@ -150,21 +150,45 @@ void metaConvolutionBackward(const c10::OperatorHandle& op, c10::DispatchKeySet,
   metaOnCpu(backward, backward, stack);
 }
 
+// The meta kernels this mode adds, registered once: metaFallback for every aten op that has a CPU
+// kernel but neither a meta kernel nor a composite one (which serves meta too), and the two
+// convolutions. Per op rather than as the Meta key's fallback: libtorch 2.x has a fallback of its
+// own there (one that throws), and a key takes one fallback.
+void registerMetaKernels() {
+  static std::unique_ptr<torch::Library> meta;
+  if (meta) return;
+  auto library = std::make_unique<torch::Library>(torch::Library::IMPL, "aten", c10::DispatchKey::Meta, __FILE__, __LINE__);
+  using K = c10::DispatchKey;
+  for (const c10::OperatorName& name : c10::Dispatcher::singleton().getAllOpNames()) {
+    if (name.name.rfind("aten::", 0) != 0) continue;
+    const std::string opName = name.name.substr(6) + (name.overload_name.empty() ? "" : "." + name.overload_name);
+    if (opName == "convolution_overrideable" || opName == "convolution_backward_overrideable") continue;
+    const auto op = c10::Dispatcher::singleton().findOp(name);
+    if (!op || !op->hasKernelForDispatchKey(K::CPU)) continue;
+    bool served = false;
+    for (K k : {K::Meta, K::CompositeImplicitAutograd, K::CompositeExplicitAutograd, K::CompositeExplicitAutogradNonFunctional}) {
+      served = served || op->hasKernelForDispatchKey(k);
+    }
+    if (!served) library->impl(opName.c_str(), torch::CppFunction::makeFromBoxedFunction<&metaFallback>());
+  }
+  library->impl("convolution_overrideable", torch::CppFunction::makeFromBoxedFunction<&metaConvolution>());
+  library->impl("convolution_backward_overrideable", torch::CppFunction::makeFromBoxedFunction<&metaConvolutionBackward>());
+  meta = std::move(library);
+}
+
 }  // namespace
 
-// deviceCheckMode(on) -> whether it was on. The fallbacks are registered on the first call and
-// stay (they act only on meta tensors, and on every op while the mode is on in this thread).
+// deviceCheckMode(on) -> whether it was on. The check and the meta kernels are registered on the
+// first call and stay (the kernels act only on meta tensors; the check only while the mode is on
+// in a thread).
 OP(deviceCheckMode) {
-  static std::unique_ptr<torch::Library> check, meta, metaConvolutions;
+  static std::unique_ptr<torch::Library> check;
   const bool on = B(info, 0);
   if (on && !check) {
-    check = std::make_unique<torch::Library>(torch::Library::IMPL, "_", checkKey, __FILE__, __LINE__);
-    check->fallback(torch::CppFunction::makeFromBoxedFunction<&deviceCheckFallback>());
-    meta = std::make_unique<torch::Library>(torch::Library::IMPL, "_", c10::DispatchKey::Meta, __FILE__, __LINE__);
-    meta->fallback(torch::CppFunction::makeFromBoxedFunction<&metaFallback>());
-    metaConvolutions = std::make_unique<torch::Library>(torch::Library::IMPL, "aten", c10::DispatchKey::Meta, __FILE__, __LINE__);
-    metaConvolutions->impl("convolution_overrideable", torch::CppFunction::makeFromBoxedFunction<&metaConvolution>());
-    metaConvolutions->impl("convolution_backward_overrideable", torch::CppFunction::makeFromBoxedFunction<&metaConvolutionBackward>());
+    registerMetaKernels();
+    auto library = std::make_unique<torch::Library>(torch::Library::IMPL, "_", checkKey, __FILE__, __LINE__);
+    library->fallback(torch::CppFunction::makeFromBoxedFunction<&deviceCheckFallback>());
+    check = std::move(library);
   }
   const bool previous = c10::impl::tls_is_dispatch_key_included(checkKey);
   c10::impl::tls_set_dispatch_key_included(checkKey, on);
