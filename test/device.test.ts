@@ -13,6 +13,7 @@ import {
   inspect, manualSeed, modelKinds, randint, randn, readCheckpointMeta, resolveDevice, resolveTrainConfig, sameDevice, score, setAllowTF32, tensor, tidy, Trainer, train, zeros,
   type Device, type MemoryState, type ModelConfigInput, type ModelKind, type SegmentModel, type Tensor,
 } from '../src/index.js';
+import { keptIndices } from '../src/memory/expire-span.js';
 import { cudaSkipReason, deviceTest } from './helpers.js';
 
 const tmp = (): string => mkdtempSync(join(tmpdir(), 'engram-device-'));
@@ -259,6 +260,15 @@ deviceTest('every kind trains with evaluation on the device, and its run generat
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+// On meta the models read zeros, so Expire-Span never finds an expired memory there: its row
+// compaction is checked here directly.
+deviceTest("Expire-Span's row compaction (reached only where memories expire) on the device", (device) => tidy(() => {
+  const droppable = tensor([[1, 0, 1, 1, 0, 0], [1, 1, 0, 1, 0, 0]], { device }).bool(); // [B, N]
+  const kept = keptIndices(droppable, 2); // each row drops its 2 oldest droppable memories
+  assert.ok(sameDevice(kept.device, device), `kept indices on ${kept.device}`);
+  if (device !== 'meta') assert.deepEqual(kept.toArray(), [[1, 3, 4, 5], [2, 3, 4, 5]]);
+}));
 
 // ---- CPU against CUDA ----------------------------------------------------------------------------------------
 
