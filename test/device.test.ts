@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   Adam, buildInfo, cat, complete, createModel, deviceCheckMode, cudaAvailable, cudaDeviceCount, Decoder, engramError, EngramError, exportRun, loadCheckpoint, loadModel, loadRun,
-  inspect, manualSeed, modelKinds, randint, randn, readCheckpointMeta, resolveDevice, resolveTrainConfig, sameDevice, score, setAllowTF32, tensor, tidy, Trainer, train, zeros,
+  inspect, manualSeed, modelKinds, randint, randn, readCheckpointMeta, resolveDevice, resolveTrainConfig, sameDevice, score, setAllowTF32, setNativeKernels, tensor, tidy, Trainer, train, zeros,
   type Device, type MemoryState, type ModelConfigInput, type ModelKind, type SegmentModel, type Tensor,
 } from '../src/index.js';
 import { keptIndices } from '../src/memory/expire-span.js';
@@ -269,6 +269,90 @@ deviceTest("Expire-Span's row compaction (reached only where memories expire) on
   assert.ok(sameDevice(kept.device, device), `kept indices on ${kept.device}`);
   if (device !== 'meta') assert.deepEqual(kept.toArray(), [[1, 3, 4, 5], [2, 3, 4, 5]]);
 }));
+
+// ---- the device-generic paths, checked on the CPU ---------------------------------------------------------------
+
+/** Logits of three segments, every gradient, then the logits after one Adam step: a kind's training step as numbers. */
+function trainingNumbers(kind: ModelKind, native: boolean): { logits: number[]; grads: number[][]; after: number[] } {
+  const was = setNativeKernels(native);
+  manualSeed(3);
+  const model = createModel(tinyConfig(kind));
+  const opt = new Adam(model.parameters(), { lr: 1e-2 });
+  try {
+    const ids = [0, 1, 2].map(() => randint(0, 11, [2, 6]).keep());
+    const unroll = (): Tensor => {
+      let state = model.initState(2);
+      const logits: Tensor[] = [];
+      let loss: Tensor | null = null;
+      for (const x of ids) {
+        const out = model.forward(x, state);
+        logits.push(out.logits);
+        const l = out.logits.logSoftmax(-1).mean().neg();
+        loss = loss ? loss.add(l) : l;
+        if (out.auxLoss) loss = loss.add(out.auxLoss);
+        state = out.state;
+      }
+      loss!.backward();
+      return cat(logits, 1);
+    };
+    const logits = tidy(() => (unroll().toArray() as number[][][]).flat(2));
+    const grads = model.parameters().map((p) => (p.grad ? (p.grad.flatten().toArray() as number[]) : []));
+    opt.step();
+    model.afterOptimizerStep?.();
+    opt.zeroGrad();
+    const after = tidy(() => (unroll().toArray() as number[][][]).flat(2));
+    for (const x of ids) x.dispose();
+    return { logits, grads, after };
+  } finally {
+    opt.dispose();
+    model.dispose();
+    setNativeKernels(was);
+  }
+}
+
+const maxDiff = (a: number[], b: number[]): number => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
+
+test("every kind with the native CPU kernels off (the ATen compositions a GPU runs) gives the kernels' logits, gradients and Adam step", () => {
+  for (const kind of modelKinds) {
+    const kernels = trainingNumbers(kind, true);
+    const composed = trainingNumbers(kind, false);
+    assert.ok(maxDiff(kernels.logits, composed.logits) <= 1e-5, `${kind}: logits differ by ${maxDiff(kernels.logits, composed.logits)}`);
+    kernels.grads.forEach((g, i) => {
+      const scale = Math.max(1, ...g.map(Math.abs));
+      assert.ok(maxDiff(g, composed.grads[i]!) <= 1e-5 * scale, `${kind}: gradient ${i} differs by ${maxDiff(g, composed.grads[i]!)}`);
+    });
+    assert.ok(maxDiff(kernels.after, composed.after) <= 1e-4, `${kind}: logits after an Adam step differ by ${maxDiff(kernels.after, composed.after)}`);
+  }
+});
+
+test('cached decoding with the native CPU kernels off gives the logits of forward(), and those of the kernels', () => {
+  for (const kind of ['xl', 'rmt', 'sequential', 'adaptive-span', 'expire-span', 'compressive', 'feedback'] as const) {
+    const decode = (native: boolean): { fed: number[]; whole: number[] } => {
+      const was = setNativeKernels(native);
+      manualSeed(2);
+      const model = createModel(tinyConfig(kind)).eval();
+      try {
+        const ids = [[1, 2, 3, 4, 5, 6], [6, 5, 4, 3, 2, 1]];
+        return tidy(() => {
+          const whole = model.forward(tensor(ids, { dtype: 'int64' }), model.initState(2)).logits.narrow(1, 0, 5);
+          const decoder = new Decoder(model, 6, { batch: 2 });
+          const first = decoder.feed(ids.map((r) => r.slice(0, 3)));
+          const rest = [3, 4].map((t) => decoder.feed(ids.map((r) => [r[t]!])));
+          const fed = cat([first, ...rest], 1);
+          decoder.dispose();
+          return { fed: (fed.toArray() as number[][][]).flat(2), whole: (whole.toArray() as number[][][]).flat(2) };
+        });
+      } finally {
+        model.dispose();
+        setNativeKernels(was);
+      }
+    };
+    const kernels = decode(true);
+    const composed = decode(false);
+    assert.ok(maxDiff(composed.fed, composed.whole) <= 1e-4, `${kind}: composed decoding differs from forward by ${maxDiff(composed.fed, composed.whole)}`);
+    assert.ok(maxDiff(composed.fed, kernels.fed) <= 1e-4, `${kind}: composed decoding differs from the kernels' by ${maxDiff(composed.fed, kernels.fed)}`);
+  }
+});
 
 // ---- CPU against CUDA ----------------------------------------------------------------------------------------
 

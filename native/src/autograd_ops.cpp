@@ -122,7 +122,7 @@ OP(adamStep) {
     at::Tensor g = p.grad();
     if (!g.defined()) continue;
     const auto plainFloat = [&](const at::Tensor& t) {
-      return t.is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous() && t.numel() == p.numel();
+      return nativeCpu(t) && t.scalar_type() == at::kFloat && t.is_contiguous() && t.numel() == p.numel();
     };
     if (plainFloat(p) && plainFloat(g) && plainFloat(expAvg[k]) && plainFloat(expAvgSq[k]) && 1 - beta1 < 0.5) {
       const float decay = weightDecay != 0 && decoupled ? static_cast<float>(1 - lr * weightDecay) : 1.0f;

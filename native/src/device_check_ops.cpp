@@ -20,7 +20,13 @@
 //
 // So a model runs forward, backward and optimiser steps on 'meta' with every data-dependent
 // choice seeing zeros: what this checks is where tensors are, not their values.
+//
+// Its companion, setNativeKernels(false), tests the other half on the CPU: the ATen compositions
+// that every fused op takes off the CPU (and so on CUDA) run on CPU tensors, where their values can
+// be compared with the native kernels' (test/device.test.ts).
 #include "engram.h"
+
+#include <atomic>
 
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
@@ -177,6 +183,14 @@ void registerMetaKernels() {
 }
 
 }  // namespace
+
+namespace {
+std::atomic<bool> nativeKernels{true};
+}
+bool nativeKernelsOn() { return nativeKernels.load(std::memory_order_relaxed); }
+
+// setNativeKernels(on) -> whether they were on.
+OP(setNativeKernels) { return Napi::Boolean::New(info.Env(), nativeKernels.exchange(B(info, 0))); }
 
 // deviceCheckMode(on) -> whether it was on. The check and the meta kernels are registered on the
 // first call and stay (the kernels act only on meta tensors; the check only while the mode is on

@@ -118,6 +118,13 @@ inline void setAutocast(c10::DeviceType type, bool on, at::ScalarType dtype) {
 // Whether autocast is on for the CPU or for CUDA: the fused ops take their ATen composition then.
 inline bool anyAutocastOn() { return autocastOn(c10::DeviceType::CPU) || autocastOn(c10::DeviceType::CUDA); }
 
+// Whether Engram's own CPU kernels may run on t: t is on the CPU and they are on (the default).
+// setNativeKernels(false) sends every op down the ATen composition that other devices take, so the
+// CPU can test those paths against the kernels (device_check_ops.cpp). Each op's other conditions
+// (dtype, layout, autocast) come on top.
+bool nativeKernelsOn();
+inline bool nativeCpu(const at::Tensor& t) { return t.is_cpu() && nativeKernelsOn(); }
+
 // t in float32 when autocast is on for its device and t is float16 / bfloat16; else t itself.
 // Softmax, normalisation and losses call it on their inputs so that they stay float32 under autocast.
 at::Tensor autocastFloat(const at::Tensor& t);

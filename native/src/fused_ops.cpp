@@ -91,7 +91,7 @@ ENGRAM_ROW_KERNEL void softmaxBackwardRow(const scalar_t* __restrict__ y, const 
 }
 bool softmaxRowsNative(const at::Tensor& x, int64_t dim) {
   const int64_t n = x.dim();
-  return x.is_cpu() && (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble) && n >= 1 && (dim == -1 || dim == n - 1) &&
+  return nativeCpu(x) && (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble) && n >= 1 && (dim == -1 || dim == n - 1) &&
          x.is_contiguous() && x.numel() > 0;
 }
 }  // namespace
@@ -652,7 +652,7 @@ void relShiftGrad(const scalar_t* g, scalar_t* dx, int64_t mats, int64_t Tq, int
   });
 }
 bool relShiftNative(const at::Tensor& t) {
-  return t.is_cpu() && (t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble);
+  return nativeCpu(t) && (t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble);
 }
 }  // namespace
 
@@ -777,7 +777,7 @@ OP(skewAdd) {
   TORCH_CHECK(Tq <= 1 || rowStride >= Tk, "skewAdd: rowStride must be at least Tk (rows of the read may not overlap)");
   TORCH_CHECK(base >= 0 && (Tq == 0 || Tk == 0 || base + (Tq - 1) * rowStride + Tk <= x.size(n - 2) * x.size(n - 1)),
               "skewAdd: base + (Tq − 1)·rowStride + Tk must be within x's Tq·W entries");
-  const bool native = x.is_cpu() && content.is_cpu() && x.scalar_type() == content.scalar_type() && x.is_contiguous() && !autocastOn(c10::DeviceType::CPU);
+  const bool native = nativeCpu(x) && content.is_cpu() && x.scalar_type() == content.scalar_type() && x.is_contiguous() && !autocastOn(c10::DeviceType::CPU);
   if (!native) return R(info, content + skewedView(x, base, rowStride, content.sizes()));
   return R(info, SkewAdd::apply(content, x, base, rowStride));
 }
@@ -949,7 +949,7 @@ static at::Tensor attendRowTensor(const at::Tensor& q, const at::Tensor& k, cons
   TORCH_CHECK(Tk > 0, "attendRow: no keys to attend to");
   TORCH_CHECK(!P || (P->dim() == 3 && P->size(0) == K && P->size(1) == Dh && P->size(2) == Tk), "attendRow: positionKeys must be [K, D, Tk]");
   for (const auto* bias : {&u, &w}) TORCH_CHECK(!*bias || ((*bias)->dim() == 2 && (*bias)->size(0) == K && (*bias)->size(1) == Dh), "attendRow: biases must be [K, D]");
-  const auto cpuFloat = [](const c10::optional<at::Tensor>& t) { return !t || (t->is_cpu() && t->scalar_type() == at::kFloat); };
+  const auto cpuFloat = [](const c10::optional<at::Tensor>& t) { return !t || (nativeCpu(*t) && t->scalar_type() == at::kFloat); };
   const auto wantsGrad = [](const c10::optional<at::Tensor>& t) { return t && t->requires_grad(); };
   const bool grad = at::GradMode::is_enabled() && (wantsGrad(q) || wantsGrad(k) || wantsGrad(v) || wantsGrad(u) || wantsGrad(P) || wantsGrad(w));
   if (!cpuFloat(q) || !cpuFloat(k) || !cpuFloat(v) || !cpuFloat(u) || !cpuFloat(P) || !cpuFloat(w) || autocastOn(c10::DeviceType::CPU) || grad) {
@@ -1069,7 +1069,7 @@ ENGRAM_ROW_KERNEL void rowLayerNorm(const float* x, const float* w, const float*
   for (int64_t i = 0; i < n; i++) y[i] = (x[i] - mean) * inv * w[i] + b[i];
 }
 
-bool floatCpu(const c10::optional<at::Tensor>& t) { return !t || (t->is_cpu() && t->scalar_type() == at::kFloat); }
+bool floatCpu(const c10::optional<at::Tensor>& t) { return !t || (nativeCpu(*t) && t->scalar_type() == at::kFloat); }
 bool wantsGrad(const c10::optional<at::Tensor>& t) { return t && t->requires_grad(); }
 
 }  // namespace

@@ -197,7 +197,7 @@ struct BatchedMatmul : public torch::autograd::Function<BatchedMatmul> {
 // Whether the batched kernel runs this product (both operands batched: ≥ 3 dims; float32 on the
 // CPU, autocast off, oneDNN's sgemm found); anything else is ATen's matmul.
 bool batchedKernelFor(const at::Tensor& a, const at::Tensor& b) {
-  return a.dim() >= 3 && b.dim() >= 3 && a.is_cpu() && b.is_cpu() && a.scalar_type() == at::kFloat &&
+  return a.dim() >= 3 && b.dim() >= 3 && nativeCpu(a) && b.is_cpu() && a.scalar_type() == at::kFloat &&
          b.scalar_type() == at::kFloat && !autocastOn(c10::DeviceType::CPU) && sgemm() != nullptr &&
          a.size(a.dim() - 1) == b.size(b.dim() - 2);
 }

@@ -24,7 +24,7 @@ OP(linear) { return R(info, at::linear(T(info, 0), T(info, 1), OT(info, 2))); }
 // else (more rows, small weights, bfloat16, autocast, CUDA) is at::linear: the whole decision is
 // here, so decoding calls it for every projection without reading shapes in JavaScript.
 at::Tensor linearRow(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b, int64_t minEntries) {
-  bool row = x.is_cpu() && x.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat && w.dim() == 2 &&
+  bool row = nativeCpu(x) && x.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat && w.dim() == 2 &&
              w.numel() >= minEntries && x.dim() >= 1 && x.numel() == w.size(1) && !autocastOn(c10::DeviceType::CPU) &&
              (!b || b->scalar_type() == at::kFloat);
   if (!row) return at::linear(x, w, b);

@@ -8,7 +8,7 @@
 // rows over the keys and values of earlier rows kept in a KeyValueCache (incremental decoding).
 //
 // Shapes: B batch, T current positions, C cached positions, n memories, H hidden.
-import { cat, F, type Tensor } from '../tensor/index.js';
+import { cat, F, nativeKernelsOn, type Tensor } from '../tensor/index.js';
 import { Module } from './module.js';
 import { Dropout, FeedForward, LayerNorm, ROW_PRODUCT_MIN } from './layers.js';
 import { isRelative, MultiHeadAttention, type KeyValueCache, type LearnedPositions, type RelativePositions } from './attention.js';
@@ -85,7 +85,7 @@ export class DecoderLayer extends Module {
     else if (isRelative(positions)) {
       if (positions.bidirectional || !attn.r) return null;
       rowPositions = { kind: 'relative', contentBias: positions.u, positionKeys: attn.cachedRelativeKeys(cache, positions), positionBias: positions.v };
-    } else if (positions.expiring && keys !== undefined && positions.keyPe.device === 'cpu') {
+    } else if (positions.expiring && keys !== undefined && nativeKernelsOn(positions.keyPe.device)) {
       rowPositions = { kind: 'expiring', keyPe: positions.keyPe, keys: positions.expiring };
     } else return null;
     const room = cache.reserveRow();

@@ -65,6 +65,27 @@ export function deviceCheckMode(on: boolean): boolean {
   return was;
 }
 
+let nativeOn = true;
+
+/**
+ * Engram's own CPU kernels (fused attention rows, masked softmax, relative shifts, the batched
+ * product, Adam's fused step, decoding's row loops) run where tensors are on the CPU; elsewhere each
+ * op takes an ATen composition of the same maths. setNativeKernels(false) sends CPU tensors down
+ * those compositions too (the paths a GPU takes), so that their values can be checked against the
+ * kernels' on a CPU. Returns whether they were on. For tests and debugging: slower, never needed.
+ */
+export function setNativeKernels(on: boolean): boolean {
+  native.setNativeKernels(on);
+  const was = nativeOn;
+  nativeOn = on;
+  return was;
+}
+
+/** Whether an op on `device` takes Engram's native CPU kernel (else its ATen composition). */
+export function nativeKernelsOn(device: string): boolean {
+  return device === 'cpu' && nativeOn;
+}
+
 /** Whether two device names are the same device ('cuda' is the current device, cuda:0 here). */
 export function sameDevice(a: string, b: string): boolean {
   const norm = (d: string) => (d === 'cuda' ? 'cuda:0' : d);

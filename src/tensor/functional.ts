@@ -5,6 +5,7 @@ import { configError } from './errors.js';
 import { checkShape, checkSize } from './check.js';
 import { fromId, fromIdWithShape, type Device, type Tensor } from './tensor.js';
 import { arange } from './creation.js';
+import { nativeKernelsOn } from './device.js';
 
 type Reduction = 'mean' | 'sum' | 'none';
 const pair = (v: number | number[]): number[] => (typeof v === 'number' ? [v] : v);
@@ -85,7 +86,7 @@ const positionScoresCode: Record<PositionScores, number> = { auto: 0, 'per-key':
  */
 export function expiringAttention(content: Tensor, queries: Tensor, keyPe: Tensor, keys: ExpiringKeysInput,
   { scale = 1, eps = 1e-8, positions = 'auto' as PositionScores } = {}): Tensor {
-  if (content.device !== 'cpu') return composedExpiringAttention(content, queries, keyPe, keys, { scale, eps });
+  if (!nativeKernelsOn(content.device)) return composedExpiringAttention(content, queries, keyPe, keys, { scale, eps });
   const code = positionScoresCode[positions];
   if (code === undefined) throw configError('expiringAttention', `positions must be 'auto', 'per-key' or 'table', got ${JSON.stringify(positions)}`);
   return fromId(native.expiringAttention(content.id, queries.id, keyPe.id, keys.age.id, keys.spans.id, keys.ramp, keys.nearest, scale, eps, code));
@@ -98,7 +99,7 @@ export function expiringAttention(content: Tensor, queries: Tensor, keyPe: Tenso
  * (the native op decides); elsewhere the same maths composed. Equal up to float rounding.
  */
 export function expiringAttendRow(q: Tensor, k: Tensor, v: Tensor, keyPe: Tensor, keys: ExpiringKeysInput, { scale = 1, eps = 1e-8 } = {}): Tensor {
-  if (q.device !== 'cpu') return composedExpiringAttention(q.matmul(k.mT), q, keyPe, keys, { scale, eps }).matmul(v).transpose(1, 2).flatten(2);
+  if (!nativeKernelsOn(q.device)) return composedExpiringAttention(q.matmul(k.mT), q, keyPe, keys, { scale, eps }).matmul(v).transpose(1, 2).flatten(2);
   return fromId(native.expiringAttendRow(q.id, k.id, v.id, keyPe.id, keys.age.id, keys.spans.id, keys.ramp, keys.nearest, scale, eps));
 }
 

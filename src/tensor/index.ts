@@ -9,7 +9,7 @@ export { EngramError, engramError, configError, shapeError, dtypeError, ioError,
 export { checkShape } from './check.js';
 export { type DType, type TypedArray, isFloating } from './dtype.js';
 export * from './runtime.js';
-export { resolveDevice, sameDevice, deviceCheckMode, isDeviceSpec, DEVICE_SPECS, type DeviceSpec } from './device.js';
+export { resolveDevice, sameDevice, deviceCheckMode, isDeviceSpec, setNativeKernels, nativeKernelsOn, DEVICE_SPECS, type DeviceSpec } from './device.js';
 export { gradcheck, type GradcheckOptions, type GradcheckResult } from './gradcheck.js';
 export { saveSafetensors, loadSafetensors, toSafetensorsBytes, fromSafetensorsBytes, readSafetensorsHeader, saveTorch, loadTorch, type LoadOptions, type SafetensorsHeader } from './serialize.js';
 export { createGroup, destroyGroup, allReduceInPlace, broadcastInPlace, allGather, barrier, allReduceGradients, collectiveBackends, createGradientReducer, reducerBegin, reducerFinish, destroyGradientReducer, type CollectiveBackend, type GroupOptions } from './collectives.js';

@@ -37,6 +37,7 @@ const coreOps = {
   getDefaultDtype: op<() => DCode>(),
   cudaAvailable: op<() => boolean>(),
   deviceCheckMode: op<(on: boolean) => boolean>(),
+  setNativeKernels: op<(on: boolean) => boolean>(),
   cudaDeviceCount: op<() => number>(),
   cudaSynchronize: op<() => void>(),
   setAllowTF32: op<(cublas: boolean | null, cudnn: boolean | null) => [boolean, boolean]>(),
