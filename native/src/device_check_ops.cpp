@@ -26,6 +26,7 @@
 // be compared with the native kernels' (test/device.test.ts).
 #include "engram.h"
 
+#include <algorithm>
 #include <atomic>
 
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -156,37 +157,33 @@ void metaConvolutionBackward(const c10::OperatorHandle& op, c10::DispatchKeySet,
   metaOnCpu(backward, backward, stack);
 }
 
-// The meta kernels this mode adds, registered once: metaFallback for every aten op that has a CPU
-// kernel but neither a meta kernel nor a composite one (which serves meta too), and the two
-// convolutions. Per op rather than as the Meta key's fallback: libtorch 2.x has a fallback of its
-// own there (one that throws), and a key takes one fallback.
-void registerMetaKernels() {
-  static std::unique_ptr<torch::Library> meta;
-  if (meta) return;
-  auto library = std::make_unique<torch::Library>(torch::Library::IMPL, "aten", c10::DispatchKey::Meta, __FILE__, __LINE__);
+// The meta kernels this mode adds: metaFallback for every aten op that has a CPU kernel but neither
+// a meta kernel nor a composite one (which serves meta too), and the two convolutions. Per op rather
+// than as the Meta key's fallback: libtorch 2.x has a fallback of its own there (one that throws),
+// and a key takes one fallback.
+std::unique_ptr<torch::Library> metaKernels() {
   using K = c10::DispatchKey;
+  auto library = std::make_unique<torch::Library>(torch::Library::IMPL, "aten", K::Meta, __FILE__, __LINE__);
   for (const c10::OperatorName& name : c10::Dispatcher::singleton().getAllOpNames()) {
     if (name.name.rfind("aten::", 0) != 0) continue;
     const std::string opName = name.name.substr(6) + (name.overload_name.empty() ? "" : "." + name.overload_name);
     if (opName == "convolution_overrideable" || opName == "convolution_backward_overrideable") continue;
     const auto op = c10::Dispatcher::singleton().findOp(name);
     if (!op || !op->hasKernelForDispatchKey(K::CPU)) continue;
-    bool served = false;
-    for (K k : {K::Meta, K::CompositeImplicitAutograd, K::CompositeExplicitAutograd, K::CompositeExplicitAutogradNonFunctional}) {
-      served = served || op->hasKernelForDispatchKey(k);
+    const std::initializer_list<K> serving{K::Meta, K::CompositeImplicitAutograd, K::CompositeExplicitAutograd, K::CompositeExplicitAutogradNonFunctional};
+    if (std::none_of(serving.begin(), serving.end(), [&](K k) { return op->hasKernelForDispatchKey(k); })) {
+      library->impl(opName.c_str(), torch::CppFunction::makeFromBoxedFunction<&metaFallback>());
     }
-    if (!served) library->impl(opName.c_str(), torch::CppFunction::makeFromBoxedFunction<&metaFallback>());
   }
   library->impl("convolution_overrideable", torch::CppFunction::makeFromBoxedFunction<&metaConvolution>());
   library->impl("convolution_backward_overrideable", torch::CppFunction::makeFromBoxedFunction<&metaConvolutionBackward>());
-  meta = std::move(library);
+  return library;
 }
+
+std::atomic<bool> nativeKernels{true};
 
 }  // namespace
 
-namespace {
-std::atomic<bool> nativeKernels{true};
-}
 bool nativeKernelsOn() { return nativeKernels.load(std::memory_order_relaxed); }
 
 // setNativeKernels(on) -> whether they were on.
@@ -196,10 +193,10 @@ OP(setNativeKernels) { return Napi::Boolean::New(info.Env(), nativeKernels.excha
 // first call and stay (the kernels act only on meta tensors; the check only while the mode is on
 // in a thread).
 OP(deviceCheckMode) {
-  static std::unique_ptr<torch::Library> check;
+  static std::unique_ptr<torch::Library> check, meta;
   const bool on = B(info, 0);
   if (on && !check) {
-    registerMetaKernels();
+    meta = metaKernels();
     auto library = std::make_unique<torch::Library>(torch::Library::IMPL, "_", checkKey, __FILE__, __LINE__);
     library->fallback(torch::CppFunction::makeFromBoxedFunction<&deviceCheckFallback>());
     check = std::move(library);

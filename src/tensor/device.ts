@@ -17,6 +17,9 @@ export const DEVICE_SPECS = "'cpu', 'cuda', 'cuda:N' or 'auto'";
 
 const deviceError = (op: string, problem: string): EngramError => engramError('device', op, problem);
 
+/** 'cuda' or 'cuda:N' (the index captured). */
+const CUDA_SPEC = /^cuda(?::(\d+))?$/;
+
 /**
  * The device a spec names, checked against this process: a malformed name is a config error; a
  * CUDA device on a build without CUDA, on a machine without a visible GPU, or an index past the
@@ -26,7 +29,7 @@ export function resolveDevice(spec: string | undefined | null, op = 'resolveDevi
   if (spec === undefined || spec === null || spec === 'cpu') return 'cpu';
   if (spec === 'meta' && checking) return 'meta';
   if (spec === 'auto') return native.cudaAvailable() ? 'cuda' : 'cpu';
-  const m = /^cuda(?::(\d+))?$/.exec(spec);
+  const m = CUDA_SPEC.exec(spec);
   if (!m) throw engramError('config', op, `unknown device '${spec}'; use ${DEVICE_SPECS}`);
   if (!native.buildInfo().cuda) {
     throw deviceError(op, `device '${spec}': this addon was built against a CPU-only libtorch; rebuild it against a CUDA libtorch (LIBTORCH=<pip torch folder> node scripts/build-addon.mjs --force) or use --device cpu`);
@@ -45,7 +48,7 @@ let checking = false;
 
 /** Whether `spec` is a device spec as users write them ('meta' too while deviceCheckMode is on). */
 export function isDeviceSpec(spec: string): boolean {
-  return /^(cpu|auto|cuda(:\d+)?)$/.test(spec) || (checking && spec === 'meta');
+  return spec === 'cpu' || spec === 'auto' || CUDA_SPEC.test(spec) || (checking && spec === 'meta');
 }
 
 /**
@@ -59,10 +62,8 @@ export function isDeviceSpec(spec: string): boolean {
  * The mode belongs to the calling thread. Returns whether it was on.
  */
 export function deviceCheckMode(on: boolean): boolean {
-  native.deviceCheckMode(on);
-  const was = checking;
   checking = on;
-  return was;
+  return native.deviceCheckMode(on);
 }
 
 let nativeOn = true;
@@ -75,10 +76,8 @@ let nativeOn = true;
  * kernels' on a CPU. Returns whether they were on. For tests and debugging: slower, never needed.
  */
 export function setNativeKernels(on: boolean): boolean {
-  native.setNativeKernels(on);
-  const was = nativeOn;
-  nativeOn = on;
-  return was;
+  nativeOn = on; // mirrored here: nativeKernelsOn is asked per op, without a native call
+  return native.setNativeKernels(on);
 }
 
 /** Whether an op on `device` takes Engram's native CPU kernel (else its ATen composition). */
