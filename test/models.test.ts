@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import {
   arange, cat, createModel, F, grad, tensor, TokenEmbedding, gradcheck, manualSeed, MultiHeadAttention, ones, randint, randn,
   relShift, relSkew, segmentMask, sinusoidalDistances, tidy, type ModelConfig, type ModelConfigInput, type RelativePositions,
-  sameDevice, type Device, type SegmentModel, type Tensor,
+  sameDevice, keyBlocks, distanceBlocks, setKeyBlockSkipping, KEY_BLOCK_ROWS, type Device, type SegmentModel, type Tensor,
 } from '../src/index.js';
 import { modelKindSpecs, memoryDefaults } from '../src/index.js';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -338,4 +338,67 @@ test('previousToken: every model family takes it, and gradients reach the previo
 
 test('model config: previousToken must be a boolean', () => {
   assert.throws(() => createModel({ kind: 'transformer', vocabSize: 5, previousToken: 1 as unknown as boolean }), /previousToken must be true or false/);
+});
+
+test('keyBlocks: per 64 queries the keys from the first to the last one any of them sees; null where that skips under a fifth', () => {
+  tidy(() => {
+    assert.equal(KEY_BLOCK_ROWS, 64);
+    // causal, 150 queries, no cache: blocks of 64, 64 and 22 rows
+    assert.deepEqual(keyBlocks(segmentMask({ cached: 0, read: 0, sequence: 150, write: 0 })), [0, 64, 0, 64, 64, 128, 0, 128, 128, 150, 0, 150]);
+    // a cache of 20 seen by every query
+    assert.deepEqual(keyBlocks(segmentMask({ cached: 20, read: 0, sequence: 150, write: 0 })), [0, 64, 0, 84, 64, 128, 0, 148, 128, 150, 0, 170]);
+    // RMT: 10 read rows see the read block only, 10 write rows see everything (the last block)
+    assert.deepEqual(keyBlocks(segmentMask({ cached: 0, read: 10, sequence: 140, write: 10 })), [0, 64, 0, 64, 64, 128, 0, 128, 128, 160, 0, 160]);
+    // one block of queries seeing every key: nothing to skip
+    assert.equal(keyBlocks(segmentMask({ cached: 8, read: 0, sequence: 40, write: 0 })), null);
+    // a block whose queries see nothing is left out; the mask is read once (a second call gives the same object)
+    const mask = tensor(Array.from({ length: 130 }, (_, i) => Array.from({ length: 200 }, (_, j) => i < 64 || j > i)), { dtype: 'bool' });
+    const blocks = keyBlocks(mask);
+    assert.deepEqual(blocks, [64, 128, 0, 128, 128, 130, 0, 130]);
+    assert.equal(keyBlocks(mask), blocks);
+    // relative positions: entry [i, j] reads column j + Tq − 1 − i of the distance scores
+    assert.deepEqual(distanceBlocks([0, 64, 0, 84, 64, 128, 0, 148], 128, 148), [0, 64, 64, 148, 64, 128, 0, 148]);
+  });
+});
+
+test('attention skipping masked keys by blocks gives the logits and gradients of attention over every key, for every masked kind', () => {
+  const kinds: [ModelConfig['kind'], Partial<ModelConfig>][] = [
+    ['transformer', {}], ['xl', { memLen: 20 }], ['mem-transformer', { numMemTokens: 4 }], ['mem-bottleneck', { memLen: 20, numMemTokens: 4 }],
+    ['rmt', { numMemTokens: 4 }], ['sequential', { memLen: 40 }], ['adaptive-span', { memLen: 40 }], ['compressive', { memLen: 20 }],
+  ];
+  assert.ok(keyBlocks(segmentMask({ cached: 20, read: 0, sequence: 150, write: 0 })), 'segments of 150 tokens are long enough to skip keys');
+  for (const [kind, extra] of kinds) {
+    const run = (skip: boolean): { logits: number[]; grads: number[][] } => {
+      const was = setKeyBlockSkipping(skip);
+      manualSeed(4);
+      const model = tiny(kind, extra);
+      try {
+        return tidy(() => {
+          let state = model.initState(2);
+          const logits: Tensor[] = [];
+          let loss: Tensor | null = null;
+          for (const seed of [1, 2]) { // two segments: the carried state too
+            manualSeed(seed);
+            const out = model.forward(randint(0, 11, [2, 150]), state);
+            logits.push(out.logits);
+            const l = out.logits.logSoftmax(-1).mean().neg();
+            loss = loss ? loss.add(l) : l;
+            state = out.state;
+          }
+          loss!.backward();
+          return { logits: cat(logits, 1).flatten().toArray() as number[], grads: model.parameters().map((p) => (p.grad ? (p.grad.flatten().toArray() as number[]) : [])) };
+        });
+      } finally {
+        model.dispose();
+        setKeyBlockSkipping(was);
+      }
+    };
+    const [skipped, every] = [run(true), run(false)];
+    const diff = (a: number[], b: number[]) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
+    assert.ok(diff(skipped.logits, every.logits) <= 1e-5, `${kind}: logits differ by ${diff(skipped.logits, every.logits)}`);
+    skipped.grads.forEach((g, i) => {
+      const scale = Math.max(1, ...g.map(Math.abs));
+      assert.ok(diff(g, every.grads[i]!) <= 1e-5 * scale, `${kind}: gradient ${i} differs by ${diff(g, every.grads[i]!)}`);
+    });
+  }
 });

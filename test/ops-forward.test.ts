@@ -1075,6 +1075,18 @@ test('F.weightedValues: each head weights its values, the heads side by side', (
   same(F.weightedValues(weights.to('float64'), values.to('float64')), [[[2.5, 3.5, 5, 6]]]);
 });
 
+test('F.bandedMatmul: the product inside the row blocks, zero outside; with left, the left operand banded', () => {
+  // a [3, 2], b [2, 3]; blocks: row 0 keeps columns [0, 1), row 1 none, row 2 keeps [1, 3)
+  const a = tensor([[[1, 2], [3, 4], [5, 6]]]), b = tensor([[[1, 0, 1], [0, 1, 1]]]);
+  const blocks = [0, 1, 0, 1, 2, 3, 1, 3];
+  same(F.bandedMatmul(a, b, blocks), [[[1, 0, 0], [0, 0, 0], [0, 6, 11]]]);
+  same(F.bandedMatmul(a.to('float64'), b.to('float64'), blocks), [[[1, 0, 0], [0, 0, 0], [0, 6, 11]]]);
+  // left: W over a's [3, 2]: row 0 uses a[0, 0] only, row 2 a[2, 1] only
+  const left = [0, 1, 0, 1, 2, 3, 1, 2];
+  same(F.bandedMatmul(a, b, left, { left: true }), [[[1, 0, 1], [0, 0, 0], [0, 6, 6]]]);
+  same(F.weightedValues(tensor([[[[0.5, 0.5]]]]), tensor([[[[1, 2], [3, 4]]]]), [0, 1, 1, 2]), [[[1.5, 2]]]);
+});
+
 test('F.relShiftAdd: Transformer-XL rel_shift (pad, view, drop a row) plus content, by hand', () => {
   // padded rows [0 1 2 3], [0 4 5 6] read flat from element Tq = 2: 2 3 0 | 4 5 6
   const x = tensor([[[[1, 2, 3], [4, 5, 6]]]]);

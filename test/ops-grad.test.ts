@@ -173,6 +173,14 @@ test('grad: maskedSoftmax with masks broadcast over batch and heads ([Tq, Tk], [
   }
 });
 
+test('grad: bandedMatmul with the band on the output and on the left operand (float64: the composed version)', () => {
+  manualSeed(32);
+  const blocks = [1, 3, 0, 2, 3, 5, 2, 4]; // row 0 outside every block
+  check((a, b) => F.bandedMatmul(a, b, blocks), [rnd([2, 5, 3]), rnd([2, 3, 4])]);
+  check((a, b) => F.bandedMatmul(a, b, blocks, { left: true }), [rnd([2, 5, 4]), rnd([1, 4, 3])]);
+  check((a, b) => F.weightedValues(a, b, blocks), [rnd([1, 2, 5, 4]), rnd([1, 2, 4, 3])]);
+});
+
 test('grad: softMaskRenorm against p and a broadcast mask; same values as the composed ops', () => {
   manualSeed(31);
   // p: attention weights [B, K, Tq, Tk] with a fully masked row (zeros); m in [0, 1] with exact 0s and 1s

@@ -77,11 +77,42 @@ at::Tensor readable(const at::Tensor& t) {
 }
 
 
-// out[e] = a[e] @ b[e] for every entry e of the broadcast batch; a [..., M, K], b [..., K, N] with
-// readable matrices; out [batch..., M, N] written in place (any strides with a unit one in its last
-// two dims). Entries in parallel on ATen's threads, one single-threaded sgemm each; with fewer
-// entries than threads, one after another with sgemm's own threads.
-void batchedProduct(const at::Tensor& a, const at::Tensor& b, at::Tensor& out) {
+// A banded product: attention's products under a mask skip the keys the mask hides from a whole
+// block of query rows (SPEC §10: "attention that skips masked work instead of computing and then
+// zeroing it"). Row blocks {r0, r1, c0, c1} of the banded matrix W (rows ascending and disjoint;
+// W is 1 inside a block, 0 elsewhere), placed on the output or on the left operand:
+//   Output:      out = (a·b) ⊙ W     block: out[r0:r1, c0:c1]  = a[r0:r1, :] · b[:, c0:c1]
+//   Left:        out = (a ⊙ W)·b     block: out[r0:r1, :]      = a[r0:r1, c0:c1] · b[c0:c1, :]
+// and the two placements their gradients need besides (a given as the transposed operand):
+//   OutputGrad:  out = a·(b ⊙ W)     block: out[:, c0:c1]     += a[:, r0:r1] · b[r0:r1, c0:c1]
+//   LeftGrad:    out = (aᵀ ⊙ W)ᵀ·b   block: out[c0:c1, :]     += a[c0:c1, r0:r1] · b[r0:r1, :]
+// Entries outside every block are zero; no product touches them.
+enum class Band { None, Output, Left, OutputGrad, LeftGrad };
+struct RowBlock {
+  int64_t r0, r1, c0, c1;
+};
+using RowBlocks = std::vector<RowBlock>;
+
+// Element (r, c) of a matrix with layout l at p.
+inline float* elementAt(float* p, MatrixLayout l, int64_t r, int64_t c) { return l.trans == 'N' ? p + r * l.ld + c : p + c * l.ld + r; }
+inline const float* elementAt(const float* p, MatrixLayout l, int64_t r, int64_t c) {
+  return elementAt(const_cast<float*>(p), l, r, c);
+}
+void zeroRect(float* C, MatrixLayout l, int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+  if (r0 >= r1 || c0 >= c1) return;
+  if (l.trans == 'N') {
+    for (int64_t r = r0; r < r1; r++) std::memset(C + r * l.ld + c0, 0, sizeof(float) * static_cast<size_t>(c1 - c0));
+  } else {
+    for (int64_t c = c0; c < c1; c++) std::memset(C + c * l.ld + r0, 0, sizeof(float) * static_cast<size_t>(r1 - r0));
+  }
+}
+
+// out[e] = a[e] @ b[e] for every entry e of the broadcast batch (banded by `blocks` as `band` says);
+// a [..., M, K], b [..., K, N] with readable matrices; out [batch..., M, N] written in place (any
+// strides with a unit one in its last two dims). Entries in parallel on ATen's threads, one
+// single-threaded sgemm per entry (per block); with fewer entries than threads, one after another
+// with sgemm's own threads.
+void batchedProduct(const at::Tensor& a, const at::Tensor& b, at::Tensor& out, Band band = Band::None, const RowBlocks& blocks = {}) {
   const int64_t n = out.dim(), M = out.size(n - 2), N = out.size(n - 1), K = a.size(a.dim() - 1);
   if (out.numel() == 0) return;
   if (K == 0) {
@@ -102,11 +133,45 @@ void batchedProduct(const at::Tensor& a, const at::Tensor& b, at::Tensor& out) {
   // C row-major with ldc, or column-major: then Cᵀ = Bᵀ Aᵀ, a row-major product of the swapped operands
   const auto lc = *layoutOf(M, N, out.stride(n - 2), out.stride(n - 1));
   const auto flip = [](char t) { return t == 'N' ? 'T' : 'N'; };
+  // C[m0:m0+m, n0:n0+n] (beta 0: =, 1: +=) A[m0:, k0:k0+k] · B[k0:, n0:]
+  const auto part = [&](const float* A, const float* Bm, float* C, int64_t m0, int64_t n0, int64_t k0, int64_t m, int64_t nn, int64_t k, float beta) {
+    if (m == 0 || nn == 0) return 0;
+    float* Cs = elementAt(C, lc, m0, n0);
+    if (k == 0) {
+      if (beta == 0.0f) zeroRect(Cs, lc, 0, m, 0, nn);
+      return 0;
+    }
+    const float *As = elementAt(A, la, m0, k0), *Bs = elementAt(Bm, lb, k0, n0);
+    return lc.trans == 'N' ? gemm(la.trans, lb.trans, m, nn, k, 1.0f, As, la.ld, Bs, lb.ld, beta, Cs, lc.ld)
+                           : gemm(flip(lb.trans), flip(la.trans), nn, m, k, 1.0f, Bs, lb.ld, As, la.ld, beta, Cs, lc.ld);
+  };
   const auto entry = [&](int64_t e) {
     const float *A = ap + offA[e], *Bm = bp + offB[e];
     float* C = cp + offC[e];
-    return lc.trans == 'N' ? gemm(la.trans, lb.trans, M, N, K, 1.0f, A, la.ld, Bm, lb.ld, 0.0f, C, lc.ld)
-                           : gemm(flip(lb.trans), flip(la.trans), N, M, K, 1.0f, Bm, lb.ld, A, la.ld, 0.0f, C, lc.ld);
+    if (band == Band::None) return part(A, Bm, C, 0, 0, 0, M, N, K, 0.0f);
+    int status = 0;
+    if (band == Band::OutputGrad || band == Band::LeftGrad) {  // the blocks' row ranges are the reduction: sum into zeros
+      zeroRect(C, lc, 0, M, 0, N);
+      for (const RowBlock& q : blocks) {
+        status |= band == Band::OutputGrad ? part(A, Bm, C, 0, q.c0, q.r0, M, q.c1 - q.c0, q.r1 - q.r0, 1.0f)
+                                           : part(A, Bm, C, q.c0, 0, q.r0, q.c1 - q.c0, N, q.r1 - q.r0, 1.0f);
+      }
+      return status;
+    }
+    int64_t row = 0;  // rows before it are written
+    for (const RowBlock& q : blocks) {
+      zeroRect(C, lc, row, q.r0, 0, N);  // rows outside every block
+      if (band == Band::Output) {
+        zeroRect(C, lc, q.r0, q.r1, 0, q.c0);
+        zeroRect(C, lc, q.r0, q.r1, q.c1, N);
+        status |= part(A, Bm, C, q.r0, q.c0, 0, q.r1 - q.r0, q.c1 - q.c0, K, 0.0f);
+      } else {
+        status |= part(A, Bm, C, q.r0, 0, q.c0, q.r1 - q.r0, N, q.c1 - q.c0, 0.0f);
+      }
+      row = q.r1;
+    }
+    zeroRect(C, lc, row, M, 0, N);
+    return status;
   };
   const int64_t entries = static_cast<int64_t>(offC.size());
   int failed = 0;  // a status from inside the parallel loop (no exception may leave an OpenMP region)
@@ -125,12 +190,34 @@ std::vector<int64_t> batchShape(const at::Tensor& a, const at::Tensor& b) {
   return at::infer_size(a.sizes().slice(0, a.dim() - 2), b.sizes().slice(0, b.dim() - 2));
 }
 
-at::Tensor product(const at::Tensor& a, const at::Tensor& b) {
+at::Tensor product(const at::Tensor& a, const at::Tensor& b, Band band = Band::None, const RowBlocks& blocks = {}) {
   std::vector<int64_t> shape = batchShape(a, b);
   shape.insert(shape.end(), {a.size(a.dim() - 2), b.size(b.dim() - 1)});
   at::Tensor out = at::empty(shape, a.options());
-  batchedProduct(a, b, out);
+  batchedProduct(a, b, out, band, blocks);
   return out;
+}
+
+RowBlocks rowBlocks(const std::vector<int64_t>& flat) {
+  RowBlocks blocks;
+  for (size_t i = 0; i + 3 < flat.size(); i += 4) blocks.push_back({flat[i], flat[i + 1], flat[i + 2], flat[i + 3]});
+  return blocks;
+}
+// Checks blocks of a banded [rows, cols] matrix: rows ascending and disjoint, ranges inside it.
+void checkBlocks(const std::vector<int64_t>& flat, int64_t rows, int64_t cols) {
+  TORCH_CHECK(flat.size() % 4 == 0, "banded matmul: blocks must be [r0, r1, c0, c1] quadruples, got ", flat.size(), " numbers");
+  int64_t row = 0;
+  for (const RowBlock& q : rowBlocks(flat)) {
+    TORCH_CHECK(q.r0 >= row && q.r0 < q.r1 && q.r1 <= rows && 0 <= q.c0 && q.c0 <= q.c1 && q.c1 <= cols, "banded matmul: block [", q.r0, ", ",
+                q.r1, ") x [", q.c0, ", ", q.c1, ") must lie in the [", rows, ", ", cols, "] band matrix after the block before it");
+    row = q.r1;
+  }
+}
+// W of the blocks as a float [rows, cols] tensor (1 inside a block), for the composed version.
+at::Tensor bandMatrix(const RowBlocks& blocks, int64_t rows, int64_t cols, const at::TensorOptions& options) {
+  at::Tensor w = at::zeros({rows, cols}, at::kFloat);
+  for (const RowBlock& q : blocks) w.slice(0, q.r0, q.r1).slice(1, q.c0, q.c1).fill_(1);
+  return w.to(options);
 }
 
 // The gradient of an operand t from the full product-shaped gradient g [batch..., rows, cols]: summed
@@ -155,42 +242,53 @@ at::Tensor gradLike(const at::Tensor& t, at::IntArrayRef shape) {
 // mergeHeads: a [B, K, Tq, Tk] @ b [B, K, Tk, D] written as [B, Tq, K·D], the heads side by side
 // as an output projection reads them (the kernel writes each head's product at its column offset,
 // so the transpose and flatten after an attention's weighted values cost no copy, nor their gradient).
+// band Output or Left with blocks (flat quadruples): the banded product above.
 struct BatchedMatmul : public torch::autograd::Function<BatchedMatmul> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& a, const at::Tensor& b, bool mergeHeads) {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& a, const at::Tensor& b, bool mergeHeads, int64_t band,
+                            std::vector<int64_t> blocks) {
     at::Tensor ar = readable(a), br = readable(b);
     ctx->save_for_backward({ar, br});
     ctx->saved_data["mergeHeads"] = mergeHeads;
-    if (!mergeHeads) return product(ar, br);
+    ctx->saved_data["band"] = band;
+    ctx->saved_data["blocks"] = blocks;
+    const Band placed = static_cast<Band>(band);
+    const RowBlocks rb = rowBlocks(blocks);
+    if (!mergeHeads) return product(ar, br, placed, rb);
     const int64_t B = a.size(0), K = a.size(1), Tq = a.size(2), D = b.size(3);
     at::Tensor merged = at::empty({B, Tq, K, D}, a.options());
     at::Tensor heads = merged.transpose(1, 2);  // [B, K, Tq, D] view: row stride K·D
-    batchedProduct(ar, br, heads);
+    batchedProduct(ar, br, heads, placed, rb);
     return merged.view({B, Tq, K * D});
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &a = saved[0], &b = saved[1];
+    const Band band = static_cast<Band>(ctx->saved_data["band"].toInt());
+    const RowBlocks blocks = rowBlocks(ctx->saved_data["blocks"].toIntVector());
     at::Tensor g = grads[0];
     if (ctx->saved_data["mergeHeads"].toBool()) g = g.reshape({a.size(0), a.size(2), a.size(1), b.size(3)}).transpose(1, 2);
     g = readable(g);
     at::Tensor da, db;
     const int64_t n = g.dim();
     std::vector<int64_t> batch(g.sizes().begin(), g.sizes().end() - 2);
+    // out = (a b) ⊙ W: dA = (g ⊙ W) bᵀ, dB = aᵀ (g ⊙ W); out = (a ⊙ W) b: dA = (g bᵀ) ⊙ W, dB = (a ⊙ W)ᵀ g
+    const Band bandA = band == Band::Output ? Band::Left : band == Band::Left ? Band::Output : Band::None;
+    const Band bandB = band == Band::Output ? Band::OutputGrad : band == Band::Left ? Band::LeftGrad : Band::None;
     if (ctx->needs_input_grad(0)) {  // dA = dC Bᵀ  [batch..., M, K]
       std::vector<int64_t> shape = batch;
       shape.insert(shape.end(), {g.size(n - 2), a.size(a.dim() - 1)});
       at::Tensor full = gradLike(a, shape);
-      batchedProduct(g, b.transpose(-1, -2), full);
+      batchedProduct(g, b.transpose(-1, -2), full, bandA, blocks);
       da = reduceTo(full, a);
     }
     if (ctx->needs_input_grad(1)) {  // dB = Aᵀ dC  [batch..., K, N]
       std::vector<int64_t> shape = batch;
       shape.insert(shape.end(), {b.size(b.dim() - 2), g.size(n - 1)});
       at::Tensor full = gradLike(b, shape);
-      batchedProduct(a.transpose(-1, -2), g, full);
+      batchedProduct(a.transpose(-1, -2), g, full, bandB, blocks);
       db = reduceTo(full, b);
     }
-    return {da, db, at::Tensor()};
+    return {da, db, at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -231,18 +329,42 @@ OP(matmul) {
   const at::Tensor &a = T(info, 0), &b = T(info, 1);
   if (!batchedKernelFor(a, b)) return R(info, at::matmul(a, b));
   // infer_size throws ATen's own message when the batch dims do not broadcast
-  return R(info, BatchedMatmul::apply(a, b, false));
+  return R(info, BatchedMatmul::apply(a, b, false, static_cast<int64_t>(Band::None), std::vector<int64_t>{}));
 }
 
-// weightedValues(weights [B, K, Tq, Tk], values [B, K, Tk, D]) -> [B, Tq, K·D]: each head's weighted
-// sum of its values, the heads side by side (attention's last product before the output projection).
-// = matmul(weights, values).transpose(1, 2).flatten(2), without the copy where the kernel runs it.
+// bandedMatmul(a [..., M, K], b [..., K, N], blocks, left): (a b) ⊙ W, or (a ⊙ W) b with `left`,
+// W the band of the row blocks (flat [r0, r1, c0, c1, ...]) over [M, N] or [M, K]: the kernel's
+// products skip what W zeros; elsewhere matmul and a product with W, the same values.
+OP(bandedMatmul) {
+  const at::Tensor &a = T(info, 0), &b = T(info, 1);
+  const std::vector<int64_t> blocks = IL(info, 2);
+  const bool left = B(info, 3);
+  TORCH_CHECK(a.dim() >= 2 && b.dim() >= 2, "bandedMatmul: a and b must be matrices or batches of them, got ", a.sizes(), " and ", b.sizes());
+  const int64_t M = a.size(a.dim() - 2), cols = left ? a.size(a.dim() - 1) : b.size(b.dim() - 1);
+  checkBlocks(blocks, M, cols);
+  if (!batchedKernelFor(a, b)) {
+    const at::Tensor w = bandMatrix(rowBlocks(blocks), M, cols, a.options());
+    return R(info, left ? at::matmul(a * w, b) : at::matmul(a, b) * w);
+  }
+  return R(info, BatchedMatmul::apply(a, b, false, static_cast<int64_t>(left ? Band::Left : Band::Output), blocks));
+}
+
+// weightedValues(weights [B, K, Tq, Tk], values [B, K, Tk, D], blocks | null) -> [B, Tq, K·D]: each
+// head's weighted sum of its values, the heads side by side (attention's last product before the
+// output projection). = matmul(weights, values).transpose(1, 2).flatten(2), without the copy where
+// the kernel runs it; with blocks, of the weights banded by them (the keys a mask hides skipped).
 OP(weightedValues) {
   const at::Tensor &a = T(info, 0), &b = T(info, 1);
   TORCH_CHECK(a.dim() == 4 && b.dim() == 4 && a.size(0) == b.size(0) && a.size(1) == b.size(1) && a.size(3) == b.size(2),
               "weightedValues: weights must be [B, K, Tq, Tk] and values [B, K, Tk, D], got ", a.sizes(), " and ", b.sizes());
-  if (!batchedKernelFor(a, b)) return R(info, at::matmul(a, b).transpose(1, 2).flatten(2));
-  return R(info, BatchedMatmul::apply(a, b, true));
+  const std::vector<int64_t> blocks = isNone(info[2]) ? std::vector<int64_t>{} : IL(info, 2);
+  const bool banded = !isNone(info[2]);
+  if (banded) checkBlocks(blocks, a.size(2), a.size(3));
+  if (!batchedKernelFor(a, b)) {
+    const at::Tensor weights = banded ? a * bandMatrix(rowBlocks(blocks), a.size(2), a.size(3), a.options()) : a;
+    return R(info, at::matmul(weights, b).transpose(1, 2).flatten(2));
+  }
+  return R(info, BatchedMatmul::apply(a, b, true, static_cast<int64_t>(banded ? Band::Left : Band::None), blocks));
 }
 
 // batchedMatmulKernel() -> 'onednn' when batched float32 products run the kernel above, 'aten' when not.

@@ -20,7 +20,7 @@
 // attention-reconstruction loss).
 //
 // Shapes: B batch, Tq queries, Tk keys (cache + current), K heads, D head size, H = K·D.
-import { cat, configError, F, type ExpiringKeysInput, type Tensor } from '../tensor/index.js';
+import { autocastState, batchedMatmulKernel, cat, configError, F, nativeKernelsOn, type ExpiringKeysInput, type RowBlocks, type Tensor } from '../tensor/index.js';
 import { Module } from './module.js';
 import { Dropout, Linear } from './layers.js';
 import { addRelSkew, addSkewedKeyPositions } from './positions.js';
@@ -205,6 +205,10 @@ export class MultiHeadAttention extends Module {
    */
   private attendKeys(q: Tensor, k: Tensor, v: Tensor, o: { mask: Tensor | null; positions: RelativePositions | LearnedPositions | null; softMask: Tensor | null; frozen?: boolean; relativeKeys?: Tensor; row?: boolean }): Tensor {
     const positions = o.positions;
+    // the keys a 2-D mask hides from whole blocks of queries are skipped by the products (scores,
+    // position scores, values); the masked softmax then removes the rest as before
+    const blocks = o.row || !o.mask || !bandedProductsFor(q) ? null : keyBlocks(o.mask);
+    const contentScores = (queries: Tensor) => (blocks ? F.bandedMatmul(queries, k.mT, blocks) : queries.matmul(k.mT)); // [B, K, Tq, Tk]
     let scores: Tensor;
     if (positions && !isRelative(positions)) {
       const [B, K, Tq] = q.shape as [number, number, number];
@@ -215,22 +219,23 @@ export class MultiHeadAttention extends Module {
         return this.mixWeights(weights, [v], { frozen: o.frozen ?? false, row: o.row });
       }
       if (positions.rankShift !== undefined) {
-        scores = addSkewedKeyPositions(q.matmul(k.mT), q, positions.keyPe, positions.rankShift); // [B, K, Tq, Tk]
+        scores = addSkewedKeyPositions(contentScores(q), q, positions.keyPe, positions.rankShift); // [B, K, Tq, Tk]
       } else {
         const d = positions.distance;
         if (!d) throw configError('MultiHeadAttention', 'learned key positions need a distance table, a rankShift or expiring keys');
         const byDistance = q.matmul(positions.keyPe); // [B, K, Tq, L]
-        scores = q.matmul(k.mT).add(byDistance.gather(-1, (d.ndim === 2 ? d.view(1, 1, Tq, Tk) : d).expand(B, K, Tq, Tk))); // [B, K, Tq, Tk]
+        scores = contentScores(q).add(byDistance.gather(-1, (d.ndim === 2 ? d.view(1, 1, Tq, Tk) : d).expand(B, K, Tq, Tk))); // [B, K, Tq, Tk]
       }
     } else if (positions && this.r) {
-      const content = q.add(positions.u.unsqueeze(1)).matmul(k.mT); // [B, K, Tq, Tk]
+      const content = contentScores(q.add(positions.u.unsqueeze(1))); // [B, K, Tq, Tk]
       const rk = o.relativeKeys ?? this.relativeKeys(positions.r, o.frozen); // [K, D, R]
-      const byDistance = q.add(positions.v.unsqueeze(1)).matmul(rk); // [B, K, Tq, R]
+      const qv = q.add(positions.v.unsqueeze(1));
+      const byDistance = blocks ? F.bandedMatmul(qv, rk, distanceBlocks(blocks, q.shape[2]!, rk.shape[2]!)) : qv.matmul(rk); // [B, K, Tq, R]
       scores = positions.bidirectional ? addRelSkew(content, byDistance) : F.relShiftAdd(content, byDistance); // content + relSkew / relShift(byDistance), one pass
     } else {
-      scores = q.matmul(k.mT);
+      scores = contentScores(q);
     }
-    return this.mix(scores, [v], { mask: o.mask, softMask: o.softMask, frozen: o.frozen ?? false, row: o.row });
+    return this.mix(scores, [v], { mask: o.mask, softMask: o.softMask, frozen: o.frozen ?? false, row: o.row, blocks });
   }
 
   /**
@@ -255,14 +260,17 @@ export class MultiHeadAttention extends Module {
    * recording, dropout, the weighted sum of the values (pieces [B, K, Tk_i, D] along the keys),
    * output projection.
    */
-  private mix(scores: Tensor, values: readonly Tensor[], o: { mask: Tensor | null; softMask?: Tensor | null; frozen?: boolean; record?: (weights: Tensor) => void; row?: boolean }): Tensor {
+  private mix(scores: Tensor, values: readonly Tensor[], o: { mask: Tensor | null; softMask?: Tensor | null; frozen?: boolean; record?: (weights: Tensor) => void; row?: boolean; blocks?: RowBlocks | null }): Tensor {
     let probs = F.maskedSoftmax(scores, o.mask, { scale: 1 / Math.sqrt(this.headDim), dim: -1 }); // [B, K, Tq, Tk]
     if (o.softMask) probs = F.softMaskRenorm(probs, o.softMask, { eps: 1e-8 }); // m·a / (Σ m·a + 1e-8)
     return this.mixWeights(probs, values, o);
   }
 
-  /** Attention weights [B, K, Tq, Tk] -> output [B, Tq, H]: recording, dropout, the values, output projection. */
-  private mixWeights(probs: Tensor, values: readonly Tensor[], o: { frozen?: boolean; record?: (weights: Tensor) => void; row?: boolean }): Tensor {
+  /**
+   * Attention weights [B, K, Tq, Tk] -> output [B, Tq, H]: recording, dropout, the values, output
+   * projection. `blocks`: the weights are zero outside this band (the keys skipped, keyBlocks).
+   */
+  private mixWeights(probs: Tensor, values: readonly Tensor[], o: { frozen?: boolean; record?: (weights: Tensor) => void; row?: boolean; blocks?: RowBlocks | null }): Tensor {
     if (o.record) {
       o.record(probs);
     } else if (this.recordAttention && !o.frozen) {
@@ -270,7 +278,7 @@ export class MultiHeadAttention extends Module {
       this.lastAttention = probs.detach().keep();
     }
     const dropped = o.frozen ? probs : this.drop.forward(probs);
-    if (values.length === 1) return project(this.out, F.weightedValues(dropped, values[0]!), o.frozen ?? false, o.row); // [B, Tq, K D] = [B, Tq, H]
+    if (values.length === 1) return project(this.out, F.weightedValues(dropped, values[0]!, o.blocks ?? null), o.frozen ?? false, o.row); // [B, Tq, K D] = [B, Tq, H]
     let mixed: Tensor | null = null; // [B, K, Tq, D]
     for (let i = 0, offset = 0; i < values.length; i++) { // the pieces' weights, piece by piece
       const count = values[i]!.shape[2]!;
@@ -346,6 +354,84 @@ export class KeyValueCache {
     this.#relative?.dispose();
     this.#relative = this.#relativeSource = null;
   }
+}
+
+/**
+ * Whether attention's products skip masked keys (bandedMatmul): only where the batched product
+ * kernel runs them (CPU float32 with Engram's kernels on, autocast off); elsewhere the banded
+ * product is composed as a product and a multiplication by the band, which would cost, not save.
+ */
+function bandedProductsFor(q: Tensor): boolean {
+  return keyBlockSkipping && q.device === 'cpu' && q.dtype === 'float32' && nativeKernelsOn(q.device) && batchedMatmulKernel() === 'onednn' && !autocastState('cpu').enabled;
+}
+
+let keyBlockSkipping = true;
+/**
+ * Turns the skipping of masked keys by blocks on or off (default on; the values are the same either
+ * way up to float rounding): for measurements and tests. Returns the previous setting.
+ */
+export function setKeyBlockSkipping(on: boolean): boolean {
+  const was = keyBlockSkipping;
+  keyBlockSkipping = on;
+  return was;
+}
+
+/**
+ * Queries per row block of keyBlocks. At SPEC §10's sizes (`node dist/scripts/probes/banded-attention-layer.js`),
+ * 64 made a causal layer's attention faster, 32 (more, smaller products) no faster than 64; and a
+ * band of 88 % of the scores (Transformer-XL's cache of 128 and 128 queries) was no faster than all
+ * of them, hence keyBlocks' threshold.
+ */
+export const KEY_BLOCK_ROWS = 64;
+const keyBlocksOf = new WeakMap<Tensor, RowBlocks | null>();
+
+/**
+ * The band of keys a mask (bool [Tq, Tk], true: hidden) lets each block of KEY_BLOCK_ROWS queries
+ * see: block b covers its rows and the columns from the first to the last key any of them sees (a
+ * block that sees nothing is left out); null when the band would skip less than a fifth of the
+ * scores. Read once per mask tensor (models keep their masks, segment-layout.ts cachedSegmentMask).
+ */
+export function keyBlocks(mask: Tensor): RowBlocks | null {
+  if (mask.ndim !== 2) return null;
+  const known = keyBlocksOf.get(mask);
+  if (known !== undefined) return known;
+  const [tq, tk] = mask.shape as [number, number];
+  const hidden = mask.data();
+  const blocks: number[] = [];
+  let area = 0;
+  for (let r0 = 0; r0 < tq; r0 += KEY_BLOCK_ROWS) {
+    const r1 = Math.min(tq, r0 + KEY_BLOCK_ROWS);
+    let c0 = tk, c1 = 0;
+    for (let i = r0; i < r1; i++) {
+      const row = i * tk;
+      let first = 0;
+      while (first < tk && hidden[row + first]) first++;
+      if (first === tk) continue; // this query sees nothing
+      let last = tk - 1;
+      while (hidden[row + last]) last--;
+      c0 = Math.min(c0, first);
+      c1 = Math.max(c1, last + 1);
+    }
+    if (c0 < c1) blocks.push(r0, r1, c0, c1), (area += (r1 - r0) * (c1 - c0));
+  }
+  const result = area <= 0.8 * tq * tk ? blocks : null;
+  keyBlocksOf.set(mask, result);
+  return result;
+}
+
+/**
+ * keyBlocks carried to relative-position scores x [Tq, width] that relShift and relSkew read at
+ * column j + Tq − 1 − i for entry [i, j] (nn/positions.ts): the columns the block's rows read for
+ * the keys of its band, within [0, width).
+ */
+export function distanceBlocks(blocks: RowBlocks, tq: number, width: number): RowBlocks {
+  const out: number[] = [];
+  for (let b = 0; b < blocks.length; b += 4) {
+    const [r0, r1, c0, c1] = blocks.slice(b, b + 4) as [number, number, number, number];
+    const lo = Math.max(0, c0 + tq - r1), hi = Math.min(width, c1 + tq - 1 - r0);
+    out.push(r0, r1, Math.min(lo, hi), hi);
+  }
+  return out;
 }
 
 /** x W^T (+ b), with the weights detached when frozen; `row`: Linear.forwardRow (a matrix-vector product for one row). */

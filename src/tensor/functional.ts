@@ -25,10 +25,29 @@ export function maskedSoftmax(x: Tensor, mask: Tensor | null, { scale = 1, dim =
  * Each head's weighted sum of its values, the heads side by side: weights [B, K, Tq, Tk], values
  * [B, K, Tk, D] -> [B, Tq, K·D] = weights.matmul(values).transpose(1, 2).flatten(2), written in that
  * layout by the batched product kernel (no copy forward or backward) where it runs (runtime.ts
- * batchedMatmulKernel), composed from ATen ops elsewhere.
+ * batchedMatmulKernel), composed from ATen ops elsewhere. With `blocks` (a band over [Tq, Tk]),
+ * of the weights times the band: the kernel skips the keys outside it (bandedMatmul).
  */
-export function weightedValues(weights: Tensor, values: Tensor): Tensor {
-  return fromId(native.weightedValues(weights.id, values.id));
+export function weightedValues(weights: Tensor, values: Tensor, blocks: RowBlocks | null = null): Tensor {
+  return fromId(native.weightedValues(weights.id, values.id, blocks ? [...blocks] : null));
+}
+
+/**
+ * A band W over a [rows, cols] matrix as row blocks, flat quadruples [r0, r1, c0, c1, ...]: block
+ * i covers rows [r0, r1) and columns [c0, c1) (rows ascending and disjoint); W is 1 inside the
+ * blocks, 0 elsewhere. nn/attention.ts keyBlocks makes them from a mask.
+ */
+export type RowBlocks = readonly number[];
+
+/**
+ * a [..., M, K] @ b [..., K, N] banded: (a b) ⊙ W with W over [M, N], or with `left` (a ⊙ W) b with W
+ * over [M, K] (batch dims broadcast as matmul's). The batched product kernel computes only the
+ * blocks (each a product of the block's rows and columns) and their gradients likewise: masked
+ * attention's products skip the keys a mask hides from a whole block of queries. Composed as
+ * matmul and a product with W where the kernel does not run.
+ */
+export function bandedMatmul(a: Tensor, b: Tensor, blocks: RowBlocks, { left = false } = {}): Tensor {
+  return fromId(native.bandedMatmul(a.id, b.id, [...blocks], left));
 }
 
 /**

@@ -2,7 +2,7 @@
 export { Tensor, type Scalar, type Device, type NestedArray, type CreateOptions } from './tensor.js';
 export * from './creation.js';
 export * as F from './functional.js';
-export type { ExpiringKeysInput, PositionScores } from './functional.js';
+export type { ExpiringKeysInput, PositionScores, RowBlocks } from './functional.js';
 export { noGrad, enableGrad, isGradEnabled, grad, type GradOptions } from './autograd.js';
 export { tidy, keep, liveTensors } from './scope.js';
 export { EngramError, engramError, configError, shapeError, dtypeError, ioError, numericError, disposedError, type ErrorKind } from './errors.js';
