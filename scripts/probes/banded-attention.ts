@@ -22,6 +22,9 @@ const SETUPS: Record<string, { config: Partial<ModelConfig>; segments: number; b
   'mem-bottleneck': { config: { kind: 'mem-bottleneck', memLen: 128, numMemTokens: 16 }, segments: 1, bptt: 0, carry: true },
   rmt: { config: { kind: 'rmt', memLen: 0, numMemTokens: 16 }, segments: 2, bptt: 1, carry: true },
   sequential: { config: { kind: 'sequential', memLen: 512, numMemTokens: 0 }, segments: 1, bptt: 0, carry: true },
+  'adaptive-span': { // bench:models' short spans: windows trimmed to 64 keys
+    config: { kind: 'adaptive-span', memLen: 512, numMemTokens: 0, adaptiveSpan: { ramp: 32, init: 0, lossCoef: 2e-6, dynamic: false, trimStep: 64 } }, segments: 1, bptt: 0, carry: true,
+  },
 };
 const kinds = arg('models', 'transformer,xl,mem-transformer,rmt').split(',');
 for (const k of kinds) if (!SETUPS[k]) throw new Error(`--models: unknown ${k}; choose from ${Object.keys(SETUPS).join(',')}`);
