@@ -389,7 +389,8 @@ const keyBlocksOf = new WeakMap<Tensor, RowBlocks | null>();
  * The band of keys a mask (bool [Tq, Tk], true: hidden) lets each block of KEY_BLOCK_ROWS queries
  * see: block b covers its rows and the columns from the first to the last key any of them sees (a
  * block that sees nothing is left out); null when the band would skip less than a fifth of the
- * scores. Read once per mask tensor (models keep their masks, segment-layout.ts cachedSegmentMask).
+ * scores. Read once per mask tensor (models keep their masks, segment-layout.ts cachedSegmentMask),
+ * so a mask is never changed in place: a different mask is a new tensor.
  */
 export function keyBlocks(mask: Tensor): RowBlocks | null {
   if (mask.ndim !== 2) return null;
