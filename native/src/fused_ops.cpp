@@ -782,6 +782,49 @@ OP(skewAdd) {
   return R(info, SkewAdd::apply(content, x, base, rowStride));
 }
 
+// splitHeads(x [B, T, P·H], parts P, heads K) -> P tensors [B, K, T, D] (D = H/K): the parts of a
+// joint projection (attention's keys and values) split into heads, as views of x (no copy). Their
+// backward writes the parts' gradients into one [B, T, P·H] tensor, one strided pass per part
+// (zeros for a part without one). Composed, as view, permute and unbind, autograd stacks the parts'
+// gradients into a new [P, B, K, T, D] tensor and then copies that into x's layout: two passes over
+// the whole gradient (the first ones a Transformer-XL step's profile shows after the products).
+struct SplitHeads : public torch::autograd::Function<SplitHeads> {
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& x, int64_t parts, int64_t heads) {
+    ctx->saved_data["shape"] = x.sizes().vec();
+    ctx->saved_data["parts"] = parts;
+    ctx->saved_data["heads"] = heads;
+    const at::Tensor split = byHeads(x.contiguous(), parts, heads);
+    variable_list out;
+    for (int64_t p = 0; p < parts; p++) out.push_back(split.select(0, p));
+    return out;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const int64_t parts = ctx->saved_data["parts"].toInt(), heads = ctx->saved_data["heads"].toInt();
+    at::TensorOptions options;
+    for (const at::Tensor& g : grads) if (g.defined()) options = g.options();
+    at::Tensor dx = at::empty(ctx->saved_data["shape"].toIntVector(), options);
+    const at::Tensor split = byHeads(dx, parts, heads);
+    for (int64_t p = 0; p < parts; p++) {
+      if (grads[p].defined()) split.select(0, p).copy_(grads[p]);
+      else split.select(0, p).zero_();
+    }
+    return {dx, at::Tensor(), at::Tensor()};
+  }
+  // x [B, T, P·K·D] (contiguous) -> the view [P, B, K, T, D]
+  static at::Tensor byHeads(const at::Tensor& x, int64_t parts, int64_t heads) {
+    const int64_t B = x.size(0), T = x.size(1), D = x.size(2) / (parts * heads);
+    return x.view({B, T, parts, heads, D}).permute({2, 0, 3, 1, 4});
+  }
+};
+
+OP(splitHeads) {
+  const at::Tensor& x = T(info, 0);
+  const int64_t parts = I(info, 1), heads = I(info, 2);
+  TORCH_CHECK(parts >= 1 && heads >= 1 && x.dim() == 3 && x.size(2) % (parts * heads) == 0, "splitHeads: x must be [B, T, parts·heads·D], got ",
+              x.sizes(), " for ", parts, " parts of ", heads, " heads");
+  return RL(info, SplitHeads::apply(x, parts, heads));
+}
+
 // Under autocast the scores and queries arrive in bfloat16 (matmul outputs): the weights are made
 // in float32 (the casts, outside the Function, are differentiable).
 OP(expiringAttention) {

@@ -24,6 +24,7 @@
 #include <ATen/ExpandUtils.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -145,13 +146,16 @@ void batchedProduct(const at::Tensor& a, const at::Tensor& b, at::Tensor& out, B
     return lc.trans == 'N' ? gemm(la.trans, lb.trans, m, nn, k, 1.0f, As, la.ld, Bs, lb.ld, beta, Cs, lc.ld)
                            : gemm(flip(lb.trans), flip(la.trans), nn, m, k, 1.0f, Bs, lb.ld, As, la.ld, beta, Cs, lc.ld);
   };
-  const auto entry = [&](int64_t e) {
+  // entry e's product into its output; `accumulate`: added to what an earlier entry with the same
+  // output (a gradient summed over broadcast dims) wrote there
+  const auto entry = [&](int64_t e, bool accumulate) {
     const float *A = ap + offA[e], *Bm = bp + offB[e];
     float* C = cp + offC[e];
-    if (band == Band::None) return part(A, Bm, C, 0, 0, 0, M, N, K, 0.0f);
+    const float beta = accumulate ? 1.0f : 0.0f;
+    if (band == Band::None) return part(A, Bm, C, 0, 0, 0, M, N, K, beta);
     int status = 0;
     if (band == Band::OutputGrad || band == Band::LeftGrad) {  // the blocks' row ranges are the reduction: sum into zeros
-      zeroRect(C, lc, 0, M, 0, N);
+      if (!accumulate) zeroRect(C, lc, 0, M, 0, N);
       for (const RowBlock& q : blocks) {
         status |= band == Band::OutputGrad ? part(A, Bm, C, 0, q.c0, q.r0, M, q.c1 - q.c0, q.r1 - q.r0, 1.0f)
                                            : part(A, Bm, C, q.c0, 0, q.r0, q.c1 - q.c0, N, q.r1 - q.r0, 1.0f);
@@ -160,27 +164,41 @@ void batchedProduct(const at::Tensor& a, const at::Tensor& b, at::Tensor& out, B
     }
     int64_t row = 0;  // rows before it are written
     for (const RowBlock& q : blocks) {
-      zeroRect(C, lc, row, q.r0, 0, N);  // rows outside every block
+      if (!accumulate) zeroRect(C, lc, row, q.r0, 0, N);  // rows outside every block
       if (band == Band::Output) {
-        zeroRect(C, lc, q.r0, q.r1, 0, q.c0);
-        zeroRect(C, lc, q.r0, q.r1, q.c1, N);
-        status |= part(A, Bm, C, q.r0, q.c0, 0, q.r1 - q.r0, q.c1 - q.c0, K, 0.0f);
+        if (!accumulate) zeroRect(C, lc, q.r0, q.r1, 0, q.c0), zeroRect(C, lc, q.r0, q.r1, q.c1, N);
+        status |= part(A, Bm, C, q.r0, q.c0, 0, q.r1 - q.r0, q.c1 - q.c0, K, beta);
       } else {
-        status |= part(A, Bm, C, q.r0, 0, q.c0, q.r1 - q.r0, N, q.c1 - q.c0, 0.0f);
+        status |= part(A, Bm, C, q.r0, 0, q.c0, q.r1 - q.r0, N, q.c1 - q.c0, beta);
       }
       row = q.r1;
     }
-    zeroRect(C, lc, row, M, 0, N);
+    if (!accumulate) zeroRect(C, lc, row, M, 0, N);
     return status;
   };
-  const int64_t entries = static_cast<int64_t>(offC.size());
+  // Entries that share an output (out expanded along batch dims: stride 0) sum into it, one after
+  // another in entry order on one thread; groups of them (or single entries) in parallel.
+  std::vector<int64_t> order(offC.size());
+  for (size_t e = 0; e < order.size(); e++) order[e] = static_cast<int64_t>(e);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t x, int64_t y) { return offC[x] < offC[y]; });
+  std::vector<int64_t> groupStart;  // indices into order where a new output begins, then order.size()
+  for (size_t i = 0; i < order.size(); i++) {
+    if (i == 0 || offC[order[i]] != offC[order[i - 1]]) groupStart.push_back(static_cast<int64_t>(i));
+  }
+  groupStart.push_back(static_cast<int64_t>(order.size()));
+  const int64_t groups = static_cast<int64_t>(groupStart.size()) - 1;
+  const auto group = [&](int64_t gi) {
+    int status = 0;
+    for (int64_t i = groupStart[gi]; i < groupStart[gi + 1]; i++) status |= entry(order[i], i > groupStart[gi]);
+    return status;
+  };
   int failed = 0;  // a status from inside the parallel loop (no exception may leave an OpenMP region)
-  if (entries >= at::get_num_threads() && entries > 1) {
+  if (groups >= at::get_num_threads() && groups > 1) {
     const int threads = at::get_num_threads();
 #pragma omp parallel for num_threads(threads) schedule(static) reduction(| : failed)
-    for (int64_t e = 0; e < entries; e++) failed |= entry(e);
+    for (int64_t gi = 0; gi < groups; gi++) failed |= group(gi);
   } else {
-    for (int64_t e = 0; e < entries; e++) failed |= entry(e);
+    for (int64_t gi = 0; gi < groups; gi++) failed |= group(gi);
   }
   TORCH_CHECK(failed == 0, "batched matmul: oneDNN's sgemm failed (status bits ", failed, ")");
 }
@@ -239,6 +257,24 @@ at::Tensor gradLike(const at::Tensor& t, at::IntArrayRef shape) {
   return at::empty(shape, t.options());
 }
 
+// The gradient of operand t, the product-shaped [batch..., rows, cols] gradient summed over the batch
+// dims t was broadcast along (a relative key table [K, D, R] shared by the batch): `product` writes
+// into an output of shape `shape`. A broadcast t's gradient is its own shape, expanded: the kernel
+// then sums the entries sharing a matrix into it (no product-sized temporary, no separate sum),
+// unless the reduction or the product is empty (zeros, which an expanded output cannot take in place).
+template <typename Product>
+at::Tensor operandGrad(const at::Tensor& t, const std::vector<int64_t>& shape, int64_t inner, Product product) {
+  if (t.sizes() != at::IntArrayRef(shape) && inner > 0 && c10::multiply_integers(shape) > 0 && at::is_expandable_to(t.sizes(), shape)) {
+    at::Tensor grad = at::empty(t.sizes(), t.options());
+    at::Tensor expanded = grad.expand(shape);
+    product(expanded);
+    return grad;
+  }
+  at::Tensor full = gradLike(t, shape);
+  product(full);
+  return reduceTo(full, t);
+}
+
 // mergeHeads: a [B, K, Tq, Tk] @ b [B, K, Tk, D] written as [B, Tq, K·D], the heads side by side
 // as an output projection reads them (the kernel writes each head's product at its column offset,
 // so the transpose and flatten after an attention's weighted values cost no copy, nor their gradient).
@@ -277,16 +313,12 @@ struct BatchedMatmul : public torch::autograd::Function<BatchedMatmul> {
     if (ctx->needs_input_grad(0)) {  // dA = dC Bᵀ  [batch..., M, K]
       std::vector<int64_t> shape = batch;
       shape.insert(shape.end(), {g.size(n - 2), a.size(a.dim() - 1)});
-      at::Tensor full = gradLike(a, shape);
-      batchedProduct(g, b.transpose(-1, -2), full, bandA, blocks);
-      da = reduceTo(full, a);
+      da = operandGrad(a, shape, g.size(n - 1), [&](at::Tensor& out) { batchedProduct(g, b.transpose(-1, -2), out, bandA, blocks); });
     }
     if (ctx->needs_input_grad(1)) {  // dB = Aᵀ dC  [batch..., K, N]
       std::vector<int64_t> shape = batch;
       shape.insert(shape.end(), {b.size(b.dim() - 2), g.size(n - 1)});
-      at::Tensor full = gradLike(b, shape);
-      batchedProduct(a.transpose(-1, -2), g, full, bandB, blocks);
-      db = reduceTo(full, b);
+      db = operandGrad(b, shape, g.size(n - 2), [&](at::Tensor& out) { batchedProduct(a.transpose(-1, -2), g, out, bandB, blocks); });
     }
     return {da, db, at::Tensor(), at::Tensor(), at::Tensor()};
   }

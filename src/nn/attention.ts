@@ -187,10 +187,8 @@ export class MultiHeadAttention extends Module {
    */
   keysValues(context: Tensor | ContextPieces, frozen = false, row = false): [Tensor, Tensor] {
     const pieces = Array.isArray(context) ? (context as ContextPieces) : null;
-    const B = pieces ? pieces[0].shape[0]! : (context as Tensor).shape[0]!;
-    const Tk = pieces ? pieces[0].shape[1]! + pieces[1].shape[1]! : (context as Tensor).shape[1]!;
     const projected = pieces ? F.linearOverCat(pieces[0], pieces[1], ...weightsOf(this.kv, frozen)) : project(this.kv, context as Tensor, frozen, row);
-    const [k, v] = projected.view(B, Tk, 2, this.heads, this.headDim).permute(2, 0, 3, 1, 4).unbind(0);
+    const [k, v] = F.splitHeads(projected, 2, this.heads); // views of the projection; one gradient pass per part
     return [k!, v!];
   }
 

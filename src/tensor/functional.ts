@@ -51,6 +51,17 @@ export function bandedMatmul(a: Tensor, b: Tensor, blocks: RowBlocks, { left = f
 }
 
 /**
+ * The parts of a joint projection split into heads: x [B, T, parts·heads·D] -> `parts` tensors
+ * [B, heads, T, D] (attention's keys and values: parts 2), views of x, equal to
+ * x.view(B, T, parts, heads, D).permute(2, 0, 3, 1, 4).unbind(0); their backward writes every
+ * part's gradient into one tensor of x's shape in one pass per part (autograd through those views
+ * stacks the parts and then copies the stack into x's layout).
+ */
+export function splitHeads(x: Tensor, parts: number, heads: number): Tensor[] {
+  return native.splitHeads(x.id, parts, heads).map(fromId);
+}
+
+/**
  * content + relShift(x), x and content [..., Tq, Tk] (content null: relShift(x) alone): Transformer-XL's
  * rel_shift of scores against distances Tk-1 ... 0 (nn/positions.ts relShift has the definition),
  * equal entry for entry to pad, view, slice, view and add (the wrapped entries past the causal mask

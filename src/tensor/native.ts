@@ -191,6 +191,7 @@ const coreOps = {
   softmax: op<(t: Id, dim: number, dtype: OptDCode) => Id>(),
   logSoftmax: op<(t: Id, dim: number, dtype: OptDCode) => Id>(),
   relShiftAdd: op<(content: OptId, x: Id) => Id>(),
+  splitHeads: op<(x: Id, parts: number, heads: number) => Id[]>(),
   maskedSoftmax: op<(t: Id, mask: OptId, scale: number, dim: number) => Id>(),
   softMaskRenorm: op<(p: Id, mask: Id, eps: number, dim: number) => Id>(),
   expiringAttention: op<(content: Id, queries: Id, keyPe: Id, age: Id, spans: Id, ramp: number, nearest: number, scale: number, eps: number, positions: number) => Id>(),
