@@ -1087,6 +1087,18 @@ test('F.bandedMatmul: the product inside the row blocks, zero outside; with left
   same(F.weightedValues(tensor([[[[0.5, 0.5]]]]), tensor([[[[1, 2], [3, 4]]]]), [0, 1, 1, 2]), [[[1.5, 2]]]);
 });
 
+test('F.splitHeads: the parts of a joint projection split into heads, as views (x.view, permute, unbind)', () => {
+  // x [1, 2, 8]: 2 parts of 2 heads of size 2
+  const x = tensor([[[0, 1, 2, 3, 4, 5, 6, 7], [8, 9, 10, 11, 12, 13, 14, 15]]]);
+  const [k, v] = F.splitHeads(x, 2, 2);
+  same(k!, [[[[0, 1], [8, 9]], [[2, 3], [10, 11]]]]);
+  same(v!, [[[[4, 5], [12, 13]], [[6, 7], [14, 15]]]]);
+  const parts = F.splitHeads(x.to('float64'), 4, 1); // four parts of one head
+  assert.equal(parts.length, 4);
+  same(parts[3]!, [[[[6, 7], [14, 15]]]]);
+  assert.throws(() => F.splitHeads(x, 3, 2), /splitHeads: x must be \[B, T, parts·heads·D\], got \[1, 2, 8\] for 3 parts of 2 heads/);
+});
+
 test('F.relShiftAdd: Transformer-XL rel_shift (pad, view, drop a row) plus content, by hand', () => {
   // padded rows [0 1 2 3], [0 4 5 6] read flat from element Tq = 2: 2 3 0 | 4 5 6
   const x = tensor([[[[1, 2, 3], [4, 5, 6]]]]);

@@ -181,6 +181,14 @@ test('grad: bandedMatmul with the band on the output and on the left operand (fl
   check((a, b) => F.weightedValues(a, b, blocks), [rnd([1, 2, 5, 4]), rnd([1, 2, 4, 3])]);
 });
 
+test('grad: splitHeads, every part used or one of them only', () => {
+  manualSeed(33);
+  const x = rnd([2, 3, 12]);
+  check((t) => { const [k, v] = F.splitHeads(t, 2, 3); return k!.mul(2).add(v!.pow(2)); }, [x]);
+  check((t) => F.splitHeads(t, 2, 3)[1]!.pow(2), [x]); // the keys take no gradient: zeros there
+  check((t) => F.splitHeads(t.narrow(1, 1, 2), 3, 2)[2]!.mul(3), [x]); // a non-contiguous input
+});
+
 test('grad: softMaskRenorm against p and a broadcast mask; same values as the composed ops', () => {
   manualSeed(31);
   // p: attention weights [B, K, Tq, Tk] with a fully masked row (zeros); m in [0, 1] with exact 0s and 1s
