@@ -804,10 +804,31 @@ struct SplitHeads : public torch::autograd::Function<SplitHeads> {
     for (const at::Tensor& g : grads) if (g.defined()) options = g.options();
     at::Tensor dx = at::empty(ctx->saved_data["shape"].toIntVector(), options);
     const at::Tensor split = byHeads(dx, parts, heads);
-    for (int64_t p = 0; p < parts; p++) {
-      if (grads[p].defined()) split.select(0, p).copy_(grads[p]);
-      else split.select(0, p).zero_();
+    bool rows = dx.is_cpu();  // every part's head rows of D entries contiguous: copied row by row below
+    for (const at::Tensor& g : grads) rows = rows && g.defined() && g.is_cpu() && g.scalar_type() == dx.scalar_type() && g.stride(3) == 1;
+    if (!rows) {
+      for (int64_t p = 0; p < parts; p++) {
+        if (grads[p].defined()) split.select(0, p).copy_(grads[p]);
+        else split.select(0, p).zero_();
+      }
+      return {dx, at::Tensor(), at::Tensor()};
     }
+    // dx[b, t] = [part 0: head 0 … head K−1 | part 1: …], each head's row of D entries read from
+    // grads[p][b, k, t]: dx written in order, one row of P·H entries per (b, t) (ATen's strided copy
+    // per part measured 2-3 ms for a [16, 4, 256, 64] part here)
+    const int64_t B = dx.size(0), T = dx.size(1), D = dx.size(2) / (parts * heads), bytes = static_cast<int64_t>(dx.element_size());
+    char* out = static_cast<char*>(dx.data_ptr());
+    at::parallel_for(0, B * T, 16, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; r++) {
+        const int64_t b = r / T, t = r % T;
+        char* row = out + r * parts * heads * D * bytes;
+        for (int64_t p = 0; p < parts; p++) {
+          const at::Tensor& g = grads[p];
+          const char* src = static_cast<const char*>(g.data_ptr()) + (b * g.stride(0) + t * g.stride(2)) * bytes;
+          for (int64_t k = 0; k < heads; k++, row += D * bytes) std::memcpy(row, src + k * g.stride(1) * bytes, static_cast<size_t>(D * bytes));
+        }
+      }
+    });
     return {dx, at::Tensor(), at::Tensor()};
   }
   // x [B, T, P·K·D] (contiguous) -> the view [P, B, K, T, D]
