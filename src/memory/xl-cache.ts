@@ -10,8 +10,10 @@ import { cat, type Tensor } from '../tensor/index.js';
 export function nextCache(cache: Tensor[] | null, inputs: Tensor[], memLen: number): Tensor[] | null {
   if (memLen <= 0) return null;
   return inputs.map((h, l) => {
-    const all = cache ? cat([cache[l]!, h], 1) : h; // [B, C + M, H]
-    const length = all.shape[1]!;
-    return (length > memLen ? all.narrow(1, length - memLen, memLen) : all).detach();
+    const M = h.shape[1]!;
+    const kept = cache ? Math.min(cache[l]!.shape[1]!, memLen - M) : 0; // cached rows that stay
+    if (kept <= 0) return (M > memLen ? h.narrow(1, M - memLen, memLen) : h).detach(); // the inputs' last rows: no copy
+    const old = cache![l]!;
+    return cat([old.narrow(1, old.shape[1]! - kept, kept), h], 1).detach(); // [B, kept + M, H]: only the rows kept are copied
   });
 }
