@@ -18,7 +18,9 @@
 // (Debian's libtorch links it); where there is none (pip torch links oneDNN statically, hidden),
 // or for another dtype, device or autocast, `matmul` stays ATen's. Both are the same product up to
 // float rounding; gradients come from the same kernel (dA = dC Bᵀ, dB = Aᵀ dC, summed over the
-// dims that were broadcast).
+// dims that were broadcast, by the kernel itself). The kernel also runs banded products
+// (bandedMatmul, weightedValues with blocks): masked attention's products over the keys each block
+// of queries sees only.
 #include "engram.h"
 
 #include <ATen/ExpandUtils.h>
