@@ -784,8 +784,8 @@ OP(skewAdd) {
 
 // splitHeads(x [B, T, P·H], parts P, heads K) -> P tensors [B, K, T, D] (D = H/K): the parts of a
 // joint projection (attention's keys and values) split into heads, as views of x (no copy). Their
-// backward writes the parts' gradients into one [B, T, P·H] tensor, one strided pass per part
-// (zeros for a part without one). Composed, as view, permute and unbind, autograd stacks the parts'
+// backward writes the parts' gradients into one [B, T, P·H] tensor in one pass, in its order (ATen's
+// strided copies, and zeros for a part without a gradient, where that pass does not apply). Composed, as view, permute and unbind, autograd stacks the parts'
 // gradients into a new [P, B, K, T, D] tensor and then copies that into x's layout: two passes over
 // the whole gradient (the first ones a Transformer-XL step's profile shows after the products).
 struct SplitHeads : public torch::autograd::Function<SplitHeads> {
@@ -804,7 +804,7 @@ struct SplitHeads : public torch::autograd::Function<SplitHeads> {
     for (const at::Tensor& g : grads) if (g.defined()) options = g.options();
     at::Tensor dx = at::empty(ctx->saved_data["shape"].toIntVector(), options);
     const at::Tensor split = byHeads(dx, parts, heads);
-    bool rows = dx.is_cpu();  // every part's head rows of D entries contiguous: copied row by row below
+    bool rows = nativeCpu(dx);  // every part's head rows of D entries contiguous: copied row by row below
     for (const at::Tensor& g : grads) rows = rows && g.defined() && g.is_cpu() && g.scalar_type() == dx.scalar_type() && g.stride(3) == 1;
     if (!rows) {
       for (int64_t p = 0; p < parts; p++) {

@@ -179,10 +179,13 @@ void batchedProduct(const at::Tensor& a, const at::Tensor& b, at::Tensor& out, B
     return status;
   };
   // Entries that share an output (out expanded along batch dims: stride 0) sum into it, one after
-  // another in entry order on one thread; groups of them (or single entries) in parallel.
+  // another in entry order on one thread; groups of them (or single entries) in parallel. Only an
+  // expanded output has such entries: any other has one entry per group, in order.
   std::vector<int64_t> order(offC.size());
   for (size_t e = 0; e < order.size(); e++) order[e] = static_cast<int64_t>(e);
-  std::stable_sort(order.begin(), order.end(), [&](int64_t x, int64_t y) { return offC[x] < offC[y]; });
+  bool shared = false;
+  for (int64_t d = 0; d < n - 2; d++) shared = shared || (out.stride(d) == 0 && out.size(d) > 1);
+  if (shared) std::stable_sort(order.begin(), order.end(), [&](int64_t x, int64_t y) { return offC[x] < offC[y]; });
   std::vector<int64_t> groupStart;  // indices into order where a new output begins, then order.size()
   for (size_t i = 0; i < order.size(); i++) {
     if (i == 0 || offC[order[i]] != offC[order[i - 1]]) groupStart.push_back(static_cast<int64_t>(i));
@@ -391,8 +394,8 @@ OP(weightedValues) {
   const at::Tensor &a = T(info, 0), &b = T(info, 1);
   TORCH_CHECK(a.dim() == 4 && b.dim() == 4 && a.size(0) == b.size(0) && a.size(1) == b.size(1) && a.size(3) == b.size(2),
               "weightedValues: weights must be [B, K, Tq, Tk] and values [B, K, Tk, D], got ", a.sizes(), " and ", b.sizes());
-  const std::vector<int64_t> blocks = isNone(info[2]) ? std::vector<int64_t>{} : IL(info, 2);
   const bool banded = !isNone(info[2]);
+  const std::vector<int64_t> blocks = banded ? IL(info, 2) : std::vector<int64_t>{};
   if (banded) checkBlocks(blocks, a.size(2), a.size(3));
   if (!batchedKernelFor(a, b)) {
     const at::Tensor weights = banded ? a * bandMatrix(rowBlocks(blocks), a.size(2), a.size(3), a.options()) : a;

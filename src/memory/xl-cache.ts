@@ -10,10 +10,9 @@ import { cat, type Tensor } from '../tensor/index.js';
 export function nextCache(cache: Tensor[] | null, inputs: Tensor[], memLen: number): Tensor[] | null {
   if (memLen <= 0) return null;
   return inputs.map((h, l) => {
-    const M = h.shape[1]!;
-    const kept = cache ? Math.min(cache[l]!.shape[1]!, memLen - M) : 0; // cached rows that stay
-    if (kept <= 0) return (M > memLen ? h.narrow(1, M - memLen, memLen) : h).detach(); // the inputs' last rows: no copy
-    const old = cache![l]!;
+    const M = h.shape[1]!, old = cache?.[l];
+    const kept = old ? Math.min(old.shape[1]!, memLen - M) : 0; // cached rows that stay
+    if (!old || kept <= 0) return (M > memLen ? h.narrow(1, M - memLen, memLen) : h).detach(); // the inputs' last rows: no copy
     return cat([old.narrow(1, old.shape[1]! - kept, kept), h], 1).detach(); // [B, kept + M, H]: only the rows kept are copied
   });
 }

@@ -188,7 +188,7 @@ export class MultiHeadAttention extends Module {
   keysValues(context: Tensor | ContextPieces, frozen = false, row = false): [Tensor, Tensor] {
     const pieces = Array.isArray(context) ? (context as ContextPieces) : null;
     const projected = pieces ? F.linearOverCat(pieces[0], pieces[1], ...weightsOf(this.kv, frozen)) : project(this.kv, context as Tensor, frozen, row);
-    const [k, v] = F.splitHeads(projected, 2, this.heads); // views of the projection; one gradient pass per part
+    const [k, v] = F.splitHeads(projected, 2, this.heads); // views of the projection; their gradients written into its layout in one pass
     return [k!, v!];
   }
 
@@ -354,13 +354,15 @@ export class KeyValueCache {
   }
 }
 
+let onednnProducts: boolean | undefined;
 /**
  * Whether attention's products skip masked keys (bandedMatmul): only where the batched product
  * kernel runs them (CPU float32 with Engram's kernels on, autocast off); elsewhere the banded
  * product is composed as a product and a multiplication by the band, which would cost, not save.
  */
 function bandedProductsFor(q: Tensor): boolean {
-  return keyBlockSkipping && q.device === 'cpu' && q.dtype === 'float32' && nativeKernelsOn(q.device) && batchedMatmulKernel() === 'onednn' && !autocastState('cpu').enabled;
+  onednnProducts ??= batchedMatmulKernel() === 'onednn'; // fixed when the addon loads: asked once
+  return keyBlockSkipping && q.dtype === 'float32' && nativeKernelsOn(q.device) && onednnProducts && !autocastState('cpu').enabled;
 }
 
 let keyBlockSkipping = true;
@@ -426,7 +428,7 @@ export function keyBlocks(mask: Tensor): RowBlocks | null {
 export function distanceBlocks(blocks: RowBlocks, tq: number, width: number): RowBlocks {
   const out: number[] = [];
   for (let b = 0; b < blocks.length; b += 4) {
-    const [r0, r1, c0, c1] = blocks.slice(b, b + 4) as [number, number, number, number];
+    const r0 = blocks[b]!, r1 = blocks[b + 1]!, c0 = blocks[b + 2]!, c1 = blocks[b + 3]!;
     const lo = Math.max(0, c0 + tq - r1), hi = Math.min(width, c1 + tq - 1 - r0);
     out.push(r0, r1, Math.min(lo, hi), hi);
   }

@@ -29,7 +29,7 @@ export function maskedSoftmax(x: Tensor, mask: Tensor | null, { scale = 1, dim =
  * of the weights times the band: the kernel skips the keys outside it (bandedMatmul).
  */
 export function weightedValues(weights: Tensor, values: Tensor, blocks: RowBlocks | null = null): Tensor {
-  return fromId(native.weightedValues(weights.id, values.id, blocks ? [...blocks] : null));
+  return fromId(native.weightedValues(weights.id, values.id, blocks));
 }
 
 /**
@@ -47,15 +47,15 @@ export type RowBlocks = readonly number[];
  * matmul and a product with W where the kernel does not run.
  */
 export function bandedMatmul(a: Tensor, b: Tensor, blocks: RowBlocks, { left = false } = {}): Tensor {
-  return fromId(native.bandedMatmul(a.id, b.id, [...blocks], left));
+  return fromId(native.bandedMatmul(a.id, b.id, blocks, left));
 }
 
 /**
  * The parts of a joint projection split into heads: x [B, T, parts·heads·D] -> `parts` tensors
  * [B, heads, T, D] (attention's keys and values: parts 2), views of x, equal to
- * x.view(B, T, parts, heads, D).permute(2, 0, 3, 1, 4).unbind(0); their backward writes every
- * part's gradient into one tensor of x's shape in one pass per part (autograd through those views
- * stacks the parts and then copies the stack into x's layout).
+ * x.view(B, T, parts, heads, D).permute(2, 0, 3, 1, 4).unbind(0); their backward writes the
+ * parts' gradients into one tensor of x's shape in one pass (autograd through those views stacks
+ * the parts and then copies the stack into x's layout).
  */
 export function splitHeads(x: Tensor, parts: number, heads: number): Tensor[] {
   return native.splitHeads(x.id, parts, heads).map(fromId);

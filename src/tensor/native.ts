@@ -111,8 +111,8 @@ const coreOps = {
 
   // matrix products
   matmul: op<(a: Id, b: Id) => Id>(),
-  weightedValues: op<(weights: Id, values: Id, blocks: number[] | null) => Id>(),
-  bandedMatmul: op<(a: Id, b: Id, blocks: number[], left: boolean) => Id>(),
+  weightedValues: op<(weights: Id, values: Id, blocks: readonly number[] | null) => Id>(),
+  bandedMatmul: op<(a: Id, b: Id, blocks: readonly number[], left: boolean) => Id>(),
   batchedMatmulKernel: op<() => 'onednn' | 'aten'>(),
   mm: op<(a: Id, b: Id) => Id>(),
   bmm: op<(a: Id, b: Id) => Id>(),
