@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { HEAP_BLOCK_MAX, heapRetention, heapRetentionEnv } from '../src/index.js';
 
 function canImportTorch(py: string): boolean {
   if (py.startsWith('/') && !existsSync(py)) return false;
@@ -102,8 +103,9 @@ export async function startTorchWorker(script: string, o: { wantTorch: boolean; 
   if (!py) return { worker: null, note: 'PyTorch is not importable by /usr/bin/python3 (or python3): torch columns skipped' };
   if (!path) return { worker: null, note: `bench/${script} not found: torch columns skipped` };
   // native.ts set OMP_WAIT_POLICY (default PASSIVE) and OPENBLAS_THREAD_TIMEOUT (default 20) before
-  // loading libtorch: the child gets the same (both in process.env).
-  const env: NodeJS.ProcessEnv = { ...process.env, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY };
+  // loading libtorch: the child gets the same (both in process.env), and the heap settings Engram
+  // gave malloc (setHeapRetention) through glibc's environment variables.
+  const env: NodeJS.ProcessEnv = { ...process.env, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY, ...heapRetentionEnv() };
   let worker: TorchWorker | null = null;
   try {
     worker = new TorchWorker(py, path, o.threads, env);
@@ -119,6 +121,7 @@ export async function startTorchWorker(script: string, o: { wantTorch: boolean; 
 
 /** The thread settings both sides run with, as one line. */
 export function threadSettings(threads: number): string {
-  return `threads (both sides): ATen intra-op ${threads}; OpenBLAS OPENBLAS_NUM_THREADS=${process.env.OPENBLAS_NUM_THREADS ?? '(unset: all cores)'}; ` +
-    `OMP_WAIT_POLICY=${process.env.OMP_WAIT_POLICY ?? '(unset)'}; OPENBLAS_THREAD_TIMEOUT=${process.env.OPENBLAS_THREAD_TIMEOUT ?? '(unset)'}; OMP_NUM_THREADS=${process.env.OMP_NUM_THREADS ?? '(unset)'}`;
+  return `threads and heap (both sides): ATen intra-op ${threads}; OpenBLAS OPENBLAS_NUM_THREADS=${process.env.OPENBLAS_NUM_THREADS ?? '(unset: all cores)'}; ` +
+    `OMP_WAIT_POLICY=${process.env.OMP_WAIT_POLICY ?? '(unset)'}; OPENBLAS_THREAD_TIMEOUT=${process.env.OPENBLAS_THREAD_TIMEOUT ?? '(unset)'}; OMP_NUM_THREADS=${process.env.OMP_NUM_THREADS ?? '(unset)'}; ` +
+    `heap: ${heapRetention() === null ? "glibc's defaults" : `${heapRetention()! / 2 ** 20} MiB kept freed, blocks up to ${HEAP_BLOCK_MAX / 2 ** 20} MiB from the heap`}`;
 }

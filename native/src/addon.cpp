@@ -316,6 +316,25 @@ OP(heapBytes) {
 #endif
 }
 
+// glibc malloc, which is libtorch's CPU allocator, by default hands a freed block back to the OS
+// when the heap's free top grows past a threshold that follows the largest block freed, and maps
+// larger blocks on their own: a training step, which frees its whole graph at the end, then faults
+// every page of it in again at the next step (the corridor's Expire-Span: ~10,000 page faults a
+// step). setHeapRetention(bytes): blocks up to kHeapBlockMax come from the heap, and up to `bytes`
+// of free memory at its top stay for reuse. Both are mallopt's fixed settings (no more dynamic
+// thresholds). Returns false where the C library is not glibc (nothing changed).
+constexpr int kHeapBlockMax = 32 << 20;  // glibc's largest mmap threshold on 64-bit (HEAP_MAX_SIZE / 2)
+OP(setHeapRetention) {
+  const double bytes = D(info, 0);
+  TORCH_CHECK_VALUE(bytes >= 0 && bytes <= 2147483647.0, "setHeapRetention: bytes must be in [0, 2^31 - 1], got ", bytes);
+#if defined(__GLIBC__)
+  const bool ok = mallopt(M_MMAP_THRESHOLD, kHeapBlockMax) == 1 && mallopt(M_TRIM_THRESHOLD, static_cast<int>(bytes)) == 1;
+  return Napi::Boolean::New(info.Env(), ok);
+#else
+  return Napi::Boolean::New(info.Env(), false);
+#endif
+}
+
 OP(setNumThreads) {
   at::set_num_threads(static_cast<int>(I(info, 0)));
   return info.Env().Undefined();

@@ -3,7 +3,8 @@
 // high-water mark at the end of the forward passes), for a few steps of the recipe's training.
 //
 //   node dist/scripts/probes/corridor-cost.js [--length 510] [--steps 30] [--models expire,xl] [--rounds 1]
-//                                              [--from docs/results/expire-corridor] [--profile]
+//                                              [--from docs/results/expire-corridor]
+//                                              [--profile [--profile-callers N] [--profile-shapes] [--profile-top N]]
 //
 // The cells come from the recipe itself (at --length 510: Expire-Span with L = 1024, Transformer-XL
 // with mem 512). Each model in its own process (the C heap's high-water mark is per process), the
@@ -11,7 +12,9 @@
 // span loss off: no gradient then reaches the segments that are not scored).
 // --from: each cell starts from the weights the experiment in that directory trained
 // (train.initFrom), so the steps are timed at the trained state (spans converged) rather than at
-// the first steps. --profile: libtorch's profiler around the steps, the top ops of each model.
+// the first steps. --profile: libtorch's profiler around the steps, the top ops of each model
+// (--profile-top N of them, default 15; --profile-callers N names each op with the N ops that
+// called it, --profile-shapes with its inputs' shapes: ProfileOptions).
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -28,6 +31,11 @@ const steps = Number(arg('steps', '30'));
 const from = arg('from', '');
 const one = arg('one', '');
 const profiled = process.argv.includes('--profile');
+const profileOptions = { callers: Number(arg('profile-callers', '0')), shapes: process.argv.includes('--profile-shapes') };
+const profileTop = Number(arg('profile-top', '15'));
+const profileArgs = profiled
+  ? ['--profile', '--profile-callers', String(profileOptions.callers), '--profile-top', String(profileTop), ...(profileOptions.shapes ? ['--profile-shapes'] : [])]
+  : [];
 
 // The recipe's own cells at this length (its models and training), cut to `steps` steps without evaluation.
 const recipe = parseRecipe(JSON.parse(readFileSync(fileURLToPath(new URL('../../../recipes/expire-corridor.json', import.meta.url)), 'utf8')));
@@ -49,15 +57,15 @@ if (one) {
   if (!model || !cell) throw new Error(`--one ${one}: choose ${Object.keys(models).join(', ')}`);
   let config = from ? { ...cell.config, train: { ...cell.config.train, initFrom: cell.dir } } : cell.config;
   if (model.config) config = model.config(config);
-  const { result, rows } = profiled ? await profileAsync(() => train(config)) : { result: await train(config), rows: null };
-  if (rows) console.log(formatProfile(rows, 15));
+  const { result, rows } = profiled ? await profileAsync(() => train(config), profileOptions) : { result: await train(config), rows: null };
+  if (rows) console.log(formatProfile(rows, profileTop));
   console.log(JSON.stringify({ model: one, msPerStep: result.secondsPerStep * 1000, peakHeapMiB: (result.peakHeapBytes ?? NaN) / 2 ** 20 }));
 } else {
   const rounds = Number(arg('rounds', '1'));
   console.log(`corridor length ${length}, ${steps} steps of the recipe's training (recipes/expire-corridor.json)${from ? `, from the weights trained in ${from}` : ''}`);
   for (let round = 0; round < rounds; round++) {
     for (const name of arg('models', 'expire,xl').split(',')) {
-      const args = [fileURLToPath(import.meta.url), '--one', name, '--length', length, '--steps', String(steps), ...(from ? ['--from', from] : []), ...(profiled ? ['--profile'] : [])];
+      const args = [fileURLToPath(import.meta.url), '--one', name, '--length', length, '--steps', String(steps), ...(from ? ['--from', from] : []), ...profileArgs];
       const r = spawnSync(process.execPath, args, { encoding: 'utf8' });
       if (r.status !== 0) { console.error(r.stderr); process.exit(1); }
       const lines = r.stdout.trim().split('\n');

@@ -28,6 +28,7 @@ const coreOps = {
   freeMany: op<(ids: Id[]) => void>(),
   liveTensors: op<() => number>(),
   heapBytes: op<() => number>(),
+  setHeapRetention: op<(bytes: number) => boolean>(),
   setReporting: op<(on: boolean) => boolean>(),
   reportTensors: op<(ids: Id[]) => void>(),
   setNumThreads: op<(n: number) => void>(),
@@ -330,3 +331,5 @@ export const native: NativeAddon = addonPath !== null
   ? createRequire(import.meta.url)(addonPath)
   : new Proxy({} as NativeAddon, { get: notBuilt });
 if (addonPath !== null) native.setErrorClass(EngramError);
+/** Whether the addon was found and loaded (else every native call throws). */
+export const addonLoaded = addonPath !== null;

@@ -1,7 +1,7 @@
 // Process-wide settings of the engine: threads, devices, build facts.
-import { native } from './native.js';
+import { addonLoaded, native } from './native.js';
 import { codeOf, dtypeName, isFloating, type DType } from './dtype.js';
-import { dtypeError } from './errors.js';
+import { configError, dtypeError } from './errors.js';
 
 /** Whether libtorch was built with CUDA and a GPU is visible. */
 export const cudaAvailable = (): boolean => native.cudaAvailable();
@@ -40,6 +40,67 @@ export const batchedMatmulKernel = (): 'onednn' | 'aten' => native.batchedMatmul
 export function heapBytes(): number | null {
   const b = native.heapBytes();
   return b < 0 ? null : b;
+}
+
+const MiB = 2 ** 20;
+/** What Engram asks of glibc malloc when it loads (ENGRAM_HEAP_RETENTION unset): keep up to 1 GiB freed. */
+export const DEFAULT_HEAP_RETENTION = 1024 * MiB;
+/** Blocks up to this size come from malloc's heap once setHeapRetention ran (glibc's largest mmap threshold). */
+export const HEAP_BLOCK_MAX = 32 * MiB;
+let heapRetentionBytes: number | null = null;
+
+/**
+ * How much freed memory the C heap keeps for reuse (glibc malloc, which is libtorch's CPU
+ * allocator): blocks up to HEAP_BLOCK_MAX (32 MiB) come from the heap rather than a mapping of
+ * their own, and up to `bytes` of free memory at the heap's top stay mapped instead of going back
+ * to the OS. glibc's defaults hand a training step's freed graph back and fault every page in
+ * again at the next step (docs/architecture.md, "Memory"). Engram sets DEFAULT_HEAP_RETENTION when
+ * it loads unless ENGRAM_HEAP_RETENTION says otherwise (MiB, or `off`: malloc as glibc configures
+ * it) or the environment already sets malloc's thresholds (MALLOC_TRIM_THRESHOLD_,
+ * MALLOC_MMAP_THRESHOLD_, GLIBC_TUNABLES' glibc.malloc.*_threshold). Resident memory then stays
+ * at its peak less what is above `bytes`; heapBytes() counts memory in use, not memory kept.
+ * Returns false where the C library is not glibc (nothing changed). Allocation only: no result
+ * changes.
+ */
+export function setHeapRetention(bytes: number): boolean {
+  if (!Number.isInteger(bytes) || bytes < 0 || bytes > 2 ** 31 - 1) {
+    throw configError('setHeapRetention', `bytes must be a whole number in [0, 2^31 - 1], got ${bytes}`);
+  }
+  const applied = native.setHeapRetention(bytes);
+  if (applied) heapRetentionBytes = bytes;
+  return applied;
+}
+
+/** The bytes setHeapRetention last applied, or null: malloc as glibc configures it. */
+export const heapRetention = (): number | null => heapRetentionBytes;
+
+/** The retention ENGRAM_HEAP_RETENTION and the environment ask for at load, or null for glibc's own. */
+export function heapRetentionFromEnv(env: NodeJS.ProcessEnv): number | null {
+  const asked = env.ENGRAM_HEAP_RETENTION?.trim();
+  if (asked === 'off') return null;
+  if (asked !== undefined && asked !== '') {
+    const mib = Number(asked);
+    if (!Number.isFinite(mib) || mib < 0 || mib * MiB > 2 ** 31 - 1) {
+      throw configError('ENGRAM_HEAP_RETENTION', `must be MiB in [0, 2047] or 'off', got '${asked}'`);
+    }
+    return Math.round(mib * MiB);
+  }
+  const userMalloc = env.MALLOC_TRIM_THRESHOLD_ !== undefined || env.MALLOC_MMAP_THRESHOLD_ !== undefined ||
+    /glibc\.malloc\.(trim|mmap)_threshold/.test(env.GLIBC_TUNABLES ?? '');
+  return userMalloc ? null : DEFAULT_HEAP_RETENTION;
+}
+
+/**
+ * The environment that gives a child process (the benchmarks' PyTorch side) this process's heap
+ * settings: glibc reads MALLOC_TRIM_THRESHOLD_ and MALLOC_MMAP_THRESHOLD_ when a process starts.
+ */
+export function heapRetentionEnv(): Record<string, string> {
+  return heapRetentionBytes === null ? {} : { MALLOC_TRIM_THRESHOLD_: String(heapRetentionBytes), MALLOC_MMAP_THRESHOLD_: String(HEAP_BLOCK_MAX) };
+}
+
+if (addonLoaded) {
+  const bytes = heapRetentionFromEnv(process.env);
+  if (bytes !== null) setHeapRetention(bytes);
 }
 
 /** libtorch's version and threading, the C++11 ABI flag, and whether the build has CUDA (libtorch_cuda linked). */
