@@ -75,7 +75,7 @@ export function setHeapRetention(bytes: number): boolean {
 export const heapRetention = (): number | null => heapRetentionBytes;
 
 /** The retention ENGRAM_HEAP_RETENTION and the environment ask for at load, or null for glibc's own. */
-export function heapRetentionFromEnv(env: NodeJS.ProcessEnv): number | null {
+export function heapRetentionFromEnv(env: Readonly<Record<string, string | undefined>>): number | null {
   const asked = env.ENGRAM_HEAP_RETENTION?.trim();
   if (asked === 'off') return null;
   if (asked !== undefined && asked !== '') {
