@@ -272,6 +272,9 @@ test('grad: skewAdd (content plus a skewed read of x) against its formula', () =
   const byHand = (content.detach().toArray() as number[][][]).map((m, b) => m.map((row, i) => row.map((v, j) => v + w[b]![i]![j + 2 - i]!)));
   assert.deepEqual(F.skewAdd(content, wide, 2, 5).toArray(), byHand);
   assert.deepEqual(F.skewAdd(content, wide, 2, 5).toArray(), content.detach().add(relSkew(wide.detach())).toArray());
+  // float32 rows longer than a vector, content a transposed (non-contiguous) view: the composed add's sums exactly
+  const content32 = randn([2, 2, 9, 40]).transpose(2, 3), wide32 = randn([2, 2, 40, 48]); // Tq 40, Tk 9, W 48
+  assert.deepEqual(F.skewAdd(content32, wide32, 39, 47).toArray(), content32.add(relSkew(wide32)).toArray());
   assert.throws(() => F.skewAdd(content, wide, 0, 3), /rowStride must be at least Tk/);
   assert.throws(() => F.skewAdd(content, wide, 5, 5), /must be within/); // 5 + 2·5 + 4 = 19 > 18 entries
 });

@@ -618,24 +618,45 @@ at::Tensor relShiftComposed(const at::Tensor& x) {
   back.insert(back.end(), {Tq, Tk});
   return at::constant_pad_nd(x, {1, 0}).view(viewed).slice(n - 2, 1).view(back);
 }
+// One row of relShiftAdd: o[j] = content[j] + (the shifted row's entry j). Along the row the
+// padded layout's position (r, c) moves on by one per entry, so the row is runs of x's row r
+// (x[r, c-1 ...], contiguous: vectorised) broken where c wraps to the pad's 0 and r moves on; each
+// entry gets the same sum as one entry at a time would (content + 0 at the pad).
+template <typename scalar_t>
+ENGRAM_ROW_KERNEL void relShiftRow(const scalar_t* __restrict__ xm, const scalar_t* __restrict__ content, scalar_t* __restrict__ o, int64_t Tk, int64_t r,
+                                   int64_t c) {
+  int64_t j = 0;
+  while (j < Tk) {
+    if (c == 0) {  // the pad
+      o[j] = content ? content[j] + scalar_t(0) : scalar_t(0);
+      j++, c = 1;
+      continue;
+    }
+    const int64_t n = std::min(Tk - j, Tk + 1 - c);  // entries before the next wrap
+    const scalar_t* __restrict__ src = xm + r * Tk + c - 1;
+    if (content) {
+#pragma omp simd
+      for (int64_t t = 0; t < n; t++) o[j + t] = content[j + t] + src[t];
+    } else {
+      std::memcpy(o + j, src, static_cast<size_t>(n) * sizeof(scalar_t));
+    }
+    j += n, c += n;
+    if (c == Tk + 1) c = 0, r++;
+  }
+}
 template <typename scalar_t>
 void relShiftRows(const scalar_t* x, const scalar_t* content, scalar_t* out, int64_t mats, int64_t Tq, int64_t Tk) {
   at::parallel_for(0, mats, std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, Tq * Tk)), [&](int64_t begin, int64_t end) {
     for (int64_t m = begin; m < end; m++) {
-      const scalar_t* xm = x + m * Tq * Tk;
-      const scalar_t* cm = content ? content + m * Tq * Tk : nullptr;
-      scalar_t* om = out + m * Tq * Tk;
       for (int64_t i = 0; i < Tq; i++) {
-        int64_t f = Tq + i * Tk, r = f / (Tk + 1), c = f % (Tk + 1);
-        for (int64_t j = 0; j < Tk; j++) {
-          const scalar_t shifted = c == 0 ? scalar_t(0) : xm[r * Tk + c - 1];
-          om[i * Tk + j] = cm ? cm[i * Tk + j] + shifted : shifted;
-          if (++c == Tk + 1) c = 0, r++;
-        }
+        const int64_t f = Tq + i * Tk;
+        relShiftRow(x + m * Tq * Tk, content ? content + m * Tq * Tk + i * Tk : nullptr, out + m * Tq * Tk + i * Tk, Tk, f / (Tk + 1), f % (Tk + 1));
       }
     }
   });
 }
+// dx[r, c-1] = g[e] for e = r·(Tk+1) + c − Tq inside [0, Tq·Tk), else 0: per row of dx, one
+// contiguous run of g between zeros.
 template <typename scalar_t>
 void relShiftGrad(const scalar_t* g, scalar_t* dx, int64_t mats, int64_t Tq, int64_t Tk) {
   at::parallel_for(0, mats, std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, Tq * Tk)), [&](int64_t begin, int64_t end) {
@@ -643,10 +664,12 @@ void relShiftGrad(const scalar_t* g, scalar_t* dx, int64_t mats, int64_t Tq, int
       const scalar_t* gm = g + m * Tq * Tk;
       scalar_t* dm = dx + m * Tq * Tk;
       for (int64_t r = 0; r < Tq; r++) {
-        for (int64_t c = 1; c <= Tk; c++) {
-          const int64_t e = r * (Tk + 1) + c - Tq;  // the entry i·Tk + j that reads x[r, c-1]
-          dm[r * Tk + c - 1] = e >= 0 && e < Tq * Tk ? gm[e] : scalar_t(0);
-        }
+        const int64_t e0 = r * (Tk + 1) - Tq;  // e at c = 0
+        const int64_t lo = std::min(Tk + 1, std::max<int64_t>(1, -e0)), hi = std::max(lo - 1, std::min(Tk, Tq * Tk - 1 - e0));  // c in [lo, hi] read g
+        scalar_t* row = dm + r * Tk;
+        std::fill(row, row + (lo - 1), scalar_t(0));
+        if (hi >= lo) std::memcpy(row + lo - 1, gm + e0 + lo, static_cast<size_t>(hi - lo + 1) * sizeof(scalar_t));
+        std::fill(row + hi, row + Tk, scalar_t(0));
       }
     }
   });
