@@ -209,6 +209,14 @@ test('heap retention: the default at load, ENGRAM_HEAP_RETENTION and the user\'s
   for (const bad of [-1, 1.5, 2 ** 31]) {
     assert.throws(() => setHeapRetention(bad), (e: unknown) => e instanceof EngramError && e.kind === 'config' && e.message.includes('setHeapRetention'));
   }
+  // at load, a bad value is one line on stderr and glibc's own settings, not an import that throws
+  const index = new URL('../src/index.js', import.meta.url).href;
+  const bad = spawnSync(process.execPath, ['--input-type=module', '-e', `const m = await import(${JSON.stringify(index)}); console.log(JSON.stringify(m.heapRetention()));`], {
+    encoding: 'utf8', env: { ...process.env, ENGRAM_HEAP_RETENTION: 'lots' },
+  });
+  assert.equal(bad.status, 0, bad.stderr);
+  assert.equal(bad.stdout.trim(), 'null');
+  assert.deepEqual(bad.stderr.trim().split('\n'), ["engram: ENGRAM_HEAP_RETENTION: must be MiB in [0, 2047] or 'off', got 'lots'; malloc left as glibc configures it"]);
   const env = heapRetentionEnv();
   if (heapRetention() === null) assert.deepEqual(env, {});
   else assert.deepEqual(env, { MALLOC_TRIM_THRESHOLD_: String(heapRetention()), MALLOC_MMAP_THRESHOLD_: String(HEAP_BLOCK_MAX) });

@@ -98,8 +98,14 @@ export function heapRetentionEnv(): Record<string, string> {
   return heapRetentionBytes === null ? {} : { MALLOC_TRIM_THRESHOLD_: String(heapRetentionBytes), MALLOC_MMAP_THRESHOLD_: String(HEAP_BLOCK_MAX) };
 }
 
+// At load: a bad ENGRAM_HEAP_RETENTION is one line on stderr, not an import that throws.
 if (addonLoaded) {
-  const bytes = heapRetentionFromEnv(process.env);
+  let bytes: number | null = null;
+  try {
+    bytes = heapRetentionFromEnv(process.env);
+  } catch (e) {
+    process.stderr.write(`engram: ${(e as Error).message}; malloc left as glibc configures it\n`);
+  }
   if (bytes !== null) setHeapRetention(bytes);
 }
 
