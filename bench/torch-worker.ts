@@ -119,9 +119,10 @@ export async function startTorchWorker(script: string, o: { wantTorch: boolean; 
   }
 }
 
-/** The thread settings both sides run with, as one line. */
+/** The thread and heap settings both sides run with, as one line. */
 export function threadSettings(threads: number): string {
+  const kept = heapRetention();
   return `threads and heap (both sides): ATen intra-op ${threads}; OpenBLAS OPENBLAS_NUM_THREADS=${process.env.OPENBLAS_NUM_THREADS ?? '(unset: all cores)'}; ` +
     `OMP_WAIT_POLICY=${process.env.OMP_WAIT_POLICY ?? '(unset)'}; OPENBLAS_THREAD_TIMEOUT=${process.env.OPENBLAS_THREAD_TIMEOUT ?? '(unset)'}; OMP_NUM_THREADS=${process.env.OMP_NUM_THREADS ?? '(unset)'}; ` +
-    `heap: ${heapRetention() === null ? "glibc's defaults" : `${heapRetention()! / 2 ** 20} MiB kept freed, blocks up to ${HEAP_BLOCK_MAX / 2 ** 20} MiB from the heap`}`;
+    `heap: ${kept === null ? "glibc's defaults" : `${kept / 2 ** 20} MiB kept freed, blocks up to ${HEAP_BLOCK_MAX / 2 ** 20} MiB from the heap`}`;
 }

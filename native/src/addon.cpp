@@ -320,15 +320,16 @@ OP(heapBytes) {
 // when the heap's free top grows past a threshold that follows the largest block freed, and maps
 // larger blocks on their own: a training step, which frees its whole graph at the end, then faults
 // every page of it in again at the next step (the corridor's Expire-Span: ~10,000 page faults a
-// step). setHeapRetention(bytes): blocks up to kHeapBlockMax come from the heap, and up to `bytes`
-// of free memory at its top stay for reuse. Both are mallopt's fixed settings (no more dynamic
-// thresholds). Returns false where the C library is not glibc (nothing changed).
-constexpr int kHeapBlockMax = 32 << 20;  // glibc's largest mmap threshold on 64-bit (HEAP_MAX_SIZE / 2)
+// step). setHeapRetention(bytes, blockMax): blocks up to blockMax come from the heap, and up to
+// `bytes` of free memory at its top stay for reuse (runtime.ts setHeapRetention gives both). Both
+// are mallopt's fixed settings (no more dynamic thresholds). Returns false where the C library is
+// not glibc (nothing changed).
 OP(setHeapRetention) {
-  const double bytes = D(info, 0);
-  TORCH_CHECK_VALUE(bytes >= 0 && bytes <= 2147483647.0, "setHeapRetention: bytes must be in [0, 2^31 - 1], got ", bytes);
+  const double bytes = D(info, 0), blockMax = D(info, 1);
+  TORCH_CHECK_VALUE(bytes >= 0 && bytes <= 2147483647.0 && blockMax >= 0 && blockMax <= 2147483647.0,
+                    "setHeapRetention: bytes and blockMax must be in [0, 2^31 - 1], got ", bytes, " and ", blockMax);
 #if defined(__GLIBC__)
-  const bool ok = mallopt(M_MMAP_THRESHOLD, kHeapBlockMax) == 1 && mallopt(M_TRIM_THRESHOLD, static_cast<int>(bytes)) == 1;
+  const bool ok = mallopt(M_MMAP_THRESHOLD, static_cast<int>(blockMax)) == 1 && mallopt(M_TRIM_THRESHOLD, static_cast<int>(bytes)) == 1;
   return Napi::Boolean::New(info.Env(), ok);
 #else
   return Napi::Boolean::New(info.Env(), false);

@@ -45,7 +45,7 @@ export function heapBytes(): number | null {
 const MiB = 2 ** 20;
 /** What Engram asks of glibc malloc when it loads (ENGRAM_HEAP_RETENTION unset): keep up to 1 GiB freed. */
 export const DEFAULT_HEAP_RETENTION = 1024 * MiB;
-/** Blocks up to this size come from malloc's heap once setHeapRetention ran (glibc's largest mmap threshold). */
+/** Blocks up to this size come from malloc's heap once setHeapRetention ran (glibc's largest mmap threshold on 64-bit, HEAP_MAX_SIZE / 2). */
 export const HEAP_BLOCK_MAX = 32 * MiB;
 let heapRetentionBytes: number | null = null;
 
@@ -66,7 +66,7 @@ export function setHeapRetention(bytes: number): boolean {
   if (!Number.isInteger(bytes) || bytes < 0 || bytes > 2 ** 31 - 1) {
     throw configError('setHeapRetention', `bytes must be a whole number in [0, 2^31 - 1], got ${bytes}`);
   }
-  const applied = native.setHeapRetention(bytes);
+  const applied = native.setHeapRetention(bytes, HEAP_BLOCK_MAX);
   if (applied) heapRetentionBytes = bytes;
   return applied;
 }
