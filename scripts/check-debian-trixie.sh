@@ -3,8 +3,17 @@
 # Python's torch 2.6 for the interop tests. It checks, on a CPU-only machine, that the addon builds
 # and the whole suite passes against a libtorch 2.x, as well as against bookworm's 1.13.
 #
-#   sudo bash scripts/check-debian-trixie.sh [ROOT]   (ROOT: the chroot's folder, default
-#                                                    /var/tmp/engram-trixie; kept for the next run)
+#   sudo bash scripts/check-debian-trixie.sh [--cuda] [ROOT]   (ROOT: the chroot's folder, default
+#                                  /var/tmp/engram-trixie, or -cuda with --cuda; kept for the next run)
+#
+# --cuda: the same against Debian's CUDA build of libtorch 2.6 (libtorch-cuda-dev, python3-torch-cuda,
+# libgloo-cuda-dev, libnccl-dev from contrib and non-free; CUDA 12.4), on this machine without a GPU:
+# the addon compiles its CUDA paths and ProcessGroupNCCL, loads, and the suite runs with CUDA absent
+# at run time (cudaAvailable() false, the CUDA tests skipped, `--device cuda` a one-line error).
+# Debian's nvidia-cudnn only downloads cuDNN from NVIDIA after its licence question; the check
+# declines it (debconf), and since libtorch_cuda is linked with BIND_NOW against libcudnn.so.9, it
+# puts a stand-in libcudnn.so.9 in the chroot whose every function returns
+# CUDNN_STATUS_NOT_SUPPORTED: it lets the libraries load; nothing calls cuDNN without a GPU.
 #
 # Needs root, debootstrap (installed with apt-get when missing) and Debian's mirror. The chroot gets
 # this machine's CA certificates and npm settings (a proxy's certificate authority, npm's nodedir),
@@ -14,7 +23,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
-root=${1:-/var/tmp/engram-trixie}
+cuda=0
+if [ "${1:-}" = --cuda ]; then cuda=1; shift; fi
+root=${1:-/var/tmp/engram-trixie$([ "$cuda" = 1 ] && echo -cuda)}
 say() { printf 'check-debian-trixie: %s\n' "$*"; }
 
 [ "$(id -u)" = 0 ] || { say "run as root (it builds a chroot)"; exit 1; }
@@ -44,6 +55,25 @@ say "Node.js, npm, Node's headers and a compiler from trixie"
 chroot "$root" bash -c 'update-ca-certificates >/dev/null 2>&1; apt-get update -qq &&
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm libnode-dev git build-essential python3 >/dev/null'
 
+if [ "$cuda" = 1 ]; then
+  say "Debian's CUDA libtorch (contrib, non-free), cuDNN's download declined"
+  chroot "$root" bash -c 'set -e
+    echo "deb http://deb.debian.org/debian trixie contrib non-free" > /etc/apt/sources.list.d/engram-cuda.list
+    echo "nvidia-cudnn nvidia-cudnn/question select I Decline" | debconf-set-selections
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libtorch-cuda-dev python3-torch-cuda libgloo-cuda-dev libnccl-dev >/dev/null
+    lib=/usr/lib/x86_64-linux-gnu
+    if [ ! -e $lib/libcudnn.so.9 ]; then
+      mkdir -p /tmp/cudnn-stand-in && cd /tmp/cudnn-stand-in
+      nm -D --undefined-only --with-symbol-versions $lib/libtorch_cuda.so $lib/libtorch_python.so 2>/dev/null \
+        | grep -o "cudnn[A-Za-z0-9_]*@libcudnn.so.9" | sed "s/@.*//" | sort -u \
+        | while read -r f; do echo "int $f(void) { return 3000; }"; done > cudnn.c   # 3000: CUDNN_STATUS_NOT_SUPPORTED
+      echo "libcudnn.so.9 { global: *; };" > cudnn.map
+      gcc -shared -fPIC -o $lib/libcudnn.so.9 -Wl,-soname,libcudnn.so.9 -Wl,--version-script=cudnn.map cudnn.c
+      echo "check-debian-trixie: a stand-in libcudnn.so.9 with $(wc -l < cudnn.c) functions (no cuDNN without the download)"
+    fi'
+fi
+
 say "a clone of $(git rev-parse --short HEAD) and ../shared"
 rm -rf "$root/work/main" "$root/work/shared"
 mkdir -p "$root/work"
@@ -56,7 +86,7 @@ set +e
 chroot "$root" bash -c 'cd /work/main && CI=true bash .ci/run' >"$root/work/ci.log" 2>&1
 status=$?
 set -e
-chroot "$root" bash -c 'dpkg-query -W -f="\${Package} \${Version}\n" libtorch-dev python3-torch nodejs gcc 2>/dev/null' | sed 's/^/  /'
+chroot "$root" bash -c 'dpkg-query -W -f="\${Package} \${Version}\n" libtorch-dev libtorch-cuda-dev python3-torch python3-torch-cuda nodejs gcc 2>/dev/null; true' | sed 's/^/  /'
 grep -E '^# (tests|pass|fail|skipped) ' "$root/work/ci.log" | sed 's/^# /  /'
 grep '^not ok' "$root/work/ci.log" | sed 's/^/  /' || true
 say "exit $status"

@@ -59,6 +59,34 @@ function cxxStandard(v) {
   return major > 2 || (major === 2 && minor >= 12) ? 'c++20' : 'c++17';
 }
 
+// A CUDA libtorch's NCCL process groups need NCCL's and the CUDA runtime's headers. Debian has them
+// in /usr/include (libnccl-dev, nvidia-cuda-dev); a pip torch package has them in its sibling
+// nvidia/<part>/include folders (nvidia-nccl-cu12, nvidia-cuda-runtime-cu12, ...); else a CUDA
+// toolkit (CUDA_HOME, CUDA_PATH, /usr/local/cuda). Theirs come after libtorch's own.
+function cudaIncludes(found, root) {
+  const dirs = [];
+  const nvidia = root ? join(root, '..', 'nvidia') : '';
+  if (nvidia && existsSync(nvidia)) {
+    for (const part of readdirSync(nvidia).sort()) {
+      if (existsSync(join(nvidia, part, 'include'))) dirs.push(join(nvidia, part, 'include'));
+    }
+  }
+  const toolkit = [process.env.CUDA_HOME, process.env.CUDA_PATH, '/usr/local/cuda']
+    .filter((d) => d)
+    .map((d) => join(d, 'include'))
+    .find((d) => existsSync(join(d, 'cuda_runtime_api.h')));
+  if (toolkit) dirs.push(toolkit);
+  return dirs.filter((d) => !found.include.includes(d));
+}
+
+// Which process-group backends the build will find headers for (native/src/dist_ops.cpp checks the
+// same with __has_include): part of the build's stamp, so installing them later rebuilds the addon.
+function collectiveHeaders(include, cuda) {
+  const search = [...include, '/usr/local/include', '/usr/include'];
+  const has = (header) => search.some((d) => existsSync(join(d, header)));
+  return { gloo: has('gloo/algorithm.h'), nccl: cuda && has('nccl.h') && has('cuda_runtime_api.h') };
+}
+
 export function findLibtorch() {
   const root = process.env.LIBTORCH;
   const found = root ? fromFolder(resolve(root)) : fromSystem();
@@ -67,17 +95,19 @@ export function findLibtorch() {
   // libtorch_cuda registers the CUDA backend from static initialisers: it must be linked even
   // though no symbol of it is referenced (hence --no-as-needed in binding.gyp).
   const cuda = libs.includes('libtorch_cuda.so');
+  const include = [...found.include, ...(cuda ? cudaIncludes(found, root ? resolve(root) : '') : [])];
   return {
     source: root ? 'LIBTORCH' : 'system',
     version: version(found),
     // -I/usr/include would reorder the compiler's own system headers (breaks #include_next).
-    include: found.include.filter((d) => d !== '/usr/include'),
+    include: include.filter((d) => d !== '/usr/include'),
     lib: found.lib,
     cxx11Abi: cxx11Abi(found),
     cxxStandard: cxxStandard(version(found)),
     cuda,
     // 1/0 for the preprocessor (native/src/dist_ops.cpp builds NCCL process groups only with CUDA).
     cudaFlag: cuda ? 1 : 0,
+    collectiveHeaders: collectiveHeaders(include, cuda),
     libraries: ['-ltorch', '-ltorch_cpu', '-lc10', ...(cuda ? ['-ltorch_cuda', '-lc10_cuda'] : [])],
   };
 }

@@ -52,10 +52,11 @@ if [ -z "${LIBTORCH:-}" ] && command -v dpkg-query >/dev/null \
   apt_install libopenblas0-pthread
 fi
 # Gloo's headers (Debian ships them apart from libtorch-dev): without them the addon builds without
-# data-parallel training (src/distributed), whose process groups are c10d's ProcessGroupGloo.
-if [ -z "${LIBTORCH:-}" ] && command -v dpkg-query >/dev/null \
-  && ! dpkg-query -W -f='${Status}' libgloo-dev 2>/dev/null | grep -q "ok installed"; then
-  apt_install libgloo-dev
+# data-parallel training on the CPU (src/distributed), whose process groups are c10d's
+# ProcessGroupGloo. Debian's CUDA libtorch (libtorch-cuda-dev, in contrib) goes with Gloo's CUDA
+# build, libgloo-cuda-dev, which replaces libgloo-dev.
+if [ -z "${LIBTORCH:-}" ] && command -v dpkg-query >/dev/null && [ ! -f /usr/include/gloo/algorithm.h ]; then
+  if [ "$(node scripts/find-libtorch.mjs --field cuda)" = true ]; then apt_install libgloo-cuda-dev; else apt_install libgloo-dev; fi
 fi
 
 # 3. For the tests: PyTorch for Debian's /usr/bin/python3 (the twin and interop tests) and Chromium.

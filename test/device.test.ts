@@ -48,6 +48,11 @@ test("resolveDevice: 'cpu', 'auto' and malformed names; CUDA names checked again
     const n = cudaDeviceCount();
     assert.equal(resolveDevice('cuda:0'), 'cuda:0');
     assert.throws(() => resolveDevice(`cuda:${n}`, 'train'), (e: unknown) => kindOf(e) === 'device' && new RegExp(`out of range: this machine has ${n} CUDA device`).test((e as Error).message));
+  } else {
+    // A CUDA build on a machine without a visible GPU (scripts/check-debian-trixie.sh --cuda).
+    for (const d of ['cuda', 'cuda:0']) {
+      assert.throws(() => resolveDevice(d, 'train'), (e: unknown) => kindOf(e) === 'device' && /the addon has CUDA but no GPU is visible \(check nvidia-smi and CUDA_VISIBLE_DEVICES\), or use --device cpu/.test((e as Error).message), d);
+    }
   }
 });
 
@@ -57,8 +62,9 @@ test('the training config takes train.device and rejects a malformed one naming 
   assert.throws(() => resolveTrainConfig({ train: { device: 'gpu' } }), /train\.device: must be 'cpu', 'cuda', 'cuda:N' or 'auto'/);
 });
 
-test('createModel, loadModel and train refuse an unusable device before doing anything', { skip: buildInfo().cuda ? 'this build has CUDA' : false }, async () => {
-  assert.throws(() => createModel(tinyConfig('xl'), { device: 'cuda' }), /createModel: device 'cuda': this addon was built against a CPU-only libtorch/);
+test('createModel, loadModel and train refuse an unusable device before doing anything', { skip: cudaAvailable() ? 'this machine has a GPU' : false }, async () => {
+  const why = buildInfo().cuda ? 'the addon has CUDA but no GPU is visible' : 'this addon was built against a CPU-only libtorch';
+  assert.throws(() => createModel(tinyConfig('xl'), { device: 'cuda' }), new RegExp(`createModel: device 'cuda': ${why}`));
   await assert.rejects(loadModel('/nonexistent', { device: 'cuda:7' }), /loadModel: device 'cuda:7'/);
   const dir = tmp();
   try {

@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { distEnvFrom, freePort, readCheckpointMeta, shardRows, StreamBatcher, workerEnv } from '../src/index.js';
+import { collectiveBackends, cudaAvailable, cudaDeviceCount, distEnvFrom, freePort, ProcessGroup, readCheckpointMeta, shardRows, StreamBatcher, workerEnv } from '../src/index.js';
 
 const cli = fileURLToPath(new URL('../cli/engram.js', import.meta.url));
 const worker = fileURLToPath(new URL('./distributed-worker.js', import.meta.url));
@@ -90,6 +90,26 @@ test('the job comes from torchrun-style variables; none or WORLD_SIZE=1 is a sin
     { masterAddr: '10.0.0.1', masterPort: 1234, worldSize: 4, rank: 3, localRank: 1 });
   assert.throws(() => distEnvFrom({ WORLD_SIZE: '2' }), (e: Error & { kind?: string }) => e.kind === 'config' && /RANK is not set/.test(e.message));
   assert.throws(() => distEnvFrom({ WORLD_SIZE: '2', RANK: '2' }), /RANK=2 is not an integer in \[0, 1\]/);
+});
+
+test('nccl where this build or machine cannot run it is a one-line error before the rendezvous; a gloo group of one rank forms', async () => {
+  const env = { masterAddr: '127.0.0.1', masterPort: await freePort(), worldSize: 1, rank: 0, localRank: 0 };
+  const deviceError = (pattern: RegExp) => (e: Error & { kind?: string }) => e.kind === 'device' && pattern.test(e.message) && !e.message.includes('\n');
+  if (!collectiveBackends().includes('nccl')) {
+    assert.throws(() => ProcessGroup.init(env, { backend: 'nccl' }), deviceError(/built without NCCL \(a libtorch without CUDA, or no nccl\.h .*use the gloo backend/));
+  } else if (!cudaAvailable()) { // a CUDA build without a GPU (scripts/check-debian-trixie.sh --cuda)
+    assert.throws(() => ProcessGroup.init(env, { backend: 'nccl' }), deviceError(/^ProcessGroup \(nccl, LOCAL_RANK\): device 'cuda:0': the addon has CUDA but no GPU is visible/));
+  } else { // LOCAL_RANK past the machine's GPUs
+    const n = cudaDeviceCount();
+    assert.throws(() => ProcessGroup.init({ ...env, localRank: n }, { backend: 'nccl' }), deviceError(new RegExp(`device 'cuda:${n}'.*out of range: this machine has ${n} CUDA device`)));
+  }
+  assert.ok(collectiveBackends().includes('gloo'), "this machine's build has Gloo's headers (scripts/setup.sh installs them)");
+  const group = ProcessGroup.init(env);
+  try {
+    assert.deepEqual([group.rank, group.worldSize, group.backend, group.device], [0, 1, 'gloo', 'cpu']);
+  } finally {
+    group.destroy();
+  }
 });
 
 test('gloo all-reduce, broadcast, all-gather, barrier and bucketed gradient averaging over two processes', async () => {

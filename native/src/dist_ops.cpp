@@ -22,18 +22,22 @@
 #include <memory>
 #include <regex>
 
+// Each backend is compiled where its headers are: Gloo's (Debian's libgloo-dev; a pip torch package
+// ships none) and, for a libtorch with CUDA, NCCL's and the CUDA runtime's (a pip torch's nvidia/*
+// packages, or a CUDA toolkit: scripts/find-libtorch.mjs adds their folders). Either one brings the
+// TCPStore rendezvous and the process-group ops; with neither, the ops exist and explain.
 #if __has_include(<gloo/algorithm.h>) && __has_include(<torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>)
 #define ENGRAM_HAS_GLOO 1
 #ifndef USE_C10D_GLOO
 #define USE_C10D_GLOO  // the header compiles its content only under this macro (libtorch's own build defines it)
 #endif
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #else
 #define ENGRAM_HAS_GLOO 0
 #endif
 
-#if ENGRAM_HAS_GLOO && defined(ENGRAM_LIBTORCH_CUDA) && ENGRAM_LIBTORCH_CUDA && __has_include(<nccl.h>) && __has_include(<cuda_runtime_api.h>)
+#if defined(ENGRAM_LIBTORCH_CUDA) && ENGRAM_LIBTORCH_CUDA && __has_include(<nccl.h>) && __has_include(<cuda_runtime_api.h>) && \
+    __has_include(<torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>)
 #define ENGRAM_HAS_NCCL 1
 #ifndef USE_C10D_NCCL
 #define USE_C10D_NCCL  // 2.x's header compiles its content only under this macro
@@ -43,9 +47,16 @@
 #define ENGRAM_HAS_NCCL 0
 #endif
 
+#if ENGRAM_HAS_GLOO || ENGRAM_HAS_NCCL
+#define ENGRAM_HAS_GROUPS 1
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#else
+#define ENGRAM_HAS_GROUPS 0
+#endif
+
 namespace engram {
 
-#if ENGRAM_HAS_GLOO
+#if ENGRAM_HAS_GROUPS
 
 namespace {
 
@@ -135,8 +146,11 @@ OP(distInit) {
   if (port < 1 || port > 65535) fail("config", "master port " + std::to_string(port) + " is not a TCP port (1-65535)");
   if (timeoutMs < 1) fail("config", "the timeout must be positive");
   if (backend != "gloo" && backend != "nccl") fail("config", "unknown backend '" + backend + "' (gloo or nccl)");
+#if !ENGRAM_HAS_GLOO
+  if (backend == "gloo") fail("config", "this addon was built without Gloo's headers, so it has no gloo backend; use nccl with CUDA tensors, or install Gloo's headers (Debian: apt-get install libgloo-dev) and rebuild: node scripts/build-addon.mjs --force");
+#endif
 #if !ENGRAM_HAS_NCCL
-  if (backend == "nccl") fail("device", "this addon was built against a libtorch without CUDA/NCCL; use the gloo backend");
+  if (backend == "nccl") fail("device", "this addon was built without NCCL (a libtorch without CUDA, or no nccl.h / cuda_runtime_api.h at build time); use the gloo backend");
 #endif
   auto timeout = std::chrono::milliseconds(timeoutMs);
   Group g{{}, {}, backend, static_cast<int>(rank), static_cast<int>(size), timeout};
@@ -161,6 +175,7 @@ OP(distInit) {
                          "); check MASTER_ADDR / MASTER_PORT and that rank 0 runs");
   }
   try {
+#if ENGRAM_HAS_GLOO
     if (backend == "gloo") {
       auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
       // Loopback rendezvous: bind Gloo there too; else the interface GLOO_SOCKET_IFNAME names, or
@@ -174,8 +189,9 @@ OP(distInit) {
       }
       g.pg = c10::make_intrusive<c10d::ProcessGroupGloo>(g.store, g.rank, g.size, opts);
     }
+#endif
 #if ENGRAM_HAS_NCCL
-    else {
+    if (backend == "nccl") {
       auto opts = c10d::ProcessGroupNCCL::Options::create();
       opts->timeout = timeout;
       g.pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(g.store, g.rank, g.size, opts);
@@ -443,14 +459,16 @@ OP(distReducerDestroy) {
 // Which backends this addon was built with.
 OP(distBackends) {
   auto arr = Napi::Array::New(info.Env());
-  arr.Set(0u, "gloo");
+#if ENGRAM_HAS_GLOO
+  arr.Set(arr.Length(), "gloo");
+#endif
 #if ENGRAM_HAS_NCCL
-  arr.Set(1u, "nccl");
+  arr.Set(arr.Length(), "nccl");
 #endif
   return arr;
 }
 
-#else  // no Gloo headers at build time: the ops exist and explain
+#else  // neither Gloo's nor NCCL's headers at build time: the ops exist and explain
 
 static void noGloo() {
   fail("config", "this addon was built without Gloo's headers, so it has no process groups; install them (Debian: apt-get install libgloo-dev) and rebuild: node scripts/build-addon.mjs --force");

@@ -8,7 +8,7 @@
 //   allGather(t)                 every rank's t, in rank order
 //   averageGradients(params)     DDP's gradient averaging, in buckets of bucketBytes
 //   sumNumbers(xs)               a few JS numbers summed over the ranks (float64)
-import { allGather, allReduceGradients, createGradientReducer, destroyGradientReducer, reducerBegin, reducerFinish, allReduceInPlace, barrier, broadcastInPlace, createGroup, destroyGroup, tensor, configError, type CollectiveBackend, type Device, type Tensor } from '../tensor/index.js';
+import { allGather, allReduceGradients, createGradientReducer, destroyGradientReducer, reducerBegin, reducerFinish, allReduceInPlace, barrier, broadcastInPlace, collectiveBackends, createGroup, destroyGroup, resolveDevice, tensor, configError, type CollectiveBackend, type Device, type Tensor } from '../tensor/index.js';
 import type { DistEnv } from './env.js';
 
 export interface ProcessGroupOptions {
@@ -50,6 +50,8 @@ export class ProcessGroup {
     const backend = o.backend ?? 'gloo';
     const timeoutSeconds = o.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS;
     if (!(timeoutSeconds > 0)) throw configError('ProcessGroup', `timeoutSeconds must be positive, got ${timeoutSeconds}`);
+    // Before joining: a rank whose GPU is missing fails here, in one line, not inside NCCL.
+    if (backend === 'nccl' && collectiveBackends().includes('nccl')) resolveDevice(`cuda:${env.localRank}`, 'ProcessGroup (nccl, LOCAL_RANK)');
     const id = createGroup({ backend, masterAddr: env.masterAddr, masterPort: env.masterPort, rank: env.rank, worldSize: env.worldSize, timeoutMs: Math.round(timeoutSeconds * 1000) });
     return new ProcessGroup(id, env, backend, timeoutSeconds, o.bucketBytes ?? DEFAULT_BUCKET_BYTES);
   }
