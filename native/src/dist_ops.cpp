@@ -22,10 +22,11 @@
 #include <memory>
 #include <regex>
 
-// Each backend is compiled where its headers are: Gloo's (Debian's libgloo-dev; a pip torch package
-// ships none) and, for a libtorch with CUDA, NCCL's and the CUDA runtime's (a pip torch's nvidia/*
-// packages, or a CUDA toolkit: scripts/find-libtorch.mjs adds their folders). Either one brings the
-// TCPStore rendezvous and the process-group ops; with neither, the ops exist and explain.
+// Each backend is compiled where its headers are: Gloo's (Debian's libgloo-dev; a libtorch folder or
+// pip torch package may lack them) and, for a libtorch with CUDA, NCCL's and the CUDA runtime's (a
+// pip torch's nvidia/* packages, or a CUDA toolkit: scripts/find-libtorch.mjs adds their folders).
+// Either one brings the TCPStore rendezvous and the process-group ops; with neither, the ops exist
+// and explain.
 #if __has_include(<gloo/algorithm.h>) && __has_include(<torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>)
 #define ENGRAM_HAS_GLOO 1
 #ifndef USE_C10D_GLOO
