@@ -1,0 +1,80 @@
+// scripts/find-libtorch.mjs on libtorch folders laid out as a pip torch package is (files only, no
+// build): the include folders a CUDA build needs for NCCL's process groups, and which collective
+// backends' headers the build will see (part of the addon's build stamp).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const script = fileURLToPath(new URL('../../scripts/find-libtorch.mjs', import.meta.url));
+
+interface Found { include: string[]; cuda: boolean; collectiveHeaders: { gloo: boolean; nccl: boolean } }
+
+function find(libtorch: string, env: Record<string, string> = {}): Found {
+  const clean = { ...process.env };
+  delete clean.CUDA_HOME;
+  delete clean.CUDA_PATH;
+  const r = spawnSync(process.execPath, [script], { env: { ...clean, LIBTORCH: libtorch, ...env }, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  return JSON.parse(r.stdout) as Found;
+}
+
+function touch(path: string): void {
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, '');
+}
+
+/** site-packages/torch with libtorch's files (empty), and its sibling nvidia/<part>/include folders. */
+function sitePackages(root: string, o: { cuda: boolean; nvidia: string[] }): string {
+  const torch = join(root, 'site-packages', 'torch');
+  touch(join(torch, 'include', 'torch', 'csrc', 'api', 'include', 'torch', 'torch.h'));
+  touch(join(torch, 'lib', 'libtorch.so'));
+  touch(join(torch, 'lib', 'libc10.so'));
+  if (o.cuda) touch(join(torch, 'lib', 'libtorch_cuda.so'));
+  for (const header of o.nvidia) touch(join(root, 'site-packages', 'nvidia', header));
+  return torch;
+}
+
+const systemGloo = ['/usr/local/include', '/usr/include'].some((d) => existsSync(join(d, 'gloo', 'algorithm.h')));
+// Without CUDA_HOME or CUDA_PATH, the script falls back to this machine's /usr/local/cuda when it has one.
+const defaultToolkit = existsSync('/usr/local/cuda/include/cuda_runtime_api.h') ? ['/usr/local/cuda/include'] : [];
+
+test("a CUDA pip torch: its nvidia/*/include folders follow libtorch's, and NCCL's headers are seen there", () => {
+  const root = mkdtempSync(join(tmpdir(), 'engram-find-libtorch-'));
+  try {
+    const torch = sitePackages(root, { cuda: true, nvidia: ['nccl/include/nccl.h', 'cuda_runtime/include/cuda_runtime_api.h', 'cublas/lib/libcublas.so.12'] });
+    const found = find(torch);
+    const nvidia = join(root, 'site-packages', 'torch', '..', 'nvidia');
+    assert.equal(found.cuda, true);
+    assert.deepEqual(found.include, [join(torch, 'include'), join(torch, 'include', 'torch', 'csrc', 'api', 'include'),
+      join(nvidia, 'cuda_runtime', 'include'), join(nvidia, 'nccl', 'include'), ...defaultToolkit], 'a part without include/ (cublas here) adds nothing');
+    assert.deepEqual(found.collectiveHeaders, { gloo: systemGloo, nccl: true });
+
+    // Without NCCL's package, a CUDA toolkit's runtime header alone does not make nccl.
+    rmSync(join(nvidia, 'nccl'), { recursive: true });
+    rmSync(join(nvidia, 'cuda_runtime'), { recursive: true });
+    const toolkit = join(root, 'cuda');
+    touch(join(toolkit, 'include', 'cuda_runtime_api.h'));
+    const withToolkit = find(torch, { CUDA_HOME: toolkit });
+    assert.deepEqual(withToolkit.include.slice(2), [join(toolkit, 'include')]);
+    assert.equal(withToolkit.collectiveHeaders.nccl, ['/usr/local/include', '/usr/include'].some((d) => existsSync(join(d, 'nccl.h'))));
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('a CPU-only libtorch folder: no CUDA folders, no nccl, even beside nvidia packages', () => {
+  const root = mkdtempSync(join(tmpdir(), 'engram-find-libtorch-'));
+  try {
+    const torch = sitePackages(root, { cuda: false, nvidia: ['nccl/include/nccl.h', 'cuda_runtime/include/cuda_runtime_api.h'] });
+    const found = find(torch);
+    assert.equal(found.cuda, false);
+    assert.equal(found.include.length, 2);
+    assert.deepEqual(found.collectiveHeaders, { gloo: systemGloo, nccl: false });
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
