@@ -3,6 +3,7 @@
 // usage) and exits; any other `--flag` that the leading comment does not mention is an error.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { EngramError } from '../src/index.js';
 
 /** Call first thing with `import.meta.url`; exits on --help or on a flag the usage does not name. */
 export function checkBenchArgs(moduleUrl: string, argv = process.argv.slice(2)): void {
@@ -23,5 +24,27 @@ export function checkBenchArgs(moduleUrl: string, argv = process.argv.slice(2)):
       console.error(`unknown option '${flag}'; --help lists this benchmark's options`);
       process.exit(2);
     }
+  }
+}
+
+/**
+ * An EngramError (a bad option value, a device or precision this machine lacks) ends the benchmark
+ * with its one-line message and status 2; anything else is a bug and keeps its stack (status 1).
+ */
+export function exitWithError(e: unknown): never {
+  if (e instanceof EngramError) {
+    console.error(e.message);
+    process.exit(2);
+  }
+  console.error(e);
+  process.exit(1);
+}
+
+/** Runs a check of the command line; its EngramError ends the benchmark in one line (exitWithError). */
+export function checked<T>(check: () => T): T {
+  try {
+    return check();
+  } catch (e) {
+    return exitWithError(e);
   }
 }

@@ -14,7 +14,7 @@ import { startTorchWorker, threadSettings, type TorchWorker } from './torch-work
 import {
   buildInfo, getNumThreads, liveTensors, randn, setNumThreads, tensor, tidy, type Tensor,
 } from '../src/index.js';
-import { checkBenchArgs } from './args.js';
+import { checkBenchArgs, exitWithError } from './args.js';
 
 checkBenchArgs(import.meta.url);
 
@@ -205,7 +205,4 @@ async function main(): Promise<void> {
   );
 }
 
-main().catch((e: unknown) => {
-  console.error(e);
-  process.exit(1);
-});
+main().catch(exitWithError);

@@ -63,7 +63,7 @@ import {
   buildInfo, checkPrecision, precisionProblem, cudaSynchronize, getNumThreads, profile, formatProfile, randn, resolveDevice,
   setNumThreads, tidy, type Device, type ModelConfig, type Precision,
 } from '../src/index.js';
-import { checkBenchArgs } from './args.js';
+import { checkBenchArgs, checked, exitWithError } from './args.js';
 import { EngramBench } from './engram-bench.js';
 
 checkBenchArgs(import.meta.url);
@@ -83,7 +83,7 @@ const vocabSize = Number(argValue('--vocab') ?? 256);
 const dropout = Number(argValue('--dropout') ?? 0);
 const wantTorch = !process.argv.includes('--no-torch');
 const mayInstall = !process.argv.includes('--no-install');
-const device: Device = resolveDevice(argValue('--device') ?? 'cpu', 'bench:models');
+const device: Device = checked(() => resolveDevice(argValue('--device') ?? 'cpu', 'bench:models'));
 const onGpu = device !== 'cpu';
 const gpuSize = process.argv.includes('--gpu-size');
 // float32 always; bf16 as well unless --precision float32 (--precision bf16: both). Without
@@ -92,7 +92,7 @@ const gpuSize = process.argv.includes('--gpu-size');
 const autocastDevice = device === 'cpu' ? 'cpu' : 'cuda';
 const bf16Problem = argValue('--precision') === undefined ? precisionProblem('bf16', autocastDevice) : null;
 if (bf16Problem) console.log(`bench:models: bf16 columns left out: ${bf16Problem} (--precision float32 says so without this line)`);
-const precisionArg = checkPrecision(argValue('--precision') ?? (bf16Problem ? 'float32' : 'bf16'), 'bench:models', '--precision', autocastDevice);
+const precisionArg = checked(() => checkPrecision(argValue('--precision') ?? (bf16Problem ? 'float32' : 'bf16'), 'bench:models', '--precision', autocastDevice));
 const PRECISIONS: Precision[] = precisionArg === 'float32' ? ['float32'] : ['float32', precisionArg];
 const withBf16 = PRECISIONS.length > 1;
 const torchBf16Wanted = withBf16 && process.argv.includes('--torch-bf16');
@@ -552,7 +552,4 @@ async function main(): Promise<void> {
   );
 }
 
-main().catch((e: unknown) => {
-  console.error(e);
-  process.exit(1);
-});
+main().catch(exitWithError);
