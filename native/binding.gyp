@@ -26,7 +26,8 @@
         "NAPI_VERSION=8",
         "NAPI_CPP_EXCEPTIONS",
         "_GLIBCXX_USE_CXX11_ABI=<!(node ../scripts/find-libtorch.mjs --field cxx11Abi)",
-        "ENGRAM_LIBTORCH_CUDA=<!(node ../scripts/find-libtorch.mjs --field cudaFlag)"
+        "ENGRAM_LIBTORCH_CUDA=<!(node ../scripts/find-libtorch.mjs --field cudaFlag)",
+        "ENGRAM_NCCL=<!(node ../scripts/find-libtorch.mjs --field ncclFlag)"
       ],
       "cflags!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20"],

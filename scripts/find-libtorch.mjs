@@ -108,6 +108,9 @@ export function findLibtorch() {
     // 1/0 for the preprocessor (native/src/dist_ops.cpp builds NCCL process groups only with CUDA).
     cudaFlag: cuda ? 1 : 0,
     collectiveHeaders: collectiveHeaders(include, cuda),
+    // 1/0: compile NCCL's process groups (native/src/dist_ops.cpp) where the headers are, unless
+    // ENGRAM_NCCL=0 (a build whose NCCL headers do not fit this libtorch still gets the rest).
+    ncclFlag: cuda && collectiveHeaders(include, cuda).nccl && process.env.ENGRAM_NCCL !== '0' ? 1 : 0,
     libraries: ['-ltorch', '-ltorch_cpu', '-lc10', ...(cuda ? ['-ltorch_cuda', '-lc10_cuda'] : [])],
   };
 }

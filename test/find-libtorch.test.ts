@@ -1,6 +1,6 @@
 // scripts/find-libtorch.mjs on libtorch folders laid out as a pip torch package is (files only, no
 // build): the include folders a CUDA build needs for NCCL's process groups, and which collective
-// backends' headers the build will see (part of the addon's build stamp).
+// backends' headers the build will see (part of the addon's build stamp), and whether NCCL is compiled in.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 
 const script = fileURLToPath(new URL('../../scripts/find-libtorch.mjs', import.meta.url));
 
-interface Found { include: string[]; cuda: boolean; collectiveHeaders: { gloo: boolean; nccl: boolean } }
+interface Found { include: string[]; cuda: boolean; collectiveHeaders: { gloo: boolean; nccl: boolean }; ncclFlag: number }
 
 function find(libtorch: string, env: Record<string, string> = {}): Found {
   const clean = { ...process.env };
@@ -52,6 +52,9 @@ test("a CUDA pip torch: its nvidia/*/include folders follow libtorch's, and NCCL
     assert.deepEqual(found.include, [join(torch, 'include'), join(torch, 'include', 'torch', 'csrc', 'api', 'include'),
       join(nvidia, 'cuda_runtime', 'include'), join(nvidia, 'nccl', 'include'), ...defaultToolkit], 'a part without include/ (cublas here) adds nothing');
     assert.deepEqual(found.collectiveHeaders, { gloo: systemGloo, nccl: true });
+    assert.equal(found.ncclFlag, 1, 'NCCL compiled in');
+    const optedOut = find(torch, { ENGRAM_NCCL: '0' });
+    assert.deepEqual([optedOut.collectiveHeaders.nccl, optedOut.ncclFlag], [true, 0], 'ENGRAM_NCCL=0 leaves NCCL out though its headers are there');
 
     // Without NCCL's package, a CUDA toolkit's runtime header alone does not make nccl.
     rmSync(join(nvidia, 'nccl'), { recursive: true });
@@ -74,6 +77,7 @@ test('a CPU-only libtorch folder: no CUDA folders, no nccl, even beside nvidia p
     assert.equal(found.cuda, false);
     assert.equal(found.include.length, 2);
     assert.deepEqual(found.collectiveHeaders, { gloo: systemGloo, nccl: false });
+    assert.equal(found.ncclFlag, 0);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -37,8 +37,9 @@
 #define ENGRAM_HAS_GLOO 0
 #endif
 
-#if defined(ENGRAM_LIBTORCH_CUDA) && ENGRAM_LIBTORCH_CUDA && __has_include(<nccl.h>) && __has_include(<cuda_runtime_api.h>) && \
-    __has_include(<torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>)
+// ENGRAM_NCCL (scripts/find-libtorch.mjs): 0 where its header search found no NCCL, or ENGRAM_NCCL=0.
+#if defined(ENGRAM_NCCL) && ENGRAM_NCCL && defined(ENGRAM_LIBTORCH_CUDA) && ENGRAM_LIBTORCH_CUDA && __has_include(<nccl.h>) && \
+    __has_include(<cuda_runtime_api.h>) && __has_include(<torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>)
 #define ENGRAM_HAS_NCCL 1
 #ifndef USE_C10D_NCCL
 #define USE_C10D_NCCL  // 2.x's header compiles its content only under this macro
@@ -151,7 +152,7 @@ OP(distInit) {
   if (backend == "gloo") fail("config", "this addon was built without Gloo's headers, so it has no gloo backend; use nccl with CUDA tensors, or install Gloo's headers (Debian: apt-get install libgloo-dev) and rebuild: node scripts/build-addon.mjs --force");
 #endif
 #if !ENGRAM_HAS_NCCL
-  if (backend == "nccl") fail("device", "this addon was built without NCCL (a libtorch without CUDA, or no nccl.h / cuda_runtime_api.h at build time); use the gloo backend");
+  if (backend == "nccl") fail("device", "this addon was built without NCCL (a libtorch without CUDA, no nccl.h / cuda_runtime_api.h at build time, or ENGRAM_NCCL=0); use the gloo backend");
 #endif
   auto timeout = std::chrono::milliseconds(timeoutMs);
   Group g{{}, {}, backend, static_cast<int>(rank), static_cast<int>(size), timeout};

@@ -16,3 +16,13 @@ const out = model.forward(randint(0, 11, [2, 4], { device: 'cuda' }), model.init
 console.log('xl model on', model.device, 'logits on', out.logits.device);
 const n = m.cudaDeviceCount();
 try { m.resolveDevice(`cuda:${n}`); console.log(`cuda:${n} accepted?!`); } catch (e) { console.log(`cuda:${n} ->`, e.kind, e.message); }
+// NCCL: a process group of one rank on cuda:0 (its ProcessGroupNCCL and a collective; two ranks need two GPUs).
+console.log('collective backends', JSON.stringify(m.collectiveBackends()));
+if (m.collectiveBackends().includes('nccl')) {
+  const group = m.ProcessGroup.init({ masterAddr: '127.0.0.1', masterPort: await m.freePort(), worldSize: 1, rank: 0, localRank: 0 }, { backend: 'nccl', timeoutSeconds: 60 });
+  const t = m.tensor([1, 2, 3]).cuda();
+  group.allReduce([t]);
+  group.broadcast([t], 0);
+  console.log('nccl group of one rank on', group.device, 'all-reduce + broadcast ->', JSON.stringify(t.cpu().toArray()));
+  group.destroy();
+}
