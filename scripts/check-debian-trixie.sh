@@ -86,7 +86,7 @@ set +e
 chroot "$root" bash -c 'cd /work/main && CI=true bash .ci/run' >"$root/work/ci.log" 2>&1
 status=$?
 set -e
-chroot "$root" bash -c 'dpkg-query -W -f="\${Package} \${Version}\n" libtorch-dev libtorch-cuda-dev python3-torch python3-torch-cuda nodejs gcc 2>/dev/null; true' | sed 's/^/  /'
+chroot "$root" bash -c 'dpkg-query -W -f="\${Package} \${Version}\n" libtorch-dev libtorch-cuda-dev python3-torch python3-torch-cuda nodejs gcc 2>/dev/null; true' | awk 'NF > 1' | sed 's/^/  /'
 grep -E '^# (tests|pass|fail|skipped) ' "$root/work/ci.log" | sed 's/^# /  /'
 grep '^not ok' "$root/work/ci.log" | sed 's/^/  /' || true
 say "exit $status"

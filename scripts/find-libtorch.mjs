@@ -6,8 +6,8 @@
 //
 // Exit code 0 with the JSON on stdout when found; 1 with a reason on stderr when not.
 // Used by binding.gyp (`--field NAME` prints one field) and by scripts/setup.sh (`--check`).
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, readFileSync, readdirSync, realpathSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { arch } from 'node:os';
 
 function firstExisting(paths) {
@@ -23,7 +23,14 @@ function fromFolder(root) {
   if (!existsSync(join(lib, 'libtorch.so')) && !existsSync(join(lib, 'libtorch_cpu.so'))) {
     return { error: `LIBTORCH=${root} has no lib/libtorch.so` };
   }
-  return { include: [include, join(include, 'torch', 'csrc', 'api', 'include')], lib, cmake: join(root, 'share', 'cmake', 'Torch', 'TorchConfig.cmake') };
+  return { include: [include, join(include, 'torch', 'csrc', 'api', 'include')], lib: realLibFolder(lib), cmake: join(root, 'share', 'cmake', 'Torch', 'TorchConfig.cmake') };
+}
+
+// Debian's python3-torch(-cuda) package folder links lib/libtorch.so to the system's copy and has
+// no libtorch_cuda.so beside it: link against (and set the rpath to) the folder the link leads to.
+function realLibFolder(lib) {
+  const torch = join(lib, 'libtorch.so');
+  return existsSync(torch) ? dirname(realpathSync(torch)) : lib;
 }
 
 function fromSystem() {

@@ -61,7 +61,7 @@ if ! timeout 300 node scripts/build-addon.mjs > "$OUT/build.log" 2>&1; then
   fi
 fi
 grep -E "^engram:" "$OUT/build.log" | tee -a "$SUMMARY"
-INFO=$(node -e "import('./dist/src/index.js').then((m) => { const b = m.buildInfo(); console.log(JSON.stringify({ torch: b.torchVersion, cxx11Abi: b.cxx11Abi, cuda: b.cuda, cudaAvailable: m.cudaAvailable(), devices: m.cudaDeviceCount() })); })")
+INFO=$(node -e "import('./dist/src/index.js').then((m) => { const b = m.buildInfo(); console.log(JSON.stringify({ torch: b.torchVersion, cxx11Abi: b.cxx11Abi, cuda: b.cuda, cudaAvailable: m.cudaAvailable(), devices: m.cudaDeviceCount(), backends: m.collectiveBackends() })); })")
 say "build: $INFO"
 case "$INFO" in
   *'"cuda":false'*) say "no CUDA: this addon was built against a CPU-only libtorch (LIBTORCH=${LIBTORCH:-system}); point LIBTORCH at a CUDA torch package. Nothing else was run."; exit 3 ;;
