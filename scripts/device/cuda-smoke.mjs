@@ -19,6 +19,8 @@ try { m.resolveDevice(`cuda:${n}`); console.log(`cuda:${n} accepted?!`); } catch
 // NCCL: a process group of one rank on cuda:0 (its ProcessGroupNCCL and a collective; two ranks need two GPUs).
 console.log('collective backends', JSON.stringify(m.collectiveBackends()));
 if (m.collectiveBackends().includes('nccl')) {
+  // NCCL's bootstrap skips the loopback interface unless told; one rank on a machine that may have no other.
+  process.env.NCCL_SOCKET_IFNAME ??= 'lo';
   const group = m.ProcessGroup.init({ masterAddr: '127.0.0.1', masterPort: await m.freePort(), worldSize: 1, rank: 0, localRank: 0 }, { backend: 'nccl', timeoutSeconds: 60 });
   const t = m.tensor([1, 2, 3]).cuda();
   group.allReduce([t]);
