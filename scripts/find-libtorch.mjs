@@ -103,6 +103,7 @@ export function findLibtorch() {
   // though no symbol of it is referenced (hence --no-as-needed in binding.gyp).
   const cuda = libs.includes('libtorch_cuda.so');
   const include = [...found.include, ...(cuda ? cudaIncludes(found, root ? resolve(root) : '') : [])];
+  const headers = collectiveHeaders(include, cuda);
   return {
     source: root ? 'LIBTORCH' : 'system',
     version: version(found),
@@ -112,12 +113,12 @@ export function findLibtorch() {
     cxx11Abi: cxx11Abi(found),
     cxxStandard: cxxStandard(version(found)),
     cuda,
-    // 1/0 for the preprocessor (native/src/dist_ops.cpp builds NCCL process groups only with CUDA).
+    // 1/0 for the preprocessor (buildInfo().cuda; native/src/dist_ops.cpp's NCCL needs it).
     cudaFlag: cuda ? 1 : 0,
-    collectiveHeaders: collectiveHeaders(include, cuda),
+    collectiveHeaders: headers,
     // 1/0: compile NCCL's process groups (native/src/dist_ops.cpp) where the headers are, unless
     // ENGRAM_NCCL=0 (a build whose NCCL headers do not fit this libtorch still gets the rest).
-    ncclFlag: cuda && collectiveHeaders(include, cuda).nccl && process.env.ENGRAM_NCCL !== '0' ? 1 : 0,
+    ncclFlag: headers.nccl && process.env.ENGRAM_NCCL !== '0' ? 1 : 0,
     libraries: ['-ltorch', '-ltorch_cpu', '-lc10', ...(cuda ? ['-ltorch_cuda', '-lc10_cuda'] : [])],
   };
 }
