@@ -7,9 +7,10 @@
 #                                  /var/tmp/engram-trixie, or -cuda with --cuda; kept for the next run)
 #
 # --cuda: the same against Debian's CUDA build of libtorch 2.6 (libtorch-cuda-dev, python3-torch-cuda,
-# libgloo-cuda-dev, libnccl-dev from contrib and non-free; CUDA 12.4), on this machine without a GPU:
-# the addon compiles its CUDA paths and ProcessGroupNCCL, loads, and the suite runs with CUDA absent
-# at run time (cudaAvailable() false, the CUDA tests skipped, `--device cuda` a one-line error).
+# libgloo-cuda-dev, libnccl-dev from contrib and non-free; CUDA 12.4; a 12 GB chroot), on a machine
+# without a GPU: the addon compiles its CUDA paths and ProcessGroupNCCL, loads, and the suite runs
+# with CUDA absent at run time (cudaAvailable() false, the CUDA tests skipped, `--device cuda` a
+# one-line error).
 # Debian's nvidia-cudnn only downloads cuDNN from NVIDIA after its licence question; the check
 # declines it (debconf), and since libtorch_cuda is linked with BIND_NOW against libcudnn.so.9, it
 # puts a stand-in libcudnn.so.9 in the chroot whose every function returns
