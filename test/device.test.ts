@@ -49,7 +49,7 @@ test("resolveDevice: 'cpu', 'auto' and malformed names; CUDA names checked again
     assert.equal(resolveDevice('cuda:0'), 'cuda:0');
     assert.throws(() => resolveDevice(`cuda:${n}`, 'train'), (e: unknown) => kindOf(e) === 'device' && new RegExp(`out of range: this machine has ${n} CUDA device`).test((e as Error).message));
   } else {
-    // A CUDA build on a machine without a visible GPU (scripts/check-debian-trixie.sh --cuda).
+    // A CUDA build on a machine without a visible GPU (scripts/check-debian.sh --cuda).
     for (const d of ['cuda', 'cuda:0']) {
       assert.throws(() => resolveDevice(d, 'train'), (e: unknown) => kindOf(e) === 'device' && /the addon has CUDA but no GPU is visible \(check nvidia-smi and CUDA_VISIBLE_DEVICES\), or use --device cpu/.test((e as Error).message), d);
     }

@@ -102,7 +102,7 @@ test('nccl where this build or machine cannot run it is a one-line error before 
   const deviceError = (pattern: RegExp) => (e: Error & { kind?: string }) => e.kind === 'device' && pattern.test(e.message) && !e.message.includes('\n');
   if (!collectiveBackends().includes('nccl')) {
     assert.throws(() => ProcessGroup.init(env, { backend: 'nccl' }), deviceError(/built without NCCL \(a libtorch without CUDA, no nccl\.h .*or ENGRAM_NCCL=0\); use the gloo backend/));
-  } else if (!cudaAvailable()) { // a CUDA build without a GPU (scripts/check-debian-trixie.sh --cuda)
+  } else if (!cudaAvailable()) { // a CUDA build without a GPU (scripts/check-debian.sh --cuda)
     assert.throws(() => ProcessGroup.init(env, { backend: 'nccl' }), deviceError(/^ProcessGroup \(nccl, LOCAL_RANK\): device 'cuda:0': the addon has CUDA but no GPU is visible/));
   } else { // LOCAL_RANK past the machine's GPUs
     const n = cudaDeviceCount();

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# The README's test command on Debian 13 (trixie): libtorch 2.6, GCC 14, Node 20.19, oneDNN 3.6,
-# Python's torch 2.6 for the interop tests. It checks, on a CPU-only machine, that the addon builds
-# and the whole suite passes against a libtorch 2.x, as well as against bookworm's 1.13.
+# The README's test command in a chroot of another Debian release, to check on a CPU-only machine
+# that the addon builds and the whole suite passes against a libtorch 2.x, as well as against
+# bookworm's 1.13:
+#   trixie (Debian 13, the default): libtorch 2.6, GCC 14, Node 20.19, oneDNN 3.6, Python 3.13;
+#   sid (Debian unstable, moving): on 2026-12-07 libtorch 2.14.1, GCC 16, Node 24.22, oneDNN 3.12,
+#   OpenBLAS 0.3.34, Python 3.14: the newest libtorch Debian has, built as C++20.
+# Python's torch of the same release runs the interop tests.
 #
-#   sudo bash scripts/check-debian-trixie.sh [--cuda] [ROOT]   (ROOT: the chroot's folder, default
-#                                  /var/tmp/engram-trixie, or -cuda with --cuda; kept for the next run)
+#   sudo bash scripts/check-debian.sh [--suite trixie|sid] [--cuda] [ROOT]   (ROOT: the chroot's
+#          folder, default /var/tmp/engram-SUITE, or -cuda with --cuda; kept for the next run)
 #
-# --cuda: the same against Debian's CUDA build of libtorch 2.6 (libtorch-cuda-dev, python3-torch-cuda,
+# --cuda: the same against Debian's CUDA build of libtorch (2.6 in both suites, contrib) (libtorch-cuda-dev, python3-torch-cuda,
 # libgloo-cuda-dev, libnccl-dev from contrib and non-free; CUDA 12.4; a 12 GB chroot), on a machine
 # without a GPU: the addon compiles its CUDA paths and ProcessGroupNCCL, loads, and the suite runs
 # with CUDA absent at run time (cudaAvailable() false, the CUDA tests skipped, `--device cuda` a
@@ -19,15 +23,25 @@
 # Needs root, debootstrap (installed with apt-get when missing) and Debian's mirror. The chroot gets
 # this machine's CA certificates and npm settings (a proxy's certificate authority, npm's nodedir),
 # a clone of this checkout's HEAD at ROOT/work/main and a copy of ../shared beside it, then runs
-# `CI=true bash .ci/run` inside, so the project's own setup installs trixie's packages there. Exits
+# `CI=true bash .ci/run` inside, so the project's own setup installs that release's packages there. Exits
 # with the suite's status; the log is ROOT/work/ci.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 cuda=0
-if [ "${1:-}" = --cuda ]; then cuda=1; shift; fi
-root=${1:-/var/tmp/engram-trixie$([ "$cuda" = 1 ] && echo -cuda)}
-say() { printf 'check-debian-trixie: %s\n' "$*"; }
+suite=trixie
+say() { printf 'check-debian: %s\n' "$*"; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --cuda) cuda=1; shift ;;
+    --suite) suite=${2:-}; shift 2 || { say "--suite needs trixie or sid"; exit 2; } ;;
+    --suite=*) suite=${1#--suite=}; shift ;;
+    -*) say "unknown option $1 (options: --suite trixie|sid, --cuda)"; exit 2 ;;
+    *) break ;;
+  esac
+done
+case "$suite" in trixie | sid) ;; *) say "--suite $suite: not a suite this check knows (trixie or sid)"; exit 2 ;; esac
+root=${1:-/var/tmp/engram-$suite$([ "$cuda" = 1 ] && echo -cuda)}
 
 [ "$(id -u)" = 0 ] || { say "run as root (it builds a chroot)"; exit 1; }
 command -v debootstrap >/dev/null || {
@@ -35,9 +49,9 @@ command -v debootstrap >/dev/null || {
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
 }
 if [ ! -x "$root/usr/bin/apt-get" ]; then
-  say "debootstrap trixie into $root"
+  say "debootstrap $suite into $root"
   mkdir -p "$root"
-  debootstrap --variant=minbase --include=ca-certificates trixie "$root" http://deb.debian.org/debian >"$root.debootstrap.log"
+  debootstrap --variant=minbase --include=ca-certificates "$suite" "$root" http://deb.debian.org/debian >"$root.debootstrap.log"
 fi
 
 mounted=()
@@ -52,14 +66,14 @@ cp /etc/resolv.conf "$root/etc/resolv.conf"
 if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"; fi
 [ -f "$HOME/.npmrc" ] && cp "$HOME/.npmrc" "$root/root/.npmrc"
 
-say "Node.js, npm, Node's headers and a compiler from trixie"
+say "Node.js, npm, Node's headers and a compiler from $suite"
 chroot "$root" bash -c 'update-ca-certificates >/dev/null 2>&1; apt-get update -qq &&
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm libnode-dev git build-essential python3 >/dev/null'
 
 if [ "$cuda" = 1 ]; then
   say "Debian's CUDA libtorch (contrib, non-free), cuDNN's download declined"
-  chroot "$root" bash -c 'set -e
-    echo "deb http://deb.debian.org/debian trixie contrib non-free" > /etc/apt/sources.list.d/engram-cuda.list
+  chroot "$root" env SUITE="$suite" bash -c 'set -e
+    echo "deb http://deb.debian.org/debian $SUITE contrib non-free" > /etc/apt/sources.list.d/engram-cuda.list
     echo "nvidia-cudnn nvidia-cudnn/question select I Decline" | debconf-set-selections
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libtorch-cuda-dev python3-torch-cuda libgloo-cuda-dev libnccl-dev >/dev/null
@@ -71,7 +85,7 @@ if [ "$cuda" = 1 ]; then
         | while read -r f; do echo "int $f(void) { return 3000; }"; done > cudnn.c   # 3000: CUDNN_STATUS_NOT_SUPPORTED
       echo "libcudnn.so.9 { global: *; };" > cudnn.map
       gcc -shared -fPIC -o $lib/libcudnn.so.9 -Wl,-soname,libcudnn.so.9 -Wl,--version-script=cudnn.map cudnn.c
-      echo "check-debian-trixie: a stand-in libcudnn.so.9 with $(wc -l < cudnn.c) functions (no cuDNN without the download)"
+      echo "check-debian: a stand-in libcudnn.so.9 with $(wc -l < cudnn.c) functions (no cuDNN without the download)"
     fi'
 fi
 
