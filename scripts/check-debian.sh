@@ -41,7 +41,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 case "$suite" in trixie | sid) ;; *) say "--suite $suite: not a suite this check knows (trixie or sid)"; exit 2 ;; esac
-root=${1:-/var/tmp/engram-$suite$([ "$cuda" = 1 ] && echo -cuda)}
+flavour=$suite
+if [ "$cuda" = 1 ]; then flavour=$suite-cuda; fi
+root=${1:-/var/tmp/engram-$flavour}
 
 [ "$(id -u)" = 0 ] || { say "run as root (it builds a chroot)"; exit 1; }
 command -v debootstrap >/dev/null || {
