@@ -68,6 +68,10 @@ cp /etc/resolv.conf "$root/etc/resolv.conf"
 if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"; fi
 [ -f "$HOME/.npmrc" ] && cp "$HOME/.npmrc" "$root/root/.npmrc"
 
+# A mirror that is a snapshot (as on the machine this was written on) serves a Release file whose
+# Valid-Until has passed: sid's is valid for a week. Inside the throw-away chroot, apt accepts it.
+echo 'Acquire::Check-Valid-Until "false";' > "$root/etc/apt/apt.conf.d/99engram-snapshot-mirror"
+
 say "Node.js, npm, Node's headers and a compiler from $suite"
 chroot "$root" bash -c 'update-ca-certificates >/dev/null 2>&1; apt-get update -qq &&
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm libnode-dev git build-essential python3 >/dev/null'
