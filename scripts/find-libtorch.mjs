@@ -52,18 +52,25 @@ function cxx11Abi(found) {
   return existsSync(c10) && readFileSync(c10).includes('__cxx11') ? 1 : 0;
 }
 
+// The version's defines are in torch/version.h up to 2.8 or so; later ones moved them to
+// torch/headeronly/version.h (in the include root), which torch/version.h includes.
 function version(found) {
-  const header = join(found.include[1], 'torch', 'version.h');
-  if (!existsSync(header)) return 'unknown';
-  const text = readFileSync(header, 'utf8');
-  const part = (k) => (new RegExp(`#define TORCH_VERSION_${k} (\\d+)`).exec(text) ?? [])[1];
-  return [part('MAJOR'), part('MINOR'), part('PATCH')].join('.');
+  const headers = [join(found.include[1], 'torch', 'version.h'), join(found.include[0], 'torch', 'headeronly', 'version.h')];
+  for (const header of headers.filter((h) => existsSync(h))) {
+    const text = readFileSync(header, 'utf8');
+    const part = (k) => (new RegExp(`#define TORCH_VERSION_${k} (\\d+)`).exec(text) ?? [])[1];
+    if (part('MAJOR') && part('MINOR')) return [part('MAJOR'), part('MINOR'), part('PATCH') ?? '0'].join('.');
+  }
+  return 'unknown';
 }
 
-// libtorch 2.12 and later require C++20 in their headers (ATen's #error); older ones build as C++17.
-function cxxStandard(v) {
+// libtorch 2.12 and later require C++20 in their headers (ATen.h's #error); older ones build as
+// C++17. The header itself decides where the version cannot be read.
+function cxxStandard(found, v) {
   const [major, minor] = v.split('.').map(Number);
-  return major > 2 || (major === 2 && minor >= 12) ? 'c++20' : 'c++17';
+  if (major > 2 || (major === 2 && minor >= 12)) return 'c++20';
+  const aten = join(found.include[0], 'ATen', 'ATen.h');
+  return v === 'unknown' && existsSync(aten) && /C\+\+20 or later/.test(readFileSync(aten, 'utf8')) ? 'c++20' : 'c++17';
 }
 
 // A CUDA libtorch's NCCL process groups need NCCL's and the CUDA runtime's headers. Debian has them
@@ -104,14 +111,15 @@ export function findLibtorch() {
   const cuda = libs.includes('libtorch_cuda.so');
   const include = [...found.include, ...(cuda ? cudaIncludes(found, root ? resolve(root) : '') : [])];
   const headers = collectiveHeaders(include, cuda);
+  const v = version(found);
   return {
     source: root ? 'LIBTORCH' : 'system',
-    version: version(found),
+    version: v,
     // -I/usr/include would reorder the compiler's own system headers (breaks #include_next).
     include: include.filter((d) => d !== '/usr/include'),
     lib: found.lib,
     cxx11Abi: cxx11Abi(found),
-    cxxStandard: cxxStandard(version(found)),
+    cxxStandard: cxxStandard(found, v),
     cuda,
     // 1/0 for the preprocessor (buildInfo().cuda; native/src/dist_ops.cpp's NCCL needs it).
     cudaFlag: cuda ? 1 : 0,

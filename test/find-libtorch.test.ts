@@ -1,6 +1,7 @@
 // scripts/find-libtorch.mjs on libtorch folders laid out as a pip torch package is (files only, no
-// build): the include folders a CUDA build needs for NCCL's process groups, and which collective
-// backends' headers the build will see (part of the addon's build stamp), and whether NCCL is compiled in.
+// build): libtorch's version and the C++ standard its headers need, the include folders a CUDA
+// build needs for NCCL's process groups, which collective backends' headers the build will see
+// (part of the addon's build stamp), and whether NCCL is compiled in.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -11,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 
 const script = fileURLToPath(new URL('../../scripts/find-libtorch.mjs', import.meta.url));
 
-interface Found { include: string[]; cuda: boolean; collectiveHeaders: { gloo: boolean; nccl: boolean }; ncclFlag: number }
+interface Found { version: string; cxxStandard: string; include: string[]; cuda: boolean; collectiveHeaders: { gloo: boolean; nccl: boolean }; ncclFlag: number }
 
 function find(libtorch: string, env: Record<string, string> = {}): Found {
   const clean = { ...process.env };
@@ -22,10 +23,13 @@ function find(libtorch: string, env: Record<string, string> = {}): Found {
   return JSON.parse(r.stdout) as Found;
 }
 
-function touch(path: string): void {
+function touch(path: string, text = ''): void {
   mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, '');
+  writeFileSync(path, text);
 }
+
+const versionDefines = (major: number, minor: number, patch: number): string =>
+  `#pragma once\n#define TORCH_VERSION_MAJOR ${major}\n#define TORCH_VERSION_MINOR ${minor}\n#define TORCH_VERSION_PATCH ${patch}\n`;
 
 /** site-packages/torch with libtorch's files (empty), and its sibling nvidia/<part>/include folders. */
 function sitePackages(root: string, o: { cuda: boolean; nvidia: string[] }): string {
@@ -78,6 +82,35 @@ test('a CPU-only libtorch folder: no CUDA folders, no nccl, even beside nvidia p
     assert.equal(found.include.length, 2);
     assert.deepEqual(found.collectiveHeaders, { gloo: systemGloo, nccl: false });
     assert.equal(found.ncclFlag, 0);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test("libtorch's version from either header, and C++20 from 2.12 on or where ATen.h demands it", () => {
+  const root = mkdtempSync(join(tmpdir(), 'engram-find-libtorch-'));
+  try {
+    const torch = sitePackages(root, { cuda: false, nvidia: [] });
+    const include = join(torch, 'include');
+    const apiVersion = join(include, 'torch', 'csrc', 'api', 'include', 'torch', 'version.h');
+    assert.deepEqual([find(torch).version, find(torch).cxxStandard], ['unknown', 'c++17']);
+
+    touch(apiVersion, versionDefines(2, 11, 0)); // up to 2.8 or so the defines are here
+    assert.deepEqual([find(torch).version, find(torch).cxxStandard], ['2.11.0', 'c++17']);
+    touch(apiVersion, versionDefines(2, 12, 0));
+    assert.equal(find(torch).cxxStandard, 'c++20');
+
+    // Later: torch/version.h only includes torch/headeronly/version.h (Debian's 2.14.1 has this).
+    touch(apiVersion, '#include <torch/headeronly/version.h>\n');
+    touch(join(include, 'torch', 'headeronly', 'version.h'), versionDefines(2, 14, 1));
+    assert.deepEqual([find(torch).version, find(torch).cxxStandard], ['2.14.1', 'c++20']);
+
+    // No readable version: ATen.h's own requirement decides.
+    rmSync(join(include, 'torch', 'headeronly'), { recursive: true });
+    touch(join(include, 'ATen', 'ATen.h'), '#pragma once\n#if !defined(_MSC_VER) && __cplusplus < 202002L\n#error C++20 or later compatible compiler is required to use ATen.\n#endif\n');
+    assert.deepEqual([find(torch).version, find(torch).cxxStandard], ['unknown', 'c++20']);
+    touch(join(include, 'ATen', 'ATen.h'), '#pragma once\n');
+    assert.equal(find(torch).cxxStandard, 'c++17');
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
