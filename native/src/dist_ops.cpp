@@ -21,6 +21,7 @@
 #include <cstdlib>
 #include <memory>
 #include <regex>
+#include <utility>
 
 // Each backend is compiled where its headers are: Gloo's (Debian's libgloo-dev; a libtorch folder or
 // pip torch package may lack them) and, for a libtorch with CUDA, NCCL's and the CUDA runtime's (a
@@ -325,10 +326,14 @@ OP(distAllReduceGrads) {
 
 namespace {
 
+// What grad_accumulator returns: a std::shared_ptr<Node> in libtorch 1.13 and 2.6, a
+// c10::intrusive_ptr<Node> in 2.14.1 (Debian sid).
+using NodeHandle = decltype(torch::autograd::impl::grad_accumulator(std::declval<const at::Tensor&>()));
+
 struct Reducer {
   int64_t group;
   std::vector<at::Tensor> params;
-  std::vector<std::shared_ptr<torch::autograd::Node>> accumulators;  // held: the hooks live on them
+  std::vector<NodeHandle> accumulators;  // held: the hooks live on them
   std::vector<std::vector<size_t>> buckets;                           // parameter indices
   std::vector<size_t> bucketOf;
   std::vector<size_t> waiting;  // gradients not yet ready, per bucket, this step
