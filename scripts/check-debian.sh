@@ -108,7 +108,9 @@ chroot "$root" bash -c 'cd /work/main && CI=true bash .ci/run' >"$root/work/ci.l
 status=$?
 set -e
 chroot "$root" bash -c 'dpkg-query -W -f="\${Package} \${Version}\n" libtorch-dev libtorch-cuda-dev python3-torch python3-torch-cuda nodejs gcc 2>/dev/null; true' | awk 'NF > 1' | sed 's/^/  /'
-grep -E '^# (tests|pass|fail|skipped) ' "$root/work/ci.log" | sed 's/^# /  /'
-grep '^not ok' "$root/work/ci.log" | sed 's/^/  /' || true
+# The summary as node:test's TAP reporter ("# pass 470") or its spec reporter ("ℹ pass 470", Node 24's
+# default) writes it; then the failed tests.
+grep -E '^(# |ℹ )(tests|pass|fail|skipped) ' "$root/work/ci.log" | sed -E 's/^(# |ℹ )/  /' || true
+grep -E '^not ok|^✖ ' "$root/work/ci.log" | grep -v '^✖ failing tests' | sort -u | sed 's/^/  /' || true
 say "exit $status"
 exit "$status"

@@ -27,7 +27,10 @@ test('the packed package installs, builds its addon, type-checks and runs from a
   t.after(() => rmSync(tmp, { recursive: true, force: true }));
 
   // --ignore-scripts: pack dist as built (a prepack tsc would rewrite files other tests are loading).
-  const packed = JSON.parse(execFileSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', tmp], { cwd: repo, encoding: 'utf8' })) as { filename: string; files: { path: string }[] }[];
+  // npm up to 11 prints an array of packed packages, npm 12 an object keyed by package name.
+  type Packed = { filename: string; files: { path: string }[] };
+  const json = JSON.parse(execFileSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', tmp], { cwd: repo, encoding: 'utf8' })) as Packed[] | Record<string, Packed>;
+  const packed = Array.isArray(json) ? json : Object.values(json);
   const files = packed[0]!.files.map((f) => f.path);
   await t.test('the tarball holds the library, CLI, addon sources, install scripts and data, and no test, bench or example code', () => {
     for (const f of ['package.json', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/cli/engram.js', 'native/binding.gyp', 'native/src/addon.cpp',
@@ -42,10 +45,21 @@ test('the packed package installs, builds its addon, type-checks and runs from a
   const app = join(tmp, 'app');
   run(tmp, 'mkdir', [app]);
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'engram-package-test', private: true, type: 'module' }));
-  // The install script builds the addon (with LIBTORCH when set, else the system libtorch).
+  // The install script builds the addon (with LIBTORCH when set, else the system libtorch). npm 12
+  // and later run a dependency's install script only once the project approves it: there the
+  // install leaves the addon unbuilt, the library says what to run, and that builds it.
+  const npmMajor = Number(run(app, 'npm', ['--version']).split('.')[0]);
   run(app, 'npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', join(tmp, packed[0]!.filename)], 15 * 60_000);
   const installed = join(app, 'node_modules', 'engram');
-  assert.ok(existsSync(join(installed, 'native', 'build', 'Release', 'engram.node')), 'npm install built the addon');
+  const addon = join(installed, 'native', 'build', 'Release', 'engram.node');
+  if (npmMajor >= 12) {
+    assert.ok(!existsSync(addon), 'npm 12 blocked the install script');
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', "const e = await import('engram'); e.zeros([1])"], { cwd: app, encoding: 'utf8' });
+    assert.match(r.stderr, /native addon is not built; in your project run: npm install-scripts approve engram && npm rebuild engram/);
+    run(app, 'npm', ['install-scripts', 'approve', 'engram', '--loglevel=error']);
+    run(app, 'npm', ['rebuild', 'engram', '--loglevel=error'], 15 * 60_000);
+  }
+  assert.ok(existsSync(addon), `npm ${npmMajor} built the addon`);
 
   await t.test('examples/quickstart.ts type-checks strictly without Node types and runs', () => {
     copyFileSync(join(repo, 'examples', 'quickstart.ts'), join(app, 'quickstart.ts'));
@@ -76,7 +90,7 @@ test('the packed package installs, builds its addon, type-checks and runs from a
       assert.match(run(app, 'npx', ['--no-install', 'engram', '--help']), /Usage: engram/);
       const r = spawnSync('npx', ['--no-install', 'engram', 'train', '--steps', '1'], { cwd: app, encoding: 'utf8' });
       assert.equal(r.status, 2);
-      assert.match(r.stderr, /native addon is not built; .*node scripts\/build-addon\.mjs/);
+      assert.match(r.stderr, /native addon is not built; .*npm rebuild engram .*node scripts\/build-addon\.mjs/);
     } finally {
       renameSync(`${build}.away`, build);
     }

@@ -325,7 +325,8 @@ function findAddon(): string | null {
 // --help); the first native call throws. A built addon is the plain object: no indirection per op.
 const addonPath = findAddon();
 const notBuilt = (): never => {
-  throw engramError('io', 'loadAddon', "the native addon is not built; in the engram package run: node scripts/build-addon.mjs  (a checkout: bash scripts/setup.sh)");
+  throw engramError('io', 'loadAddon', 'the native addon is not built; in your project run: npm install-scripts approve engram && npm rebuild engram ' +
+    '(npm 12 and later run a package\'s install script only once approved), or node scripts/build-addon.mjs in the engram package (a checkout: bash scripts/setup.sh)');
 };
 export const native: NativeAddon = addonPath !== null
   ? createRequire(import.meta.url)(addonPath)
