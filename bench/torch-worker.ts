@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { HEAP_BLOCK_MAX, heapRetention, heapRetentionEnv } from '../src/index.js';
+import { HEAP_BLOCK_MAX, buildInfo, heapRetention, heapRetentionEnv } from '../src/index.js';
 
 function canImportTorch(py: string): boolean {
   if (py.startsWith('/') && !existsSync(py)) return false;
@@ -119,10 +119,19 @@ export async function startTorchWorker(script: string, o: { wantTorch: boolean; 
   }
 }
 
+/** Which OpenBLAS kernels the products run on (both sides load the same library with the same environment). */
+function openblasKernels(): string {
+  const blas = buildInfo().openblas;
+  if (blas === null) return 'BLAS: not OpenBLAS';
+  const chosen = process.env.OPENBLAS_CORETYPE ? `OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE}` : "OpenBLAS's choice for this CPU";
+  return `OpenBLAS kernels ${blas.core} (${chosen})`;
+}
+
 /** The thread and heap settings both sides run with, as one line. */
 export function threadSettings(threads: number): string {
   const kept = heapRetention();
   return `threads and heap (both sides): ATen intra-op ${threads}; OpenBLAS OPENBLAS_NUM_THREADS=${process.env.OPENBLAS_NUM_THREADS ?? '(unset: all cores)'}; ` +
     `OMP_WAIT_POLICY=${process.env.OMP_WAIT_POLICY ?? '(unset)'}; OPENBLAS_THREAD_TIMEOUT=${process.env.OPENBLAS_THREAD_TIMEOUT ?? '(unset)'}; OMP_NUM_THREADS=${process.env.OMP_NUM_THREADS ?? '(unset)'}; ` +
+    `${openblasKernels()}; ` +
     `heap: ${kept === null ? "glibc's defaults" : `${kept / 2 ** 20} MiB kept freed, blocks up to ${HEAP_BLOCK_MAX / 2 ** 20} MiB from the heap`}`;
 }

@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { native, nativeOpNames } from '../src/tensor/native.js';
-import { EngramError } from '../src/index.js';
+import { EngramError, buildInfo } from '../src/index.js';
 
 test('the addon exports exactly the declared functions (no orphan either way)', () => {
   const exported = Object.keys(native);
@@ -62,4 +62,21 @@ test('loading the addon sets OMP_WAIT_POLICY=PASSIVE and OPENBLAS_THREAD_TIMEOUT
   };
   assert.deepEqual(run({}), ['PASSIVE', '20']);
   assert.deepEqual(run({ OPENBLAS_THREAD_TIMEOUT: '7', OMP_WAIT_POLICY: 'ACTIVE' }), ['ACTIVE', '7']);
+});
+
+test("buildInfo().openblas: the OpenBLAS libtorch runs its products on, and the kernels OPENBLAS_CORETYPE asks for", (t) => {
+  const blas = buildInfo().openblas;
+  if (blas === null) {
+    t.skip('this libtorch does not run on OpenBLAS');
+    return;
+  }
+  assert.match(blas.config, /^OpenBLAS \d+\.\d+/);
+  assert.ok(blas.core.length > 0);
+  // Prescott's kernels (SSE3) run on every x86-64 processor; a DYNAMIC_ARCH build has them.
+  if (!/DYNAMIC_ARCH/.test(blas.config) || process.arch !== 'x64') return;
+  const index = new URL('../src/index.js', import.meta.url).href;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', `const { buildInfo } = await import(${JSON.stringify(index)}); console.log(buildInfo().openblas.core)`],
+    { env: { ...process.env, OPENBLAS_CORETYPE: 'Prescott' }, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), 'Prescott');
 });

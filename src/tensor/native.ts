@@ -14,6 +14,20 @@ type DCode = number;
 type OptDCode = DCode | null;
 type Device = string | null;
 
+/** What the addon was built against and runs on (buildInfo() in the API). */
+export interface BuildInfo {
+  torchVersion: string;
+  parallelInfo: string;
+  cxx11Abi: number;
+  /** Whether the addon was built against a libtorch with CUDA (libtorch_cuda linked). */
+  cuda: boolean;
+  /**
+   * The OpenBLAS that libtorch's matrix products run on: its build line and the kernels it runs on
+   * this CPU (OPENBLAS_CORETYPE, where set, chooses them); null for another BLAS (MKL, ...).
+   */
+  openblas: { config: string; core: string } | null;
+}
+
 /**
  * Declares one export of the addon: the value is a placeholder, only the key and the type count.
  * Every native function is declared once, in coreOps or in the name lists below; the addon's
@@ -42,7 +56,7 @@ const coreOps = {
   cudaDeviceCount: op<() => number>(),
   cudaSynchronize: op<() => void>(),
   setAllowTF32: op<(cublas: boolean | null, cudnn: boolean | null) => [boolean, boolean]>(),
-  buildInfo: op<() => { torchVersion: string; parallelInfo: string; cxx11Abi: number; cuda: boolean }>(),
+  buildInfo: op<() => BuildInfo>(),
   // mixed precision (precision_ops.cpp): deviceType 'cpu' | 'cuda'; the state is [enabled, dtype code]
   autocastState: op<(deviceType: string) => [boolean, DCode]>(),
   setAutocast: op<(deviceType: string, enabled: boolean, dtype: DCode) => [boolean, DCode]>(),

@@ -1,5 +1,6 @@
 // Process-wide settings of the engine: threads, devices, build facts.
-import { addonLoaded, native } from './native.js';
+import { addonLoaded, native, type BuildInfo } from './native.js';
+export type { BuildInfo } from './native.js';
 import { codeOf, dtypeName, isFloating, type DType } from './dtype.js';
 import { configError, dtypeError } from './errors.js';
 
@@ -109,8 +110,8 @@ if (addonLoaded) {
   if (bytes !== null) setHeapRetention(bytes);
 }
 
-/** libtorch's version and threading, the C++11 ABI flag, and whether the build has CUDA (libtorch_cuda linked). */
-export const buildInfo = (): { torchVersion: string; parallelInfo: string; cxx11Abi: number; cuda: boolean } => native.buildInfo();
+/** libtorch's version and threading, the C++11 ABI flag, whether the build has CUDA (libtorch_cuda linked), and the OpenBLAS kernels in use. */
+export const buildInfo = (): BuildInfo => native.buildInfo();
 
 /** The dtype of floating tensors made without one (float32 unless changed), as torch.set_default_dtype. */
 export function setDefaultDtype(dtype: DType): void {
