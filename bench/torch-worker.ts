@@ -122,9 +122,9 @@ export async function startTorchWorker(script: string, o: { wantTorch: boolean; 
 /** Which OpenBLAS kernels the products run on (both sides load the same library with the same environment). */
 function openblasKernels(): string {
   const blas = buildInfo().openblas;
-  if (blas === null) return 'BLAS: not OpenBLAS';
+  if (blas === null) return `BLAS: not OpenBLAS; Engram's linear products on ${buildInfo().denseProducts === 'onednn' ? "oneDNN's sgemm" : "ATen's mm"}`;
   const chosen = process.env.OPENBLAS_CORETYPE ? `OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE}` : "OpenBLAS's choice for this CPU";
-  return `OpenBLAS kernels ${blas.core} (${chosen})`;
+  return `OpenBLAS kernels ${blas.core} (${chosen}); Engram's linear products on ${buildInfo().denseProducts === 'onednn' ? "oneDNN's sgemm" : "ATen's mm"}`;
 }
 
 /** The thread and heap settings both sides run with, as one line. */

@@ -405,6 +405,8 @@ OP(buildInfo) {
   } else {
     o.Set("openblas", info.Env().Null());
   }
+  // Which library runs the float32 dense products of linear layers on the CPU (matmul_ops.cpp).
+  o.Set("denseProducts", denseOnOneDnn() ? "onednn" : "aten");
   return o;
 }
 

@@ -141,6 +141,16 @@ void* loadedSymbol(std::initializer_list<const char*> libraries, const char* sym
 // expanded to them: broadcast dims have stride 0), in row-major order of `batch` (matmul_ops.cpp).
 std::vector<int64_t> batchOffsets(const at::Tensor& t, at::IntArrayRef batch);
 
+// Dense (2-D) float32 products on the CPU (matmul_ops.cpp): ATen's mm runs them on libtorch's BLAS,
+// unless that BLAS is an OpenBLAS held to narrower vectors than the processor has (its AVX2 kernels
+// on an AVX-512 processor, as OPENBLAS_CORETYPE=Haswell makes it), where oneDNN's sgemm runs them.
+// ENGRAM_DENSE_MATMUL=aten|onednn decides instead. denseMm(a, b) = a b for 2-D operands of any
+// strides (either may be a transposed view); linear(x, w, b) = x wᵀ + b as at::linear, with the
+// same choice of library and a backward of the same products.
+bool denseOnOneDnn();
+at::Tensor denseMm(const at::Tensor& a, const at::Tensor& b);
+at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b);
+
 // linear(x, w, b), as a matrix-vector product when x holds one row (nn_ops.cpp, OP linearRow).
 at::Tensor linearRow(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b, int64_t minEntries);
 

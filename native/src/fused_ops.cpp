@@ -889,7 +889,7 @@ struct LinearOverCat : public torch::autograd::Function<LinearOverCat> {
     at::Tensor context = at::cat({first, second}, -2);
     ctx->save_for_backward({context, weight});
     ctx->saved_data["firstRows"] = first.size(-2);
-    return at::linear(context, weight);
+    return engram::linear(context, weight, c10::nullopt);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
@@ -897,9 +897,16 @@ struct LinearOverCat : public torch::autograd::Function<LinearOverCat> {
     const int64_t P = ctx->saved_data["firstRows"].toInt(), rows = context.size(-2);
     const at::Tensor& g = grads[0];  // [.., P + T, out]
     at::Tensor dFirst, dSecond, dWeight;
-    if (ctx->needs_input_grad(0)) dFirst = at::matmul(g.narrow(-2, 0, P), weight);               // [.., P, in]
-    if (ctx->needs_input_grad(1)) dSecond = at::matmul(g.narrow(-2, P, rows - P), weight);       // [.., T, in]
-    if (ctx->needs_input_grad(2)) dWeight = g.reshape({-1, g.size(-1)}).t().mm(context.reshape({-1, context.size(-1)}));
+    // The pieces' gradients as one 2-D product each (the narrowed rows copied, as matmul would).
+    auto piece = [&](int64_t start, int64_t length) {
+      std::vector<int64_t> shape = g.sizes().vec();
+      shape[shape.size() - 2] = length;
+      shape.back() = weight.size(1);
+      return denseMm(g.narrow(-2, start, length).reshape({-1, g.size(-1)}), weight).view(shape);
+    };
+    if (ctx->needs_input_grad(0)) dFirst = piece(0, P);          // [.., P, in]
+    if (ctx->needs_input_grad(1)) dSecond = piece(P, rows - P);  // [.., T, in]
+    if (ctx->needs_input_grad(2)) dWeight = denseMm(g.reshape({-1, g.size(-1)}).t(), context.reshape({-1, context.size(-1)}));
     return {dFirst, dSecond, dWeight};
   }
 };
@@ -911,7 +918,7 @@ OP(linearOverCat) {
   const bool fused = !anyAutocastOn() && (type == at::kFloat || type == at::kDouble) &&
                      first.scalar_type() == type && weight.scalar_type() == type && first.dim() == second.dim() && second.dim() >= 2 &&
                      weight.dim() == 2 && first.device() == second.device() && weight.device() == second.device();
-  if (!fused) return R(info, at::linear(at::cat({first, second}, -2), weight, bias));
+  if (!fused) return R(info, engram::linear(at::cat({first, second}, -2), weight, bias));
   at::Tensor y = LinearOverCat::apply(first, second, weight);
   return R(info, bias ? y + *bias : y);
 }
@@ -920,14 +927,15 @@ OP(linearOverCat) {
 // the position-wise feed-forward without dropout. The hidden layer is rectified in place and kept
 // once (it is both the second product's input and the ReLU's mask), and backward masks the hidden
 // gradient in place: composed, relu allocates a second [.., F] tensor and threshold_backward a third.
-// The products are linear's, and their gradients the ones ATen's mm backward computes.
+// The products are linear's, and their gradients the products ATen's mm backward computes, on the library
+// that linear uses (denseMm, matmul_ops.cpp).
 struct FeedForwardRelu : public torch::autograd::Function<FeedForwardRelu> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w1, const at::Tensor& b1, const at::Tensor& w2,
                             const at::Tensor& b2) {
-    at::Tensor hidden = at::linear(x, w1, b1);
+    at::Tensor hidden = engram::linear(x, w1, b1);
     hidden.relu_();
     ctx->save_for_backward({x, hidden, w1, w2});
-    return at::linear(hidden, w2, b2);
+    return engram::linear(hidden, w2, b2);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
@@ -935,14 +943,14 @@ struct FeedForwardRelu : public torch::autograd::Function<FeedForwardRelu> {
     const at::Tensor g = grads[0].reshape({-1, w2.size(0)});  // [N, out]
     const at::Tensor h = hidden.reshape({-1, w1.size(0)});    // [N, F]
     at::Tensor dx, dw1, db1, dw2, db2;
-    if (ctx->needs_input_grad(3)) dw2 = g.t().mm(h);
+    if (ctx->needs_input_grad(3)) dw2 = denseMm(g.t(), h);
     if (ctx->needs_input_grad(4)) db2 = g.sum(0);
     if (ctx->needs_input_grad(0) || ctx->needs_input_grad(1) || ctx->needs_input_grad(2)) {
-      at::Tensor dh = g.mm(w2);  // [N, F], then zero where the ReLU was off
+      at::Tensor dh = denseMm(g, w2);  // [N, F], then zero where the ReLU was off
       at::threshold_backward_out(dh, dh, h, 0);  // ATen's vectorised kernel, written over dh
-      if (ctx->needs_input_grad(1)) dw1 = dh.t().mm(x.reshape({-1, x.size(-1)}));
+      if (ctx->needs_input_grad(1)) dw1 = denseMm(dh.t(), x.reshape({-1, x.size(-1)}));
       if (ctx->needs_input_grad(2)) db1 = dh.sum(0);
-      if (ctx->needs_input_grad(0)) dx = dh.mm(w1).view(x.sizes());
+      if (ctx->needs_input_grad(0)) dx = denseMm(dh, w1).view(x.sizes());
     }
     return {dx, dw1, db1, dw2, db2};
   }
@@ -959,7 +967,7 @@ OP(feedForward) {
   }();
   const bool fused = same && (type == at::kFloat || type == at::kDouble) && !anyAutocastOn() &&
                      x.dim() >= 2 && w1.dim() == 2 && w2.dim() == 2 && w1.size(0) == w2.size(1);
-  if (!fused) return R(info, at::linear(at::relu(at::linear(x, w1, b1)), w2, b2));
+  if (!fused) return R(info, engram::linear(at::relu(engram::linear(x, w1, b1)), w2, b2));
   return R(info, FeedForwardRelu::apply(x, w1, b1, w2, b2));
 }
 

@@ -29,6 +29,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 namespace engram {
@@ -328,6 +329,118 @@ struct BatchedMatmul : public torch::autograd::Function<BatchedMatmul> {
     return {da, db, at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
+
+}  // namespace
+
+// ---- dense products ----------------------------------------------------------------------------
+
+namespace {
+
+SgemmFn denseSgemm() {
+  static const SgemmFn fn = reinterpret_cast<SgemmFn>(loadedSymbol({"libdnnl.so"}, "dnnl_sgemm"));
+  return fn;
+}
+
+// OpenBLAS's kernel sets that use AVX-512 (its corename); any other on an AVX-512 processor leaves
+// half of each vector unused. Measured on a Zen 5 with OpenBLAS 0.3.21 (scripts/probes/linear-sgemm.c,
+// SPEC §10's 12 linear products): its Haswell kernels 205 GFLOP/s, its own choice (Cooperlake) 368,
+// oneDNN's sgemm 346-369 (docs/results/benchmarks.md, "Dense products on oneDNN where OpenBLAS is
+// held to AVX2").
+bool openblasNarrowerThanCpu() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (!__builtin_cpu_supports("avx512f")) return false;
+  using NameFn = char* (*)();
+  auto core = reinterpret_cast<NameFn>(loadedSymbol({"libopenblas", "libblas.so"}, "openblas_get_corename"));
+  if (!core) return false;  // another BLAS (MKL uses the processor's widest vectors itself)
+  const std::string name = core();
+  for (const char* wide : {"SkylakeX", "Cooperlake", "SapphireRapids"}) {
+    if (name == wide) return false;
+  }
+  return true;
+#else
+  return false;
+#endif
+}
+
+bool decideDense() {
+  if (denseSgemm() == nullptr) return false;
+  const char* choice = std::getenv("ENGRAM_DENSE_MATMUL");
+  if (choice && std::strcmp(choice, "aten") == 0) return false;
+  if (choice && std::strcmp(choice, "onednn") == 0) return true;
+  return openblasNarrowerThanCpu();
+}
+
+bool denseFloat(const at::Tensor& t) { return t.is_cpu() && t.scalar_type() == at::kFloat; }
+
+// C = a b on oneDNN (a, b 2-D float32, any strides) into a fresh contiguous tensor of `shape` (its
+// M·N entries laid out as the [M, N] product; default [M, N]): no view of it is ever returned, so
+// autograd lets callers modify a product in place.
+at::Tensor sgemmProduct(const at::Tensor& a, const at::Tensor& b, at::IntArrayRef shape = {}) {
+  const at::Tensor ar = readable(a), br = readable(b);
+  const int64_t M = ar.size(0), K = ar.size(1), N = br.size(1);
+  at::Tensor c = shape.empty() ? at::empty({M, N}, ar.options()) : at::empty(shape, ar.options());
+  TORCH_CHECK(c.numel() == M * N, "dense matmul: an output of ", c.numel(), " entries for a [", M, ", ", N, "] product");
+  if (M == 0 || N == 0) return c;
+  if (K == 0) return c.zero_();
+  const MatrixLayout la = *layoutOf(M, K, ar.stride(0), ar.stride(1)), lb = *layoutOf(K, N, br.stride(0), br.stride(1));
+  const int status = denseSgemm()(la.trans, lb.trans, M, N, K, 1.0f, ar.data_ptr<float>(), la.ld, br.data_ptr<float>(), lb.ld, 0.0f,
+                                  c.data_ptr<float>(), N);
+  TORCH_CHECK(status == 0, "dense matmul: oneDNN's sgemm failed with status ", status);
+  return c;
+}
+
+// y = x wᵀ, x [.., in] float32; the products of forward and backward on oneDNN (the bias is added
+// after it, in place: its gradient is the sum of the output's). Under create_graph the backward's
+// products are ATen's, so that second derivatives exist.
+struct DenseLinear : public torch::autograd::Function<DenseLinear> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w) {
+    const at::Tensor x2 = x.reshape({-1, x.size(-1)});
+    ctx->save_for_backward({x2, w});
+    ctx->saved_data["shape"] = x.sizes().vec();
+    std::vector<int64_t> shape = x.sizes().vec();
+    shape.back() = w.size(0);
+    return sgemmProduct(x2, w.t(), shape);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &x2 = saved[0], &w = saved[1];
+    const at::Tensor g = grads[0].reshape({-1, w.size(0)});  // [N, out]
+    const bool graph = at::GradMode::is_enabled();
+    at::Tensor dx, dw;
+    if (ctx->needs_input_grad(0)) {
+      const std::vector<int64_t> shape = ctx->saved_data["shape"].toIntVector();
+      dx = graph ? g.mm(w).view(shape) : sgemmProduct(g, w, shape);
+    }
+    if (ctx->needs_input_grad(1)) dw = graph ? g.t().mm(x2) : sgemmProduct(g.t(), x2);
+    return {dx, dw};
+  }
+};
+
+}  // namespace
+
+bool denseOnOneDnn() {
+  static const bool on = decideDense();
+  return on;
+}
+
+at::Tensor denseMm(const at::Tensor& a, const at::Tensor& b) {
+  if (denseOnOneDnn() && denseFloat(a) && denseFloat(b) && a.dim() == 2 && b.dim() == 2 && !anyAutocastOn() &&
+      !(at::GradMode::is_enabled() && (a.requires_grad() || b.requires_grad()))) {
+    return sgemmProduct(a, b);
+  }
+  return a.mm(b);
+}
+
+at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b) {
+  const bool dense = denseOnOneDnn() && nativeKernelsOn() && denseFloat(x) && denseFloat(w) && (!b || !b->defined() || denseFloat(*b)) &&
+                     x.dim() >= 2 && w.dim() == 2 && x.size(-1) == w.size(1) && (!b || !b->defined() || (b->dim() == 1 && b->size(0) == w.size(0))) &&
+                     !anyAutocastOn();
+  if (!dense) return at::linear(x, w, b);
+  at::Tensor y = DenseLinear::apply(x, w);
+  return b && b->defined() ? y.add_(*b) : y;
+}
+
+namespace {
 
 // Whether the batched kernel runs this product (both operands batched: ≥ 3 dims; float32 on the
 // CPU, autocast off, oneDNN's sgemm found); anything else is ATen's matmul.

@@ -16,18 +16,18 @@ OP(dropout) { return R(info, at::dropout(T(info, 0), D(info, 1), B(info, 2))); }
 // embedding(weight, indices, paddingIdx (-1 for none))
 OP(embedding) { return R(info, at::embedding(T(info, 0), T(info, 1), I(info, 2))); }
 // linear(x, weight [out, in], bias|null)
-OP(linear) { return R(info, at::linear(T(info, 0), T(info, 1), OT(info, 2))); }
+OP(linear) { return R(info, engram::linear(T(info, 0), T(info, 1), OT(info, 2))); }
 // linearRow(x [.., in], weight [out, in], bias|null, minEntries): as linear, but when x holds one
 // row, on the CPU in float32 (autocast off), and the weight has at least minEntries entries, a
 // matrix-vector product, b + W x. OpenBLAS's sgemm for a 1-row left operand packs the whole weight
 // on every call; sgemv reads it once in place, faster for big weights (nn/layers.ts ROW_PRODUCT_MIN). Anything
-// else (more rows, small weights, bfloat16, autocast, CUDA) is at::linear: the whole decision is
+// else (more rows, small weights, bfloat16, autocast, CUDA) is linear (matmul_ops.cpp): the whole decision is
 // here, so decoding calls it for every projection without reading shapes in JavaScript.
 at::Tensor linearRow(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b, int64_t minEntries) {
   bool row = nativeCpu(x) && x.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat && w.dim() == 2 &&
              w.numel() >= minEntries && x.dim() >= 1 && x.numel() == w.size(1) && !autocastOn(c10::DeviceType::CPU) &&
              (!b || b->scalar_type() == at::kFloat);
-  if (!row) return at::linear(x, w, b);
+  if (!row) return engram::linear(x, w, b);
   at::Tensor flat = x.reshape({-1});
   at::Tensor y = b && b->defined() ? at::addmv(*b, w, flat) : at::mv(w, flat);
   std::vector<int64_t> shape = x.sizes().vec();

@@ -26,6 +26,12 @@ export interface BuildInfo {
    * this CPU (OPENBLAS_CORETYPE, where set, chooses them); null for another BLAS (MKL, ...).
    */
   openblas: { config: string; core: string } | null;
+  /**
+   * Which library runs linear layers' float32 products on the CPU: 'aten' (libtorch's BLAS, through
+   * ATen's mm) or 'onednn' (oneDNN's sgemm, where libtorch's BLAS is an OpenBLAS held to narrower
+   * vectors than the processor has); ENGRAM_DENSE_MATMUL=aten|onednn decides instead.
+   */
+  denseProducts: 'aten' | 'onednn';
 }
 
 /**
