@@ -60,7 +60,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { askOrDrop, startTorchWorker, threadSettings, type TorchWorker } from './torch-worker.js';
 import {
-  buildInfo, checkPrecision, precisionProblem, cudaSynchronize, getNumThreads, profile, formatProfile, randn, resolveDevice,
+  F, buildInfo, checkPrecision, precisionProblem, cudaSynchronize, getNumThreads, profile, formatProfile, randn, resolveDevice,
   setNumThreads, tidy, type Device, type ModelConfig, type Precision,
 } from '../src/index.js';
 import { checkBenchArgs, checked, exitWithError } from './args.js';
@@ -262,17 +262,22 @@ function stepFlops(spec: BenchModel): number {
 }
 
 /** GFLOP/s of an n x n matrix product in `dtype` on this device (best of 5 timings of `reps` products). */
+// The faster of ATen's matmul and F.linear (a bᵀ): linear layers' float32 products may run on
+// another library than ATen's mm (buildInfo().denseProducts), and the peak is the best this process
+// can do.
 function matmulPeak(n: number, dtype: 'float32' | 'bfloat16', reps = 8): number {
   return tidy(() => {
     const a = randn([n, n], { device }).to(dtype), b = randn([n, n], { device }).to(dtype);
-    for (let i = 0; i < 2; i++) a.matmul(b).dispose();
-    if (onGpu) cudaSynchronize();
     let best = Infinity;
-    for (let k = 0; k < 5; k++) {
-      const t0 = performance.now();
-      for (let i = 0; i < reps; i++) a.matmul(b).dispose();
+    for (const product of [() => a.matmul(b), () => F.linear(a, b)]) {
+      for (let i = 0; i < 2; i++) product().dispose();
       if (onGpu) cudaSynchronize();
-      best = Math.min(best, (performance.now() - t0) / 1000 / reps);
+      for (let k = 0; k < 5; k++) {
+        const t0 = performance.now();
+        for (let i = 0; i < reps; i++) product().dispose();
+        if (onGpu) cudaSynchronize();
+        best = Math.min(best, (performance.now() - t0) / 1000 / reps);
+      }
     }
     return (2 * n ** 3) / best / 1e9;
   });
