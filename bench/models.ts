@@ -261,10 +261,11 @@ function stepFlops(spec: BenchModel): number {
   return 3 * forward * BATCH * spec.segments;
 }
 
-/** GFLOP/s of an n x n matrix product in `dtype` on this device (best of 5 timings of `reps` products). */
-// The faster of ATen's matmul and F.linear (a bᵀ): linear layers' float32 products may run on
-// another library than ATen's mm (buildInfo().denseProducts), and the peak is the best this process
-// can do.
+/**
+ * GFLOP/s of an n x n matrix product in `dtype` on this device (best of 5 timings of `reps` products),
+ * the faster of ATen's matmul and F.linear (a bᵀ): linear layers' float32 products may run on another
+ * library than ATen's mm (buildInfo().denseProducts), and the peak is the best this process can do.
+ */
 function matmulPeak(n: number, dtype: 'float32' | 'bfloat16', reps = 8): number {
   return tidy(() => {
     const a = randn([n, n], { device }).to(dtype), b = randn([n, n], { device }).to(dtype);

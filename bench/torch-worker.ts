@@ -119,12 +119,16 @@ export async function startTorchWorker(script: string, o: { wantTorch: boolean; 
   }
 }
 
-/** Which OpenBLAS kernels the products run on (both sides load the same library with the same environment). */
-function openblasKernels(): string {
-  const blas = buildInfo().openblas;
-  if (blas === null) return `BLAS: not OpenBLAS; Engram's linear products on ${buildInfo().denseProducts === 'onednn' ? "oneDNN's sgemm" : "ATen's mm"}`;
+/**
+ * Which OpenBLAS kernels the products run on (both sides load the same library with the same
+ * environment), and which library Engram's linear layers use.
+ */
+function productLibraries(): string {
+  const { openblas, denseProducts } = buildInfo();
+  const linear = `Engram's linear products on ${denseProducts === 'onednn' ? "oneDNN's sgemm" : "ATen's mm"}`;
+  if (openblas === null) return `BLAS: not OpenBLAS; ${linear}`;
   const chosen = process.env.OPENBLAS_CORETYPE ? `OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE}` : "OpenBLAS's choice for this CPU";
-  return `OpenBLAS kernels ${blas.core} (${chosen}); Engram's linear products on ${buildInfo().denseProducts === 'onednn' ? "oneDNN's sgemm" : "ATen's mm"}`;
+  return `OpenBLAS kernels ${openblas.core} (${chosen}); ${linear}`;
 }
 
 /** The thread and heap settings both sides run with, as one line. */
@@ -132,6 +136,6 @@ export function threadSettings(threads: number): string {
   const kept = heapRetention();
   return `threads and heap (both sides): ATen intra-op ${threads}; OpenBLAS OPENBLAS_NUM_THREADS=${process.env.OPENBLAS_NUM_THREADS ?? '(unset: all cores)'}; ` +
     `OMP_WAIT_POLICY=${process.env.OMP_WAIT_POLICY ?? '(unset)'}; OPENBLAS_THREAD_TIMEOUT=${process.env.OPENBLAS_THREAD_TIMEOUT ?? '(unset)'}; OMP_NUM_THREADS=${process.env.OMP_NUM_THREADS ?? '(unset)'}; ` +
-    `${openblasKernels()}; ` +
+    `${productLibraries()}; ` +
     `heap: ${kept === null ? "glibc's defaults" : `${kept / 2 ** 20} MiB kept freed, blocks up to ${HEAP_BLOCK_MAX / 2 ** 20} MiB from the heap`}`;
 }

@@ -394,13 +394,12 @@ OP(buildInfo) {
   // is OpenBLAS through the alternatives system): its build line and the kernels it chose for this
   // CPU (OPENBLAS_CORETYPE in the environment chooses them, where set). null for another BLAS (MKL in
   // pip's torch).
-  using NameFn = char* (*)();
-  auto config = reinterpret_cast<NameFn>(loadedSymbol({"libopenblas", "libblas.so"}, "openblas_get_config"));
-  auto core = reinterpret_cast<NameFn>(loadedSymbol({"libopenblas", "libblas.so"}, "openblas_get_corename"));
+  const char* config = openblasConfig();
+  const char* core = openblasCore();
   if (config && core) {
     auto blas = Napi::Object::New(info.Env());
-    blas.Set("config", std::string(config()));
-    blas.Set("core", std::string(core()));
+    blas.Set("config", std::string(config));
+    blas.Set("core", std::string(core));
     o.Set("openblas", blas);
   } else {
     o.Set("openblas", info.Env().Null());

@@ -148,6 +148,10 @@ std::vector<int64_t> batchOffsets(const at::Tensor& t, at::IntArrayRef batch);
 // strides (either may be a transposed view); linear(x, w, b) = x wᵀ + b as at::linear, with the
 // same choice of library and a backward of the same products.
 bool denseOnOneDnn();
+// The OpenBLAS libtorch loaded, if its BLAS is one: the kernels it runs (openblas_get_corename) and
+// its build line; nullptr for another BLAS (matmul_ops.cpp).
+const char* openblasCore();
+const char* openblasConfig();
 at::Tensor denseMm(const at::Tensor& a, const at::Tensor& b);
 at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b);
 

@@ -29,7 +29,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <string>
 #include <vector>
 
 namespace engram {
@@ -44,12 +43,19 @@ namespace {
 using SgemmFn = int (*)(char, char, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t, float,
                         float*, int64_t);
 
+// oneDNN's sgemm from the libdnnl libtorch loaded, or nullptr (pip's torch links oneDNN statically).
+SgemmFn onednnSgemm() {
+  static const SgemmFn fn = reinterpret_cast<SgemmFn>(loadedSymbol({"libdnnl.so"}, "dnnl_sgemm"));
+  return fn;
+}
+
 SgemmFn findSgemm() {
   const char* off = std::getenv("ENGRAM_BATCHED_MATMUL");
   if (off && std::strcmp(off, "aten") == 0) return nullptr;  // A/B measurements: ATen's bmm everywhere
-  return reinterpret_cast<SgemmFn>(loadedSymbol({"libdnnl.so"}, "dnnl_sgemm"));
+  return onednnSgemm();
 }
 
+// The batched kernel's sgemm.
 SgemmFn sgemm() {
   static const SgemmFn fn = findSgemm();
   return fn;
@@ -336,25 +342,18 @@ struct BatchedMatmul : public torch::autograd::Function<BatchedMatmul> {
 
 namespace {
 
-SgemmFn denseSgemm() {
-  static const SgemmFn fn = reinterpret_cast<SgemmFn>(loadedSymbol({"libdnnl.so"}, "dnnl_sgemm"));
-  return fn;
-}
-
 // OpenBLAS's kernel sets that use AVX-512 (its corename); any other on an AVX-512 processor leaves
 // half of each vector unused. Measured on a Zen 5 with OpenBLAS 0.3.21 (scripts/probes/linear-sgemm.c,
-// SPEC §10's 12 linear products): its Haswell kernels 205 GFLOP/s, its own choice (Cooperlake) 368,
-// oneDNN's sgemm 346-369 (docs/results/benchmarks.md, "Dense products on oneDNN where OpenBLAS is
-// held to AVX2").
+// SPEC §10's 12 linear products): its Haswell kernels 178-207 GFLOP/s, its own choice (Cooperlake)
+// 368-371, oneDNN's sgemm 300-351 (docs/results/benchmarks.md, "Dense products on oneDNN where
+// OpenBLAS is held to AVX2").
 bool openblasNarrowerThanCpu() {
 #if defined(__x86_64__) && defined(__GNUC__)
   if (!__builtin_cpu_supports("avx512f")) return false;
-  using NameFn = char* (*)();
-  auto core = reinterpret_cast<NameFn>(loadedSymbol({"libopenblas", "libblas.so"}, "openblas_get_corename"));
+  const char* core = openblasCore();
   if (!core) return false;  // another BLAS (MKL uses the processor's widest vectors itself)
-  const std::string name = core();
   for (const char* wide : {"SkylakeX", "Cooperlake", "SapphireRapids"}) {
-    if (name == wide) return false;
+    if (std::strcmp(core, wide) == 0) return false;
   }
   return true;
 #else
@@ -363,14 +362,18 @@ bool openblasNarrowerThanCpu() {
 }
 
 bool decideDense() {
-  if (denseSgemm() == nullptr) return false;
+  if (onednnSgemm() == nullptr) return false;
   const char* choice = std::getenv("ENGRAM_DENSE_MATMUL");
   if (choice && std::strcmp(choice, "aten") == 0) return false;
   if (choice && std::strcmp(choice, "onednn") == 0) return true;
   return openblasNarrowerThanCpu();
 }
 
-bool denseFloat(const at::Tensor& t) { return t.is_cpu() && t.scalar_type() == at::kFloat; }
+// Whether t, an operand of a dense product, goes to oneDNN: float32 on the CPU with Engram's kernels
+// on (setNativeKernels), autocast off, and the decision above made for oneDNN.
+bool onDenseKernel(const at::Tensor& t) {
+  return denseOnOneDnn() && nativeCpu(t) && t.scalar_type() == at::kFloat && !anyAutocastOn();
+}
 
 // C = a b on oneDNN (a, b 2-D float32, any strides) into a fresh contiguous tensor of `shape` (its
 // M·N entries laid out as the [M, N] product; default [M, N]): no view of it is ever returned, so
@@ -383,7 +386,7 @@ at::Tensor sgemmProduct(const at::Tensor& a, const at::Tensor& b, at::IntArrayRe
   if (M == 0 || N == 0) return c;
   if (K == 0) return c.zero_();
   const MatrixLayout la = *layoutOf(M, K, ar.stride(0), ar.stride(1)), lb = *layoutOf(K, N, br.stride(0), br.stride(1));
-  const int status = denseSgemm()(la.trans, lb.trans, M, N, K, 1.0f, ar.data_ptr<float>(), la.ld, br.data_ptr<float>(), lb.ld, 0.0f,
+  const int status = onednnSgemm()(la.trans, lb.trans, M, N, K, 1.0f, ar.data_ptr<float>(), la.ld, br.data_ptr<float>(), lb.ld, 0.0f,
                                   c.data_ptr<float>(), N);
   TORCH_CHECK(status == 0, "dense matmul: oneDNN's sgemm failed with status ", status);
   return c;
@@ -424,20 +427,30 @@ bool denseOnOneDnn() {
 }
 
 at::Tensor denseMm(const at::Tensor& a, const at::Tensor& b) {
-  if (denseOnOneDnn() && denseFloat(a) && denseFloat(b) && a.dim() == 2 && b.dim() == 2 && !anyAutocastOn() &&
-      !(at::GradMode::is_enabled() && (a.requires_grad() || b.requires_grad()))) {
-    return sgemmProduct(a, b);
-  }
+  const bool graph = at::GradMode::is_enabled() && (a.requires_grad() || b.requires_grad());  // sgemmProduct records none
+  if (onDenseKernel(a) && onDenseKernel(b) && a.dim() == 2 && b.dim() == 2 && !graph) return sgemmProduct(a, b);
   return a.mm(b);
 }
 
 at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b) {
-  const bool dense = denseOnOneDnn() && nativeKernelsOn() && denseFloat(x) && denseFloat(w) && (!b || !b->defined() || denseFloat(*b)) &&
-                     x.dim() >= 2 && w.dim() == 2 && x.size(-1) == w.size(1) && (!b || !b->defined() || (b->dim() == 1 && b->size(0) == w.size(0))) &&
-                     !anyAutocastOn();
+  const at::Tensor* bias = b && b->defined() ? &*b : nullptr;
+  const bool dense = onDenseKernel(x) && onDenseKernel(w) && x.dim() >= 2 && w.dim() == 2 && x.size(-1) == w.size(1) &&
+                     (!bias || (onDenseKernel(*bias) && bias->dim() == 1 && bias->size(0) == w.size(0)));
   if (!dense) return at::linear(x, w, b);
   at::Tensor y = DenseLinear::apply(x, w);
-  return b && b->defined() ? y.add_(*b) : y;
+  return bias ? y.add_(*bias) : y;
+}
+
+const char* openblasCore() {
+  using NameFn = char* (*)();
+  static const auto fn = reinterpret_cast<NameFn>(loadedSymbol({"libopenblas", "libblas.so"}, "openblas_get_corename"));
+  return fn ? fn() : nullptr;
+}
+
+const char* openblasConfig() {
+  using NameFn = char* (*)();
+  static const auto fn = reinterpret_cast<NameFn>(loadedSymbol({"libopenblas", "libblas.so"}, "openblas_get_config"));
+  return fn ? fn() : nullptr;
 }
 
 namespace {
