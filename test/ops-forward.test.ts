@@ -1042,28 +1042,41 @@ test('F.attendRow: one query row over strided keys, with and without positions, 
   });
 });
 
-test('F.expiringAttendRow: one query row over expiring keys (some blocked, a row that sees none) equals expiringAttention then the values', () => {
+test('F.expiringAttend: queries over expiring keys (some blocked, a row that sees none) equal expiringAttention then the values, gradients included', () => {
   manualSeed(12);
   tidy(() => {
     const [B, K, D, Tk, P] = [3, 2, 8, 23, 40];
-    const k = randn([B, K, 32, D]).narrow(2, 3, Tk), v = randn([B, K, Tk, D]), q = randn([B, K, 1, D]), keyPe = randn([D, P]);
+    const k = randn([B, K, 32, D]).narrow(2, 3, Tk), v = randn([B, K, Tk, D]), keyPe = randn([D, P]);
     const age = tensor(Array.from({ length: B }, () => Array.from({ length: Tk }, (_, j) => Tk - 1 - j)), { dtype: 'int64' }); // [B, Tk]: the newest key at 0
     const spans = tensor([Array.from({ length: Tk }, (_, j) => (j * 7) % 30), Array.from({ length: Tk }, () => 50), Array.from({ length: Tk }, () => -5)]); // row 2 sees nothing
     const keys = { age, spans, ramp: 4, nearest: 1 };
     const scale = 1 / Math.sqrt(D);
     const composed = (qq: Tensor, kk: Tensor, vv: Tensor, pe: Tensor, ks: typeof keys) => F.expiringAttention(qq.matmul(kk.mT), qq, pe, ks, { scale }).matmul(vv).transpose(1, 2).flatten(2);
-    const fast = noGrad(() => F.expiringAttendRow(q, k, v, keyPe, keys, { scale }));
-    assert.deepEqual(fast.shape, [B, 1, K * D]);
-    const diff = fast.sub(composed(q, k, v, keyPe, keys)).abs().max().item() as number;
-    assert.ok(diff <= 1e-5, `differs by ${diff}`);
-    assert.equal(fast.select(0, 2).abs().sum().item(), 0); // no key seen: zeros
-    const [q64, k64, v64, pe64] = [q, k, v, keyPe].map((t) => t.double());
-    const keys64 = { ...keys, spans: spans.double() };
-    assert.ok((F.expiringAttendRow(q64!, k64!, v64!, pe64!, keys64, { scale }).sub(composed(q64!, k64!, v64!, pe64!, keys64)).abs().max().item() as number) <= 1e-12);
-    const qg = q.detach().requiresGrad_();
-    const [g] = grad(F.expiringAttendRow(qg, k, v, keyPe, keys, { scale }).sum(), [qg]);
-    assert.ok((g!.abs().sum().item() as number) > 0);
-    assert.throws(() => F.expiringAttendRow(q, k, v, keyPe, { ...keys, age: age.float() }, { scale }), /age must be int64 \[B, Tk\]/);
+    for (const Tq of [1, 5]) {
+      const q = randn([B, Tq, K, D]).transpose(1, 2); // [B, K, Tq, D] as the projection's view
+      const keysQ = { ...keys, age: age.add(Tq - 1) }; // the last query at the block's end: the newest key at distance 0 from it
+      const fast = noGrad(() => F.expiringAttend(q, k, v, keyPe, keysQ, { scale }));
+      assert.deepEqual(fast.shape, [B, Tq, K * D]);
+      const diff = fast.sub(composed(q, k, v, keyPe, keysQ)).abs().max().item() as number;
+      assert.ok(diff <= 1e-5, `${Tq} rows: differs by ${diff}`);
+      assert.equal(fast.select(0, 2).abs().sum().item(), 0); // no key seen: zeros
+      const [q64, k64, v64, pe64, spans64] = [q, k, v, keyPe, spans].map((t) => t.double().requiresGrad_());
+      const keys64 = { ...keysQ, spans: spans64! };
+      const inputs = [q64!, k64!, v64!, pe64!, spans64!];
+      const weigh = (y: Tensor) => y.mul(arange(0, y.numel, 1, { dtype: 'float64' }).view(y.shape).sin()).sum(); // distinct weights for every output
+      const fused = F.expiringAttend(q64!, k64!, v64!, pe64!, keys64, { scale });
+      assert.ok((fused.sub(composed(q64!, k64!, v64!, pe64!, keys64)).abs().max().item() as number) <= 1e-12);
+      const fusedGrads = grad(weigh(fused), inputs);
+      const composedGrads = grad(weigh(composed(q64!, k64!, v64!, pe64!, keys64)), inputs);
+      ['q', 'k', 'v', 'keyPe', 'spans'].forEach((name, i) => {
+        const d = fusedGrads[i]!.sub(composedGrads[i]!).abs().max().item() as number;
+        assert.ok(d <= 1e-10, `${Tq} rows: d${name} differs by ${d}`);
+        assert.ok((composedGrads[i]!.abs().sum().item() as number) > 0, `d${name} is all zeros: the test checks nothing`);
+      });
+    }
+    const q = randn([B, K, 1, D]);
+    assert.throws(() => F.expiringAttend(q, k, v, keyPe, { ...keys, age: age.float() }, { scale }), /age must be int64 \[B, Tk\]/);
+    assert.throws(() => F.expiringAttend(q, k, v.narrow(2, 0, 4), keyPe, keys, { scale }), /k and v \[B, K, Tk, D\]/);
   });
 });
 

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 namespace engram {
@@ -329,11 +330,14 @@ inline double softmaxExpRow(double* l, int64_t count, double top) {
 // Σ u + eps. l scratch for count rounded up to a multiple of 8. Seeing no key: zeros, returns eps.
 // The weights of one expiring row from its logits l [count] (the keys it sees) and their soft masks
 // m: l becomes u = m · softmax(l); returns Z = Σ u + eps (the weights are u / Z). top: max of l;
-// l has softmaxExpRow's room. Shared by the training forward (expiringForwardRow) and decoding
+// l has softmaxExpRow's room. Shared by the weights op (expiringForwardRow) and the attention op
 // (expiringHead), so that both weigh the keys with the same arithmetic.
+// inverse (if not null) receives 1 / Σ e^(l − top), with which a backward recomputes the softmax.
 template <typename scalar_t>
-inline scalar_t expiringMaskedSoftmax(scalar_t* __restrict__ l, const scalar_t* __restrict__ m, int64_t count, scalar_t top, scalar_t eps) {
+__attribute__((always_inline)) inline scalar_t expiringMaskedSoftmax(scalar_t* __restrict__ l, const scalar_t* __restrict__ m, int64_t count, scalar_t top, scalar_t eps,
+                                      scalar_t* inverseOut = nullptr) {
   const scalar_t inverse = scalar_t(1) / softmaxExpRow(l, count, top);
+  if (inverseOut) *inverseOut = inverse;
   scalar_t z = 0;
 #pragma omp simd reduction(+ : z)
   for (int64_t s = 0; s < count; s++) z += (l[s] = m[s] * (l[s] * inverse));
@@ -1009,22 +1013,6 @@ static void attendBiasedHead(const float* q, const float* u, const float* w, con
   attendHead(qc, qp, keys, keyStride, P, positionStride, values, valueStride, Tk, D, scale, s, out);
 }
 
-// One head of expiringAttendRow over the `count` keys the row sees (index key[s], keyPe row column[s],
-// soft mask m[s]): y = m · softmax(scale · (q · k + q · keyPe[column])), out [D] = Σ y v / (Σ y + eps);
-// peRows [P, D]; y [count + 8] scratch (softmaxExpRow's room). No key seen: zeros.
-ENGRAM_ROW_KERNEL static void expiringHead(const float* q, const float* keys, int64_t keyStride, const float* peRows, const float* values,
-                                           int64_t valueStride, const int64_t* key, const int64_t* column, const float* m, int64_t count,
-                                           int64_t D, float scale, float eps, float* y, float* out) {
-  float top = -std::numeric_limits<float>::infinity();
-  for (int64_t s = 0; s < count; s++) {
-    y[s] = (dot(q, keys + key[s] * keyStride, D) + dot(q, peRows + column[s] * D, D)) * scale;
-    top = std::max(top, y[s]);
-  }
-  const float z = expiringMaskedSoftmax(y, m, count, top, eps);  // y = m·a, Z = Σ m·a + eps
-  std::fill(out, out + D, 0.0f);
-  for (int64_t s = 0; s < count; s++) axpy(out, y[s] / z, values + key[s] * valueStride, D);
-}
-
 // attendRow(q [B, K, 1, D], k [B, K, Tk, D], v [B, K, Tk, D], contentBias u [K, D] | null,
 //           positionKeys P [K, D, Tk] | null, positionBias w [K, D] | null, scale) -> [B, 1, K·D]:
 // one query row's attention over keys that it all sees (decoding one token over a key/value cache),
@@ -1077,54 +1065,467 @@ static at::Tensor attendRowTensor(const at::Tensor& q, const at::Tensor& k, cons
 }
 OP(attendRow) { return R(info, attendRowTensor(T(info, 0), T(info, 1), T(info, 2), OT(info, 3), OT(info, 4), OT(info, 5), D(info, 6))); }
 
-// expiringAttendRow(q [B, K, 1, D], k [B, K, Tk, D], v [B, K, Tk, D], keyPe [D, P], age int64 [B, Tk],
-//                   spans [B, Tk], ramp, nearest, scale, eps) -> [B, 1, K·D]:
-// expiringAttention's weights y for one query row (key j at distance age_j), then Σ_j y_j v_j, the
-// heads side by side: Expire-Span decoding one token. On the CPU in float32 with autocast off and no
-// gradient wanted, one loop per (batch row, head) over the keys the row sees (found once per batch
-// row); anything else is q · kᵀ, ExpiringAttention and · v from ATen (equal up to float rounding).
-static at::Tensor expiringAttendRowTensor(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& keyPe, const at::Tensor& age,
-                                          const at::Tensor& spans, double ramp, int64_t nearest, double scale, double eps) {
-  TORCH_CHECK(q.dim() == 4 && q.size(2) == 1 && k.dim() == 4 && v.sizes() == k.sizes(),
-              "expiringAttendRow: q must be [B, K, 1, D], k and v [B, K, Tk, D]");
+// One head of decoderLayerRow's expiring attention over the `count` keys the row sees (index key[s], keyPe row column[s],
+// soft mask m[s]): y = m · softmax(scale · (q · k + q · keyPe[column])), out [D] = Σ y v / (Σ y + eps);
+// peRows [P, D]; y [count + 8] scratch (softmaxExpRow's room). No key seen: zeros.
+ENGRAM_ROW_KERNEL static void expiringHead(const float* q, const float* keys, int64_t keyStride, const float* peRows, const float* values,
+                                           int64_t valueStride, const int64_t* key, const int64_t* column, const float* m, int64_t count,
+                                           int64_t D, float scale, float eps, float* y, float* out) {
+  float top = -std::numeric_limits<float>::infinity();
+  for (int64_t s = 0; s < count; s++) {
+    y[s] = (dot(q, keys + key[s] * keyStride, D) + dot(q, peRows + column[s] * D, D)) * scale;
+    top = std::max(top, y[s]);
+  }
+  const float z = expiringMaskedSoftmax(y, m, count, top, eps);  // y = m·a, Z = Σ m·a + eps
+  std::fill(out, out + D, 0.0f);
+  for (int64_t s = 0; s < count; s++) axpy(out, y[s] / z, values + key[s] * valueStride, D);
+}
+
+// ---- expiringAttend: Expire-Span's attention in one op, weights never stored -------------------------
+// Its loops are compiled three times: for x86-64-v4 (AVX-512: sixteen floats to a register, and 32
+// registers, which hold a head's query and gradient rows and eight partial sums without spilling),
+// x86-64-v3 and the baseline. The same lane arithmetic in each (64-byte vectors: one register on
+// v4, two on v3), so every clone gives the same floats.
+#if defined(__GNUC__) && defined(__x86_64__)
+#define ENGRAM_WIDE_KERNEL __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define ENGRAM_WIDE_KERNEL
+#endif
+
+// Per key j of a batch row, for query i: the soft mask m_j = clamp((e_j − d_ij)/R + 1, 0, 1), 0 where
+// blocked (d_ij < nearest or (e_j − d_ij)/R + 1 ≤ 0), and onRamp_j = 1 where the clamp passes the
+// span's gradient ((e − d)/R + 1 ≤ 1), else 0 (ExpiringRow).
+template <typename scalar_t>
+ENGRAM_WIDE_KERNEL void expiringRowMasks(const int64_t* __restrict__ age, const scalar_t* __restrict__ spans, int64_t Tk, int64_t i, scalar_t ramp,
+                                         int64_t nearest, scalar_t* __restrict__ m, scalar_t* __restrict__ onRamp) {
+#pragma omp simd
+  for (int64_t j = 0; j < Tk; j++) {
+    const int64_t d = age[j] + i;
+    const scalar_t unclamped = (spans[j] - static_cast<scalar_t>(d)) / ramp + scalar_t(1);
+    const bool seen = (d >= nearest) & (unclamped > 0);  // (& and selects, no branches: the loop vectorises)
+    const scalar_t clamped = unclamped < scalar_t(1) ? unclamped : scalar_t(1);
+    m[j] = seen ? clamped : scalar_t(0);
+    onRamp[j] = (seen & (unclamped <= scalar_t(1))) ? scalar_t(1) : scalar_t(0);
+  }
+}
+
+// The keys one query row (b, i) sees, laid out for loops along the keys (shared by the row's heads):
+// [first, end) the range of key indices outside which none is seen; per key j in it the soft mask
+// m_j (0 where blocked: d_ij < nearest or (e_j − d_ij)/R + 1 ≤ 0, as SeenKeys) and onRamp_j (1 where the
+// clamp passes the span's gradient, else 0); and the runs of keys whose ages fall by one from key to
+// key, so that their distances d_ij = age_j + i, and with them their key position columns, are
+// consecutive too, cut to distances 0 … P − 1 (a key outside those is blocked: d < 0 ≤ nearest, or
+// d ≥ P = L + R > e + R). Memories are dropped in chunks, so a row's keys are a few such runs.
+template <typename scalar_t>
+struct ExpiringRow {
+  std::vector<scalar_t> m, onRamp;                     // [Tk], read on [first, end)
+  std::vector<int64_t> runStart, runEnd, runDistance;  // runDistance: the distance of the run's first key (the largest)
+  int64_t first = 0, end = 0;
+  explicit ExpiringRow(int64_t Tk) : m(Tk), onRamp(Tk) {}
+  void build(const int64_t* age, const scalar_t* spans, int64_t Tk, int64_t i, scalar_t ramp, int64_t nearest, int64_t P) {
+    scalar_t* mp = m.data();
+    expiringRowMasks(age, spans, Tk, i, ramp, nearest, mp, onRamp.data());
+    first = 0;
+    while (first < Tk && mp[first] == scalar_t(0)) first++;
+    end = Tk;
+    while (end > first && mp[end - 1] == scalar_t(0)) end--;
+    if (first == Tk) first = end = 0;  // none seen: an empty range
+    runStart.clear();
+    runEnd.clear();
+    runDistance.clear();
+    for (int64_t j = first; j < end;) {
+      const int64_t d = age[j] + i;
+      if (d < 0 || d >= P) {
+        j++;
+        continue;
+      }
+      int64_t k = j + 1;
+      while (k < end && age[k] == age[k - 1] - 1 && age[k] + i >= 0) k++;  // distances fall by one, stay ≤ d < P
+      runStart.push_back(j);
+      runEnd.push_back(k);
+      runDistance.push_back(d);
+      j = k;
+    }
+  }
+};
+
+// 64 bytes of lanes in GCC's vector types (sixteen floats, eight doubles); the head size a constant
+// DH where it is 16, 32 or 64 (the loops over it unroll, and the query, gradient and accumulator rows
+// stay in registers), else the runtime D in plain loops. Rows read eight or sixteen keys at a time
+// are padded by kPad. (GCC warns that passing such vectors changes the ABI between the clones: these
+// helpers are always inlined, so no vector crosses a call.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+template <typename scalar_t>
+constexpr int64_t kLanes = 64 / static_cast<int64_t>(sizeof(scalar_t));
+template <typename scalar_t>
+struct LanesOf;
+template <>
+struct LanesOf<float> {
+  typedef float type __attribute__((vector_size(64)));
+};
+template <>
+struct LanesOf<double> {
+  typedef double type __attribute__((vector_size(64)));
+};
+template <typename scalar_t>
+using Lanes = typename LanesOf<scalar_t>::type;
+template <typename scalar_t>
+__attribute__((always_inline)) inline Lanes<scalar_t> loadLanes(const scalar_t* p) {
+  Lanes<scalar_t> v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+template <typename scalar_t>
+__attribute__((always_inline)) inline void storeLanes(scalar_t* p, const Lanes<scalar_t>& v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+// out[w] = Σ_d x[d] · (a[d·pitchA + w] + b[d·pitchB + w]) (b may be null) for a register of w: dot
+// products of x with that many columns at once, in eight partial sums over d (one chain of additions
+// would wait on each one's latency), added pairwise at the end.
+template <typename scalar_t, int64_t DH>
+__attribute__((always_inline)) inline void columnDots(const scalar_t* __restrict__ x, const scalar_t* __restrict__ a, int64_t pitchA,
+                                                      const scalar_t* __restrict__ b, int64_t pitchB, int64_t D, scalar_t* __restrict__ out) {
+  typedef Lanes<scalar_t> V;
+  V acc[8] = {};
+  const int64_t Dn = DH > 0 ? DH : D;
+#pragma GCC unroll 64
+  for (int64_t d = 0; d < Dn; d++, a += pitchA) {  // (pointers moved on, not d · pitch: sixteen row addresses would not fit in registers)
+    acc[d & 7] += x[d] * loadLanes(a);
+    if (b) {
+      acc[d & 7] += x[d] * loadLanes(b);
+      b += pitchB;
+    }
+  }
+  storeLanes(out, ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])));
+}
+
+// Logits of one head of row (b, i): l_j = scale · (q · k_j + q · keyPe[:, d_ij]) for the keys of its
+// runs, −inf for every other key of [first, end) and where m_j = 0. Both products go a register of
+// keys at a time through panels, [chunks, D, W] blocks of W consecutive columns (keyPanels: this
+// head's keys, key j in chunk j / W; pePanels: keyPe's columns in reverse, distance d at P − 1 − d,
+// so that a run's falling distances are read forwards), whose D rows lie at fixed offsets from one
+// pointer. The content scores fill whole chunks over [first, end); each run's position scores fill
+// the chunks of its reversed columns in posBuf [pePanels' columns], then are added along the run.
+// Returns the maximum. The backward recomputes the logits with this same function, so both get the
+// same floats. l [chunks · W].
+template <typename scalar_t, int64_t DH>
+ENGRAM_WIDE_KERNEL scalar_t expiringRowLogits(const ExpiringRow<scalar_t>& row, const scalar_t* __restrict__ q, const scalar_t* __restrict__ keyPanels,
+                                              const scalar_t* __restrict__ pePanels, int64_t P, int64_t D, scalar_t scale, scalar_t* __restrict__ l,
+                                              scalar_t* __restrict__ posBuf) {
+  constexpr int64_t W = kLanes<scalar_t>;
+  const int64_t Dn = DH > 0 ? DH : D, first = row.first, end = row.end;
+  if (end <= first) return -std::numeric_limits<scalar_t>::infinity();
+  for (int64_t c = first / W; c * W < end; c++) columnDots<scalar_t, DH>(q, keyPanels + c * Dn * W, W, nullptr, 0, D, l + c * W);
+  for (size_t r = 0; r < row.runStart.size(); r++) {
+    const int64_t j0 = row.runStart[r], j1 = row.runEnd[r], reversed = P - 1 - row.runDistance[r];  // the run's first key's reversed column
+    for (int64_t c = reversed / W; c * W < reversed + (j1 - j0); c++) columnDots<scalar_t, DH>(q, pePanels + c * Dn * W, W, nullptr, 0, D, posBuf + c * W);
+    const scalar_t* position = posBuf + reversed - j0;  // + j
+#pragma omp simd
+    for (int64_t j = j0; j < j1; j++) l[j] += position[j];
+  }
+  // keys in no run and blocked keys (m = 0, the same set) get −inf
+  const scalar_t* m = row.m.data();
+  constexpr scalar_t blocked = -std::numeric_limits<scalar_t>::infinity();
+#pragma omp simd
+  for (int64_t j = first; j < end; j++) l[j] = m[j] == scalar_t(0) ? blocked : l[j] * scale;
+  scalar_t top = blocked;
+#pragma omp simd reduction(max : top)
+  for (int64_t j = first; j < end; j++) top = l[j] > top ? l[j] : top;
+  return top;
+}
+
+// One head of query row (b, i): out [D] = Σ_j y_j v_j, y = m · softmax(l) / (Σ m · softmax(l) + eps)
+// over the keys the row sees (values rows [Tk, D]); l, posBuf scratch (expiringRowLogits). stats [3] receives what
+// the backward recomputes the weights from: the logits' maximum, 1 / Σ e^(l − max), and
+// Z = Σ m·a + eps. No key seen: zeros.
+template <typename scalar_t, int64_t DH>
+ENGRAM_WIDE_KERNEL void expiringRowForward(const ExpiringRow<scalar_t>& row, const scalar_t* __restrict__ q, const scalar_t* __restrict__ keyPanels,
+                                           const scalar_t* __restrict__ pePanels, const scalar_t* __restrict__ values, int64_t P, int64_t D, scalar_t scale,
+                                           scalar_t eps, scalar_t* __restrict__ l, scalar_t* __restrict__ posBuf, scalar_t* __restrict__ out,
+                                           scalar_t* __restrict__ stats) {
+  const scalar_t top = expiringRowLogits<scalar_t, DH>(row, q, keyPanels, pePanels, P, D, scale, l, posBuf);
+  scalar_t inverse = 0;
+  const int64_t first = row.first, end = row.end;
+  const scalar_t z = end > first ? expiringMaskedSoftmax(l + first, row.m.data() + first, end - first, top, eps, &inverse) : eps;  // l = m·a
+#pragma omp simd
+  for (int64_t j = first; j < end; j++) l[j] /= z;  // y
+  if constexpr (DH > 0) {
+    typedef Lanes<scalar_t> V;
+    constexpr int64_t W = kLanes<scalar_t>, NV = DH / W;
+    V acc[4][NV] = {};  // four keys' sums at a time: independent chains
+    int64_t j = first;
+    for (; j + 4 <= end; j += 4)
+#pragma GCC unroll 16
+      for (int64_t c = 0; c < 4 * NV; c++) acc[c / NV][c % NV] += l[j + c / NV] * loadLanes(values + (j + c / NV) * DH + (c % NV) * W);
+    for (; j < end; j++)
+#pragma GCC unroll 8
+      for (int64_t c = 0; c < NV; c++) acc[0][c] += l[j] * loadLanes(values + j * DH + c * W);
+#pragma GCC unroll 8
+    for (int64_t c = 0; c < NV; c++) storeLanes(out + c * W, (acc[0][c] + acc[1][c]) + (acc[2][c] + acc[3][c]));
+  } else {
+    std::fill(out, out + D, scalar_t(0));
+    for (int64_t j = first; j < end; j++) axpy(out, l[j], values + j * D, D);
+  }
+  stats[0] = top;
+  stats[1] = inverse;
+  stats[2] = z;
+}
+
+// The backward of one expiringRowForward from its output's gradient g [D] (the maths above
+// ExpiringAttention, with dL/dy_j = g · v_j): the weights recomputed from the row's stats, then
+//   dv_j += y_j g,   dk_j += ds_j q,   dPe[d_ij] += ds_j q,   dq = Σ_j ds_j (k_j + keyPe[:, d_ij]),
+//   dspan_j += a_j du_j / R where onRamp.
+// keys [Tk, D] rows; valuePanels as keyPanels; peRows [P, D] (keyPe's columns as rows); dk, dv [Tk, D]
+// and dPe [P, D] (this batch row's), dspan [Tk]; a, y, du [chunks · W], posBuf scratch.
+template <typename scalar_t, int64_t DH>
+ENGRAM_WIDE_KERNEL void expiringRowBackward(const ExpiringRow<scalar_t>& row, const scalar_t* __restrict__ q, const scalar_t* __restrict__ keyPanels,
+                                            const scalar_t* __restrict__ keys, const scalar_t* __restrict__ valuePanels, const scalar_t* __restrict__ pePanels,
+                                            const scalar_t* __restrict__ peRows, int64_t P, int64_t D, scalar_t scale, scalar_t ramp,
+                                            const scalar_t* __restrict__ stats, const scalar_t* __restrict__ g, scalar_t* __restrict__ dq,
+                                            scalar_t* __restrict__ dk, scalar_t* __restrict__ dv, scalar_t* __restrict__ dPe, scalar_t* __restrict__ dspan,
+                                            scalar_t* __restrict__ a, scalar_t* __restrict__ y, scalar_t* __restrict__ du, scalar_t* __restrict__ posBuf) {
+  typedef Lanes<scalar_t> V;
+  constexpr int64_t W = kLanes<scalar_t>, NV = DH > 0 ? DH / W : 1;
+  V qv[NV] = {}, gv[NV] = {}, dqKeys[NV] = {}, dqPositions[NV] = {};  // (DH > 0)
+  if constexpr (DH > 0) {
+#pragma GCC unroll 8
+    for (int64_t c = 0; c < NV; c++) {
+      qv[c] = loadLanes(q + c * W);
+      gv[c] = loadLanes(g + c * W);
+    }
+  } else {
+    std::fill(dq, dq + D, scalar_t(0));
+  }
+  const int64_t first = row.first, end = row.end;
+  if (end > first) {
+    const scalar_t inverse = stats[1], z = stats[2];
+    expiringRowLogits<scalar_t, DH>(row, q, keyPanels, pePanels, P, D, scale, a, posBuf);
+    softmaxExpRow(a + first, end - first, stats[0]);
+    const int64_t Dn = DH > 0 ? DH : D;
+    for (int64_t c = first / W; c * W < end; c++) columnDots<scalar_t, DH>(g, valuePanels + c * Dn * W, W, nullptr, 0, D, du + c * W);  // dL/dy_j = g · v_j
+    const scalar_t* m = row.m.data();
+    const scalar_t* onRamp = row.onRamp.data();
+    scalar_t gy = 0;  // Σ (dL/dy)·y
+#pragma omp simd reduction(+ : gy)
+    for (int64_t j = first; j < end; j++) {
+      y[j] = m[j] * (a[j] * inverse) / z;  // as the forward: u = m·a, then y = u / Z
+      a[j] *= inverse;
+      gy += du[j] * y[j];
+    }
+    scalar_t duy = 0;  // Σ du·y
+#pragma omp simd reduction(+ : duy)
+    for (int64_t j = first; j < end; j++) duy += (du[j] = (du[j] - gy) / z) * y[j];
+    const scalar_t c2 = duy * z;  // Σ dL/da · a
+    // ds_j (kept in du) and the spans' gradient; 0 where blocked (a = 0)
+#pragma omp simd
+    for (int64_t j = first; j < end; j++) {
+      dspan[j] += onRamp[j] * (a[j] * du[j] / ramp);
+      du[j] = scale * a[j] * (m[j] * du[j] - c2);
+    }
+    for (size_t r = 0; r < row.runStart.size(); r++) {
+      const int64_t j0 = row.runStart[r], d0 = row.runDistance[r];
+      for (int64_t j = j0; j < row.runEnd[r]; j++) {
+        if (a[j] == scalar_t(0)) continue;  // blocked (or e^(l − max) underflowed): no gradient
+        const scalar_t ds = du[j], yj = y[j];
+        const int64_t column = d0 - (j - j0);
+        if constexpr (DH > 0) {
+#pragma GCC unroll 8
+          for (int64_t c = 0; c < NV; c++) {
+            const int64_t o = c * W;
+            dqKeys[c] += ds * loadLanes(keys + j * DH + o);
+            dqPositions[c] += ds * loadLanes(peRows + column * DH + o);
+            storeLanes(dk + j * DH + o, loadLanes(dk + j * DH + o) + ds * qv[c]);
+            storeLanes(dPe + column * DH + o, loadLanes(dPe + column * DH + o) + ds * qv[c]);
+            storeLanes(dv + j * DH + o, loadLanes(dv + j * DH + o) + yj * gv[c]);
+          }
+        } else {
+          axpy(dq, ds, keys + j * D, D);
+          axpy(dq, ds, peRows + column * D, D);
+          axpy(dk + j * D, ds, q, D);
+          axpy(dPe + column * D, ds, q, D);
+          axpy(dv + j * D, yj, g, D);
+        }
+      }
+    }
+  }
+  if constexpr (DH > 0) {
+#pragma GCC unroll 8
+    for (int64_t c = 0; c < NV; c++) storeLanes(dq + c * W, dqKeys[c] + dqPositions[c]);
+  }
+}
+#pragma GCC diagnostic pop
+
+// expiringAttend(q [B, K, Tq, D], k [B, K, Tk, D], v [B, K, Tk, D], keyPe [D, P], age int64 [B, Tk], spans [B, Tk],
+//                ramp, nearest, scale, eps) -> [B, Tq, K·D]:
+// Expire-Span's attention: expiringAttention's weights y of q · kᵀ (key j at distance age_j + i
+// from query i), then Σ_j y_ij v_j, the heads side by side as the output projection reads them. On
+// the CPU in float32 or float64 with autocast off, one pass per (query row, head) along the keys the
+// row sees (ExpiringRow, found once per row for its heads), eight keys at a time against the keys and
+// key positions laid out as columns, with its own backward, which recomputes the weights from three
+// numbers per row: no [B, K, Tq, Tk] table of scores, weights or their gradients exists, and the
+// products of the weights path (q · kᵀ, y · v and their four gradients) are folded into the passes.
+// Anything else is q · kᵀ, ExpiringAttention and · v from ATen (equal up to float rounding).
+struct ExpiringAttend : public torch::autograd::Function<ExpiringAttend> {
+  // [B, K, T, D] as panels [B, K, chunks, D, W], chunks = ⌈T / W⌉ + 1 (zeros past T: a run's or
+  // range's last register reads whole chunks).
+  static at::Tensor panels(const at::Tensor& t, int64_t W) {
+    const int64_t T = t.size(2), chunks = (T + W - 1) / W + 1;
+    return at::constant_pad_nd(t, {0, 0, 0, chunks * W - T}).view({t.size(0), t.size(1), chunks, W, t.size(3)}).transpose(3, 4).contiguous();
+  }
+  // keyPe [D, P] reversed along P (distance d at column P − 1 − d) as panels [chunks, D, W].
+  static at::Tensor positionPanels(const at::Tensor& keyPe, int64_t W) {
+    const int64_t D = keyPe.size(0), P = keyPe.size(1), chunks = (P + W - 1) / W + 1;
+    return at::constant_pad_nd(keyPe.flip({1}), {0, chunks * W - P}).view({D, chunks, W}).transpose(0, 1).contiguous();
+  }
+  static int64_t lanes(const at::Tensor& t) { return 64 / static_cast<int64_t>(t.element_size()); }
+
+  template <typename scalar_t, int64_t DH>
+  static void forwardLoops(const at::Tensor& q, const at::Tensor& keyPanels, const at::Tensor& v, const at::Tensor& pePanels, int64_t P, const at::Tensor& age,
+                           const at::Tensor& spans, double ramp, int64_t nearest, double scale, double eps, at::Tensor& out, at::Tensor& stats) {
+    const int64_t B = q.size(0), K = q.size(1), Tq = q.size(2), Dh = q.size(3), Tk = v.size(2), chunk = keyPanels.size(2) * keyPanels.size(3) * keyPanels.size(4);
+    const int64_t posRoom = pePanels.size(0) * pePanels.size(2);
+    const scalar_t *qp = q.data_ptr<scalar_t>(), *kpp = keyPanels.data_ptr<scalar_t>(), *vp = v.data_ptr<scalar_t>(), *ppp = pePanels.data_ptr<scalar_t>();
+    const int64_t* ap = age.data_ptr<int64_t>();
+    const scalar_t* ep = spans.data_ptr<scalar_t>();
+    scalar_t *op = out.data_ptr<scalar_t>(), *sp = stats.data_ptr<scalar_t>();
+    const scalar_t sc = static_cast<scalar_t>(scale), r = static_cast<scalar_t>(ramp), epsilon = static_cast<scalar_t>(eps);
+    // chunks of about 2^18 multiply-adds (a query is ~3·K·Tk·D of them): fewer are not worth a thread
+    const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 18) / std::max<int64_t>(1, 3 * K * Tk * Dh));
+    at::parallel_for(0, B * Tq, grain, [&](int64_t begin, int64_t end) {
+      ExpiringRow<scalar_t> row(Tk);
+      std::vector<scalar_t> l(chunk / Dh), posBuf(posRoom);
+      for (int64_t bi = begin; bi < end; bi++) {
+        const int64_t b = bi / Tq, i = bi % Tq;
+        row.build(ap + b * Tk, ep + b * Tk, Tk, i, r, nearest, P);
+        for (int64_t h = 0; h < K; h++) {
+          expiringRowForward<scalar_t, DH>(row, qp + b * q.stride(0) + h * q.stride(1) + i * q.stride(2), kpp + (b * K + h) * chunk, ppp,
+                                           vp + (b * K + h) * Tk * Dh, P, Dh, sc, epsilon, l.data(), posBuf.data(), op + bi * K * Dh + h * Dh,
+                                           sp + ((b * K + h) * Tq + i) * 3);
+        }
+      }
+    });
+  }
+
+  template <typename scalar_t, int64_t DH>
+  static void backwardLoops(const at::Tensor& q, const at::Tensor& keyPanels, const at::Tensor& k, const at::Tensor& valuePanels, const at::Tensor& pePanels,
+                            const at::Tensor& peRows, const at::Tensor& age, const at::Tensor& spans, const at::Tensor& stats, const at::Tensor& g,
+                            double ramp, int64_t nearest, double scale, at::Tensor& dq, at::Tensor& dk, at::Tensor& dv, at::Tensor& dPe, at::Tensor& dSpans) {
+    const int64_t B = q.size(0), K = q.size(1), Tq = q.size(2), Dh = q.size(3), Tk = k.size(2), P = peRows.size(0);
+    const int64_t chunk = keyPanels.size(2) * keyPanels.size(3) * keyPanels.size(4), posRoom = pePanels.size(0) * pePanels.size(2);
+    const scalar_t *qp = q.data_ptr<scalar_t>(), *kpp = keyPanels.data_ptr<scalar_t>(), *kp = k.data_ptr<scalar_t>(), *vpp = valuePanels.data_ptr<scalar_t>();
+    const scalar_t *ppp = pePanels.data_ptr<scalar_t>(), *pe = peRows.data_ptr<scalar_t>();
+    const int64_t* ap = age.data_ptr<int64_t>();
+    const scalar_t *ep = spans.data_ptr<scalar_t>(), *sp = stats.data_ptr<scalar_t>(), *gp = g.data_ptr<scalar_t>();
+    scalar_t *dqp = dq.data_ptr<scalar_t>(), *dkp = dk.data_ptr<scalar_t>(), *dvp = dv.data_ptr<scalar_t>(), *dpp = dPe.data_ptr<scalar_t>();
+    scalar_t* dsp = dSpans.data_ptr<scalar_t>();
+    const scalar_t sc = static_cast<scalar_t>(scale), r = static_cast<scalar_t>(ramp);
+    // One task per batch row b: its queries add to its own rows of dk, dv, dPe and dSpans.
+    at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
+      ExpiringRow<scalar_t> row(Tk);
+      const int64_t room = chunk / Dh;  // chunks · W
+      std::vector<scalar_t> scratch(3 * room + posRoom);
+      scalar_t *a = scratch.data(), *y = a + room, *du = y + room, *posBuf = du + room;
+      for (int64_t b = begin; b < end; b++) {
+        for (int64_t i = 0; i < Tq; i++) {
+          row.build(ap + b * Tk, ep + b * Tk, Tk, i, r, nearest, P);
+          for (int64_t h = 0; h < K; h++) {
+            const int64_t bh = b * K + h;
+            expiringRowBackward<scalar_t, DH>(row, qp + b * q.stride(0) + h * q.stride(1) + i * q.stride(2), kpp + bh * chunk, kp + bh * Tk * Dh,
+                                              vpp + bh * chunk, ppp, pe, P, Dh, sc, r, sp + (bh * Tq + i) * 3, gp + (b * Tq + i) * K * Dh + h * Dh,
+                                              dqp + ((b * Tq + i) * K + h) * Dh, dkp + bh * Tk * Dh, dvp + bh * Tk * Dh, dpp + b * P * Dh, dsp + b * Tk, a,
+                                              y, du, posBuf);
+          }
+        }
+      }
+    });
+  }
+
+  // Calls fn(std::integral_constant<int64_t, DH>) with DH the head size where it is 16, 32 or 64, else 0.
+  template <typename Fn>
+  static void withHeadSize(int64_t D, const Fn& fn) {
+    if (D == 16) fn(std::integral_constant<int64_t, 16>());
+    else if (D == 32) fn(std::integral_constant<int64_t, 32>());
+    else if (D == 64) fn(std::integral_constant<int64_t, 64>());
+    else fn(std::integral_constant<int64_t, 0>());
+  }
+
+  // The forward without autograd (no backward to come, or inside apply): out [B, Tq, K·D], stats [B, K, Tq, 3].
+  static void run(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& keyPe, const at::Tensor& age, const at::Tensor& spans,
+                  double ramp, int64_t nearest, double scale, double eps, at::Tensor& out, at::Tensor& stats) {
+    const at::Tensor qr = q.stride(3) == 1 ? q : q.contiguous(), keyPanels = panels(k, lanes(q)), vr = v.contiguous();
+    const at::Tensor pePanels = positionPanels(keyPe, lanes(q)), a = age.contiguous(), e = spans.contiguous();
+    out = at::empty({q.size(0), q.size(2), q.size(1) * q.size(3)}, q.options());
+    stats = at::empty({q.size(0), q.size(1), q.size(2), 3}, q.options());
+    AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "expiringAttend", [&] {
+      withHeadSize(q.size(3), [&](auto dh) {
+        forwardLoops<scalar_t, decltype(dh)::value>(qr, keyPanels, vr, pePanels, keyPe.size(1), a, e, ramp, nearest, scale, eps, out, stats);
+      });
+    });
+  }
+
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& queries, const at::Tensor& keys, const at::Tensor& values, const at::Tensor& keyPe,
+                            const at::Tensor& age, const at::Tensor& spans, double ramp, int64_t nearest, double scale, double eps) {
+    at::Tensor out, stats;
+    run(queries, keys, values, keyPe, age, spans, ramp, nearest, scale, eps, out, stats);
+    ctx->save_for_backward({queries, keys, values, keyPe, age, spans, stats});
+    ctx->saved_data["ramp"] = ramp;
+    ctx->saved_data["nearest"] = nearest;
+    ctx->saved_data["scale"] = scale;
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &queries = saved[0], &keys = saved[1], &values = saved[2], &keyPe = saved[3], &stats = saved[6];
+    const double ramp = ctx->saved_data["ramp"].toDouble(), scale = ctx->saved_data["scale"].toDouble();
+    const int64_t nearest = ctx->saved_data["nearest"].toInt();
+    const at::Tensor q = queries.stride(3) == 1 ? queries : queries.contiguous(), k = keys.contiguous();
+    const at::Tensor keyPanels = panels(keys, lanes(q)), valuePanels = panels(values, lanes(q)), pePanels = positionPanels(keyPe, lanes(q));
+    const at::Tensor peRows = keyPe.t().contiguous();
+    const at::Tensor age = saved[4].contiguous(), spans = saved[5].contiguous();
+    const int64_t B = q.size(0), K = q.size(1), Tq = q.size(2), Dh = q.size(3), Tk = k.size(2), P = keyPe.size(1);
+    const at::Tensor g = grads[0].to(q.scalar_type()).contiguous();  // [B, Tq, K·D]
+    at::Tensor dq = at::empty({B, Tq, K, Dh}, q.options());          // every row written; returned as [B, K, Tq, D]
+    at::Tensor dk = at::zeros({B, K, Tk, Dh}, q.options()), dv = at::zeros({B, K, Tk, Dh}, q.options());
+    at::Tensor dPe = at::zeros({B, P, Dh}, q.options());  // each batch row's own, summed after in a fixed order
+    at::Tensor dSpans = at::zeros({B, Tk}, q.options());
+    AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "expiringAttendBackward", [&] {
+      withHeadSize(Dh, [&](auto dh) {
+        backwardLoops<scalar_t, decltype(dh)::value>(q, keyPanels, k, valuePanels, pePanels, peRows, age, spans, stats, g, ramp, nearest, scale, dq, dk, dv, dPe,
+                                                     dSpans);
+      });
+    });
+    return {dq.permute({0, 2, 1, 3}), dk, dv, dPe.sum(0).t(), at::Tensor(), dSpans, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+static at::Tensor expiringAttendTensor(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& keyPe, const at::Tensor& age,
+                                       const at::Tensor& spans, double ramp, int64_t nearest, double scale, double eps) {
+  TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.sizes() == k.sizes(), "expiringAttend: q must be [B, K, Tq, D], k and v [B, K, Tk, D]");
   const int64_t B = q.size(0), K = q.size(1), Dh = q.size(3), Tk = k.size(2);
-  TORCH_CHECK(k.size(0) == B && k.size(1) == K && k.size(3) == Dh, "expiringAttendRow: k must be [B, K, Tk, D] with q's B, K and D");
-  TORCH_CHECK(keyPe.dim() == 2 && keyPe.size(0) == Dh && keyPe.size(1) > 0, "expiringAttendRow: keyPe must be [D, P] with P > 0");
-  TORCH_CHECK(age.dim() == 2 && age.size(0) == B && age.size(1) == Tk && age.scalar_type() == at::kLong, "expiringAttendRow: age must be int64 [B, Tk]");
-  TORCH_CHECK(spans.dim() == 2 && spans.size(0) == B && spans.size(1) == Tk, "expiringAttendRow: spans must be [B, Tk]");
-  const auto cpuFloat = [](const at::Tensor& t) { return t.is_cpu() && t.scalar_type() == at::kFloat; };
-  const bool grad = at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad() || keyPe.requires_grad() || spans.requires_grad());
-  if (!cpuFloat(q) || !cpuFloat(k) || !cpuFloat(v) || !cpuFloat(keyPe) || !cpuFloat(spans) || !age.is_cpu() || autocastOn(c10::DeviceType::CPU) || grad) {
-    TORCH_CHECK(q.is_cpu(), "expiringAttendRow runs on the CPU; other devices compose it from ATen ops");
+  TORCH_CHECK(k.size(0) == B && k.size(1) == K && k.size(3) == Dh, "expiringAttend: k must be [B, K, Tk, D] with q's B, K and D");
+  TORCH_CHECK(keyPe.dim() == 2 && keyPe.size(0) == Dh && keyPe.size(1) > 0, "expiringAttend: keyPe must be [D, P] with P > 0");
+  TORCH_CHECK(age.dim() == 2 && age.size(0) == B && age.size(1) == Tk && age.scalar_type() == at::kLong, "expiringAttend: age must be int64 [B, Tk]");
+  TORCH_CHECK(spans.dim() == 2 && spans.size(0) == B && spans.size(1) == Tk, "expiringAttend: spans must be [B, Tk]");
+  TORCH_CHECK(q.is_cpu(), "expiringAttend runs on the CPU; other devices compose it from ATen ops");
+  const at::ScalarType type = q.scalar_type();
+  const bool native = (type == at::kFloat || type == at::kDouble) && !autocastOn(c10::DeviceType::CPU) && age.is_cpu() &&
+                      k.scalar_type() == type && v.scalar_type() == type && keyPe.scalar_type() == type && spans.scalar_type() == type;
+  if (!native) {
     at::Tensor weights = ExpiringAttention::apply(autocastFloat(at::matmul(q, k.transpose(-1, -2))), autocastFloat(q), autocastFloat(keyPe), age,
                                                   spans, ramp, nearest, scale, eps, 0);
     return at::matmul(weights, v).transpose(1, 2).flatten(2);
   }
-  const int64_t P = keyPe.size(1);
-  const at::Tensor qc = q.contiguous(), kc = k.stride(3) == 1 ? k : k.contiguous(), vc = v.stride(3) == 1 ? v : v.contiguous();
-  const at::Tensor peRows = keyPe.t().contiguous(), ac = age.contiguous(), ec = spans.contiguous();  // peRows [P, D]: column d of keyPe as a row
-  at::Tensor out = at::empty({B, 1, K * Dh}, q.options());
-  const float *qp = qc.data_ptr<float>(), *kp = kc.data_ptr<float>(), *vp = vc.data_ptr<float>(), *pe = peRows.data_ptr<float>();
-  const int64_t* ap = ac.data_ptr<int64_t>();
-  const float* ep = ec.data_ptr<float>();
-  float* op = out.data_ptr<float>();
-  const float sc = static_cast<float>(scale), r = static_cast<float>(ramp), epsilon = static_cast<float>(eps);
-  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 20) / std::max<int64_t>(1, 3 * K * Tk * Dh));
-  at::parallel_for(0, B, grain, [&](int64_t begin, int64_t end) {
-    ExpiringAttention::SeenKeys<float> seen(Tk);
-    std::vector<float> y(Tk + 8);
-    for (int64_t b = begin; b < end; b++) {
-      seen.build(ap + b * Tk, ep + b * Tk, Tk, 0, r, nearest, P);
-      for (int64_t h = 0; h < K; h++) {
-        expiringHead(qp + (b * K + h) * Dh, kp + b * kc.stride(0) + h * kc.stride(1), kc.stride(2), pe, vp + b * vc.stride(0) + h * vc.stride(1),
-                     vc.stride(2), seen.key.data(), seen.column.data(), seen.m.data(), seen.count, Dh, sc, epsilon, y.data(), op + (b * K + h) * Dh);
-      }
-    }
-  });
+  const bool grad = at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad() || keyPe.requires_grad() || spans.requires_grad());
+  if (grad) return ExpiringAttend::apply(q, k, v, keyPe, age, spans, ramp, nearest, scale, eps);
+  at::Tensor out, stats;  // no backward to come (decoding, evaluation): the loops alone
+  ExpiringAttend::run(q, k, v, keyPe, age, spans, ramp, nearest, scale, eps, out, stats);
   return out;
 }
-OP(expiringAttendRow) {
-  return R(info, expiringAttendRowTensor(T(info, 0), T(info, 1), T(info, 2), T(info, 3), T(info, 4), T(info, 5), D(info, 6), I(info, 7), D(info, 8), D(info, 9)));
+OP(expiringAttend) {
+  return R(info, expiringAttendTensor(T(info, 0), T(info, 1), T(info, 2), T(info, 3), T(info, 4), T(info, 5), D(info, 6), I(info, 7), D(info, 8), D(info, 9)));
 }
 
 // ---- decoderLayerRow in float32 on the CPU: plain loops and OpenBLAS's sgemv ------------------------
@@ -1133,7 +1534,7 @@ OP(expiringAttendRow) {
 // and, in all, about as much as the matrix-vector products. This path runs the same layer with no ATen
 // op: layer norms, residuals and ReLU as loops over scratch rows, every projection one sgemv from the
 // OpenBLAS that libtorch loaded (cblas_sgemv, found as matmul_ops.cpp finds oneDNN's sgemm; where
-// there is none the op composes ATen ops), attention by attendRow's / expiringAttendRow's head loops
+// there is none the op composes ATen ops), attention by attendRow's / expiringAttend's head loops
 // reading the cache buffers in place.
 namespace {
 
@@ -1278,7 +1679,7 @@ static bool decoderLayerRowFloat(const at::Tensor& h, const std::vector<c10::opt
 // weight, bias (null where a Linear has no bias). The new row's key and value go into row `filled`
 // of the cache buffers keys / values (capacity C > filled, grown by the caller), then the row
 // attends to the newest `used` rows: attendRow's maths with positions 'relative' [u, P [K, D, R], w]
-// (P's last `used` columns, distances used-1 ... 0) or 'none', expiringAttendRow's with 'expiring' [keyPe, age [B, used], spans [B, used]].
+// (P's last `used` columns, distances used-1 ... 0) or 'none', expiringAttend's with 'expiring' [keyPe, age [B, used], spans [B, used]].
 //   post-LN: x = LN1(h + Attn(h)),     out = LN2(x + FF(x))
 //   pre-LN:  x = h + Attn(LN1(h)),     out = x + FF(LN2(x))
 // The same ATen ops as the JavaScript layer in the same order (linearRow for every projection,
@@ -1323,7 +1724,7 @@ OP(decoderLayerRow) {
   at::Tensor mixed;                                                                      // [B, 1, H]
   if (positions == "expiring") {
     TORCH_CHECK(p.size() == 3 && p[0] && p[1] && p[2], "decoderLayerRow: expiring positions must be [keyPe, age, spans]");
-    mixed = expiringAttendRowTensor(q, k, v, *p[0], *p[1], *p[2], ramp, nearest, scale, expiringEps);
+    mixed = expiringAttendTensor(q, k, v, *p[0], *p[1], *p[2], ramp, nearest, scale, expiringEps);
   } else {
     c10::optional<at::Tensor> P = p.size() > 1 ? p[1] : c10::nullopt;
     if (P) {

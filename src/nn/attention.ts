@@ -11,11 +11,13 @@
 // One path for every model: forward() projects queries, keys and values itself; forwardCached()
 // (incremental decoding) projects only the new rows and reads the earlier ones' keys and values
 // from a KeyValueCache (one new row: scores, softmax and values in one native op, F.attendRow, or
-// F.expiringAttendRow for Expire-Span's keys); attendProjected()
+// F.expiringAttend for Expire-Span's keys); attendProjected()
 // takes keys and values projected beforehand (the Feedback Transformer projects each memory once
 // for all layers) with a key position table per key; both end in mix() (softmax, masks, recording,
-// dropout, values, output projection). Expire-Span's expiring keys make their weights in one op
-// (F.expiringAttention: key positions, hard and soft masks from each key's age and span). `frozen`
+// dropout, values, output projection). Expire-Span's expiring keys take one op from the queries,
+// keys and values to the heads' outputs (F.expiringAttend: key positions, hard and soft masks from
+// each key's age and span, no table of the weights), or, where the weights are recorded or dropped
+// out, make their weights in one op (F.expiringAttention) and go through mix's last steps. `frozen`
 // runs the same attention with detached weights and no dropout (the Compressive Transformer's
 // attention-reconstruction loss).
 //
@@ -155,13 +157,13 @@ export class MultiHeadAttention extends Module {
       let mixed: Tensor | null = null; // [B, 1, H]
       if (positions === null) mixed = F.attendRow(q, k, v, {}, scale);
       else if (relativeKeys && isRelative(positions)) mixed = F.attendRow(q, k, v, { contentBias: positions.u, positionKeys: relativeKeys, positionBias: positions.v }, scale);
-      else if (!isRelative(positions) && positions.expiring) mixed = F.expiringAttendRow(q, k, v, positions.keyPe, positions.expiring, { scale });
+      else if (!isRelative(positions) && positions.expiring) mixed = F.expiringAttend(q, k, v, positions.keyPe, positions.expiring, { scale });
       if (mixed) return project(this.out, mixed, false, row);
     }
     return this.attendKeys(q, narrow(cache.key!), narrow(cache.value!), { mask, positions, softMask, relativeKeys, row });
   }
 
-  /** Neither dropout nor recording is on: a decoding row may take the fused native paths (F.attendRow, F.decoderLayerRow). */
+  /** Neither dropout nor recording is on: the fused native paths may run (F.attendRow, F.expiringAttend, F.decoderLayerRow). */
   unrecordedRow(): boolean {
     return !this.recordAttention && !(this.drop.training && this.drop.p > 0);
   }
@@ -213,6 +215,9 @@ export class MultiHeadAttention extends Module {
       const Tk = k.shape[2]!;
       if (positions.expiring) {
         if (o.mask || o.softMask) throw configError('MultiHeadAttention', 'expiring keys make their own masks: give no mask or softMask with them');
+        if (o.frozen || this.unrecordedRow()) { // neither recorded nor dropped out: the weights need not exist
+          return project(this.out, F.expiringAttend(q, k, v, positions.keyPe, positions.expiring, { scale: 1 / Math.sqrt(this.headDim) }), o.frozen ?? false, o.row); // [B, Tq, H]
+        }
         const weights = F.expiringAttention(q.matmul(k.mT), q, positions.keyPe, positions.expiring, { scale: 1 / Math.sqrt(this.headDim) }); // [B, K, Tq, Tk]
         return this.mixWeights(weights, [v], { frozen: o.frozen ?? false, row: o.row });
       }

@@ -123,14 +123,17 @@ export function expiringAttention(content: Tensor, queries: Tensor, keyPe: Tenso
 }
 
 /**
- * expiringAttention for one query row, then the values: q [B, K, 1, D], k and v [B, K, Tk, D], keys at
- * distances age_j -> Σ_j y_j v_j as [B, 1, K·D] (the heads side by side): Expire-Span decoding one
- * token. On the CPU in float32 without gradient one native loop per head over the keys the row sees
- * (the native op decides); elsewhere the same maths composed. Equal up to float rounding.
+ * Expire-Span's attention: expiringAttention's weights of q [B, K, Tq, D] against k [B, K, Tk, D]
+ * (keys at distances age_j + i from query i), then Σ_j y_ij v_j (v [B, K, Tk, D]) -> [B, Tq, K·D],
+ * the heads side by side as the output projection reads them. Gradients for q, k, v, keyPe and the
+ * spans. On the CPU in float32 or float64 (autocast off) one native op that passes over the keys each
+ * query sees and keeps three numbers per row for its backward, which recomputes the weights: no
+ * [B, K, Tq, Tk] table of scores, weights or gradients, and the cost follows the keys seen. Otherwise
+ * q · kᵀ, expiringAttention and · v (composed from ATen ops on other devices). Equal up to float rounding.
  */
-export function expiringAttendRow(q: Tensor, k: Tensor, v: Tensor, keyPe: Tensor, keys: ExpiringKeysInput, { scale = 1, eps = 1e-8 } = {}): Tensor {
+export function expiringAttend(q: Tensor, k: Tensor, v: Tensor, keyPe: Tensor, keys: ExpiringKeysInput, { scale = 1, eps = 1e-8 } = {}): Tensor {
   if (!nativeKernelsOn(q.device)) return composedExpiringAttention(q.matmul(k.mT), q, keyPe, keys, { scale, eps }).matmul(v).transpose(1, 2).flatten(2);
-  return fromId(native.expiringAttendRow(q.id, k.id, v.id, keyPe.id, keys.age.id, keys.spans.id, keys.ramp, keys.nearest, scale, eps));
+  return fromId(native.expiringAttend(q.id, k.id, v.id, keyPe.id, keys.age.id, keys.spans.id, keys.ramp, keys.nearest, scale, eps));
 }
 
 /** One decoder layer's weights for decoderLayerRow (null where a Linear has no bias). */
@@ -156,7 +159,7 @@ export interface RowCacheInput {
 /**
  * The attention scheme of decoderLayerRow: none, Transformer-XL's relative positions (attendRow's,
  * but positionKeys [K, D, R] may hold more distances than keys: its last `used` columns, distances
- * used-1 ... 0, are read), or expiring keys (expiringAttendRow's).
+ * used-1 ... 0, are read), or expiring keys (expiringAttend's).
  */
 export type LayerRowPositions = { kind: 'none' } | ({ kind: 'relative' } & RowPositions) | { kind: 'expiring'; keyPe: Tensor; keys: ExpiringKeysInput; eps?: number };
 
@@ -164,7 +167,7 @@ export type LayerRowPositions = { kind: 'none' } | ({ kind: 'relative' } & RowPo
  * One decoder layer (nn/decoder-layer.ts) for one new row h [B, 1, H] over a key/value cache, in one
  * native call (a decoding step's layer was ~20 calls): the row's key and value are written into row
  * `filled` of the cache buffers, the row attends to the newest `used` rows (attendRow's or
- * expiringAttendRow's maths), then the output projection, residuals, layer norms and feed-forward,
+ * expiringAttend's maths), then the output projection, residuals, layer norms and feed-forward,
  * post-LN or pre-LN. No dropout and nothing recorded: for evaluation. In float32 on the CPU (no
  * autocast, no gradient) plain loops around BLAS's sgemv; otherwise the composed layer's ATen ops,
  * every projection through linearRow(rowMin). Equal to the composed layer up to float rounding.

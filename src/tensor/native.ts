@@ -224,7 +224,7 @@ const coreOps = {
   feedForward: op<(x: Id, w1: Id, b1: Id, w2: Id, b2: Id) => Id>(),
   linearOverCat: op<(first: Id, second: Id, weight: Id, bias: OptId) => Id>(),
   attendRow: op<(q: Id, k: Id, v: Id, contentBias: OptId, positionKeys: OptId, positionBias: OptId, scale: number) => Id>(),
-  expiringAttendRow: op<(q: Id, k: Id, v: Id, keyPe: Id, age: Id, spans: Id, ramp: number, nearest: number, scale: number, eps: number) => Id>(),
+  expiringAttend: op<(q: Id, k: Id, v: Id, keyPe: Id, age: Id, spans: Id, ramp: number, nearest: number, scale: number, eps: number) => Id>(),
   linearRow: op<(x: Id, weight: Id, bias: OptId, minEntries: number) => Id>(),
   decoderLayerRow: op<(h: Id, weights: OptId[], pre: boolean, eps1: number, eps2: number, rowMin: number, keys: Id, values: Id, filled: number, used: number,
     scale: number, positions: 'none' | 'relative' | 'expiring', positionTensors: OptId[], ramp: number, nearest: number, expiringEps: number) => Id>(),
