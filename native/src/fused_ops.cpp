@@ -1237,18 +1237,19 @@ ENGRAM_WIDE_KERNEL scalar_t expiringRowLogits(const ExpiringRow<scalar_t>& row, 
 }
 
 // One head of query row (b, i): out [D] = Σ_j y_j v_j, y = m · softmax(l) / (Σ m · softmax(l) + eps)
-// over the keys the row sees (values rows [Tk, D]); l, posBuf scratch (expiringRowLogits). stats [3] receives what
-// the backward recomputes the weights from: the logits' maximum, 1 / Σ e^(l − max), and
-// Z = Σ m·a + eps. No key seen: zeros.
+// over the keys the row sees (values rows [Tk, D]); l, posBuf scratch (expiringRowLogits). Where
+// a backward is to come, kept [Tk] (or null) receives u_j = m_j a_j on [first, end) and z (or null)
+// Z = Σ u + eps: the weights are y = u / Z. No key seen: zeros.
 template <typename scalar_t, int64_t DH>
 ENGRAM_WIDE_KERNEL void expiringRowForward(const ExpiringRow<scalar_t>& row, const scalar_t* __restrict__ q, const scalar_t* __restrict__ keyPanels,
                                            const scalar_t* __restrict__ pePanels, const scalar_t* __restrict__ values, int64_t P, int64_t D, scalar_t scale,
                                            scalar_t eps, scalar_t* __restrict__ l, scalar_t* __restrict__ posBuf, scalar_t* __restrict__ out,
-                                           scalar_t* __restrict__ stats) {
+                                           scalar_t* __restrict__ kept, scalar_t* __restrict__ zOut) {
   const scalar_t top = expiringRowLogits<scalar_t, DH>(row, q, keyPanels, pePanels, P, D, scale, l, posBuf);
-  scalar_t inverse = 0;
   const int64_t first = row.first, end = row.end;
-  const scalar_t z = end > first ? expiringMaskedSoftmax(l + first, row.m.data() + first, end - first, top, eps, &inverse) : eps;  // l = m·a
+  const scalar_t z = end > first ? expiringMaskedSoftmax(l + first, row.m.data() + first, end - first, top, eps) : eps;  // l = u = m·a
+  if (kept) std::copy(l + first, l + end, kept + first);
+  if (zOut) *zOut = z;
 #pragma omp simd
   for (int64_t j = first; j < end; j++) l[j] /= z;  // y
   if constexpr (DH > 0) {
@@ -1268,24 +1269,21 @@ ENGRAM_WIDE_KERNEL void expiringRowForward(const ExpiringRow<scalar_t>& row, con
     std::fill(out, out + D, scalar_t(0));
     for (int64_t j = first; j < end; j++) axpy(out, l[j], values + j * D, D);
   }
-  stats[0] = top;
-  stats[1] = inverse;
-  stats[2] = z;
 }
 
 // The backward of one expiringRowForward from its output's gradient g [D] (the maths above
-// ExpiringAttention, with dL/dy_j = g · v_j): the weights recomputed from the row's stats, then
+// ExpiringAttention, with dL/dy_j = g · v_j) from the forward's u and Z (kept, z): y = u / Z, a = u / m, then
 //   dv_j += y_j g,   dk_j += ds_j q,   dPe[d_ij] += ds_j q,   dq = Σ_j ds_j (k_j + keyPe[:, d_ij]),
 //   dspan_j += a_j du_j / R where onRamp.
-// keys [Tk, D] rows; valuePanels as keyPanels; peRows [P, D] (keyPe's columns as rows); dk, dv [Tk, D]
-// and dPe [P, D] (this batch row's), dspan [Tk]; a, y, du [chunks · W], posBuf scratch.
+// keys [Tk, D] rows; valuePanels [chunks, D, W] (as expiringRowLogits' keyPanels); peRows [P, D]
+// (keyPe's columns as rows); dk, dv [Tk, D] and dPe [P, D] (this batch row's), dspan [Tk]; a, y, du
+// [chunks · W] scratch.
 template <typename scalar_t, int64_t DH>
-ENGRAM_WIDE_KERNEL void expiringRowBackward(const ExpiringRow<scalar_t>& row, const scalar_t* __restrict__ q, const scalar_t* __restrict__ keyPanels,
-                                            const scalar_t* __restrict__ keys, const scalar_t* __restrict__ valuePanels, const scalar_t* __restrict__ pePanels,
-                                            const scalar_t* __restrict__ peRows, int64_t P, int64_t D, scalar_t scale, scalar_t ramp,
-                                            const scalar_t* __restrict__ stats, const scalar_t* __restrict__ g, scalar_t* __restrict__ dq,
-                                            scalar_t* __restrict__ dk, scalar_t* __restrict__ dv, scalar_t* __restrict__ dPe, scalar_t* __restrict__ dspan,
-                                            scalar_t* __restrict__ a, scalar_t* __restrict__ y, scalar_t* __restrict__ du, scalar_t* __restrict__ posBuf) {
+ENGRAM_WIDE_KERNEL void expiringRowBackward(const ExpiringRow<scalar_t>& row, const scalar_t* __restrict__ q, const scalar_t* __restrict__ keys,
+                                            const scalar_t* __restrict__ valuePanels, const scalar_t* __restrict__ peRows, int64_t D, scalar_t scale,
+                                            scalar_t ramp, const scalar_t* __restrict__ kept, scalar_t z, const scalar_t* __restrict__ g,
+                                            scalar_t* __restrict__ dq, scalar_t* __restrict__ dk, scalar_t* __restrict__ dv, scalar_t* __restrict__ dPe,
+                                            scalar_t* __restrict__ dspan, scalar_t* __restrict__ a, scalar_t* __restrict__ y, scalar_t* __restrict__ du) {
   typedef Lanes<scalar_t> V;
   constexpr int64_t W = kLanes<scalar_t>, NV = DH > 0 ? DH / W : 1;
   V qv[NV] = {}, gv[NV] = {}, dqKeys[NV] = {}, dqPositions[NV] = {};  // (DH > 0)
@@ -1300,9 +1298,6 @@ ENGRAM_WIDE_KERNEL void expiringRowBackward(const ExpiringRow<scalar_t>& row, co
   }
   const int64_t first = row.first, end = row.end;
   if (end > first) {
-    const scalar_t inverse = stats[1], z = stats[2];
-    expiringRowLogits<scalar_t, DH>(row, q, keyPanels, pePanels, P, D, scale, a, posBuf);
-    softmaxExpRow(a + first, end - first, stats[0]);
     const int64_t Dn = DH > 0 ? DH : D;
     for (int64_t c = first / W; c * W < end; c++) columnDots<scalar_t, DH>(g, valuePanels + c * Dn * W, W, nullptr, 0, D, du + c * W);  // dL/dy_j = g · v_j
     const scalar_t* m = row.m.data();
@@ -1310,8 +1305,8 @@ ENGRAM_WIDE_KERNEL void expiringRowBackward(const ExpiringRow<scalar_t>& row, co
     scalar_t gy = 0;  // Σ (dL/dy)·y
 #pragma omp simd reduction(+ : gy)
     for (int64_t j = first; j < end; j++) {
-      y[j] = m[j] * (a[j] * inverse) / z;  // as the forward: u = m·a, then y = u / Z
-      a[j] *= inverse;
+      y[j] = kept[j] / z;
+      a[j] = m[j] > scalar_t(0) ? kept[j] / m[j] : scalar_t(0);  // the softmax's a (m > 0 wherever a key is seen)
       gy += du[j] * y[j];
     }
     scalar_t duy = 0;  // Σ du·y
@@ -1383,13 +1378,14 @@ struct ExpiringAttend : public torch::autograd::Function<ExpiringAttend> {
 
   template <typename scalar_t, int64_t DH>
   static void forwardLoops(const at::Tensor& q, const at::Tensor& keyPanels, const at::Tensor& v, const at::Tensor& pePanels, int64_t P, const at::Tensor& age,
-                           const at::Tensor& spans, double ramp, int64_t nearest, double scale, double eps, at::Tensor& out, at::Tensor& stats) {
+                           const at::Tensor& spans, double ramp, int64_t nearest, double scale, double eps, at::Tensor& out, at::Tensor* kept, at::Tensor* Z) {
     const int64_t B = q.size(0), K = q.size(1), Tq = q.size(2), Dh = q.size(3), Tk = v.size(2), chunk = keyPanels.size(2) * keyPanels.size(3) * keyPanels.size(4);
     const int64_t posRoom = pePanels.size(0) * pePanels.size(2);
     const scalar_t *qp = q.data_ptr<scalar_t>(), *kpp = keyPanels.data_ptr<scalar_t>(), *vp = v.data_ptr<scalar_t>(), *ppp = pePanels.data_ptr<scalar_t>();
     const int64_t* ap = age.data_ptr<int64_t>();
     const scalar_t* ep = spans.data_ptr<scalar_t>();
-    scalar_t *op = out.data_ptr<scalar_t>(), *sp = stats.data_ptr<scalar_t>();
+    scalar_t* op = out.data_ptr<scalar_t>();
+    scalar_t *keptp = kept ? kept->data_ptr<scalar_t>() : nullptr, *zp = Z ? Z->data_ptr<scalar_t>() : nullptr;
     const scalar_t sc = static_cast<scalar_t>(scale), r = static_cast<scalar_t>(ramp), epsilon = static_cast<scalar_t>(eps);
     // chunks of about 2^18 multiply-adds (a query is ~3·K·Tk·D of them): fewer are not worth a thread
     const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 18) / std::max<int64_t>(1, 3 * K * Tk * Dh));
@@ -1400,24 +1396,24 @@ struct ExpiringAttend : public torch::autograd::Function<ExpiringAttend> {
         const int64_t b = bi / Tq, i = bi % Tq;
         row.build(ap + b * Tk, ep + b * Tk, Tk, i, r, nearest, P);
         for (int64_t h = 0; h < K; h++) {
+          const int64_t bhi = (b * K + h) * Tq + i;
           expiringRowForward<scalar_t, DH>(row, qp + b * q.stride(0) + h * q.stride(1) + i * q.stride(2), kpp + (b * K + h) * chunk, ppp,
                                            vp + (b * K + h) * Tk * Dh, P, Dh, sc, epsilon, l.data(), posBuf.data(), op + bi * K * Dh + h * Dh,
-                                           sp + ((b * K + h) * Tq + i) * 3);
+                                           keptp ? keptp + bhi * Tk : nullptr, zp ? zp + bhi : nullptr);
         }
       }
     });
   }
 
   template <typename scalar_t, int64_t DH>
-  static void backwardLoops(const at::Tensor& q, const at::Tensor& keyPanels, const at::Tensor& k, const at::Tensor& valuePanels, const at::Tensor& pePanels,
-                            const at::Tensor& peRows, const at::Tensor& age, const at::Tensor& spans, const at::Tensor& stats, const at::Tensor& g,
-                            double ramp, int64_t nearest, double scale, at::Tensor& dq, at::Tensor& dk, at::Tensor& dv, at::Tensor& dPe, at::Tensor& dSpans) {
+  static void backwardLoops(const at::Tensor& q, const at::Tensor& k, const at::Tensor& valuePanels, const at::Tensor& peRows, const at::Tensor& age,
+                            const at::Tensor& spans, const at::Tensor& kept, const at::Tensor& Z, const at::Tensor& g, double ramp, int64_t nearest,
+                            double scale, at::Tensor& dq, at::Tensor& dk, at::Tensor& dv, at::Tensor& dPe, at::Tensor& dSpans) {
     const int64_t B = q.size(0), K = q.size(1), Tq = q.size(2), Dh = q.size(3), Tk = k.size(2), P = peRows.size(0);
-    const int64_t chunk = keyPanels.size(2) * keyPanels.size(3) * keyPanels.size(4), posRoom = pePanels.size(0) * pePanels.size(2);
-    const scalar_t *qp = q.data_ptr<scalar_t>(), *kpp = keyPanels.data_ptr<scalar_t>(), *kp = k.data_ptr<scalar_t>(), *vpp = valuePanels.data_ptr<scalar_t>();
-    const scalar_t *ppp = pePanels.data_ptr<scalar_t>(), *pe = peRows.data_ptr<scalar_t>();
+    const int64_t chunk = valuePanels.size(2) * valuePanels.size(3) * valuePanels.size(4);
+    const scalar_t *qp = q.data_ptr<scalar_t>(), *kp = k.data_ptr<scalar_t>(), *vpp = valuePanels.data_ptr<scalar_t>(), *pe = peRows.data_ptr<scalar_t>();
     const int64_t* ap = age.data_ptr<int64_t>();
-    const scalar_t *ep = spans.data_ptr<scalar_t>(), *sp = stats.data_ptr<scalar_t>(), *gp = g.data_ptr<scalar_t>();
+    const scalar_t *ep = spans.data_ptr<scalar_t>(), *keptp = kept.data_ptr<scalar_t>(), *zp = Z.data_ptr<scalar_t>(), *gp = g.data_ptr<scalar_t>();
     scalar_t *dqp = dq.data_ptr<scalar_t>(), *dkp = dk.data_ptr<scalar_t>(), *dvp = dv.data_ptr<scalar_t>(), *dpp = dPe.data_ptr<scalar_t>();
     scalar_t* dsp = dSpans.data_ptr<scalar_t>();
     const scalar_t sc = static_cast<scalar_t>(scale), r = static_cast<scalar_t>(ramp);
@@ -1425,17 +1421,16 @@ struct ExpiringAttend : public torch::autograd::Function<ExpiringAttend> {
     at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
       ExpiringRow<scalar_t> row(Tk);
       const int64_t room = chunk / Dh;  // chunks · W
-      std::vector<scalar_t> scratch(3 * room + posRoom);
-      scalar_t *a = scratch.data(), *y = a + room, *du = y + room, *posBuf = du + room;
+      std::vector<scalar_t> scratch(3 * room);
+      scalar_t *a = scratch.data(), *y = a + room, *du = y + room;
       for (int64_t b = begin; b < end; b++) {
         for (int64_t i = 0; i < Tq; i++) {
           row.build(ap + b * Tk, ep + b * Tk, Tk, i, r, nearest, P);
           for (int64_t h = 0; h < K; h++) {
-            const int64_t bh = b * K + h;
-            expiringRowBackward<scalar_t, DH>(row, qp + b * q.stride(0) + h * q.stride(1) + i * q.stride(2), kpp + bh * chunk, kp + bh * Tk * Dh,
-                                              vpp + bh * chunk, ppp, pe, P, Dh, sc, r, sp + (bh * Tq + i) * 3, gp + (b * Tq + i) * K * Dh + h * Dh,
-                                              dqp + ((b * Tq + i) * K + h) * Dh, dkp + bh * Tk * Dh, dvp + bh * Tk * Dh, dpp + b * P * Dh, dsp + b * Tk, a,
-                                              y, du, posBuf);
+            const int64_t bh = b * K + h, bhi = bh * Tq + i;
+            expiringRowBackward<scalar_t, DH>(row, qp + b * q.stride(0) + h * q.stride(1) + i * q.stride(2), kp + bh * Tk * Dh, vpp + bh * chunk, pe, Dh, sc,
+                                              r, keptp + bhi * Tk, zp[bhi], gp + (b * Tq + i) * K * Dh + h * Dh, dqp + ((b * Tq + i) * K + h) * Dh,
+                                              dkp + bh * Tk * Dh, dvp + bh * Tk * Dh, dpp + b * P * Dh, dsp + b * Tk, a, y, du);
           }
         }
       }
@@ -1451,25 +1446,28 @@ struct ExpiringAttend : public torch::autograd::Function<ExpiringAttend> {
     else fn(std::integral_constant<int64_t, 0>());
   }
 
-  // The forward without autograd (no backward to come, or inside apply): out [B, Tq, K·D], stats [B, K, Tq, 3].
-  static void run(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& keyPe, const at::Tensor& age, const at::Tensor& spans,
-                  double ramp, int64_t nearest, double scale, double eps, at::Tensor& out, at::Tensor& stats) {
+  // The forward loops: out [B, Tq, K·D]; where kept and Z are given (a backward to come), the rows'
+  // u = m·a [B, K, Tq, Tk] (written on each row's [first, end) only) and Z [B, K, Tq].
+  static at::Tensor run(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& keyPe, const at::Tensor& age, const at::Tensor& spans,
+                        double ramp, int64_t nearest, double scale, double eps, at::Tensor* kept, at::Tensor* Z) {
     const at::Tensor qr = q.stride(3) == 1 ? q : q.contiguous(), keyPanels = panels(k, lanes(q)), vr = v.contiguous();
     const at::Tensor pePanels = positionPanels(keyPe, lanes(q)), a = age.contiguous(), e = spans.contiguous();
-    out = at::empty({q.size(0), q.size(2), q.size(1) * q.size(3)}, q.options());
-    stats = at::empty({q.size(0), q.size(1), q.size(2), 3}, q.options());
+    at::Tensor out = at::empty({q.size(0), q.size(2), q.size(1) * q.size(3)}, q.options());
+    if (kept) *kept = at::empty({q.size(0), q.size(1), q.size(2), k.size(2)}, q.options());
+    if (Z) *Z = at::empty({q.size(0), q.size(1), q.size(2)}, q.options());
     AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "expiringAttend", [&] {
       withHeadSize(q.size(3), [&](auto dh) {
-        forwardLoops<scalar_t, decltype(dh)::value>(qr, keyPanels, vr, pePanels, keyPe.size(1), a, e, ramp, nearest, scale, eps, out, stats);
+        forwardLoops<scalar_t, decltype(dh)::value>(qr, keyPanels, vr, pePanels, keyPe.size(1), a, e, ramp, nearest, scale, eps, out, kept, Z);
       });
     });
+    return out;
   }
 
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& queries, const at::Tensor& keys, const at::Tensor& values, const at::Tensor& keyPe,
                             const at::Tensor& age, const at::Tensor& spans, double ramp, int64_t nearest, double scale, double eps) {
-    at::Tensor out, stats;
-    run(queries, keys, values, keyPe, age, spans, ramp, nearest, scale, eps, out, stats);
-    ctx->save_for_backward({queries, keys, values, keyPe, age, spans, stats});
+    at::Tensor kept, Z;
+    at::Tensor out = run(queries, keys, values, keyPe, age, spans, ramp, nearest, scale, eps, &kept, &Z);
+    ctx->save_for_backward({queries, keys, values, keyPe, age, spans, kept, Z});
     ctx->saved_data["ramp"] = ramp;
     ctx->saved_data["nearest"] = nearest;
     ctx->saved_data["scale"] = scale;
@@ -1478,13 +1476,11 @@ struct ExpiringAttend : public torch::autograd::Function<ExpiringAttend> {
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
-    const at::Tensor &queries = saved[0], &keys = saved[1], &values = saved[2], &keyPe = saved[3], &stats = saved[6];
+    const at::Tensor &queries = saved[0], &keys = saved[1], &values = saved[2], &keyPe = saved[3], &kept = saved[6], &Z = saved[7];
     const double ramp = ctx->saved_data["ramp"].toDouble(), scale = ctx->saved_data["scale"].toDouble();
     const int64_t nearest = ctx->saved_data["nearest"].toInt();
     const at::Tensor q = queries.stride(3) == 1 ? queries : queries.contiguous(), k = keys.contiguous();
-    const at::Tensor keyPanels = panels(keys, lanes(q)), valuePanels = panels(values, lanes(q)), pePanels = positionPanels(keyPe, lanes(q));
-    const at::Tensor peRows = keyPe.t().contiguous();
-    const at::Tensor age = saved[4].contiguous(), spans = saved[5].contiguous();
+    const at::Tensor valuePanels = panels(values, lanes(q)), peRows = keyPe.t().contiguous(), age = saved[4].contiguous(), spans = saved[5].contiguous();
     const int64_t B = q.size(0), K = q.size(1), Tq = q.size(2), Dh = q.size(3), Tk = k.size(2), P = keyPe.size(1);
     const at::Tensor g = grads[0].to(q.scalar_type()).contiguous();  // [B, Tq, K·D]
     at::Tensor dq = at::empty({B, Tq, K, Dh}, q.options());          // every row written; returned as [B, K, Tq, D]
@@ -1493,8 +1489,7 @@ struct ExpiringAttend : public torch::autograd::Function<ExpiringAttend> {
     at::Tensor dSpans = at::zeros({B, Tk}, q.options());
     AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "expiringAttendBackward", [&] {
       withHeadSize(Dh, [&](auto dh) {
-        backwardLoops<scalar_t, decltype(dh)::value>(q, keyPanels, k, valuePanels, pePanels, peRows, age, spans, stats, g, ramp, nearest, scale, dq, dk, dv, dPe,
-                                                     dSpans);
+        backwardLoops<scalar_t, decltype(dh)::value>(q, k, valuePanels, peRows, age, spans, kept, Z, g, ramp, nearest, scale, dq, dk, dv, dPe, dSpans);
       });
     });
     return {dq.permute({0, 2, 1, 3}), dk, dv, dPe.sum(0).t(), at::Tensor(), dSpans, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
@@ -1520,9 +1515,7 @@ static at::Tensor expiringAttendTensor(const at::Tensor& q, const at::Tensor& k,
   }
   const bool grad = at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad() || keyPe.requires_grad() || spans.requires_grad());
   if (grad) return ExpiringAttend::apply(q, k, v, keyPe, age, spans, ramp, nearest, scale, eps);
-  at::Tensor out, stats;  // no backward to come (decoding, evaluation): the loops alone
-  ExpiringAttend::run(q, k, v, keyPe, age, spans, ramp, nearest, scale, eps, out, stats);
-  return out;
+  return ExpiringAttend::run(q, k, v, keyPe, age, spans, ramp, nearest, scale, eps, nullptr, nullptr);  // no backward to come (decoding, evaluation): nothing kept
 }
 OP(expiringAttend) {
   return R(info, expiringAttendTensor(T(info, 0), T(info, 1), T(info, 2), T(info, 3), T(info, 4), T(info, 5), D(info, 6), I(info, 7), D(info, 8), D(info, 9)));
