@@ -1363,18 +1363,46 @@ ENGRAM_WIDE_KERNEL void expiringRowBackward(const ExpiringRow<scalar_t>& row, co
 // products of the weights path (q · kᵀ, y · v and their four gradients) are folded into the passes.
 // Anything else is q · kᵀ, ExpiringAttention and · v from ATen (equal up to float rounding).
 struct ExpiringAttend : public torch::autograd::Function<ExpiringAttend> {
-  // [B, K, T, D] as panels [B, K, chunks, D, W], chunks = ⌈T / W⌉ + 1 (zeros past T: a run's or
-  // range's last register reads whole chunks).
-  static at::Tensor panels(const at::Tensor& t, int64_t W) {
-    const int64_t T = t.size(2), chunks = (T + W - 1) / W + 1;
-    return at::constant_pad_nd(t, {0, 0, 0, chunks * W - T}).view({t.size(0), t.size(1), chunks, W, t.size(3)}).transpose(3, 4).contiguous();
+  // [B, K, T, D] (any strides) as panels [B, K, chunks, D, W], chunks = ⌈T / W⌉ + 1, zeros past T (a
+  // run's or range's last register reads whole chunks). One pass, in parallel over (b, k): ATen's
+  // pad and transposed copy took several passes.
+  template <typename scalar_t>
+  static at::Tensor panels(const at::Tensor& t) {
+    constexpr int64_t W = kLanes<scalar_t>;
+    const int64_t B = t.size(0), K = t.size(1), T = t.size(2), D = t.size(3), chunks = (T + W - 1) / W + 1;
+    at::Tensor out = at::empty({B, K, chunks, D, W}, t.options());
+    const scalar_t* src = t.data_ptr<scalar_t>();
+    scalar_t* dst = out.data_ptr<scalar_t>();
+    const int64_t s0 = t.stride(0), s1 = t.stride(1), s2 = t.stride(2), s3 = t.stride(3);
+    at::parallel_for(0, B * K, 8, [&](int64_t begin, int64_t end) {
+      for (int64_t bk = begin; bk < end; bk++) {
+        const scalar_t* from = src + (bk / K) * s0 + (bk % K) * s1;
+        scalar_t* to = dst + bk * chunks * D * W;
+        for (int64_t c = 0; c < chunks; c++, to += D * W)
+          for (int64_t w = 0; w < W; w++) {
+            const int64_t j = c * W + w;
+            for (int64_t d = 0; d < D; d++) to[d * W + w] = j < T ? from[j * s2 + d * s3] : scalar_t(0);
+          }
+      }
+    });
+    return out;
   }
-  // keyPe [D, P] reversed along P (distance d at column P − 1 − d) as panels [chunks, D, W].
-  static at::Tensor positionPanels(const at::Tensor& keyPe, int64_t W) {
+  // keyPe [D, P] reversed along P (distance d at column P − 1 − d) as panels [chunks, D, W], zeros past P.
+  template <typename scalar_t>
+  static at::Tensor positionPanels(const at::Tensor& keyPe) {
+    constexpr int64_t W = kLanes<scalar_t>;
     const int64_t D = keyPe.size(0), P = keyPe.size(1), chunks = (P + W - 1) / W + 1;
-    return at::constant_pad_nd(keyPe.flip({1}), {0, chunks * W - P}).view({D, chunks, W}).transpose(0, 1).contiguous();
+    at::Tensor out = at::empty({chunks, D, W}, keyPe.options());
+    const scalar_t* src = keyPe.data_ptr<scalar_t>();
+    scalar_t* dst = out.data_ptr<scalar_t>();
+    for (int64_t c = 0; c < chunks; c++)
+      for (int64_t d = 0; d < D; d++)
+        for (int64_t w = 0; w < W; w++) {
+          const int64_t r = c * W + w;
+          dst[(c * D + d) * W + w] = r < P ? src[d * keyPe.stride(0) + (P - 1 - r) * keyPe.stride(1)] : scalar_t(0);
+        }
+    return out;
   }
-  static int64_t lanes(const at::Tensor& t) { return 64 / static_cast<int64_t>(t.element_size()); }
 
   template <typename scalar_t, int64_t DH>
   static void forwardLoops(const at::Tensor& q, const at::Tensor& keyPanels, const at::Tensor& v, const at::Tensor& pePanels, int64_t P, const at::Tensor& age,
@@ -1450,12 +1478,12 @@ struct ExpiringAttend : public torch::autograd::Function<ExpiringAttend> {
   // u = m·a [B, K, Tq, Tk] (written on each row's [first, end) only) and Z [B, K, Tq].
   static at::Tensor run(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& keyPe, const at::Tensor& age, const at::Tensor& spans,
                         double ramp, int64_t nearest, double scale, double eps, at::Tensor* kept, at::Tensor* Z) {
-    const at::Tensor qr = q.stride(3) == 1 ? q : q.contiguous(), keyPanels = panels(k, lanes(q)), vr = v.contiguous();
-    const at::Tensor pePanels = positionPanels(keyPe, lanes(q)), a = age.contiguous(), e = spans.contiguous();
+    const at::Tensor qr = q.stride(3) == 1 ? q : q.contiguous(), vr = v.contiguous(), a = age.contiguous(), e = spans.contiguous();
     at::Tensor out = at::empty({q.size(0), q.size(2), q.size(1) * q.size(3)}, q.options());
     if (kept) *kept = at::empty({q.size(0), q.size(1), q.size(2), k.size(2)}, q.options());
     if (Z) *Z = at::empty({q.size(0), q.size(1), q.size(2)}, q.options());
     AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "expiringAttend", [&] {
+      const at::Tensor keyPanels = panels<scalar_t>(k), pePanels = positionPanels<scalar_t>(keyPe);
       withHeadSize(q.size(3), [&](auto dh) {
         forwardLoops<scalar_t, decltype(dh)::value>(qr, keyPanels, vr, pePanels, keyPe.size(1), a, e, ramp, nearest, scale, eps, out, kept, Z);
       });
@@ -1480,7 +1508,7 @@ struct ExpiringAttend : public torch::autograd::Function<ExpiringAttend> {
     const double ramp = ctx->saved_data["ramp"].toDouble(), scale = ctx->saved_data["scale"].toDouble();
     const int64_t nearest = ctx->saved_data["nearest"].toInt();
     const at::Tensor q = queries.stride(3) == 1 ? queries : queries.contiguous(), k = keys.contiguous();
-    const at::Tensor valuePanels = panels(values, lanes(q)), peRows = keyPe.t().contiguous(), age = saved[4].contiguous(), spans = saved[5].contiguous();
+    const at::Tensor peRows = keyPe.t().contiguous(), age = saved[4].contiguous(), spans = saved[5].contiguous();
     const int64_t B = q.size(0), K = q.size(1), Tq = q.size(2), Dh = q.size(3), Tk = k.size(2), P = keyPe.size(1);
     const at::Tensor g = grads[0].to(q.scalar_type()).contiguous();  // [B, Tq, K·D]
     at::Tensor dq = at::empty({B, Tq, K, Dh}, q.options());          // every row written; returned as [B, K, Tq, D]
@@ -1488,6 +1516,7 @@ struct ExpiringAttend : public torch::autograd::Function<ExpiringAttend> {
     at::Tensor dPe = at::zeros({B, P, Dh}, q.options());  // each batch row's own, summed after in a fixed order
     at::Tensor dSpans = at::zeros({B, Tk}, q.options());
     AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "expiringAttendBackward", [&] {
+      const at::Tensor valuePanels = panels<scalar_t>(values);
       withHeadSize(Dh, [&](auto dh) {
         backwardLoops<scalar_t, decltype(dh)::value>(q, k, valuePanels, peRows, age, spans, kept, Z, g, ramp, nearest, scale, dq, dk, dv, dPe, dSpans);
       });
