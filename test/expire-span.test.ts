@@ -127,6 +127,36 @@ test('expiringAttention: the fused gradients (content, queries, key positions, s
   }
 })));
 
+test('the model\'s two attention paths agree: one op (expiringAttend) and weights then values (expiringAttention, taken while the weights are recorded), outputs and every gradient', () => inFloat64(() => tidy(() => {
+  for (const norm of ['post', 'pre'] as const) {
+    manualSeed(21);
+    const model = make(12, { ramp: 4, initFraction: 0.5, lossCoef: 0.01 }, { norm });
+    randomPredictors(model, 0.5, logit(0.4));
+    const attentions = model.namedModules().map(([, m]) => m).filter((m): m is MultiHeadAttention => m instanceof MultiHeadAttention);
+    assert.ok(attentions.length > 0);
+    const params = model.parameters();
+    const blocks = [0, 1, 2, 3].map(() => randint(0, 11, [3, 5]));
+    const run = (recorded: boolean) => {
+      for (const a of attentions) a.recordAttention = recorded;
+      let state = model.initState(3);
+      let loss: Tensor | null = null;
+      const outs: Tensor[] = [];
+      for (let s = 0; s < 4; s++) { // four blocks of 5: memories dropped, some rows on the ramp
+        const out = model.forward(blocks[s]!, state);
+        const part = out.logits.mul(out.logits.detach().sin()).sum().add(out.auxLoss ?? 0);
+        loss = loss ? loss.add(part) : part;
+        outs.push(out.logits);
+        state = out.state;
+      }
+      return { logits: cat(outs, 1), grads: grad(loss!, params) };
+    };
+    const fused = run(false), weights = run(true);
+    assertClose(fused.logits, weights.logits.toArray(), { atol: 1e-10 });
+    fused.grads.forEach((g, i) => assertClose(g!, weights.grads[i]!.toArray(), { atol: 1e-9 }));
+    for (const a of attentions) a.recordAttention = false;
+  }
+})));
+
 test('the span loss is α Σ e over the cells on the ramp, / (R · M), averaged over rows', () => tidy(() => {
   const R = 2, M = 2;
   const e = [[3.5, 1.0, 2.0, 4.0], [0.5, 6.0, 1.0, 1.0]];
