@@ -193,7 +193,10 @@ export class ExpireSpanTransformer extends SequentialTransformer<ExpireSpanState
           age = age.narrow(1, count, N - count).clone();
         } else if (count > 0) {
           const kept = keptIndices(droppable, count); // [B, N − count]
-          memories = memories.gather(1, kept.unsqueeze(-1).expand(B, N - count, H)); // [B, N − count, H]
+          // whole rows of H picked from the flattened [B·N, H] (a gather by an index of every element
+          // measured 6x slower for the corridor's [32, 208, 64])
+          const rows = kept.add(arange(0, B * N, N, { dtype: 'int64', device: this.device }).view(B, 1)).flatten(); // [B·(N − count)]
+          memories = memories.flatten(0, 1).indexSelect(0, rows).view(B, N - count, H); // [B, N − count, H]
           age = age.gather(1, kept);
         }
       } else if (N > this.span + ramp - 1) {
