@@ -1363,6 +1363,9 @@ ENGRAM_WIDE_KERNEL void expiringRowBackward(const ExpiringRow<scalar_t>& row, co
 // products of the weights path (q · kᵀ, y · v and their four gradients) are folded into the passes.
 // Anything else is q · kᵀ, ExpiringAttention and · v from ATen (equal up to float rounding).
 struct ExpiringAttend : public torch::autograd::Function<ExpiringAttend> {
+  // Queries per block of the loops: their keys found once, then the heads one by one.
+  static constexpr int64_t kRowBlock = 16;
+
   // [B, K, T, D] as panels [B, K, chunks, D, W], chunks = ⌈T / W⌉ + 1, zeros past T (a run's or
   // range's last register reads whole chunks): the whole chunks in one transposed copy (ATen's
   // strided copy; a plain loop here measured 6x slower), the rest zeroed, the last rows copied in.
@@ -1405,19 +1408,23 @@ struct ExpiringAttend : public torch::autograd::Function<ExpiringAttend> {
     scalar_t* op = out.data_ptr<scalar_t>();
     scalar_t *keptp = kept ? kept->data_ptr<scalar_t>() : nullptr, *zp = Z ? Z->data_ptr<scalar_t>() : nullptr;
     const scalar_t sc = static_cast<scalar_t>(scale), r = static_cast<scalar_t>(ramp), epsilon = static_cast<scalar_t>(eps);
-    // chunks of about 2^18 multiply-adds (a query is ~3·K·Tk·D of them): fewer are not worth a thread
-    const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 18) / std::max<int64_t>(1, 3 * K * Tk * Dh));
-    at::parallel_for(0, B * Tq, grain, [&](int64_t begin, int64_t end) {
-      ExpiringRow<scalar_t> row(Tk);
+    // Tasks of up to kRowBlock queries of one batch row: their keys found once (ExpiringRow), then
+    // head by head, so that a head's panels and values stay in the first-level cache over its rows
+    // (row by row over the heads, a row's heads read four times as much, from the second level).
+    const int64_t blocks = (Tq + kRowBlock - 1) / kRowBlock;
+    at::parallel_for(0, B * blocks, 1, [&](int64_t begin, int64_t end) {
+      std::vector<ExpiringRow<scalar_t>> rows(std::min(Tq, kRowBlock), ExpiringRow<scalar_t>(Tk));
       std::vector<scalar_t> l(chunk / Dh), posBuf(posRoom);
-      for (int64_t bi = begin; bi < end; bi++) {
-        const int64_t b = bi / Tq, i = bi % Tq;
-        row.build(ap + b * Tk, ep + b * Tk, Tk, i, r, nearest, P);
+      for (int64_t task = begin; task < end; task++) {
+        const int64_t b = task / blocks, i0 = (task % blocks) * kRowBlock, n = std::min(kRowBlock, Tq - i0);
+        for (int64_t i = 0; i < n; i++) rows[i].build(ap + b * Tk, ep + b * Tk, Tk, i0 + i, r, nearest, P);
         for (int64_t h = 0; h < K; h++) {
-          const int64_t bhi = (b * K + h) * Tq + i;
-          expiringRowForward<scalar_t, DH>(row, qp + b * q.stride(0) + h * q.stride(1) + i * q.stride(2), kpp + (b * K + h) * chunk, ppp,
-                                           vp + (b * K + h) * Tk * Dh, P, Dh, sc, epsilon, l.data(), posBuf.data(), op + bi * K * Dh + h * Dh,
-                                           keptp ? keptp + bhi * Tk : nullptr, zp ? zp + bhi : nullptr);
+          for (int64_t i = i0; i < i0 + n; i++) {
+            const int64_t bhi = (b * K + h) * Tq + i;
+            expiringRowForward<scalar_t, DH>(rows[i - i0], qp + b * q.stride(0) + h * q.stride(1) + i * q.stride(2), kpp + (b * K + h) * chunk, ppp,
+                                             vp + (b * K + h) * Tk * Dh, P, Dh, sc, epsilon, l.data(), posBuf.data(), op + (b * Tq + i) * K * Dh + h * Dh,
+                                             keptp ? keptp + bhi * Tk : nullptr, zp ? zp + bhi : nullptr);
+          }
         }
       }
     });
@@ -1435,20 +1442,27 @@ struct ExpiringAttend : public torch::autograd::Function<ExpiringAttend> {
     scalar_t *dqp = dq.data_ptr<scalar_t>(), *dkp = dk.data_ptr<scalar_t>(), *dvp = dv.data_ptr<scalar_t>(), *dpp = dPe.data_ptr<scalar_t>();
     scalar_t* dsp = dSpans.data_ptr<scalar_t>();
     const scalar_t sc = static_cast<scalar_t>(scale), r = static_cast<scalar_t>(ramp);
-    // One task per batch row b: its queries add to its own rows of dk, dv, dPe and dSpans.
+    // One task per batch row b: its queries add to its own rows of dk, dv, dPe and dSpans; as in
+    // the forward, blocks of kRowBlock queries head by head (a head's keys, values, dk and dv rows
+    // stay in the first-level cache).
     at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
-      ExpiringRow<scalar_t> row(Tk);
+      std::vector<ExpiringRow<scalar_t>> rows(std::min(Tq, kRowBlock), ExpiringRow<scalar_t>(Tk));
       const int64_t room = chunk / Dh;  // chunks · W
       std::vector<scalar_t> scratch(3 * room);
       scalar_t *a = scratch.data(), *y = a + room, *du = y + room;
       for (int64_t b = begin; b < end; b++) {
-        for (int64_t i = 0; i < Tq; i++) {
-          row.build(ap + b * Tk, ep + b * Tk, Tk, i, r, nearest, P);
+        for (int64_t i0 = 0; i0 < Tq; i0 += kRowBlock) {
+          const int64_t n = std::min(kRowBlock, Tq - i0);
+          for (int64_t i = 0; i < n; i++) rows[i].build(ap + b * Tk, ep + b * Tk, Tk, i0 + i, r, nearest, P);
           for (int64_t h = 0; h < K; h++) {
-            const int64_t bh = b * K + h, bhi = bh * Tq + i;
-            expiringRowBackward<scalar_t, DH>(row, qp + b * q.stride(0) + h * q.stride(1) + i * q.stride(2), kp + bh * Tk * Dh, vpp + bh * chunk, pe, Dh, sc,
-                                              r, keptp + bhi * Tk, zp[bhi], gp + (b * Tq + i) * K * Dh + h * Dh, dqp + ((b * Tq + i) * K + h) * Dh,
-                                              dkp + bh * Tk * Dh, dvp + bh * Tk * Dh, dpp + b * P * Dh, dsp + b * Tk, a, y, du);
+            const int64_t bh = b * K + h;
+            for (int64_t i = i0; i < i0 + n; i++) {
+              const int64_t bhi = bh * Tq + i;
+              expiringRowBackward<scalar_t, DH>(rows[i - i0], qp + b * q.stride(0) + h * q.stride(1) + i * q.stride(2), kp + bh * Tk * Dh, vpp + bh * chunk, pe,
+                                                Dh, sc, r, keptp + bhi * Tk, zp[bhi], gp + (b * Tq + i) * K * Dh + h * Dh,
+                                                dqp + ((b * Tq + i) * K + h) * Dh, dkp + bh * Tk * Dh, dvp + bh * Tk * Dh, dpp + b * P * Dh, dsp + b * Tk, a, y,
+                                                du);
+            }
           }
         }
       }
