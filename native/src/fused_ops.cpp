@@ -330,14 +330,13 @@ inline double softmaxExpRow(double* l, int64_t count, double top) {
 // Σ u + eps. l scratch for count rounded up to a multiple of 8. Seeing no key: zeros, returns eps.
 // The weights of one expiring row from its logits l [count] (the keys it sees) and their soft masks
 // m: l becomes u = m · softmax(l); returns Z = Σ u + eps (the weights are u / Z). top: max of l;
-// l has softmaxExpRow's room. Shared by the weights op (expiringForwardRow) and the attention op
-// (expiringHead), so that both weigh the keys with the same arithmetic.
-// inverse (if not null) receives 1 / Σ e^(l − top), with which a backward recomputes the softmax.
+// l has softmaxExpRow's room. Shared by the weights op (expiringForwardRow), the attention op
+// (expiringRowForward) and decoding's layer (expiringHead), so that all weigh the keys with the same
+// arithmetic. (Always inlined: each caller's target clone gets its own instructions.)
 template <typename scalar_t>
-__attribute__((always_inline)) inline scalar_t expiringMaskedSoftmax(scalar_t* __restrict__ l, const scalar_t* __restrict__ m, int64_t count, scalar_t top, scalar_t eps,
-                                      scalar_t* inverseOut = nullptr) {
+__attribute__((always_inline)) inline scalar_t expiringMaskedSoftmax(scalar_t* __restrict__ l, const scalar_t* __restrict__ m, int64_t count, scalar_t top,
+                                                                     scalar_t eps) {
   const scalar_t inverse = scalar_t(1) / softmaxExpRow(l, count, top);
-  if (inverseOut) *inverseOut = inverse;
   scalar_t z = 0;
 #pragma omp simd reduction(+ : z)
   for (int64_t s = 0; s < count; s++) z += (l[s] = m[s] * (l[s] * inverse));
@@ -1151,9 +1150,8 @@ struct ExpiringRow {
 
 // 64 bytes of lanes in GCC's vector types (sixteen floats, eight doubles); the head size a constant
 // DH where it is 16, 32 or 64 (the loops over it unroll, and the query, gradient and accumulator rows
-// stay in registers), else the runtime D in plain loops. Rows read eight or sixteen keys at a time
-// are padded by kPad. (GCC warns that passing such vectors changes the ABI between the clones: these
-// helpers are always inlined, so no vector crosses a call.)
+// stay in registers), else the runtime D in plain loops. (GCC warns that passing such vectors
+// changes the ABI between the clones: these helpers are always inlined, so no vector crosses a call.)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpsabi"
 template <typename scalar_t>
@@ -1208,8 +1206,7 @@ __attribute__((always_inline)) inline void columnDots(const scalar_t* __restrict
 // so that a run's falling distances are read forwards), whose D rows lie at fixed offsets from one
 // pointer. The content scores fill whole chunks over [first, end); each run's position scores fill
 // the chunks of its reversed columns in posBuf [pePanels' columns], then are added along the run.
-// Returns the maximum. The backward recomputes the logits with this same function, so both get the
-// same floats. l [chunks · W].
+// Returns the maximum. l [chunks · W].
 template <typename scalar_t, int64_t DH>
 ENGRAM_WIDE_KERNEL scalar_t expiringRowLogits(const ExpiringRow<scalar_t>& row, const scalar_t* __restrict__ q, const scalar_t* __restrict__ keyPanels,
                                               const scalar_t* __restrict__ pePanels, int64_t P, int64_t D, scalar_t scale, scalar_t* __restrict__ l,
@@ -1357,11 +1354,12 @@ ENGRAM_WIDE_KERNEL void expiringRowBackward(const ExpiringRow<scalar_t>& row, co
 // Expire-Span's attention: expiringAttention's weights y of q · kᵀ (key j at distance age_j + i
 // from query i), then Σ_j y_ij v_j, the heads side by side as the output projection reads them. On
 // the CPU in float32 or float64 with autocast off, one pass per (query row, head) along the keys the
-// row sees (ExpiringRow, found once per row for its heads), eight keys at a time against the keys and
-// key positions laid out as columns, with its own backward, which recomputes the weights from three
-// numbers per row: no [B, K, Tq, Tk] table of scores, weights or their gradients exists, and the
-// products of the weights path (q · kᵀ, y · v and their four gradients) are folded into the passes.
-// Anything else is q · kᵀ, ExpiringAttention and · v from ATen (equal up to float rounding).
+// row sees (ExpiringRow, found once per row for its heads), a register of keys at a time against the
+// keys and key positions laid out in panels; it keeps each row's u = m·a and Z, and its own backward
+// writes every gradient in one more pass per row: no table of content scores, or of the weights'
+// or the scores' gradients, is made, and the weights path's products (q · kᵀ, y · v and their four
+// gradients) are folded into the passes. Anything else is q · kᵀ, ExpiringAttention and · v from
+// ATen (equal up to float rounding).
 struct ExpiringAttend : public torch::autograd::Function<ExpiringAttend> {
   // Queries per block of the loops: their keys found once, then the heads one by one.
   static constexpr int64_t kRowBlock = 16;

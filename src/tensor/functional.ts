@@ -127,9 +127,9 @@ export function expiringAttention(content: Tensor, queries: Tensor, keyPe: Tenso
  * (keys at distances age_j + i from query i), then Σ_j y_ij v_j (v [B, K, Tk, D]) -> [B, Tq, K·D],
  * the heads side by side as the output projection reads them. Gradients for q, k, v, keyPe and the
  * spans. On the CPU in float32 or float64 (autocast off) one native op that passes over the keys each
- * query sees and keeps three numbers per row for its backward, which recomputes the weights: no
- * [B, K, Tq, Tk] table of scores, weights or gradients, and the cost follows the keys seen. Otherwise
- * q · kᵀ, expiringAttention and · v (composed from ATen ops on other devices). Equal up to float rounding.
+ * query sees and keeps u = m·a and Z per row for its backward: no [B, K, Tq, Tk] table of scores or
+ * of their gradients, and the cost follows the keys seen. Otherwise q · kᵀ, expiringAttention and · v
+ * (composed from ATen ops on other devices). Equal up to float rounding.
  */
 export function expiringAttend(q: Tensor, k: Tensor, v: Tensor, keyPe: Tensor, keys: ExpiringKeysInput, { scale = 1, eps = 1e-8 } = {}): Tensor {
   if (!nativeKernelsOn(q.device)) return composedExpiringAttention(q.matmul(k.mT), q, keyPe, keys, { scale, eps }).matmul(v).transpose(1, 2).flatten(2);
