@@ -1042,10 +1042,10 @@ test('F.attendRow: one query row over strided keys, with and without positions, 
   });
 });
 
-test('F.expiringAttend: queries over expiring keys (some blocked, a row that sees none) equal expiringAttention then the values, gradients included', () => {
+test('F.expiringAttend: queries over expiring keys (some blocked, a row that sees none, keys seen beyond the position table) equal expiringAttention then the values, gradients included', () => {
   manualSeed(12);
   tidy(() => {
-    const [B, K, D, Tk, P] = [3, 2, 8, 23, 40];
+    const [B, K, D, Tk, P] = [3, 2, 8, 23, 20]; // row 1's spans of 50 see keys at distances up to 26 >= P: the last column
     const k = randn([B, K, 32, D]).narrow(2, 3, Tk), v = randn([B, K, Tk, D]), keyPe = randn([D, P]);
     const age = tensor(Array.from({ length: B }, () => Array.from({ length: Tk }, (_, j) => Tk - 1 - j)), { dtype: 'int64' }); // [B, Tk]: the newest key at 0
     const spans = tensor([Array.from({ length: Tk }, (_, j) => (j * 7) % 30), Array.from({ length: Tk }, () => 50), Array.from({ length: Tk }, () => -5)]); // row 2 sees nothing

@@ -1113,8 +1113,9 @@ ENGRAM_WIDE_KERNEL void expiringRowMasks(const int64_t* __restrict__ age, const 
 // m_j (0 where blocked: d_ij < nearest or (e_j − d_ij)/R + 1 ≤ 0, as SeenKeys) and onRamp_j (1 where the
 // clamp passes the span's gradient, else 0); and the runs of keys whose ages fall by one from key to
 // key, so that their distances d_ij = age_j + i, and with them their key position columns, are
-// consecutive too, cut to distances 0 … P − 1 (a key outside those is blocked: d < 0 ≤ nearest, or
-// d ≥ P = L + R > e + R). Memories are dropped in chunks, so a row's keys are a few such runs.
+// consecutive too, cut to distances 0 … P − 1. A seen key outside those (only with spans beyond
+// L or nearest < 0: in a model d < e + R ≤ L + R = P) is a run of its own at the clamped column, as
+// the composed ops read it. Memories are dropped in chunks, so a row's keys are a few such runs.
 template <typename scalar_t>
 struct ExpiringRow {
   std::vector<scalar_t> m, onRamp;                     // [Tk], read on [first, end)
@@ -1134,11 +1135,20 @@ struct ExpiringRow {
     runDistance.clear();
     for (int64_t j = first; j < end;) {
       const int64_t d = age[j] + i;
-      if (d < 0 || d >= P) {
+      if (mp[j] == scalar_t(0)) {  // blocked: −inf whatever its position
         j++;
         continue;
       }
       int64_t k = j + 1;
+      if (d < 0 || d >= P) {
+        // seen beyond the table (spans longer than L, or nearest < 0): its position is the nearest
+        // column's, as the composed ops clamp it; a run of its own
+        runStart.push_back(j);
+        runEnd.push_back(k);
+        runDistance.push_back(std::min(std::max(d, int64_t(0)), P - 1));
+        j = k;
+        continue;
+      }
       while (k < end && age[k] == age[k - 1] - 1 && age[k] + i >= 0) k++;  // distances fall by one, stay ≤ d < P
       runStart.push_back(j);
       runEnd.push_back(k);
