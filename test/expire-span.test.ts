@@ -150,10 +150,17 @@ test('the model\'s two attention paths agree: one op (expiringAttend) and weight
       }
       return { logits: cat(outs, 1), grads: grad(loss!, params) };
     };
-    const fused = run(false), weights = run(true);
+    const fused = run(false);
+    assert.ok(attentions.every((a) => !a.lastAttention), 'the one op leaves no weights to record');
+    const weights = run(true);
+    assert.ok(attentions.every((a) => a.lastAttention), 'recorded: the weights path ran');
     assertClose(fused.logits, weights.logits.toArray(), { atol: 1e-10 });
     fused.grads.forEach((g, i) => assertClose(g!, weights.grads[i]!.toArray(), { atol: 1e-9 }));
-    for (const a of attentions) a.recordAttention = false;
+    for (const a of attentions) {
+      a.recordAttention = false;
+      a.lastAttention?.dispose();
+      a.lastAttention = null;
+    }
   }
 })));
 

@@ -405,6 +405,34 @@ ENGRAM_ROW_KERNEL void expiringBackwardRow(const scalar_t* __restrict__ y, const
   }
 }
 
+// Expire-Span's loops below (expiringRowMasks, and expiringAttend's) are compiled three times: for
+// x86-64-v4 (AVX-512: sixteen floats to a register, and 32 registers, which hold a head's query and
+// gradient rows and eight partial sums without spilling), x86-64-v3 and the baseline. The same lane arithmetic in each (64-byte vectors: one register on
+// v4, two on v3), so every clone gives the same floats.
+#if defined(__GNUC__) && defined(__x86_64__)
+#define ENGRAM_WIDE_KERNEL __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define ENGRAM_WIDE_KERNEL
+#endif
+
+// Per key j of a batch row, for query i: the soft mask m_j = clamp((e_j − d_ij)/R + 1, 0, 1), 0 where
+// blocked (d_ij < nearest or (e_j − d_ij)/R + 1 ≤ 0), and onRamp_j = 1 where the clamp passes the
+// span's gradient ((e − d)/R + 1 ≤ 1), else 0: which keys a query sees, for both expiring ops
+// (ExpiringAttention's SeenKeys, expiringAttend's ExpiringRow).
+template <typename scalar_t>
+ENGRAM_WIDE_KERNEL void expiringRowMasks(const int64_t* __restrict__ age, const scalar_t* __restrict__ spans, int64_t Tk, int64_t i, scalar_t ramp,
+                                         int64_t nearest, scalar_t* __restrict__ m, scalar_t* __restrict__ onRamp) {
+#pragma omp simd
+  for (int64_t j = 0; j < Tk; j++) {
+    const int64_t d = age[j] + i;
+    const scalar_t unclamped = (spans[j] - static_cast<scalar_t>(d)) / ramp + scalar_t(1);
+    const bool seen = (d >= nearest) & (unclamped > 0);  // (& and selects, no branches: the loop vectorises)
+    const scalar_t clamped = unclamped < scalar_t(1) ? unclamped : scalar_t(1);
+    m[j] = seen ? clamped : scalar_t(0);
+    onRamp[j] = (seen & (unclamped <= scalar_t(1))) ? scalar_t(1) : scalar_t(0);
+  }
+}
+
 // expiringAttention: Expire-Span's attention weights in one op, from the content scores, the
 // queries and the key position table, without any table of the weights' size but the weights.
 //   content [B, K, Tq, Tk] (q · kᵀ), queries q [B, K, Tq, D], keyPe [D, P] (column d: distance d),
@@ -456,17 +484,17 @@ struct ExpiringAttention : public torch::autograd::Function<ExpiringAttention> {
     std::vector<scalar_t> m;
     std::vector<uint8_t> onRamp;
     int64_t count = 0;
-    explicit SeenKeys(int64_t Tk) : key(Tk), column(Tk), m(Tk), onRamp(Tk) {}
+    std::vector<scalar_t> maskAll, rampAll;  // expiringRowMasks' [Tk], compacted into the above
+    explicit SeenKeys(int64_t Tk) : key(Tk), column(Tk), m(Tk), onRamp(Tk), maskAll(Tk), rampAll(Tk) {}
     void build(const int64_t* age, const scalar_t* spans, int64_t Tk, int64_t i, scalar_t ramp, int64_t nearest, int64_t P) {
+      expiringRowMasks(age, spans, Tk, i, ramp, nearest, maskAll.data(), rampAll.data());
       count = 0;
       for (int64_t j = 0; j < Tk; j++) {
-        const int64_t d = age[j] + i;
-        const scalar_t unclamped = (spans[j] - static_cast<scalar_t>(d)) / ramp + scalar_t(1);
-        if (d < nearest || unclamped <= 0) continue;
+        if (maskAll[j] == scalar_t(0)) continue;  // blocked
         key[count] = j;
-        column[count] = std::min(std::max(d, int64_t(0)), P - 1);
-        m[count] = std::min(unclamped, scalar_t(1));
-        onRamp[count] = unclamped <= scalar_t(1);
+        column[count] = std::min(std::max(age[j] + i, int64_t(0)), P - 1);
+        m[count] = maskAll[j];
+        onRamp[count] = rampAll[j] != scalar_t(0);
         count++;
       }
     }
@@ -1066,7 +1094,9 @@ OP(attendRow) { return R(info, attendRowTensor(T(info, 0), T(info, 1), T(info, 2
 
 // One head of decoderLayerRow's expiring attention over the `count` keys the row sees (index key[s], keyPe row column[s],
 // soft mask m[s]): y = m · softmax(scale · (q · k + q · keyPe[column])), out [D] = Σ y v / (Σ y + eps);
-// peRows [P, D]; y [count + 8] scratch (softmaxExpRow's room). No key seen: zeros.
+// peRows [P, D]; y [count + 8] scratch (softmaxExpRow's room). No key seen: zeros. (expiringAttend's
+// loops read keys through panels, a copy per call: for one decoded row a copy of the whole cache per
+// layer, so this row reads the cache buffers in place, a key at a time.)
 ENGRAM_ROW_KERNEL static void expiringHead(const float* q, const float* keys, int64_t keyStride, const float* peRows, const float* values,
                                            int64_t valueStride, const int64_t* key, const int64_t* column, const float* m, int64_t count,
                                            int64_t D, float scale, float eps, float* y, float* out) {
@@ -1081,37 +1111,9 @@ ENGRAM_ROW_KERNEL static void expiringHead(const float* q, const float* keys, in
 }
 
 // ---- expiringAttend: Expire-Span's attention in one op, weights never stored -------------------------
-// Its loops are compiled three times: for x86-64-v4 (AVX-512: sixteen floats to a register, and 32
-// registers, which hold a head's query and gradient rows and eight partial sums without spilling),
-// x86-64-v3 and the baseline. The same lane arithmetic in each (64-byte vectors: one register on
-// v4, two on v3), so every clone gives the same floats.
-#if defined(__GNUC__) && defined(__x86_64__)
-#define ENGRAM_WIDE_KERNEL __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define ENGRAM_WIDE_KERNEL
-#endif
-
-// Per key j of a batch row, for query i: the soft mask m_j = clamp((e_j − d_ij)/R + 1, 0, 1), 0 where
-// blocked (d_ij < nearest or (e_j − d_ij)/R + 1 ≤ 0), and onRamp_j = 1 where the clamp passes the
-// span's gradient ((e − d)/R + 1 ≤ 1), else 0 (ExpiringRow).
-template <typename scalar_t>
-ENGRAM_WIDE_KERNEL void expiringRowMasks(const int64_t* __restrict__ age, const scalar_t* __restrict__ spans, int64_t Tk, int64_t i, scalar_t ramp,
-                                         int64_t nearest, scalar_t* __restrict__ m, scalar_t* __restrict__ onRamp) {
-#pragma omp simd
-  for (int64_t j = 0; j < Tk; j++) {
-    const int64_t d = age[j] + i;
-    const scalar_t unclamped = (spans[j] - static_cast<scalar_t>(d)) / ramp + scalar_t(1);
-    const bool seen = (d >= nearest) & (unclamped > 0);  // (& and selects, no branches: the loop vectorises)
-    const scalar_t clamped = unclamped < scalar_t(1) ? unclamped : scalar_t(1);
-    m[j] = seen ? clamped : scalar_t(0);
-    onRamp[j] = (seen & (unclamped <= scalar_t(1))) ? scalar_t(1) : scalar_t(0);
-  }
-}
-
 // The keys one query row (b, i) sees, laid out for loops along the keys (shared by the row's heads):
 // [first, end) the range of key indices outside which none is seen; per key j in it the soft mask
-// m_j (0 where blocked: d_ij < nearest or (e_j − d_ij)/R + 1 ≤ 0, as SeenKeys) and onRamp_j (1 where the
-// clamp passes the span's gradient, else 0); and the runs of keys whose ages fall by one from key to
+// m_j and onRamp_j (expiringRowMasks); and the runs of keys whose ages fall by one from key to
 // key, so that their distances d_ij = age_j + i, and with them their key position columns, are
 // consecutive too, cut to distances 0 … P − 1. A seen key outside those (only with spans beyond
 // L or nearest < 0: in a model d < e + R ≤ L + R = P) is a run of its own at the clamped column, as

@@ -151,7 +151,7 @@ export class MultiHeadAttention extends Module {
     const used = keys ?? total;
     const narrow = (t: Tensor) => (used === total ? t : t.narrow(2, total - used, used));
     const relativeKeys = positions && isRelative(positions) && !positions.bidirectional ? this.cachedRelativeKeys(cache, positions, used) : undefined;
-    if (!mask && !softMask && this.unrecordedRow() && q.shape[2] === 1) {
+    if (!mask && !softMask && this.unrecorded() && q.shape[2] === 1) {
       // one query row, nothing masked by table, recorded or dropped: scores, softmax and values in one native op
       const [k, v, scale] = [narrow(cache.key!), narrow(cache.value!), 1 / Math.sqrt(this.headDim)];
       let mixed: Tensor | null = null; // [B, 1, H]
@@ -164,7 +164,7 @@ export class MultiHeadAttention extends Module {
   }
 
   /** Neither dropout nor recording is on: the fused native paths may run (F.attendRow, F.expiringAttend, F.decoderLayerRow). */
-  unrecordedRow(): boolean {
+  unrecorded(): boolean {
     return !this.recordAttention && !(this.drop.training && this.drop.p > 0);
   }
 
@@ -215,7 +215,7 @@ export class MultiHeadAttention extends Module {
       const Tk = k.shape[2]!;
       if (positions.expiring) {
         if (o.mask || o.softMask) throw configError('MultiHeadAttention', 'expiring keys make their own masks: give no mask or softMask with them');
-        if (o.frozen || this.unrecordedRow()) { // neither recorded nor dropped out: the weights need not exist
+        if (o.frozen || this.unrecorded()) { // neither recorded nor dropped out: the weights need not exist
           return project(this.out, F.expiringAttend(q, k, v, positions.keyPe, positions.expiring, { scale: 1 / Math.sqrt(this.headDim) }), o.frozen ?? false, o.row); // [B, Tq, H]
         }
         const weights = F.expiringAttention(q.matmul(k.mT), q, positions.keyPe, positions.expiring, { scale: 1 / Math.sqrt(this.headDim) }); // [B, K, Tq, Tk]

@@ -78,7 +78,7 @@ export class DecoderLayer extends Module {
    */
   private fusedRow(h: Tensor, cache: KeyValueCache, positions: RelativePositions | LearnedPositions | null, keys?: number): Tensor | null {
     const attn = this.attn;
-    if (!attn.unrecordedRow() || (this.training && this.drop.p > 0) || h.shape[1] !== 1) return null;
+    if (!attn.unrecorded() || (this.training && this.drop.p > 0) || h.shape[1] !== 1) return null;
     let rowPositions: F.LayerRowPositions;
     const used = keys ?? cache.length + 1; // keys counts the new row
     if (positions === null) rowPositions = { kind: 'none' };
