@@ -194,7 +194,7 @@ export class ExpireSpanTransformer extends SequentialTransformer<ExpireSpanState
         } else if (count > 0) {
           const kept = keptIndices(droppable, count); // [B, N − count]
           // whole rows of H picked from the flattened [B·N, H] (a gather by an index of every element
-          // measured 6x slower for the corridor's [32, 208, 64])
+          // measured 6x slower for the corridor's [32, 208, 64]: benchmarks.md, "Expire-Span's attention in one op")
           const rows = kept.add(arange(0, B * N, N, { dtype: 'int64', device: this.device }).view(B, 1)).flatten(); // [B·(N − count)]
           memories = memories.flatten(0, 1).indexSelect(0, rows).view(B, N - count, H); // [B, N − count, H]
           age = age.gather(1, kept);
